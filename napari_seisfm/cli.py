@@ -1,0 +1,42 @@
+"""The `seisfm` command: headless twins of everything the napari widgets do."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__, commands
+from .errors import SeisfmCancelled, SeisfmError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seisfm",
+        description="Seismic foundation-model embeddings: inspect cubes, extract features, map similarity, compare codecs.",
+    )
+    parser.add_argument("--version", action="version", version=f"seisfm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except SeisfmCancelled as exc:
+        print(f"seisfm: cancelled: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("seisfm: interrupted", file=sys.stderr)
+        return 130
+    except SeisfmError as exc:
+        print(f"seisfm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

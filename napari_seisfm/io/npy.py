@@ -1,0 +1,54 @@
+"""``.npy`` cubes, memory-mapped, with an optional JSON side-car (``<name>.npy.json``) for geometry."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary
+from ..errors import SeisfmError
+
+
+def sidecar(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def open_npy(path) -> Cube:
+    path = Path(path)
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise SeisfmError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    if array.ndim == 2:  # a 2D section (traces, samples)
+        array = array[None]
+    if array.ndim != 3:
+        raise SeisfmError(f"{path}: a cube must be 2-D or 3-D, got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise SeisfmError(f"{path}: unsupported dtype {array.dtype}")
+    meta = sidecar(path)
+    if meta.exists():
+        try:
+            geometry = geometry_from_summary(json.loads(meta.read_text()))
+        except (ValueError, SeisfmError) as exc:
+            raise SeisfmError(f"{meta}: bad geometry side-car ({exc})") from None
+        if geometry.shape != array.shape:
+            raise SeisfmError(f"{meta}: geometry {geometry.shape} does not match {path.name} {array.shape}")
+    else:
+        geometry = Geometry.regular(array.shape, first_inline=0, first_crossline=0, sample_interval=1.0,
+                                    sample_unit="samples", source=str(path))
+    geometry = Geometry(**{**geometry.__dict__, "source": str(path)})
+    return Cube(ArrayBackend(array), geometry, path, {"format": f"numpy {array.dtype}"})
+
+
+def write_npy(path, data: np.ndarray, geometry: Geometry | None = None) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial.npy")
+    np.save(tmp, np.asarray(data))
+    os.replace(tmp, path)
+    if geometry is not None and tuple(geometry.shape) == tuple(np.shape(data)):
+        sidecar(path).write_text(json.dumps(geometry.summary(), indent=1))
+    return path
