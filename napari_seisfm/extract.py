@@ -1,0 +1,296 @@
+"""Feature extraction: a cube and an embedder in, a FeatureVolume (zarr store) out.
+
+The loop walks the store's chunks one at a time: read the cube block under the chunk plus the
+embedder's halo (mirrored at the cube edges), standardise it with the cube-wide NCS constants,
+embed, mask dead traces, write, mark the chunk done. Memory is bounded by one chunk, whatever
+the cube size. A store whose settings match is resumed chunk by chunk; a store is marked
+complete only when every chunk is written. The CLI (`seisfm embed`) and the napari widget both
+call :func:`extract_features`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .encoders.base import Embedder
+from .errors import SeisfmCancelled, SeisfmError
+from .features import DTYPES, FeatureVolume, GridSpec
+
+CLIP = 3.0  # NCS recipe: unit variance per cube, amplitudes clipped at 3 std
+DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
+PCA_SAMPLE_CHUNKS = 8  # chunks embedded to fit the PCA basis
+PCA_SAMPLE_VECTORS = 50_000
+
+
+def extract_features(
+    cube,
+    out,
+    *,
+    model: str | None = None,
+    checkpoint=None,
+    stride=4,
+    pca: int | None = 64,
+    dtype: str = "int8",
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+    chunks: tuple[int, int, int] | None = None,
+    embedder: Embedder | None = None,
+) -> FeatureVolume:
+    """Embed every ``stride``-th sample of ``cube`` (a Cube or a path) into the store ``out``.
+
+    ``pca``: reduce to this many dimensions when the embedder produces more (0/None: keep all).
+    ``dtype``: int8 (default), float16 or float32 (aliases i8/f16/f32). ``resume``: continue a
+    matching partial store; ``overwrite``: replace whatever store is at ``out``. ``progress(done,
+    total)`` is called with chunk counts; ``cancel`` (a ``threading.Event`` or a callable) is
+    checked between chunks and raises :class:`SeisfmCancelled`, leaving a resumable store.
+    ``embedder`` overrides ``model``/``checkpoint`` with a ready instance.
+    """
+    cube = _as_cube(cube)
+    out = Path(out)
+    dtype = DTYPE_ALIASES.get(dtype, dtype)
+    if dtype not in DTYPES:
+        raise SeisfmError(f"feature dtype must be one of i8, f16, f32 (or {', '.join(DTYPES)}), got {dtype!r}")
+    if pca is not None and int(pca) < 0:
+        raise SeisfmError(f"pca must be 0 (off) or a positive number of dimensions, got {pca}")
+    if embedder is None:
+        embedder = get_embedder(model, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size)
+    grid = GridSpec.for_cube(cube.shape, stride)
+    geometry = cube.geometry
+    fingerprint = geometry.fingerprint()
+    out_dim = int(pca) if pca and embedder.dim > int(pca) else embedder.dim
+    wanted = {
+        "model": embedder.card.id,
+        "stride": list(grid.stride),
+        "grid_shape": list(grid.shape),
+        "cube_fingerprint": fingerprint,
+        "dim_in": embedder.dim,
+        "dim": out_dim,
+        "dtype": dtype,
+        "checkpoint_sha256": embedder.checkpoint_sha256(),
+    }
+
+    fv = None
+    if out.exists() and not overwrite:
+        if not resume:
+            raise SeisfmError(f"{out}: already exists; pass --overwrite to replace it (or allow resuming)")
+        fv = _open_for_resume(out, wanted)
+        if fv.complete:
+            _report(progress, *fv.progress())
+            return FeatureVolume.open(out)
+    elif out.exists() and not (_is_store(out) or (out.is_dir() and not any(out.iterdir()))):
+        raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
+
+    if fv is None:
+        normalisation = estimate_normalisation(cube)
+        basis = None
+        if out_dim < embedder.dim:
+            basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel)
+        summary = geometry.summary()
+        fv = FeatureVolume.create(
+            out,
+            grid=grid,
+            dim_in=embedder.dim,
+            dtype=dtype,
+            model=embedder.card.id,
+            cube_fingerprint=fingerprint,
+            cube_geometry=summary,
+            checkpoint_sha256=embedder.checkpoint_sha256(),
+            normalisation=normalisation,
+            pca=basis,
+            chunks=_chunks(chunks, embedder, grid),
+            overwrite=overwrite,
+        )
+
+    reader = _BlockReader(cube, grid, embedder.halo, fv.normalisation)
+    dead = geometry.dead
+    done, total = fv.progress()
+    _report(progress, done, total)
+    for index, region in fv.chunk_slices():
+        if fv.chunk_done(index):
+            continue
+        if _cancelled(cancel):
+            raise SeisfmCancelled(f"{out}: stopped after {done}/{total} chunks; run again to resume")
+        vectors = embedder.embed_block(reader.block(region), grid.stride)
+        valid = np.ones(vectors.shape[:3], bool)
+        if dead is not None:
+            il, xl = (grid.origin[k] + grid.stride[k] * np.arange(region[k].start, region[k].stop) for k in (0, 1))
+            valid &= ~np.asarray(dead, bool)[np.ix_(il, xl)][..., None]
+        fv.write_chunk(index, vectors, valid)
+        done += 1
+        _report(progress, done, total)
+    fv.mark_complete()
+    return FeatureVolume.open(out)
+
+
+# ---------------------------------------------------------------------------- pieces
+
+
+def get_embedder(model=None, *, checkpoint=None, device="auto", precision="auto", batch_size=None) -> Embedder:
+    """The embedder for a model id, through the registry (the attribute embedder when it is absent)."""
+    try:
+        from .encoders import registry
+    except ImportError:  # registry not installed yet: only the built-in attribute embedder exists
+        registry = None
+    if registry is not None:
+        return registry.get_embedder(
+            model or registry.DEFAULT_MODEL, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size
+        )
+    from .encoders.attributes import AttributeEmbedder
+
+    if model not in (None, "attributes"):
+        raise SeisfmError(f"model {model!r}: unknown model id (available: attributes)")
+    if checkpoint:
+        raise SeisfmError(f"{checkpoint}: the attributes model takes no checkpoint")
+    return AttributeEmbedder()
+
+
+def estimate_normalisation(cube, max_traces: int = 4000, seed: int = 0) -> dict:
+    """NCS standardisation constants from a sample of live traces: mean, std, clip at 3 std.
+
+    Whole inlines are read (the fast access path of every format), evenly spread over the cube,
+    and up to ``max_traces`` live traces are drawn from them.
+    """
+    ni, nx, _ = cube.shape
+    n_lines = int(np.clip(math.ceil(max_traces / max(nx, 1)), 1, min(ni, 32)))
+    lines = np.unique(np.linspace(0, ni - 1, n_lines).round().astype(int))
+    dead = cube.geometry.dead
+    traces = []
+    for i in lines:
+        block = np.asarray(cube[int(i)], np.float64).reshape(nx, -1)
+        live = np.isfinite(block).all(axis=1) & (np.abs(block).max(axis=1) > 0)
+        if dead is not None:
+            live &= ~np.asarray(dead, bool)[i]
+        traces.append(block[live])
+    sample = np.concatenate(traces) if traces else np.zeros((0, cube.shape[2]))
+    if len(sample) > max_traces:
+        sample = sample[np.random.default_rng(seed).choice(len(sample), max_traces, replace=False)]
+    std = float(sample.std()) if sample.size else 0.0
+    if not np.isfinite(std) or std <= 0:
+        where = getattr(cube, "path", None) or "cube"
+        raise SeisfmError(f"{where}: no live traces with signal to standardise (all zero, dead or non-finite)")
+    return {"method": "unit-variance, clip 3 std", "mean": float(sample.mean()), "std": std, "clip": CLIP, "traces": int(len(sample))}
+
+
+def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: int, chunks, cancel=None):
+    """PCA basis ``(mean, components)`` of the embeddings of a few chunks spread over the grid."""
+    n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
+    all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
+    rng = np.random.default_rng(0)
+    picks = all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]
+    reader = _BlockReader(cube, grid, embedder.halo, normalisation)
+    rows = []
+    for idx in picks:
+        if _cancelled(cancel):
+            raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
+        region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, grid.shape))
+        v = embedder.embed_block(reader.block(region), grid.stride).reshape(-1, embedder.dim)
+        rows.append(v[np.isfinite(v).all(axis=1)])
+    x = np.concatenate(rows).astype(np.float64)
+    if len(x) > PCA_SAMPLE_VECTORS:
+        x = x[rng.choice(len(x), PCA_SAMPLE_VECTORS, replace=False)]
+    if len(x) < 2:
+        raise SeisfmError("too few finite embeddings to fit a PCA basis; use --pca 0")
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    components = vt[:dim]
+    if len(components) < dim:  # fewer samples than dimensions: pad with zero rows (never happens on real cubes)
+        components = np.vstack([components, np.zeros((dim - len(components), x.shape[1]))])
+    return mean.astype(np.float32), components.astype(np.float32)
+
+
+class _BlockReader:
+    """Reads the standardised cube block under a grid region, with the halo mirrored at cube edges.
+
+    Mirroring by index arithmetic (not padding the block) makes every block an exact window of
+    the same infinitely mirrored cube, so results do not depend on how the grid is chunked.
+    """
+
+    def __init__(self, cube, grid: GridSpec, halo, normalisation: dict):
+        self.cube, self.grid, self.halo = cube, grid, tuple(int(h) for h in halo)
+        self.mean = float(normalisation.get("mean", 0.0))
+        self.std = float(normalisation.get("std", 1.0))
+        self.clip = float(normalisation.get("clip", CLIP))
+
+    def block(self, region) -> np.ndarray:
+        index = []
+        for k, sl in enumerate(region):
+            s, o, n, h = self.grid.stride[k], self.grid.origin[k], self.cube.shape[k], self.halo[k]
+            start = o + s * sl.start
+            stop = min(o + s * sl.stop, n)
+            index.append(mirror(np.arange(start - h, stop + h), n))
+        lo = [int(i.min()) for i in index]
+        hi = [int(i.max()) + 1 for i in index]
+        raw = np.asarray(self.cube[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], np.float32)
+        raw = raw[np.ix_(*(i - l for i, l in zip(index, lo)))]
+        raw = np.nan_to_num(raw, nan=self.mean, posinf=self.mean, neginf=self.mean)
+        return np.clip((raw - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
+
+
+def mirror(index: np.ndarray, n: int) -> np.ndarray:
+    """Reflect indices into ``[0, n)`` without repeating the edge sample (numpy's "reflect")."""
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    m = np.abs(index) % period
+    return np.where(m >= n, period - m, m)
+
+
+def _chunks(chunks, embedder: Embedder, grid: GridSpec) -> tuple[int, int, int]:
+    """Store chunk (in grid points): given, or big enough that the halo costs at most ~50% per axis."""
+    if chunks is not None:
+        c = tuple(int(v) for v in (chunks if not np.isscalar(chunks) else (chunks,) * 3))
+        if len(c) != 3 or min(c) < 1:
+            raise SeisfmError(f"chunks must be three positive integers, got {chunks!r}")
+        return c
+    return tuple(int(np.clip(math.ceil(4 * h / s), 16, 32)) for h, s in zip(embedder.halo, grid.stride))
+
+
+def _open_for_resume(out: Path, wanted: dict) -> FeatureVolume:
+    fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
+    attrs = fv._group.attrs
+    diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if _norm(attrs.get(k)) != _norm(v)]
+    if diff:
+        raise SeisfmError(f"{out}: existing store has other settings ({'; '.join(diff)}); pass --overwrite to replace it")
+    return fv
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def _is_store(path: Path) -> bool:
+    try:
+        FeatureVolume.open(path, allow_partial=True)
+        return True
+    except SeisfmError:
+        return False
+
+
+def _as_cube(cube):
+    if isinstance(cube, (str, Path)):
+        from .cube import open_cube
+
+        return open_cube(cube)
+    return cube
+
+
+def _cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+def _report(progress, done, total):
+    if progress is not None:
+        progress(done, total)
