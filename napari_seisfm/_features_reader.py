@@ -1,0 +1,153 @@
+"""napari reader for feature stores (``*.zarr`` with format ``seisfm-features``).
+
+Shows a quick look at the embeddings: the first three principal components of the stored
+vectors as an RGB volume on the feature grid, placed over the cube it belongs to
+(``scale = stride * spacing``). A store extracted from another cube than the one open in the
+viewer is refused with a clear message instead of being shown misaligned.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SeisfmError
+from .features import FORMAT, FeatureVolume
+
+SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
+
+
+def get_features_reader(path):
+    """Reader for a feature store directory, or None when ``path`` is something else."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = Path(path)
+    if not is_feature_store(path):
+        return None
+    try:
+        fv = FeatureVolume.open(path)
+        check_viewer_cubes(fv, _current_viewer())
+    except SeisfmError as exc:
+        _notify(str(exc))
+        return None
+    return partial(_read, fv)
+
+
+def is_feature_store(path: Path) -> bool:
+    """Cheap test on the zarr group metadata, without opening the arrays."""
+    meta = Path(path) / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("attributes", {}).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_viewer_cubes(fv: FeatureVolume, viewer) -> None:
+    """Refuse a store when the viewer shows cubes and none of them is the one it was extracted from."""
+    if viewer is None:
+        return
+    cubes = [layer for layer in viewer.layers if isinstance(layer.metadata.get("geometry"), dict) and "fingerprint" in layer.metadata["geometry"]]
+    if cubes and not any(layer.metadata["geometry"]["fingerprint"] == fv.cube_fingerprint for layer in cubes):
+        names = ", ".join(repr(layer.name) for layer in cubes)
+        geo = fv.cube_geometry
+        raise SeisfmError(
+            f"{fv.path}: feature volume was extracted from another cube ({geo.get('source') or '?'}, shape "
+            f"{geo.get('shape', '?')}); it does not match the cube in the viewer ({names})"
+        )
+
+
+def _read(fv: FeatureVolume, path=None):
+    return [pca_colour_layer(fv)]
+
+
+def pca_colour_layer(fv: FeatureVolume, sample_points: int = SAMPLE_POINTS):
+    """``(rgb, kwargs, "image")``: first three principal components of the stored vectors in [0, 1]."""
+    mean, comps, lo, hi = _colour_basis(fv, sample_points)
+    rgb = np.zeros((*fv.grid.shape, 3), np.float32)
+    step = fv.chunks[0]
+    for i0 in range(0, fv.grid.shape[0], step):  # one slab of chunks at a time: bounded memory
+        sl = slice(i0, min(i0 + step, fv.grid.shape[0]))
+        v = fv.decode(fv.embeddings[sl])
+        ok = np.asarray(fv.valid[sl], bool)
+        c = np.clip(((v - mean) @ comps.T - lo) / (hi - lo), 0.0, 1.0)
+        rgb[sl] = np.where(ok[..., None], c, 0.0)
+    kwargs = {
+        "name": f"{fv.path.stem} PCA colours",
+        "rgb": True,
+        "contrast_limits": (0.0, 1.0),
+        "blending": "translucent",
+        "metadata": {"kind": "features", "path": str(fv.path), "feature_volume": info(fv)},
+        **_placement(fv),
+    }
+    return rgb, kwargs, "image"
+
+
+def info(fv: FeatureVolume) -> dict:
+    """What a layer needs to remember about its store (JSON-able)."""
+    return {
+        "path": str(fv.path),
+        "grid_shape": list(fv.grid.shape),
+        "stride": list(fv.grid.stride),
+        "origin": list(fv.grid.origin),
+        "dim": fv.dim,
+        "dtype": fv.dtype,
+        "model": fv.model,
+        "checkpoint_sha256": fv.checkpoint_sha256,
+        "cube_fingerprint": fv.cube_fingerprint,
+        "cube_geometry": fv.cube_geometry,
+        "normalisation": fv.normalisation,
+        "pca": fv.pca_components is not None,
+        "complete": fv.complete,
+    }
+
+
+def _colour_basis(fv: FeatureVolume, sample_points: int):
+    """PCA (3 components) and 1st/99th percentile contrast from a regular subsample of the grid."""
+    n = fv.grid.size
+    step = max(1, int(round((n / sample_points) ** (1 / 3))))
+    v = fv.decode(fv.embeddings[::step, ::step, ::step]).reshape(-1, fv.dim)
+    v = v[np.asarray(fv.valid[::step, ::step, ::step], bool).reshape(-1)]
+    if len(v) < 2:
+        raise SeisfmError(f"{fv.path}: no valid embeddings to show")
+    mean = v.mean(axis=0)
+    _, _, vt = np.linalg.svd(v - mean, full_matrices=False)
+    comps = np.zeros((3, fv.dim), np.float32)
+    comps[: min(3, len(vt))] = vt[:3]
+    proj = (v - mean) @ comps.T
+    lo, hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return mean.astype(np.float32), comps, lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _placement(fv: FeatureVolume) -> dict:
+    """scale/translate in survey units (from the store's copy of the cube geometry)."""
+    from .cube import geometry_from_summary
+    from .display import world_transform
+
+    try:
+        geometry = geometry_from_summary(fv.cube_geometry)
+    except SeisfmError:  # no geometry recorded: grid in cube-index units
+        return {"scale": tuple(float(s) for s in fv.grid.stride), "translate": tuple(float(o) for o in fv.grid.origin)}
+    return world_transform(geometry, fv.grid.stride, fv.grid.origin)
+
+
+def _current_viewer():
+    try:
+        import napari
+
+        return napari.current_viewer()
+    except Exception:  # no Qt / no viewer: nothing to check against
+        return None
+
+
+def _notify(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
