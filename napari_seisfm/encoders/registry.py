@@ -1,0 +1,158 @@
+"""Model cards (one TOML file per model in ``models/``) and the factory that builds embedders.
+
+The cards live in the repository's top-level ``models/`` directory, reached through the package
+path ``napari_seisfm/models`` (a symlink to ``../models``), so the same lookup works in editable
+and wheel installs. Weights the user supplies are looked for, in order, in ``$SEISFM_MODELS``,
+``~/.local/share/napari-seisfm/models`` and the bundled ``models/`` directory; cards placed in
+the first two are listed too, so users can add their own models without touching the package.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib  # Python >= 3.11 (see docs/models.md)
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+
+from ..errors import SeisfmError
+from .base import Embedder, ModelCard
+
+DEFAULT_MODEL = "attributes"  # the embedded default until a learned model is bundled
+USER_DIR = Path("~/.local/share/napari-seisfm/models")
+_FIELDS = {f.name for f in fields(ModelCard)}
+_TUPLES = ("patch", "window")
+
+
+def models_dir() -> Path:
+    """The bundled ``models/`` directory (cards and small weights)."""
+    return Path(str(resources.files("napari_seisfm") / "models"))
+
+
+def weight_dirs() -> list[Path]:
+    """Where weights are looked for, first match wins."""
+    dirs = []
+    if os.environ.get("SEISFM_MODELS"):
+        dirs.append(Path(os.environ["SEISFM_MODELS"]).expanduser())
+    dirs.append(USER_DIR.expanduser())
+    dirs.append(models_dir())
+    return dirs
+
+
+def read_card(path: Path) -> ModelCard:
+    """One card from a TOML file; keys that are not ModelCard fields go to ``extra``."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SeisfmError(f"{path}: not a readable model card ({exc})") from None
+    for key in ("id", "name", "tokenization", "dim"):
+        if key not in data:
+            raise SeisfmError(f"{path}: model card lacks the required key {key!r}")
+    known = {k: v for k, v in data.items() if k in _FIELDS and k != "extra"}
+    extra = {k: v for k, v in data.items() if k not in _FIELDS}
+    extra.update(data.get("extra", {}))
+    for key in _TUPLES:
+        if key in known:
+            known[key] = tuple(int(v) for v in known[key])
+    for key in ("checkpoint", "sha256"):
+        if known.get(key) == "":
+            known[key] = None
+    return ModelCard(**known, extra=extra)
+
+
+def list_cards() -> list[ModelCard]:
+    """All model cards, sorted by id: the bundled ones plus any ``*.toml`` in the weight
+    directories (a user card with a bundled id replaces it: first directory of
+    :func:`weight_dirs` wins)."""
+    cards: dict[str, ModelCard] = {}
+    for d in weight_dirs():
+        for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
+            c = read_card(p)
+            cards.setdefault(c.id, c)
+    return sorted(cards.values(), key=lambda c: c.id)
+
+
+def card(model_id: str) -> ModelCard:
+    cards = {c.id: c for c in list_cards()}
+    if model_id not in cards:
+        raise SeisfmError(f"model {model_id!r}: unknown; known models: {', '.join(sorted(cards))}")
+    return cards[model_id]
+
+
+def checkpoint_path(c: ModelCard) -> Path | None:
+    """Where the card's weights are (first existing), or where to put them (``$SEISFM_MODELS`` if
+    set, else the user directory). None for models without weights."""
+    if not c.checkpoint:
+        return None
+    dirs = weight_dirs()
+    for d in dirs:
+        if (d / c.checkpoint).is_file():
+            return d / c.checkpoint
+    return dirs[0] / c.checkpoint
+
+
+def is_installed(c: ModelCard) -> bool:
+    p = checkpoint_path(c)
+    return p is None or p.is_file()
+
+
+def install_hint(c: ModelCard) -> str:
+    return f"not installed: put the checkpoint at {checkpoint_path(c)} or pass --checkpoint"
+
+
+def build_encoder(c: ModelCard):
+    """The card's ViT encoder with fresh weights (architecture from ``[architecture]``)."""
+    from .vit import ViTEncoder, config
+
+    arch = dict(c.extra.get("architecture", {}))
+    size = arch.pop("size", "base")
+    kw = {"tokenization": c.tokenization}
+    if c.window:
+        kw["window"] = c.window[0]
+    if c.patch:
+        kw["patch"] = c.patch[0]
+    kw.update(arch)
+    try:
+        return ViTEncoder(config(size, **kw))
+    except (TypeError, ValueError) as exc:
+        raise SeisfmError(f"model card {c.id}: bad architecture ({exc})") from None
+
+
+def get_embedder(
+    model_id: str = DEFAULT_MODEL,
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    spacing: tuple[float, float] | None = None,
+) -> Embedder:
+    """An embedder for a model id, with its weights loaded.
+
+    ``checkpoint`` overrides the card's file (any supported layout; no hash check then).
+    ``spacing`` (trace distance along inline and crossline axes) shapes the 2.5D diagonals.
+    """
+    c = card(model_id)
+    if c.tokenization == "attributes":
+        from .attributes import AttributeEmbedder
+
+        return AttributeEmbedder(c)
+    if c.tokenization not in ("2d", "2.5d", "3d"):
+        raise SeisfmError(f"model card {c.id}: unknown tokenization {c.tokenization!r}")
+    from .checkpoint import load_encoder
+    from .vit_embedder import ViTEmbedder
+
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise SeisfmError(f"{path}: no such checkpoint file")
+    else:
+        path = checkpoint_path(c)
+        if path is None or not path.is_file():
+            raise SeisfmError(f"model {c.id}: {install_hint(c)}")
+    encoder = build_encoder(c)
+    report = load_encoder(encoder, path, what=f"the {c.id} encoder")
+    if checkpoint is None and c.sha256 and report.sha256 != c.sha256:
+        raise SeisfmError(f"{path}: sha256 {report.sha256} differs from the model card's {c.sha256}")
+    return ViTEmbedder(
+        c, encoder, device=device, precision=precision, batch_size=batch_size, sha256=report.sha256, spacing=spacing
+    )
