@@ -93,10 +93,7 @@ def get_codec(name: str, **options: Any) -> Codec:
         m = pattern.fullmatch(name.strip())
         if m:
             return factory(m, **options)
-    raise SeisfmError(
-        f"unknown codec {name!r}; known: {', '.join(known_patterns())} "
-        "(numbers may vary: quant4..quant16, zfp-rate1..32, zfp-tol<x>, zfp-prec<n>)"
-    )
+    raise SeisfmError(f"unknown codec {name!r}; known families: {'; '.join(known_patterns())}")
 
 
 def _load_families() -> None:

@@ -12,16 +12,19 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from ..errors import SeisfmError
 from .compare import Comparison
 
 
-def family(name: str) -> str:
-    """Group rows into curves: quant4..16 -> "quant", zfp-rate2..16 -> "zfp-rate", ..."""
+def family(name: str, kind: str = "lossy") -> str:
+    """Group rows into curves: quant4..16 -> "quant", zfp-rate2..16 -> "zfp-rate", cosmos CI / DI."""
+    if kind == "lossless":
+        return "lossless"
     if name.startswith("cosmos-"):
         return "cosmos-" + name[7:9]
-    return re.sub(r"[0-9.e-]+$", "", name) if re.search(r"\d$", name) else "lossless"
+    return re.sub(r"[0-9.]+(e-?[0-9]+)?$", "", name)
 
 
 def comparison_figure(comp: Comparison, fig: Figure | None = None) -> Figure:
@@ -48,7 +51,7 @@ def comparison_figure(comp: Comparison, fig: Figure | None = None) -> Figure:
     groups: dict[str, list] = {}
     for r in comp.rows:
         if r.ok:
-            groups.setdefault(family(r.method), []).append(r)
+            groups.setdefault(family(r.method, r.kind), []).append(r)
     for ax, attr, label in ((ax_snr, "snr", "SNR (dB)"), (ax_ssim, "ssim", "SSIM")):
         for fam, rows in groups.items():
             pts = sorted((r.ratio, getattr(r, attr)) for r in rows if math.isfinite(getattr(r, attr)))
@@ -56,6 +59,8 @@ def comparison_figure(comp: Comparison, fig: Figure | None = None) -> Figure:
                 xs, ys = zip(*pts)
                 ax.plot(xs, ys, marker="o", ms=4, label=fam)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="compression ratio", ylabel=label, title=f"Ratio vs {label}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)

@@ -1,0 +1,97 @@
+"""`seisfm codecs INPUT`: compare how quantization, lossless codecs, ZFP and Cosmos tokenizers
+reconstruct one section (the table of the Cosmos-tokenizer seismic paper)."""
+
+from __future__ import annotations
+
+HELP = """\
+Codec names: quant4..quant16, lz4, snappy, deflate, zstd, gdeflate, ans (append @cpu or @nvcomp to
+force a backend), zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, cosmos-CI16x16,
+cosmos-DI8x8, cosmos-DI16x16. "default" stands for the built-in list, "cosmos" for the four
+tokenizers. Cosmos tokenizers are TorchScript programs (encoder.jit, decoder.jit) that you download
+yourself into DIR/Cosmos-Tokenizer-<variant>/; they are loaded, i.e. run as code, only from the
+--cosmos-dir you pass."""
+
+
+def register(sub):
+    import argparse
+
+    p = sub.add_parser(
+        "codecs",
+        help="compare codecs (quantization, lossless, ZFP, Cosmos tokenizers) on one section",
+        description=__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help=".sgy/.segy/.sgz/.npy file")
+    p.add_argument("--section", help="inline=N, crossline=N or time=T (default: whole 2D line, middle inline of a 3D cube)")
+    p.add_argument("--codecs", default="default", help="comma-separated codec names (default: %(default)s)")
+    p.add_argument("--lowpass", type=float, metavar="HZ", help="zero-phase low-pass below HZ first (the paper: 20)")
+    p.add_argument("--no-trim", action="store_true", help="do not trim the section to multiples of 32")
+    p.add_argument("--cosmos-dir", metavar="DIR", help="folder with Cosmos-Tokenizer-<variant>/encoder.jit, decoder.jit")
+    p.add_argument("--out", metavar="CSV", help="write the table as CSV")
+    p.add_argument("--markdown", metavar="MD", help="write the table as Markdown")
+    p.add_argument("--plot", metavar="PNG", help="write power spectra and ratio-vs-metric curves")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
+    p.set_defaults(run=run)
+
+
+def expand_codecs(spec: str, cosmos_dir: str | None) -> list[str]:
+    from ..codecs import COSMOS_CODECS, DEFAULT_CODECS
+
+    names: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item == "default":
+            names += list(DEFAULT_CODECS) + (list(COSMOS_CODECS) if cosmos_dir else [])
+        elif item == "cosmos":
+            names += list(COSMOS_CODECS)
+        elif item:
+            names.append(item)
+    return list(dict.fromkeys(names))
+
+
+def run(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from ..codecs import compare
+    from ..codecs.section import read_section
+    from ..codecs.table import to_csv, to_json, to_markdown
+    from ..cube import open_cube
+    from ..errors import SeisfmError
+
+    for opt in ("out", "markdown", "plot"):
+        path = getattr(args, opt)
+        if path and not Path(path).parent.exists():
+            raise SeisfmError(f"{path}: folder {Path(path).parent} does not exist")
+    with open_cube(args.input) as cube:
+        section, dt, label = read_section(cube, args.section)
+    names = expand_codecs(args.codecs, args.cosmos_dir)
+    bar = tqdm(total=len(names), desc="codecs", unit="codec", file=sys.stderr, disable=None)
+
+    def progress(done, total, name):
+        bar.n = done
+        bar.set_postfix_str(name)
+        bar.refresh()
+
+    try:
+        comp = compare(section, names, dt, lowpass_hz=args.lowpass, trim_multiple=1 if args.no_trim else 32,
+                       cosmos_dir=args.cosmos_dir, progress=progress)
+    finally:
+        bar.close()
+    if args.out:
+        Path(args.out).write_text(to_csv(comp))
+    if args.markdown:
+        Path(args.markdown).write_text(to_markdown(comp))
+    if args.plot:
+        from ..codecs.plots import comparison_figure, save_figure
+
+        save_figure(comparison_figure(comp), args.plot)
+    if args.json:
+        print(to_json(comp))
+    else:
+        print(f"{args.input}: {label}")
+        print(to_markdown(comp), end="")
+        print(f"total {comp.total_s:.2f} s", file=sys.stderr)
+    return 0
