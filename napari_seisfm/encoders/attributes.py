@@ -26,15 +26,15 @@ BAND_SIGMAS = (1.0, 2.5)  # time-axis Gaussians splitting the spectrum: high | m
 EPS = 1e-3  # on standardised data (unit variance) every energy below is O(0.01 .. 1)
 
 # name, centre, scale: feature = (raw - centre) / scale. Fixed constants measured once on standardised
-# data (synthetic layered cubes and F3; docs/feature-store.md) so features are O(1) and roughly centred,
+# data (a layered test cube, napari_seisfm.synthetic and F3; docs/feature-store.md) so features are O(1) and roughly centred,
 # which matters because stores compare vectors by cosine.
 FEATURES = (
     ("amplitude", 0.0, 1.0),
-    ("envelope", 1.2, 0.6),
+    ("envelope", 1.1, 0.6),
     ("cos_phase", 0.0, 0.7),
     ("sin_phase", 0.0, 0.7),
-    ("inst_freq_s2", 0.085, 0.03),  # cycles per sample
-    ("inst_freq_s4", 0.088, 0.025),
+    ("inst_freq_s2", 0.093, 0.03),  # cycles per sample
+    ("inst_freq_s4", 0.097, 0.025),
     ("dip_inline_s2", 0.0, 0.3),  # inline component of the unit reflector normal
     ("dip_crossline_s2", 0.0, 0.3),
     ("planarity_s2", 0.8, 0.2),  # (l1 - l2) / l1 of the structure tensor: 1 on clean reflectors
@@ -42,8 +42,8 @@ FEATURES = (
     ("planarity_s4", 0.85, 0.15),
     ("rms_s2", 0.9, 0.4),
     ("rms_s4", 0.9, 0.35),
-    ("band_low", 0.65, 0.2),  # sqrt(energy fraction) of the band, time Gaussian sigma 2.5 and below
-    ("band_mid", 0.55, 0.15),
+    ("band_low", 0.6, 0.2),  # sqrt(energy fraction) of the band, time Gaussian sigma 2.5 and below
+    ("band_mid", 0.6, 0.15),
     ("band_high", 0.37, 0.18),
 )
 NAMES = tuple(f[0] for f in FEATURES)

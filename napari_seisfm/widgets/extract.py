@@ -1,0 +1,270 @@
+"""Dock widget "Extract embeddings": a form over :func:`napari_seisfm.extract.extract_features`.
+
+The extraction runs in a napari thread worker (progress bar, Cancel); when it finishes the PCA
+colour view of the new feature store is added to the viewer. Errors are notifications.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import SeisfmCancelled, SeisfmError
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    progressed = Signal(int, int)
+
+
+class ExtractWidget(QWidget):
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.result = None  # the FeatureVolume of the last finished run
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._relay.progressed.connect(self._on_progress)
+
+        self.cube = QComboBox()
+        self.model = QComboBox()
+        self.model.addItems(_model_ids())
+        self.checkpoint = QLineEdit()
+        self.checkpoint.setPlaceholderText("weights file (optional)")
+        self.device = QComboBox()
+        self.device.setEditable(True)
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.precision = QComboBox()
+        self.precision.addItems(["auto", "fp32", "bf16", "fp16"])
+        self.stride = QLineEdit("4")
+        self.stride.setToolTip("one number or three (inline,crossline,time), e.g. 4 or 4,4,2")
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(0, 65536)
+        self.batch_size.setSpecialValueText("auto")
+        self.pca = QSpinBox()
+        self.pca.setRange(0, 4096)
+        self.pca.setValue(64)
+        self.pca.setSpecialValueText("off")
+        self.dtype = QComboBox()
+        self.dtype.addItems(["i8", "f16", "f32"])
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("FEATURES.zarr (default: next to the cube)")
+        self.overwrite = QCheckBox("overwrite an existing store")
+        self.progress = QProgressBar()
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+
+        form = QFormLayout()
+        form.addRow("cube", self.cube)
+        form.addRow("model", self.model)
+        form.addRow("checkpoint", _with_browse(self.checkpoint, self._browse_checkpoint))
+        form.addRow("device", self.device)
+        form.addRow("precision", self.precision)
+        form.addRow("stride", self.stride)
+        form.addRow("batch size", self.batch_size)
+        form.addRow("PCA dims", self.pca)
+        form.addRow("dtype", self.dtype)
+        form.addRow("output", _with_browse(self.out, self._browse_out))
+        form.addRow("", self.overwrite)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addLayout(buttons)
+        layout.addStretch()
+
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.viewer.layers.events.inserted.connect(self._refresh_cubes)
+        self.viewer.layers.events.removed.connect(self._refresh_cubes)
+        self._refresh_cubes()
+
+    # ------------------------------------------------------------------ inputs
+    def _cube_layers(self):
+        return [layer for layer in self.viewer.layers if _is_cube_layer(layer)]
+
+    def _refresh_cubes(self, event=None):
+        current = self.cube.currentText()
+        self.cube.clear()
+        self.cube.addItems([layer.name for layer in self._cube_layers()])
+        if current:
+            self.cube.setCurrentText(current)
+
+    def _browse_checkpoint(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Weights (*.pth *.pt *.safetensors *.bin);;All files (*)")
+        if path:
+            self.checkpoint.setText(path)
+
+    def _browse_out(self):
+        path = QFileDialog.getExistingDirectory(self, "Feature store (.zarr directory)")
+        if path:
+            self.out.setText(path)
+
+    def _selected_layer(self):
+        name = self.cube.currentText()
+        for layer in self._cube_layers():
+            if layer.name == name:
+                return layer
+        raise SeisfmError("no cube selected: open a seismic cube first")
+
+    def _default_out(self, layer, model, stride) -> Path:
+        tag = f"{model or 'default'}_s{'-'.join(str(s) for s in stride)}"
+        path = layer.metadata.get("path")
+        if path:
+            p = Path(path)
+            return p.with_name(f"{p.stem}_{tag}.zarr")
+        return Path(tempfile.gettempdir()) / f"{layer.name}_{tag}.zarr"
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        """Start an extraction with the form's settings (returns at once; the work is in a thread)."""
+        from napari.qt.threading import create_worker
+
+        from ..commands.embed import parse_stride
+        from ..extract import extract_features
+
+        if self.worker is not None:
+            return
+        try:
+            layer = self._selected_layer()
+            stride = parse_stride(self.stride.text())
+            cube = _cube_source(layer)
+            model = self.model.currentText() or None
+            out = Path(self.out.text()) if self.out.text().strip() else self._default_out(layer, model, stride)
+        except SeisfmError as exc:
+            _show_error(str(exc))
+            return
+        kwargs = dict(
+            model=model,
+            checkpoint=self.checkpoint.text().strip() or None,
+            stride=stride,
+            pca=self.pca.value(),
+            dtype=self.dtype.currentText(),
+            device=self.device.currentText(),
+            precision=self.precision.currentText(),
+            batch_size=self.batch_size.value() or None,
+            overwrite=self.overwrite.isChecked(),
+            progress=self._relay.progressed.emit,
+            cancel=self._cancel,
+        )
+        self._cancel.clear()
+        self.progress.setRange(0, 0)  # busy until the first report
+        self.worker = create_worker(_extract_and_view, extract_features, cube, out, kwargs)
+        self.worker.returned.connect(self._on_done)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.worker.start()
+
+    def cancel(self):
+        """Stop after the chunk in progress; the store stays resumable."""
+        self._cancel.set()
+
+    def _on_progress(self, done, total):
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_done(self, result):
+        fv, (data, kwargs, _) = result
+        self.result = fv
+        self.viewer.add_image(data, **kwargs)
+
+    def _on_error(self, exc):
+        if isinstance(exc, SeisfmCancelled):
+            from napari.utils.notifications import show_info
+
+            show_info(str(exc))
+        elif isinstance(exc, SeisfmError):
+            _show_error(str(exc))
+        else:
+            _show_error(f"extraction failed: {exc.__class__.__name__}: {exc}")
+
+    def _on_finished(self):
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+
+
+def _extract_and_view(extract, cube, out, kwargs):
+    """Worker body: extract, then build the colour view off the GUI thread too."""
+    from .._features_reader import pca_colour_layer
+
+    fv = extract(cube, out, **kwargs)
+    return fv, pca_colour_layer(fv)
+
+
+def _is_cube_layer(layer) -> bool:
+    md = layer.metadata
+    return md.get("kind") == "seismic" or (isinstance(md.get("geometry"), dict) and "fingerprint" in md["geometry"])
+
+
+def _cube_source(layer):
+    """The cube behind a layer: its file when it has one, else its in-memory data with its geometry."""
+    from ..cube import Cube, geometry_from_summary
+
+    path = layer.metadata.get("path")
+    if path:
+        if not Path(path).exists():
+            raise SeisfmError(f"{path}: the cube file of layer {layer.name!r} is gone")
+        return str(path)
+    data = layer.data
+    if getattr(data, "ndim", 0) != 3:
+        raise SeisfmError(f"layer {layer.name!r}: a cube must be 3-D, got shape {np.shape(data)}")
+    geometry = None
+    summary = layer.metadata.get("geometry")
+    if isinstance(summary, dict) and summary.get("shape"):
+        geometry = geometry_from_summary(summary)
+        if geometry.shape != tuple(data.shape):
+            geometry = None
+    return Cube.from_array(data, geometry)
+
+
+def _model_ids() -> list[str]:
+    try:
+        from ..encoders.registry import DEFAULT_MODEL, list_cards
+    except ImportError:
+        return ["attributes"]
+    ids = [getattr(c, "id", c) for c in list_cards()]
+    return [DEFAULT_MODEL] + [i for i in ids if i != DEFAULT_MODEL]
+
+
+def _with_browse(edit: QLineEdit, slot) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(edit)
+    button = QPushButton("...")
+    button.setMaximumWidth(30)
+    button.clicked.connect(slot)
+    row.addWidget(button)
+    return box
+
+
+def _show_error(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
