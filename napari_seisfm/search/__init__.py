@@ -1,0 +1,32 @@
+"""Search a feature volume: click-to-map similarity, top matches and kNN segmentation (headless).
+
+Public API (kept stable for the widget, the CLI and the demo):
+
+- :class:`FeatureMatrix` -- a feature volume loaded once as one ``(N, dim)`` matrix in the stored dtype,
+  with its valid mask, grid and geometry; ``FeatureMatrix.open(path)`` or ``FeatureMatrix.from_array(...)``.
+- :class:`CentroidSearch` -- positive/negative clicks -> float32 score map on the feature grid; ranked
+  :class:`Match` list with non-maximum suppression.
+- :class:`KnnSegmenter` -- labelled grid points (class ids > 0) -> class map, per-class probability and
+  confidence (:class:`KnnResult`), for a slice first and then the whole grid in batches.
+- :func:`support_from_labels`, :func:`support_from_points` -- turn a Labels volume (feature grid or cube
+  grid) or class-tagged points into ``(grid indices, classes)``.
+- :func:`survey_to_cube_index` -- (inline, crossline, time) in survey units -> fractional cube index.
+
+docs/search.md has the formulas and the measured kernels.
+"""
+
+from .centroid import CentroidSearch, Match
+from .coords import survey_to_cube_index
+from .knn import KnnResult, KnnSegmenter, support_from_labels, support_from_points
+from .matrix import FeatureMatrix
+
+__all__ = [
+    "FeatureMatrix",
+    "CentroidSearch",
+    "Match",
+    "KnnSegmenter",
+    "KnnResult",
+    "support_from_labels",
+    "support_from_points",
+    "survey_to_cube_index",
+]

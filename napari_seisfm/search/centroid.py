@@ -1,0 +1,160 @@
+"""Centroid similarity: positive and negative clicks -> a score for every grid point.
+
+Formula (x: stored unit vector of a grid point, p_i / n_j: vectors at the positive / negative clicks)::
+
+    c+ = sum_i p_i / |sum_i p_i|          c- = sum_j n_j / |sum_j n_j|
+    score(x) = x . c+ - x . c-  =  x . (c+ - c-)      (cosine to each centroid, as |x| = 1)
+
+so with no negatives the score is the cosine to the positive centroid (range -1..1), with negatives
+it lies in -2..2. The map is one matrix-vector product with ``q = c+ - c-``; a click only changes the
+running sums, so the store is never re-read. Clicking the same point twice weighs it twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SeisfmError
+from .coords import cube_index_to_survey
+from .matrix import FeatureMatrix
+
+
+@dataclass(frozen=True)
+class Match:
+    """One row of the ranked match list ("jump to next best match" is the next row)."""
+
+    rank: int
+    grid_index: tuple[int, int, int]
+    cube_index: tuple[int, int, int]
+    score: float
+    survey: tuple[float, float, float] | None = None  # (inline, crossline, time) when the geometry is known
+
+
+class CentroidSearch:
+    """Clicks in, float32 similarity map on the feature grid out (same object for widget and CLI)."""
+
+    def __init__(self, features: FeatureMatrix, *, kernel: str = "auto", threads: int | None = None):
+        self.features = features
+        self.kernel = features.kernel(kernel, threads)
+        self.positives: list[tuple[int, int, int]] = []
+        self.negatives: list[tuple[int, int, int]] = []
+        self._sum = {True: np.zeros(features.dim, np.float64), False: np.zeros(features.dim, np.float64)}
+        self._scores: np.ndarray | None = None  # flat cache of the last map
+
+    # ------------------------------------------------------------------ clicks
+    def _clicks(self, negative: bool) -> list:
+        return self.negatives if negative else self.positives
+
+    def add(self, point, *, negative: bool = False, space: str = "grid") -> tuple[int, int, int]:
+        """Add a click; returns the grid point it snapped to. Outside the volume / no embedding: SeisfmError."""
+        g = self.features.to_grid(point, space)
+        v = self.features.vector(g)
+        self._clicks(negative).append(g)
+        self._sum[not negative] += v
+        self._scores = None
+        return g
+
+    def remove(self, point, *, negative: bool = False, space: str = "grid") -> tuple[int, int, int]:
+        """Remove one click at the grid point ``point`` snaps to (the latest one there)."""
+        g = self.features.to_grid(point, space)
+        clicks = self._clicks(negative)
+        if g not in clicks:
+            kind = "negative" if negative else "positive"
+            raise SeisfmError(f"no {kind} click at grid point {g}")
+        del clicks[len(clicks) - 1 - clicks[::-1].index(g)]
+        self._sum[not negative] -= self.features.vector(g)
+        if not clicks:  # no drift from float sums: empty means exactly zero
+            self._sum[not negative][:] = 0
+        self._scores = None
+        return g
+
+    def pop(self, *, negative: bool = False) -> tuple[int, int, int] | None:
+        """Undo the latest positive (or negative) click; None when there is none."""
+        clicks = self._clicks(negative)
+        return self.remove(clicks[-1], negative=negative) if clicks else None
+
+    def clear(self) -> None:
+        self.positives.clear()
+        self.negatives.clear()
+        for s in self._sum.values():
+            s[:] = 0
+        self._scores = None
+
+    def set_clicks(self, positives=(), negatives=(), *, space: str = "grid") -> None:
+        """Replace all clicks at once (e.g. when reopening a saved interpretation)."""
+        self.clear()
+        for p in positives:
+            self.add(p, space=space)
+        for p in negatives:
+            self.add(p, negative=True, space=space)
+
+    # ------------------------------------------------------------------ map
+    def query(self) -> np.ndarray:
+        """``q = c+ - c-`` (float32); no positive click is a SeisfmError."""
+        if not self.positives:
+            raise SeisfmError("add a positive click first")
+        q = _unit(self._sum[True])
+        if self.negatives:
+            q = q - _unit(self._sum[False])
+        return q.astype(np.float32)
+
+    def scores(self) -> np.ndarray:
+        """Flat float32 scores ``(N,)`` (NaN = no value); cached until the clicks change."""
+        if self._scores is None:
+            self._scores = self.features.dots(self.query(), kernel=self.kernel.name, threads=self.kernel.threads)
+        return self._scores
+
+    def score_map(self) -> np.ndarray:
+        """Float32 map of grid shape (a view of the cached scores: copy it before changing it)."""
+        return self.scores().reshape(self.features.shape)
+
+    def query_error(self) -> float:
+        """Bound on the score error that the kernel's query quantisation adds (0 for exact kernels)."""
+        return self.kernel.query_error(self.query())
+
+    # ------------------------------------------------------------------ top matches
+    def top_matches(self, n: int = 20, *, radius: int = 2, exclude_clicks: bool = True) -> list[Match]:
+        """The ``n`` best grid points, best first, no two within ``radius`` grid points of each other.
+
+        Non-maximum suppression is greedy over the best candidates of ``np.argpartition`` (Chebyshev
+        distance on the grid); with ``exclude_clicks`` points within ``radius`` of a positive click are
+        skipped, so the list shows *other* places. ``radius=0`` disables suppression.
+        """
+        s = self.scores()
+        fm = self.features
+        finite = np.isfinite(s)
+        n_finite = int(finite.sum()) if len(fm.invalid_index) else len(s)
+        blocked = [np.asarray(p) for p in self.positives] if exclude_clicks else []
+        kept: list[np.ndarray] = []
+        flats: list[int] = []
+        m = min(len(s), max(4 * n * (2 * radius + 1) ** 2, 1024))
+        taken = 0
+        while len(kept) < n and taken < n_finite:
+            key = np.where(finite, s, -np.inf)
+            cand = np.argpartition(key, len(s) - m)[len(s) - m:] if m < len(s) else np.arange(len(s))
+            cand = cand[np.argsort(-key[cand], kind="stable")][taken:]
+            cand = cand[np.isfinite(key[cand])]
+            coords = np.stack(np.unravel_index(cand, fm.shape), axis=1)
+            for f, c in zip(cand, coords):
+                if radius > 0 and any(np.abs(c - b).max() <= radius for b in kept + blocked):
+                    continue
+                kept.append(c)
+                flats.append(int(f))
+                if len(kept) == n:
+                    break
+            taken += len(cand)
+            if m >= len(s):
+                break
+            m = min(len(s), m * 4)
+        out = []
+        for rank, (c, f) in enumerate(zip(kept, flats), 1):
+            ci = tuple(int(x) for x in fm.grid.cube_index(c))
+            out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), cube_index_to_survey(fm.geometry, ci)))
+        return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(v)
+    return v / norm if norm > 0 else v

@@ -1,0 +1,139 @@
+"""Dense dot-product kernels: one query against every stored vector (the whole similarity map).
+
+The map is one matrix-vector product over the ``(N, dim)`` store. Which kernel is fastest depends on
+the stored dtype (benchmarks/bench_search.py measures them; docs/search.md has the numbers):
+
+- ``int8``: SimSIMD ``cdist(..., metric="dot")`` with its own threads (AVX-512 VNNI here); the query is
+  quantised to int8 with its own scale ``127 / max|q|``, so the map is exact integer arithmetic on the
+  stored vectors plus the query's rounding error (at most ``0.5 * sqrt(dim) / scale``, typically
+  ``~0.29 / scale``; docs/search.md). NumKong's ``dots_packed`` is the fallback when SimSIMD is absent.
+- ``float16``: SimSIMD f16 dot (numpy has no fast f16 path: ~30x slower).
+- ``float32``: numpy ``matrix @ q`` (BLAS sgemv) -- also the reference every kernel is tested against.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+KERNELS = ("simsimd", "numkong", "numpy")
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def available(name: str) -> bool:
+    if name == "numpy":
+        return True
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+
+
+def choose(dtype: str, kernel: str = "auto") -> str:
+    """The kernel to use for a stored dtype: the fastest one measured here that is installed."""
+    if kernel != "auto":
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; choose from {KERNELS}")
+        return kernel
+    order = {"int8": ("simsimd", "numkong", "numpy"), "float16": ("simsimd", "numkong", "numpy"), "float32": ("numpy",)}
+    return next(k for k in order[dtype] if available(k))
+
+
+def quantise_query(query: np.ndarray) -> tuple[np.ndarray, float]:
+    """int8 query and its scale (``query ~= q8 / scale``), using the full int8 range."""
+    peak = float(np.max(np.abs(query)))
+    scale = 127.0 / peak if peak > 0 else 1.0
+    return np.clip(np.rint(query * scale), -127, 127).astype(np.int8), scale
+
+
+class DotKernel:
+    """``scores = decode(matrix) @ query`` for one float32 query, in the stored dtype's fastest kernel."""
+
+    def __init__(self, matrix: np.ndarray, *, quant_scale: float = 1.0, kernel: str = "auto", threads: int | None = None):
+        self.matrix = matrix
+        self.dtype = str(matrix.dtype)
+        self.quant_scale = float(quant_scale) if self.dtype == "int8" else 1.0
+        self.name = choose(self.dtype, kernel)
+        self.threads = threads or default_threads()
+        self._pool = ThreadPoolExecutor(self.threads) if self.name in ("numkong", "numpy") and self.threads > 1 else None
+
+    def query_error(self, query: np.ndarray) -> float:
+        """Upper bound of |score - exact float32 score| that quantising the query adds (unit stored vectors)."""
+        query = np.asarray(query, np.float32)
+        if self.dtype == "int8" and self.name != "numpy":
+            q8, scale = quantise_query(query)
+            return float(np.linalg.norm(q8 / scale - query))
+        if self.dtype == "float16" and self.name != "numpy":
+            return float(np.linalg.norm(query.astype(np.float16).astype(np.float32) - query))
+        return 0.0
+
+    def __call__(self, query: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        query = np.asarray(query, np.float32).ravel()
+        n = len(self.matrix)
+        if out is None:
+            out = np.empty(n, np.float32)
+        getattr(self, "_" + self.name)(query, out)
+        return out
+
+    # ------------------------------------------------------------------ kernels
+    def _rows(self):
+        n = len(self.matrix)
+        k = self.threads if self._pool else 1
+        bounds = np.linspace(0, n, k + 1).astype(int)
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def _map(self, fn):
+        parts = self._rows()
+        if self._pool and len(parts) > 1:
+            list(self._pool.map(fn, parts))
+        else:
+            for p in parts:
+                fn(p)
+
+    def _simsimd(self, query, out):
+        import simsimd
+
+        if self.dtype == "int8":
+            q, scale = quantise_query(query)
+            factor = 1.0 / (scale * self.quant_scale)
+        else:
+            q, factor = query.astype(self.dtype), 1.0
+        simsimd.cdist(self.matrix, q[None], metric="dot", threads=self.threads, out=out.reshape(-1, 1))
+        if factor != 1.0:
+            out *= np.float32(factor)
+
+    def _numkong(self, query, out):
+        import numkong
+
+        if self.dtype == "int8":
+            q, scale = quantise_query(query)
+            factor = np.float32(1.0 / (scale * self.quant_scale))
+        else:
+            q, factor = query.astype(self.dtype), np.float32(1.0)
+        packed = numkong.dots_pack(q[None])
+
+        def run(rows):  # numkong releases the GIL, so two threads use two cores
+            r = np.asarray(numkong.dots_packed(self.matrix[rows], packed)).reshape(-1)
+            np.multiply(r, factor, out=out[rows], casting="unsafe")
+
+        self._map(run)
+
+    def _numpy(self, query, out):
+        if self.dtype == "float32":
+            np.matmul(self.matrix, query, out=out)
+            return
+        q = query / np.float32(self.quant_scale)
+        step = 1 << 20  # decode in blocks: never a float32 copy of the whole store
+
+        def run(rows):
+            for a in range(rows.start, rows.stop, step):
+                b = min(a + step, rows.stop)
+                np.matmul(self.matrix[a:b].astype(np.float32), q, out=out[a:b])
+
+        self._map(run)
