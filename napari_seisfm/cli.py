@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Seismic foundation-model embeddings: inspect cubes, extract features, map similarity, compare codecs.",
     )
     parser.add_argument("--version", action="version", version=f"seisfm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
@@ -36,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     except SeisfmError as exc:
         print(f"seisfm: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"seisfm: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""napari reader for seismic cubes (.sgy, .segy, .sgz, .npy): glue over ``open_cube`` and ``display``."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from .cube import SUFFIXES, open_cube
+from .display import cube_layer, orient_when_added
+from .errors import SeisfmError
+
+
+def get_reader(path):
+    """Open the file now, so a broken one is declined with a clear message instead of a traceback."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES or path.is_dir():
+        return None
+    try:
+        cube = open_cube(path)
+    except SeisfmError as exc:
+        _notify(str(exc))
+        return None
+    return partial(_read, cube)
+
+
+def _read(cube, path=None):
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        orient_when_added(viewer)
+    return [cube_layer(cube)]
+
+
+def _notify(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)

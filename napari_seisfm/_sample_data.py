@@ -1,0 +1,49 @@
+"""File > Open Sample: a synthetic survey with its ground-truth labels."""
+
+from __future__ import annotations
+
+from .cube import Geometry
+from .display import world_transform
+
+
+def synthetic_layers(shape=(128, 128, 128), seed=0):
+    """Layer data for a synthetic survey: seismic in gray plus one Labels layer of geological classes."""
+    from .synthetic import make_survey
+
+    survey = make_survey(shape, seed=seed)
+    geometry = survey_geometry(survey)
+    transform = world_transform(geometry)
+    limit = float(abs(survey.amplitude).max() * 0.6) or 1.0
+    seismic = (
+        survey.amplitude,
+        {"name": f"synthetic seed {seed}", "colormap": "gray", "contrast_limits": (-limit, limit),
+         "metadata": {"kind": "seismic", "path": None, "geometry": geometry.summary(), "synthetic_seed": seed}, **transform},
+        "image",
+    )
+    labels = (
+        survey.labels,
+        {"name": "ground truth", "opacity": 0.4, "metadata": {"classes": dict(survey.classes), "geometry": geometry.summary()}, **transform},
+        "labels",
+    )
+    _orient_current_viewer()
+    return [seismic, labels]
+
+
+def survey_geometry(survey) -> Geometry:
+    return Geometry.regular(
+        survey.amplitude.shape,
+        first_inline=survey.first_inline,
+        first_crossline=survey.first_crossline,
+        sample_interval=survey.sample_interval_ms,
+        source=f"synthetic (seed {survey.seed})",
+    )
+
+
+def _orient_current_viewer():
+    import napari
+
+    from .display import orient_when_added
+
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        orient_when_added(viewer)

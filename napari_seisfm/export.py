@@ -1,0 +1,64 @@
+"""Export of maps and labels on a cube's grid: SEG-Y with the source headers, .sgz, .npy, zarr.
+
+Overlays live on the strided feature grid; they are brought to full resolution here, at export
+and only then, so the viewer never holds an upsampled copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .cube import Cube
+from .errors import SeisfmError
+
+FORMATS = (".sgy", ".segy", ".sgz", ".npy", ".zarr")
+
+
+def to_cube_grid(data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0), *, labels: bool = False) -> np.ndarray:
+    """Nearest (labels) or linear (maps) interpolation from a strided grid to every cube sample."""
+    from scipy.ndimage import map_coordinates
+
+    data = np.asarray(data)
+    if tuple(data.shape) == tuple(cube_shape) and tuple(stride) == (1, 1, 1):
+        return data
+    axes = [np.clip((np.arange(n) - o) / s, 0, g - 1) for n, s, o, g in zip(cube_shape, stride, origin, data.shape)]
+    if labels:
+        idx = np.ix_(*[np.rint(a).astype(int) for a in axes])
+        return data[idx]
+    out = np.empty(cube_shape, np.float32)
+    src = np.nan_to_num(data.astype(np.float32))
+    for i, a in enumerate(axes[0]):  # slab by slab keeps the coordinate arrays small
+        grid = np.meshgrid([a], axes[1], axes[2], indexing="ij")
+        out[i] = map_coordinates(src, np.stack([g.ravel() for g in grid]), order=1, mode="nearest").reshape(cube_shape[1:])
+    return out
+
+
+def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origin=(0, 0, 0), labels: bool = False) -> Path:
+    """Write ``data`` (on the cube grid, or on a strided grid of it) in the format its suffix names."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise SeisfmError(f"{path}: unsupported export format {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
+    full = to_cube_grid(data, cube.shape, stride, origin, labels=labels)
+    if labels:
+        full = full.astype(np.int32)
+    if suffix in (".sgy", ".segy"):
+        from .io.segy import write_like
+
+        return write_like(path, full, cube)
+    if suffix == ".sgz":
+        from .io.sgz import write_sgz
+
+        return write_sgz(path, full, cube.geometry, bits_per_voxel=16 if labels else 8)
+    if suffix == ".npy":
+        from .io.npy import write_npy
+
+        return write_npy(path, full, cube.geometry)
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("data", data=np.asarray(full))
+    group.attrs["geometry"] = cube.geometry.summary()
+    return path

@@ -1,0 +1,63 @@
+"""A real napari viewer (Xvfb + Mesa) opening cubes through the plugin."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_seisfm.display import section_order
+
+
+def test_reader_opens_cube_with_survey_units(make_napari_viewer, shared_data):
+    viewer = make_napari_viewer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layers = viewer.open(str(shared_data / "segyio-test" / "f3.sgy"), plugin="napari-seisfm")
+    layer = layers[0]
+    assert layer.data.shape == (23, 18, 75)
+    np.testing.assert_allclose(layer.scale, (1, 1, 4))
+    np.testing.assert_allclose(layer.translate, (111, 875, 4))
+    assert tuple(layer.axis_labels) == ("inline", "crossline", "time")
+    lo, hi = layer.contrast_limits
+    assert lo == pytest.approx(-hi) and 0 < hi < np.abs(np.asarray(layer.data)).max()
+    assert layer.metadata["geometry"]["fingerprint"] and layer.metadata["path"].endswith("f3.sgy")
+    # default view: an inline section (inline on the slider), time increasing downward (rows)
+    assert tuple(viewer.dims.order) == (0, 2, 1)
+    assert viewer.dims.axis_labels[2] == "time"
+    displayed = viewer.dims.displayed
+    assert displayed[0] == 2  # rows: time
+    # world coordinates are survey coordinates: the centre of the cube in inline/crossline/ms
+    world = layer.data_to_world((11, 9, 37))
+    np.testing.assert_allclose(world, (122, 884, 152))
+
+
+def test_2d_line_shows_the_line(make_napari_viewer, shared_data):
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(shared_data / "real" / "penobscot_xl1155.sgy"), plugin="napari-seisfm")[0]
+    assert tuple(viewer.dims.order) == section_order(layer.data.shape) == (1, 2, 0)
+    screenshot = viewer.screenshot(canvas_only=True)
+    assert screenshot.std() > 5  # the line is drawn, not a single trace
+
+
+def test_lazy_cube_layer(make_napari_viewer, shared_data, monkeypatch):
+    import napari_seisfm.display as display
+
+    monkeypatch.setattr(display, "IN_MEMORY_BYTES", 0)  # pretend the file is big
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(shared_data / "segyio-test" / "f3.sgy"), plugin="napari-seisfm")[0]
+    from napari_seisfm.cube import Cube
+
+    assert isinstance(layer.data, Cube)
+    viewer.dims.set_current_step(0, 5)
+    assert viewer.screenshot(canvas_only=True).std() > 5
+
+
+def test_sample_data_has_ground_truth(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-seisfm", "synthetic")
+    kinds = {type(l).__name__ for l in layers}
+    assert kinds == {"Image", "Labels"}
+    labels = next(l for l in layers if type(l).__name__ == "Labels")
+    assert len(np.unique(labels.data)) >= 6
+    assert labels.metadata["classes"]["flat_spot"] > 0
+    assert tuple(viewer.dims.order) == (0, 2, 1)
