@@ -77,8 +77,19 @@ def open_segy(path, *, iline: int = 189, xline: int = 193, sample_unit: str | No
 
     path = Path(path)
     info = sniff(path)
+    f = None
+    try:  # a regular post-stack file gets segyio's own fast line readers
+        f = segyio.open(str(path), "r", iline=iline, xline=xline, endian=info["endian"])
+        if len(f.offsets) > 1:
+            f.close()
+            raise SeisfmError(f"{path}: pre-stack data ({len(f.offsets)} offsets per inline/crossline position); napari-seisfm needs a post-stack cube")
+    except SeisfmError:
+        raise
+    except Exception:
+        f = None
     try:
-        f = segyio.open(str(path), "r", iline=iline, xline=xline, endian=info["endian"], ignore_geometry=True)
+        if f is None:
+            f = segyio.open(str(path), "r", iline=iline, xline=xline, endian=info["endian"], ignore_geometry=True)
         f.mmap()
     except Exception as exc:
         raise SeisfmError(f"{path}: segyio cannot read it: {_one_line(exc)}") from None
@@ -194,6 +205,9 @@ class SegyBackend:
 
     def plane(self, axis: int, index: int) -> np.ndarray:
         """A whole inline, crossline or time slice."""
+        if axis < 2 and self.sorting is not None and not self.f.unstructured:
+            number = (self.f.ilines, self.f.xlines)[axis][index]
+            return np.asarray((self.f.iline, self.f.xline)[axis][number], np.float32)
         if axis == 2:
             if self.sorting is not None:
                 # segyio's depth_slice walks every trace in C, reading one sample of each
