@@ -97,11 +97,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeisfmError(
-            f"{path}: refused: the checkpoint holds Python objects other than tensors, and "
-            f"napari-seisfm never unpickles code (weights_only=True): {first}"
-        ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed|\n|$)", str(exc))
+        detail = detail.group(1).strip() if detail else str(exc).strip().splitlines()[0]
+        if "Unsupported global" in str(exc):
+            raise SeisfmError(
+                f"{path}: refused: the checkpoint holds Python objects other than tensors ({detail}); "
+                "napari-seisfm never unpickles code (weights_only=True)"
+            ) from None
+        raise SeisfmError(f"{path}: not a PyTorch checkpoint ({detail})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise SeisfmError(f"{path}: not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
     for _ in range(3):  # {"model": {...}} and similar, possibly nested
