@@ -1,0 +1,48 @@
+"""Writing search results: on the feature grid (.npy, .zarr) or, given the cube, at full resolution
+with the source headers (.sgy/.segy/.sgz, or .npy/.zarr with ``full_resolution``) via export.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SeisfmError
+from .matrix import FeatureMatrix
+
+GRID_FORMATS = (".npy", ".zarr")
+CUBE_FORMATS = (".sgy", ".segy", ".sgz")
+
+
+def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, labels: bool = False,
+              full_resolution: bool = False) -> Path:
+    """Write a map on the feature grid; SEG-Y/.sgz (and ``full_resolution``) need the cube and go to its grid."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in GRID_FORMATS + CUBE_FORMATS:
+        raise SeisfmError(f"{path}: unsupported output format {suffix or '(none)'}; use .npy, .zarr, .sgy, .segy or .sgz")
+    if suffix in CUBE_FORMATS or full_resolution:
+        if cube is None:
+            raise SeisfmError(f"{path}: writing on the cube grid ({suffix}) needs the cube: pass --cube")
+        from ..export import export_volume
+
+        return export_volume(path, data, cube, stride=features.grid.stride, origin=features.grid.origin, labels=labels)
+    if suffix == ".npy":
+        np.save(path, data)
+        return path
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("data", data=np.asarray(data))
+    group.attrs.update({"grid_shape": list(features.grid.shape), "stride": list(features.grid.stride),
+                        "origin": list(features.grid.origin), "geometry": features.geometry})
+    return path
+
+
+def open_cube_for(features_path, cube_path):
+    """Open ``cube_path`` (or return None) -- the caller checks the fingerprint via FeatureMatrix.open."""
+    if not cube_path:
+        return None
+    from ..cube import open_cube
+
+    return open_cube(cube_path)

@@ -1,0 +1,388 @@
+"""Click-to-map engine: kernels vs the numpy float32 reference, clicks, top matches, kNN, CLI twins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_seisfm.cli import main as cli
+from napari_seisfm.errors import SeisfmError
+from napari_seisfm.features import FeatureVolume, GridSpec
+from napari_seisfm.search import (
+    CentroidSearch,
+    FeatureMatrix,
+    KnnSegmenter,
+    support_from_labels,
+    support_from_points,
+    survey_to_cube_index,
+)
+from napari_seisfm.search.kernels import DotKernel, available
+
+GRID = (12, 10, 16)
+STRIDE = (2, 2, 4)
+GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],
+            "sample_unit": "ms", "fingerprint": "abc123", "source": "synthetic.sgy"}
+
+
+def structured(grid=GRID, dim=32, seed=0, n_centres=6):
+    """Random-but-structured vectors: a few cluster centres laid out in blocks along time, plus noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_centres, dim))
+    region = (np.arange(grid[2]) * n_centres // grid[2])[None, None, :] + np.zeros(grid, int)
+    v = centres[region] + 0.6 * rng.standard_normal((*grid, dim))
+    return v.astype(np.float32), region
+
+
+def make_store(path, vectors, *, dtype="int8", grid=GRID, valid=None, fingerprint="abc123"):
+    fv = FeatureVolume.create(path, grid=GridSpec(grid, STRIDE), dim_in=vectors.shape[-1], dtype=dtype, model="test",
+                              cube_fingerprint=fingerprint, cube_geometry=GEOMETRY, chunks=(8, 8, 8))
+    for idx, sl in fv.chunk_slices():
+        fv.write_chunk(idx, vectors[sl], None if valid is None else valid[sl])
+    fv.mark_complete()
+    return path
+
+
+@pytest.fixture(scope="module")
+def vectors():
+    return structured()[0]
+
+
+@pytest.fixture(scope="module", params=["int8", "float16", "float32"])
+def fm(request, tmp_path_factory, vectors):
+    path = make_store(tmp_path_factory.mktemp("fv") / f"f_{request.param}.zarr", vectors, dtype=request.param)
+    return FeatureMatrix.open(path)
+
+
+def reference(fm: FeatureMatrix, query) -> np.ndarray:
+    out = fm.decode(fm.vectors) @ np.asarray(query, np.float32)
+    out[~fm.valid] = np.nan
+    return out
+
+
+def top_agreement(a, b, frac=0.01):
+    k = max(1, int(round(frac * a.size)))
+    ta = set(np.argsort(-np.nan_to_num(a.ravel(), nan=-9))[:k])
+    tb = set(np.argsort(-np.nan_to_num(b.ravel(), nan=-9))[:k])
+    return len(ta & tb) / k
+
+
+# ---------------------------------------------------------------- kernels
+@pytest.mark.parametrize("kernel", ["simsimd", "numkong", "numpy"])
+@pytest.mark.parametrize("dtype", ["int8", "float16", "float32"])
+def test_kernels_match_float32_reference(dtype, kernel):
+    if not available(kernel):
+        pytest.skip(f"{kernel} not installed")
+    v, _ = structured(grid=(40, 40, 40), dim=64, seed=7, n_centres=8)
+    fm = FeatureMatrix.from_array(v, (40, 40, 40), dtype=dtype)
+    k = DotKernel(fm.vectors, quant_scale=fm.quant_scale, kernel=kernel, threads=2)
+    for pos, neg in [([(3, 3, 3)], []), ([(5, 30, 12), (20, 2, 14)], [(30, 30, 35)])]:
+        cs = CentroidSearch(fm)
+        cs.set_clicks(pos, neg)
+        q = cs.query()
+        got, ref = k(q), reference(fm, q)
+        tol = k.query_error(q) + (2e-3 if dtype == "float16" else 1e-5)
+        assert np.abs(got - ref).max() <= tol
+        assert top_agreement(got, ref) >= 0.99
+
+
+def test_int8_query_error_is_small_and_bounded(fm):
+    if fm.dtype != "int8":
+        pytest.skip("int8 only")
+    cs = CentroidSearch(fm)
+    cs.add((3, 3, 3))
+    cs.add((6, 4, 12), negative=True)
+    err = np.abs(cs.scores() - reference(fm, cs.query()))
+    assert np.nanmax(err) <= cs.query_error() + 1e-6
+    assert cs.query_error() < 0.05  # docs/search.md: ~0.5 sqrt(dim) / scale
+
+
+# ---------------------------------------------------------------- centroid search
+def test_click_update_equals_recompute(fm):
+    a = CentroidSearch(fm)
+    a.add((1, 1, 1))
+    a.score_map()
+    a.add((2, 3, 4))
+    a.add((5, 5, 10), negative=True)
+    a.add((7, 2, 2))
+    a.score_map()
+    a.remove((7, 2, 2))
+    b = CentroidSearch(fm)
+    b.set_clicks([(1, 1, 1), (2, 3, 4)], [(5, 5, 10)])
+    np.testing.assert_allclose(a.score_map(), b.score_map(), atol=1e-6)
+    c = fm.decode(fm.vectors)
+    cp = c[fm.flat((1, 1, 1))] + c[fm.flat((2, 3, 4))]
+    q = cp / np.linalg.norm(cp) - c[fm.flat((5, 5, 10))] / np.linalg.norm(c[fm.flat((5, 5, 10))])
+    np.testing.assert_allclose(b.query(), q, atol=1e-6)
+    assert a.pop(negative=True) == (5, 5, 10) and a.negatives == []
+
+
+def test_no_negative_is_cosine_to_positive_centroid(fm):
+    cs = CentroidSearch(fm)
+    cs.add((0, 0, 0))
+    v = fm.vector((0, 0, 0))
+    np.testing.assert_allclose(cs.query(), v / np.linalg.norm(v), atol=1e-6)
+
+
+def test_negatives_lower_the_score_near_them(fm):
+    cs = CentroidSearch(fm)
+    cs.add((2, 2, 1))  # time block 0
+    before = cs.score_map().copy()
+    cs.add((8, 6, 14), negative=True)  # time block 5
+    after = cs.score_map()
+    near = (slice(6, 11), slice(4, 9), slice(13, 16))
+    drop = before[near] - after[near]
+    assert np.nanmean(drop) > 0.3
+    assert np.nanmean(drop) > np.nanmean(before[:, :, :3] - after[:, :, :3]) + 0.2
+
+
+def test_no_positive_is_an_error(fm):
+    cs = CentroidSearch(fm)
+    with pytest.raises(SeisfmError, match="add a positive click first"):
+        cs.score_map()
+    cs.add((1, 1, 1), negative=True)
+    with pytest.raises(SeisfmError, match="add a positive click first"):
+        cs.scores()
+
+
+def test_out_of_volume_clicks_are_refused(fm):
+    cs = CentroidSearch(fm)
+    with pytest.raises(SeisfmError, match=r"outside the feature grid: valid 0..\(11, 9, 15\)"):
+        cs.add((12, 0, 0))
+    with pytest.raises(SeisfmError, match="outside the volume"):
+        cs.add((0, 0, 70), space="cube")
+    with pytest.raises(SeisfmError, match=r"crossline 997 not in 1000..1038"):
+        cs.add((100, 997, 0), space="survey")
+    assert cs.positives == []
+    # survey and cube coordinates snap to the nearest grid point
+    assert cs.add((105, 1010, 40), space="survey") == (2, 2, 2)
+    assert cs.add((5, 5, 41), space="cube") == (2, 2, 10)
+
+
+def test_survey_to_cube_index():
+    np.testing.assert_allclose(survey_to_cube_index(GEOMETRY, 110, 1004, 8), [10, 2, 2])
+    with pytest.raises(SeisfmError, match="time 300 not in 0..252 ms"):
+        survey_to_cube_index(GEOMETRY, 110, 1004, 300)
+    with pytest.raises(SeisfmError, match="no usable cube geometry"):
+        survey_to_cube_index({}, 1, 2, 3)
+
+
+def test_nan_and_invalid_vectors_are_masked(tmp_path, vectors):
+    v = vectors.copy()
+    v[3, 4, 5] = np.nan
+    dead = np.ones(GRID, bool)
+    dead[0, 0, :] = False
+    fm = FeatureMatrix.open(make_store(tmp_path / "nan.zarr", v, valid=dead))
+    cs = CentroidSearch(fm)
+    cs.add((3, 4, 6))
+    m = cs.score_map()
+    assert np.isnan(m[3, 4, 5]) and np.isnan(m[0, 0]).all()
+    assert np.isfinite(m).sum() == m.size - 1 - GRID[2]
+    assert all(np.isfinite(x.score) and x.grid_index != (3, 4, 5) for x in cs.top_matches(50, radius=0))
+    with pytest.raises(SeisfmError, match="no valid embedding"):
+        cs.add((3, 4, 5))
+    # in-memory arrays too
+    fa = FeatureMatrix.from_array(v, GRID, dtype="int8")
+    assert not fa.valid[fa.flat((3, 4, 5))] and fa.valid.sum() == fa.grid.size - 1
+
+
+def test_top_matches_are_ranked_and_suppressed(fm):
+    cs = CentroidSearch(fm)
+    cs.add((2, 2, 1))
+    s = cs.score_map()
+    matches = cs.top_matches(8, radius=2)
+    assert [m.rank for m in matches] == list(range(1, 9))
+    scores = [m.score for m in matches]
+    assert scores == sorted(scores, reverse=True)
+    for i, a in enumerate(matches):
+        assert np.isclose(a.score, s[a.grid_index])
+        assert max(abs(x - y) for x, y in zip(a.grid_index, (2, 2, 1))) > 2  # away from the click
+        assert a.cube_index == tuple(np.asarray(a.grid_index) * STRIDE)
+        for b in matches[:i]:
+            assert max(abs(x - y) for x, y in zip(a.grid_index, b.grid_index)) > 2
+    assert matches[0].survey == (100 + matches[0].cube_index[0], 1000 + 2 * matches[0].cube_index[1], 4 * matches[0].cube_index[2])
+    # without suppression and exclusion the first row is the global maximum
+    assert np.isclose(cs.top_matches(1, radius=0, exclude_clicks=False)[0].score, np.nanmax(s))
+
+
+def test_fingerprint_mismatch_refused(tmp_path, vectors):
+    path = make_store(tmp_path / "f.zarr", vectors)
+    with pytest.raises(SeisfmError, match="another cube"):
+        FeatureMatrix.open(path, fingerprint="ffff0000")
+    assert FeatureMatrix.open(path, fingerprint="abc123").grid.shape == GRID
+
+
+# ---------------------------------------------------------------- kNN
+def clusters(dtype="int8", seed=3):
+    """Three well-separated classes by time block, 4 labelled points each."""
+    rng = np.random.default_rng(seed)
+    grid = (10, 10, 12)
+    centres = np.eye(3, 24) * 3
+    truth = np.repeat(np.arange(3), 4)[None, None, :] + np.zeros(grid, int)
+    v = centres[truth] + 0.4 * rng.standard_normal((*grid, 24))
+    fm = FeatureMatrix.from_array(v.astype(np.float32), grid, dtype=dtype)
+    pts = np.array([(i, j, t) for t in (0, 5, 9) for i, j in ((1, 1), (8, 2), (4, 7), (6, 6))])
+    cls = truth[tuple(pts.T)] + 1
+    return fm, pts, cls, truth + 1
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float16", "float32"])
+def test_knn_separable_clusters(dtype):
+    fm, pts, cls, truth = clusters(dtype)
+    seg = KnnSegmenter(fm, pts, cls, k=5)
+    r = seg.segment()
+    assert r.class_ids == (1, 2, 3)
+    assert (r.classes == truth).mean() > 0.99
+    np.testing.assert_allclose(r.probabilities.sum(-1), 1, atol=1e-6)
+    assert np.all((r.confidence >= 0.6) & (r.confidence <= 1))
+    np.testing.assert_allclose(r.confidence, r.probabilities.max(-1))
+    # the slice shown first equals the same slice of the whole-cube run
+    s = seg.segment_slice(0, 4)
+    assert s.classes.shape == (10, 12)
+    np.testing.assert_array_equal(s.classes, r.classes[4])
+    np.testing.assert_allclose(s.probabilities, r.probabilities[4])
+
+
+def test_knn_uses_a_real_usearch_index():
+    from usearch.index import Index
+
+    fm, pts, cls, _ = clusters()
+    seg = KnnSegmenter(fm, pts, cls, k=3)
+    assert isinstance(seg.index, Index) and len(seg.index) == len(pts)
+    # vote fractions equal a brute-force float32 kNN
+    q = fm.decode(fm.vectors)
+    sims = q @ q[np.ravel_multi_index(tuple(pts.T), fm.shape)].T
+    nn = np.argsort(-sims, axis=1, kind="stable")[:, :3]
+    frac = np.stack([(cls[nn] == c).mean(1) for c in (1, 2, 3)], 1)
+    c, p, _ = seg.classify(np.arange(fm.grid.size))
+    np.testing.assert_allclose(p, frac, atol=1e-6)
+
+
+def test_knn_weighted_option():
+    fm, pts, cls, truth = clusters()
+    seg = KnnSegmenter(fm, pts, cls, k=12, weighted=False)
+    segw = KnnSegmenter(fm, pts, cls, k=12, weighted=True)
+    r, rw = seg.segment(), segw.segment()
+    # k = all support points: plain votes are the class fractions everywhere, weighted ones follow distance
+    np.testing.assert_allclose(r.probabilities, 1 / 3, atol=1e-6)
+    assert (rw.classes == truth).mean() > 0.99
+    np.testing.assert_allclose(rw.probabilities.sum(-1), 1, atol=1e-5)
+    assert rw.confidence.min() > 1 / 3
+
+
+def test_knn_one_class_is_an_error():
+    fm, pts, cls, _ = clusters()
+    with pytest.raises(SeisfmError, match="label at least two classes"):
+        KnnSegmenter(fm, pts, np.ones_like(cls))
+    with pytest.raises(SeisfmError, match="label at least two classes"):
+        KnnSegmenter(fm, pts, np.zeros_like(cls))
+
+
+def test_knn_cancel_and_progress():
+    from napari_seisfm.errors import SeisfmCancelled
+
+    fm, pts, cls, _ = clusters()
+    seg = KnnSegmenter(fm, pts, cls)
+    seen = []
+    seg.segment(batch=300, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (1200, 1200) and len(seen) == 4
+    with pytest.raises(SeisfmCancelled):
+        seg.segment(batch=300, cancel=lambda: len(seen) > 4, progress=lambda d, t: seen.append(d))
+
+
+def test_support_from_labels_feature_and_cube_grid():
+    grid = GridSpec((4, 5, 6), (2, 2, 4))
+    lab = np.zeros((4, 5, 6), np.uint8)
+    lab[1, 2, 3] = 2
+    lab[0, 0, 0] = 1
+    pts, cls = support_from_labels(lab, grid)
+    assert sorted(zip(map(tuple, pts), cls)) == [((0, 0, 0), 1), ((1, 2, 3), 2)]
+    cube = np.zeros((8, 10, 24), np.int16)
+    cube[2, 4, 12] = 3  # grid point (1, 2, 3)
+    cube[2, 4, 13] = 3
+    cube[3, 4, 12] = 1  # snaps to (2, 2, 3) (round half to even: 1.5 -> 2)
+    cube[7, 9, 23] = 1  # snaps to the last grid point
+    pts, cls = support_from_labels(cube, grid, cube_shape=(8, 10, 24))
+    got = dict(zip(map(tuple, pts), cls))
+    assert got[(1, 2, 3)] == 3 and got[(3, 4, 5)] == 1 and len(got) == 3
+    with pytest.raises(SeisfmError, match="neither the feature grid"):
+        support_from_labels(np.zeros((3, 3, 3), int), grid)
+
+
+def test_support_from_points_survey(fm):
+    pts, cls = support_from_points(fm, [(100, 1000, 0), (111, 1020, 100)], [1, 2], space="survey")
+    assert [tuple(p) for p in pts] == [(0, 0, 0), (6, 5, 6)] and list(cls) == [1, 2]
+    with pytest.raises(SeisfmError, match="outside the volume"):
+        support_from_points(fm, [(99, 1000, 0)], [1], space="survey")
+
+
+# ---------------------------------------------------------------- CLI twins
+def test_cli_search_equals_api(tmp_path, vectors, capsys):
+    path = make_store(tmp_path / "f.zarr", vectors)
+    out = tmp_path / "map.npy"
+    rc = cli(["search", str(path), "--pos", "104,1008,20", "--pos", "110,1000,60", "--neg", "120,1030,240",
+              "--out", str(out), "--top", "5"])
+    assert rc == 0
+    cs = CentroidSearch(FeatureMatrix.open(path))
+    cs.set_clicks([(104, 1008, 20), (110, 1000, 60)], [(120, 1030, 240)], space="survey")
+    np.testing.assert_array_equal(np.load(out), cs.score_map())
+    text = capsys.readouterr().out
+    assert '"rank": 5' in text and "inline" in text
+    assert cli(["search", str(path), "--neg", "104,1008,20", "--out", str(out)]) == 2
+    assert "add a positive click first" in capsys.readouterr().err
+    assert cli(["search", str(path), "--pos", "104,1008,2000", "--out", str(out)]) == 2
+    assert "outside the volume" in capsys.readouterr().err
+    assert cli(["search", str(path), "--pos", "1,1,1", "--coords", "grid", "--out", str(tmp_path / "m.sgy")]) == 2
+    assert "needs the cube" in capsys.readouterr().err
+
+
+def test_cli_segment_equals_api(tmp_path, capsys):
+    v, region = structured(seed=5)
+    path = make_store(tmp_path / "f.zarr", v)
+    fm = FeatureMatrix.open(path)
+    lab = np.zeros(GRID, np.int32)
+    lab[2, 2, [0, 1, 14, 15]] = [1, 1, 2, 2]
+    lab[9, 7, [0, 6, 15]] = [1, 3, 2]
+    np.save(tmp_path / "lab.npy", lab)
+    out = tmp_path / "cls.npy"
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--k", "3", "--out", str(out),
+                "--probabilities", str(tmp_path / "p.npy")]) == 0
+    pts, cls = support_from_labels(lab, fm.grid)
+    r = KnnSegmenter(fm, pts, cls, k=3).segment()
+    np.testing.assert_array_equal(np.load(out), r.classes)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), r.probabilities)
+    # the same labels on the cube grid and as a CSV of survey points give the same support set
+    cube_lab = np.zeros(GEOMETRY["shape"], np.int32)
+    cube_lab[tuple((pts * STRIDE).T)] = cls
+    np.save(tmp_path / "cube_lab.npy", cube_lab)
+    csv = tmp_path / "lab.csv"
+    csv.write_text("il,xl,t,class\n" + "".join(
+        f"{100 + c[0]},{1000 + 2 * c[1]},{4 * c[2]},{k}\n" for c, k in zip(pts * STRIDE, cls)))
+    for f in (tmp_path / "cube_lab.npy", csv):
+        assert cli(["segment", str(path), "--labels", str(f), "--k", "3", "--out", str(tmp_path / "c2.npy")]) == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "c2.npy"), r.classes)
+    one = np.zeros(GRID, np.int32)
+    one[1, 1, 1] = one[2, 2, 2] = 4
+    np.save(tmp_path / "one.npy", one)
+    capsys.readouterr()
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "one.npy"), "--out", str(out)]) == 2
+    assert "label at least two classes" in capsys.readouterr().err
+    csv.write_text("1,2,x,1\n1,2,3,4\n")
+    assert cli(["segment", str(path), "--labels", str(csv), "--coords", "grid", "--out", str(out)]) == 2
+
+
+def test_cli_refuses_features_of_another_cube(tmp_path, vectors, capsys):
+    from napari_seisfm.cube import Cube, geometry_from_summary
+
+    path = make_store(tmp_path / "f.zarr", vectors, fingerprint="not-this-one")
+    geo = geometry_from_summary(GEOMETRY)
+    cube_path = tmp_path / "cube.npy"
+    from napari_seisfm.io.npy import write_npy
+
+    write_npy(cube_path, np.zeros(GEOMETRY["shape"], np.float32), geo)
+    assert cli(["search", str(path), "--pos", "104,1008,20", "--cube", str(cube_path), "--out", str(tmp_path / "m.npy")]) == 2
+    assert "another cube" in capsys.readouterr().err
+    # a store of this cube is accepted, and SEG-Y-less full-resolution export works through the cube
+    good = make_store(tmp_path / "g.zarr", vectors, fingerprint=geo.fingerprint())
+    assert cli(["search", str(good), "--pos", "104,1008,20", "--cube", str(cube_path), "--full-resolution",
+                "--out", str(tmp_path / "m.npy"), "--top", "0"]) == 0
+    assert np.load(tmp_path / "m.npy").shape == tuple(GEOMETRY["shape"])
