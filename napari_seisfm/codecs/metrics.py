@@ -13,7 +13,7 @@ sample; ``X_k``, ``Y_k`` are the per-trace real FFTs along time at frequency ``f
   with low-frequency weights ``w_k = 1 / (1 + f_k / f_ref)``, ``f_ref`` = 10 Hz (or 0.04 cycles per
   sample when the last axis is not time: 10 Hz at 4 ms).
 * SSIM   = scikit-image's ``structural_similarity`` defaults (7x7 uniform window, K1 0.01, K2 0.03,
-  sample covariance) with data_range R; computed here with the input's filtered statistics
+  sample covariance) with data_range R (nan for sections under 7x7); computed here with the input's filtered statistics
   cached (same formula, checked against scikit-image in the tests) because it runs once per row.
 * Corr   = Pearson correlation;  NRMS = rms(x - y) / rms(x);  MAE = mean |x - y|
 * power spectrum = mean over traces of |X_k|^2.
@@ -123,6 +123,8 @@ class Reference:
     def ssim(self, y: np.ndarray) -> float:
         # scikit-image's structural_similarity formula; in-place steps keep it to a few passes
         y = np.asarray(y, dtype=np.float32)
+        if min(y.shape) < SSIM_WIN:  # scikit-image refuses too; undefined, not an error of the codec
+            return float("nan")
         n = SSIM_WIN**self.x.ndim
         cov_norm = np.float32(n / (n - 1.0))
         c1, c2 = np.float32((SSIM_K1 * self.range) ** 2), np.float32((SSIM_K2 * self.range) ** 2)
