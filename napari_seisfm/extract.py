@@ -24,6 +24,7 @@ CLIP = 3.0  # NCS recipe: unit variance per cube, amplitudes clipped at 3 std
 DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
 PCA_SAMPLE_CHUNKS = 8  # chunks embedded to fit the PCA basis
 PCA_SAMPLE_VECTORS = 50_000
+CHUNK_BYTES = 256 * 2**20  # float32 embeddings of one chunk held in memory at most (ViT-sized chunks)
 
 
 def extract_features(
@@ -141,9 +142,10 @@ def get_embedder(model=None, *, checkpoint=None, device="auto", precision="auto"
     except ImportError:  # registry not installed yet: only the built-in attribute embedder exists
         registry = None
     if registry is not None:
-        return registry.get_embedder(
-            model or registry.DEFAULT_MODEL, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size
-        )
+        model = model or registry.DEFAULT_MODEL
+        if checkpoint and registry.card(model).tokenization == "attributes":
+            raise SeisfmError(f"{checkpoint}: model {model!r} has no weights; drop --checkpoint")
+        return registry.get_embedder(model, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size)
     from .encoders.attributes import AttributeEmbedder
 
     if model not in (None, "attributes"):
@@ -245,12 +247,19 @@ def mirror(index: np.ndarray, n: int) -> np.ndarray:
 
 
 def _chunks(chunks, embedder: Embedder, grid: GridSpec) -> tuple[int, int, int]:
-    """Store chunk (in grid points): given, or big enough that the halo costs at most ~50% per axis."""
+    """Store chunk (in grid points): given, the embedder's preferred core, or big enough that the halo
+    costs at most ~50% per axis (16..32 grid points)."""
     if chunks is not None:
         c = tuple(int(v) for v in (chunks if not np.isscalar(chunks) else (chunks,) * 3))
         if len(c) != 3 or min(c) < 1:
             raise SeisfmError(f"chunks must be three positive integers, got {chunks!r}")
         return c
+    preferred = getattr(embedder, "preferred_core", None)  # ViT embedders: cores that waste no tokens
+    if preferred is not None:
+        c = [max(1, int(p) // s) for p, s in zip(preferred(), grid.stride)]
+        while c[0] > 1 and np.prod(c) * embedder.dim * 4 > CHUNK_BYTES:  # bound memory on the untiled axis
+            c[0] = -(-c[0] // 2)
+        return tuple(c)
     return tuple(int(np.clip(math.ceil(4 * h / s), 16, 32)) for h, s in zip(embedder.halo, grid.stride))
 
 
@@ -294,3 +303,49 @@ def _cancelled(cancel) -> bool:
 def _report(progress, done, total):
     if progress is not None:
         progress(done, total)
+
+
+# ---------------------------------------------------------------------------- reduction check
+
+
+def similarity_agreement(reference: FeatureVolume, other: FeatureVolume, queries, *, top: float = 0.01, k: int = 10) -> dict:
+    """How much a reduced store (PCA, int8) changes what search sees, against a reference store.
+
+    For each query grid point (``(a, b, c)`` rows of ``queries``) the similarity map is the cosine
+    of its stored vector with every stored vector, in each store. Returns the mean and worst
+    Pearson correlation of the two maps, the overlap of their top ``top`` fraction of grid points
+    and the overlap of the ``k`` nearest neighbours (query itself excluded). Loads both stores
+    whole: meant for benchmark-sized cubes.
+    """
+    if reference.grid != other.grid:
+        raise SeisfmError(f"{other.path}: grid {other.grid.shape} differs from {reference.path}'s {reference.grid.shape}")
+    va, oka = reference.load()
+    vb, okb = other.load()
+    ok = oka & okb
+    va, vb = reference.decode(va[ok]), other.decode(vb[ok])
+    flat = np.flatnonzero(ok)
+    pos = np.full(ok.size, -1)
+    pos[flat] = np.arange(flat.size)
+    n_top = max(1, int(round(top * flat.size)))
+    corr, tops, knn = [], [], []
+    for q in np.atleast_2d(queries):
+        i = pos[np.ravel_multi_index(tuple(int(x) for x in q), reference.grid.shape)]
+        if i < 0:
+            continue
+        ma, mb = va @ va[i], vb @ vb[i]
+        corr.append(float(np.corrcoef(ma, mb)[0, 1]))
+        ta, tb = np.argpartition(-ma, n_top - 1)[:n_top], np.argpartition(-mb, n_top - 1)[:n_top]
+        tops.append(len(np.intersect1d(ta, tb)) / n_top)
+        ma[i] = mb[i] = -np.inf
+        ka, kb = np.argpartition(-ma, k - 1)[:k], np.argpartition(-mb, k - 1)[:k]
+        knn.append(len(np.intersect1d(ka, kb)) / k)
+    if not corr:
+        raise SeisfmError("no valid query points")
+    return {
+        "queries": len(corr),
+        "map_correlation_mean": float(np.mean(corr)),
+        "map_correlation_min": float(np.min(corr)),
+        f"top{top:.0%}_overlap_mean": float(np.mean(tops)),
+        f"top{top:.0%}_overlap_min": float(np.min(tops)),
+        f"knn{k}_overlap_mean": float(np.mean(knn)),
+    }

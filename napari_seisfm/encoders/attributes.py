@@ -93,7 +93,7 @@ class AttributeEmbedder(Embedder):
         # lateral: structure tensor = pre-smoothing + central difference + integration at sigma 4
         lat = _radius(GRAD_SIGMA) + 1 + _radius(4.0)
         # time: Hilbert + derivative + sigma-4 smoothing (frequency) is the longest chain
-        t = max(lat, HILBERT_HALF + 1 + _radius(4.0), _radius(BAND_SIGMAS[1]) + _radius(2.0))
+        t = max(lat, HILBERT_HALF + 2 + _radius(4.0), _radius(BAND_SIGMAS[1]) + _radius(2.0))
         return (lat, lat, t)
 
     def embed_block(self, block: np.ndarray, stride: tuple[int, int, int]) -> np.ndarray:
@@ -117,8 +117,9 @@ class AttributeEmbedder(Embedder):
         out[..., put["cos_phase"]] = at.point(x) / e
         out[..., put["sin_phase"]] = at.point(h) / e
         # envelope-weighted instantaneous frequency: <x h' - h x'> / (2 pi <x^2 + h^2>)
-        d = np.array([0.5, 0.0, -0.5], np.float32)  # central difference for convolve1d
+        d = np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
         num = x * ndimage.convolve1d(h, d, axis=2, mode="nearest") - h * ndimage.convolve1d(x, d, axis=2, mode="nearest")
+        d = np.array([0.5, 0.0, -0.5], np.float32)  # central difference for the structure tensor
         for s in (2.0, 4.0):
             out[..., put[f"inst_freq_s{s:.0f}"]] = at.smooth(num, s) / (2 * np.pi * (at.smooth(env2, s) + EPS))
         del h, env, num
