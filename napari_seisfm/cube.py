@@ -201,6 +201,7 @@ class Cube:
             if all(k == slice(0, self.shape[i], 1) for i, k in zip([i for i in range(3) if i != axis], others)):
                 return plane(axis, key[axis])
         bounds = [slice(k, k + 1) if isinstance(k, int) else slice(k.start, k.stop) for k in key]
+        self._check_fits(int(np.prod([b.stop - b.start for b in bounds])) * self.dtype.itemsize)
         if any(b.stop <= b.start for b in bounds):
             block = np.zeros([max(0, b.stop - b.start) for b in bounds], np.float32)
         else:
@@ -235,15 +236,19 @@ class Cube:
                 key.append(slice(a, b + 1))
         return self[tuple(key)]
 
-    def read(self, max_fraction_of_free_memory: float = 0.5) -> np.ndarray:
+    def read(self) -> np.ndarray:
         """The whole cube in memory; refuses when it would not fit comfortably."""
-        free = available_memory()
-        if free and self.nbytes > max_fraction_of_free_memory * free:
-            raise SeisfmError(
-                f"{self.path or 'cube'}: loading {self.nbytes / 2**30:.1f} GiB would exceed "
-                f"{max_fraction_of_free_memory:.0%} of the {free / 2**30:.1f} GiB of free memory; read sub-volumes instead"
-            )
         return self[:, :, :]
+
+    def _check_fits(self, nbytes: int, fraction: float = 0.5) -> None:
+        if nbytes < 2**26:  # small reads never ask the OS
+            return
+        free = available_memory()
+        if free and nbytes > fraction * free:
+            raise SeisfmError(
+                f"{self.path or 'cube'}: loading {nbytes / 2**30:.1f} GiB would exceed "
+                f"{fraction:.0%} of the {free / 2**30:.1f} GiB of free memory; read sub-volumes instead"
+            )
 
     def robust_amplitude(self, percentile: float = 99.0, max_traces: int = 20000) -> float:
         """|amplitude| percentile from a sample of inlines: symmetric contrast limits, standardisation."""

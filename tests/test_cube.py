@@ -110,11 +110,13 @@ def test_npy_cube_is_memory_mapped(tmp_path):
 def test_whole_cube_refused_when_too_big(monkeypatch):
     import napari_seisfm.cube as cube_mod
 
-    cube = Cube.from_array(np.zeros((4, 4, 4), np.float32))
-    monkeypatch.setattr(cube_mod, "available_memory", lambda: 100)
+    cube = Cube.from_array(np.broadcast_to(np.float32(0), (512, 512, 512)))  # 512 MiB as float32, no memory used
+    monkeypatch.setattr(cube_mod, "available_memory", lambda: 2**29)
     with pytest.raises(SeisfmError, match="free memory"):
         cube.read()
-    assert cube[1].shape == (4, 4)  # slices still work
+    with pytest.raises(SeisfmError, match="free memory"):
+        cube[:, :, :300]
+    assert cube[1].shape == (512, 512)  # slices still work
 
 
 def test_survey_numbers_outside_the_cube():
