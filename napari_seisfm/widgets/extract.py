@@ -171,10 +171,9 @@ class ExtractWidget(QWidget):
         )
         self._cancel.clear()
         self.progress.setRange(0, 0)  # busy until the first report
-        self.worker = create_worker(_extract_and_view, extract_features, cube, out, kwargs)
-        self.worker.returned.connect(self._on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
+        # errors go to _on_error (a notification); connecting it here also stops napari re-raising them
+        connect = {"returned": self._on_done, "errored": self._on_error, "finished": self._on_finished}
+        self.worker = create_worker(_extract_and_view, extract_features, cube, out, kwargs, _connect=connect, _start_thread=False)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker.start()

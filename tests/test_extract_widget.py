@@ -1,0 +1,133 @@
+"""The "Extract embeddings" widget and the feature-store reader in a real napari viewer (run under xvfb-run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_seisfm._features_reader import check_viewer_cubes, get_features_reader
+from napari_seisfm.cube import Cube, Geometry
+from napari_seisfm.display import cube_layer
+from napari_seisfm.errors import SeisfmError
+from napari_seisfm.extract import extract_features
+from napari_seisfm.features import FeatureVolume
+from napari_seisfm.synthetic import make_survey
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def npy_cube(tmp_path):
+    path = tmp_path / "survey.npy"
+    np.save(path, make_survey((32, 32, 48), seed=7).amplitude)
+    return path
+
+
+def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_cube, tmp_path):
+    from napari_seisfm.cube import open_cube
+    from napari_seisfm.widgets.extract import ExtractWidget
+
+    viewer = make_napari_viewer()
+    data, kwargs, _ = cube_layer(open_cube(npy_cube))
+    viewer.add_image(data, **kwargs)
+    widget = ExtractWidget(viewer)
+    assert widget.cube.currentText() == "survey"
+    assert "attributes" in [widget.model.itemText(i) for i in range(widget.model.count())]
+    out = tmp_path / "w.zarr"
+    widget.out.setText(str(out))
+    widget.stride.setText("4,4,2")
+    widget.dtype.setCurrentText("f16")
+    widget.run_button.click()
+    assert widget.worker is not None and not widget.run_button.isEnabled()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.result is not None and widget.result.complete
+    assert widget.progress.value() == widget.progress.maximum()
+    fv = FeatureVolume.open(out)
+    assert fv.grid.shape == (8, 8, 24) and fv.dtype == "float16"
+    layer = viewer.layers[-1]
+    assert layer.rgb and layer.data.shape == (8, 8, 24, 3)
+    assert layer.metadata["path"] == str(out)
+    spacing = np.asarray(open_cube(npy_cube).geometry.spacing)
+    np.testing.assert_allclose(layer.scale, np.array([4, 4, 2]) * spacing)
+    assert widget.run_button.isEnabled()
+
+
+def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_seisfm.widgets import extract as w
+
+    monkeypatch.setattr(w.tempfile, "gettempdir", lambda: str(tmp_path))
+    errors = []
+    monkeypatch.setattr(w, "_show_error", errors.append)
+    viewer = make_napari_viewer()
+    widget = w.ExtractWidget(viewer)
+    widget.run()  # no cube yet
+    assert errors and "no cube selected" in errors[-1]
+    viewer.add_image(make_survey((32, 32, 48), seed=1).amplitude, name="mem", metadata={"kind": "seismic"})
+    assert widget.cube.currentText() == "mem"
+    widget.stride.setText("4,x")
+    widget.run()
+    assert "--stride" in errors[-1] and widget.worker is None
+    widget.stride.setText("8")
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert (tmp_path / "mem_attributes_s8-8-8.zarr").is_dir()
+    assert widget.result.grid.shape == (4, 4, 6)
+    # running again without overwrite resumes the complete store (no error); a stride change is refused
+    widget.stride.setText("4")
+    widget.out.setText(str(tmp_path / "mem_attributes_s8-8-8.zarr"))
+    n_errors = len(errors)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert len(errors) == n_errors + 1 and "other settings" in errors[-1]
+
+
+def test_widget_cancel_leaves_resumable_store(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_seisfm.widgets import extract as w
+
+    infos = []
+    monkeypatch.setattr("napari.utils.notifications.show_info", infos.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(make_survey((32, 32, 48), seed=1).amplitude, name="mem", metadata={"kind": "seismic"})
+    widget = w.ExtractWidget(viewer)
+    widget.out.setText(str(tmp_path / "c.zarr"))
+    widget._cancel.set()  # a cancel pressed before the first chunk: make the run see it
+    widget._cancel.clear = lambda: None
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert infos and "resume" in infos[-1]
+    assert not FeatureVolume.open(tmp_path / "c.zarr", allow_partial=True).complete
+    assert len(viewer.layers) == 1
+
+
+def test_reader_refuses_store_of_another_cube(make_napari_viewer, tmp_path):
+    s = make_survey((32, 32, 48), seed=2)
+    cube = Cube.from_array(s.amplitude, Geometry.regular(s.amplitude.shape, first_inline=100, source="a"))
+    out = tmp_path / "f.zarr"
+    fv = extract_features(cube, out, stride=8)
+    viewer = make_napari_viewer()
+    # the matching cube in the viewer: the store opens, aligned with it
+    data, kwargs, _ = cube_layer(cube, name="a")
+    viewer.add_image(data, **kwargs)
+    layers = viewer.open(str(out), plugin="napari-seisfm")
+    assert layers[-1].rgb and layers[-1].metadata["feature_volume"]["model"] == "attributes"
+    np.testing.assert_allclose(layers[-1].translate, viewer.layers["a"].translate)
+    # only a different cube in the viewer: refused with a clear message
+    viewer.layers.clear()
+    other = Cube.from_array(s.amplitude, Geometry.regular(s.amplitude.shape, first_inline=500, source="b"))
+    data, kwargs, _ = cube_layer(other, name="b")
+    viewer.add_image(data, **kwargs)
+    with pytest.raises(SeisfmError, match=r"extracted from another cube \(a, shape \[32, 32, 48\]\).*'b'"):
+        check_viewer_cubes(fv, viewer)
+    assert get_features_reader(str(out)) is None
+    with pytest.raises(ValueError):
+        viewer.open(str(out), plugin="napari-seisfm")
+    assert len(viewer.layers) == 1
+
+
+def test_reader_declines_partial_store(make_napari_viewer, tmp_path):
+    cube = Cube.from_array(make_survey((32, 32, 48), seed=2).amplitude)
+    out = tmp_path / "p.zarr"
+    with pytest.raises(SeisfmError):
+        extract_features(cube, out, chunks=(2, 2, 2), cancel=lambda: True)
+    make_napari_viewer()
+    assert get_features_reader(str(out)) is None
