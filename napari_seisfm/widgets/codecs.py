@@ -1,0 +1,350 @@
+"""Dock widget "Codec comparison": the section on screen through :func:`napari_seisfm.codecs.compare`.
+
+Thin: it cuts the current slice (or the part of it visible on the canvas) out of the selected
+Image layer, runs ``compare`` in a thread worker (progress bar, Cancel), and shows the result as a
+sortable table, the spectra / trade-off figure, and two layers (reconstruction and residual of the
+selected row) placed exactly on the slice they came from.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import SeisfmCancelled, SeisfmError
+
+REGIONS = ("section on screen", "visible part of the section")
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    progressed = Signal(int, int, str)
+
+
+class _SortItem(QTableWidgetItem):
+    """Table cell that sorts by a number (nan last) while showing formatted text."""
+
+    def __init__(self, text: str, key):
+        super().__init__(text)
+        self.key = key
+        self.setFlags(self.flags() & ~Qt.ItemFlag.ItemIsEditable)
+
+    def __lt__(self, other):
+        a, b = self.key, getattr(other, "key", None)
+        if isinstance(a, float) and isinstance(b, float):
+            return (math.isnan(a), a) < (math.isnan(b), b)
+        return str(a) < str(b)
+
+
+class CodecWidget(QWidget):
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.result = None  # (Comparison, placement) of the last finished run
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._relay.progressed.connect(self._on_progress)
+
+        self.layer = QComboBox()
+        self.region = QComboBox()
+        self.region.addItems(REGIONS)
+        self.codecs = QLineEdit("default")
+        self.codecs.setToolTip("comma-separated: default, cosmos, quant4..16, lz4, snappy, deflate, zstd, gdeflate, ans, "
+                               "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ...")
+        self.cosmos_dir = QLineEdit()
+        self.cosmos_dir.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/encoder.jit (optional)")
+        self.cosmos_dir.setToolTip("TorchScript files are code: they are loaded only from the folder you give here")
+        self.lowpass = QDoubleSpinBox()
+        self.lowpass.setRange(0, 10000)
+        self.lowpass.setSuffix(" Hz")
+        self.lowpass.setSpecialValueText("off")
+        self.sample_interval = QDoubleSpinBox()
+        self.sample_interval.setRange(0, 1000)
+        self.sample_interval.setDecimals(3)
+        self.sample_interval.setSuffix(" ms")
+        self.sample_interval.setSpecialValueText("unknown")
+        self.trim = QCheckBox("trim to multiples of 32 (as the paper)")
+        self.trim.setChecked(True)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.run_button = QPushButton("Compare")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        from .. import codecs as _codecs  # noqa: F401  (headless, light)
+        from ..codecs.table import COLUMNS
+
+        self.columns = COLUMNS
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([h for h, _, _ in COLUMNS])
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.itemSelectionChanged.connect(self._on_row_selected)
+
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(9, 3), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(260)
+
+        form = QFormLayout()
+        form.addRow("image layer", self.layer)
+        form.addRow("region", self.region)
+        form.addRow("codecs", self.codecs)
+        form.addRow("Cosmos folder", self.cosmos_dir)
+        form.addRow("sample interval", self.sample_interval)
+        form.addRow("low-pass", self.lowpass)
+        form.addRow("", self.trim)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, stretch=1)
+        layout.addWidget(self.canvas, stretch=1)
+
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.layer.currentTextChanged.connect(self._guess_sample_interval)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ inputs
+    def _image_layers(self):
+        from napari.layers import Image
+
+        return [ly for ly in self.viewer.layers if isinstance(ly, Image) and not ly.metadata.get("codec_result")]
+
+    def _refresh_layers(self, event=None):
+        current = self.layer.currentText()
+        self.layer.blockSignals(True)
+        self.layer.clear()
+        self.layer.addItems([ly.name for ly in self._image_layers()])
+        if current:
+            self.layer.setCurrentText(current)
+        self.layer.blockSignals(False)
+        self._guess_sample_interval()
+
+    def _selected_layer(self):
+        for ly in self._image_layers():
+            if ly.name == self.layer.currentText():
+                return ly
+        raise SeisfmError("no image layer selected: open a seismic cube or section first")
+
+    def _guess_sample_interval(self, *_):
+        """Seismic layers carry their geometry: take the time step from it."""
+        try:
+            layer = self._selected_layer()
+        except SeisfmError:
+            return
+        geom = layer.metadata.get("geometry") or {}
+        if geom.get("sample_unit") == "ms" and geom.get("samples"):
+            self.sample_interval.setValue(float(geom["samples"][2]))
+
+    def current_section(self):
+        """(section, placement) of the selected layer at the current dims position.
+
+        ``placement`` holds the sliced data axis (None for 2D layers), its index, the (row, col)
+        offset of the cut-out and the layer, so results can be put back exactly where they came from.
+        """
+        layer = self._selected_layer()
+        if self.viewer.dims.ndisplay != 2:
+            raise SeisfmError("codec comparison works on a 2D section: switch the viewer to 2D")
+        data = layer.data
+        if layer.ndim == 2:
+            axis, index = None, None
+            section = np.asarray(data)
+        elif layer.ndim == 3:
+            displayed = [d - (self.viewer.dims.ndim - layer.ndim) for d in self.viewer.dims.displayed]
+            axis = ({0, 1, 2} - set(displayed)).pop()
+            point = layer.world_to_data(self.viewer.dims.point[-layer.ndim:])
+            index = int(np.clip(round(float(point[axis])), 0, data.shape[axis] - 1))
+            key = [slice(None)] * 3
+            key[axis] = index
+            section = np.asarray(data[tuple(key)])
+        else:
+            raise SeisfmError(f"layer {layer.name!r}: needs 2D or 3D data, got {layer.ndim}D")
+        offset = (0, 0)
+        if self.region.currentText() == REGIONS[1]:
+            section, offset = self._visible_part(layer, axis, section)
+        return np.asarray(section, dtype=np.float32), {"axis": axis, "index": index, "offset": offset, "layer": layer}
+
+    def _visible_part(self, layer, axis, section):
+        """Crop to what the canvas shows: napari keeps the visible data box in ``layer.corner_pixels``."""
+        keep = [a for a in range(layer.ndim) if a != axis]
+        corners = np.asarray(layer.corner_pixels)[:, keep]
+        shape = np.array(section.shape)
+        lo = np.clip(np.floor(corners[0]), 0, shape - 1).astype(int)
+        hi = np.clip(np.ceil(corners[1]) + 1, lo + 1, shape).astype(int)
+        return section[lo[0]:hi[0], lo[1]:hi[1]], (int(lo[0]), int(lo[1]))
+
+    def codec_names(self) -> list[str]:
+        from ..commands.codecs import expand_codecs
+
+        return expand_codecs(self.codecs.text(), self.cosmos_dir.text().strip() or None)
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        """Start a comparison with the form's settings (returns at once; the work is in a thread)."""
+        from napari.qt.threading import create_worker
+
+        from ..codecs import compare
+
+        if self.worker is not None:
+            return
+        try:
+            section, placement = self.current_section()
+            names = self.codec_names()
+        except SeisfmError as exc:
+            _show_error(str(exc))
+            return
+        dt = self.sample_interval.value() or None
+        if placement["axis"] == 2:  # a time slice has no time axis
+            dt = None
+        kwargs = dict(
+            lowpass_hz=self.lowpass.value() or None,
+            trim_multiple=32 if self.trim.isChecked() else 1,
+            cosmos_dir=self.cosmos_dir.text().strip() or None,
+            progress=self._relay.progressed.emit,
+            cancel=self._cancel,
+        )
+        self._cancel.clear()
+        self.progress.setRange(0, 0)
+        # errors are shown as notifications by _on_error; do not also re-raise them in the GUI thread
+        self.worker = create_worker(compare, section, names, dt, _ignore_errors=True, **kwargs)
+        self.worker.returned.connect(lambda comp: self._on_done(comp, placement))
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.worker.start()
+
+    def cancel(self):
+        """Stop after the codec in progress."""
+        self._cancel.set()
+
+    def _on_progress(self, done, total, name):
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(f"{name} ({done}/{total})" if name != "done" else "")
+
+    def _on_done(self, comp, placement):
+        from ..codecs.plots import comparison_figure
+
+        self.result = (comp, placement)
+        self._fill_table(comp)
+        comparison_figure(comp, fig=self.figure)
+        self.canvas.draw_idle()
+        info = comp.info()
+        self.status.setText(f"{info['compared_shape'][0]}x{info['compared_shape'][1]} samples, {info['total_s']:.2f} s")
+        first = next((i for i, r in enumerate(comp.rows) if r.ok and r.kind != "lossless"), None)
+        if first is None:
+            first = next((i for i, r in enumerate(comp.rows) if r.ok), None)
+        if first is not None:
+            self.show_codec(comp.rows[first].method)
+
+    def _fill_table(self, comp):
+        from ..codecs.table import cell
+
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(comp.rows))
+        for i, row in enumerate(comp.rows):
+            for j, (_, attr, fmt) in enumerate(self.columns):
+                key = row.encode_s + row.decode_s if attr == "time_ms" else getattr(row, attr)
+                item = _SortItem(cell(row, attr, fmt), float(key) if isinstance(key, (int, float)) else key)
+                if not row.ok:
+                    item.setToolTip(row.status)
+                self.table.setItem(i, j, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
+    def _on_row_selected(self):
+        items = self.table.selectedItems()
+        if items and self.result is not None:
+            self.show_codec(self.table.item(items[0].row(), 0).text())
+
+    def show_codec(self, name: str):
+        """Put the reconstruction and residual of ``name`` in the viewer (two layers, reused)."""
+        comp, placement = self.result
+        if name not in comp.reconstructions:
+            return
+        p = comp.prepared
+        recon = p.to_input_units(comp.reconstructions[name])
+        resid = ((comp.input - comp.reconstructions[name]) * p.std).astype(np.float32)
+        source = placement["layer"]
+        kwargs = self._placement_kwargs(source, placement)
+        for suffix, data in (("reconstruction", recon), ("residual", resid)):
+            if placement["axis"] is not None:
+                data = np.expand_dims(data, placement["axis"])
+            layer_name = f"{source.name} codec {suffix}"
+            meta = {"codec_result": True, "codec": name}
+            if layer_name in self.viewer.layers:
+                layer = self.viewer.layers[layer_name]
+                layer.data = data
+                layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
+                layer.metadata.update(meta)
+            else:
+                self.viewer.add_image(data, name=layer_name, metadata=meta, colormap=source.colormap,
+                                      contrast_limits=source.contrast_limits, **kwargs)
+        self.status.setText(f"showing {name}")
+
+    @staticmethod
+    def _placement_kwargs(source, placement) -> dict:
+        """Same scale as the source; translate moved to the slice and to the cut-out's corner."""
+        scale = np.asarray(source.scale, float)
+        translate = np.asarray(source.translate, float).copy()
+        axis = placement["axis"]
+        keep = [a for a in range(source.ndim) if a != axis]
+        if axis is not None:
+            translate[axis] += placement["index"] * scale[axis]
+        for a, off in zip(keep, placement["offset"]):
+            translate[a] += off * scale[a]
+        return {"scale": tuple(scale), "translate": tuple(translate)}
+
+    def _on_error(self, exc):
+        if isinstance(exc, SeisfmCancelled):
+            from napari.utils.notifications import show_info
+
+            show_info(str(exc))
+        elif isinstance(exc, SeisfmError):
+            _show_error(str(exc))
+        else:
+            _show_error(f"codec comparison failed: {exc.__class__.__name__}: {exc}")
+
+    def _on_finished(self):
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+
+
+def _show_error(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
