@@ -537,3 +537,22 @@ def test_seisfm_models_command(user_models, capsys):
     assert "(default)" in lines["attributes"]
     assert cli_main(["models", "-v"]) == 0
     assert "CC-BY-NC 4.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["2.5d", "3d"])
+def test_coarse_tiling_interpolates_patch_tokens(kind):
+    enc = _local_encoder(kind)
+    exact = ViTEmbedder(micro_card(kind), enc, device="cpu")
+    coarse = ViTEmbedder(micro_card(kind, extra={"tiling": "coarse"}), enc, device="cpu")
+    block = np.random.default_rng(5).standard_normal((64, 64, 64)).astype(np.float32)  # core 32
+    fine = coarse.embed_block(block, (4, 4, 4))
+    ref = exact.embed_block(block, (4, 8, 8) if kind != "3d" else (8, 8, 8))  # tokens every patch
+    assert fine.shape == exact.embed_block(block, (4, 4, 4)).shape
+    if kind == "3d":
+        np.testing.assert_allclose(fine[::2, ::2, ::2], ref, atol=1e-5)
+        np.testing.assert_allclose(fine[1, 2, 4], (ref[0, 1, 2] + ref[1, 1, 2]) / 2, atol=1e-5)
+    else:
+        np.testing.assert_allclose(fine[:, ::2, ::2], ref, atol=1e-5)
+        np.testing.assert_allclose(fine[3, 2, 5], (ref[3, 1, 2] + ref[3, 1, 3]) / 2, atol=1e-5)
+    with pytest.raises(SeisfmError, match="tiling 'fast'"):
+        ViTEmbedder(micro_card(kind, extra={"tiling": "fast"}), enc, device="cpu")

@@ -125,11 +125,13 @@ def get_embedder(
     precision: str = "auto",
     batch_size: int | None = None,
     spacing: tuple[float, float] | None = None,
+    tiling: str | None = None,
 ) -> Embedder:
     """An embedder for a model id, with its weights loaded.
 
     ``checkpoint`` overrides the card's file (any supported layout; no hash check then).
-    ``spacing`` (trace distance along inline and crossline axes) shapes the 2.5D diagonals.
+    ``spacing`` (trace distance along inline and crossline axes) shapes the 2.5D diagonals;
+    ``tiling`` ("exact" or "coarse", default from the card, else exact): see ``vit_embedder``.
     """
     c = card(model_id)
     if c.tokenization == "attributes":
@@ -154,5 +156,6 @@ def get_embedder(
     if checkpoint is None and c.sha256 and report.sha256 != c.sha256:
         raise SeisfmError(f"{path}: sha256 {report.sha256} differs from the model card's {c.sha256}")
     return ViTEmbedder(
-        c, encoder, device=device, precision=precision, batch_size=batch_size, sha256=report.sha256, spacing=spacing
+        c, encoder, device=device, precision=precision, batch_size=batch_size, sha256=report.sha256, spacing=spacing,
+        tiling=tiling,
     )

@@ -32,6 +32,11 @@ sample ``(halo0 + a*s0, halo1 + b*s1, halo2 + c*s2)``;
 
 Blocks whose core is a multiple of ``W`` on the tiled axes waste no tokens
 (:meth:`ViTEmbedder.preferred_core`).
+
+``tiling="coarse"`` (card key ``tiling``) trades fidelity for ``(P/g)^2`` (``(P/g)^3`` in 3D)
+fewer passes: a single tiling gives tokens every ``P`` samples along the tiled axes and the
+grid vectors are linearly interpolated between the two bracketing tokens per axis. Exact is the
+default.
 """
 
 from __future__ import annotations
@@ -128,6 +133,7 @@ class ViTEmbedder(Embedder):
         sha256: str | None = None,
         spacing: tuple[float, float] | None = None,
         fusion: str | None = None,
+        tiling: str | None = None,
     ):
         self.card = card
         cfg = encoder.cfg
@@ -138,6 +144,9 @@ class ViTEmbedder(Embedder):
         self.fusion = fusion or str(card.extra.get("fusion", "inline"))
         if self.fusion not in ("inline", "inline+crossline") or (self.kind != "2d" and self.fusion != "inline"):
             raise SeisfmError(f"model card {card.id}: fusion {self.fusion!r} not supported for {self.kind}")
+        self.tiling = tiling or str(card.extra.get("tiling", "exact"))
+        if self.tiling not in ("exact", "coarse"):
+            raise SeisfmError(f"tiling {self.tiling!r}: use exact or coarse")
         self.device = pick_device(device)
         self.amp_dtype = pick_dtype(precision, self.device)
         self.encoder = encoder.to(self.device).eval()
@@ -176,15 +185,31 @@ class ViTEmbedder(Embedder):
         n = tuple(grid_points(core[k], stride[k]) for k in range(3))
         vol = torch.from_numpy(np.ascontiguousarray(block)).to(self.device)
         with torch.inference_mode():
-            if self.kind == "3d":
-                out = self._embed_3d(vol, n, stride, halo)
-            else:
-                out = self._embed_sections(vol, n, stride, halo)
-                if self.fusion == "inline+crossline":
-                    sw = (stride[1], stride[0], stride[2])
-                    other = self._embed_sections(vol.transpose(0, 1), (n[1], n[0], n[2]), sw, (halo[1], halo[0], halo[2]))
-                    out = (out + other.transpose(0, 1)) * 0.5
+            out = self._embed(vol, n, stride, halo, tiled=(0, 1, 2) if self.kind == "3d" else (1, 2))
+            if self.fusion == "inline+crossline":
+                sw, nw, hw = ((x[1], x[0], x[2]) for x in (stride, n, halo))
+                other = self._embed(vol.transpose(0, 1), nw, sw, hw, tiled=(1, 2))
+                out = (out + other.transpose(0, 1)) * 0.5
         return out.float().cpu().numpy()
+
+    def _embed(self, vol, n, stride, halo, tiled):
+        """Exact: tokens centred on every grid point. Coarse: one tiling (tokens every ``P``
+        samples along the tiled axes), linearly interpolated onto the grid."""
+        run = self._embed_3d if self.kind == "3d" else self._embed_sections
+        if self.tiling == "exact":
+            return run(vol, n, stride, halo)
+        p = self.patch
+        nc = list(n)
+        for k in tiled:
+            nc[k] = (n[k] - 1) * stride[k] // p + 2  # coarse points bracketing every grid point
+        sc = tuple(p if k in tiled else stride[k] for k in range(3))
+        out = run(vol, tuple(nc), sc, halo)
+        for k in tiled:
+            c = torch.arange(n[k], device=out.device, dtype=torch.float32) * (stride[k] / p)
+            i0 = c.floor().long()
+            w = (c - i0).reshape([-1 if j == k else 1 for j in range(out.ndim)])
+            out = out.index_select(k, i0) * (1 - w) + out.index_select(k, i0 + 1) * w
+        return out
 
     # -- tiling -------------------------------------------------------------------------
     def _plans(self, n, stride, halo, axes):
