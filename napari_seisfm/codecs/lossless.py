@@ -99,7 +99,7 @@ class ByteCodec:
             self.label = "gpu:nvcomp"
             self.reason = nv_reason
         elif backend == "cpu":
-            self.label = CPU_BACKENDS.get(algo, "cpu")
+            self.label = CPU_BACKENDS.get(algo, "none")
             if algo not in CPU_BACKENDS:
                 self.reason = f"no CPU library implements {NVCOMP_NAMES[algo]}; needs nvCOMP on a GPU ({nv_reason})"
         else:
