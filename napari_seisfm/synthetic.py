@@ -1,0 +1,657 @@
+"""Synthetic 3D post-stack seismic with ground-truth labels.
+
+The project's ground truth for tests, demos and benchmarks. The cube is built the way a geophysicist
+would build a convolutional model: an acoustic impedance model (layered stratigraphy, folded and
+faulted by mapping coordinates, bodies inserted by changing impedance), reflectivity
+``r = diff(ln Z) / 2`` along the sample axis, convolution with a zero-phase Ricker wavelet and
+band-limited noise. Everything is vectorised numpy/scipy; only the handful of discrete objects
+(faults, boulders, injectites) are looped over, never voxels.
+
+Geometry is in voxel units: inline ``i``, crossline ``j``, sample ``k``. Lateral sizes scale with the
+number of inlines/crosslines, vertical sizes with the number of samples, so a 32^3 cube still holds
+every feature; the wavelet and the layer thickness stay fixed in samples (they are texture, not
+structure). See docs/synthetic.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from napari_seisfm.errors import SeisfmError
+
+CLASSES: dict[str, int] = {
+    "background": 0,
+    "salt": 1,
+    "flat_spot": 2,
+    "injectite": 3,
+    "fault": 4,
+    "boulder": 5,
+    "channel": 6,
+}
+# Later entries overwrite earlier ones in `labels`: small, rare bodies win over big ones.
+LABEL_PRIORITY: tuple[str, ...] = ("fault", "salt", "channel", "injectite", "flat_spot", "boulder")
+FEATURES: tuple[str, ...] = ("faults", "salt", "flat_spot", "injectites", "boulders", "channel")
+_FEATURE_CLASS = {
+    "faults": "fault",
+    "salt": "salt",
+    "flat_spot": "flat_spot",
+    "injectites": "injectite",
+    "boulders": "boulder",
+    "channel": "channel",
+}
+MIN_SIZE = 32
+
+# Acoustic impedance in (km/s)*(g/cc). Sediments follow a compaction trend from seabed to cube bottom.
+_Z_WATER = 1.5
+_Z_SEABED = 2.9
+_Z_DEEP = 6.5
+_Z_SALT = 9.5
+_Z_BOULDER = 12.0  # granite-like glacial boulder
+_BIN_M = 25.0  # trace spacing assumed for boulder diffraction hyperbolas
+_V_SHALLOW = 1600.0  # m/s, rms velocity above the boulders
+
+
+@dataclass
+class SyntheticSurvey:
+    """A synthetic cube plus everything that is true about it."""
+
+    amplitude: np.ndarray  # float32 (n_inline, n_crossline, n_sample)
+    labels: np.ndarray  # uint8, one class id per voxel, priority see LABEL_PRIORITY
+    masks: dict[str, np.ndarray]  # bool per class name (not background), may overlap
+    classes: dict[str, int] = field(default_factory=lambda: dict(CLASSES))
+    horizons: np.ndarray | None = None  # int16 stratigraphic package index, 0 = water above seabed
+    sample_interval_ms: float = 4.0
+    first_inline: int = 1000
+    first_crossline: int = 2000
+    seed: int = 0
+
+    def label_names(self) -> list[str]:
+        """Class names ordered by class id (index = label value)."""
+        return [name for name, _ in sorted(self.classes.items(), key=lambda kv: kv[1])]
+
+    @property
+    def ilines(self) -> np.ndarray:
+        return self.first_inline + np.arange(self.amplitude.shape[0])
+
+    @property
+    def xlines(self) -> np.ndarray:
+        return self.first_crossline + np.arange(self.amplitude.shape[1])
+
+    @property
+    def times_ms(self) -> np.ndarray:
+        return np.arange(self.amplitude.shape[2]) * self.sample_interval_ms
+
+
+def ricker(peak_hz: float, dt_ms: float) -> np.ndarray:
+    """Zero-phase Ricker wavelet with unit peak, sampled at dt, +-1.5 periods long."""
+    half = int(np.ceil(1.5 / peak_hz * 1000.0 / dt_ms))
+    t = np.arange(-half, half + 1) * dt_ms / 1000.0
+    a = (np.pi * peak_hz * t) ** 2
+    return ((1.0 - 2.0 * a) * np.exp(-a)).astype(np.float32)
+
+
+def make_survey(
+    shape=(128, 128, 128),
+    seed: int = 0,
+    *,
+    noise: float = 0.1,
+    features=FEATURES,
+    sample_interval_ms: float = 4.0,
+    peak_hz: float | None = None,
+) -> SyntheticSurvey:
+    """Build a seeded synthetic survey.
+
+    noise: RMS of the added band-limited noise relative to the RMS of the noise-free cube (0 = clean).
+    features: subset of FEATURES to insert; the layered, folded background is always there.
+    peak_hz: Ricker peak frequency; default 27 Hz at 4 ms, i.e. the wavelet is fixed in samples.
+    Same arguments give bit-identical output; the geology does not depend on `noise` or `features`
+    (each feature draws from its own random stream).
+    """
+    shape = _check_args(shape, seed, noise, features, sample_interval_ms, peak_hz)
+    if peak_hz is None:
+        peak_hz = 27.0 * 4.0 / sample_interval_ms
+    features = set(features)
+    streams = np.random.default_rng(seed).spawn(9)
+    r_strat, r_fold, r_fault, r_salt, r_flat, r_inj, r_bould, r_chan, r_noise = streams
+    g = _Grid(shape)
+
+    # --- structure: seabed, folds, salt shape (needed for drag), faults -> depositional time tau ---
+    seabed = _seabed(g, r_fold)
+    salt = _salt_geometry(g, r_salt, seabed)
+    fold, crest = _fold_field(g, r_fold, salt if "salt" in features else None)
+    faults = _fault_specs(g, r_fault) if "faults" in features else []
+    k_unfaulted, fault_zone = _apply_faults(g, faults, seabed)
+    w = np.clip((k_unfaulted - seabed.mean()) / (g.ns - seabed.mean()), 0.0, 1.0)
+    tau = k_unfaulted - seabed[:, :, None] + fold[:, :, None] * w  # float32, increases downward
+    del k_unfaulted, w
+    water = g.k[None, None, :] < seabed[:, :, None]
+
+    # --- stratigraphy along tau: layers, packages and the reservoir under the anticline crest ---
+    k_res = int(round(seabed[crest] + 0.58 * (g.ns - seabed[crest])))
+    res_top = float(tau[crest][k_res])
+    res_thick = max(10.0, 0.09 * g.ns)
+    column = _column(g, r_strat, float(tau[~water].min()), float(tau.max()), res_top, res_thick)
+    log_z = column.log_impedance(tau)
+    horizons = (np.searchsorted(column.package_tops, tau, side="right") + 1).astype(np.int16)
+    horizons[water] = 0
+
+    # Seabed: water above, blended over the seabed sample so the water bottom is sub-sample smooth.
+    frac_sed = np.clip(g.k[None, None, :] + 0.5 - seabed[:, :, None], 0.0, 1.0)
+    log_z = frac_sed * log_z + (1.0 - frac_sed) * np.float32(np.log(_Z_WATER))
+    del frac_sed
+
+    masks = {name: np.zeros(shape, bool) for name in CLASSES if name != "background"}
+    below = ~water
+    # --- bodies, oldest first ---
+    if "channel" in features:
+        masks["channel"] = _channel(g, r_chan, tau, seabed, log_z, column) & below
+    if "injectites" in features:
+        masks["injectite"] = _injectites(g, r_inj, seabed, log_z) & below
+    if "flat_spot" in features:
+        masks["flat_spot"] = _flat_spot(g, r_flat, tau, log_z, res_top, res_thick, crest)
+    if "salt" in features:
+        salt_frac = salt.fraction(g) * below
+        masks["salt"] = salt_frac >= 0.5
+        _salt_impedance(g, r_salt, salt_frac, log_z)
+        del salt_frac
+    if "faults" in features:
+        masks["fault"] = fault_zone & below & ~masks["salt"]
+    boulders = []
+    if "boulders" in features:
+        masks["boulder"], boulders = _boulders(g, r_bould, seabed, log_z)
+    del tau
+
+    # --- reflectivity, diffractions, wavelet, noise ---
+    refl = np.zeros(shape, np.float32)
+    refl[:, :, 1:] = 0.5 * np.diff(log_z, axis=2)
+    del log_z
+    for b in boulders:
+        _add_diffraction(g, refl, b, sample_interval_ms)
+    wavelet = ricker(peak_hz, sample_interval_ms)
+    amplitude = ndimage.convolve1d(refl, wavelet, axis=2, mode="constant")
+    del refl
+    if noise > 0:
+        amplitude += _band_limited_noise(shape, r_noise, wavelet, noise, amplitude)
+
+    labels = np.zeros(shape, np.uint8)
+    for name in LABEL_PRIORITY:
+        labels[masks[name]] = CLASSES[name]
+    return SyntheticSurvey(
+        amplitude=amplitude.astype(np.float32, copy=False),
+        labels=labels,
+        masks=masks,
+        classes=dict(CLASSES),
+        horizons=horizons,
+        sample_interval_ms=float(sample_interval_ms),
+        first_inline=1000,
+        first_crossline=2000,
+        seed=seed,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _check_args(shape, seed, noise, features, dt, peak_hz) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise SeisfmError(f"synthetic shape {shape!r}: expected three integers") from None
+    if len(shape) != 3:
+        raise SeisfmError(f"synthetic shape {shape}: expected three axes (inline, crossline, sample)")
+    if min(shape) < MIN_SIZE:
+        raise SeisfmError(f"synthetic shape {shape}: every axis needs at least {MIN_SIZE} samples")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise SeisfmError(f"synthetic seed {seed!r}: expected a non-negative integer")
+    if not np.isfinite(noise) or noise < 0:
+        raise SeisfmError(f"synthetic noise {noise!r}: expected a non-negative number")
+    if isinstance(features, str):
+        features = (features,)
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown:
+        raise SeisfmError(f"synthetic features {unknown}: unknown, choose from {', '.join(FEATURES)}")
+    if not np.isfinite(dt) or dt <= 0:
+        raise SeisfmError(f"synthetic sample interval {dt!r}: expected a positive number of ms")
+    if peak_hz is not None:
+        nyquist = 500.0 / dt
+        if not np.isfinite(peak_hz) or not 0 < peak_hz < nyquist / 2:
+            raise SeisfmError(f"synthetic peak frequency {peak_hz!r}: expected 0 < f < {nyquist / 2:g} Hz")
+    return shape
+
+
+# ----------------------------------------------------------------------------------------------
+# structure
+
+
+class _Grid:
+    """Voxel coordinates, kept 1D/2D and broadcast so no full-size index arrays are stored."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.ni, self.nx, self.ns = shape
+        self.i = np.arange(self.ni, dtype=np.float32)[:, None]
+        self.j = np.arange(self.nx, dtype=np.float32)[None, :]
+        self.k = np.arange(self.ns, dtype=np.float32)
+        self.nh = float(np.sqrt(self.ni * self.nx))  # lateral size scale in traces
+
+    def lateral(self, ci, cj):
+        """(di, dj) in traces from a point given as a fraction of the cube."""
+        return self.i - ci * (self.ni - 1), self.j - cj * (self.nx - 1)
+
+
+def _smooth_field(g: _Grid, rng, scale: float, n_waves: int = 4) -> np.ndarray:
+    """Smooth 2D random field (sum of a few long-wavelength plane waves), unit-ish amplitude."""
+    out = np.zeros((g.ni, g.nx), np.float32)
+    for _ in range(n_waves):
+        ang = rng.uniform(0, 2 * np.pi)
+        lam = rng.uniform(0.6, 1.5) * scale
+        ph = rng.uniform(0, 2 * np.pi)
+        out += np.sin(2 * np.pi * (g.i * np.cos(ang) + g.j * np.sin(ang)) / lam + ph)
+    return out / np.sqrt(n_waves / 2)
+
+
+def _seabed(g: _Grid, rng) -> np.ndarray:
+    """Water-bottom time in samples: ~8 % of the record, gently varying."""
+    base = max(2.5, 0.08 * g.ns)
+    return (base + 0.012 * g.ns * _smooth_field(g, rng, g.nh)).astype(np.float32)
+
+
+def _fold_field(g: _Grid, rng, salt) -> tuple[np.ndarray, tuple[int, int]]:
+    """Uplift in samples at full depth weight, and the anticline crest (i, j).
+
+    Regional dip + a four-way anticline (the flat-spot closure) + salt drag + gentle undulation.
+    """
+    ci, cj = 0.28 + rng.uniform(-0.04, 0.04), 0.72 + rng.uniform(-0.04, 0.04)
+    amp = max(0.22 * g.ns, 14.0)  # small cubes keep a closure deeper than the wavelet is long
+    sig_i, sig_j = 0.16 * g.ni, 0.16 * g.nx
+    di, dj = g.lateral(ci, cj)
+    field_ = amp * np.exp(-0.5 * ((di / sig_i) ** 2 + (dj / sig_j) ** 2))
+    dip = rng.uniform(0, 2 * np.pi)
+    field_ = field_ + 0.03 * g.ns * ((g.i / g.ni - 0.5) * np.cos(dip) + (g.j / g.nx - 0.5) * np.sin(dip))
+    field_ = field_ + 0.015 * g.ns * _smooth_field(g, rng, 0.7 * g.nh)
+    if salt is not None:
+        di, dj = g.lateral(salt.ci, salt.cj)
+        rho = np.sqrt((di / salt.ri) ** 2 + (dj / salt.rj) ** 2)
+        field_ = field_ + 0.14 * g.ns * np.exp(-0.5 * (rho / 1.1) ** 2)
+    crest = (int(round(ci * (g.ni - 1))), int(round(cj * (g.nx - 1))))
+    return field_.astype(np.float32), crest
+
+
+@dataclass
+class _FaultSpec:
+    i0: float
+    j0: float
+    k0: float
+    strike: float  # radians, direction of the fault trace in (i, j)
+    tan_dip: float  # horizontal move per sample of depth (voxel units)
+    half_length: float  # traces along strike where throw tapers to zero
+    throw: float  # samples, maximum
+    k_tip: float  # upper tip (sample); the fault dies out above
+    within: int | None = None  # index of a master fault this one terminates against (its hanging wall)
+
+
+def _fault_specs(g: _Grid, rng) -> list[_FaultSpec]:
+    """A graben between salt and anticline plus a smaller fault in the opposite corner."""
+    specs = []
+    ci, cj = 0.5 + rng.uniform(-0.04, 0.04), 0.5 + rng.uniform(-0.04, 0.04)
+    strike = np.pi / 4 + rng.uniform(-0.2, 0.2)
+    normal = np.array([np.sin(strike), -np.cos(strike)])  # horizontal unit normal to the trace
+    half_width = rng.uniform(0.06, 0.08) * g.nh
+    for side in (+1, -1):  # master and antithetic dipping towards each other, a Y-shaped graben
+        o = side * half_width
+        specs.append(
+            _FaultSpec(
+                i0=ci * (g.ni - 1) + o * normal[0],
+                j0=cj * (g.nx - 1) + o * normal[1],
+                k0=0.65 * g.ns,
+                strike=strike + np.pi if side > 0 else strike,  # dip towards the graben axis
+                tan_dip=rng.uniform(0.25, 0.35),
+                half_length=rng.uniform(0.32, 0.4) * g.nh,
+                throw=max(3.0, rng.uniform(0.07, 0.09) * g.ns),
+                k_tip=rng.uniform(0.3, 0.36) * g.ns,
+                within=None if side > 0 else 0,
+            )
+        )
+    strike3 = -np.pi / 4 + rng.uniform(-0.25, 0.25)
+    specs.append(
+        _FaultSpec(
+            i0=(0.18 + rng.uniform(-0.03, 0.03)) * (g.ni - 1),
+            j0=(0.18 + rng.uniform(-0.03, 0.03)) * (g.nx - 1),
+            k0=0.65 * g.ns,
+            strike=strike3 + (np.pi if rng.uniform() < 0.5 else 0.0),
+            tan_dip=rng.uniform(0.25, 0.35),
+            half_length=rng.uniform(0.15, 0.2) * g.nh,
+            throw=max(3.0, rng.uniform(0.06, 0.08) * g.ns),
+            k_tip=rng.uniform(0.32, 0.4) * g.ns,
+        )
+    )
+    return specs
+
+
+def _apply_faults(g: _Grid, faults, seabed):
+    """Undo normal-fault throw: hanging-wall voxels read stratigraphy from `throw` samples higher.
+
+    Throw is largest at the fault centre and tapers to zero at the lateral tips, grows from the upper
+    tip downwards, and decays away from the plane into the hanging wall (rollover), so a fault's
+    deformation stays local and does not tilt the rest of the survey. Returns the unfaulted sample coordinate (3D float32) and a bool zone ~3 voxels wide around each
+    fault plane where the fault has throw.
+    """
+    k3 = np.broadcast_to(g.k, g.shape)
+    k_src = np.array(k3, dtype=np.float32)
+    zone = np.zeros(g.shape, bool)
+    ramp_len = 0.2 * g.ns
+    decay = 0.25 * g.nh
+    hanging_walls = []
+    for f in faults:
+        c, s = np.cos(f.strike), np.sin(f.strike)
+        di, dj = g.i - f.i0, g.j - f.j0
+        across = (di * s - dj * c)[:, :, None]  # horizontal distance from the trace at k0, + = dip side
+        along = (di * c + dj * s) / f.half_length
+        taper = np.clip(1.0 - along**2, 0.0, 1.0)[:, :, None]
+        cos_dip = 1.0 / np.sqrt(1.0 + f.tan_dip**2)
+        dist = (across - (g.k - f.k0) * f.tan_dip) * cos_dip  # signed distance to the plane
+        ramp = np.clip((g.k - f.k_tip) / ramp_len, 0.0, 1.0)
+        rollover = np.exp(-np.clip(dist, 0.0, None) / decay)
+        throw = (f.throw * taper * ramp * rollover).astype(np.float32)
+        active = (taper > 0.05) & (g.k >= f.k_tip)
+        if f.within is not None:
+            active = active & hanging_walls[f.within]
+            throw = np.where(hanging_walls[f.within], throw, np.float32(0))
+        hanging = dist > 0
+        hanging_walls.append(hanging)
+        k_src -= np.where(hanging, throw, np.float32(0))
+        zone |= (np.abs(dist) <= 1.25) & active
+    return k_src, zone
+
+
+# ----------------------------------------------------------------------------------------------
+# stratigraphy
+
+
+@dataclass
+class _Column:
+    """1D impedance log along depositional time tau, evaluated box-averaged over one sample."""
+
+    tau0: float
+    step: float
+    cum: np.ndarray  # cumulative integral of ln Z on the fine grid
+    package_tops: np.ndarray  # tau of the top of packages 2.. (searchsorted gives 1-based index)
+    trend: np.ndarray  # ln Z compaction trend on the fine grid
+
+    def _interp(self, arr, tau):
+        return np.interp(tau, self.tau0 + self.step * np.arange(arr.size), arr)
+
+    def log_impedance(self, tau: np.ndarray) -> np.ndarray:
+        """Mean ln Z over [tau-0.5, tau+0.5]: sub-sample boundary positions, no staircase aliasing."""
+        flat = tau.ravel()
+        out = self._interp(self.cum, flat + 0.5) - self._interp(self.cum, flat - 0.5)
+        return out.astype(np.float32).reshape(tau.shape)
+
+    def trend_at(self, tau) -> np.float32:
+        return np.float32(self._interp(self.trend, tau))
+
+
+def _column(g: _Grid, rng, tau_min, tau_max, res_top, res_thick) -> _Column:
+    """Layers of random thickness and impedance, grouped into packages of distinct character."""
+    tau0, tau1 = tau_min - 4.0, tau_max + 4.0
+    step = 0.05
+    n = int(np.ceil((tau1 - tau0) / step)) + 1
+    t = tau0 + step * np.arange(n)
+    depth01 = np.clip(t / g.ns, 0.0, 1.2)
+    trend = np.log(_Z_SEABED) + (np.log(_Z_DEEP) - np.log(_Z_SEABED)) * depth01**0.8
+
+    # Package boundaries: random thicknesses, then the reservoir package forced in at the crest.
+    n_pack = int(np.clip(round(g.ns / 20), 4, 14))
+    cuts = np.sort(rng.uniform(0.12, 0.95, n_pack - 1)) * tau1
+    res_base = res_top + res_thick
+    keep = np.abs(cuts - res_top) > 0.04 * g.ns
+    keep &= np.abs(cuts - res_base) > 0.04 * g.ns
+    keep &= ~((cuts > res_top) & (cuts < res_base))
+    tops = np.sort(np.concatenate([cuts[keep], [res_top, res_base]]))
+    res_index = int(np.searchsorted(tops, res_top, side="right"))
+
+    # Each package: own mean layer thickness, layer contrast and impedance offset.
+    n_packs = tops.size + 1
+    thick = rng.uniform(2.5, 7.0, n_packs)
+    contrast = rng.uniform(0.025, 0.07, n_packs)
+    offset = rng.normal(0.0, 0.04, n_packs)
+    offset[res_index] = -0.05  # reservoir: slightly soft, sand-prone
+    contrast[res_index] = 0.04
+    thick[res_index] = 3.0
+
+    # Layers: draw more than enough thicknesses (gamma, min 1 sample) and walk down the column.
+    mean_thick = float(thick.min())
+    n_layers = int((tau1 - tau0) / mean_thick * 1.5) + 10
+    base_thick = rng.gamma(3.0, 1.0 / 3.0, n_layers)  # mean 1, scaled per package below
+    jitter = rng.normal(0.0, 1.0, n_layers)
+    bounds = [tau0]
+    values = []
+    idx = 0
+    while bounds[-1] < tau1:
+        p = int(np.searchsorted(tops, bounds[-1], side="right"))
+        h = max(1.0, base_thick[idx % n_layers] * thick[p])
+        values.append(offset[p] + contrast[p] * jitter[idx % n_layers])
+        bounds.append(bounds[-1] + h)
+        idx += 1
+    bounds = np.asarray(bounds)
+    layer = np.clip(np.searchsorted(bounds, t, side="right") - 1, 0, len(values) - 1)
+    ln_z = trend + np.asarray(values)[layer]
+    # Hard cap shale right on top of the reservoir seals the trap and makes its top a clear event.
+    cap = (t >= res_top - 3.0) & (t < res_top)
+    ln_z[cap] = trend[cap] + 0.06
+    cum = np.concatenate([[0.0], np.cumsum(ln_z[:-1] * step)])
+    return _Column(tau0=tau0, step=step, cum=cum, package_tops=tops, trend=trend)
+
+
+# ----------------------------------------------------------------------------------------------
+# bodies
+
+
+@dataclass
+class _Salt:
+    ci: float  # centre, fraction of cube
+    cj: float
+    ri: float  # maximum radius in traces along inline / crossline
+    rj: float
+    k_top: np.ndarray  # 2D top time of the dome (samples), with rugosity
+    cap_h: float  # samples from top to widest point
+    stem: float  # stem radius as a fraction of the widest radius
+    lobes: np.ndarray  # 2D angular radius factor
+
+    def mask(self, g: _Grid, dk: float = 0.0) -> np.ndarray:
+        """Mushroom diapir: paraboloid crest widening to a bulb, narrowing to a stem at the base."""
+        di, dj = g.lateral(self.ci, self.cj)
+        rho = (np.sqrt((di / self.ri) ** 2 + (dj / self.rj) ** 2) / self.lobes)[:, :, None]
+        below_top = (g.k + np.float32(dk))[None, None, :] - self.k_top[:, :, None]
+        u = below_top / self.cap_h
+        cap = np.sqrt(np.clip(u, 0.0, 1.0))
+        neck = self.stem + (1.0 - self.stem) * np.exp(-(np.clip(u - 1.0, 0.0, None) / 0.8) ** 2)
+        radius = np.where(u <= 1.0, cap, neck)
+        return (u >= 0) & (rho < radius)
+
+    def fraction(self, g: _Grid) -> np.ndarray:
+        """Salt fraction per voxel from 4 sub-samples in time, so top and flanks sit at sub-sample
+        times in every trace instead of a one-sample staircase (which would ring on steep flanks)."""
+        out = np.zeros(g.shape, np.float32)
+        for dk in (-0.375, -0.125, 0.125, 0.375):
+            out += self.mask(g, dk)
+        return out * np.float32(0.25)
+
+
+def _salt_geometry(g: _Grid, rng, seabed) -> _Salt:
+    ci, cj = 0.72 + rng.uniform(-0.04, 0.04), 0.28 + rng.uniform(-0.04, 0.04)
+    r = rng.uniform(0.15, 0.18)
+    top = rng.uniform(0.3, 0.36) * g.ns
+    k_top = top + 0.012 * g.ns * _smooth_field(g, rng, 0.25 * g.nh)
+    di, dj = g.lateral(ci, cj)
+    theta = np.arctan2(dj, di)
+    lobes = 1.0 + 0.1 * np.sin(2 * theta + rng.uniform(0, 6.3)) + 0.07 * np.sin(3 * theta + rng.uniform(0, 6.3))
+    return _Salt(
+        ci=ci,
+        cj=cj,
+        ri=r * g.ni,
+        rj=r * g.nx,
+        k_top=np.maximum(k_top, seabed + 4).astype(np.float32),
+        cap_h=rng.uniform(0.2, 0.26) * g.ns,
+        stem=rng.uniform(0.5, 0.65),
+        lobes=lobes.astype(np.float32),
+    )
+
+
+def _salt_impedance(g: _Grid, rng, frac, log_z):
+    """Fast, homogeneous halite with a weak chaotic interior (smoothed 3D noise, ~2.5 % in ln Z),
+    blended with the host by the salt fraction."""
+    inside = frac > 0
+    if not inside.any():
+        return
+    box = tuple(slice(a.min(), a.max() + 1) for a in np.nonzero(inside))
+    shape = tuple(s.stop - s.start for s in box)
+    chaos = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (1.5, 1.5, 0.8))
+    chaos *= 0.025 / max(float(chaos.std()), 1e-6)
+    f = frac[box]
+    log_z[box] = (1.0 - f) * log_z[box] + f * (np.float32(np.log(_Z_SALT)) + chaos)
+
+
+def _channel(g: _Grid, rng, tau, seabed, log_z, column) -> np.ndarray:
+    """Sinuous channel cut into a shallow horizon, U-shaped, filled with soft homogeneous sand."""
+    tau_top = max(0.2 * g.ns, 0.12 * g.ns + 7.0)
+    depth = max(4.0, 0.06 * g.ns)
+    half_w = max(2.5, 0.045 * g.nh)
+    c0 = 0.5 + rng.uniform(-0.06, 0.06)
+    a1, a2 = rng.uniform(0.07, 0.1), rng.uniform(0.02, 0.04)
+    lam1, lam2 = rng.uniform(0.55, 0.8) * g.ni, rng.uniform(0.25, 0.35) * g.ni
+    p1, p2 = rng.uniform(0, 2 * np.pi, 2)
+    ii = g.i[:, 0]
+    centre = g.nx * (c0 + a1 * np.sin(2 * np.pi * ii / lam1 + p1) + a2 * np.sin(2 * np.pi * ii / lam2 + p2))
+    slope = np.gradient(centre)
+    dist = np.abs(g.j - centre[:, None]) / np.sqrt(1.0 + slope[:, None] ** 2)
+    incision = depth * np.clip(1.0 - (dist / half_w) ** 2, 0.0, None)  # 2D, samples
+    inside = (tau >= tau_top) & (tau < tau_top + incision[:, :, None])
+    fill = column.trend_at(tau_top + 0.5 * depth) - 0.2
+    fill_noise = rng.normal(0.0, 0.005, int(inside.sum())).astype(np.float32)
+    log_z[inside] = fill + fill_noise
+    return inside
+
+
+def _injectites(g: _Grid, rng, seabed, log_z) -> np.ndarray:
+    """Saucer-shaped sandstone intrusions: flat base, wings climbing steeply outwards, ~3 samples thick."""
+    n = max(2, int(round(2 * g.ni * g.nx / 128**2)))
+    mask = np.zeros(g.shape, bool)
+    sites = [(0.78, 0.78), (0.22, 0.3)]
+    for m in range(n):
+        if m < len(sites):
+            ci, cj = (c + rng.uniform(-0.04, 0.04) for c in sites[m])
+        else:  # larger cubes: more saucers along the fault-free diagonal corners
+            ci, cj = sites[m % 2][0] + rng.uniform(-0.12, 0.12), sites[m % 2][1] + rng.uniform(-0.12, 0.12)
+        kb = rng.uniform(0.55, 0.65) * g.ns
+        rb = rng.uniform(0.04, 0.06) * g.nh
+        rw = rb + rng.uniform(0.05, 0.07) * g.nh
+        rise = rng.uniform(0.1, 0.14) * g.ns
+        ang = rng.uniform(0, np.pi)
+        ecc = rng.uniform(0.7, 1.0)
+        di, dj = g.lateral(ci, cj)
+        a = di * np.cos(ang) + dj * np.sin(ang)
+        b = (-di * np.sin(ang) + dj * np.cos(ang)) / ecc
+        rho = np.sqrt(a**2 + b**2)
+        wing = np.clip((rho - rb) / (rw - rb), 0.0, 1.0) ** 1.5
+        surface = (kb - rise * wing)[:, :, None]
+        body = (np.abs(g.k - surface) <= 1.0) & (rho <= rw)[:, :, None]
+        mask |= body
+    log_z[mask] -= np.float32(0.45)
+    return mask
+
+
+def _flat_spot(g: _Grid, rng, tau, log_z, res_top, res_thick, crest) -> np.ndarray:
+    """Gas cap in the reservoir under the anticline crest; its flat base is the flat spot.
+
+    The gas-water contact is a constant-time plane inside the reservoir. The gas column is the part of
+    the reservoir above it that connects to the crest (a spill-safe closure: the contact is raised until
+    the trap does not reach the cube edge). Gas lowers impedance by 28 %, so the contact gives a strong
+    positive, horizontal reflection cutting the dipping reservoir layering.
+    """
+    top_map = (tau < res_top).sum(axis=2)  # first sample at/below reservoir top (tau grows with k)
+    base_map = (tau < res_top + res_thick).sum(axis=2)
+    crest_top = int(top_map[crest])
+    column_h = max(5, int(round(rng.uniform(0.55, 0.7) * (base_map[crest] - crest_top))))
+    contact = crest_top + column_h
+    while True:
+        lab, _ = ndimage.label(top_map < contact)
+        trap = lab == lab[crest]
+        edge = trap[0].any() or trap[-1].any() or trap[:, 0].any() or trap[:, -1].any()
+        if not edge or contact <= crest_top + 2:
+            break
+        contact -= 1
+    k = np.arange(g.ns)
+    reservoir = (tau >= res_top) & (tau < res_top + res_thick)
+    gas = trap[:, :, None] & reservoir & (k < contact)
+    log_z[gas] += np.float32(np.log(0.72))
+    # The flat spot proper: where the contact lies inside the reservoir, under at least 2 samples of
+    # gas (at the trap rim the contact merges into the reservoir-top reflection).
+    fluid_contact = trap & (base_map > contact) & (top_map <= contact - 2)
+    mask = np.zeros(g.shape, bool)
+    mask[:, :, contact - 1 : contact + 2] = fluid_contact[:, :, None]
+    return mask
+
+
+@dataclass
+class _Boulder:
+    i: int
+    j: int
+    k: int
+    contrast: float  # reflection coefficient at its top
+
+
+def _boulders(g: _Grid, rng, seabed, log_z):
+    """Small very hard blobs a few samples under the seabed (glacial boulders, ~3x3x3 voxels)."""
+    n = max(6, int(round(g.ni * g.nx / 450)))
+    mask = np.zeros(g.shape, bool)
+    out = []
+    zone = max(7.0, 0.12 * g.ns)
+    ball = np.add.outer(np.add.outer(np.arange(-2, 3) ** 2 / 1.6**2, np.arange(-2, 3) ** 2 / 1.6**2), np.arange(-2, 3) ** 2 / 1.2**2) <= 1.0
+    for _ in range(n):
+        i = int(rng.integers(3, g.ni - 3))
+        j = int(rng.integers(3, g.nx - 3))
+        k = int(np.ceil(seabed[i, j] + 4 + rng.uniform(0, zone - 4)))
+        sl = (slice(i - 2, i + 3), slice(j - 2, j + 3), slice(k - 2, k + 3))
+        mask[sl] |= ball
+        host = float(log_z[i, j, k - 2])
+        out.append(_Boulder(i, j, k, 0.5 * (np.log(_Z_BOULDER) - host)))
+    log_z[mask] = np.float32(np.log(_Z_BOULDER))
+    return mask, out
+
+
+def _add_diffraction(g: _Grid, refl, b: _Boulder, dt_ms):
+    """Diffraction hyperbola tails t(x) = sqrt(t0^2 + (2x/v)^2) from a boulder, as in unmigrated data."""
+    reach = 6
+    di = np.arange(-reach, reach + 1)[:, None]
+    dj = np.arange(-reach, reach + 1)[None, :]
+    x_m = np.sqrt(di**2 + dj**2) * _BIN_M
+    t0 = b.k * dt_ms
+    t = np.sqrt(t0**2 + (2000.0 * x_m / _V_SHALLOW) ** 2)
+    amp = 0.35 * b.contrast * (t0 / t) ** 2
+    amp[x_m < 1.5 * _BIN_M] = 0.0  # the blob itself already reflects there
+    ii, jj = b.i + di + 0 * dj, b.j + dj + 0 * di
+    ks = t / dt_ms
+    ok = (ii >= 0) & (ii < g.ni) & (jj >= 0) & (jj < g.nx) & (ks + 2 < g.ns - 1) & (amp != 0)
+    ii, jj, ks, amp = ii[ok], jj[ok], ks[ok], amp[ok]
+    for offset, sign in ((-1.0, 1.0), (2.0, -1.0)):  # top (+) and base (-) of the blob
+        kk = ks + offset
+        k0 = np.floor(kk).astype(int)
+        w1 = (kk - k0).astype(np.float32)
+        np.add.at(refl, (ii, jj, k0), sign * amp * (1 - w1))
+        np.add.at(refl, (ii, jj, k0 + 1), sign * amp * w1)
+
+
+def _band_limited_noise(shape, rng, wavelet, level, signal) -> np.ndarray:
+    """Gaussian noise shaped by the wavelet's spectrum and slightly coherent across traces."""
+    n = rng.standard_normal(shape, dtype=np.float32)
+    n = ndimage.gaussian_filter(n, (0.7, 0.7, 0.0))
+    n = ndimage.convolve1d(n, wavelet, axis=2, mode="constant")
+    rms_sig = float(np.sqrt(np.mean(signal.astype(np.float64) ** 2)))
+    rms_n = float(np.sqrt(np.mean(n.astype(np.float64) ** 2)))
+    n *= np.float32(level * rms_sig / max(rms_n, 1e-12))
+    return n
