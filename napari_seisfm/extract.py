@@ -55,7 +55,15 @@ def extract_features(
     checked between chunks and raises :class:`SeisfmCancelled`, leaving a resumable store.
     ``embedder`` overrides ``model``/``checkpoint`` with a ready instance.
     """
-    cube = _as_cube(cube)
+    if isinstance(cube, (str, Path)):  # a file: open it here and close it when done
+        from .cube import open_cube
+
+        with open_cube(cube) as opened:
+            return extract_features(
+                opened, out, model=model, checkpoint=checkpoint, stride=stride, pca=pca, dtype=dtype, device=device,
+                precision=precision, batch_size=batch_size, resume=resume, overwrite=overwrite, progress=progress,
+                cancel=cancel, chunks=chunks, embedder=embedder,
+            )  # fmt: skip
     out = Path(out)
     dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
@@ -282,14 +290,6 @@ def _is_store(path: Path) -> bool:
         return True
     except SeisfmError:
         return False
-
-
-def _as_cube(cube):
-    if isinstance(cube, (str, Path)):
-        from .cube import open_cube
-
-        return open_cube(cube)
-    return cube
 
 
 def _cancelled(cancel) -> bool:
