@@ -17,6 +17,7 @@ new click only adds one vector to a running sum and never re-reads the store.
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -251,7 +252,7 @@ class ClickToMapWidget(QWidget):
         self.store.setCurrentText(path)
         self._say(f"loading {path} ...")
         self.load_button.setEnabled(False)
-        worker = create_worker(FeatureMatrix.open, path, fingerprint=fingerprint)
+        worker = create_worker(FeatureMatrix.open, path, fingerprint=fingerprint, _ignore_errors=True)
         worker.returned.connect(lambda fm: self._on_features(fm, path, seismic))
         worker.errored.connect(self._on_error)
         worker.finished.connect(lambda: self.load_button.setEnabled(True))
@@ -282,8 +283,10 @@ class ClickToMapWidget(QWidget):
         for name, colour in ((POSITIVE, "lime"), (NEGATIVE, "magenta")):
             layer = self._layer(name)
             if layer is None:
-                layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour, border_color="white",
-                                               size=size, out_of_slice_display=True)
+                with warnings.catch_warnings():  # deprecated in 0.9 but still the way to see a snapped click on a nearby slice
+                    warnings.simplefilter("ignore", FutureWarning)
+                    layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour,
+                                                   border_color="white", size=size, out_of_slice_display=True)
                 layer.events.data.connect(self._on_points_event)
             layer.current_face_color = colour
         self.viewer.layers.selection.active = self._layer(POSITIVE)
@@ -352,7 +355,7 @@ class ClickToMapWidget(QWidget):
             self._dirty = True
             return
         self._dirty = False
-        self._map_worker = create_worker(_compute_map, self.search, list(self.positives), list(self.negatives), N_MATCHES)
+        self._map_worker = create_worker(_compute_map, self.search, list(self.positives), list(self.negatives), N_MATCHES, _ignore_errors=True)
         self._map_worker.returned.connect(self._on_map)
         self._map_worker.errored.connect(self._on_error)
         self._map_worker.finished.connect(self._on_map_finished)
@@ -528,7 +531,7 @@ class ClickToMapWidget(QWidget):
         self._cancel.clear()
         self.progress.setRange(0, 0)
         self._knn_worker = create_worker(_knn_job, self.features, points, classes, self.k.value(), self.weighted.isChecked(),
-                                         self._visible_region(), self._relay.progressed.emit, self._cancel.is_set)
+                                         self._visible_region(), self._relay.progressed.emit, self._cancel.is_set, _ignore_errors=True)
         self._knn_worker.yielded.connect(self._on_knn_slice)
         self._knn_worker.returned.connect(self._on_knn_done)
         self._knn_worker.errored.connect(self._on_error)
@@ -601,7 +604,7 @@ class ClickToMapWidget(QWidget):
             c = open_cube(cube) if isinstance(cube, str) else cube
             return export_volume(path, data, c, stride=self.features.grid.stride, origin=self.features.grid.origin, labels=labels)
 
-        worker = create_worker(job)
+        worker = create_worker(job, _ignore_errors=True)
         worker.returned.connect(lambda p: (self._say(f"wrote {p}"), _show_info(f"wrote {p}")))
         worker.errored.connect(self._on_error)
         self._io_worker = worker

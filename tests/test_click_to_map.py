@@ -1,0 +1,296 @@
+"""Click-to-map dock widget in a real napari viewer (run under `xvfb-run -a`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_seisfm import cli
+from napari_seisfm.cube import Cube, Geometry, open_cube
+from napari_seisfm.display import cube_layer
+from napari_seisfm.extract import extract_features
+from napari_seisfm.features import FeatureVolume, GridSpec
+from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter
+from napari_seisfm.widgets import click_to_map as ctm
+from napari_seisfm.widgets.click_to_map import KNN, NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
+
+WAIT = 10_000  # ms; workers on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def survey_store(tmp_path_factory):
+    """A 48^3 synthetic survey written as SEG-Y, and its attribute feature store at stride 2."""
+    from napari_seisfm._sample_data import survey_geometry
+    from napari_seisfm.io.segy import write_segy
+    from napari_seisfm.synthetic import make_survey
+
+    tmp = tmp_path_factory.mktemp("ctm")
+    survey = make_survey((48, 48, 48), seed=0)
+    sgy = write_segy(tmp / "cube.sgy", survey.amplitude, survey_geometry(survey))
+    extract_features(open_cube(sgy), tmp / "features.zarr", stride=2)
+    return sgy, tmp / "features.zarr", survey
+
+
+@pytest.fixture(scope="module")
+def two_cluster(tmp_path_factory):
+    """A cube and a store whose vectors form two well separated clusters: upper and lower half (time)."""
+    tmp = tmp_path_factory.mktemp("two")
+    geometry = Geometry.regular((32, 32, 32), first_inline=100, first_crossline=200, sample_interval=4.0)
+    cube = Cube.from_array(np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32), geometry)
+    grid = GridSpec.for_cube(cube.shape, 2)
+    fv = FeatureVolume.create(tmp / "two.zarr", grid=grid, dim_in=8, dtype="int8", model="test",
+                              cube_fingerprint=geometry.fingerprint(), cube_geometry=geometry.summary(), chunks=(8, 8, 8))
+    rng = np.random.default_rng(1)
+    for idx, region in fv.chunk_slices():
+        shape = tuple(s.stop - s.start for s in region)
+        upper = np.arange(region[2].start, region[2].stop) < grid.shape[2] // 2
+        v = rng.normal(0, 0.1, shape + (8,))
+        v[..., 0] += upper
+        v[..., 1] += ~upper
+        fv.write_chunk(idx, v)
+    fv.mark_complete()
+    return cube, tmp / "two.zarr"
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the widget shows as error / info notifications."""
+    seen = {"error": [], "info": []}
+    monkeypatch.setattr(ctm, "_show_error", seen["error"].append)
+    monkeypatch.setattr(ctm, "_show_info", seen["info"].append)
+    return seen
+
+
+def _widget(make_napari_viewer, qtbot, cube, store):
+    viewer = make_napari_viewer()
+    data, kw, _ = cube_layer(cube, name="seismic")
+    viewer.add_image(data, **kw)
+    widget = ClickToMapWidget(viewer)
+    widget.load_features(str(store))
+    qtbot.waitUntil(lambda: widget.features is not None, timeout=WAIT)
+    return viewer, widget
+
+
+def _wait_map(qtbot, widget, n_pos, n_neg=0):
+    """Until the shown map is the one for these click counts."""
+    qtbot.waitUntil(lambda: widget.score_map is not None and widget._map_worker is None and not widget._timer.isActive()
+                    and len(widget.positives) == n_pos and len(widget.negatives) == n_neg, timeout=WAIT)
+
+
+def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
+    sgy, store, _ = survey_store
+    cube = open_cube(sgy)
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    assert POSITIVE in viewer.layers and NEGATIVE in viewer.layers
+    g = cube.geometry
+    # off-grid survey coordinates: snapped to the nearest feature-grid point (stride 2)
+    viewer.layers[POSITIVE].add([g.ilines[20] + 0.6, g.xlines[31], g.samples[30] + 5.0])
+    viewer.layers[NEGATIVE].add([g.ilines[5], g.xlines[5], g.samples[4]])
+    _wait_map(qtbot, widget, 1, 1)
+    layer = viewer.layers[SIMILARITY]
+    spacing = np.asarray(g.spacing)
+    np.testing.assert_allclose(layer.scale, 2 * spacing)
+    np.testing.assert_allclose(layer.translate, g.origin)
+    assert layer.data.shape == (24, 24, 24)  # the feature grid, no upsampled copy
+    # points sit on grid points now
+    np.testing.assert_allclose(viewer.layers[POSITIVE].data[0], [g.ilines[20], g.xlines[32], g.samples[32]])
+    assert widget.positives == [(10, 16, 16)] and widget.negatives == [(2, 2, 2)]
+    # values: the engine's map for the same clicks
+    search = CentroidSearch(FeatureMatrix.open(store))
+    search.set_clicks([(10, 16, 16)], [(2, 2, 2)])
+    np.testing.assert_array_equal(layer.data, search.score_map())
+    # threshold slider -> binary labels on the same grid
+    widget.set_threshold(0.5)
+    mask = viewer.layers[THRESHOLDED]
+    np.testing.assert_array_equal(mask.data, (search.score_map() >= 0.5).astype(np.uint8))
+    np.testing.assert_allclose(mask.scale, layer.scale)
+    # top matches: the list is filled and "next" moves the viewer there
+    assert widget.match_list.count() == len(widget.matches) > 0
+    widget.next_match()
+    np.testing.assert_allclose(viewer.dims.point, widget.matches[0].survey)
+    widget.next_match()
+    np.testing.assert_allclose(viewer.dims.point, widget.matches[1].survey)
+    # a second click updates the map; undo brings the first map back
+    viewer.layers[POSITIVE].add([g.ilines[30], g.xlines[10], g.samples[20]])
+    _wait_map(qtbot, widget, 2, 1)
+    search.add((15, 5, 10))
+    np.testing.assert_array_equal(viewer.layers[SIMILARITY].data, search.score_map())
+    widget.undo()  # removes the latest click: the second positive
+    _wait_map(qtbot, widget, 1, 1)
+    search.remove((15, 5, 10))
+    np.testing.assert_array_equal(viewer.layers[SIMILARITY].data, search.score_map())
+
+
+def test_click_outside_volume_refused(make_napari_viewer, qtbot, survey_store, errors):
+    sgy, store, _ = survey_store
+    viewer, widget = _widget(make_napari_viewer, qtbot, open_cube(sgy), store)
+    g = open_cube(sgy).geometry
+    viewer.layers[POSITIVE].add([g.ilines[-1] + 50, g.xlines[3], g.samples[3]])
+    qtbot.waitUntil(lambda: len(viewer.layers[POSITIVE].data) == 0, timeout=WAIT)
+    assert errors["error"] and "outside the volume" in errors["error"][0]
+    qtbot.wait(300)
+    assert SIMILARITY not in viewer.layers and widget.score_map is None
+
+
+def test_no_positive_click_message(make_napari_viewer, qtbot, survey_store, errors):
+    sgy, store, _ = survey_store
+    viewer, widget = _widget(make_napari_viewer, qtbot, open_cube(sgy), store)
+    g = open_cube(sgy).geometry
+    viewer.layers[NEGATIVE].add([g.ilines[10], g.xlines[10], g.samples[10]])
+    qtbot.waitUntil(lambda: any("No positive click yet" in m for m in errors["info"]), timeout=WAIT)
+    assert "No positive click yet" in widget.status.text()
+    assert SIMILARITY not in viewer.layers and widget.score_map is None
+
+
+def test_store_of_another_cube_refused(make_napari_viewer, qtbot, survey_store, two_cluster, errors):
+    _, store, _ = survey_store
+    cube, _ = two_cluster
+    viewer = make_napari_viewer()
+    data, kw, _ = cube_layer(cube, name="other")
+    viewer.add_image(data, **kw)
+    widget = ClickToMapWidget(viewer)
+    widget.load_features(str(store))
+    qtbot.waitUntil(lambda: bool(errors["error"]), timeout=WAIT)
+    assert "another cube" in errors["error"][0]
+    assert widget.features is None and POSITIVE not in viewer.layers
+
+
+def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors, tmp_path):
+    cube, store = two_cluster
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    training = widget.new_training_labels()
+    assert training.data.shape == (16, 16, 16)
+    # one class only: a message, no result
+    training.data[3, 3, 2] = 1
+    widget.run_knn()
+    assert errors["error"] and "label at least two classes" in errors["error"][-1]
+    assert KNN not in viewer.layers
+    # paint a few strokes of two classes: upper half class 1, lower half class 2
+    training.data[3, 3:6, 2] = 1
+    training.data[12, 8:11, 12] = 2
+    training.refresh()
+    viewer.dims.set_point(0, cube.geometry.ilines[12])
+    widget.run_knn()
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._knn_worker is None, timeout=WAIT)
+    knn = viewer.layers[KNN]
+    expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
+    np.testing.assert_array_equal(knn.data, expect)
+    np.testing.assert_allclose(knn.scale, 2 * np.asarray(cube.geometry.spacing))
+    # the headless twin: `seisfm segment` on the same labels gives the same classes
+    labels = tmp_path / "labels.npy"
+    np.save(labels, np.asarray(training.data))
+    out = tmp_path / "classes.npy"
+    assert cli.main(["segment", str(store), "--labels", str(labels), "--out", str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), knn.data)
+
+
+def test_knn_in_3d_view_and_cancel(make_napari_viewer, qtbot, two_cluster):
+    cube, store = two_cluster
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    viewer.dims.ndisplay = 3
+    # labels painted on the cube grid work too
+    labels = viewer.add_labels(np.zeros(cube.shape, np.int32), name="cube labels", **{k: v for k, v in cube_layer(cube)[1].items() if k in ("scale", "translate")})
+    labels.data[4, 4, 0:6] = 1  # three grid points per class, so k=5 has a majority
+    labels.data[20, 20, 24:30] = 2
+    widget.training.setCurrentText("cube labels")
+    assert widget._visible_region() is None  # 3D: the whole cube at once
+    widget.run_knn()
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._knn_worker is None, timeout=WAIT)
+    assert set(np.unique(viewer.layers[KNN].data)) == {1, 2}
+    assert viewer.screenshot(canvas_only=True).std() > 1
+    # cancel: the engine stops between batches and reports it
+    seg = KnnSegmenter(widget.features, *_support(labels.data, widget))
+    from napari_seisfm.errors import SeisfmCancelled
+
+    with pytest.raises(SeisfmCancelled):
+        seg.segment(batch=64, cancel=lambda: True)
+
+
+def _support(data, widget):
+    from napari_seisfm.search import support_from_labels
+
+    return support_from_labels(np.asarray(data), widget.features.grid, cube_shape=widget.features.cube_shape())
+
+
+def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, errors):
+    import segyio
+
+    sgy, store, _ = survey_store
+    cube = open_cube(sgy)
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    g = cube.geometry
+    widget.export(SIMILARITY, tmp_path / "none.sgy")
+    assert "no similarity map yet" in errors["error"].pop()
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
+    _wait_map(qtbot, widget, 1)
+    out = tmp_path / "similarity.sgy"
+    worker = widget.export(SIMILARITY, out)
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    assert not errors["error"]
+    back = open_cube(out)
+    assert back.shape == cube.shape
+    with segyio.open(sgy, ignore_geometry=True) as a, segyio.open(out, ignore_geometry=True) as b:
+        assert a.tracecount == b.tracecount
+        for field in (segyio.TraceField.INLINE_3D, segyio.TraceField.CROSSLINE_3D, segyio.TraceField.CDP_X, segyio.TraceField.CDP_Y):
+            np.testing.assert_array_equal(a.attributes(field)[:], b.attributes(field)[:])
+        np.testing.assert_array_equal(a.samples, b.samples)
+    # values at grid points are the map's values (interpolation only between them)
+    full = back[:]
+    np.testing.assert_allclose(full[::2, ::2, ::2], widget.score_map, atol=1e-6)
+    npy = tmp_path / "similarity.npy"
+    with qtbot.waitSignal(widget.export(SIMILARITY, npy).finished, timeout=WAIT):
+        pass
+    assert np.load(npy).shape == cube.shape
+
+
+def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, tmp_path, errors):
+    sgy, store, _ = survey_store
+    cube = open_cube(sgy)
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    g = cube.geometry
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
+    viewer.layers[POSITIVE].add([g.ilines[22], g.xlines[30], g.samples[30]])
+    viewer.layers[NEGATIVE].add([g.ilines[4], g.xlines[4], g.samples[40]])
+    _wait_map(qtbot, widget, 2, 1)
+    training = widget.new_training_labels()
+    training.data[1, 2, 3] = 1
+    training.data[10, 11, 12] = 2
+    widget.k.setValue(7)
+    widget.weighted.setChecked(True)
+    widget.set_threshold(0.42)
+    path = widget.save_interpretation(tmp_path / "work.json")
+    saved_map = widget.score_map.copy()
+    assert path.exists() and (tmp_path / "work.labels.npz").exists()
+
+    viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
+    widget2.open_interpretation(path)
+    np.testing.assert_allclose(viewer2.layers[POSITIVE].data, viewer.layers[POSITIVE].data)
+    np.testing.assert_allclose(viewer2.layers[NEGATIVE].data, viewer.layers[NEGATIVE].data)
+    _wait_map(qtbot, widget2, 2, 1)
+    np.testing.assert_array_equal(widget2.score_map, saved_map)
+    restored = viewer2.layers[widget2.training.currentText()]
+    np.testing.assert_array_equal(restored.data, training.data)
+    np.testing.assert_allclose(restored.scale, training.scale)
+    assert widget2.k.value() == 7 and widget2.weighted.isChecked()
+    assert widget2.threshold_value() == pytest.approx(0.42)
+    # the CLI twin: `seisfm search` with the same clicks gives the same map
+    out = tmp_path / "map.npy"
+    args = ["search", str(store), "--out", str(out), "--top", "0"]
+    for flag, layer in (("--pos", POSITIVE), ("--neg", NEGATIVE)):
+        for p in viewer.layers[layer].data:
+            args += [flag, ",".join(f"{v:g}" for v in p)]
+    assert cli.main(args) == 0
+    np.testing.assert_array_equal(np.load(out), saved_map)
+
+
+def test_clear_removes_map(make_napari_viewer, qtbot, survey_store):
+    sgy, store, _ = survey_store
+    viewer, widget = _widget(make_napari_viewer, qtbot, open_cube(sgy), store)
+    g = open_cube(sgy).geometry
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
+    _wait_map(qtbot, widget, 1)
+    widget.clear()
+    qtbot.waitUntil(lambda: SIMILARITY not in viewer.layers, timeout=WAIT)
+    assert len(viewer.layers[POSITIVE].data) == 0 and widget.score_map is None
+    assert "No positive click yet" in widget.status.text()
