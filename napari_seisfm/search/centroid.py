@@ -124,15 +124,17 @@ class CentroidSearch:
         """
         s = self.scores()
         fm = self.features
-        finite = np.isfinite(s)
-        n_finite = int(finite.sum()) if len(fm.invalid_index) else len(s)
+        n_finite = len(s) - len(fm.invalid_index)
+        key = s  # NaN only at invalid points: rank them last without a full masked copy when there are none
+        if len(fm.invalid_index):
+            key = s.copy()
+            key[fm.invalid_index] = -np.inf
         blocked = [np.asarray(p) for p in self.positives] if exclude_clicks else []
         kept: list[np.ndarray] = []
         flats: list[int] = []
         m = min(len(s), max(4 * n * (2 * radius + 1) ** 2, 1024))
         taken = 0
         while len(kept) < n and taken < n_finite:
-            key = np.where(finite, s, -np.inf)
             cand = np.argpartition(key, len(s) - m)[len(s) - m:] if m < len(s) else np.arange(len(s))
             cand = cand[np.argsort(-key[cand], kind="stable")][taken:]
             cand = cand[np.isfinite(key[cand])]
