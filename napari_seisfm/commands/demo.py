@@ -198,7 +198,7 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
                      contrast_limits=(float(np.percentile(finite, 50)), float(finite.max())), **t)
     viewer.add_labels(mask.astype(np.uint8), name=THRESHOLDED, opacity=0.35, visible=False, **t)
     viewer.add_labels(classes, name=KNN, opacity=0.45, visible=False, **t)
-    size = 1.5 * max(t["scale"][:2])
+    size = max(t["scale"])  # one grid cell along its longest side, in survey units
     viewer.add_points(np.asarray(pos, float), name="Positive", face_color="lime", size=size, out_of_slice_display=True)
     viewer.add_points(np.asarray(neg, float), name="Negative", face_color="magenta", size=size, out_of_slice_display=True)
     orient_viewer(viewer, seismic)
@@ -208,7 +208,7 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
 def napari_pngs(out, survey, cube, fm, score, mask, classes, pos, neg, inline):
     import napari
 
-    viewer = napari.Viewer(show=False)
+    viewer = napari.Viewer(show=True)  # a hidden window renders nothing here (no GL context until shown)
     try:
         build_viewer(viewer, cube, fm, score, mask, classes, pos, neg)
         viewer.dims.set_point(0, pos[0][0])

@@ -279,7 +279,7 @@ class ClickToMapWidget(QWidget):
 
     def _ensure_points_layers(self):
         t = self.grid_transform()
-        size = 1.5 * max(t["scale"][:2])
+        size = max(t["scale"])  # one grid cell along its longest side, in survey units
         for name, colour in ((POSITIVE, "lime"), (NEGATIVE, "magenta")):
             layer = self._layer(name)
             if layer is None:
