@@ -139,8 +139,9 @@ def make_survey(
     horizons[water] = 0
 
     # Seabed: water above, blended over the seabed sample so the water bottom is sub-sample smooth.
-    frac_sed = np.clip(g.k[None, None, :] + 0.5 - seabed[:, :, None], 0.0, 1.0)
-    log_z = frac_sed * log_z + (1.0 - frac_sed) * np.float32(np.log(_Z_WATER))
+    k_sb = int(np.ceil(seabed.max())) + 1
+    frac_sed = np.clip(g.k[None, None, :k_sb] + 0.5 - seabed[:, :, None], 0.0, 1.0)
+    log_z[:, :, :k_sb] = frac_sed * log_z[:, :, :k_sb] + (1.0 - frac_sed) * np.float32(np.log(_Z_WATER))
     del frac_sed
 
     masks = {name: np.zeros(shape, bool) for name in CLASSES if name != "background"}
@@ -337,34 +338,44 @@ def _apply_faults(g: _Grid, faults, seabed):
 
     Throw is largest at the fault centre and tapers to zero at the lateral tips, grows from the upper
     tip downwards, and decays away from the plane into the hanging wall (rollover), so a fault's
-    deformation stays local and does not tilt the rest of the survey. Returns the unfaulted sample coordinate (3D float32) and a bool zone ~3 voxels wide around each
-    fault plane where the fault has throw.
+    deformation stays local and does not tilt the rest of the survey. Returns the unfaulted sample
+    coordinate (3D float32) and a bool zone ~3 voxels wide around each plane where it has throw.
+    Only the traces and samples a fault can touch are computed (a gather per fault), which keeps
+    256^3 cheap.
     """
-    k3 = np.broadcast_to(g.k, g.shape)
-    k_src = np.array(k3, dtype=np.float32)
+    k_src = np.array(np.broadcast_to(g.k, g.shape), dtype=np.float32)
     zone = np.zeros(g.shape, bool)
     ramp_len = 0.2 * g.ns
     decay = 0.25 * g.nh
-    hanging_walls = []
+    planes = []  # (across 2D, tan_dip, k0) per fault, to test "in the hanging wall of" cheaply
     for f in faults:
         c, s = np.cos(f.strike), np.sin(f.strike)
         di, dj = g.i - f.i0, g.j - f.j0
-        across = (di * s - dj * c)[:, :, None]  # horizontal distance from the trace at k0, + = dip side
+        across = di * s - dj * c  # horizontal distance from the trace at k0, + = dip side
         along = (di * c + dj * s) / f.half_length
-        taper = np.clip(1.0 - along**2, 0.0, 1.0)[:, :, None]
+        taper = np.clip(1.0 - along**2, 0.0, 1.0)
         cos_dip = 1.0 / np.sqrt(1.0 + f.tan_dip**2)
-        dist = (across - (g.k - f.k0) * f.tan_dip) * cos_dip  # signed distance to the plane
-        ramp = np.clip((g.k - f.k_tip) / ramp_len, 0.0, 1.0)
+        k_first = int(np.floor(f.k_tip))
+        lo = (k_first - f.k0) * f.tan_dip - 2.0  # plane position at the upper tip, minus the zone
+        hi = (g.ns - f.k0) * f.tan_dip + 6.0 * decay / cos_dip  # rollover beyond this is < 0.3 %
+        ii, jj = np.nonzero((taper > 0) & (across >= lo) & (across <= hi))
+        planes.append((across, f.tan_dip, f.k0))
+        if ii.size == 0 or k_first >= g.ns:
+            continue
+        kk = g.k[k_first:]
+        dist = (across[ii, jj][:, None] - (kk - f.k0) * f.tan_dip) * cos_dip  # signed distance to plane
+        ramp = np.clip((kk - f.k_tip) / ramp_len, 0.0, 1.0)
         rollover = np.exp(-np.clip(dist, 0.0, None) / decay)
-        throw = (f.throw * taper * ramp * rollover).astype(np.float32)
-        active = (taper > 0.05) & (g.k >= f.k_tip)
-        if f.within is not None:
-            active = active & hanging_walls[f.within]
-            throw = np.where(hanging_walls[f.within], throw, np.float32(0))
+        throw = (f.throw * taper[ii, jj][:, None] * ramp * rollover).astype(np.float32)
         hanging = dist > 0
-        hanging_walls.append(hanging)
-        k_src -= np.where(hanging, throw, np.float32(0))
-        zone |= (np.abs(dist) <= 1.25) & active
+        active = (taper[ii, jj] > 0.05)[:, None] & (kk >= f.k_tip)
+        if f.within is not None:  # terminates against the master: acts only in its hanging wall
+            m_across, m_tan, m_k0 = planes[f.within]
+            in_master = m_across[ii, jj][:, None] - (kk - m_k0) * m_tan > 0
+            hanging &= in_master
+            active &= in_master
+        k_src[ii, jj, k_first:] -= np.where(hanging, throw, np.float32(0))
+        zone[ii, jj, k_first:] |= (np.abs(dist) <= 1.25) & active
     return k_src, zone
 
 
@@ -378,18 +389,22 @@ class _Column:
 
     tau0: float
     step: float
-    cum: np.ndarray  # cumulative integral of ln Z on the fine grid
+    box: np.ndarray  # ln Z averaged over one sample (tau-0.5 .. tau+0.5), on the fine grid
     package_tops: np.ndarray  # tau of the top of packages 2.. (searchsorted gives 1-based index)
     trend: np.ndarray  # ln Z compaction trend on the fine grid
 
     def _interp(self, arr, tau):
-        return np.interp(tau, self.tau0 + self.step * np.arange(arr.size), arr)
+        """Linear interpolation on the uniform fine grid (index arithmetic, no binary search)."""
+        x = (np.asarray(tau, np.float32) - np.float32(self.tau0)) / np.float32(self.step)
+        x = np.clip(x, 0.0, arr.size - 1.001)
+        i0 = x.astype(np.intp)
+        f = x - i0
+        arr = arr.astype(np.float32)
+        return arr[i0] * (1.0 - f) + arr[i0 + 1] * f
 
     def log_impedance(self, tau: np.ndarray) -> np.ndarray:
         """Mean ln Z over [tau-0.5, tau+0.5]: sub-sample boundary positions, no staircase aliasing."""
-        flat = tau.ravel()
-        out = self._interp(self.cum, flat + 0.5) - self._interp(self.cum, flat - 0.5)
-        return out.astype(np.float32).reshape(tau.shape)
+        return self._interp(self.box, tau)
 
     def trend_at(self, tau) -> np.float32:
         return np.float32(self._interp(self.trend, tau))
@@ -443,8 +458,12 @@ def _column(g: _Grid, rng, tau_min, tau_max, res_top, res_thick) -> _Column:
     # Hard cap shale right on top of the reservoir seals the trap and makes its top a clear event.
     cap = (t >= res_top - 3.0) & (t < res_top)
     ln_z[cap] = trend[cap] + 0.06
-    cum = np.concatenate([[0.0], np.cumsum(ln_z[:-1] * step)])
-    return _Column(tau0=tau0, step=step, cum=cum, package_tops=tops, trend=trend)
+    # box average over one sample via the cumulative integral; the column has 4 samples of margin
+    cum = np.concatenate([[0.0], np.cumsum(ln_z * step)])
+    half = int(round(0.5 / step))
+    idx = np.clip(np.arange(n), half, n - half)
+    box = (cum[idx + half] - cum[idx - half]) / (2 * half * step)
+    return _Column(tau0=tau0, step=step, box=box, package_tops=tops, trend=trend)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,24 +481,28 @@ class _Salt:
     stem: float  # stem radius as a fraction of the widest radius
     lobes: np.ndarray  # 2D angular radius factor
 
-    def mask(self, g: _Grid, dk: float = 0.0) -> np.ndarray:
-        """Mushroom diapir: paraboloid crest widening to a bulb, narrowing to a stem at the base."""
-        di, dj = g.lateral(self.ci, self.cj)
-        rho = (np.sqrt((di / self.ri) ** 2 + (dj / self.rj) ** 2) / self.lobes)[:, :, None]
-        below_top = (g.k + np.float32(dk))[None, None, :] - self.k_top[:, :, None]
-        u = below_top / self.cap_h
-        cap = np.sqrt(np.clip(u, 0.0, 1.0))
-        neck = self.stem + (1.0 - self.stem) * np.exp(-(np.clip(u - 1.0, 0.0, None) / 0.8) ** 2)
-        radius = np.where(u <= 1.0, cap, neck)
-        return (u >= 0) & (rho < radius)
-
     def fraction(self, g: _Grid) -> np.ndarray:
-        """Salt fraction per voxel from 4 sub-samples in time, so top and flanks sit at sub-sample
-        times in every trace instead of a one-sample staircase (which would ring on steep flanks)."""
+        """Salt fraction per voxel of a mushroom diapir: paraboloid crest widening to a bulb, then
+        narrowing to a stem. Averaged over 4 sub-samples in time so top and flanks sit at sub-sample
+        times in every trace instead of a one-sample staircase. Computed only on traces under the
+        salt's widest outline."""
+        di, dj = g.lateral(self.ci, self.cj)
+        rho = np.sqrt((di / self.ri) ** 2 + (dj / self.rj) ** 2) / self.lobes
         out = np.zeros(g.shape, np.float32)
+        ii, jj = np.nonzero(rho < 1.0)
+        if ii.size == 0:
+            return out
+        k_first = max(0, int(np.floor(self.k_top[ii, jj].min())) - 1)
+        r = rho[ii, jj][:, None]
+        top = self.k_top[ii, jj][:, None]
+        acc = np.zeros((ii.size, g.ns - k_first), np.float32)
         for dk in (-0.375, -0.125, 0.125, 0.375):
-            out += self.mask(g, dk)
-        return out * np.float32(0.25)
+            u = (g.k[k_first:] + np.float32(dk) - top) / self.cap_h
+            cap = np.sqrt(np.clip(u, 0.0, 1.0))
+            neck = self.stem + (1.0 - self.stem) * np.exp(-((np.clip(u - 1.0, 0.0, None) / 0.8) ** 2))
+            acc += (u >= 0) & (r < np.where(u <= 1.0, cap, neck))
+        out[ii, jj, k_first:] = acc * np.float32(0.25)
+        return out
 
 
 def _salt_geometry(g: _Grid, rng, seabed) -> _Salt:
@@ -549,18 +572,25 @@ def _injectites(g: _Grid, rng, seabed, log_z) -> np.ndarray:
             ci, cj = sites[m % 2][0] + rng.uniform(-0.12, 0.12), sites[m % 2][1] + rng.uniform(-0.12, 0.12)
         kb = rng.uniform(0.55, 0.65) * g.ns
         rb = rng.uniform(0.04, 0.06) * g.nh
-        rw = rb + rng.uniform(0.05, 0.07) * g.nh
+        rw = rb + rng.uniform(0.06, 0.09) * g.nh
         rise = rng.uniform(0.1, 0.14) * g.ns
         ang = rng.uniform(0, np.pi)
         ecc = rng.uniform(0.7, 1.0)
-        di, dj = g.lateral(ci, cj)
+        # work in the saucer's bounding box only
+        ci, cj = ci * (g.ni - 1), cj * (g.nx - 1)
+        bi = slice(max(0, int(ci - rw) - 1), min(g.ni, int(ci + rw) + 2))
+        bj = slice(max(0, int(cj - rw) - 1), min(g.nx, int(cj + rw) + 2))
+        bk = slice(max(0, int(kb - rise) - 2), min(g.ns, int(kb) + 3))
+        di, dj = g.i[bi] - ci, g.j[:, bj] - cj
         a = di * np.cos(ang) + dj * np.sin(ang)
         b = (-di * np.sin(ang) + dj * np.cos(ang)) / ecc
         rho = np.sqrt(a**2 + b**2)
         wing = np.clip((rho - rb) / (rw - rb), 0.0, 1.0) ** 1.5
-        surface = (kb - rise * wing)[:, :, None]
-        body = (np.abs(g.k - surface) <= 1.0) & (rho <= rw)[:, :, None]
-        mask |= body
+        surface = kb - rise * wing
+        # ~3 samples thick measured across the sheet, so steep wings stay one connected body
+        half = np.sqrt(1.0 + sum(d**2 for d in np.gradient(surface)))
+        body = (np.abs(g.k[bk] - surface[:, :, None]) <= half[:, :, None]) & (rho <= rw)[:, :, None]
+        mask[bi, bj, bk] |= body
     log_z[mask] -= np.float32(0.45)
     return mask
 
@@ -601,24 +631,30 @@ def _flat_spot(g: _Grid, rng, tau, log_z, res_top, res_thick, crest) -> np.ndarr
 class _Boulder:
     i: int
     j: int
-    k: int
+    k: int  # top sample
     contrast: float  # reflection coefficient at its top
 
 
+_BOULDER_SAMPLES = 3  # vertical size: near tuning, so top and base reflections add up inside it
+
+
 def _boulders(g: _Grid, rng, seabed, log_z):
-    """Small very hard blobs a few samples under the seabed (glacial boulders, ~3x3x3 voxels)."""
+    """Very hard small bodies 5+ samples under the seabed (glacial boulders).
+
+    Real boulders are far below seismic resolution and act as point diffractors; here each is a
+    plus-shaped footprint of 5 traces x 3 samples, the smallest body whose response fills its own mask.
+    """
     n = max(6, int(round(g.ni * g.nx / 450)))
+    zone = max(8.0, 0.12 * g.ns)
+    plus = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)[:, :, None]
     mask = np.zeros(g.shape, bool)
     out = []
-    zone = max(7.0, 0.12 * g.ns)
-    ball = np.add.outer(np.add.outer(np.arange(-2, 3) ** 2 / 1.6**2, np.arange(-2, 3) ** 2 / 1.6**2), np.arange(-2, 3) ** 2 / 1.2**2) <= 1.0
     for _ in range(n):
-        i = int(rng.integers(3, g.ni - 3))
-        j = int(rng.integers(3, g.nx - 3))
-        k = int(np.ceil(seabed[i, j] + 4 + rng.uniform(0, zone - 4)))
-        sl = (slice(i - 2, i + 3), slice(j - 2, j + 3), slice(k - 2, k + 3))
-        mask[sl] |= ball
-        host = float(log_z[i, j, k - 2])
+        i = int(rng.integers(2, g.ni - 2))
+        j = int(rng.integers(2, g.nx - 2))
+        k = int(np.ceil(seabed[i, j] + 5 + rng.uniform(0, zone - 5)))
+        mask[i - 1 : i + 2, j - 1 : j + 2, k : k + _BOULDER_SAMPLES] |= plus
+        host = float(log_z[i, j, k - 1])
         out.append(_Boulder(i, j, k, 0.5 * (np.log(_Z_BOULDER) - host)))
     log_z[mask] = np.float32(np.log(_Z_BOULDER))
     return mask, out
@@ -633,12 +669,12 @@ def _add_diffraction(g: _Grid, refl, b: _Boulder, dt_ms):
     t0 = b.k * dt_ms
     t = np.sqrt(t0**2 + (2000.0 * x_m / _V_SHALLOW) ** 2)
     amp = 0.35 * b.contrast * (t0 / t) ** 2
-    amp[x_m < 1.5 * _BIN_M] = 0.0  # the blob itself already reflects there
+    amp[x_m < 1.2 * _BIN_M] = 0.0  # the body itself already reflects there
     ii, jj = b.i + di + 0 * dj, b.j + dj + 0 * di
     ks = t / dt_ms
-    ok = (ii >= 0) & (ii < g.ni) & (jj >= 0) & (jj < g.nx) & (ks + 2 < g.ns - 1) & (amp != 0)
+    ok = (ii >= 0) & (ii < g.ni) & (jj >= 0) & (jj < g.nx) & (ks + _BOULDER_SAMPLES + 1 < g.ns) & (amp != 0)
     ii, jj, ks, amp = ii[ok], jj[ok], ks[ok], amp[ok]
-    for offset, sign in ((-1.0, 1.0), (2.0, -1.0)):  # top (+) and base (-) of the blob
+    for offset, sign in ((0.0, 1.0), (float(_BOULDER_SAMPLES), -1.0)):  # top (+) and base (-)
         kk = ks + offset
         k0 = np.floor(kk).astype(int)
         w1 = (kk - k0).astype(np.float32)
