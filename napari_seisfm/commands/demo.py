@@ -49,7 +49,8 @@ def run(args) -> int:
 
     from .. import bench
     from .._sample_data import survey_geometry
-    from ..cube import open_cube
+    from ..cube import geometry_from_summary, open_cube
+    from ..display import world_transform
     from ..errors import SeisfmError
     from ..extract import extract_features
     from ..interpretation import Interpretation, auto_threshold, save_interpretation
@@ -115,10 +116,12 @@ def run(args) -> int:
     np.save(out / "similarity.npy", score)
     np.save(out / "knn_classes.npy", knn.classes)
     survey_pts = lambda g: [cube_index_to_survey(fm.geometry, fm.grid.cube_index(p)) for p in g]  # noqa: E731
+    placement = world_transform(geometry_from_summary(fm.geometry), fm.grid.stride, fm.grid.origin)
     training = np.zeros(fm.shape, np.int32)
     training[tuple(support.T)] = support_labels
     save_interpretation(out / "interpretation.json", Interpretation(
         positives=survey_pts(pos), negatives=survey_pts(neg), labels=training, labels_name="training labels",
+        labels_scale=placement["scale"], labels_translate=placement["translate"],
         params={"k": 5, "weighted": False, "threshold": threshold}, features_path=str(fv.path),
         cube_path=str(cube_path), cube_fingerprint=cube.geometry.fingerprint()))
     with clock("pngs"):

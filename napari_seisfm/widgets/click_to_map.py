@@ -663,9 +663,12 @@ class ClickToMapWidget(QWidget):
         for name, pts in ((POSITIVE, interp.positives), (NEGATIVE, interp.negatives)):
             self._layer(name).data = np.asarray(pts, float).reshape(-1, 3)
         if interp.labels is not None:
-            kw = {}
             if interp.labels_scale is not None:
                 kw = {"scale": interp.labels_scale, "translate": interp.labels_translate}
+            elif interp.labels.shape == tuple(self.features.shape):  # no placement saved: infer it from the shape
+                kw = {k: v for k, v in self.grid_transform().items() if k != "axis_labels"}
+            else:
+                kw = {"scale": self.seismic.scale, "translate": self.seismic.translate}
             layer = self._layer(interp.labels_name)
             if layer is not None and type(layer).__name__ == "Labels" and layer.data.shape == interp.labels.shape:
                 layer.data = interp.labels
