@@ -15,7 +15,7 @@ structure). See docs/synthetic.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -34,14 +34,6 @@ CLASSES: dict[str, int] = {
 # Later entries overwrite earlier ones in `labels`: small, rare bodies win over big ones.
 LABEL_PRIORITY: tuple[str, ...] = ("fault", "salt", "channel", "injectite", "flat_spot", "boulder")
 FEATURES: tuple[str, ...] = ("faults", "salt", "flat_spot", "injectites", "boulders", "channel")
-_FEATURE_CLASS = {
-    "faults": "fault",
-    "salt": "salt",
-    "flat_spot": "flat_spot",
-    "injectites": "injectite",
-    "boulders": "boulder",
-    "channel": "channel",
-}
 MIN_SIZE = 32
 
 # Acoustic impedance in (km/s)*(g/cc). Sediments follow a compaction trend from seabed to cube bottom.
@@ -61,12 +53,12 @@ class SyntheticSurvey:
     amplitude: np.ndarray  # float32 (n_inline, n_crossline, n_sample)
     labels: np.ndarray  # uint8, one class id per voxel, priority see LABEL_PRIORITY
     masks: dict[str, np.ndarray]  # bool per class name (not background), may overlap
-    classes: dict[str, int] = field(default_factory=lambda: dict(CLASSES))
-    horizons: np.ndarray | None = None  # int16 stratigraphic package index, 0 = water above seabed
-    sample_interval_ms: float = 4.0
-    first_inline: int = 1000
-    first_crossline: int = 2000
-    seed: int = 0
+    classes: dict[str, int]  # name -> id, see CLASSES
+    horizons: np.ndarray  # int16 stratigraphic package index per voxel, 1.. downwards; 0 = water
+    sample_interval_ms: float  # 4.0 by default
+    first_inline: int  # 1000
+    first_crossline: int  # 2000
+    seed: int
 
     def label_names(self) -> list[str]:
         """Class names ordered by class id (index = label value)."""
@@ -107,13 +99,14 @@ def make_survey(
     noise: RMS of the added band-limited noise relative to the RMS of the noise-free cube (0 = clean).
     features: subset of FEATURES to insert; the layered, folded background is always there.
     peak_hz: Ricker peak frequency; default 27 Hz at 4 ms, i.e. the wavelet is fixed in samples.
-    Same arguments give bit-identical output; the geology does not depend on `noise` or `features`
-    (each feature draws from its own random stream).
+    Same arguments give bit-identical output. Each feature and the noise draw from their own random
+    stream, so `noise` never changes the geology and switching a feature off leaves the others in
+    place (only the salt's drag on the layers goes with the salt).
+    Raises SeisfmError for a shape under MIN_SIZE per axis or other bad arguments.
     """
-    shape = _check_args(shape, seed, noise, features, sample_interval_ms, peak_hz)
-    if peak_hz is None:
-        peak_hz = 27.0 * 4.0 / sample_interval_ms
-    features = set(features)
+    shape, noise, features, sample_interval_ms, peak_hz = _check_args(
+        shape, seed, noise, features, sample_interval_ms, peak_hz
+    )
     streams = np.random.default_rng(seed).spawn(9)
     r_strat, r_fold, r_fault, r_salt, r_flat, r_inj, r_bould, r_chan, r_noise = streams
     g = _Grid(shape)
@@ -123,9 +116,13 @@ def make_survey(
     salt = _salt_geometry(g, r_salt, seabed)
     fold, crest = _fold_field(g, r_fold, salt if "salt" in features else None)
     faults = _fault_specs(g, r_fault) if "faults" in features else []
-    k_unfaulted, fault_zone = _apply_faults(g, faults, seabed)
-    w = np.clip((k_unfaulted - seabed.mean()) / (g.ns - seabed.mean()), 0.0, 1.0)
-    tau = k_unfaulted - seabed[:, :, None] + fold[:, :, None] * w  # float32, increases downward
+    k_unfaulted, fault_zone = _apply_faults(g, faults)
+    # Folding grows with depth (w: 0 at the seabed, 1 at the bottom); shallow layers drape the seabed.
+    sb_mean = np.float32(seabed.mean())
+    w = np.clip((k_unfaulted - sb_mean) / (g.ns - sb_mean), 0.0, 1.0)
+    relief = (seabed - sb_mean)[:, :, None]
+    tau = k_unfaulted - sb_mean - relief + (fold[:, :, None] + relief) * w  # float32, grows downward
+    del relief
     del k_unfaulted, w
     water = g.k[None, None, :] < seabed[:, :, None]
 
@@ -133,7 +130,7 @@ def make_survey(
     k_res = int(round(seabed[crest] + 0.58 * (g.ns - seabed[crest])))
     res_top = float(tau[crest][k_res])
     res_thick = max(10.0, 0.09 * g.ns)
-    column = _column(g, r_strat, float(tau[~water].min()), float(tau.max()), res_top, res_thick)
+    column = _column(g, r_strat, res_top, res_thick)
     log_z = column.log_impedance(tau)
     horizons = (np.searchsorted(column.package_tops, tau, side="right") + 1).astype(np.int16)
     horizons[water] = 0
@@ -148,9 +145,9 @@ def make_survey(
     below = ~water
     # --- bodies, oldest first ---
     if "channel" in features:
-        masks["channel"] = _channel(g, r_chan, tau, seabed, log_z, column) & below
+        masks["channel"] = _channel(g, r_chan, tau, log_z, column) & below
     if "injectites" in features:
-        masks["injectite"] = _injectites(g, r_inj, seabed, log_z) & below
+        masks["injectite"] = _injectites(g, r_inj, log_z) & below
     if "flat_spot" in features:
         masks["flat_spot"] = _flat_spot(g, r_flat, tau, log_z, res_top, res_thick, crest)
     if "salt" in features:
@@ -189,7 +186,7 @@ def make_survey(
         sample_interval_ms=float(sample_interval_ms),
         first_inline=1000,
         first_crossline=2000,
-        seed=seed,
+        seed=int(seed),
     )
 
 
@@ -197,7 +194,15 @@ def make_survey(
 # argument checks
 
 
-def _check_args(shape, seed, noise, features, dt, peak_hz) -> tuple[int, int, int]:
+def _number(value, what):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SeisfmError(f"synthetic {what} {value!r}: expected a number") from None
+
+
+def _check_args(shape, seed, noise, features, dt, peak_hz):
+    """Validate and normalise the arguments of make_survey (one-line SeisfmError otherwise)."""
     try:
         shape = tuple(int(n) for n in shape)
     except (TypeError, ValueError):
@@ -208,20 +213,21 @@ def _check_args(shape, seed, noise, features, dt, peak_hz) -> tuple[int, int, in
         raise SeisfmError(f"synthetic shape {shape}: every axis needs at least {MIN_SIZE} samples")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise SeisfmError(f"synthetic seed {seed!r}: expected a non-negative integer")
+    noise = _number(noise, "noise")
     if not np.isfinite(noise) or noise < 0:
         raise SeisfmError(f"synthetic noise {noise!r}: expected a non-negative number")
-    if isinstance(features, str):
-        features = (features,)
-    unknown = sorted(set(features) - set(FEATURES))
+    features = {features} if isinstance(features, str) else set(features)
+    unknown = sorted(features - set(FEATURES))
     if unknown:
         raise SeisfmError(f"synthetic features {unknown}: unknown, choose from {', '.join(FEATURES)}")
+    dt = _number(dt, "sample interval")
     if not np.isfinite(dt) or dt <= 0:
         raise SeisfmError(f"synthetic sample interval {dt!r}: expected a positive number of ms")
-    if peak_hz is not None:
-        nyquist = 500.0 / dt
-        if not np.isfinite(peak_hz) or not 0 < peak_hz < nyquist / 2:
-            raise SeisfmError(f"synthetic peak frequency {peak_hz!r}: expected 0 < f < {nyquist / 2:g} Hz")
-    return shape
+    nyquist = 500.0 / dt
+    peak_hz = 27.0 * 4.0 / dt if peak_hz is None else _number(peak_hz, "peak frequency")
+    if not np.isfinite(peak_hz) or not 0 < peak_hz < nyquist / 2:
+        raise SeisfmError(f"synthetic peak frequency {peak_hz!r}: expected 0 < f < {nyquist / 2:g} Hz")
+    return shape, noise, features, dt, peak_hz
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,13 +272,13 @@ def _fold_field(g: _Grid, rng, salt) -> tuple[np.ndarray, tuple[int, int]]:
 
     Regional dip + a four-way anticline (the flat-spot closure) + salt drag + gentle undulation.
     """
-    ci, cj = 0.28 + rng.uniform(-0.04, 0.04), 0.72 + rng.uniform(-0.04, 0.04)
-    amp = max(0.22 * g.ns, 14.0)  # small cubes keep a closure deeper than the wavelet is long
-    sig_i, sig_j = 0.16 * g.ni, 0.16 * g.nx
+    ci, cj = 0.3 + rng.uniform(-0.03, 0.03), 0.7 + rng.uniform(-0.03, 0.03)
+    amp = max(0.28 * g.ns, 16.0)  # small cubes keep a closure deeper than the wavelet is long
+    sig_i, sig_j = 0.14 * g.ni, 0.14 * g.nx
     di, dj = g.lateral(ci, cj)
     field_ = amp * np.exp(-0.5 * ((di / sig_i) ** 2 + (dj / sig_j) ** 2))
     dip = rng.uniform(0, 2 * np.pi)
-    field_ = field_ + 0.03 * g.ns * ((g.i / g.ni - 0.5) * np.cos(dip) + (g.j / g.nx - 0.5) * np.sin(dip))
+    field_ = field_ + 0.02 * g.ns * ((g.i / g.ni - 0.5) * np.cos(dip) + (g.j / g.nx - 0.5) * np.sin(dip))
     field_ = field_ + 0.015 * g.ns * _smooth_field(g, rng, 0.7 * g.nh)
     if salt is not None:
         di, dj = g.lateral(salt.ci, salt.cj)
@@ -333,7 +339,7 @@ def _fault_specs(g: _Grid, rng) -> list[_FaultSpec]:
     return specs
 
 
-def _apply_faults(g: _Grid, faults, seabed):
+def _apply_faults(g: _Grid, faults):
     """Undo normal-fault throw: hanging-wall voxels read stratigraphy from `throw` samples higher.
 
     Throw is largest at the fault centre and tapers to zero at the lateral tips, grows from the upper
@@ -410,9 +416,13 @@ class _Column:
         return np.float32(self._interp(self.trend, tau))
 
 
-def _column(g: _Grid, rng, tau_min, tau_max, res_top, res_thick) -> _Column:
-    """Layers of random thickness and impedance, grouped into packages of distinct character."""
-    tau0, tau1 = tau_min - 4.0, tau_max + 4.0
+def _column(g: _Grid, rng, res_top, res_thick) -> _Column:
+    """Layers of random thickness and impedance, grouped into packages of distinct character.
+
+    The tau range is fixed by the cube size (generous bounds on fold uplift and fault throw), not
+    measured, so switching faults or salt on and off does not reshuffle the layering.
+    """
+    tau0, tau1 = -0.1 * g.ns - 8.0, 1.45 * g.ns + 24.0
     step = 0.05
     n = int(np.ceil((tau1 - tau0) / step)) + 1
     t = tau0 + step * np.arange(n)
@@ -421,7 +431,7 @@ def _column(g: _Grid, rng, tau_min, tau_max, res_top, res_thick) -> _Column:
 
     # Package boundaries: random thicknesses, then the reservoir package forced in at the crest.
     n_pack = int(np.clip(round(g.ns / 20), 4, 14))
-    cuts = np.sort(rng.uniform(0.12, 0.95, n_pack - 1)) * tau1
+    cuts = np.sort(rng.uniform(0.12, 1.05, n_pack - 1)) * g.ns
     res_base = res_top + res_thick
     keep = np.abs(cuts - res_top) > 0.04 * g.ns
     keep &= np.abs(cuts - res_base) > 0.04 * g.ns
@@ -449,6 +459,8 @@ def _column(g: _Grid, rng, tau_min, tau_max, res_top, res_thick) -> _Column:
     while bounds[-1] < tau1:
         p = int(np.searchsorted(tops, bounds[-1], side="right"))
         h = max(1.0, base_thick[idx % n_layers] * thick[p])
+        if p < tops.size:  # a package top is always a layer boundary
+            h = min(h, tops[p] - bounds[-1])
         values.append(offset[p] + contrast[p] * jitter[idx % n_layers])
         bounds.append(bounds[-1] + h)
         idx += 1
@@ -506,13 +518,15 @@ class _Salt:
 
 
 def _salt_geometry(g: _Grid, rng, seabed) -> _Salt:
+    """A diapir in the (large inline, small crossline) quadrant, opposite the anticline."""
     ci, cj = 0.72 + rng.uniform(-0.04, 0.04), 0.28 + rng.uniform(-0.04, 0.04)
     r = rng.uniform(0.15, 0.18)
     top = rng.uniform(0.3, 0.36) * g.ns
     k_top = top + 0.012 * g.ns * _smooth_field(g, rng, 0.25 * g.nh)
     di, dj = g.lateral(ci, cj)
     theta = np.arctan2(dj, di)
-    lobes = 1.0 + 0.1 * np.sin(2 * theta + rng.uniform(0, 6.3)) + 0.07 * np.sin(3 * theta + rng.uniform(0, 6.3))
+    p2, p3 = rng.uniform(0, 2 * np.pi, 2)
+    lobes = 1.0 + 0.1 * np.sin(2 * theta + p2) + 0.07 * np.sin(3 * theta + p3)
     return _Salt(
         ci=ci,
         cj=cj,
@@ -539,7 +553,7 @@ def _salt_impedance(g: _Grid, rng, frac, log_z):
     log_z[box] = (1.0 - f) * log_z[box] + f * (np.float32(np.log(_Z_SALT)) + chaos)
 
 
-def _channel(g: _Grid, rng, tau, seabed, log_z, column) -> np.ndarray:
+def _channel(g: _Grid, rng, tau, log_z, column) -> np.ndarray:
     """Sinuous channel cut into a shallow horizon, U-shaped, filled with soft homogeneous sand."""
     tau_top = max(0.2 * g.ns, 0.12 * g.ns + 7.0)
     depth = max(4.0, 0.06 * g.ns)
@@ -560,7 +574,7 @@ def _channel(g: _Grid, rng, tau, seabed, log_z, column) -> np.ndarray:
     return inside
 
 
-def _injectites(g: _Grid, rng, seabed, log_z) -> np.ndarray:
+def _injectites(g: _Grid, rng, log_z) -> np.ndarray:
     """Saucer-shaped sandstone intrusions: flat base, wings climbing steeply outwards, ~3 samples thick."""
     n = max(2, int(round(2 * g.ni * g.nx / 128**2)))
     mask = np.zeros(g.shape, bool)
