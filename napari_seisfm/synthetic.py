@@ -41,7 +41,7 @@ _Z_WATER = 1.5
 _Z_SEABED = 2.9
 _Z_DEEP = 6.5
 _Z_SALT = 9.5
-_Z_BOULDER = 12.0  # granite-like glacial boulder
+_Z_BOULDER = 8.0  # glacial boulder (dense, fast) in soft clay
 _BIN_M = 25.0  # trace spacing assumed for boulder diffraction hyperbolas
 _V_SHALLOW = 1600.0  # m/s, rms velocity above the boulders
 
