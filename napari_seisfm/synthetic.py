@@ -107,7 +107,8 @@ def make_survey(
     shape, noise, features, sample_interval_ms, peak_hz = _check_args(
         shape, seed, noise, features, sample_interval_ms, peak_hz
     )
-    streams = np.random.default_rng(seed).spawn(9)
+    # == np.random.default_rng(seed).spawn(9) (same streams), written so numpy 1.24 works too
+    streams = [np.random.default_rng(child) for child in np.random.SeedSequence(int(seed)).spawn(9)]
     r_strat, r_fold, r_fault, r_salt, r_flat, r_inj, r_bould, r_chan, r_noise = streams
     g = _Grid(shape)
 
