@@ -56,8 +56,8 @@ def two_cluster(tmp_path_factory):
 def errors(monkeypatch):
     """Messages the widget shows as error / info notifications."""
     seen = {"error": [], "info": []}
-    monkeypatch.setattr(ctm, "_show_error", seen["error"].append)
-    monkeypatch.setattr(ctm, "_show_info", seen["info"].append)
+    monkeypatch.setattr(ctm._notify, "show_error", seen["error"].append)
+    monkeypatch.setattr(ctm._notify, "show_info", seen["info"].append)
     return seen
 
 

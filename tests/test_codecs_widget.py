@@ -112,7 +112,7 @@ def test_errors_are_notifications(widget, qtbot, monkeypatch):
 
     viewer, w = widget
     shown = []
-    monkeypatch.setattr(mod, "_show_error", shown.append)
+    monkeypatch.setattr(mod._notify, "show_error", shown.append)
     w.run()  # no layer
     assert shown and "no image layer" in shown[-1]
     data = cube_data()

@@ -57,7 +57,7 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
 
     monkeypatch.setattr(w.tempfile, "gettempdir", lambda: str(tmp_path))
     errors = []
-    monkeypatch.setattr(w, "_show_error", errors.append)
+    monkeypatch.setattr(w._notify, "show_error", errors.append)
     viewer = make_napari_viewer()
     widget = w.ExtractWidget(viewer)
     widget.run()  # no cube yet

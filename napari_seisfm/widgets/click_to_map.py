@@ -39,7 +39,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import SeisfmCancelled, SeisfmError
+from . import _notify
+from ._notify import report
+from ..errors import SeisfmError
 from ..interpretation import Interpretation, auto_threshold, load_interpretation, save_interpretation, sync_clicks
 from .extract import _cube_source, _is_cube_layer, _with_browse
 
@@ -247,7 +249,7 @@ class ClickToMapWidget(QWidget):
                 raise SeisfmError("choose a feature store (.zarr) first")
             fingerprint = (seismic.metadata.get("geometry") or {}).get("fingerprint")
         except SeisfmError as exc:
-            _show_error(str(exc))
+            _notify.show_error(str(exc))
             return
         self.store.setCurrentText(path)
         self._say(f"loading {path} ...")
@@ -323,7 +325,7 @@ class ClickToMapWidget(QWidget):
             finally:
                 self._syncing = False
         if refused:
-            _show_error(f"click refused: {refused[0]}")
+            _notify.show_error(f"click refused: {refused[0]}")
         return grid
 
     def _points_changed(self):
@@ -349,7 +351,7 @@ class ClickToMapWidget(QWidget):
                     self.viewer.layers.remove(name)
             self._say(NO_POSITIVE)
             if self.negatives:
-                _show_info(NO_POSITIVE)
+                _notify.show_info(NO_POSITIVE)
             return
         if self._map_worker is not None:
             self._dirty = True
@@ -481,7 +483,7 @@ class ClickToMapWidget(QWidget):
     def new_training_labels(self):
         """An empty Labels layer on the feature grid to paint classes 1, 2, ... into."""
         if self.features is None:
-            _show_error("load a feature store first")
+            _notify.show_error("load a feature store first")
             return None
         layer = self.viewer.add_labels(np.zeros(self.features.shape, np.int32), name=TRAINING, **self.grid_transform())
         layer.mode = "paint"
@@ -525,7 +527,7 @@ class ClickToMapWidget(QWidget):
             if n_classes < 2:
                 raise SeisfmError(f"label at least two classes (layer {layer.name!r} has {n_classes})")
         except SeisfmError as exc:
-            _show_error(str(exc))
+            _notify.show_error(str(exc))
             return
         self._training_colormap = layer.colormap
         self._cancel.clear()
@@ -595,7 +597,7 @@ class ClickToMapWidget(QWidget):
                 data, labels = np.asarray(layer.data), True
             cube = _cube_source(self.seismic)
         except SeisfmError as exc:
-            _show_error(str(exc))
+            _notify.show_error(str(exc))
             return None
 
         def job():
@@ -605,7 +607,7 @@ class ClickToMapWidget(QWidget):
             return export_volume(path, data, c, stride=self.features.grid.stride, origin=self.features.grid.origin, labels=labels)
 
         worker = create_worker(job, _ignore_errors=True)
-        worker.returned.connect(lambda p: (self._say(f"wrote {p}"), _show_info(f"wrote {p}")))
+        worker.returned.connect(lambda p: (self._say(f"wrote {p}"), _notify.show_info(f"wrote {p}")))
         worker.errored.connect(self._on_error)
         self._io_worker = worker
         worker.start()
@@ -641,7 +643,7 @@ class ClickToMapWidget(QWidget):
         try:
             return save_interpretation(path, self.interpretation())
         except (SeisfmError, OSError) as exc:
-            _show_error(f"{path}: {exc}" if isinstance(exc, OSError) else str(exc))
+            _notify.show_error(f"{path}: {exc}" if isinstance(exc, OSError) else str(exc))
             return None
 
     def open_interpretation(self, path):
@@ -652,7 +654,7 @@ class ClickToMapWidget(QWidget):
             fp = (self.seismic.metadata.get("geometry") or {}).get("fingerprint")
             interp = load_interpretation(path, fingerprint=fp)
         except SeisfmError as exc:
-            _show_error(str(exc))
+            _notify.show_error(str(exc))
             return None
         p = interp.params
         self.k.setValue(int(p.get("k") or 5))
@@ -683,7 +685,7 @@ class ClickToMapWidget(QWidget):
         if path:
             p = self.save_interpretation(path)
             if p:
-                _show_info(f"saved {p}")
+                _notify.show_info(f"saved {p}")
 
     def _open_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open interpretation", "", "Interpretation (*.json)")
@@ -692,14 +694,10 @@ class ClickToMapWidget(QWidget):
 
     # ------------------------------------------------------------------ errors
     def _on_error(self, exc):
-        if isinstance(exc, SeisfmCancelled):
-            self._say(str(exc))
-            _show_info(str(exc))
-        elif isinstance(exc, SeisfmError):
-            self._say(str(exc))
-            _show_error(str(exc))
-        else:
-            _show_error(f"click-to-map failed: {exc.__class__.__name__}: {exc}")
+        message = report(exc, "click-to-map")
+        if isinstance(exc, SeisfmError):
+            self._say(message)
+
 
 
 # ---------------------------------------------------------------------- worker bodies (no Qt)
@@ -716,15 +714,3 @@ def _knn_job(features, points, classes, k, weighted, region, progress, cancel):
     if region is not None:
         yield seg.segment_region(region)
     return seg.segment(progress=progress, cancel=cancel)
-
-
-def _show_error(message: str) -> None:
-    from napari.utils.notifications import show_error
-
-    show_error(message)
-
-
-def _show_info(message: str) -> None:
-    from napari.utils.notifications import show_info
-
-    show_info(message)

@@ -30,7 +30,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import SeisfmCancelled, SeisfmError
+from . import _notify
+from ._notify import report
+from ..errors import SeisfmError
 
 REGIONS = ("section on screen", "visible part of the section")
 
@@ -91,7 +93,6 @@ class CodecWidget(QWidget):
         self.run_button = QPushButton("Compare")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        from .. import codecs as _codecs  # noqa: F401  (headless, light)
         from ..codecs.table import COLUMNS
 
         self.columns = COLUMNS
@@ -222,7 +223,7 @@ class CodecWidget(QWidget):
             section, placement = self.current_section()
             names = self.codec_names()
         except SeisfmError as exc:
-            _show_error(str(exc))
+            _notify.show_error(str(exc))
             return
         dt = self.sample_interval.value() or None
         if placement["axis"] == 2:  # a time slice has no time axis
@@ -328,23 +329,11 @@ class CodecWidget(QWidget):
         return {"scale": tuple(scale), "translate": tuple(translate)}
 
     def _on_error(self, exc):
-        if isinstance(exc, SeisfmCancelled):
-            from napari.utils.notifications import show_info
+        report(exc, "codec comparison")
 
-            show_info(str(exc))
-        elif isinstance(exc, SeisfmError):
-            _show_error(str(exc))
-        else:
-            _show_error(f"codec comparison failed: {exc.__class__.__name__}: {exc}")
 
     def _on_finished(self):
         self.worker = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
-
-
-def _show_error(message: str) -> None:
-    from napari.utils.notifications import show_error
-
-    show_error(message)

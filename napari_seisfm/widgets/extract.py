@@ -26,7 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import SeisfmCancelled, SeisfmError
+from . import _notify
+from ._notify import report
+from ..errors import SeisfmError
 
 
 class _Relay(QObject):
@@ -154,7 +156,7 @@ class ExtractWidget(QWidget):
             model = self.model.currentText() or None
             out = Path(self.out.text()) if self.out.text().strip() else self._default_out(layer, model, stride)
         except SeisfmError as exc:
-            _show_error(str(exc))
+            _notify.show_error(str(exc))
             return
         kwargs = dict(
             model=model,
@@ -192,14 +194,8 @@ class ExtractWidget(QWidget):
         self.viewer.add_image(data, **kwargs)
 
     def _on_error(self, exc):
-        if isinstance(exc, SeisfmCancelled):
-            from napari.utils.notifications import show_info
+        report(exc, "extraction")
 
-            show_info(str(exc))
-        elif isinstance(exc, SeisfmError):
-            _show_error(str(exc))
-        else:
-            _show_error(f"extraction failed: {exc.__class__.__name__}: {exc}")
 
     def _on_finished(self):
         self.worker = None
@@ -261,9 +257,3 @@ def _with_browse(edit: QLineEdit, slot) -> QWidget:
     button.clicked.connect(slot)
     row.addWidget(button)
     return box
-
-
-def _show_error(message: str) -> None:
-    from napari.utils.notifications import show_error
-
-    show_error(message)
