@@ -6,8 +6,6 @@ file runs in seconds on a CPU.
 
 from __future__ import annotations
 
-import os
-import pickle
 from pathlib import Path
 
 import numpy as np

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import struct
 import warnings
-from math import gcd
 from pathlib import Path
 
 import numpy as np

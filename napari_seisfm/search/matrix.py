@@ -7,7 +7,6 @@ All vectors sit in RAM as one C-contiguous ``(N, dim)`` matrix in the stored dty
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
