@@ -242,19 +242,117 @@ def test_knn_separable_clusters(dtype):
     np.testing.assert_allclose(s.probabilities, r.probabilities[4])
 
 
-def test_knn_uses_a_real_usearch_index():
-    from usearch.index import Index
+def knn_reference(fm, pts, cls, k, weighted=False, rows=None):
+    """Brute-force float32 kNN: sims of the stored values, stable sort, votes, tie rule of docs/search.md.
 
-    fm, pts, cls, _ = clusters()
-    seg = KnnSegmenter(fm, pts, cls, k=3)
-    assert isinstance(seg.index, Index) and len(seg.index) == len(pts)
-    # vote fractions equal a brute-force float32 kNN
-    q = fm.decode(fm.vectors)
-    sims = q @ q[np.ravel_multi_index(tuple(pts.T), fm.shape)].T
-    nn = np.argsort(-sims, axis=1, kind="stable")[:, :3]
-    frac = np.stack([(cls[nn] == c).mean(1) for c in (1, 2, 3)], 1)
-    c, p, _ = seg.classify(np.arange(fm.grid.size))
-    np.testing.assert_allclose(p, frac, atol=1e-6)
+    int8 stores: the products of the stored integers (exact in float32), so ties are real ties.
+    """
+    x = fm.vectors.astype(np.float32) if rows is None else fm.vectors[rows].astype(np.float32)
+    flat = np.ravel_multi_index(tuple(np.asarray(pts).T), fm.shape)
+    keep = fm.valid[flat] & (np.asarray(cls) > 0)
+    flat, cls = flat[keep], np.asarray(cls)[keep]
+    ids = np.unique(cls)
+    sims = x @ fm.vectors[flat].astype(np.float32).T
+    k = min(k, len(flat))
+    nn = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    cos = np.take_along_axis(sims, nn, 1) / (fm.quant_scale ** 2 if fm.dtype == "int8" else 1.0)
+    w = 1.0 / (np.maximum(1.0 - cos, 0) + 1e-3) if weighted else np.ones_like(cos)
+    c = np.searchsorted(ids, cls[nn])
+    votes = np.stack([(w * (c == j)).sum(1) for j in range(len(ids))], 1)
+    raw = np.take_along_axis(sims, nn, 1).astype(np.float64)
+    close = np.stack([(raw * (c == j)).sum(1) for j in range(len(ids))], 1)
+    best = np.argmax(np.where(votes == votes.max(1, keepdims=True), close, -np.inf), 1)
+    probs = votes / votes.sum(1, keepdims=True)
+    valid = fm.valid if rows is None else fm.valid[rows]
+    classes = np.where(valid, ids[best], 0)
+    probs[~valid] = 0
+    conf = np.where(valid, probs[np.arange(len(best)), best], np.nan)
+    # margin between the k-th and (k+1)-th similarity: float stores may order razor-thin gaps differently
+    srt = -np.sort(-sims, axis=1)
+    margin = srt[:, k - 1] - srt[:, k] if k < sims.shape[1] else np.full(len(sims), np.inf)
+    return classes, probs, conf, margin
+
+
+def random_support(fm, n, n_classes, seed):
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(fm.grid.size, n, replace=False)
+    cls = rng.integers(1, n_classes + 1, n)
+    cls[:n_classes] = np.arange(1, n_classes + 1)
+    return np.stack(np.unravel_index(flat, fm.shape), 1), cls
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float16", "float32"])
+@pytest.mark.parametrize("data", ["random", "clustered"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_knn_equals_bruteforce_reference(dtype, data, weighted):
+    grid = (16, 16, 20)
+    if data == "random":
+        v = np.random.default_rng(11).standard_normal((*grid, 64)).astype(np.float32)
+    else:
+        v, _ = structured(grid=grid, dim=64, seed=4, n_centres=6)
+    valid = np.ones(grid, bool)
+    valid[3, :, 5] = False  # dead trace: class 0, NaN confidence
+    fm = FeatureMatrix.from_array(v, grid, dtype=dtype, valid=valid)
+    pts, cls = random_support(fm, 150, 4, seed=2)
+    seg = KnnSegmenter(fm, pts, cls, k=5, weighted=weighted, threads=2, block=256)  # several blocks per worker
+    r = seg.segment()
+    ref_c, ref_p, ref_f, margin = knn_reference(fm, pts, cls, 5, weighted)
+    sure = margin > (0 if dtype == "int8" else 1e-5)  # int8: exact integers, every point must agree
+    assert sure.mean() > 0.99
+    got_c, got_p, got_f = r.classes.reshape(-1), r.probabilities.reshape(-1, 4), r.confidence.reshape(-1)
+    np.testing.assert_array_equal(got_c[sure], ref_c[sure])
+    np.testing.assert_allclose(got_p[sure], ref_p[sure], atol=1e-5)
+    np.testing.assert_allclose(got_f[sure], ref_f[sure], atol=1e-5)
+    assert (r.classes[3, :, 5] == 0).all() and np.isnan(r.confidence[3, :, 5]).all()
+    assert (r.probabilities[3, :, 5] == 0).all()
+    # arbitrary (gathered, unordered) indices give the same rows as the whole-grid run
+    rows = np.random.default_rng(0).permutation(fm.grid.size)[:700]
+    c, p, f = seg.classify(rows)
+    np.testing.assert_array_equal(c, got_c[rows])
+    np.testing.assert_array_equal(p, got_p[rows])
+
+
+@pytest.mark.parametrize("backend", ["onednn-int8", "torch-f32"])
+def test_knn_int8_backends_exact_with_ties(backend):
+    """Duplicate support vectors and coarse int8 values make equal similarities common: stable order wins."""
+    from napari_seisfm.search.kernels import onednn_int8_available
+
+    if backend == "onednn-int8" and not onednn_int8_available():
+        pytest.skip("oneDNN int8 matmul not available or not exact here")
+    grid = (12, 12, 12)
+    rng = np.random.default_rng(5)
+    v = rng.integers(-2, 3, (*grid, 16)).astype(np.int8)  # few distinct values: many exact ties
+    fm = FeatureMatrix.from_array(v, grid, quant_scale=2.0, valid=np.abs(v).sum(-1) > 0)
+    pts, cls = random_support(fm, 60, 3, seed=1)
+    pts = np.concatenate([pts, pts[:10]])  # the same grid points again: identical vectors, other classes
+    cls = np.concatenate([cls, (cls[:10] % 3) + 1])
+    for k in (1, 4, 5, 7):
+        seg = KnnSegmenter(fm, pts, cls, k=k, backend=backend, threads=1, block=500)
+        assert seg.backend == backend
+        ref_c, ref_p, ref_f, margin = knn_reference(fm, pts, cls, k)
+        assert (margin == 0).mean() > 0.05  # the tie path is really exercised
+        c, p, f = seg.classify(np.arange(fm.grid.size))
+        np.testing.assert_array_equal(c, ref_c)
+        np.testing.assert_allclose(p, ref_p, atol=1e-6)
+        np.testing.assert_allclose(f, ref_f, atol=1e-6)
+
+
+def test_knn_vote_ties_go_to_the_closer_class():
+    """Two painted points per class, k=5 -> k=4: a 2-2 vote must not always give class 1."""
+    grid = (1, 1, 40)
+    t = np.linspace(0, 1, 40)
+    v = np.stack([np.cos(t * np.pi / 2), np.sin(t * np.pi / 2), np.zeros(40)], -1).reshape(*grid, 3)
+    fm = FeatureMatrix.from_array(v.astype(np.float32), grid, dtype="float32")
+    pts = [(0, 0, 0), (0, 0, 2), (0, 0, 37), (0, 0, 39)]
+    seg = KnnSegmenter(fm, pts, [1, 1, 2, 2], k=5)
+    assert seg.k_used == 4
+    r = seg.segment()
+    np.testing.assert_allclose(r.probabilities, 0.5)  # every vote is 2-2 ...
+    assert (r.classes[0, 0, :19] == 1).all() and (r.classes[0, 0, 21:] == 2).all()  # ... the closer pair wins
+    # an exact tie in votes and summed similarity falls back to the smaller class id
+    sym = FeatureMatrix.from_array(np.array([[1, 0], [0, 1], [1, 1]], np.float32).reshape(1, 1, 3, 2), (1, 1, 3))
+    r = KnnSegmenter(sym, [(0, 0, 1), (0, 0, 0)], [2, 1], k=2).segment()
+    assert r.classes[0, 0, 2] == 1 and r.classes[0, 0, 1] == 2 and r.classes[0, 0, 0] == 1
 
 
 def test_knn_weighted_option():

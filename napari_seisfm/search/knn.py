@@ -1,20 +1,24 @@
 """kNN segmentation: a few labelled grid points per class -> a class for every grid point.
 
 Support set: the stored vectors at labelled grid points (class ids > 0; 0 = unlabelled). For a grid
-point x, its k nearest support vectors by cosine (``1 - x.s``, exact search in a usearch ``Index`` over
-the support set, metric "ip", dtype matching the store) vote:
+point x, its k nearest support vectors s by similarity ``x.s`` (cosine: the stored vectors are unit
+length) are found exactly: blocks of queries times the support matrix in one GEMM (oneDNN int8 for int8
+stores -- integer arithmetic; float32 otherwise), then ``torch.topk``. Equal similarities are ordered by
+support position (as a stable sort would). The neighbours vote:
 
 - plain:    vote_c = #{neighbours of class c} / k
 - weighted: vote_c = sum_{neighbours of class c} w / sum w,  w = 1 / (1 - x.s + 1e-3)
 
-``probabilities[..., j]`` is vote of ``class_ids[j]`` (they sum to 1), the class is the argmax (ties go
-to the smaller class id), ``confidence`` its vote. Grid points without a valid embedding get class 0,
-probabilities 0 and confidence NaN. No HNSW graph is built: the index holds only the support set and
-every query is searched exactly.
+``probabilities[..., j]`` is the vote of ``class_ids[j]`` (they sum to 1), the class is the argmax;
+vote ties go to the tied class whose neighbours have the larger summed similarity, then to the smaller
+class id (with k = 4 and two classes 2-2, the closer pair wins instead of always the first class).
+``confidence`` is the chosen class's vote. k is capped at the number of support points. Grid points
+without a valid embedding get class 0, probabilities 0 and confidence NaN.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,10 +26,23 @@ import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
 from ..features import GridSpec
-from .kernels import default_threads
+from .kernels import default_threads, support_dots
 from .matrix import FeatureMatrix
 
-USEARCH_DTYPE = {"int8": "i8", "float16": "f16", "float32": "f32"}
+BLOCK = 2048  # queries per GEMM block: the (block, n_support) float32 sims stay in cache (measured best)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _is_range(a: np.ndarray) -> bool:
+    return len(a) > 0 and int(a[-1]) - int(a[0]) == len(a) - 1 and bool(np.all(np.diff(a) == 1))
 
 
 @dataclass
@@ -82,16 +99,21 @@ def support_from_labels(labels: np.ndarray, grid: GridSpec, *, cube_shape=None, 
 
 # ---------------------------------------------------------------------- segmenter
 class KnnSegmenter:
-    """k-nearest-neighbour vote over a labelled support set, exact search in a usearch Index."""
+    """k-nearest-neighbour vote over a labelled support set: blocked exact GEMM + top-k (docs/search.md).
+
+    ``threads``: worker threads, each classifying its own blocks with single-threaded torch ops (torch's
+    thread count is set to 1 for the duration of a call and restored);
+    ``device``: ``"cpu"`` or ``"cuda"`` (default: cuda when torch sees one); ``backend``: ``"auto"``,
+    ``"onednn-int8"`` or ``"torch-f32"`` (see :func:`kernels.support_dots`).
+    """
 
     def __init__(self, features: FeatureMatrix, points, classes, *, k: int = 5, weighted: bool = False,
-                 threads: int | None = None):
-        from usearch.index import Index
-
+                 threads: int | None = None, device: str | None = None, backend: str = "auto", block: int = BLOCK):
         self.features = features
         self.k = int(k)
         self.weighted = bool(weighted)
         self.threads = threads or default_threads()
+        self.block = int(block)
         pts = np.asarray(points, int).reshape(-1, 3)
         cls = np.asarray(classes, int).reshape(-1)
         if self.k < 1:
@@ -106,46 +128,119 @@ class KnnSegmenter:
             raise SeisfmError(f"label at least two classes (got {len(self.class_ids)} class with valid embeddings)")
         self.support_flat = flat
         self.support_class = np.searchsorted(self.class_ids, cls)  # 0..C-1
-        self.index = Index(ndim=features.dim, metric="ip", dtype=USEARCH_DTYPE[features.dtype])
-        self.index.add(np.arange(len(flat)), features.vectors[flat], threads=self.threads)
-        self._k = min(self.k, len(flat))
+        self.k_used = min(self.k, len(flat))
+        if device is None:
+            device = "cuda" if _cuda() else "cpu"
+        self.device = device
+        self._dots = support_dots(features.vectors[flat], backend=backend, device=device)
+        self.backend = self._dots.name
+        # raw dot -> cosine: int8 stores hold round(v * quant_scale)
+        self._to_cos = np.float32(1.0 / features.quant_scale ** 2) if features.dtype == "int8" else np.float32(1.0)
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and device == "cpu" else None
 
     @property
     def n_support(self) -> int:
         return len(self.support_flat)
 
+    # ------------------------------------------------------------------ one block
+    def _neighbours(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k nearest support points of the rows of ``x``: (indices (b, k), raw dots (b, k)).
+
+        Order: descending dot product, equal dot products by support position (a stable sort of -dot).
+        ``torch.topk`` does not promise which of equal values it returns, so it takes k+1 and the rare rows
+        whose k-th and (k+1)-th values are equal are redone with numpy's stable argsort.
+        """
+        import torch
+
+        k, n = self.k_used, self.n_support
+        sims = self._dots(x)
+        vals, idx = torch.topk(sims, min(k + 1, n), dim=1)
+        vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
+        if k < n:
+            tied = np.flatnonzero(vals[:, k - 1] == vals[:, k])
+            if len(tied):
+                s = sims[torch.from_numpy(tied).to(sims.device)].cpu().numpy()
+                order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+                idx[tied, :k] = order
+                vals[tied, :k] = np.take_along_axis(s, order, 1)
+            vals, idx = vals[:, :k], idx[:, :k]
+        return idx, vals
+
+    def _vote(self, idx: np.ndarray, dots: np.ndarray):
+        """Class votes of the neighbours -> (class index 0..C-1, probabilities (b, C))."""
+        b, k = idx.shape
+        C = len(self.class_ids)
+        cls = self.support_class[idx]
+        sim = dots * self._to_cos
+        w = 1.0 / (np.maximum(1.0 - sim, 0.0) + 1e-3) if self.weighted else None
+        slot = (np.arange(b)[:, None] * C + cls).ravel()
+        votes = np.bincount(slot, weights=None if w is None else w.ravel(), minlength=b * C).reshape(b, C)
+        # vote ties: the class whose tied neighbours are closer (larger summed similarity), then the smaller id
+        # (raw dot products: integers for int8 stores, so equal sums are exactly equal)
+        closeness = np.bincount(slot, weights=dots.ravel().astype(np.float64), minlength=b * C).reshape(b, C)
+        top = votes == votes.max(axis=1, keepdims=True)
+        best = np.argmax(np.where(top, closeness, -np.inf), axis=1)
+        probs = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
+        return best, probs
+
+    def _classify_rows(self, x: np.ndarray, valid: np.ndarray, classes, probs, conf) -> None:
+        """Classify the rows of ``x`` (one block, stored dtype) into the given output slices."""
+        if not valid.any():
+            return
+        if not valid.all():
+            x = x[valid]
+        idx, dots = self._neighbours(x)
+        best, p = self._vote(idx, dots)
+        cid = np.asarray(self.class_ids, np.int32)[best]
+        c = p[np.arange(len(best)), best]
+        if valid.all():
+            classes[:], probs[:], conf[:] = cid, p, c
+        else:
+            classes[valid], probs[valid], conf[valid] = cid, p, c
+
+    def _run_blocks(self, get_rows, n: int, classes, probs, conf) -> None:
+        """Blocks of ``self.block`` rows over the worker threads; ``get_rows(a, b)`` -> (x, valid)."""
+        bounds = [(a, min(a + self.block, n)) for a in range(0, n, self.block)]
+
+        def work(ab):
+            a, b = ab
+            x, ok = get_rows(a, b)
+            self._classify_rows(x, ok, classes[a:b], probs[a:b], conf[a:b])
+
+        if self._pool is None or len(bounds) == 1:
+            for ab in bounds:
+                work(ab)
+            return
+        import torch
+
+        # one block per worker thread, each op single-threaded: torch's own 2-thread ops on 2048-row blocks
+        # stall when another job holds a core (measured: docs/search.md); restored afterwards
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            list(self._pool.map(work, bounds))
+        finally:
+            torch.set_num_threads(before)
+
+    @staticmethod
+    def _outputs(m: int, C: int):
+        return np.zeros(m, np.int32), np.zeros((m, C), np.float32), np.full(m, np.nan, np.float32)
+
+    def _classify_range(self, start: int, stop: int, classes, probs, conf) -> None:
+        """Grid points ``start..stop-1`` (flat): blocks are views of the store, no gather."""
+        v, ok = self.features.vectors, self.features.valid
+        self._run_blocks(lambda a, b: (v[start + a:start + b], ok[start + a:start + b]), stop - start, classes, probs, conf)
+
     def classify(self, flat_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Classes, probabilities ``(M, C)`` and confidence for flat grid indices."""
         fm = self.features
         flat_index = np.asarray(flat_index).reshape(-1)
-        m = len(flat_index)
-        C = len(self.class_ids)
-        classes = np.zeros(m, np.int32)
-        probs = np.zeros((m, C), np.float32)
-        conf = np.full(m, np.nan, np.float32)
-        ok = fm.valid[flat_index]
-        if not ok.any():
-            return classes, probs, conf
-        q = fm.vectors[flat_index[ok]]
-        found = self.index.search(q, self._k, exact=True, threads=self.threads)
-        keys = np.asarray(found.keys).reshape(len(q), -1)
-        cls = self.support_class[keys]
-        if self.weighted:
-            sim = 1.0 - np.asarray(found.distances, np.float32).reshape(len(q), -1)
-            if fm.dtype == "int8":
-                sim /= np.float32(fm.quant_scale) ** 2
-            w = 1.0 / (np.maximum(1.0 - sim, 0.0) + 1e-3)
-        else:
-            w = np.ones(keys.shape, np.float32)
-        votes = np.zeros((len(q), C), np.float32)
-        rows = np.repeat(np.arange(len(q)), keys.shape[1])
-        np.add.at(votes, (rows, cls.ravel()), w.ravel())
-        votes /= votes.sum(axis=1, keepdims=True)
-        best = np.argmax(votes, axis=1)
-        classes[ok] = np.asarray(self.class_ids, np.int32)[best]
-        probs[ok] = votes
-        conf[ok] = votes[np.arange(len(q)), best]
-        return classes, probs, conf
+        out = self._outputs(len(flat_index), len(self.class_ids))
+        if _is_range(flat_index):
+            self._classify_range(int(flat_index[0]), int(flat_index[-1]) + 1, *out)
+        elif len(flat_index):
+            self._run_blocks(lambda a, b: (fm.vectors[flat_index[a:b]], fm.valid[flat_index[a:b]]), len(flat_index), *out)
+        return out
 
     def segment_region(self, region) -> KnnResult:
         """Classify a box of the grid given as three slices (e.g. the visible slice)."""
@@ -173,14 +268,12 @@ class KnnSegmenter:
         fm = self.features
         n = fm.grid.size
         C = len(self.class_ids)
-        classes = np.zeros(n, np.int32)
-        probs = np.zeros((n, C), np.float32)
-        conf = np.full(n, np.nan, np.float32)
+        classes, probs, conf = self._outputs(n, C)
         for a in range(0, n, batch):
             if cancel is not None and cancel():
                 raise SeisfmCancelled(f"kNN segmentation stopped after {a} of {n} grid points")
             b = min(a + batch, n)
-            classes[a:b], probs[a:b], conf[a:b] = self.classify(np.arange(a, b))
+            self._classify_range(a, b, classes[a:b], probs[a:b], conf[a:b])
             if progress is not None:
                 progress(b, n)
         shape = fm.shape
