@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 
@@ -87,7 +88,7 @@ def top_agreement(a, b, frac=0.01) -> float:
 
 
 def bench_dtype(args, dtype: str) -> dict:
-    res: dict = {"dtype": dtype}
+    res: dict = {"dtype": dtype, "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
     gc.collect()
     import simsimd, usearch.index  # noqa: F401  (imports are not the engine's memory)
 
@@ -115,6 +116,7 @@ def bench_dtype(args, dtype: str) -> dict:
         search.add(c, negative=(j % 3 == 2))
         maps.append(search.query())
     res["click_to_map_ms_median"] = median_ms(lat)
+    res["loadavg_after_clicks"] = [round(x, 2) for x in os.getloadavg()]
     res["query_error_bound"] = round(search.query_error(), 5)
     t0 = time.perf_counter()
     matches = search.top_matches(20)
@@ -132,25 +134,9 @@ def bench_dtype(args, dtype: str) -> dict:
 
     # kNN: 500 support points, classes = cluster id mod 5
     if dtype in args.knn_dtypes:
-        sup = rng.integers(0, grid.size, args.support)
-        cls = region.ravel()[sup] % 5 + 1
-        seg = KnnSegmenter(fm, np.stack(np.unravel_index(sup, grid.shape), 1), cls, k=5, threads=args.threads)
-        ts = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            seg.segment_slice(0, size // 2)
-            ts.append(time.perf_counter() - t0)
-        res["knn_slice_ms_median"] = median_ms(ts)
-        n_full = grid.size if args.knn_full <= 0 else min(args.knn_full, grid.size)
-        t0 = time.perf_counter()
-        if n_full == grid.size:
-            seg.segment()
-        else:
-            seg.classify(np.arange(n_full))
-        dt = time.perf_counter() - t0
-        res["knn_full_queries_timed"] = n_full
-        res["knn_full_s"] = round(dt * grid.size / n_full, 2)
-        res["knn_us_per_query"] = round(1e6 * dt / n_full, 3)
+        sup, cls = knn_support(args, region)
+        res["loadavg_before_knn"] = [round(x, 2) for x in os.getloadavg()]
+        res.update(bench_knn(args, fm, sup, cls))
     # ---- baselines: one float32 copy of the store
     del search
     gc.collect()
@@ -173,22 +159,115 @@ def bench_dtype(args, dtype: str) -> dict:
         fm.vectors[: grid.size // 16] @ q.astype(np.float16)
         res["numpy_f16_matvec_ms_est"] = round(16e3 * (time.perf_counter() - t0), 1)
     if dtype in args.knn_dtypes:
-        n_b = min(args.baseline_queries, grid.size)
-        s32 = f32[sup]
-        t0 = time.perf_counter()
-        sims = f32[:n_b] @ s32.T
-        nn = np.argpartition(-sims, 5, axis=1)[:, :5]
-        votes = np.stack([(cls[nn] == c).sum(1) for c in range(1, 6)], 1)
-        base_cls = votes.argmax(1) + 1
-        dt = time.perf_counter() - t0
-        res["numpy_gemm_argpartition_queries_timed"] = n_b
-        res["numpy_knn_full_s_est"] = round(dt * grid.size / n_b, 2)
-        res["knn_speedup_vs_numpy"] = round(res["numpy_knn_full_s_est"] / res["knn_full_s"], 2)
-        c, _, _ = seg.classify(np.arange(n_b))
-        res["knn_class_agreement_with_numpy"] = round(float((c == base_cls).mean()), 4)
+        res.update(bench_knn_numpy(args, fm, f32, sup, cls, res["knn_full_s"]))
     del f32, fm, vectors
     gc.collect()
     return res
+
+
+def knn_support(args, region):
+    """``args.support`` random grid points; class = the point's cluster id mod 5, plus 1."""
+    sup = np.random.default_rng(2).integers(0, region.size, args.support)
+    return sup, region.ravel()[sup] % 5 + 1
+
+
+def vote(nn, sims, cls):
+    """Plain 5-NN vote with the engine's tie rule (larger summed similarity, then smaller class id)."""
+    c = cls[nn]
+    votes = np.stack([(c == j).sum(1) for j in range(1, 6)], 1)
+    close = np.stack([np.where(c == j, sims, 0).sum(1, dtype=np.float64) for j in range(1, 6)], 1)
+    return np.argmax(np.where(votes == votes.max(1, keepdims=True), close, -np.inf), 1) + 1
+
+
+def bench_knn(args, fm, sup, cls) -> dict:
+    """The engine's kNN (slice and whole grid), its GEMM and top-k parts alone, and usearch exact search."""
+    import torch
+    from usearch.index import Index
+
+    from napari_seisfm.search.kernels import support_dots
+
+    res: dict = {}
+    grid, size = fm.grid, fm.shape[0]
+    pts = np.stack(np.unravel_index(sup, grid.shape), 1)
+    seg = KnnSegmenter(fm, pts, cls, k=5, threads=args.threads)
+    res["knn_backend"], res["knn_workers"] = seg.backend, seg.threads
+    seg.segment_slice(0, 0)  # warm-up (oneDNN primitive creation)
+    ts = []
+    for rep in range(args.reps):
+        t0 = time.perf_counter()
+        seg.segment_slice(0, (size // 2 + rep) % size)
+        ts.append(time.perf_counter() - t0)
+    res["knn_slice_points"] = size * size
+    res["knn_slice_ms_median"] = median_ms(ts)
+    n_full = grid.size if args.knn_full <= 0 else min(args.knn_full, grid.size)
+    t0 = time.perf_counter()
+    if n_full == grid.size:
+        seg.segment()
+    else:
+        seg.classify(np.arange(n_full))
+    dt = time.perf_counter() - t0
+    res["knn_full_queries_timed"] = n_full
+    res["knn_full_s"] = round(dt * grid.size / n_full, 2)
+    res["knn_us_per_query"] = round(1e6 * dt / n_full, 4)
+    # what dominates: the GEMM and the top-k alone, one thread, 2048-query blocks (us per query per core)
+    n_part = min(args.baseline_queries, grid.size)
+    dots = seg._dots
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t_gemm = t_topk = 0.0
+        for a in range(0, n_part, 2048):
+            t0 = time.perf_counter()
+            s = dots(fm.vectors[a:a + 2048])
+            t1 = time.perf_counter()
+            torch.topk(s, 6, dim=1)
+            t_topk += time.perf_counter() - t1
+            t_gemm += t1 - t0
+        res["knn_1thread_gemm_us_per_query"] = round(1e6 * t_gemm / n_part, 4)
+        res["knn_1thread_topk_us_per_query"] = round(1e6 * t_topk / n_part, 4)
+        if seg.backend != "torch-f32":
+            f32 = support_dots(fm.vectors[sup], backend="torch-f32")
+            t0 = time.perf_counter()
+            for a in range(0, n_part, 2048):
+                f32(fm.vectors[a:a + 2048])
+            res["knn_1thread_f32_gemm_us_per_query"] = round(1e6 * (time.perf_counter() - t0) / n_part, 4)
+    finally:
+        torch.set_num_threads(before)
+    # usearch Index over the support set, exact search (the previous engine), same threads
+    usd = {"int8": "i8", "float16": "f16", "float32": "f32"}[fm.dtype]
+    index = Index(ndim=fm.dim, metric="ip", dtype=usd)
+    index.add(np.arange(len(sup)), fm.vectors[sup])
+    n_u = min(args.baseline_queries, grid.size)
+    t0 = time.perf_counter()
+    found = index.search(fm.vectors[:n_u], 5, exact=True, threads=args.threads or 0)
+    dt = time.perf_counter() - t0
+    res["usearch_exact_queries_timed"] = n_u
+    res["usearch_exact_knn_full_s_est"] = round(dt * grid.size / n_u, 2)
+    res["knn_speedup_vs_usearch"] = round(res["usearch_exact_knn_full_s_est"] / res["knn_full_s"], 2)
+    ours = seg.classify(np.arange(n_u))[0]
+    keys = np.asarray(found.keys).reshape(n_u, -1).astype(np.int64)
+    sims = 1.0 - np.asarray(found.distances, np.float64).reshape(n_u, -1)
+    res["knn_class_agreement_with_usearch"] = round(float((ours == vote(keys, sims, cls)).mean()), 4)
+    return res
+
+
+def bench_knn_numpy(args, fm, f32, sup, cls, seg_full_s) -> dict:
+    """numpy float32 GEMM + argpartition baseline (extrapolated) and class agreement with the engine."""
+    out: dict = {}
+    n_b = min(args.baseline_queries, fm.grid.size)
+    s32 = f32[sup]
+    t0 = time.perf_counter()
+    sims = f32[:n_b] @ s32.T
+    nn = np.argpartition(-sims, 5, axis=1)[:, :5]
+    base_cls = vote(nn, np.take_along_axis(sims, nn, 1), cls)
+    dt = time.perf_counter() - t0
+    out["numpy_gemm_argpartition_queries_timed"] = n_b
+    out["numpy_knn_full_s_est"] = round(dt * fm.grid.size / n_b, 2)
+    out["knn_speedup_vs_numpy"] = round(out["numpy_knn_full_s_est"] / seg_full_s, 2)
+    seg = KnnSegmenter(fm, np.stack(np.unravel_index(sup, fm.shape), 1), cls, k=5, threads=args.threads)
+    c = seg.classify(np.arange(n_b))[0]
+    out["knn_class_agreement_with_numpy"] = round(float((c == base_cls).mean()), 4)
+    return out
 
 
 def main(argv=None) -> int:
