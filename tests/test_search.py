@@ -469,7 +469,7 @@ def test_cli_segment_equals_api(tmp_path, capsys):
 
 
 def test_cli_refuses_features_of_another_cube(tmp_path, vectors, capsys):
-    from napari_seisfm.cube import Cube, geometry_from_summary
+    from napari_seisfm.cube import geometry_from_summary
 
     path = make_store(tmp_path / "f.zarr", vectors, fingerprint="not-this-one")
     geo = geometry_from_summary(GEOMETRY)

@@ -9,6 +9,9 @@ the stored dtype (benchmarks/bench_search.py measures them; docs/search.md has t
   ``~0.29 / scale``; docs/search.md). NumKong's ``dots_packed`` is the fallback when SimSIMD is absent.
 - ``float16``: SimSIMD f16 dot (numpy has no fast f16 path: ~30x slower).
 - ``float32``: numpy ``matrix @ q`` (BLAS sgemv) -- also the reference every kernel is tested against.
+
+:func:`support_dots` is the other shape of the problem (kNN): many queries against a small support set,
+one blocked GEMM -- oneDNN's exact int8 matmul for int8 stores, torch float32 otherwise.
 """
 
 from __future__ import annotations
