@@ -188,6 +188,28 @@ def run(sizes=(128,), seeds=(0,), stride: int = 2, clicks=(1, 3, 5), n_per_class
             "sizes": list(sizes), "seeds": list(seeds), "clicks": rows, "knn": knn_rows}
 
 
+def markdown(result: dict) -> str:
+    """Tables of the means over sizes and seeds (click-to-map per target and click count; kNN per task)."""
+    from collections import defaultdict
+
+    rows = defaultdict(list)
+    for r in result["clicks"]:
+        rows[(r["target"], r["n_pos"])].append(r)
+    lines = ["| target | clicks (+/-) | runs | IoU (auto threshold) | IoU best (oracle) | AUC |", "|---|---|---|---|---|---|"]
+    order = {t: i for i, t in enumerate(TARGETS)}
+    for (target, n), rs in sorted(rows.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+        mean = lambda key: np.mean([r[key] for r in rs])  # noqa: E731
+        lines.append(f"| {target} | {n}/{n} | {len(rs)} | {mean('iou'):.3f} | {mean('iou_best'):.3f} | {mean('auc'):.3f} |")
+    knn = defaultdict(list)
+    for r in result["knn"]:
+        knn[r["task"]].append(r)
+    lines += ["", "| kNN task | runs | mIoU | IoU of the target |", "|---|---|---|---|"]
+    for task, rs in knn.items():
+        target = f"{np.mean([r['iou_target'] for r in rs]):.3f}" if "iou_target" in rs[0] else "-"
+        lines.append(f"| {task} | {len(rs)} | {np.mean([r['miou'] for r in rs]):.3f} | {target} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="click-to-map IoU/AUC and kNN mIoU on synthetic cubes (JSON)")
     p.add_argument("--sizes", default="128", help="cube sizes, comma separated (default 128)")
@@ -197,10 +219,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="embedder id (default: the registry default)")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--per-class", type=int, default=100)
+    p.add_argument("--markdown", action="store_true", help="print the mean tables (markdown) instead of JSON")
     a = p.parse_args(argv)
     ints = lambda s: tuple(int(v) for v in s.split(","))  # noqa: E731
     out = run(ints(a.sizes), ints(a.seeds), a.stride, ints(a.clicks), a.per_class, a.k, a.model)
-    print(json.dumps(out, indent=1))
+    print(markdown(out) if a.markdown else json.dumps(out, indent=1))
     return 0
 
 

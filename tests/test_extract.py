@@ -43,18 +43,18 @@ def _standardised(cube, fv):
 
 def test_attribute_embedder_shapes_and_card():
     emb = AttributeEmbedder()
-    assert emb.dim == DIM == len(NAMES) == 16
+    assert emb.dim == DIM == len(NAMES) == 32
     h = emb.halo
     rng = np.random.default_rng(0)
     block = rng.standard_normal((2 * h[0] + 9, 2 * h[1] + 8, 2 * h[2] + 13)).astype(np.float32)
     out = emb.embed_block(block, (4, 2, 3))
-    assert out.shape == (3, 4, 5, 16) and out.dtype == np.float32
+    assert out.shape == (3, 4, 5, 32) and out.dtype == np.float32
     assert np.isfinite(out).all()
     # the bundled card agrees with the embedder (the registry builds it from models/attributes.toml)
     from napari_seisfm.encoders.registry import get_embedder
 
-    assert get_embedder("attributes").dim == 16
-    with pytest.raises(SeisfmError, match="produces 16"):
+    assert get_embedder("attributes").dim == 32
+    with pytest.raises(SeisfmError, match="produces 32"):
         AttributeEmbedder(ModelCard(id="attributes", name="x", tokenization="attributes", dim=12))
     with pytest.raises(ValueError, match="halo"):
         emb.embed_block(np.zeros((10, 10, 10), np.float32), (1, 1, 1))
@@ -64,10 +64,13 @@ def test_attributes_measure_what_they_say():
     """A dipping cosine: known frequency, dip and phase; a clean plane is planar."""
     emb = AttributeEmbedder()
     f, p = 0.1, 0.5  # cycles per sample, samples of shift per inline
-    i, j, t = np.meshgrid(np.arange(40), np.arange(40), np.arange(96), indexing="ij")
+    i, j, t = np.meshgrid(np.arange(96), np.arange(24), np.arange(96), indexing="ij")
     x = (np.sqrt(2) * np.cos(2 * np.pi * f * (t - p * i))).astype(np.float32)  # unit variance
     out = emb.embed_block(_padded(x, emb.halo), (4, 4, 4)) * _SCALE + _CENTRE  # raw values
-    out = out[2:-2, 2:-2, 4:-4]  # away from the mirrored cube edges
+    # local attributes away from the mirrored cube edges; context ones (reach 48 samples) on the
+    # middle inline and time only, where the mirrored (opposite) dip is out of reach
+    mid = {n: out[12, :, 11:13, k] for k, n in enumerate(NAMES)}
+    out = out[2:-2, 2:-2, 4:-4]
     raw = {n: out[..., k] for k, n in enumerate(NAMES)}
     assert np.allclose(raw["inst_freq_s2"], f, atol=0.005)
     assert np.allclose(raw["inst_freq_s4"], f, atol=0.005)
@@ -75,13 +78,43 @@ def test_attributes_measure_what_they_say():
     assert np.allclose(raw["cos_phase"] ** 2 + raw["sin_phase"] ** 2, 1, atol=0.05)
     normal = np.array([-p * 2 * np.pi * f, 0, 2 * np.pi * f])  # gradient of the phase
     normal /= np.linalg.norm(normal)
-    assert np.allclose(raw["dip_inline_s2"], normal[0], atol=0.03)
-    assert np.allclose(raw["dip_crossline_s2"], 0, atol=0.03)
+    assert np.allclose(raw["dip_s2"], abs(normal[0]), atol=0.03)  # sine of the dip
+    assert np.allclose(mid["dip_n8"], abs(normal[0]), atol=0.03)
     assert raw["planarity_s2"].min() > 0.9 and raw["planarity_s4"].min() > 0.9
+    assert mid["planarity_n8"].min() > 0.9 and mid["planarity_n16"].min() > 0.9
     assert raw["linearity_s2"].max() < 0.05
-    assert np.allclose(raw["rms_s4"], 1.0, atol=0.05)
+    assert mid["discordance_n8"].max() < 0.05 and mid["discordance_n16"].max() < 0.05  # one dip everywhere
+    assert np.allclose(raw["rms_s4"], 1.0, atol=0.05) and np.allclose(raw["rms_s16"], 1.0, atol=0.05)
+    assert np.abs(raw["asymmetry_16"]).max() < 0.05 and np.abs(raw["asymmetry_32"]).max() < 0.05  # as much above as below
     bands = np.stack([raw["band_low"], raw["band_mid"], raw["band_high"]], -1)
     assert np.allclose((bands**2).sum(-1), 1, atol=0.01)
+
+
+def _event(t0, n=(40, 40, 96)):
+    """A bright flat event (Ricker-like pulse) at sample t0: amplitude 3, width ~2 samples."""
+    t = np.arange(n[2])
+    a = (np.pi * 0.11 * (t - t0)) ** 2
+    return np.broadcast_to((3 * (1 - 2 * a) * np.exp(-a)).astype(np.float32), n)
+
+
+def test_context_attributes_tell_a_flat_spot_from_a_seabed():
+    """A bright flat event cutting dipping layers (flat spot) is discordant and has energy above;
+    the same event with quiet above and flat layers below (seabed) is concordant and has none."""
+    emb = AttributeEmbedder()
+    i, j, t = np.meshgrid(np.arange(40), np.arange(40), np.arange(96), indexing="ij")
+    dipping = (0.5 * np.cos(2 * np.pi * 0.1 * (t - 0.6 * i))).astype(np.float32)
+    flat = (0.5 * np.cos(2 * np.pi * 0.1 * t)).astype(np.float32)
+    flat_spot = dipping + _event(48)
+    seabed = np.where(t > 52, flat, 0.01 * np.cos(2 * np.pi * 0.1 * t)).astype(np.float32) + _event(48)
+    raw = {}
+    for name, x in (("flat_spot", flat_spot), ("seabed", seabed)):
+        v = emb.embed_block(_padded(x, emb.halo), (4, 4, 4)) * _SCALE + _CENTRE
+        raw[name] = {n: float(np.median(v[3:-3, 3:-3, 12, k])) for k, n in enumerate(NAMES)}  # grid sample 12 = t 48
+    fs, sb = raw["flat_spot"], raw["seabed"]
+    assert fs["rel_envelope"] > 0.5 and sb["rel_envelope"] > 0.5  # both bright against their surroundings
+    assert fs["discordance_n16"] > sb["discordance_n16"] + 0.2  # the flat spot cuts the layering
+    assert fs["planarity_n16"] < sb["planarity_n16"] - 0.1  # conflicting dips in the context
+    assert sb["asymmetry_16"] < -1.5 and fs["asymmetry_16"] > -0.5  # nothing above the seabed
 
 
 def test_no_seams_between_blocks(survey_cube):
@@ -112,7 +145,7 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     fv = extract_features(survey_cube, tmp_path / "f.zarr", dtype="f32", chunks=(4, 4, 8))
     assert fv.complete and fv.grid.shape == (10, 9, 16) and fv.grid.stride == (4, 4, 4)
     assert fv.progress() == (3 * 3 * 2, 18)
-    assert fv.model == "attributes" and fv.dim == 16 and fv.pca_components is None
+    assert fv.model == "attributes" and fv.dim == DIM and fv.pca_components is None
     norm = fv.normalisation
     assert norm["clip"] == 3.0 and norm["std"] > 0 and norm["traces"] >= 1000
     assert fv.cube_fingerprint == survey_cube.geometry.fingerprint()
@@ -120,7 +153,7 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     direct = AttributeEmbedder().embed_block(_padded(_standardised(survey_cube, fv), AttributeEmbedder().halo), (4, 4, 4))
     vectors, valid = fv.load()
     assert valid.all()
-    np.testing.assert_allclose(vectors, fv.project(direct.reshape(-1, 16)), atol=1e-5)
+    np.testing.assert_allclose(vectors, fv.project(direct.reshape(-1, DIM)), atol=1e-5)
     # int8 default: the same directions within quantisation error
     fv8 = extract_features(survey_cube, tmp_path / "i8.zarr", chunks=(5, 5, 5))
     v8, _ = fv8.load()
@@ -258,7 +291,7 @@ class Lifted(Embedder):
     def __init__(self):
         self.card = ModelCard(id="lifted-test", name="lifted", tokenization="attributes", dim=96)
         self.inner = AttributeEmbedder()
-        self.w = np.random.default_rng(0).standard_normal((16, 96)).astype(np.float32) / 4
+        self.w = np.random.default_rng(0).standard_normal((DIM, 96)).astype(np.float32) / 4
 
     @property
     def halo(self):

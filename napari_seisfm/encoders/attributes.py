@@ -1,15 +1,28 @@
 """Classical seismic attributes as an embedding: the weight-free default embedder.
 
-Every grid point gets 16 numbers computed from the standardised amplitude around it (the list is
-``FEATURES``; docs/feature-store.md explains each one). All filters are local with a known
-radius (a windowed FIR Hilbert transformer instead of the FFT one, truncated Gaussians), and all
-constants are fixed, so the vector at a grid point depends only on the samples within ``halo`` of
-it: a cube embedded in one block or in many blocks gives the same vectors, and a feature volume
-has no seams at block edges.
+Every grid point gets 32 numbers computed from the standardised amplitude around it (the list is
+``FEATURES``; docs/feature-store.md explains each one). They come in two kinds:
 
-Smoothed attributes are only needed at the grid points, so the last (separable) Gaussian is
-applied one axis at a time and the axis is decimated right after it (``_smooth_at``): at stride 4
-that costs about 1.3 full-volume passes instead of 3.
+- *local* attributes (sigma 1-4 samples): amplitude, complex trace, instantaneous frequency,
+  spectral bands, local energy and structure-tensor coherence: what the reflection at the point
+  looks like;
+- *context* attributes (sigma 8-16 samples, windows up to 32 samples): regional energy, the
+  brightness of the point relative to it, coherence of the layering with every reflector counting
+  alike (normalised gradients), the angle between the local and the regional dip (discordance), and
+  the energy above against the energy below. These tell a bright flat event that cuts dipping
+  layers (a flat spot) from a bright flat event that the layers follow (the seabed, a strong
+  horizon), and a chaotic body (salt) from faulted but layered rock.
+
+All filters have a known reach (a windowed FIR Hilbert transformer instead of the FFT one,
+truncated Gaussians, box filters, fixed windows) and all constants are fixed, so the vector at a
+grid point depends only on the samples within ``halo`` of it: a cube embedded in one block or in
+many blocks gives the same vectors, and a feature volume has no seams at block edges. No absolute
+position (time, depth, inline) enters any attribute.
+
+Smoothed attributes are only needed at the grid points, so the last (separable) smoothing runs one
+axis at a time and the axis is decimated right after it (``_Sampler.smooth``). The wide (sigma 8
+and 16) smoothings use two passes of a box filter, whose cost does not grow with the width (a
+triangle kernel; scipy's running-sum ``uniform_filter1d``), instead of a 97-tap Gaussian.
 """
 
 from __future__ import annotations
@@ -23,28 +36,49 @@ TRUNCATE = 3.0  # Gaussians are cut at 3 sigma: radius = int(3 * sigma + 0.5)
 HILBERT_HALF = 15  # 31-tap Hamming-windowed Hilbert transformer: flat (+-2%) from 0.05 to 0.45 cycles/sample
 GRAD_SIGMA = 1.0  # pre-smoothing before central-difference gradients (structure tensor)
 BAND_SIGMAS = (1.0, 2.5)  # time-axis Gaussians splitting the spectrum: high | mid | low
+WIDE = (8.0, 16.0)  # context scales (samples), smoothed by two box passes
+GAP, WINDOWS = 6, (16, 32)  # energy above/below: samples GAP..W on each side (GAP clears the wavelet's own lobes)
 EPS = 1e-3  # on standardised data (unit variance) every energy below is O(0.01 .. 1)
+FLOOR = 0.05  # added to amplitudes before log ratios, so that quiet zones (water) give finite, moderate values
 
-# name, centre, scale: feature = (raw - centre) / scale. Fixed constants measured once on standardised
-# data (a layered test cube, napari_seisfm.synthetic and F3; docs/feature-store.md) so features are O(1) and roughly centred,
-# which matters because stores compare vectors by cosine.
+# name, centre, scale: feature = (raw - centre) / scale. Fixed constants: the mean and standard
+# deviation of each raw attribute over six standardised synthetic surveys (96^3 and 128^3, seeds
+# 0-2, stride 2; docs/feature-store.md), rounded. Features are then O(1) and centred, which matters
+# because stores compare vectors by cosine; z-scores worked better than median/IQR (measured:
+# heavy-tailed energies dominate under a robust scale).
 FEATURES = (
-    ("amplitude", 0.0, 1.0),
-    ("envelope", 1.1, 0.6),
-    ("cos_phase", 0.0, 0.7),
+    ("amplitude", 0.0, 0.86),
+    ("envelope", 0.84, 0.81),
+    ("cos_phase", 0.0, 0.71),
     ("sin_phase", 0.0, 0.7),
-    ("inst_freq_s2", 0.093, 0.03),  # cycles per sample
-    ("inst_freq_s4", 0.097, 0.025),
-    ("dip_inline_s2", 0.0, 0.3),  # inline component of the unit reflector normal
-    ("dip_crossline_s2", 0.0, 0.3),
-    ("planarity_s2", 0.8, 0.2),  # (l1 - l2) / l1 of the structure tensor: 1 on clean reflectors
-    ("linearity_s2", 0.08, 0.1),  # (l2 - l3) / l1: high at faults and chaotic zones
-    ("planarity_s4", 0.85, 0.15),
-    ("rms_s2", 0.9, 0.4),
-    ("rms_s4", 0.9, 0.35),
-    ("band_low", 0.6, 0.2),  # sqrt(energy fraction) of the band, time Gaussian sigma 2.5 and below
-    ("band_mid", 0.6, 0.15),
-    ("band_high", 0.37, 0.18),
+    ("inst_freq_s2", 0.11, 0.016),  # cycles per sample
+    ("inst_freq_s4", 0.113, 0.01),
+    ("rms_s2", 0.66, 0.55),
+    ("rms_s4", 0.72, 0.48),
+    ("rms_s8", 0.78, 0.39),
+    ("rms_s16", 0.81, 0.31),
+    ("rel_envelope", -0.14, 0.62),  # log of the envelope over the sigma-8 RMS: bright against its surroundings
+    ("rel_rms_s2", -0.29, 0.47),
+    ("band_low", 0.49, 0.13),  # sqrt(energy fraction) of the band, time Gaussian sigma 2.5 and below
+    ("band_mid", 0.75, 0.08),
+    ("band_high", 0.39, 0.073),
+    ("planarity_s1", 0.85, 0.19),  # (l1 - l2) / l1 of the structure tensor: 1 on clean reflectors
+    ("planarity_s2", 0.86, 0.17),
+    ("linearity_s2", 0.05, 0.097),  # (l2 - l3) / l1: high at faults and chaotic zones
+    ("planarity_s4", 0.87, 0.14),
+    ("linearity_s4", 0.055, 0.093),
+    ("dip_s2", 0.25, 0.22),  # sine of the reflector dip (from the sample axis), sigma 2
+    ("planarity_n4", 0.89, 0.13),  # planarity of the tensor of unit-energy gradients: every reflector counts
+    ("planarity_n8", 0.88, 0.11),
+    ("linearity_n8", 0.045, 0.057),
+    ("planarity_n16", 0.88, 0.08),
+    ("dip_n8", 0.15, 0.12),  # sine of the regional dip
+    ("discordance_n8", 0.13, 0.16),  # sine of the angle between the local (s2) and the regional reflector normal
+    ("discordance_n16", 0.2, 0.19),
+    ("asymmetry_16", 0.5, 1.6),  # log(energy 6..16 samples above / energy 6..16 below)
+    ("asymmetry_32", 0.77, 1.27),
+    ("above_rel", -0.09, 0.5),  # log of the RMS 6..16 samples above over the sigma-8 RMS
+    ("below_rel", -0.32, 0.51),
 )
 NAMES = tuple(f[0] for f in FEATURES)
 DIM = len(FEATURES)
@@ -53,7 +87,16 @@ _SCALE = np.array([f[2] for f in FEATURES], np.float32)
 
 
 def _radius(sigma: float) -> int:
+    """Reach of a smoothing of scale ``sigma``: Gaussian cut at 3 sigma, or the two box passes."""
+    if sigma in WIDE:
+        return _box_width(sigma) - 1
     return int(TRUNCATE * sigma + 0.5)
+
+
+def _box_width(sigma: float) -> int:
+    """Odd box width whose two passes (a triangle) have about the variance sigma^2: 2 (w^2 - 1) / 12."""
+    w = int(round(np.sqrt(6 * sigma * sigma + 1)))
+    return w if w % 2 else w + 1
 
 
 def hilbert_kernel(half: int = HILBERT_HALF) -> np.ndarray:
@@ -75,9 +118,12 @@ DEFAULT_CARD = ModelCard(
     extra={"features": list(NAMES)},
 )
 
+_PAIRS = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+
 
 class AttributeEmbedder(Embedder):
-    """Multi-scale amplitude, complex-trace, structure-tensor and spectral attributes (16 dims)."""
+    """Local and context attributes: amplitude, complex trace, spectrum, energy, coherence, dip,
+    discordance and vertical energy asymmetry at scales of 1 to 32 samples (32 dims)."""
 
     def __init__(self, card: ModelCard | None = None):
         card = card or DEFAULT_CARD
@@ -90,11 +136,18 @@ class AttributeEmbedder(Embedder):
 
     @property
     def halo(self) -> tuple[int, int, int]:
-        # lateral: structure tensor = pre-smoothing + central difference + integration at sigma 4
-        lat = _radius(GRAD_SIGMA) + 1 + _radius(4.0)
-        # time: Hilbert + derivative + sigma-4 smoothing (frequency) is the longest chain
-        t = max(lat, HILBERT_HALF + 2 + _radius(4.0), _radius(BAND_SIGMAS[1]) + _radius(2.0))
+        # structure tensor: pre-smoothing + central difference + the widest integration; the
+        # gradient normalisation (sigma 2) happens before the integration and adds its reach
+        grad = _radius(GRAD_SIGMA) + 1 + _radius(2.0)
+        lat = grad + _radius(WIDE[-1])
+        # time: also the energy windows (+ their sigma-1 smoothing) and the Hilbert chain
+        t = max(lat, WINDOWS[-1] + _radius(1.0), HILBERT_HALF + 2 + _radius(4.0))
         return (lat, lat, t)
+
+    def preferred_core(self) -> tuple[int, int, int]:
+        """Samples per block core: large, because the context halo is wide (a 160-sample core reads
+        256 samples per axis; a 128^3 cube at stride 2 is one block)."""
+        return tuple(max(64, -(-10 * h // 3)) for h in self.halo)
 
     def embed_block(self, block: np.ndarray, stride: tuple[int, int, int]) -> np.ndarray:
         x = np.asarray(block, np.float32)
@@ -104,60 +157,95 @@ class AttributeEmbedder(Embedder):
             raise ValueError(f"block {x.shape} must be 3-D and larger than twice the halo {halo}")
         gshape = tuple(grid_points(n - 2 * h, s) for n, h, s in zip(x.shape, halo, stride))
         at = _Sampler(halo, stride, gshape)
-        out = np.empty((*gshape, DIM), np.float32)
-        put = {name: i for i, name in enumerate(NAMES)}
+        o: dict[str, np.ndarray] = {}
 
         # complex trace along time
         h = ndimage.convolve1d(x, self._hilbert, axis=2, mode="nearest")
         env2 = x * x + h * h
         env = np.sqrt(env2)
-        out[..., put["amplitude"]] = at.point(x)
-        out[..., put["envelope"]] = at.smooth(env, 1.0)
+        o["amplitude"] = at.point(x)
+        o["envelope"] = at.smooth(env, 1.0)
         e = at.point(env) + EPS
-        out[..., put["cos_phase"]] = at.point(x) / e
-        out[..., put["sin_phase"]] = at.point(h) / e
+        o["cos_phase"] = at.point(x) / e
+        o["sin_phase"] = at.point(h) / e
         # envelope-weighted instantaneous frequency: <x h' - h x'> / (2 pi <x^2 + h^2>)
         d = np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
         num = x * ndimage.convolve1d(h, d, axis=2, mode="nearest") - h * ndimage.convolve1d(x, d, axis=2, mode="nearest")
-        d = np.array([0.5, 0.0, -0.5], np.float32)  # central difference for the structure tensor
         for s in (2.0, 4.0):
-            out[..., put[f"inst_freq_s{s:.0f}"]] = at.smooth(num, s) / (2 * np.pi * (at.smooth(env2, s) + EPS))
-        del h, env, num
+            o[f"inst_freq_s{s:.0f}"] = at.smooth(num, s) / (2 * np.pi * (at.smooth(env2, s) + EPS))
+        del h, env, env2, num
 
-        # local RMS energy
+        # energy: local and regional RMS, brightness relative to the region
         x2 = x * x
-        for s in (2.0, 4.0):
-            out[..., put[f"rms_s{s:.0f}"]] = np.sqrt(at.smooth(x2, s))
+        for s in (2.0, 4.0, *WIDE):
+            o[f"rms_s{s:.0f}"] = np.sqrt(at.smooth(x2, s))
+        regional = o["rms_s8"] + FLOOR
+        o["rel_envelope"] = np.log((o["envelope"] + FLOOR) / regional)
+        o["rel_rms_s2"] = np.log((o["rms_s2"] + FLOOR) / regional)
+        # energy above against energy below: samples GAP..W on each side, laterally smoothed
+        for w, lateral in zip(WINDOWS, (2.0, 4.0)):
+            up = np.zeros(2 * w + 1, np.float32)
+            up[: w - GAP + 1] = 1.0 / (w - GAP + 1)  # correlate1d: weight j reads sample t + j - w
+            above = at.smooth(ndimage.correlate1d(x2, up, axis=2, mode="nearest"), (lateral, lateral, 1.0))
+            below = at.smooth(ndimage.correlate1d(x2, up[::-1].copy(), axis=2, mode="nearest"), (lateral, lateral, 1.0))
+            o[f"asymmetry_{w}"] = np.log((above + 0.01) / (below + 0.01))
+            if w == WINDOWS[0]:
+                o["above_rel"] = np.log((np.sqrt(above) + FLOOR) / regional)
+                o["below_rel"] = np.log((np.sqrt(below) + FLOOR) / regional)
         # spectral band energies: high | mid | low split by time-axis Gaussians, as energy fractions
         lo1 = ndimage.gaussian_filter1d(x, BAND_SIGMAS[0], axis=2, mode="nearest", truncate=TRUNCATE)
         lo2 = ndimage.gaussian_filter1d(x, BAND_SIGMAS[1], axis=2, mode="nearest", truncate=TRUNCATE)
         bands = [at.smooth(b * b, 2.0) for b in (lo2, lo1 - lo2, x - lo1)]
         total = bands[0] + bands[1] + bands[2] + EPS
         for name, b in zip(("band_low", "band_mid", "band_high"), bands):
-            out[..., put[name]] = np.sqrt(b / total)
-        del lo1, lo2, x2
+            o[name] = np.sqrt(b / total)
+        del lo1, lo2, x2, bands
 
-        # structure tensor: gradients of the sigma-1 smoothed block, products integrated at sigma 2 and 4
+        # structure tensor: gradients of the sigma-1 smoothed block; energy-weighted products at
+        # sigma 1, 2, 4 (local), and products of unit-energy gradients at 4, 8, 16 (context: a weak
+        # reflector counts as much as a bright one, so a bright flat event does not hide the
+        # dipping layers it cuts)
         xs = ndimage.gaussian_filter(x, GRAD_SIGMA, mode="nearest", truncate=TRUNCATE)
-        g = [ndimage.convolve1d(xs, d, axis=k, mode="nearest") for k in range(3)]
+        dc = np.array([0.5, 0.0, -0.5], np.float32)  # central difference
+        g = [ndimage.convolve1d(xs, dc, axis=k, mode="nearest") for k in range(3)]
         del xs
-        pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
-        for s in (2.0, 4.0):
-            t = np.empty((*gshape, 3, 3), np.float32)
-            for i, j in pairs:
-                t[..., i, j] = t[..., j, i] = at.smooth(g[i] * g[j], s)
-            lam, vec = np.linalg.eigh(t)  # ascending eigenvalues
-            l1, l2, l3 = lam[..., 2], lam[..., 1], lam[..., 0]
-            out[..., put[f"planarity_s{s:.0f}"]] = (l1 - l2) / (l1 + EPS)
-            if s == 2.0:
-                out[..., put["linearity_s2"]] = (l2 - l3) / (l1 + EPS)
-                normal = vec[..., :, 2] * np.where(vec[..., 2:3, 2] < 0, -1.0, 1.0)  # point down the time axis
-                out[..., put["dip_inline_s2"]] = normal[..., 0]
-                out[..., put["dip_crossline_s2"]] = normal[..., 1]
+        local = self._tensor(at, g, (1.0, 2.0, 4.0), gshape)
+        norm = np.sqrt(ndimage.gaussian_filter(g[0] * g[0] + g[1] * g[1] + g[2] * g[2], 2.0, mode="nearest", truncate=TRUNCATE))
+        norm += 0.02
+        g = [gi / norm for gi in g]
+        del norm
+        context = self._tensor(at, g, (4.0, *WIDE), gshape)
+        del g
+        for s, (lam, _) in local.items():
+            o[f"planarity_s{s:.0f}"] = (lam[..., 2] - lam[..., 1]) / (lam[..., 2] + EPS)
+            if s > 1:
+                o[f"linearity_s{s:.0f}"] = (lam[..., 1] - lam[..., 0]) / (lam[..., 2] + EPS)
+        for s, (lam, _) in context.items():
+            o[f"planarity_n{s:.0f}"] = (lam[..., 2] - lam[..., 1]) / (lam[..., 2] + EPS)
+        lam8 = context[8.0][0]
+        o["linearity_n8"] = (lam8[..., 1] - lam8[..., 0]) / (lam8[..., 2] + EPS)
+        n2 = local[2.0][1][..., :, 2]  # reflector normal: eigenvector of the largest eigenvalue
+        o["dip_s2"] = np.hypot(n2[..., 0], n2[..., 1])  # sine of the dip; sign-free, so both flanks of a fold look alike
+        o["dip_n8"] = np.hypot(context[8.0][1][..., 0, 2], context[8.0][1][..., 1, 2])
+        for s in WIDE:
+            cos = np.abs((n2 * context[s][1][..., :, 2]).sum(-1))
+            o[f"discordance_n{s:.0f}"] = np.sqrt(np.clip(1 - cos * cos, 0, 1))
 
+        out = np.stack([o[name] for name in NAMES], -1).astype(np.float32)
         out -= _CENTRE
         out /= _SCALE
         return out
+
+    @staticmethod
+    def _tensor(at, g, sigmas, gshape) -> dict:
+        """Eigen-decomposition (ascending eigenvalues, eigenvectors) of the gradient tensor per sigma."""
+        result = {}
+        for s in sigmas:
+            t = np.empty((*gshape, 3, 3), np.float32)
+            for i, j in _PAIRS:
+                t[..., i, j] = t[..., j, i] = at.smooth(g[i] * g[j], s)
+            result[s] = np.linalg.eigh(t)
+        return result
 
 
 class _Sampler:
@@ -169,9 +257,18 @@ class _Sampler:
     def point(self, v: np.ndarray) -> np.ndarray:
         return v[np.ix_(*self.index)]
 
-    def smooth(self, v: np.ndarray, sigma: float) -> np.ndarray:
-        """3-D Gaussian of ``v`` at the grid points: filter one axis, keep only its grid samples, repeat."""
+    def smooth(self, v: np.ndarray, sigma) -> np.ndarray:
+        """Separable smoothing of ``v`` at the grid points: filter one axis, keep only its grid samples,
+        repeat. ``sigma``: one value or one per axis (0: no smoothing along that axis); the ``WIDE``
+        scales use two box passes, the others a Gaussian."""
+        sigmas = (sigma,) * 3 if np.isscalar(sigma) else tuple(sigma)
         for axis in (2, 1, 0):
-            v = ndimage.gaussian_filter1d(v, sigma, axis=axis, mode="nearest", truncate=TRUNCATE)
+            s = float(sigmas[axis])
+            if s in WIDE:
+                w = _box_width(s)
+                v = ndimage.uniform_filter1d(v, w, axis=axis, mode="nearest")
+                v = ndimage.uniform_filter1d(v, w, axis=axis, mode="nearest")
+            elif s > 0:
+                v = ndimage.gaussian_filter1d(v, s, axis=axis, mode="nearest", truncate=TRUNCATE)
             v = np.take(v, self.index[axis], axis=axis)
         return v
