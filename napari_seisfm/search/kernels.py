@@ -17,12 +17,25 @@ one blocked GEMM -- oneDNN's exact int8 matmul for int8 stores, torch float32 ot
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 KERNELS = ("simsimd", "numkong", "numpy")
+
+# usearch's compiled module carries its own build of the SimSIMD kernels. A standalone simsimd loaded
+# after it rejects int8 inputs ("matching datatypes"), and a numkong call after that failure can die on
+# an illegal instruction (usearch 2.26, simsimd 6.5, numkong 7.8 on an AMD EPYC). Loaded before usearch,
+# simsimd works. So: load simsimd now if usearch is not in the process yet, and never use a simsimd that
+# came after usearch (another plugin, a notebook). tests/test_search_usearch.py checks both orders.
+SIMSIMD_SAFE = "simsimd" in sys.modules or "usearch.compiled" not in sys.modules
+for _name in ("simsimd", "numkong") if SIMSIMD_SAFE else ("numkong",):
+    try:
+        __import__(_name)
+    except ImportError:  # pragma: no cover - optional kernels
+        pass
 
 
 def default_threads() -> int:
@@ -32,6 +45,8 @@ def default_threads() -> int:
 def available(name: str) -> bool:
     if name == "numpy":
         return True
+    if name == "simsimd" and not SIMSIMD_SAFE:
+        return False
     try:
         __import__(name)
         return True
