@@ -142,9 +142,9 @@ def test_no_seams_between_blocks(survey_cube):
 
 
 def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
-    fv = extract_features(survey_cube, tmp_path / "f.zarr", dtype="f32", chunks=(4, 4, 8))
+    fv = extract_features(survey_cube, tmp_path / "f.zarr", dtype="f32", chunks=(8, 8, 8))
     assert fv.complete and fv.grid.shape == (10, 9, 16) and fv.grid.stride == (4, 4, 4)
-    assert fv.progress() == (3 * 3 * 2, 18)
+    assert fv.progress() == (2 * 2 * 2, 8)
     assert fv.model == "attributes" and fv.dim == DIM and fv.pca_components is None
     norm = fv.normalisation
     assert norm["clip"] == 3.0 and norm["std"] > 0 and norm["traces"] >= 1000
@@ -155,7 +155,7 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     assert valid.all()
     np.testing.assert_allclose(vectors, fv.project(direct.reshape(-1, DIM)), atol=1e-5)
     # int8 default: the same directions within quantisation error
-    fv8 = extract_features(survey_cube, tmp_path / "i8.zarr", chunks=(5, 5, 5))
+    fv8 = extract_features(survey_cube, tmp_path / "i8.zarr", chunks=(5, 5, 8))
     v8, _ = fv8.load()
     assert fv8.dtype == "int8" and v8.dtype == np.int8
     assert np.abs(fv8.decode(v8) - vectors).max() < 0.01
@@ -185,7 +185,7 @@ def test_dead_traces_and_non_finite_vectors_masked(tmp_path):
     amp = s.amplitude.copy()
     amp[dead] = 0
     cube = Cube.from_array(amp, Geometry.regular(amp.shape, dead=dead))
-    fv = extract_features(cube, tmp_path / "d.zarr", chunks=(3, 3, 6))
+    fv = extract_features(cube, tmp_path / "d.zarr", chunks=(4, 4, 6))
     valid = np.asarray(fv.valid[...])
     assert not valid[2].any()  # grid inline 2 = cube inline 8
     assert valid[[0, 1, 3, 4, 5, 6, 7]].all()
@@ -203,7 +203,7 @@ def test_dead_traces_and_non_finite_vectors_masked(tmp_path):
 
 
 def test_resume_after_interruption(survey_cube, tmp_path):
-    ref = extract_features(survey_cube, tmp_path / "ref.zarr", chunks=(4, 4, 4))
+    ref = extract_features(survey_cube, tmp_path / "ref.zarr", chunks=(8, 8, 8))
     out = tmp_path / "part.zarr"
     seen = []
 
@@ -213,29 +213,29 @@ def test_resume_after_interruption(survey_cube, tmp_path):
     stop = threading.Event()
     calls = {"n": 0}
 
-    def cancel():  # stop after 5 chunks
+    def cancel():  # stop after 3 chunks
         calls["n"] += 1
-        return calls["n"] > 5
+        return calls["n"] > 3
 
     with pytest.raises(SeisfmCancelled, match="resume"):
-        extract_features(survey_cube, out, chunks=(4, 4, 4), progress=progress, cancel=cancel)
-    assert seen[-1] == (5, 36)
-    with pytest.raises(SeisfmError, match=r"incomplete \(5/36 chunks\)"):
+        extract_features(survey_cube, out, chunks=(8, 8, 8), progress=progress, cancel=cancel)
+    assert seen[-1] == (3, 8)
+    with pytest.raises(SeisfmError, match=r"incomplete \(3/8 chunks\)"):
         FeatureVolume.open(out)
     part = FeatureVolume.open(out, allow_partial=True)
-    assert not part.complete and part.progress() == (5, 36)
+    assert not part.complete and part.progress() == (3, 8)
     with pytest.raises(SeisfmError, match="chunks missing"):
         FeatureVolume.open(out, allow_partial=True, mode="r+").mark_complete()
     seen.clear()
-    fv = extract_features(survey_cube, out, chunks=(4, 4, 4), progress=progress, cancel=stop)
-    assert seen[0] == (5, 36) and seen[-1] == (36, 36)
+    fv = extract_features(survey_cube, out, chunks=(8, 8, 8), progress=progress, cancel=stop)
+    assert seen[0] == (3, 8) and seen[-1] == (8, 8)
     assert fv.complete
     a, va = fv.load()
     b, vb = ref.load()
     assert np.array_equal(a, b) and np.array_equal(va, vb)
     # a complete store with the same settings is returned as is
-    again = extract_features(survey_cube, out, chunks=(4, 4, 4))
-    assert again.complete and again.progress() == (36, 36)
+    again = extract_features(survey_cube, out, chunks=(8, 8, 8))
+    assert again.complete and again.progress() == (8, 8)
 
 
 def test_cancel_with_event_before_start(survey_cube, tmp_path):
