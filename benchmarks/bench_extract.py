@@ -10,7 +10,7 @@ Prints JSON with two parts:
   store). The ratio is the cost of streaming (halo overlap, I/O, encoding).
 - ``reduction``: similarity maps and kNN from reduced stores against a float32 full-dimension store
   of the same embeddings (``napari_seisfm.extract.similarity_agreement``), for the attribute
-  embedder (16-d: int8 / float16 / PCA) and, with ``--vit``, a randomly initialised ViT-Tiny 2D
+  embedder (32-d: int8 / float16 / PCA) and, with ``--vit``, a randomly initialised ViT-Tiny 2D
   encoder (192-d: the PCA-64 + int8 default). Query points are spread over the grid.
 """
 
@@ -95,7 +95,7 @@ def reduction(n: int, work: Path, vit: bool, vit_size: int = 64) -> dict:
     q = queries(ref.grid.shape)
     for name, pca, dtype in [("f16", 0, "f16"), ("i8 (default)", 0, "i8"), ("pca8 f32", 8, "f32"), ("pca8 i8", 8, "i8")]:
         red = extract_features(cube, work / f"att_{name.split()[0]}.zarr", pca=pca, dtype=dtype, overwrite=True)
-        results[f"attributes 16-d -> {name}"] = similarity_agreement(ref, red, q)
+        results[f"attributes {AttributeEmbedder().dim}-d -> {name}"] = similarity_agreement(ref, red, q)
     if vit:
         from napari_seisfm.encoders.registry import build_encoder, card
         from napari_seisfm.encoders.vit_embedder import ViTEmbedder
