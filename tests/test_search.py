@@ -110,17 +110,21 @@ def test_click_update_equals_recompute(fm):
     b.set_clicks([(1, 1, 1), (2, 3, 4)], [(5, 5, 10)])
     np.testing.assert_allclose(a.score_map(), b.score_map(), atol=1e-6)
     c = fm.decode(fm.vectors)
-    cp = c[fm.flat((1, 1, 1))] + c[fm.flat((2, 3, 4))]
-    q = cp / np.linalg.norm(cp) - c[fm.flat((5, 5, 10))] / np.linalg.norm(c[fm.flat((5, 5, 10))])
+    q = (c[fm.flat((1, 1, 1))] + c[fm.flat((2, 3, 4))]) / 2 - c[fm.flat((5, 5, 10))]  # mean similarity, +/-
     np.testing.assert_allclose(b.query(), q, atol=1e-6)
     assert a.pop(negative=True) == (5, 5, 10) and a.negatives == []
 
 
-def test_no_negative_is_cosine_to_positive_centroid(fm):
+def test_no_negative_is_mean_cosine_to_the_positives(fm):
     cs = CentroidSearch(fm)
     cs.add((0, 0, 0))
     v = fm.vector((0, 0, 0))
-    np.testing.assert_allclose(cs.query(), v / np.linalg.norm(v), atol=1e-6)
+    np.testing.assert_allclose(cs.query(), v, atol=1e-6)
+    cs.add((3, 4, 5))
+    w = fm.vector((3, 4, 5))
+    np.testing.assert_allclose(cs.query(), (v + w) / 2, atol=1e-6)
+    x = fm.decode(fm.vectors)
+    np.testing.assert_allclose(cs.scores(), (x @ v + x @ w) / 2, atol=0.02)  # the mean of the two cosine maps
 
 
 def test_negatives_lower_the_score_near_them(fm):
