@@ -53,6 +53,24 @@ def labels_path_for(path) -> Path:
     return path.with_name(path.name.removesuffix(".json") + ".labels.npz")
 
 
+def _stored_path(target: str | None, json_path: Path) -> str | None:
+    """Paths are stored relative to the interpretation file when they sit beside or below it, else absolute,
+    so the file can be reopened from any working directory and the folder can be moved as a whole."""
+    if not target:
+        return target
+    target = Path(target).resolve()
+    try:
+        return target.relative_to(json_path.resolve().parent).as_posix()
+    except ValueError:
+        return str(target)
+
+
+def _resolved_path(stored: str | None, json_path: Path) -> str | None:
+    if not stored:
+        return stored
+    return str((json_path.parent / stored).resolve()) if not Path(stored).is_absolute() else stored
+
+
 def save_interpretation(path, interp: Interpretation) -> Path:
     """Write the JSON file (and the sparse label npz when there are labels); returns the JSON path."""
     path = Path(path)
@@ -61,8 +79,8 @@ def save_interpretation(path, interp: Interpretation) -> Path:
     doc = {
         "format": FORMAT,
         "version": VERSION,
-        "cube": {"path": interp.cube_path, "fingerprint": interp.cube_fingerprint},
-        "features": {"path": interp.features_path},
+        "cube": {"path": _stored_path(interp.cube_path, path), "fingerprint": interp.cube_fingerprint},
+        "features": {"path": _stored_path(interp.features_path, path)},
         "positives": [[float(v) for v in p] for p in interp.positives],
         "negatives": [[float(v) for v in p] for p in interp.negatives],
         "params": {**DEFAULT_PARAMS, **interp.params},
@@ -110,8 +128,8 @@ def load_interpretation(path, *, fingerprint: str | None = None) -> Interpretati
         positives=[tuple(float(v) for v in p) for p in doc.get("positives", [])],
         negatives=[tuple(float(v) for v in p) for p in doc.get("negatives", [])],
         params={**DEFAULT_PARAMS, **(doc.get("params") or {})},
-        features_path=(doc.get("features") or {}).get("path"),
-        cube_path=cube.get("path"),
+        features_path=_resolved_path((doc.get("features") or {}).get("path"), path),
+        cube_path=_resolved_path(cube.get("path"), path),
         cube_fingerprint=cube.get("fingerprint"),
     )
     for p in interp.positives + interp.negatives:

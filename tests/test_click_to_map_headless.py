@@ -76,14 +76,15 @@ def test_auto_threshold_keeps_every_click():
         auto_threshold(s, [])
 
 
-def test_interpretation_round_trip(tmp_path):
+def test_interpretation_round_trip(tmp_path, monkeypatch):
     labels = np.zeros((5, 6, 7), np.int32)
     labels[1, 2, 3] = 1
     labels[4, 5, 6] = 3
     interp = Interpretation(positives=[(1000.0, 2000.0, 120.0)], negatives=[(1001.0, 2002.0, 8.0), (1003.0, 2004.0, 12.0)],
                             labels=labels, labels_scale=(2, 2, 8), labels_translate=(1000, 2000, 0), labels_name="strokes",
                             params={"k": 9, "weighted": True, "threshold": 0.61}, features_path="f.zarr",
-                            cube_path="c.sgy", cube_fingerprint="abc")
+                            cube_path="/data/c.sgy", cube_fingerprint="abc")
+    monkeypatch.chdir(tmp_path)  # "f.zarr" is beside the session file; the cube lives elsewhere
     path = save_interpretation(tmp_path / "session", interp)
     assert path.name == "session.json" and (tmp_path / "session.labels.npz").exists()
     doc = json.loads(path.read_text())
@@ -93,11 +94,21 @@ def test_interpretation_round_trip(tmp_path):
     np.testing.assert_array_equal(back.labels, labels)
     assert back.labels_scale == (2, 2, 8) and back.labels_translate == (1000, 2000, 0) and back.labels_name == "strokes"
     assert back.params == {"k": 9, "weighted": True, "threshold": 0.61}
-    assert (back.features_path, back.cube_path, back.cube_fingerprint) == ("f.zarr", "c.sgy", "abc")
+    assert (back.features_path, back.cube_path, back.cube_fingerprint) == (str(tmp_path / "f.zarr"), "/data/c.sgy", "abc")
+    assert doc["features"]["path"] == "f.zarr" and doc["cube"]["path"] == "/data/c.sgy"  # relative only beside the file
+    # the folder moves, and it is reopened from another working directory: paths follow the file
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in ("session.json", "session.labels.npz"):
+        (tmp_path / f).rename(moved / f)
+    monkeypatch.chdir("/")
+    again = load_interpretation(moved / "session.json")
+    assert again.features_path == str(moved / "f.zarr") and again.cube_path == "/data/c.sgy"
+    path = moved / "session.json"
     # saving again without labels removes the stale label file
     interp.labels = None
     save_interpretation(path, interp)
-    assert not (tmp_path / "session.labels.npz").exists() and load_interpretation(path).labels is None
+    assert not (moved / "session.labels.npz").exists() and load_interpretation(path).labels is None
 
 
 def test_interpretation_bad_input(tmp_path):
