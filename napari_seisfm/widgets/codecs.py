@@ -331,7 +331,6 @@ class CodecWidget(QWidget):
     def _on_error(self, exc):
         report(exc, "codec comparison")
 
-
     def _on_finished(self):
         self.worker = None
         self.run_button.setEnabled(True)

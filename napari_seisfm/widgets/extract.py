@@ -196,7 +196,6 @@ class ExtractWidget(QWidget):
     def _on_error(self, exc):
         report(exc, "extraction")
 
-
     def _on_finished(self):
         self.worker = None
         self.run_button.setEnabled(True)
