@@ -9,7 +9,6 @@ live in ``napari_seisfm.io``; this module knows only geometry and indexing.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,13 +107,6 @@ class Geometry:
                 f"{AXES[axis]} {value:g} is outside {self.source or 'the cube'} ({_num(values[0])}..{_num(values[-1])})"
             )
         return i
-
-    def world_to_index(self, point) -> np.ndarray:
-        """Survey coordinates (il, xl, t) -> fractional array indices."""
-        return (np.asarray(point, float) - np.asarray(self.origin)) / np.asarray(self.spacing)
-
-    def index_to_world(self, index) -> np.ndarray:
-        return np.asarray(self.origin) + np.asarray(index, float) * np.asarray(self.spacing)
 
 
 def _step(a: np.ndarray) -> float:
@@ -364,7 +356,3 @@ def geometry_from_summary(summary: dict) -> Geometry:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SeisfmError(f"geometry description is incomplete ({exc})") from None
-
-
-def dumps_summary(geometry: Geometry) -> str:
-    return json.dumps(geometry.summary(), indent=1)
