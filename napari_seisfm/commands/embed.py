@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import SeisfmError
+from . import parse_triple
 
 
 def register(subparsers) -> None:
@@ -26,24 +27,12 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def parse_stride(text: str) -> tuple[int, int, int]:
-    try:
-        parts = [int(v) for v in str(text).replace(" ", "").split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 3
-    if len(parts) != 3 or min(parts) < 1:
-        raise SeisfmError(f"--stride {text!r}: expected one positive integer or three separated by commas (e.g. 4 or 4,4,2)")
-    return tuple(parts)
-
-
 def run(args) -> int:
     from tqdm import tqdm
 
     from ..extract import extract_features
 
-    stride = parse_stride(args.stride)
+    stride = parse_triple(args.stride, "--stride", "4 or 4,4,2")
     if args.batch_size is not None and args.batch_size < 1:
         raise SeisfmError(f"--batch-size {args.batch_size}: must be at least 1")
     if args.pca < 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import parse_triple
+
 
 def register(sub):
     p = sub.add_parser("synth", help="write a synthetic cube and its ground-truth labels")
@@ -11,20 +13,6 @@ def register(sub):
     p.add_argument("--format", choices=("sgy", "sgz", "npy"), help="default: from the OUT suffix")
     p.add_argument("--noise", type=float, default=0.1, help="noise level relative to signal RMS")
     p.set_defaults(run=run)
-
-
-def parse_size(text: str) -> tuple[int, int, int]:
-    from ..errors import SeisfmError
-
-    try:
-        parts = [int(v) for v in text.replace("x", ",").split(",")]
-    except ValueError:
-        raise SeisfmError(f"--size: expected N or NI,NX,NT, got {text!r}") from None
-    if len(parts) == 1:
-        parts *= 3
-    if len(parts) != 3 or min(parts) < 1:
-        raise SeisfmError(f"--size: expected N or NI,NX,NT, got {text!r}")
-    return tuple(parts)
 
 
 def run(args) -> int:
@@ -40,7 +28,7 @@ def run(args) -> int:
     if fmt not in ("sgy", "sgz", "npy"):
         raise SeisfmError(f"{out}: say --format sgy|sgz|npy or use one of those suffixes")
     out = out.with_suffix("." + fmt)
-    survey = make_survey(parse_size(args.size), seed=args.seed, noise=args.noise)
+    survey = make_survey(parse_triple(args.size, "--size", "128 or 128,128,256"), seed=args.seed, noise=args.noise)
     geometry = survey_geometry(survey)
     labels_path = out.with_name(out.stem + "_labels." + fmt)
     write(out, survey.amplitude, geometry, fmt)

@@ -144,14 +144,14 @@ class ExtractWidget(QWidget):
         """Start an extraction with the form's settings (returns at once; the work is in a thread)."""
         from napari.qt.threading import create_worker
 
-        from ..commands.embed import parse_stride
+        from ..commands import parse_triple
         from ..extract import extract_features
 
         if self.worker is not None:
             return
         try:
             layer = self._selected_layer()
-            stride = parse_stride(self.stride.text())
+            stride = parse_triple(self.stride.text(), "--stride", "4 or 4,4,2")
             cube = _cube_source(layer)
             model = self.model.currentText() or None
             out = Path(self.out.text()) if self.out.text().strip() else self._default_out(layer, model, stride)
