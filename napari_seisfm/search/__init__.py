@@ -11,12 +11,15 @@ Public API (kept stable for the widget, the CLI and the demo):
 - :func:`support_from_labels`, :func:`support_from_points` -- turn a Labels volume (feature grid or cube
   grid) or class-tagged points into ``(grid indices, classes)``.
 - :func:`survey_to_cube_index` -- (inline, crossline, time) in survey units -> fractional cube index.
+- :func:`kmeans_facies` -- unsupervised facies: k-means over the whole grid -> class map 1..k
+  (:class:`FaciesResult`); :func:`adjusted_rand_index` compares two labellings.
 
 docs/search.md has the formulas and the measured kernels.
 """
 
 from .centroid import CentroidSearch, Match
 from .coords import survey_to_cube_index
+from .facies import FaciesResult, adjusted_rand_index, kmeans_facies
 from .knn import KnnResult, KnnSegmenter, support_from_labels, support_from_points
 from .matrix import FeatureMatrix
 
@@ -29,4 +32,7 @@ __all__ = [
     "support_from_labels",
     "support_from_points",
     "survey_to_cube_index",
+    "kmeans_facies",
+    "FaciesResult",
+    "adjusted_rand_index",
 ]
