@@ -8,6 +8,11 @@ Public API (kept stable for the widget, the CLI and the demo):
   :class:`Match` list with non-maximum suppression.
 - :class:`KnnSegmenter` -- labelled grid points (class ids > 0) -> class map, per-class probability and
   confidence (:class:`KnnResult`), for a slice first and then the whole grid in batches.
+- :class:`ProbeSearch` -- the same clicks -> a logistic probe -> probability map (the default decision).
+- :class:`LinearSegmenter` -- labelled points -> logistic regression + smoothed probabilities (the default
+  segmentation; kNN stays as the paper's protocol). :func:`make_search` / :func:`make_segmenter` pick
+  a rule by name (``DECISIONS``, ``SEGMENTERS``).
+- :func:`connected_to` -- the parts of a thresholded map connected to the positive clicks.
 - :func:`support_from_labels`, :func:`support_from_points` -- turn a Labels volume (feature grid or cube
   grid) or class-tagged points into ``(grid indices, classes)``.
 - :func:`survey_to_cube_index` -- (inline, crossline, time) in survey units -> fractional cube index.
@@ -20,8 +25,12 @@ docs/search.md has the formulas and the measured kernels.
 from .centroid import CentroidSearch, Match
 from .coords import survey_to_cube_index
 from .facies import FaciesResult, adjusted_rand_index, kmeans_facies
-from .knn import KnnResult, KnnSegmenter, support_from_labels, support_from_points
+from .knn import KnnResult, KnnSegmenter, Segmentation, support_from_labels, support_from_points
+from .linear_segmenter import LinearSegmenter
 from .matrix import FeatureMatrix
+from .methods import DECISIONS, DEFAULT_DECISION, DEFAULT_SEGMENTER, SEGMENTERS, make_search, make_segmenter
+from .probe import ProbeSearch
+from .region import connected_to
 
 __all__ = [
     "FeatureMatrix",
@@ -29,6 +38,16 @@ __all__ = [
     "Match",
     "KnnSegmenter",
     "KnnResult",
+    "Segmentation",
+    "ProbeSearch",
+    "LinearSegmenter",
+    "connected_to",
+    "DECISIONS",
+    "SEGMENTERS",
+    "DEFAULT_DECISION",
+    "DEFAULT_SEGMENTER",
+    "make_search",
+    "make_segmenter",
     "support_from_labels",
     "support_from_points",
     "survey_to_cube_index",

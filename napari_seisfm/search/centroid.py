@@ -40,6 +40,8 @@ class Match:
 class CentroidSearch:
     """Clicks in, float32 similarity map on the feature grid out (same object for widget and CLI)."""
 
+    decision = "centroid"
+
     def __init__(self, features: FeatureMatrix, *, kernel: str = "auto", threads: int | None = None):
         self.features = features
         self.kernel = features.kernel(kernel, threads)
@@ -114,6 +116,12 @@ class CentroidSearch:
     def score_map(self) -> np.ndarray:
         """Float32 map of grid shape (a view of the cached scores: copy it before changing it)."""
         return self.scores().reshape(self.features.shape)
+
+    def default_threshold(self, score_map=None) -> float:
+        """The threshold a map is shown at before the user moves the slider (see ``auto_threshold``)."""
+        from ..interpretation import auto_threshold
+
+        return auto_threshold(self.score_map() if score_map is None else score_map, self.positives)
 
     def query_error(self) -> float:
         """Bound on the score error that the kernel's query quantisation adds (0 for exact kernels)."""

@@ -46,14 +46,18 @@ def _is_range(a: np.ndarray) -> bool:
 
 
 @dataclass
-class KnnResult:
-    """Class map, per-class probabilities and confidence for a region of the grid (or the whole grid)."""
+class Segmentation:
+    """Class map, per-class probabilities and confidence for a region of the grid (or the whole grid),
+    from any segmentation method."""
 
     classes: np.ndarray  # int32, class id per grid point, 0 = no value
     probabilities: np.ndarray  # float32 (..., len(class_ids)), sums to 1 where valid
     confidence: np.ndarray  # float32, probability of the chosen class, NaN = no value
     class_ids: tuple[int, ...]
     region: tuple[slice, slice, slice]  # where this sits on the feature grid
+
+
+KnnResult = Segmentation  # the name before other methods existed
 
 
 # ---------------------------------------------------------------------- support sets
@@ -97,6 +101,24 @@ def support_from_labels(labels: np.ndarray, grid: GridSpec, *, cube_shape=None, 
     return np.stack(np.unravel_index(pairs[:, 0], grid.shape), 1), pairs[:, 1].astype(int)
 
 
+def valid_support(features: FeatureMatrix, points, classes) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Labelled grid points -> (flat indices, class index 0..C-1, class ids): unlabelled (0) and
+    invalid (dead trace, NaN) points dropped; fewer than two classes left is a SeisfmError."""
+    pts = np.asarray(points, int).reshape(-1, 3)
+    cls = np.asarray(classes, int).reshape(-1)
+    keep = cls > 0
+    flat = np.ravel_multi_index(tuple(pts[keep].T), features.shape) if keep.any() else np.zeros(0, int)
+    cls = cls[keep]
+    ok = features.valid[flat]
+    flat, cls = flat[ok], cls[ok]
+    class_ids = tuple(int(c) for c in np.unique(cls))
+    if len(class_ids) < 2:
+        dropped = int((~ok).sum())
+        why = f"; {dropped} labelled point(s) fall on grid points without a valid embedding" if dropped else ""
+        raise SeisfmError(f"label at least two classes (got {len(class_ids)} class with valid embeddings{why})")
+    return flat, np.searchsorted(class_ids, cls), class_ids
+
+
 # ---------------------------------------------------------------------- segmenter
 class KnnSegmenter:
     """k-nearest-neighbour vote over a labelled support set: blocked exact GEMM + top-k (docs/search.md).
@@ -114,20 +136,10 @@ class KnnSegmenter:
         self.weighted = bool(weighted)
         self.threads = threads or default_threads()
         self.block = int(block)
-        pts = np.asarray(points, int).reshape(-1, 3)
-        cls = np.asarray(classes, int).reshape(-1)
         if self.k < 1:
             raise SeisfmError(f"k must be at least 1, got {k}")
-        keep = cls > 0
-        flat = np.ravel_multi_index(tuple(pts[keep].T), features.shape) if keep.any() else np.zeros(0, int)
-        cls = cls[keep]
-        ok = features.valid[flat]
-        flat, cls = flat[ok], cls[ok]
-        self.class_ids = tuple(int(c) for c in np.unique(cls))
-        if len(self.class_ids) < 2:
-            raise SeisfmError(f"label at least two classes (got {len(self.class_ids)} class with valid embeddings)")
-        self.support_flat = flat
-        self.support_class = np.searchsorted(self.class_ids, cls)  # 0..C-1
+        self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
+        flat = self.support_flat
         self.k_used = min(self.k, len(flat))
         if device is None:
             device = "cuda" if _cuda() else "cpu"
@@ -242,7 +254,7 @@ class KnnSegmenter:
             self._run_blocks(lambda a, b: (fm.vectors[flat_index[a:b]], fm.valid[flat_index[a:b]]), len(flat_index), *out)
         return out
 
-    def segment_region(self, region) -> KnnResult:
+    def segment_region(self, region) -> Segmentation:
         """Classify a box of the grid given as three slices (e.g. the visible slice)."""
         shape = self.features.shape
         region = tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
@@ -250,9 +262,9 @@ class KnnSegmenter:
         sub = tuple(s.stop - s.start for s in region)
         flat = np.ravel_multi_index(tuple(np.broadcast_to(a, sub) for a in ii), shape).reshape(-1)
         c, p, f = self.classify(flat)
-        return KnnResult(c.reshape(sub), p.reshape(*sub, -1), f.reshape(sub), self.class_ids, region)
+        return Segmentation(c.reshape(sub), p.reshape(*sub, -1), f.reshape(sub), self.class_ids, region)
 
-    def segment_slice(self, axis: int, index: int) -> KnnResult:
+    def segment_slice(self, axis: int, index: int) -> Segmentation:
         """One grid slice (axis 0 inline, 1 crossline, 2 time), squeezed to 2-D; shown first in the viewer."""
         n = self.features.shape[axis]
         if not 0 <= int(index) < n:
@@ -260,10 +272,10 @@ class KnnSegmenter:
         region = [slice(None)] * 3
         region[axis] = slice(int(index), int(index) + 1)
         r = self.segment_region(tuple(region))
-        return KnnResult(r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis), r.class_ids, r.region)
+        return Segmentation(r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis), r.class_ids, r.region)
 
     def segment(self, *, batch: int = 1 << 18, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> KnnResult:
+                cancel: Callable[[], bool] | None = None) -> Segmentation:
         """The whole grid in batches; ``progress(done, total)`` after each, ``cancel()`` True stops (SeisfmCancelled)."""
         fm = self.features
         n = fm.grid.size
@@ -277,5 +289,5 @@ class KnnSegmenter:
             if progress is not None:
                 progress(b, n)
         shape = fm.shape
-        return KnnResult(classes.reshape(shape), probs.reshape(*shape, C), conf.reshape(shape), self.class_ids,
+        return Segmentation(classes.reshape(shape), probs.reshape(*shape, C), conf.reshape(shape), self.class_ids,
                          tuple(slice(0, s) for s in shape))
