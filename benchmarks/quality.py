@@ -1,11 +1,13 @@
-"""Interpretation quality on synthetic cubes (click-to-map IoU/AUC, kNN mIoU); prints JSON.
+"""Interpretation quality: the same as `seisfm bench` (tables by default, --json for JSON).
 
-    .venv/bin/python benchmarks/quality.py --sizes 128 --seeds 0,1,2
+    .venv/bin/python benchmarks/quality.py --seeds report --out docs/bench
 
-The protocol and the code live in napari_seisfm/bench.py; docs/quality.md has the table.
+The protocols and the suite live in napari_seisfm/bench/; docs/quality.md has the tables.
 """
 
-from napari_seisfm.bench import main
+import sys
+
+from napari_seisfm.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["bench", *sys.argv[1:]]))

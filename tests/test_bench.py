@@ -24,3 +24,100 @@ def test_best_iou_and_auc_analytic_cases():
     with_nan = np.where(truth, 1.0, np.nan)
     assert best_iou(with_nan, truth) == 1.0  # no-value points are never selected
     assert best_iou(perfect, np.zeros(6, bool)) == 0.0
+
+
+# ---------------------------------------------------------------------- protocols (seisfm bench)
+import pytest  # noqa: E402
+
+from napari_seisfm import bench  # noqa: E402
+from napari_seisfm.cli import main as cli  # noqa: E402
+from napari_seisfm.search import FeatureMatrix  # noqa: E402
+
+SHAPE = (10, 12, 14)
+
+
+def _truth():
+    t = np.zeros(SHAPE, int)
+    t[:, :, 5:9] = 1
+    t[2:6, 3:8, 10:13] = 2
+    return t
+
+
+def _features(truth, noise, seed=0):
+    rng = np.random.default_rng(seed)
+    v = np.eye(3, dtype=np.float32)[truth] + noise * rng.normal(size=(*SHAPE, 3)).astype(np.float32)
+    return FeatureMatrix.from_array(v, SHAPE, dtype="int8")
+
+
+@pytest.mark.parametrize("method", ["knn", "linear"])
+def test_perfect_features_give_miou_one_and_random_features_give_chance(method):
+    truth = _truth()
+    opts = {"smooth": 0} if method == "linear" else {}  # smoothing rounds the corners of a 3-sample body
+    r = bench.segmentation_quality(_features(truth, 0.0), truth, [0, 1, 2], method=method, n_per_class=20, **opts)
+    assert r["miou"] == 1.0 and r["n_support"] == 60
+    rng = np.random.default_rng(1)
+    random_fm = FeatureMatrix.from_array(rng.normal(size=(*SHAPE, 8)).astype(np.float32), SHAPE, dtype="int8")
+    half = (np.arange(np.prod(SHAPE)) % 2).reshape(SHAPE)  # two balanced classes, unrelated to the features
+    chance = bench.segmentation_quality(random_fm, half, [0, 1], method=method, n_per_class=50, **opts)
+    assert 0.2 < chance["miou"] < 0.45  # IoU of a coin flip per class is 1/3
+
+
+def test_single_line_supervision_uses_that_line_only_and_seeds_reproduce():
+    truth = _truth()
+    fm = _features(truth, 0.3)
+    r = bench.segmentation_quality(fm, truth, [0, 1, 2], method="linear", line=True, target=2)
+    inline = r["line_inline"]
+    assert (truth[inline] == 2).sum() == max((truth[i] == 2).sum() for i in range(SHAPE[0]))
+    assert (r["support_points"][:, 0] == inline).all() and len(r["support_points"]) == SHAPE[1] * SHAPE[2]
+    a = bench.segmentation_quality(fm, truth, [0, 1, 2], method="knn", seed=3)
+    b = bench.segmentation_quality(fm, truth, [0, 1, 2], method="knn", seed=3)
+    assert a["miou"] == b["miou"] and np.array_equal(a["support_points"], b["support_points"])
+
+
+def test_simulated_interpreter_clicks_the_largest_error_and_counts_noc():
+    truth = _truth()
+    perfect = bench.simulated_interpreter(_features(truth, 0.0), truth == 2, max_clicks=6)
+    assert perfect["ious"][0] == 1.0 and perfect["noc"] == 1 and len(perfect["ious"]) == 6
+    noisy = bench.simulated_interpreter(_features(truth, 0.6), truth == 2, max_clicks=8)
+    assert noisy["positives"] >= 1 and noisy["positives"] + noisy["negatives"] <= 8
+    assert noisy["noc"] == next((i + 1 for i, v in enumerate(noisy["ious"]) if v >= 0.8), 9)
+    old = bench.simulated_interpreter(_features(truth, 0.6), truth == 2, decision="centroid", grow=False, max_clicks=8)
+    assert old["decision"] == "centroid" and len(old["ious"]) == 8
+
+
+def test_bench_quick_runs_and_writes_tables_json_and_figures(tmp_path, capsys):
+    import json
+
+    assert cli(["bench", "--quick", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "| packages |" in text and "probe + connected" in text and "knn" in text
+    result = json.loads((tmp_path / "results.json").read_text())
+    tasks = {r["task"] for r in result["segmentation"]}
+    assert {"classes", "packages", "flat_spot vs rest", "salt vs rest"} <= tasks
+    assert {r["method"] for r in result["segmentation"]} == {"knn", "linear"}
+    for name in ("bench-miou.png", "bench-noc.png", "bench-panels.png", "quality.md"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_bench_bad_input_is_one_line(tmp_path, capsys):
+    assert cli(["bench", "--cube", str(tmp_path / "x.sgy")]) == 2
+    assert "--cube and --labels go together" in capsys.readouterr().err
+    assert cli(["bench", "--seeds", "a,b"]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    assert cli(["bench", "--max-clicks", "0"]) == 2
+    from napari_seisfm.synthetic import make_survey
+    from napari_seisfm.io.npy import write_npy
+    from napari_seisfm._sample_data import survey_geometry
+
+    s = make_survey((32, 32, 32), seed=0)
+    cube = write_npy(tmp_path / "c.npy", s.amplitude, survey_geometry(s))
+    np.save(tmp_path / "wrong.npy", np.zeros((8, 8, 8), np.int32))
+    err = lambda: capsys.readouterr().err  # noqa: E731
+    assert cli(["bench", "--no-synthetic", "--cube", str(cube), "--labels", str(tmp_path / "wrong.npy")]) == 2
+    assert "does not match the cube" in err()
+    np.save(tmp_path / "one.npy", np.zeros((32, 32, 32), np.int32))
+    assert cli(["bench", "--no-synthetic", "--cube", str(cube), "--labels", str(tmp_path / "one.npy")]) == 2
+    assert "only one class" in err()
+    np.save(tmp_path / "float.npy", np.zeros((32, 32, 32), np.float32))
+    assert cli(["bench", "--no-synthetic", "--cube", str(cube), "--labels", str(tmp_path / "float.npy")]) == 2
+    assert "integer label volume" in err()

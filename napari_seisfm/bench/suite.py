@@ -1,0 +1,417 @@
+"""`seisfm bench`: the quality suite over tasks x models, its tables, JSON and figures.
+
+Tasks:
+- **synthetic** surveys (``synthetic.make_survey``) at the dev or report seeds: every class at once
+  (``classes``), the stratigraphic ``packages`` (the NCS package task), each target against the rest
+  (injectites from a single labelled line, as in the paper), and the click protocols per target;
+- **images**: a labelled image set such as the TGS salt patches (``--images FILE.npz``): support points
+  from a subset of the images, every pixel of other images scored;
+- **cube**: a user's cube with a label volume on its grid (``--cube FILE --labels FILE.npy``).
+
+Models: the installed embedders, plus ``random-vit`` (the bundled micro ViT's architecture with random
+weights: the control every learned model must beat) and, for images, ``raw-window`` (the standardised
+amplitudes of a 7 x 7 neighbourhood, the floor).
+
+Dev seeds choose defaults; report seeds are what the docs quote. They never overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SeisfmError
+from . import protocols as P
+
+DEV_SEEDS = (0, 1, 2)
+REPORT_SEEDS = (100, 101, 102)
+METHODS = ("knn", "linear")  # the paper's protocol and the product's default, side by side
+DECISIONS = (("probe", True), ("centroid", False))  # the product's default, and the earlier rule
+CONTROL = "random-vit"
+RAW = "raw-window"
+
+
+# ---------------------------------------------------------------------- models
+def installed_models() -> list[str]:
+    from ..encoders import registry
+
+    return [c.id for c in registry.list_cards() if registry.is_installed(c)]
+
+
+def make_embedder(model: str):
+    """An embedder by id; ``random-vit`` is the bundled micro ViT's shape with seeded random weights."""
+    from ..encoders import registry
+
+    if model != CONTROL:
+        return registry.get_embedder(model)
+    import torch
+
+    from ..encoders.vit_embedder import ViTEmbedder
+
+    card = registry.card("seisfm-micro-2.5d")
+    torch.manual_seed(0)
+    return ViTEmbedder(card, registry.build_encoder(card), device="cpu")
+
+
+def raw_windows(images: np.ndarray, stride: int, half: int = 3) -> np.ndarray:
+    """(N, H, W) standardised images -> (N, H', W', (2 half + 1)^2) neighbourhood amplitudes (edges mirrored)."""
+    pad = np.pad(images, ((0, 0), (half, half), (half, half)), mode="reflect")
+    h, w = images.shape[1:]
+    rows, cols = np.arange(0, h, stride), np.arange(0, w, stride)
+    out = [pad[:, half + dy + rows][:, :, half + dx + cols] for dy in range(-half, half + 1) for dx in range(-half, half + 1)]
+    return np.stack(out, axis=-1).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- tasks
+def prepare(size: int, seed: int, stride: int, workdir, model: str | None = None, noise: float = 0.1):
+    """Synthetic survey + its feature store + FeatureMatrix + ground truth on the grid (tests, demo)."""
+    from .._sample_data import survey_geometry
+    from ..cube import Cube
+    from ..extract import extract_features
+    from ..search import FeatureMatrix
+    from ..synthetic import make_survey
+
+    survey = make_survey((size, size, size), seed=seed, noise=noise)
+    cube = Cube.from_array(survey.amplitude, survey_geometry(survey))
+    t0 = time.perf_counter()
+    fv = extract_features(cube, Path(workdir) / f"features_{size}_{seed}_s{stride}.zarr", model=model, stride=stride,
+                          overwrite=True)
+    fm = FeatureMatrix.from_volume(fv, cube=cube)
+    return survey, cube, fm, P.grid_labels(survey.labels, fm.grid), {"extract_s": time.perf_counter() - t0, "model": fv.model}
+
+
+def _segmentation_rows(fm, tasks: dict, methods, seed: int, base: dict, smooth=None) -> list[dict]:
+    rows = []
+    for task, (truth, classes, opts) in tasks.items():
+        for method in methods:
+            extra = {"smooth": smooth} if (method == "linear" and smooth is not None) else {}
+            r = P.segmentation_quality(fm, truth, classes, method=method, seed=seed, **opts, **extra)
+            rows.append({**base, "task": task, "method": method, "miou": r["miou"], "support": r["support"],
+                         "iou_per_class": r["iou_per_class"], "seconds": r["seconds"]})
+    return rows
+
+
+def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir, methods=METHODS,
+                   decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, targets=None, panels: dict | None = None) -> dict:
+    """Every protocol on one synthetic survey embedded by one model."""
+    from .._sample_data import survey_geometry
+    from ..cube import Cube
+    from ..extract import extract_features
+    from ..search import FeatureMatrix
+    from ..synthetic import make_survey
+
+    t0 = time.perf_counter()
+    survey = make_survey((size, size, size), seed=seed)
+    cube = Cube.from_array(survey.amplitude, survey_geometry(survey))
+    fv = extract_features(cube, Path(workdir) / f"{model}_{size}_{seed}.zarr", embedder=make_embedder(model),
+                          stride=stride, overwrite=True)
+    fm = FeatureMatrix.from_volume(fv, cube=cube)
+    t_embed = time.perf_counter() - t0
+    truth = P.grid_labels(survey.labels, fm.grid)
+    packages = P.grid_labels(survey.horizons, fm.grid)
+    names = survey.label_names()
+    targets = [n for n in (targets or names[1:]) if n in survey.classes and (truth == survey.classes[n]).any()]
+    base = {"model": model, "size": size, "seed": seed}
+
+    tasks = {"classes": (truth, [int(c) for c in np.unique(truth)], {}),
+             "packages": (packages, [int(c) for c in np.unique(packages)], {})}
+    for name in targets:
+        y = (truth == survey.classes[name]).astype(np.int16)
+        tasks[f"{name} vs rest"] = (y, [0, 1], {"line": True, "target": 1} if name == "injectite" else {})
+    seg_rows = _segmentation_rows(fm, tasks, methods, seed, base)
+    if panels is not None and "classes" not in panels:
+        panels["classes"] = {"truth": truth, "names": names, "inline": int(np.argmax((truth > 0).sum(axis=(1, 2)))), "pred": {}}
+    if panels is not None:
+        for method in methods:
+            r = P.segmentation_quality(fm, truth, tasks["classes"][1], method=method, seed=seed)
+            panels["classes"]["pred"][f"{model} {method}"] = r["result"].classes - 1
+
+    click_rows = []
+    for name in targets:
+        target = truth == survey.classes[name]
+        for decision, grow in decisions:
+            r = P.simulated_interpreter(fm, target, decision=decision, grow=grow, max_clicks=max_clicks)
+            click_rows.append({**base, "target": name, "protocol": "interpreter", **{k: v for k, v in r.items()}})
+            if name in ("flat_spot", "salt"):
+                q = P.click_quality(fm, truth, survey.classes[name], n_pos=3, n_neg=3, seed=seed, decision=decision, grow=grow)
+                click_rows.append({**base, "target": name, "protocol": "3+3 clicks", "decision": decision, "grow": grow,
+                                   "iou": q["iou"], "iou_best": q["iou_best"], "auc": q["auc"]})
+    extra = _facies_row(fm, packages, seed, base)
+    return {"segmentation": seg_rows, "clicks": click_rows, "facies": extra, "embed_seconds": round(t_embed, 2)}
+
+
+def _facies_row(fm, packages, seed, base) -> list[dict]:
+    """k-means facies against the package labels (adjusted Rand index), when the facies module exists."""
+    try:
+        from ..search.facies import adjusted_rand_index, kmeans_facies
+    except ImportError:
+        return []
+    k = len(np.unique(packages))
+    r = kmeans_facies(fm, k, seed=seed)
+    return [{**base, "k": k, "ari": round(float(adjusted_rand_index(r.classes.ravel(), packages.ravel())), 4),
+             "seconds": round(r.seconds, 3)}]
+
+
+def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
+               seed: int = 0, methods=METHODS, n_per_class: int = 100) -> list[dict]:
+    """Support points from ``n_support_images`` images, mIoU over every grid pixel of ``n_eval_images`` others."""
+    from ..images import embed_images, load_image_set
+    from ..search import FeatureMatrix, make_segmenter
+
+    s = load_image_set(path)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(s.images))
+    n_sup = min(n_support_images, len(order) // 2)
+    pick = order[: n_sup + min(n_eval_images, len(order) - n_sup)]
+    images, masks = s.images[pick], s.masks[pick]
+    t0 = time.perf_counter()
+    if model == RAW:
+        std = images.reshape(len(images), -1).std(axis=1)[:, None, None] + 1e-6
+        z = np.clip((images - images.mean(axis=(1, 2), keepdims=True)) / std, -3, 3)
+        vectors = raw_windows(z, stride)
+    else:
+        vectors = embed_images(images, model=make_embedder(model), stride=stride)
+    t_embed = time.perf_counter() - t0
+    n, h, w = vectors.shape[:3]
+    truth = masks[:, ::stride, ::stride][:, :h, :w].astype(np.int16)
+    fm = FeatureMatrix.from_array(vectors, (n, h, w), dtype="int8")
+    support_truth = truth.copy()
+    support_truth[n_sup:] = -1  # labels come from the support images only
+    classes = [int(c) for c in np.unique(truth)]
+    pts, lab = P.sample_support(support_truth, classes, n_per_class, rng, fm.valid)
+    rows = []
+    for method in methods:
+        opts = {"k": 5} if method == "knn" else {"smooth": (0.0, 1.0, 1.0)}  # never across unrelated patches
+        t1 = time.perf_counter()
+        result = make_segmenter(fm, pts, lab, method, **opts).segment()
+        pred = result.classes[n_sup:] - 1
+        m, per = P.mean_iou(pred, truth[n_sup:], classes)
+        rows.append({"model": model, "seed": seed, "task": f"images: {s.name}", "method": method, "miou": round(m, 4),
+                     "iou_per_class": {str(c): round(v, 4) for c, v in per.items()}, "support": f"{n_per_class} per class",
+                     "support_images": n_sup, "eval_images": n - n_sup, "seconds": round(time.perf_counter() - t1, 3),
+                     "embed_seconds": round(t_embed, 2)})
+    return rows
+
+
+def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, seed: int = 0, methods=METHODS,
+              max_clicks: int = P.MAX_CLICKS) -> dict:
+    """A user's cube and label volume (same shape as the cube; 0 = a class too, as in the synthetic tasks)."""
+    from ..cube import open_cube
+    from ..extract import extract_features
+    from ..search import FeatureMatrix
+
+    labels = _read_label_volume(labels_path)
+    cube = open_cube(cube_path)
+    if labels.shape != tuple(cube.shape):
+        raise SeisfmError(f"{labels_path}: label volume {labels.shape} does not match the cube {tuple(cube.shape)} of {cube_path}")
+    fv = extract_features(cube, Path(workdir) / f"{model}_user.zarr", embedder=make_embedder(model), stride=stride, overwrite=True)
+    fm = FeatureMatrix.from_volume(fv, cube=cube)
+    truth = P.grid_labels(labels, fm.grid)
+    classes = [int(c) for c in np.unique(truth)]
+    if len(classes) < 2:
+        raise SeisfmError(f"{labels_path}: only one class ({classes[0]}) on the feature grid; need two or more")
+    base = {"model": model, "seed": seed, "cube": str(cube_path)}
+    seg = _segmentation_rows(fm, {"classes": (truth, classes, {})}, methods, seed, base)
+    clicks = []
+    for c in classes:
+        if (truth == c).mean() > 0.5:
+            continue  # the background of a click task
+        for decision, grow in DECISIONS:
+            r = P.simulated_interpreter(fm, truth == c, decision=decision, grow=grow, max_clicks=max_clicks)
+            clicks.append({**base, "target": f"class {c}", "protocol": "interpreter", **r})
+    return {"segmentation": seg, "clicks": clicks, "facies": []}
+
+
+def _read_label_volume(path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise SeisfmError(f"{path}: no such label file")
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise SeisfmError(f"{path}: not a readable .npy label volume ({exc})") from None
+    if labels.ndim != 3 or labels.dtype.kind not in "iub":
+        raise SeisfmError(f"{path}: need a 3-D integer label volume, got {labels.dtype} {labels.shape}")
+    return labels
+
+
+# ---------------------------------------------------------------------- the suite
+def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=None, cube=None, labels=None,
+        synthetic: bool = True, max_clicks: int = P.MAX_CLICKS, targets=None, n_images=(100, 400),
+        progress=print) -> dict:
+    models = list(models or installed_models() + [CONTROL])
+    out = {"models": models, "seeds": list(seeds), "sizes": list(sizes), "stride": stride,
+           "segmentation": [], "clicks": [], "facies": [], "embed_seconds": [], "panels": {}}
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        if synthetic:
+            for model in models:
+                for size in sizes:
+                    for seed in seeds:
+                        progress(f"synthetic {size}^3 seed {seed}: {model}")
+                        panels = out["panels"] if (seed == seeds[0] and size == sizes[0]) else None
+                        r = synthetic_case(model, size, seed, stride=stride, workdir=tmp, max_clicks=max_clicks,
+                                           targets=targets, panels=panels)
+                        for key in ("segmentation", "clicks", "facies"):
+                            out[key] += r[key]
+                        out["embed_seconds"].append({"model": model, "size": size, "seed": seed, "seconds": r["embed_seconds"]})
+        if images is not None:
+            for model in models + [RAW]:
+                for seed in seeds:
+                    progress(f"images {Path(images).name} seed {seed}: {model}")
+                    out["segmentation"] += image_case(images, model, seed=seed, n_support_images=n_images[0],
+                                                      n_eval_images=n_images[1])
+        if cube is not None:
+            for model in models:
+                progress(f"cube {Path(cube).name}: {model}")
+                r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks)
+                out["segmentation"] += r["segmentation"]
+                out["clicks"] += r["clicks"]
+    out["seconds"] = round(time.perf_counter() - t_all, 1)
+    return out
+
+
+# ---------------------------------------------------------------------- tables
+def _mean(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def markdown(result: dict) -> str:
+    """Tables of means over seeds and sizes: segmentation (kNN protocol vs default), clicks, facies."""
+    lines = [f"Models: {', '.join(result['models'])}; seeds {result['seeds']}; sizes {result['sizes']}; "
+             f"stride {result['stride']}; {result.get('seconds', '?')} s in all.", ""]
+    seg = defaultdict(list)
+    for r in result["segmentation"]:
+        seg[(r["task"], r["model"], r["method"])].append(r)
+    if seg:
+        models = list(dict.fromkeys(k[1] for k in seg))
+        lines += ["**Segmentation from labelled points** (mIoU; `knn` = the NCS protocol, k = 5; `linear` = the product's "
+                  "default: logistic regression + smoothing)", "",
+                  "| task | " + " | ".join(f"{m} knn | {m} linear" for m in models) + " |",
+                  "|---|" + "---|---|" * len(models)]
+        for task in dict.fromkeys(k[0] for k in seg):
+            cells = []
+            for m in models:
+                for method in METHODS:
+                    rs = seg.get((task, m, method), [])
+                    cells.append(f"{_mean(rs, 'miou'):.3f}" if rs else "-")
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines.append("")
+    inter = defaultdict(list)
+    fixed = defaultdict(list)
+    for r in result["clicks"]:
+        (inter if r["protocol"] == "interpreter" else fixed)[(r["target"], r["model"], r["decision"], r["grow"])].append(r)
+    if inter:
+        cap = max(len(r["ious"]) for rs in inter.values() for r in rs) + 1
+        lines += ["**Simulated interpreter** (IoU of the mask the product shows after n clicks; NoC@0.8: clicks to reach "
+                  f"IoU 0.8, {cap} = not within {cap - 1})", "",
+                  "| target | model | decision | IoU@1 | IoU@3 | IoU@5 | IoU@10 | NoC@0.8 | ms/click |", "|---|---|---|---|---|---|---|---|---|"]
+        for (target, model, decision, grow), rs in inter.items():
+            at = lambda c: np.mean([r["ious"][c - 1] if c <= len(r["ious"]) else np.nan for r in rs])  # noqa: E731
+            label = decision + (" + connected" if grow else "")
+            f3 = lambda v: f"{v:.3f}" if np.isfinite(v) else "-"  # noqa: E731
+            lines.append(f"| {target} | {model} | {label} | {f3(at(1))} | {f3(at(3))} | {f3(at(5))} | {f3(at(10))} | "
+                         f"{_mean(rs, 'noc'):.1f} | {_mean(rs, 'ms_per_click'):.0f} |")
+        lines.append("")
+    if fixed:
+        lines += ["**3 + 3 fixed clicks on one inline** (IoU of the product's mask; oracle = best threshold; AUC of the map)", "",
+                  "| target | model | decision | IoU | IoU best (oracle) | AUC |", "|---|---|---|---|---|---|"]
+        for (target, model, decision, grow), rs in fixed.items():
+            label = decision + (" + connected" if grow else "")
+            lines.append(f"| {target} | {model} | {label} | {_mean(rs, 'iou'):.3f} | {_mean(rs, 'iou_best'):.3f} | {_mean(rs, 'auc'):.3f} |")
+        lines.append("")
+    if result["facies"]:
+        fac = defaultdict(list)
+        for r in result["facies"]:
+            fac[r["model"]].append(r)
+        lines += ["**k-means facies vs packages** (adjusted Rand index; usearch k-means, k = number of packages)", "",
+                  "| model | ARI | seconds |", "|---|---|---|"]
+        for m, rs in fac.items():
+            lines.append(f"| {m} | {_mean(rs, 'ari'):.3f} | {_mean(rs, 'seconds'):.2f} |")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_json(result: dict) -> str:
+    clean = {k: v for k, v in result.items() if k != "panels"}
+    return json.dumps(clean, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+# ---------------------------------------------------------------------- figures
+def figures(result: dict, out_dir) -> list[Path]:
+    """Figure-6-like bars (mIoU per task per model), Figure-7-like panels, NoC curves; PNGs in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    seg = defaultdict(list)
+    for r in result["segmentation"]:
+        seg[(r["task"], f"{r['model']} {r['method']}")].append(r["miou"])
+    if seg:
+        tasks = list(dict.fromkeys(k[0] for k in seg))
+        series = list(dict.fromkeys(k[1] for k in seg))
+        fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(tasks) + 2), 4.2))
+        width = 0.8 / len(series)
+        for i, s in enumerate(series):
+            vals = [np.mean(seg.get((t, s), [np.nan])) for t in tasks]
+            ax.bar(np.arange(len(tasks)) + i * width, vals, width, label=s)
+        ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=30, ha="right")
+        ax.set_ylabel("mIoU")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, ncol=2)
+        ax.set_title("Segmentation from labelled points (mean over seeds)")
+        fig.tight_layout()
+        written.append(out_dir / "bench-miou.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    curves = defaultdict(list)
+    for r in result["clicks"]:
+        if r["protocol"] == "interpreter":
+            curves[(r["target"], f"{r['model']} {r['decision']}{' + connected' if r['grow'] else ''}")].append(r["ious"])
+    if curves:
+        targets = list(dict.fromkeys(k[0] for k in curves))
+        cols = min(4, len(targets))
+        rows_ = int(np.ceil(len(targets) / cols))
+        fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.6 * rows_), squeeze=False)
+        for ax, t in zip(axes.ravel(), targets):
+            for (tt, label), runs in curves.items():
+                if tt == t:
+                    ax.plot(np.arange(1, len(runs[0]) + 1), np.mean(runs, axis=0), label=label)
+            ax.axhline(P.NOC_IOU, color="0.6", lw=0.8, ls="--")
+            ax.set_title(t, fontsize=9)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("clicks", fontsize=8)
+        for ax in axes.ravel()[len(targets):]:
+            ax.axis("off")
+        axes[0, 0].set_ylabel("IoU")
+        axes[0, 0].legend(fontsize=6)
+        fig.tight_layout()
+        written.append(out_dir / "bench-noc.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    panel = result.get("panels", {}).get("classes")
+    if panel and panel["pred"]:
+        n = 1 + len(panel["pred"])
+        fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9))
+        il = panel["inline"]
+        vmax = len(panel["names"]) - 1
+        for ax, (title, img) in zip(axes, [("ground truth", panel["truth"])] + list(panel["pred"].items())):
+            ax.imshow(np.asarray(img)[il].T, cmap="tab10", vmin=0, vmax=9 if vmax < 10 else vmax, interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle(f"grid inline {il}: classes {', '.join(panel['names'])}", fontsize=8)
+        fig.tight_layout()
+        written.append(out_dir / "bench-panels.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
