@@ -12,6 +12,7 @@ from napari_seisfm.search import (
     CentroidSearch,
     FeatureMatrix,
     KnnSegmenter,
+    LinearSegmenter,
     support_from_labels,
     support_from_points,
     survey_to_cube_index,
@@ -444,9 +445,10 @@ def test_cli_segment_equals_api(tmp_path, capsys):
     lab = np.zeros(GRID, np.int32)
     lab[2, 2, [0, 1, 14, 15]] = [1, 1, 2, 2]
     lab[9, 7, [0, 6, 15]] = [1, 3, 2]
+    lab[9, 8, 6] = 3  # a class with a single point is refused (tested below)
     np.save(tmp_path / "lab.npy", lab)
     out = tmp_path / "cls.npy"
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--k", "3", "--out", str(out),
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--method", "knn", "--k", "3", "--out", str(out),
                 "--probabilities", str(tmp_path / "p.npy")]) == 0
     pts, cls = support_from_labels(lab, fm.grid)
     r = KnnSegmenter(fm, pts, cls, k=3).segment()
@@ -460,7 +462,7 @@ def test_cli_segment_equals_api(tmp_path, capsys):
     csv.write_text("il,xl,t,class\n" + "".join(
         f"{100 + c[0]},{1000 + 2 * c[1]},{4 * c[2]},{k}\n" for c, k in zip(pts * STRIDE, cls)))
     for f in (tmp_path / "cube_lab.npy", csv):
-        assert cli(["segment", str(path), "--labels", str(f), "--k", "3", "--out", str(tmp_path / "c2.npy")]) == 0
+        assert cli(["segment", str(path), "--labels", str(f), "--method", "knn", "--k", "3", "--out", str(tmp_path / "c2.npy")]) == 0
         np.testing.assert_array_equal(np.load(tmp_path / "c2.npy"), r.classes)
     one = np.zeros(GRID, np.int32)
     one[1, 1, 1] = one[2, 2, 2] = 4
@@ -488,3 +490,58 @@ def test_cli_refuses_features_of_another_cube(tmp_path, vectors, capsys):
     assert cli(["search", str(good), "--pos", "104,1008,20", "--cube", str(cube_path), "--full-resolution",
                 "--out", str(tmp_path / "m.npy"), "--top", "0"]) == 0
     assert np.load(tmp_path / "m.npy").shape == tuple(GEOMETRY["shape"])
+
+
+def test_cli_segment_methods_and_bad_labels(tmp_path, capsys):
+    v, region = structured(seed=6)
+    valid = np.ones(GRID, bool)
+    valid[5, 5, :] = False  # a dead trace
+    path = make_store(tmp_path / "f.zarr", v, valid=valid)
+    fm = FeatureMatrix.open(path)
+    lab = np.zeros(GRID, np.int32)
+    lab[2, 2, [0, 1, 2, 14, 15]] = [1, 1, 1, 2, 2]
+    lab[9, 7, [0, 1, 12, 13]] = [1, 1, 2, 2]
+    np.save(tmp_path / "lab.npy", lab)
+    out = tmp_path / "cls.npy"
+    # the default method is the linear segmenter, with the same classes as the API's
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
+                "--probabilities", str(tmp_path / "p.npy"), "--smooth", "1.5"]) == 0
+    assert "linear (smooth 1.5)" in capsys.readouterr().out
+    pts, cls = support_from_labels(lab, fm.grid)
+    r = LinearSegmenter(fm, pts, cls, smooth=1.5).segment()
+    np.testing.assert_array_equal(np.load(out), r.classes)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), r.probabilities)
+    assert (np.load(out)[5, 5] == 0).all()  # no class on the dead trace
+    err = lambda: capsys.readouterr().err  # noqa: E731
+
+    def bad(labels):
+        np.save(tmp_path / "bad.npy", labels)
+        return cli(["segment", str(path), "--labels", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "b.npy")])
+
+    one = np.zeros(GRID, np.int32)
+    one[1, 1, 1:4] = 3
+    assert bad(one) == 2 and "label at least two classes" in err()
+    single = lab.copy()
+    single[4, 4, 4] = 7
+    assert bad(single) == 2 and "class 7 has a single labelled point" in err()
+    dead = lab.copy()
+    dead[lab == 2] = 0
+    dead[5, 5, 3:6] = 2  # every class-2 point on the dead trace
+    assert bad(dead) == 2 and "dead traces" in err()
+    partly = lab.copy()
+    partly[5, 5, 7] = 2
+    assert bad(partly) == 0 and "1 labelled point(s) on dead traces" in capsys.readouterr().out
+    (tmp_path / "adir").mkdir()
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
+                "--probabilities", str(tmp_path / "adir")]) == 2
+    assert "probabilities are written as .npy" in err()
+    (tmp_path / "bdir.npy").mkdir()
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
+                "--probabilities", str(tmp_path / "bdir.npy")]) == 2
+    assert "is not a file" in err()
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
+                "--probabilities", str(out)]) == 2
+    assert "would overwrite" in err()
+    with pytest.raises(SystemExit) as exc:
+        cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "svm"])
+    assert exc.value.code == 2 and "invalid choice: 'svm'" in err()

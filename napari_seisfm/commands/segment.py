@@ -1,5 +1,9 @@
-"""`seisfm segment FEATURES --labels FILE --k 5 --out FILE`: kNN segmentation of the whole feature grid
-from labelled points, headless (the same KnnSegmenter the napari widget uses).
+"""`seisfm segment FEATURES --labels FILE --out FILE [--method linear|knn]`: segmentation of the whole
+feature grid from labelled points, headless (the same segmenters the napari widget uses).
+
+Methods: ``linear`` (default: logistic regression on the standardised vectors, class probabilities
+smoothed over ``--smooth`` grid points) and ``knn`` (k nearest labelled points vote: the NCS paper's
+evaluation protocol). docs/quality.md compares them on `seisfm bench`.
 
 Labels: a .npy integer volume on the feature grid or on the cube grid (0 = unlabelled, class ids > 0),
 or a CSV with rows ``il,xl,t,class`` (units as --coords; a header line is skipped)."""
@@ -8,12 +12,16 @@ from __future__ import annotations
 
 
 def register(sub):
-    p = sub.add_parser("segment", help="kNN segmentation of a feature volume from labelled points", description=__doc__)
+    from ..search import DEFAULT_SEGMENTER, SEGMENTERS
+
+    p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
     p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
-    p.add_argument("--k", type=int, default=5, help="neighbours that vote (default: %(default)s)")
-    p.add_argument("--weighted", action="store_true", help="weigh votes by 1 / cosine distance")
+    p.add_argument("--method", choices=tuple(SEGMENTERS), default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
+    p.add_argument("--smooth", type=float, default=2.0, help="linear: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
+    p.add_argument("--k", type=int, default=5, help="knn: neighbours that vote (default: %(default)s)")
+    p.add_argument("--weighted", action="store_true", help="knn: weigh votes by 1 / cosine distance")
     p.add_argument("--out", required=True, metavar="FILE", help="class map: .npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution")
     p.add_argument("--probabilities", metavar="FILE", help="also write per-class probabilities (.npy, grid x classes)")
     p.add_argument("--confidence", metavar="FILE", help="also write the confidence map (same formats as --out)")
@@ -61,22 +69,55 @@ def read_support(path, fm, coords: str = "survey"):
     raise SeisfmError(f"{path}: labels must be a .npy volume or a .csv of il,xl,t,class")
 
 
+def check_support(path, fm, points, classes) -> None:
+    """Refuse labels that cannot train a segmenter, naming the file: one class, a class with one point."""
+    import numpy as np
+
+    from ..errors import SeisfmError
+
+    cls = np.asarray(classes)
+    flat = np.ravel_multi_index(tuple(np.asarray(points, int).reshape(-1, 3).T), fm.shape) if len(cls) else np.zeros(0, int)
+    keep = (cls > 0) & fm.valid[flat]
+    dead = int(((cls > 0) & ~fm.valid[flat]).sum())
+    ids, counts = np.unique(cls[keep], return_counts=True)
+    if len(ids) < 2:
+        why = f" ({dead} labelled point(s) fall on dead traces or invalid embeddings)" if dead else ""
+        raise SeisfmError(f"{path}: labels hold {len(ids)} class with valid embeddings{why}; label at least two classes")
+    single = [int(c) for c, n in zip(ids, counts) if n < 2]
+    if single:
+        raise SeisfmError(f"{path}: class {', '.join(map(str, single))} has a single labelled point; label at least two per class")
+    if dead:
+        print(f"seisfm: warning: {path}: {dead} labelled point(s) on dead traces or invalid embeddings are ignored")
+
+
 def run(args) -> int:
     import time
+    from pathlib import Path
 
     import numpy as np
     from tqdm import tqdm
 
-    from ..search import FeatureMatrix, KnnSegmenter
+    from ..errors import SeisfmError
+    from ..search import FeatureMatrix, make_segmenter
     from ..search.output import open_cube_for, write_map
 
+    if args.probabilities:
+        prob = Path(args.probabilities)
+        if prob.suffix.lower() != ".npy":
+            raise SeisfmError(f"{prob}: probabilities are written as .npy (grid x classes)")
+        if prob.exists() and not prob.is_file():
+            raise SeisfmError(f"{prob}: exists and is not a file; choose another name for --probabilities")
+        if prob.resolve() in (Path(args.features).resolve(), Path(args.out).resolve()):
+            raise SeisfmError(f"{prob}: --probabilities would overwrite the features or the class map")
     cube = open_cube_for(args.features, args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     points, classes = read_support(args.labels, fm, args.coords)
-    seg = KnnSegmenter(fm, points, classes, k=args.k, weighted=args.weighted)
+    check_support(args.labels, fm, points, classes)
+    options = {"k": args.k, "weighted": args.weighted} if args.method == "knn" else {"smooth": args.smooth}
+    seg = make_segmenter(fm, points, classes, args.method, **options)
     t0 = time.perf_counter()
-    with tqdm(total=fm.grid.size, unit="pt", unit_scale=True, desc="kNN") as bar:
-        result = seg.segment(progress=lambda done, total: bar.update(done - bar.n))
+    with tqdm(total=fm.grid.size, unit="pt", unit_scale=True, desc=args.method) as bar:
+        result = seg.segment(progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
     dt = time.perf_counter() - t0
     out = write_map(args.out, result.classes, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
     if args.probabilities:
@@ -84,6 +125,7 @@ def run(args) -> int:
     if args.confidence:
         write_map(args.confidence, result.confidence, fm, cube=cube, full_resolution=args.full_resolution)
     counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
-    print(f"{fm}: {seg.n_support} support points, classes {list(result.class_ids)}, k={args.k}"
-          f"{' weighted' if args.weighted else ''}, {dt:.2f} s -> {out}; grid points per class {counts}")
+    how = (f"k={args.k}{' weighted' if args.weighted else ''}" if args.method == "knn" else f"smooth {args.smooth:g}")
+    print(f"{fm}: {seg.n_support} support points, classes {list(result.class_ids)}, {args.method} ({how}), "
+          f"{dt:.2f} s -> {out}; grid points per class {counts}")
     return 0
