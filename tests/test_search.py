@@ -423,7 +423,7 @@ def test_cli_search_equals_api(tmp_path, vectors, capsys):
     path = make_store(tmp_path / "f.zarr", vectors)
     out = tmp_path / "map.npy"
     rc = cli(["search", str(path), "--pos", "104,1008,20", "--pos", "110,1000,60", "--neg", "120,1030,240",
-              "--out", str(out), "--top", "5"])
+              "--out", str(out), "--top", "5", "--decision", "centroid"])
     assert rc == 0
     cs = CentroidSearch(FeatureMatrix.open(path))
     cs.set_clicks([(104, 1008, 20), (110, 1000, 60)], [(120, 1030, 240)], space="survey")
@@ -545,3 +545,27 @@ def test_cli_segment_methods_and_bad_labels(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "svm"])
     assert exc.value.code == 2 and "invalid choice: 'svm'" in err()
+
+
+def test_cli_search_decisions_and_mask(tmp_path, capsys):
+    from napari_seisfm.search import ProbeSearch, connected_to
+
+    v, region = structured(seed=7)
+    path = make_store(tmp_path / "f.zarr", v)
+    fm = FeatureMatrix.open(path)
+    out, mask = tmp_path / "m.npy", tmp_path / "mask.npy"
+    base = ["search", str(path), "--coords", "grid", "--pos", "3,3,2", "--neg", "8,8,14", "--out", str(out), "--top", "3"]
+    assert cli(base + ["--mask", str(mask)]) == 0
+    probe = ProbeSearch(fm)
+    probe.set_clicks([(3, 3, 2)], [(8, 8, 14)])
+    np.testing.assert_array_equal(np.load(out), probe.score_map())
+    np.testing.assert_array_equal(np.load(mask), connected_to(probe.score_map() >= 0.5, [(3, 3, 2)]).astype(np.uint8))
+    assert cli(base + ["--mask", str(mask), "--all-bodies", "--threshold", "0.7"]) == 0
+    np.testing.assert_array_equal(np.load(mask), (probe.score_map() >= 0.7).astype(np.uint8))
+    assert cli(base + ["--decision", "centroid"]) == 0
+    centroid = CentroidSearch(fm)
+    centroid.set_clicks([(3, 3, 2)], [(8, 8, 14)])
+    np.testing.assert_array_equal(np.load(out), centroid.score_map())
+    capsys.readouterr()
+    assert cli(base + ["--top", "-5"]) == 2 and "--top must be 0 or more" in capsys.readouterr().err
+    assert cli(base + ["--radius", "-3"]) == 2 and "--radius must be 0 or more" in capsys.readouterr().err

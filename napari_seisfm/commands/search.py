@@ -1,10 +1,18 @@
-"""`seisfm search FEATURES --pos IL,XL,T ... [--neg ...] --out FILE`: the click-to-map similarity map,
-headless (the same CentroidSearch the napari widget uses)."""
+"""`seisfm search FEATURES --pos IL,XL,T ... [--neg ...] --out FILE`: the click-to-map map, headless
+(the same search objects the napari widget uses).
+
+Decisions: ``probe`` (default: a logistic regression fitted to the clicks and a sample of background
+points; the map is the target's probability, 0.5 its threshold) or ``centroid`` (mean cosine to the
+positive clicks minus mean cosine to the negatives). ``--mask`` also writes what the widget shows as
+"similarity > threshold": the default threshold and, unless ``--all-bodies``, only the bodies connected
+to the positive clicks."""
 
 from __future__ import annotations
 
 
 def register(sub):
+    from ..search import DECISIONS, DEFAULT_DECISION
+
     p = sub.add_parser("search", help="similarity map of a feature volume from positive/negative example points",
                        description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
@@ -17,6 +25,10 @@ def register(sub):
     p.add_argument("--full-resolution", action="store_true", help="write .npy/.zarr on the cube grid too (needs --cube)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="print the N best matches (default: %(default)s; 0: none)")
     p.add_argument("--radius", type=int, default=2, help="non-maximum suppression radius of the match list, in grid points")
+    p.add_argument("--decision", choices=tuple(DECISIONS), default=DEFAULT_DECISION, help="decision rule (default: %(default)s)")
+    p.add_argument("--mask", metavar="FILE", help="also write the thresholded map (same formats as --out)")
+    p.add_argument("--threshold", type=float, default=None, help="threshold of --mask (default: the decision's own: 0.5 for the probe)")
+    p.add_argument("--all-bodies", action="store_true", help="--mask keeps every body above the threshold, not only those connected to the positive clicks")
     p.add_argument("--kernel", default="auto", choices=("auto", "simsimd", "numkong", "numpy"), help="dot-product kernel")
     p.set_defaults(run=run)
 
@@ -38,9 +50,15 @@ def run(args) -> int:
     import time
 
     from ..errors import SeisfmError
-    from ..search import CentroidSearch, FeatureMatrix
+    import numpy as np
+
+    from ..search import FeatureMatrix, connected_to, make_search
     from ..search.output import open_cube_for, write_map
 
+    if args.top < 0:
+        raise SeisfmError(f"--top must be 0 or more, got {args.top}")
+    if args.radius < 0:
+        raise SeisfmError(f"--radius must be 0 or more grid points, got {args.radius}")
     if not args.pos:
         raise SeisfmError("add a positive click first: give at least one --pos IL,XL,T")
     pos = [parse_point(t) for t in args.pos]
@@ -49,13 +67,21 @@ def run(args) -> int:
     t0 = time.perf_counter()
     fm = FeatureMatrix.open(args.features, cube=cube)
     t_load = time.perf_counter() - t0
-    search = CentroidSearch(fm, kernel=args.kernel)
+    search = make_search(fm, args.decision, kernel=args.kernel)
     search.set_clicks(pos, neg, space=args.coords)
     t0 = time.perf_counter()
     score = search.score_map()
     t_map = time.perf_counter() - t0
     out = write_map(args.out, score, fm, cube=cube, full_resolution=args.full_resolution)
-    print(f"{fm}: map {score.shape} with {len(pos)} positive / {len(neg)} negative clicks "
+    if args.mask:
+        threshold = search.default_threshold(score) if args.threshold is None else args.threshold
+        mask = score >= threshold
+        if not args.all_bodies:
+            mask = connected_to(mask, search.positives)
+        write_map(args.mask, mask.astype(np.uint8), fm, cube=cube, labels=True, full_resolution=args.full_resolution)
+        print(f"mask at threshold {threshold:.3f}{'' if args.all_bodies else ', bodies connected to the clicks'}: "
+              f"{int(mask.sum())} grid points -> {args.mask}")
+    print(f"{fm}: {args.decision} map {score.shape} with {len(pos)} positive / {len(neg)} negative clicks "
           f"(kernel {search.kernel.name}, load {t_load:.2f} s, map {1e3 * t_map:.0f} ms) -> {out}")
     if args.top > 0:
         for m in search.top_matches(args.top, radius=args.radius):

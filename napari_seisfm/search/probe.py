@@ -45,8 +45,8 @@ class ProbeSearch(CentroidSearch):
         """Fit the probe to the current clicks; returns ``q`` (the offset is kept for :meth:`scores`)."""
         super().query()  # the "add a positive click first" check
         fm = self.features
-        pos = [fm.flat(g) for g in self.positives]
-        neg = [fm.flat(g) for g in self.negatives]
+        pos = sorted(fm.flat(g) for g in self.positives)  # sorted: the same clicks in any order give the same map
+        neg = sorted(fm.flat(g) for g in self.negatives)
         rows = np.asarray(pos + neg + list(self.background), int)
         y = np.r_[np.ones(len(pos), int), np.zeros(len(neg) + len(self.background), int)]
         w = np.r_[np.full(len(pos), 1.0 / len(pos)),
