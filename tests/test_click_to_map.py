@@ -10,7 +10,7 @@ from napari_seisfm.cube import Cube, Geometry, open_cube
 from napari_seisfm.display import cube_layer
 from napari_seisfm.extract import extract_features
 from napari_seisfm.features import FeatureVolume, GridSpec
-from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter
+from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to
 from napari_seisfm.widgets import click_to_map as ctm
 from napari_seisfm.widgets.click_to_map import KNN, NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 
@@ -95,15 +95,20 @@ def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
     # points sit on grid points now
     np.testing.assert_allclose(viewer.layers[POSITIVE].data[0], [g.ilines[20], g.xlines[32], g.samples[32]])
     assert widget.positives == [(10, 16, 16)] and widget.negatives == [(2, 2, 2)]
-    # values: the engine's map for the same clicks
-    search = CentroidSearch(FeatureMatrix.open(store))
+    # values: the engine's map for the same clicks (the default decision: the click probe)
+    search = ProbeSearch(FeatureMatrix.open(store))
     search.set_clicks([(10, 16, 16)], [(2, 2, 2)])
     np.testing.assert_array_equal(layer.data, search.score_map())
-    # threshold slider -> binary labels on the same grid
-    widget.set_threshold(0.5)
+    # the default threshold (0.5) and only the body connected to the positive click
     mask = viewer.layers[THRESHOLDED]
-    np.testing.assert_array_equal(mask.data, (search.score_map() >= 0.5).astype(np.uint8))
+    assert widget.threshold_value() == 0.5
+    np.testing.assert_array_equal(mask.data, connected_to(search.score_map() >= 0.5, [(10, 16, 16)]).astype(np.uint8))
+    # threshold slider -> binary labels on the same grid; every body when "connected" is off
+    widget.connected.setChecked(False)
+    widget.set_threshold(0.3)
+    np.testing.assert_array_equal(mask.data, (search.score_map() >= 0.3).astype(np.uint8))
     np.testing.assert_allclose(mask.scale, layer.scale)
+    assert layer.contrast_limits[0] == pytest.approx(0.5)  # only what the default threshold selects is tinted
     # top matches: the list is filled and "next" moves the viewer there
     assert widget.match_list.count() == len(widget.matches) > 0
     widget.next_match()
@@ -294,3 +299,37 @@ def test_clear_removes_map(make_napari_viewer, qtbot, survey_store):
     qtbot.waitUntil(lambda: SIMILARITY not in viewer.layers, timeout=WAIT)
     assert len(viewer.layers[POSITIVE].data) == 0 and widget.score_map is None
     assert "No positive click yet" in widget.status.text()
+
+
+def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path):
+    sgy, store, _ = survey_store
+    cube = open_cube(sgy)
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    g = cube.geometry
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
+    _wait_map(qtbot, widget, 1)
+    widget.decision.setCurrentIndex(widget.decision.findData("centroid"))
+    qtbot.waitUntil(lambda: widget.search.decision == "centroid" and widget.score_map is not None
+                    and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.score_map.min() < 0, timeout=WAIT)  # a cosine map, not a probability
+    ref = CentroidSearch(widget.features)
+    ref.set_clicks(widget.positives)
+    np.testing.assert_array_equal(widget.score_map, ref.score_map())
+    assert widget.threshold_value() == pytest.approx(np.floor(ref.default_threshold() * 100) / 100)
+    # segmentation by kNN from the dock equals the engine's kNN
+    training = widget.new_training_labels()
+    training.data[10, 10, 2:6] = 1
+    training.data[10, 10, 18:22] = 2
+    training.refresh()
+    widget.method.setCurrentIndex(widget.method.findData("knn"))
+    assert widget.k.isEnabled() and not widget.smooth.isEnabled()
+    widget.run_knn()
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._knn_worker is None, timeout=WAIT)
+    pts, cls = _support(training.data, widget)
+    np.testing.assert_array_equal(viewer.layers[KNN].data, KnnSegmenter(widget.features, pts, cls, k=5).segment().classes)
+    # the choices are part of the saved interpretation
+    path = widget.save_interpretation(tmp_path / "choices.json")
+    viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
+    widget2.open_interpretation(path)
+    assert widget2.decision.currentData() == "centroid" and widget2.method.currentData() == "knn"
+    assert widget2.connected.isChecked()

@@ -1,8 +1,9 @@
 """`seisfm demo`: the whole click-to-map loop on a synthetic survey, with timings and quality.
 
 Synthetic cube (SEG-Y) -> default embedder -> scripted clicks on the flat spot (positives from the
-ground-truth flat-spot mask on one inline, negatives from background) -> similarity map, threshold,
-top matches -> kNN from 100 labelled grid points per class -> PNGs of the overlays, a report, and an
+ground-truth flat-spot mask on one inline, negatives from background) -> probability map from the
+default probe, the region connected to the clicks, top matches -> segmentation from 100 labelled grid
+points per class (the default method, with the kNN protocol's mIoU beside it) -> PNGs of the overlays, a report, and an
 interpretation file the Click-to-map widget can reopen. ``--gui`` opens napari with everything loaded.
 """
 
@@ -53,9 +54,9 @@ def run(args) -> int:
     from ..display import world_transform
     from ..errors import SeisfmError
     from ..extract import extract_features
-    from ..interpretation import Interpretation, auto_threshold, save_interpretation
+    from ..interpretation import Interpretation, save_interpretation
     from ..io.segy import write_segy
-    from ..search import CentroidSearch, FeatureMatrix, KnnSegmenter
+    from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_search, make_segmenter
     from ..search.coords import cube_index_to_survey
     from ..synthetic import make_survey
 
@@ -83,7 +84,7 @@ def run(args) -> int:
     # --- scripted clicks on the flat spot, as a user would place them on one inline
     rng = np.random.default_rng(args.seed)
     inline, pos, neg = bench.pick_clicks(truth, flat, args.clicks, args.clicks, rng)
-    search = CentroidSearch(fm)
+    search = make_search(fm)  # the default decision (a probe learned from the clicks)
     with clock("first_map"):
         search.add(pos[0])
         search.score_map()
@@ -95,21 +96,22 @@ def run(args) -> int:
     with clock("map_update_one_click"):
         search.add(neg[-1], negative=True)
         score = search.score_map().copy()
-    threshold = auto_threshold(score, pos)
-    mask = score >= threshold
+    threshold = search.default_threshold(score)
+    mask = bench.product_mask(search, score, grow=True)
     target = truth == flat
     matches = search.top_matches(10)
 
-    # --- kNN from 100 labelled grid points per class
+    # --- segmentation from 100 labelled grid points per class: the default method, and kNN (the paper's protocol)
     present = [int(c) for c in np.unique(truth)]
     support, support_labels = bench.sample_support(truth, present, 100, rng, fm.valid)
-    seg = KnnSegmenter(fm, support, support_labels, k=5)
+    seg = make_segmenter(fm, support, support_labels)
     with clock("knn_slice"):
         seg.segment_slice(0, inline)
     with clock("knn_cube"):
         knn = seg.segment()
     pred = knn.classes - 1
     miou, per_class = bench.mean_iou(pred, truth, present)
+    knn_miou = bench.mean_iou(KnnSegmenter(fm, support, support_labels, k=5).segment().classes - 1, truth, present)[0]
     names = survey.label_names()
 
     # --- files: maps on the feature grid, interpretation to reopen in the widget, PNGs
@@ -122,7 +124,8 @@ def run(args) -> int:
     save_interpretation(out / "interpretation.json", Interpretation(
         positives=survey_pts(pos), negatives=survey_pts(neg), labels=training, labels_name="training labels",
         labels_scale=placement["scale"], labels_translate=placement["translate"],
-        params={"k": 5, "weighted": False, "threshold": threshold}, features_path=str(fv.path),
+        params={"k": 5, "weighted": False, "threshold": threshold, "method": DEFAULT_SEGMENTER, "smooth": 2.0,
+                "decision": search.decision, "connected": True}, features_path=str(fv.path),
         cube_path=str(cube_path), cube_fingerprint=cube.geometry.fingerprint()))
     with clock("pngs"):
         pngs, how = write_pngs(out, survey, cube, fm, score, mask, knn.classes, survey_pts(pos), survey_pts(neg), inline)
@@ -135,7 +138,8 @@ def run(args) -> int:
         "flat_spot": {"threshold": round(threshold, 4), "iou": round(bench.iou(mask, target), 4),
                       "auc": round(bench.auc(score, target), 4), "grid_points": int(target.sum()),
                       "selected": int(mask.sum())},
-        "knn": {"k": 5, "support_per_class": 100, "miou": round(miou, 4),
+        "knn": {"method": DEFAULT_SEGMENTER, "support_per_class": 100, "miou": round(miou, 4),
+                "knn_protocol_miou": round(knn_miou, 4),
                 "iou_per_class": {names[c]: round(v, 4) for c, v in per_class.items()}},
         "top_matches": [{"rank": m.rank, "survey": m.survey, "score": round(m.score, 4),
                          "flat_spot": bool(target[m.grid_index])} for m in matches],
@@ -155,17 +159,18 @@ def print_report(r: dict, out) -> None:
           f"{r['dim']}-d {r['dtype']} on a {'x'.join(map(str, r['grid']))} grid (stride {r['stride'][0]})")
     print(f"  timings: synthetic {s['synthetic']:.2f} s, embed {s['embed']:.2f} s, load {s['load']:.2f} s, "
           f"first map {1e3 * s['first_map']:.1f} ms, map after one more click {1e3 * s['map_update_one_click']:.1f} ms "
-          f"({r['kernel']}), kNN slice {1e3 * s['knn_slice']:.0f} ms, kNN cube {s['knn_cube']:.2f} s, PNGs {s['pngs']:.2f} s, "
+          f"({r['kernel']}), segmentation slice {1e3 * s['knn_slice']:.0f} ms, cube {s['knn_cube']:.2f} s, PNGs {s['pngs']:.2f} s, "
           f"total {s['total']:.1f} s")
     f = r["flat_spot"]
     c = r["clicks"]
     print(f"  flat spot, {len(c['positive'])} positive + {len(c['negative'])} negative clicks on inline {c['inline']:g}: "
-          f"IoU {f['iou']:.3f} at threshold {f['threshold']:.3f} (selects {f['selected']} grid points; the flat spot has "
+          f"IoU {f['iou']:.3f} at threshold {f['threshold']:.3f}, connected to the clicks (selects {f['selected']} grid points; the flat spot has "
           f"{f['grid_points']}), ROC AUC {f['auc']:.3f}; {sum(m['flat_spot'] for m in r['top_matches'])} of the top "
           f"{len(r['top_matches'])} matches on the flat spot")
     k = r["knn"]
     per = ", ".join(f"{n} {v:.2f}" for n, v in k["iou_per_class"].items())
-    print(f"  kNN (k=5, 100 points per class): mIoU {k['miou']:.3f} ({per})")
+    print(f"  segmentation ({k['method']}, 100 points per class): mIoU {k['miou']:.3f} ({per}); "
+          f"kNN protocol (k=5) on the same points: {k['knn_protocol_miou']:.3f}")
     print(f"  wrote {out}/: {', '.join(r['pngs'])} ({r['png_renderer']}), similarity.npy, knn_classes.npy, "
           f"interpretation.json, report.json, synthetic.sgy, features.zarr")
 

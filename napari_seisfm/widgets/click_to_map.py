@@ -1,4 +1,4 @@
-"""Dock widget "Click-to-map": positive/negative clicks -> whole-cube similarity; painted labels -> kNN classes.
+"""Dock widget "Click-to-map": positive/negative clicks -> whole-cube map; painted labels -> segmentation.
 
 A thin view over :mod:`napari_seisfm.search` (the engine) and :mod:`napari_seisfm.interpretation`
 (save/load, click sync, default threshold). Layers it makes:
@@ -6,9 +6,11 @@ A thin view over :mod:`napari_seisfm.search` (the engine) and :mod:`napari_seisf
 - "Positive" (green) and "Negative" (magenta) Points in survey coordinates (inline, crossline, time);
   each click is snapped to the nearest feature-grid point, a click outside the volume is removed with
   a message.
-- "similarity" Image on the feature grid (``scale = stride * spacing``, no upsampled copy) and
-  "similarity > threshold" Labels from the threshold slider.
-- "kNN segmentation" Labels on the feature grid from a training Labels layer (feature or cube grid).
+- "similarity" Image on the feature grid (``scale = stride * spacing``, no upsampled copy): the target's
+  probability from the click probe (default) or the centroid similarity, and "similarity > threshold"
+  Labels from the threshold slider (by default only the bodies connected to the positive clicks).
+- "segmentation" Labels on the feature grid from a training Labels layer (feature or cube grid), by the
+  chosen method (linear with smoothing by default, or kNN).
 
 Map updates are debounced (150 ms) and computed in a thread worker that owns the search object, so a
 new click only adds one vector to a running sum and never re-reads the store.
@@ -24,6 +26,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
+    QDoubleSpinBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -42,11 +45,13 @@ from qtpy.QtWidgets import (
 from . import _notify
 from ._notify import report
 from ..errors import SeisfmError
-from ..interpretation import Interpretation, auto_threshold, load_interpretation, save_interpretation, sync_clicks
+from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
 from .extract import _cube_source, _is_cube_layer, _with_browse
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
-SIMILARITY, THRESHOLDED, KNN, TRAINING = "similarity", "similarity > threshold", "kNN segmentation", "training labels"
+SIMILARITY, THRESHOLDED, KNN, TRAINING = "similarity", "similarity > threshold", "segmentation", "training labels"
+DECISION_LABELS = {"probe": "probe learned from the clicks", "centroid": "centroid similarity"}
+METHOD_LABELS = {"linear": "linear + smoothing", "knn": "kNN (paper's protocol)"}
 DEBOUNCE_MS = 150
 N_MATCHES = 20
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
@@ -71,7 +76,7 @@ class ClickToMapWidget(QWidget):
         self.features = None  # FeatureMatrix once loaded
         self.features_path: str | None = None
         self.seismic = None  # the seismic layer the features belong to
-        self.search = None  # CentroidSearch, touched only inside map workers (one at a time)
+        self.search = None  # ProbeSearch / CentroidSearch, touched only inside map workers (one at a time)
         self.score_map: np.ndarray | None = None
         self.matches: list = []
         self.knn_result = None
@@ -104,11 +109,18 @@ class ClickToMapWidget(QWidget):
         form.addRow("features", _with_browse(self.store, self._browse_store))
 
         # --- similarity
+        self.decision = QComboBox()
+        for key, text in DECISION_LABELS.items():
+            self.decision.addItem(text, key)
+        self.decision.setToolTip("probe: a logistic regression fitted to the clicks (map = probability of the target); "
+                                 "centroid: mean cosine to the positive clicks minus mean cosine to the negatives")
+        self.connected = QCheckBox("only bodies connected to the positive clicks")
+        self.connected.setChecked(True)
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(-2 * SLIDER_STEPS, 2 * SLIDER_STEPS)
         self.threshold_label = QLabel("threshold")
         self.auto_button = QPushButton("Auto")
-        self.auto_button.setToolTip("lowest score among the positive clicks")
+        self.auto_button.setToolTip("the default threshold: 0.5 for the probe, the lowest click score for the centroid")
         self.undo_button = QPushButton("Undo click")
         self.clear_button = QPushButton("Clear clicks")
         self.match_list = QListWidget()
@@ -116,6 +128,8 @@ class ClickToMapWidget(QWidget):
         self.next_button = QPushButton("Next best match")
         sim = QGroupBox("Click-to-map")
         sl = QVBoxLayout(sim)
+        sl.addWidget(self.decision)
+        sl.addWidget(self.connected)
         row = QHBoxLayout()
         row.addWidget(self.threshold_label)
         row.addWidget(self.threshold)
@@ -136,18 +150,29 @@ class ClickToMapWidget(QWidget):
         self.k.setRange(1, 100)
         self.k.setValue(5)
         self.weighted = QCheckBox("distance-weighted")
-        self.knn_button = QPushButton("Run kNN")
+        self.method = QComboBox()
+        for key, text in METHOD_LABELS.items():
+            self.method.addItem(text, key)
+        self.smooth = QDoubleSpinBox()
+        self.smooth.setRange(0.0, 10.0)
+        self.smooth.setSingleStep(0.5)
+        self.smooth.setValue(2.0)
+        self.smooth.setToolTip("Gaussian smoothing of the class probabilities, in grid points (0: none)")
+        self.knn_button = QPushButton("Segment")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
-        knn = QGroupBox("kNN segmentation")
+        knn = QGroupBox("Segmentation")
         kf = QFormLayout(knn)
         kf.addRow("labels", self.training)
         kf.addRow("", self.new_labels_button)
+        kf.addRow("method", self.method)
+        kf.addRow("smoothing", self.smooth)
         row = QHBoxLayout()
         row.addWidget(self.k)
         row.addWidget(self.weighted)
         kf.addRow("k", row)
+        self._knn_row = row
         row = QHBoxLayout()
         row.addWidget(self.knn_button)
         row.addWidget(self.cancel_button)
@@ -178,6 +203,9 @@ class ClickToMapWidget(QWidget):
 
         self.load_button.clicked.connect(lambda: self.load_features())
         self.threshold.valueChanged.connect(self._on_threshold)
+        self.decision.currentIndexChanged.connect(lambda _: self._new_search())
+        self.connected.toggled.connect(lambda _: self._update_threshold_layer())
+        self.method.currentIndexChanged.connect(lambda _: self._method_changed())
         self.threshold.sliderPressed.connect(lambda: setattr(self, "_threshold_touched", True))
         self.auto_button.clicked.connect(self.auto_threshold)
         self.undo_button.clicked.connect(self.undo)
@@ -195,6 +223,25 @@ class ClickToMapWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._refresh_inputs)
         self._refresh_inputs()
         self._set_threshold_value(0.9)
+        self._method_changed()
+
+    def _method_changed(self):
+        knn = self.method.currentData() == "knn"
+        self.k.setEnabled(knn)
+        self.weighted.setEnabled(knn)
+        self.smooth.setEnabled(not knn)
+
+    def _new_search(self):
+        """A fresh search object for the chosen decision; the clicks are replayed by the next map worker."""
+        from ..search import make_search
+
+        if self.features is None or self._map_worker is not None:
+            if self._map_worker is not None:
+                self._dirty = True
+            return
+        self.search = make_search(self.features, self.decision.currentData())
+        self._threshold_touched = False
+        self._points_changed()
 
     # ------------------------------------------------------------------ inputs
     def _refresh_inputs(self, event=None):
@@ -262,10 +309,10 @@ class ClickToMapWidget(QWidget):
         worker.start()
 
     def _on_features(self, fm, path, seismic):
-        from ..search import CentroidSearch
+        from ..search import make_search
 
         self.features, self.features_path, self.seismic = fm, path, seismic
-        self.search = CentroidSearch(fm)
+        self.search = make_search(fm, self.decision.currentData())
         self.score_map = None
         self._ensure_points_layers()
         self._say(f"{fm.grid.shape} grid, stride {fm.grid.stride}, {fm.dim}-d {fm.dtype}. " + NO_POSITIVE)
@@ -365,7 +412,9 @@ class ClickToMapWidget(QWidget):
 
     def _on_map_finished(self):
         self._map_worker = None
-        if self._dirty:
+        if self._dirty and self.features is not None and self.search.decision != self.decision.currentData():
+            self._new_search()
+        elif self._dirty:
             self._recompute()
 
     def _on_map(self, result):
@@ -375,7 +424,9 @@ class ClickToMapWidget(QWidget):
         self.score_map, self.matches = score, matches
         layer = self._layer(SIMILARITY)
         finite = score[np.isfinite(score)]
-        lo, hi = (float(np.percentile(finite, 50)), float(finite.max())) if finite.size else (0.0, 1.0)
+        default = self.search.default_threshold(score)
+        # tint only what the default threshold would select: the rest of the section stays plain seismic
+        lo, hi = (default, float(finite.max())) if finite.size else (0.0, 1.0)
         limits = (lo, hi if hi > lo else lo + 1e-3)
         if layer is None:
             layer = self.viewer.add_image(score, name=SIMILARITY, colormap=_similarity_colormap(), blending="translucent",
@@ -385,7 +436,7 @@ class ClickToMapWidget(QWidget):
             layer.data = score
             layer.contrast_limits = limits
         if not self._threshold_touched:
-            self._set_threshold_value(auto_threshold(score, pos))
+            self._set_threshold_value(default)
         self._update_threshold_layer()
         self.match_list.blockSignals(True)
         self.match_list.clear()
@@ -439,7 +490,7 @@ class ClickToMapWidget(QWidget):
     def auto_threshold(self):
         self._threshold_touched = False
         if self.score_map is not None:
-            self._set_threshold_value(auto_threshold(self.score_map, self.positives))
+            self._set_threshold_value(self.search.default_threshold(self.score_map))
             self._update_threshold_layer()
 
     def _on_threshold(self, value):
@@ -450,7 +501,12 @@ class ClickToMapWidget(QWidget):
     def _update_threshold_layer(self):
         if self.score_map is None:
             return
-        mask = (self.score_map >= self.threshold_value()).astype(np.uint8)
+        from ..search import connected_to
+
+        mask = self.score_map >= self.threshold_value()
+        if self.connected.isChecked():
+            mask = connected_to(mask, self.positives)
+        mask = mask.astype(np.uint8)
         layer = self._layer(THRESHOLDED)
         if layer is None:
             self.viewer.add_labels(mask, name=THRESHOLDED, opacity=0.35, visible=True, **self.grid_transform())
@@ -532,7 +588,9 @@ class ClickToMapWidget(QWidget):
         self._training_colormap = layer.colormap
         self._cancel.clear()
         self.progress.setRange(0, 0)
-        self._knn_worker = create_worker(_knn_job, self.features, points, classes, self.k.value(), self.weighted.isChecked(),
+        method = self.method.currentData()
+        options = {"k": self.k.value(), "weighted": self.weighted.isChecked()} if method == "knn" else {"smooth": self.smooth.value()}
+        self._knn_worker = create_worker(_segment_job, self.features, points, classes, method, options,
                                          self._visible_region(), self._relay.progressed.emit, self._cancel.is_set, _ignore_errors=True)
         self._knn_worker.yielded.connect(self._on_knn_slice)
         self._knn_worker.returned.connect(self._on_knn_done)
@@ -625,7 +683,9 @@ class ClickToMapWidget(QWidget):
         interp = Interpretation(
             positives=[tuple(p) for p in (pos.data if pos is not None else [])],
             negatives=[tuple(p) for p in (neg.data if neg is not None else [])],
-            params={"k": self.k.value(), "weighted": self.weighted.isChecked(), "threshold": self.threshold_value()},
+            params={"k": self.k.value(), "weighted": self.weighted.isChecked(), "threshold": self.threshold_value(),
+                    "method": self.method.currentData(), "smooth": self.smooth.value(),
+                    "decision": self.decision.currentData(), "connected": self.connected.isChecked()},
             features_path=self.features_path,
         )
         if self.seismic is not None:
@@ -659,6 +719,11 @@ class ClickToMapWidget(QWidget):
         p = interp.params
         self.k.setValue(int(p.get("k") or 5))
         self.weighted.setChecked(bool(p.get("weighted")))
+        # files from before the probe and the linear method were the centroid and kNN
+        self.method.setCurrentIndex(max(self.method.findData(p.get("method", "knn")), 0))
+        self.smooth.setValue(float(p.get("smooth", 2.0)))
+        self.decision.setCurrentIndex(max(self.decision.findData(p.get("decision", "centroid")), 0))
+        self.connected.setChecked(bool(p.get("connected", False)))
         if p.get("threshold") is not None:
             self.set_threshold(float(p["threshold"]))
         self._history = ["pos"] * len(interp.positives) + ["neg"] * len(interp.negatives)
@@ -707,10 +772,10 @@ def _compute_map(search, positives, negatives, n_matches):
     return score, search.top_matches(n_matches), positives, negatives
 
 
-def _knn_job(features, points, classes, k, weighted, region, progress, cancel):
-    from ..search import KnnSegmenter
+def _segment_job(features, points, classes, method, options, region, progress, cancel):
+    from ..search import make_segmenter
 
-    seg = KnnSegmenter(features, points, classes, k=k, weighted=weighted)
+    seg = make_segmenter(features, points, classes, method, **options)
     if region is not None:
         yield seg.segment_region(region)
     return seg.segment(progress=progress, cancel=cancel)
