@@ -166,8 +166,7 @@ class AttributeEmbedder(Embedder):
 
     def embed_sections(self, sections: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
         """Embed a stack of independent 2-D sections ``(n, trace, sample)``, each with ``halo[1:]``
-        samples of context on each side, at ``stride`` (trace, sample): ``(n, gx, gt, dim)``.
-        One call for many small images saves the per-call overhead of ~100 filter passes."""
+        samples of context on each side, at ``stride`` (trace, sample): ``(n, gx, gt, dim)``."""
         x = np.asarray(sections, np.float32)
         if x.ndim == 2:
             x = x[None]
@@ -254,11 +253,11 @@ class AttributeEmbedder(Embedder):
             o[f"planarity_n{s:.0f}"] = (lam[..., 2] - lam[..., 1]) / (lam[..., 2] + EPS)
         lam8 = context[8.0][0]
         o["linearity_n8"] = (lam8[..., 1] - lam8[..., 0]) / (lam8[..., 2] + EPS)
-        n2 = local[2.0][1][..., :, 2]  # reflector normal: eigenvector of the largest eigenvalue
+        n2 = local[2.0][1]  # reflector normal: eigenvector of the largest eigenvalue
         o["dip_s2"] = np.hypot(n2[..., 0], n2[..., 1])  # sine of the dip; sign-free, so both flanks of a fold look alike
-        o["dip_n8"] = np.hypot(context[8.0][1][..., 0, 2], context[8.0][1][..., 1, 2])
+        o["dip_n8"] = np.hypot(context[8.0][1][..., 0], context[8.0][1][..., 1])
         for s in WIDE:
-            cos = np.abs((n2 * context[s][1][..., :, 2]).sum(-1))
+            cos = np.abs((n2 * context[s][1]).sum(-1))
             o[f"discordance_n{s:.0f}"] = np.sqrt(np.clip(1 - cos * cos, 0, 1))
 
         out = np.stack([o[name] for name in NAMES], -1).astype(np.float32)
@@ -268,17 +267,43 @@ class AttributeEmbedder(Embedder):
 
     @staticmethod
     def _tensor(at, g, sigmas, gshape) -> dict:
-        """Eigen-decomposition (ascending eigenvalues, eigenvectors) of the gradient tensor per sigma."""
+        """Per sigma: eigenvalues of the gradient tensor (ascending) and the unit eigenvector of the
+        largest (the reflector normal). ``g[k]`` None: zero derivative along a flat axis."""
         result = {}
         for s in sigmas:
-            t = np.empty((*gshape, 3, 3), np.float32)
-            for i, j in _PAIRS:
-                if g[i] is None or g[j] is None:  # a flat axis: zero derivative
-                    t[..., i, j] = t[..., j, i] = 0.0
-                else:
+            if all(gi is not None for gi in g):
+                t = np.empty((*gshape, 3, 3), np.float32)
+                for i, j in _PAIRS:
                     t[..., i, j] = t[..., j, i] = at.smooth(g[i] * g[j], s)
-            result[s] = np.linalg.eigh(t)
+                lam, vec = np.linalg.eigh(t)
+                result[s] = (lam, vec[..., :, 2])
+            else:
+                result[s] = _section_tensor(at, g, s, gshape)
         return result
+
+
+def _section_tensor(at, g, s, gshape):
+    """The tensor of a section: zero along the flat axis, so one eigenvalue is 0 and the rest is the
+    2x2 (lateral, time) tensor, solved in closed form (float64; 20x faster than a 3x3 ``eigh``, same
+    result to ~1e-7 of the largest eigenvalue). Degenerate cases follow ``eigh`` on the 3x3 tensor, so
+    that the result equals the mirrored block's: an all-zero tensor (a blank image) has the time axis
+    as normal, and where the box filters' rounding leaves a slightly negative 2x2 tensor (~1e-18 in a
+    muted zone) the largest eigenvalue is the flat axis's 0, and the flat axis is the normal."""
+    lat = 0 if g[0] is not None else 1  # the one lateral axis with a derivative (none: a single trace)
+    zero = np.zeros(gshape)
+    a = zero if g[lat] is None else at.smooth(g[lat] * g[lat], s).astype(np.float64)
+    b = zero if g[lat] is None else at.smooth(g[lat] * g[2], s).astype(np.float64)
+    c = at.smooth(g[2] * g[2], s).astype(np.float64)
+    mid, r = (a + c) / 2, np.hypot((a - c) / 2, b)
+    lam = np.sort(np.stack([zero, mid - r, mid + r], -1), -1).astype(np.float32)
+    phi = 0.5 * np.arctan2(2 * b, c - a)  # angle of the normal from the time axis
+    normal = np.zeros((*gshape, 3), np.float32)
+    normal[..., lat] = np.sin(phi)
+    normal[..., 2] = np.cos(phi)
+    negative = mid + r < 0
+    if negative.any():
+        normal[negative] = np.eye(3, dtype=np.float32)[1 - lat]
+    return lam, normal
 
 
 class _Sampler:
