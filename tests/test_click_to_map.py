@@ -333,3 +333,5 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     widget2.open_interpretation(path)
     assert widget2.decision.currentData() == "centroid" and widget2.method.currentData() == "knn"
     assert widget2.connected.isChecked()
+    _wait_map(qtbot, widget2, 1)  # the restored clicks' map lands before the viewer closes
+    np.testing.assert_array_equal(widget2.score_map, ref.score_map())

@@ -58,6 +58,7 @@ def run(args) -> int:
     from ..io.segy import write_segy
     from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_search, make_segmenter
     from ..search.coords import cube_index_to_survey
+    from ..search.linear_segmenter import SMOOTH
     from ..synthetic import make_survey
 
     if args.size < 32:
@@ -124,7 +125,7 @@ def run(args) -> int:
     save_interpretation(out / "interpretation.json", Interpretation(
         positives=survey_pts(pos), negatives=survey_pts(neg), labels=training, labels_name="training labels",
         labels_scale=placement["scale"], labels_translate=placement["translate"],
-        params={"k": 5, "weighted": False, "threshold": threshold, "method": DEFAULT_SEGMENTER, "smooth": 2.0,
+        params={"k": 5, "weighted": False, "threshold": threshold, "method": DEFAULT_SEGMENTER, "smooth": SMOOTH,
                 "decision": search.decision, "connected": True}, features_path=str(fv.path),
         cube_path=str(cube_path), cube_fingerprint=cube.geometry.fingerprint()))
     with clock("pngs"):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 def register(sub):
     from ..search import DEFAULT_SEGMENTER, SEGMENTERS
+    from ..search.linear_segmenter import SMOOTH
 
     p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
     p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
     p.add_argument("--method", choices=tuple(SEGMENTERS), default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
-    p.add_argument("--smooth", type=float, default=2.0, help="linear: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
+    p.add_argument("--smooth", type=float, default=SMOOTH, help="linear: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
     p.add_argument("--k", type=int, default=5, help="knn: neighbours that vote (default: %(default)s)")
     p.add_argument("--weighted", action="store_true", help="knn: weigh votes by 1 / cosine distance")
     p.add_argument("--out", required=True, metavar="FILE", help="class map: .npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution")

@@ -46,6 +46,7 @@ from . import _notify
 from ._notify import report
 from ..errors import SeisfmError
 from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
+from ..search.linear_segmenter import SMOOTH
 from .extract import _cube_source, _is_cube_layer, _with_browse
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
@@ -156,7 +157,7 @@ class ClickToMapWidget(QWidget):
         self.smooth = QDoubleSpinBox()
         self.smooth.setRange(0.0, 10.0)
         self.smooth.setSingleStep(0.5)
-        self.smooth.setValue(2.0)
+        self.smooth.setValue(SMOOTH)
         self.smooth.setToolTip("Gaussian smoothing of the class probabilities, in grid points (0: none)")
         self.knn_button = QPushButton("Segment")
         self.cancel_button = QPushButton("Cancel")
@@ -721,7 +722,7 @@ class ClickToMapWidget(QWidget):
         self.weighted.setChecked(bool(p.get("weighted")))
         # files from before the probe and the linear method were the centroid and kNN
         self.method.setCurrentIndex(max(self.method.findData(p.get("method", "knn")), 0))
-        self.smooth.setValue(float(p.get("smooth", 2.0)))
+        self.smooth.setValue(float(p.get("smooth", SMOOTH)))
         self.decision.setCurrentIndex(max(self.decision.findData(p.get("decision", "centroid")), 0))
         self.connected.setChecked(bool(p.get("connected", False)))
         if p.get("threshold") is not None:
