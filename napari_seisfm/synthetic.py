@@ -1,11 +1,12 @@
 """Synthetic 3D post-stack seismic with ground-truth labels.
 
 The project's ground truth for tests, demos and benchmarks. The cube is built the way a geophysicist
-would build a convolutional model: an acoustic impedance model (layered stratigraphy, folded and
-faulted by mapping coordinates, bodies inserted by changing impedance), reflectivity
-``r = diff(ln Z) / 2`` along the sample axis, convolution with a zero-phase Ricker wavelet and
-band-limited noise. Everything is vectorised numpy/scipy; only the handful of discrete objects
-(faults, boulders, injectites) are looped over, never voxels.
+would build a convolutional model: an acoustic impedance model (layered stratigraphy with an angular
+unconformity over tilted older strata, folded and faulted by mapping coordinates, bodies inserted by
+changing impedance), reflectivity ``r = diff(ln Z) / 2`` along the sample axis, convolution with a
+zero-phase Ricker wavelet and band-limited noise. Everything is vectorised numpy/scipy; only the
+handful of discrete objects (faults, boulders, injectites, the layers of the 1D columns) and blocks
+of inlines are looped over, never voxels.
 
 Geometry is in voxel units: inline ``i``, crossline ``j``, sample ``k``. Lateral sizes scale with the
 number of inlines/crosslines, vertical sizes with the number of samples, so a 32^3 cube still holds
@@ -30,10 +31,15 @@ CLASSES: dict[str, int] = {
     "fault": 4,
     "boulder": 5,
     "channel": 6,
+    "truncation": 7,
 }
 # Later entries overwrite earlier ones in `labels`: small, rare bodies win over big ones.
-LABEL_PRIORITY: tuple[str, ...] = ("fault", "salt", "channel", "injectite", "flat_spot", "boulder")
-FEATURES: tuple[str, ...] = ("faults", "salt", "flat_spot", "injectites", "boulders", "channel")
+LABEL_PRIORITY: tuple[str, ...] = (
+    "fault", "truncation", "salt", "channel", "injectite", "flat_spot", "boulder"
+)
+FEATURES: tuple[str, ...] = (
+    "faults", "salt", "flat_spot", "injectites", "boulders", "channel", "unconformity"
+)
 MIN_SIZE = 32
 
 # Acoustic impedance in (km/s)*(g/cc). Sediments follow a compaction trend from seabed to cube bottom.
@@ -59,6 +65,7 @@ class SyntheticSurvey:
     first_inline: int  # 1000
     first_crossline: int  # 2000
     seed: int
+    unconformity: np.ndarray | None = None  # float32 (n_inline, n_crossline): erosion surface, samples
 
     def label_names(self) -> list[str]:
         """Class names ordered by class id (index = label value)."""
@@ -107,9 +114,10 @@ def make_survey(
     shape, noise, features, sample_interval_ms, peak_hz = _check_args(
         shape, seed, noise, features, sample_interval_ms, peak_hz
     )
-    # == np.random.default_rng(seed).spawn(9) (same streams), written so numpy 1.24 works too
-    streams = [np.random.default_rng(child) for child in np.random.SeedSequence(int(seed)).spawn(9)]
-    r_strat, r_fold, r_fault, r_salt, r_flat, r_inj, r_bould, r_chan, r_noise = streams
+    # == np.random.default_rng(seed).spawn(10) (same streams), written so numpy 1.24 works too. Spawning
+    # one more child leaves the first ones unchanged: the unconformity (added last) moves nothing else.
+    streams = [np.random.default_rng(child) for child in np.random.SeedSequence(int(seed)).spawn(10)]
+    r_strat, r_fold, r_fault, r_salt, r_flat, r_inj, r_bould, r_chan, r_noise, r_unc = streams
     g = _Grid(shape)
 
     # --- structure: seabed, folds, salt shape (needed for drag), faults -> depositional time tau ---
@@ -133,7 +141,12 @@ def make_survey(
     res_thick = max(10.0, 0.09 * g.ns)
     column = _column(g, r_strat, res_top, res_thick)
     log_z = column.log_impedance(tau)
-    horizons = (np.searchsorted(column.package_tops, tau, side="right") + 1).astype(np.int16)
+    unc = _unconformity(g, r_unc, res_top) if "unconformity" in features else None
+    tops = column.package_tops if unc is None else unc.package_tops(column)
+    horizons = (np.searchsorted(tops, tau, side="right") + 1).astype(np.int16)
+    truncation, unconformity = None, None
+    if unc is not None:  # tilted older strata cut by an erosion surface above the reservoir
+        truncation, unconformity = _apply_unconformity(g, unc, tau, log_z, column, horizons)
     horizons[water] = 0
 
     # Seabed: water above, blended over the seabed sample so the water bottom is sub-sample smooth.
@@ -144,6 +157,8 @@ def make_survey(
 
     masks = {name: np.zeros(shape, bool) for name in CLASSES if name != "background"}
     below = ~water
+    if truncation is not None:
+        masks["truncation"] = truncation & below
     # --- bodies, oldest first ---
     if "channel" in features:
         masks["channel"] = _channel(g, r_chan, tau, log_z, column) & below
@@ -154,8 +169,12 @@ def make_survey(
     if "salt" in features:
         salt_frac = salt.fraction(g) * below
         masks["salt"] = salt_frac >= 0.5
+        if truncation is not None:  # the diapir pierces the unconformity: no terminations in or on it
+            masks["truncation"] &= salt_frac == 0
         _salt_impedance(g, r_salt, salt_frac, log_z)
         del salt_frac
+    if truncation is not None:
+        _keep_cut_offs(masks["truncation"], unconformity)
     if "faults" in features:
         masks["fault"] = fault_zone & below & ~masks["salt"]
     boulders = []
@@ -188,6 +207,7 @@ def make_survey(
         first_inline=1000,
         first_crossline=2000,
         seed=int(seed),
+        unconformity=unconformity,
     )
 
 
@@ -424,7 +444,7 @@ def _column(g: _Grid, rng, res_top, res_thick) -> _Column:
     measured, so switching faults or salt on and off does not reshuffle the layering.
     """
     tau0, tau1 = -0.1 * g.ns - 8.0, 1.45 * g.ns + 24.0
-    step = 0.05
+    step = _COLUMN_STEP
     n = int(np.ceil((tau1 - tau0) / step)) + 1
     t = tau0 + step * np.arange(n)
     depth01 = np.clip(t / g.ns, 0.0, 1.2)
@@ -477,6 +497,189 @@ def _column(g: _Grid, rng, res_top, res_thick) -> _Column:
     idx = np.clip(np.arange(n), half, n - half)
     box = (cum[idx + half] - cum[idx - half]) / (2 * half * step)
     return _Column(tau0=tau0, step=step, box=box, package_tops=tops, trend=trend)
+
+
+# ----------------------------------------------------------------------------------------------
+# angular unconformity
+
+_COLUMN_STEP = 0.05  # fine grid of the 1D columns along depositional time (samples)
+_TRUNC_DEPTH = 2.0  # truncation label: samples under the erosion surface ...
+_TRUNC_HALF = 0.75  # ... and within this much tau' of a marker bed's top (the reflector that is cut off)
+
+
+@dataclass
+class _Unconformity:
+    """Tilted older strata between a flat downlap base and an undulating erosion surface (in tau).
+
+    The strata are read from their own column at tau' = tau + tilt, tilt a plane in (i, j): rigidly
+    tilted, then eroded. Layers above the surface and below the base are the main column's. The
+    column is tabulated on a fine grid with the main column's step, looked up by nearest index.
+    """
+
+    tau_top: np.ndarray  # float32 2D, erosion surface in depositional time
+    tau_base: float  # base of the tilted unit, parallel to the layering below it
+    tilt: np.ndarray  # float32 2D, tau' - tau in samples (a plane: the dip of the older strata)
+    tau0: float  # tau' of the first fine-grid entry
+    step: float
+    ln_z: np.ndarray  # ln Z above the compaction trend (box-averaged over one sample)
+    package: np.ndarray  # int, package of the tilted unit (a new one at every marker-bed top)
+    marker: np.ndarray  # bool, within _TRUNC_HALF of a marker-bed top (a strong reflector)
+    q0: int  # the tilted unit's package at the shallowest tau' it shows ...
+    n_tilted: int  # ... and how many packages it shows (from the surface, base and tilt bounds)
+
+    def package_tops(self, column: _Column) -> np.ndarray:
+        """The main column's package tops renumbered for `horizons`: tops between the deepest point of
+        the erosion surface and the base only ever fall in the tilted unit (which is numbered on its own)
+        and are dropped; n_tilted + 1 tops at the base make the first package below it number
+        n_upper + n_tilted + 1, n_upper being the deepest package above the surface."""
+        tops = column.package_tops
+        upper, lower = tops[tops <= self.tau_top.max()], tops[tops > self.tau_base]
+        return np.concatenate([upper, np.full(self.n_tilted + 1, self.tau_base), lower])
+
+
+def _unconformity(g: _Grid, rng, res_top: float) -> _Unconformity:
+    """Erosion surface at ~34-38 % of the record in tau, under the channel and above the reservoir seal;
+    below it strata dipping 17-25 degrees (in samples per trace, before folding) in a random direction:
+    weak background beds plus, every 7-11 samples, a hard marker bed (ln Z +0.2-0.28) with a sharp
+    top that grades back over 3-5 samples: the strong reflectors whose cut-offs are labelled. Every
+    draw count depends on the grid only, so the layering does not change when other features are
+    switched; only the base, kept above the reservoir seal, follows the reservoir."""
+    dip = np.radians(rng.uniform(17.0, 25.0))
+    azimuth = rng.uniform(0.0, 2.0 * np.pi)
+    di, dj = g.lateral(0.5, 0.5)
+    tilt = (np.tan(dip) * (di * np.cos(azimuth) + dj * np.sin(azimuth))).astype(np.float32)
+    tau_top = rng.uniform(0.34, 0.38) * g.ns + max(0.4, 0.008 * g.ns) * _smooth_field(g, rng, 1.2 * g.nh)
+    chan_top, chan_depth = _channel_tau(g)  # the channel is younger: cut into the overlying layers
+    tau_top = (tau_top + max(0.0, chan_top + chan_depth + 1.0 - float(tau_top.min()))).astype(np.float32)
+    seal = res_top - 3.0 - max(1.0, 0.03 * g.ns)  # keep the reservoir, its cap shale and a margin
+    tau_base = max(min(float(tau_top.mean()) + 0.28 * g.ns, seal), float(tau_top.max()) + 2.5)
+    tau_base = float(np.float32(tau_base))  # compared with float32 tau: no rounding between the two
+    offset = rng.uniform(0.02, 0.05)
+
+    # the tilted column, on a fine grid covering every tau' the unit can show (bounds from the grid)
+    lo = float(tau_top.min() + tilt.min()) - 4.0
+    hi = float(tau_top.max() + tilt.max()) + 0.28 * g.ns + 4.0
+    step = _COLUMN_STEP
+    n = int(np.ceil((hi - lo) / step)) + 1
+    t = lo + step * np.arange(n)
+    n_beds = int(hi - lo) + 2  # background beds are at least 1 sample thick
+    bed_h = np.maximum(1.0, rng.gamma(3.0, 1.0 / 3.0, n_beds) * rng.uniform(2.5, 4.0))
+    bed_v = rng.normal(0.0, rng.uniform(0.02, 0.03), n_beds)
+    edges = lo + np.concatenate([[0.0], np.cumsum(bed_h)])
+    dev = bed_v[np.clip(np.searchsorted(edges, t, side="right") - 1, 0, n_beds - 1)]
+    n_mark = int((hi - lo) / 7.0) + 2
+    spacing = rng.uniform(7.0, 11.0, n_mark)
+    tops = lo + rng.uniform(0.0, 7.0) + np.concatenate([[0.0], np.cumsum(spacing[:-1])])
+    thick = rng.uniform(3.0, 5.0, n_mark)
+    amp = rng.uniform(0.2, 0.28, n_mark)
+    marker = np.zeros(n, bool)
+    for c, h, a in zip(tops, thick, amp):
+        # sharp top (one strong reflection of the wavelet's polarity), gradational base (weak)
+        i0, i1 = np.searchsorted(t, [c, c + h])
+        dev[i0:i1] += a * (1.0 - (t[i0:i1] - c) / h)
+        i0, i1 = np.searchsorted(t, [c - _TRUNC_HALF, c + _TRUNC_HALF])
+        marker[i0:i1] = True
+    cum = np.concatenate([[0.0], np.cumsum(dev * step)])
+    half = int(round(0.5 / step))
+    idx = np.clip(np.arange(n), half, n - half)
+    box = (cum[idx + half] - cum[idx - half]) / (2 * half * step)
+    package = np.searchsorted(tops, t, side="right").astype(np.int16)
+    first = np.searchsorted(t, float((tau_top + tilt).min()))  # the shallowest and deepest tau' shown
+    last = min(np.searchsorted(t, tau_base + float(tilt.max())), n - 1)
+    q0, n_tilted = int(package[first]), int(package[last] - package[first]) + 1
+    z = box + offset
+    return _Unconformity(tau_top, tau_base, tilt, lo, step, z, package, marker, q0, n_tilted)
+
+
+def _apply_unconformity(g: _Grid, unc: _Unconformity, tau, log_z, column: _Column, horizons):
+    """Replace ln Z of the tilted unit (blended over the boundary sample), number its packages in
+    `horizons` (already renumbered around it, see package_tops) and return the truncation mask and
+    the erosion surface in samples per trace. Works in blocks of inlines, each on a contiguous copy of
+    the sample range the unit occupies there (cache-sized), with fine-grid indices instead of
+    interpolation (nearest of 0.05 sample)."""
+    base = np.float32(unc.tau_base)
+    half = np.float32(0.5)
+    n_above = (tau < unc.tau_top[:, :, None]).sum(axis=2)  # tau grows downward in every trace
+    n_base = (tau < base + half).sum(axis=2)
+
+    # erosion surface in (sub-)samples: where tau crosses tau_top between two samples
+    kk = np.clip(n_above, 1, g.ns - 1)[:, :, None]
+    t_lo = np.take_along_axis(tau, kk - 1, axis=2)[..., 0]
+    t_hi = np.take_along_axis(tau, kk, axis=2)[..., 0]
+    w = np.clip((unc.tau_top - t_lo) / np.maximum(t_hi - t_lo, np.float32(1e-6)), 0.0, 1.0)
+    surface = (kk[..., 0] - 1 + w).astype(np.float32)
+
+    # tau' = tau + tilt as a fine-grid index: the index of tau plus a per-trace offset
+    offset = np.rint((unc.tilt + np.float32(column.tau0 - unc.tau0)) / column.step).astype(np.intp)
+    # packages of the tilted unit: tau' down = older, numbered after those above the surface
+    n_upper = int(np.searchsorted(column.package_tops, unc.tau_top.max(), side="right")) + 1
+    renumber = np.int16(n_upper + 1 - unc.q0)
+    truncation = np.zeros(g.shape, bool)
+    rows = max(1, 2**17 // (g.nx * max(1, int((n_base - n_above).max()) + 2)))
+    for a in range(0, g.ni, rows):
+        b = min(a + rows, g.ni)
+        k0 = max(int(n_above[a:b].min()) - 1, 0)
+        k1 = min(int(n_base[a:b].max()) + 1, g.ns)
+        sl = np.s_[a:b, :, k0:k1]
+        t = np.ascontiguousarray(tau[sl])
+        top = unc.tau_top[a:b, :, None]
+
+        # fraction of each sample [t - 0.5, t + 0.5] below the surface and above the base
+        frac = t - top
+        frac += half
+        np.clip(frac, 0.0, 1.0, out=frac)
+        above_base = np.subtract(base + half, t)
+        np.clip(above_base, 0.0, 1.0, out=above_base)
+        np.minimum(frac, above_base, out=frac)
+        inside = t >= top  # exactly the comparisons the renumbered package tops make
+        inside &= t < base
+
+        u = t - np.float32(column.tau0)
+        u *= np.float32(1.0 / column.step)
+        u += half
+        x = u.astype(np.intp)
+        np.clip(x, 0, column.trend.size - 1, out=x)
+        xp = offset[a:b, :, None] + x
+        np.clip(xp, 0, unc.ln_z.size - 1, out=xp)
+
+        # impedance: the older strata's layering on the trend at tau, blended over the boundary samples
+        older = column.trend[x]  # float64, like log_z
+        older += unc.ln_z[xp]
+        lz = np.ascontiguousarray(log_z[sl])  # strided slabs are slow: read once, compute, write once
+        older -= lz
+        older *= frac
+        lz += older
+        log_z[sl] = lz
+
+        q = unc.package[xp]
+        q += renumber
+        np.copyto(horizons[sl], q, where=inside)
+
+        # truncations: where a marker bed's sharp top runs into the surface, the first ~2 samples under
+        # it (in samples, not tau: faults stretch tau)
+        near = g.k[k0:k1] - surface[a:b, :, None] < np.float32(_TRUNC_DEPTH)
+        near &= inside
+        truncation[sl] = near & unc.marker[xp]
+    return truncation, surface
+
+
+def _keep_cut_offs(truncation, surface):
+    """Keep the pieces of the truncation mask that reach the surface (start < 1 sample under it): a
+    marker bed that faults or the salt bend into the bottom of the 2-sample zone without cutting it
+    off there leaves specks that are no termination. In place; connected pieces are found only in the
+    thin zone under the surface."""
+    ka = max(int(np.floor(surface.min())), 0)
+    kb = min(int(np.ceil(surface.max())) + int(np.ceil(_TRUNC_DEPTH)) + 1, truncation.shape[2])
+    zone = truncation[:, :, ka:kb]
+    lab, count = ndimage.label(zone, np.ones((3, 3, 3), bool))
+    if count == 0:
+        return
+    ii, jj, kk = np.nonzero(lab)
+    piece = lab[ii, jj, kk]
+    start = np.full(count + 1, np.inf)
+    np.minimum.at(start, piece, kk + ka - surface[ii, jj])
+    drop = start[piece] >= 1.0
+    zone[ii[drop], jj[drop], kk[drop]] = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -554,10 +757,14 @@ def _salt_impedance(g: _Grid, rng, frac, log_z):
     log_z[box] = (1.0 - f) * log_z[box] + f * (np.float32(np.log(_Z_SALT)) + chaos)
 
 
+def _channel_tau(g: _Grid) -> tuple[float, float]:
+    """Depositional time of the horizon the channel cuts into, and its incision depth (samples)."""
+    return max(0.2 * g.ns, 0.12 * g.ns + 7.0), max(4.0, 0.06 * g.ns)
+
+
 def _channel(g: _Grid, rng, tau, log_z, column) -> np.ndarray:
     """Sinuous channel cut into a shallow horizon, U-shaped, filled with soft homogeneous sand."""
-    tau_top = max(0.2 * g.ns, 0.12 * g.ns + 7.0)
-    depth = max(4.0, 0.06 * g.ns)
+    tau_top, depth = _channel_tau(g)
     half_w = max(2.5, 0.045 * g.nh)
     c0 = 0.5 + rng.uniform(-0.06, 0.06)
     a1, a2 = rng.uniform(0.07, 0.1), rng.uniform(0.02, 0.04)

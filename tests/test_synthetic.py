@@ -1,13 +1,19 @@
 """Synthetic geology: determinism, contract, and that labels agree with what the amplitudes show."""
 
+import hashlib
+import platform
+
 import numpy as np
 import pytest
+import scipy
 from scipy import ndimage
 
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.synthetic import CLASSES, FEATURES, LABEL_PRIORITY, MIN_SIZE, make_survey, ricker
 
 SHAPE = (64, 64, 64)
+# the features that existed before the unconformity: with these the survey is what it always was
+OLD_FEATURES = ("faults", "salt", "flat_spot", "injectites", "boulders", "channel")
 
 
 @pytest.fixture(scope="module", params=[0, 1, 2])
@@ -46,9 +52,13 @@ def test_shapes_dtypes_and_geometry():
     assert s.amplitude.dtype == np.float32 and s.labels.dtype == np.uint8 and s.horizons.dtype == np.int16
     assert np.isfinite(s.amplitude).all()
     assert s.classes == {
-        "background": 0, "salt": 1, "flat_spot": 2, "injectite": 3, "fault": 4, "boulder": 5, "channel": 6
+        "background": 0, "salt": 1, "flat_spot": 2, "injectite": 3, "fault": 4, "boulder": 5, "channel": 6,
+        "truncation": 7,
     }
-    assert s.label_names() == ["background", "salt", "flat_spot", "injectite", "fault", "boulder", "channel"]
+    assert s.label_names() == [
+        "background", "salt", "flat_spot", "injectite", "fault", "boulder", "channel", "truncation"
+    ]
+    assert s.unconformity.shape == (40, 56) and s.unconformity.dtype == np.float32
     assert set(s.masks) == set(CLASSES) - {"background"}
     assert all(m.dtype == bool and m.shape == s.amplitude.shape for m in s.masks.values())
     assert (s.sample_interval_ms, s.first_inline, s.first_crossline, s.seed) == (2.0, 1000, 2000, 3)
@@ -61,6 +71,7 @@ def test_deterministic_and_seed_dependent():
     assert np.array_equal(a.amplitude, b.amplitude)
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.horizons, b.horizons)
     assert all(np.array_equal(a.masks[k], b.masks[k]) for k in a.masks)
+    assert np.array_equal(a.unconformity, b.unconformity)
     c = make_survey((48, 48, 48), seed=12)
     assert not np.array_equal(a.amplitude, c.amplitude)
     assert not np.array_equal(a.labels, c.labels)
@@ -84,6 +95,7 @@ def test_every_class_present_with_plausible_size(survey):
     assert 0.01 < frac["fault"] < 0.08
     assert 30 <= survey.masks["boulder"].sum() and frac["boulder"] < 0.002
     assert 0.001 < frac["channel"] < 0.03
+    assert 0.001 < frac["truncation"] < 0.015
 
 
 @pytest.mark.parametrize("seed", [0, 5])
@@ -96,6 +108,7 @@ def test_features_switch_independently():
     full = make_survey((48, 48, 48), seed=4)
     none = make_survey((48, 48, 48), seed=4, features=())
     assert not none.labels.any() and not any(m.any() for m in none.masks.values())
+    assert none.unconformity is None
     only = make_survey((48, 48, 48), seed=4, features=("boulders", "injectites"))
     assert set(np.unique(only.labels)) == {0, CLASSES["boulder"], CLASSES["injectite"]}
     # each feature has its own random stream: switching others off does not move it
@@ -208,6 +221,169 @@ def test_channel_is_sinuous_and_crosses_the_survey(survey):
     assert np.ptp(centre) > 5, "a sinuous channel wanders across crosslines"
     kk = np.nonzero(ch)[2]
     assert kk.max() < 0.6 * SHAPE[2], "shallow channel"
+
+
+# --- angular unconformity and truncations ----------------------------------------------------------
+
+
+def _k_under_surface(s):
+    """Samples under the erosion surface, per voxel (negative above it)."""
+    return np.arange(s.amplitude.shape[2])[None, None, :] - s.unconformity[:, :, None]
+
+
+def _local_dip(amp, lo, hi):
+    """Dip (dk/di, dk/dj) of the events between samples lo and hi (2D, per trace) from the gradient
+    structure tensor summed over the window and 7x7 traces: for f(k - p.x), g_i = -p_i g_k."""
+    gi, gj, gk = np.gradient(amp.astype(np.float64))
+    k = np.arange(amp.shape[2])
+    win = (k >= lo[:, :, None]) & (k < hi[:, :, None])
+
+    def total(a):
+        return ndimage.uniform_filter((a * win).sum(axis=2), 7)
+
+    gkk = total(gk * gk)
+    return np.stack([-total(gi * gk) / gkk, -total(gj * gk) / gkk])
+
+
+@pytest.mark.parametrize("n, seed", [(64, 0), (64, 1), (64, 2), (64, 3), (96, 0), (96, 1), (96, 2)])
+def test_truncation_class_exists_along_the_unconformity(n, seed):
+    s = make_survey((n, n, n), seed=seed)
+    trunc = s.labels == CLASSES["truncation"]
+    assert trunc.sum() > 0.002 * n**3 / 2, "truncations are labelled"
+    # several separate cut-offs (one per marker bed crossing the surface), each a thin line-like body
+    lab, count = ndimage.label(trunc, np.ones((3, 3, 3), bool))
+    assert count >= 3
+    ii, jj, kk = np.nonzero(trunc)
+    assert np.ptp(kk) < 0.4 * n, "all on one surface, not spread through the section"
+    assert trunc.sum(axis=2).max() <= 2, "at most ~2 samples per trace"
+
+
+def test_truncations_lie_just_under_the_unconformity(survey):
+    tr = survey.masks["truncation"]
+    under = _k_under_surface(survey)[tr]
+    assert under.min() >= 0 and under.max() < 2.0, "within 2 samples under the erosion surface"
+    # every cut-off touches the surface (the reflector runs into it) ...
+    lab, count = ndimage.label(tr, np.ones((3, 3, 3), bool))
+    starts = ndimage.minimum(_k_under_surface(survey), lab, np.arange(1, count + 1))
+    assert (np.asarray(starts) < 1.0).all()
+    # ... sits in the sediments below the seabed, between the channel above and the reservoir below,
+    # and not in the salt that pierces the surface
+    assert not (tr & survey.masks["salt"]).any()
+    ch = survey.masks["channel"]
+    assert (_k_under_surface(survey)[ch] < 0).all(), "the channel is cut into the younger layers"
+    fs = survey.masks["flat_spot"]
+    assert (_k_under_surface(survey)[fs] > 5).all(), "the reservoir lies well below the unconformity"
+    assert (survey.unconformity > _seabed(survey) + 5).all()
+
+
+def test_truncations_sit_on_the_bright_reflectors_that_are_cut_off(survey):
+    """The label is where the amplitude shows the terminations: on the peaks of the hard marker beds
+    (harder below: positive), brighter than the rest of the 2-sample zone under the surface. Measured
+    away from the bodies (salt, injectites, faults, ...) whose own reflections cross that zone."""
+    under = _k_under_surface(survey)
+    bodies = (survey.labels != 0) & (survey.labels != CLASSES["truncation"])
+    away = ~ndimage.binary_dilation(bodies.any(axis=2), iterations=3)[:, :, None]
+    tr = (survey.labels == CLASSES["truncation"]) & away
+    zone = (under >= 0) & (under < 2) & (survey.labels == 0) & away
+    assert tr.sum() > 100
+    assert (survey.amplitude[tr] > 0).mean() > 0.9, "on peaks"
+    ratio = np.abs(survey.amplitude[tr]).mean() / np.abs(survey.amplitude[zone]).mean()
+    assert ratio > 1.3, f"truncation labels only {ratio:.2f}x brighter than the rest of the surface"
+
+
+@pytest.mark.parametrize("n, seed", [(64, 0), (64, 2), (96, 1)])
+def test_layers_dip_below_the_unconformity_and_not_above(n, seed):
+    """Structure-tensor dip of the events 3-10 samples under the surface and 5-12 over it
+    (beyond the side lobes of the bright reflections just under it), compared with the same
+    survey without the unconformity (same folding, faulting and drag): below, the layering turns by
+    the tilt in one direction everywhere; above, the layering is what it was (parallel to the surface)."""
+    on = make_survey((n, n, n), seed=seed, noise=0.1)
+    off = make_survey((n, n, n), seed=seed, noise=0.1, features=OLD_FEATURES)
+    ks = np.rint(on.unconformity).astype(int)
+    bodies = np.zeros(on.amplitude.shape, bool)
+    for name in ("fault", "salt", "injectite", "boulder", "channel"):
+        bodies |= on.masks[name]
+    quiet = ~ndimage.binary_dilation(bodies.any(axis=2), iterations=4)
+    quiet[:4] = quiet[-4:] = False
+    quiet[:, :4] = quiet[:, -4:] = False
+    assert quiet.sum() > 200
+    turn = {}
+    for where, lo, hi in (("above", ks - 12, ks - 5), ("below", ks + 3, ks + 10)):
+        d = (_local_dip(on.amplitude, lo, hi) - _local_dip(off.amplitude, lo, hi))[:, quiet]
+        turn[where] = np.median(np.linalg.norm(d, axis=0)), np.linalg.norm(d.mean(axis=1))
+    # tan(17..25 deg) = 0.31..0.47 samples per trace before folding stretches the section
+    assert turn["below"][0] > 0.2 and turn["below"][1] > 0.2, turn
+    assert turn["above"][0] < 0.08, turn
+    # and in the amplitude itself: the events under the surface cross those over it at an angle
+    up = _local_dip(on.amplitude, ks - 12, ks - 5)[:, quiet]
+    down = _local_dip(on.amplitude, ks + 3, ks + 10)[:, quiet]
+    assert np.median(np.linalg.norm(down - up, axis=0)) > 0.15
+
+
+def test_horizons_follow_depositional_order(survey):
+    h = survey.horizons.astype(int)
+    assert (np.diff(h, axis=2) >= 0).all(), "package ids never decrease downwards: younger on top"
+    ks = np.ceil(survey.unconformity).astype(int)[:, :, None]
+    over = np.take_along_axis(h, ks - 1, axis=2)
+    under = np.take_along_axis(h, ks, axis=2)
+    assert over.max() < under.min(), "every package under the erosion surface is older than those over it"
+    # the surface cuts across several older, tilted packages: their ids change along it
+    under = under[..., 0]
+    assert len(np.unique(under)) >= 3
+    changes = (under[1:] != under[:-1]).sum() + (under[:, 1:] != under[:, :-1]).sum()
+    assert changes / (under[1:].size + under[:, 1:].size) > 0.02
+    # above the surface the packages are the ones the survey had without the unconformity
+    off = make_survey(SHAPE, seed=survey.seed, noise=0.1, features=OLD_FEATURES)
+    above = _k_under_surface(survey) < 0
+    assert np.array_equal(survey.horizons[above], off.horizons[above])
+
+
+def test_unconformity_moves_no_other_feature():
+    on = make_survey(SHAPE, seed=3, noise=0.0)
+    off = make_survey(SHAPE, seed=3, noise=0.0, features=OLD_FEATURES)
+    for name in on.masks:
+        if name != "truncation":
+            assert np.array_equal(on.masks[name], off.masks[name]), name
+    assert not off.masks["truncation"].any() and off.unconformity is None
+    # the section above the unconformity is untouched (beyond the wavelet's reach of the surface)
+    shallow = int(np.floor(on.unconformity.min())) - ricker(27.0, 4.0).size // 2 - 2
+    assert shallow > 5
+    assert np.array_equal(on.amplitude[:, :, :shallow], off.amplitude[:, :, :shallow])
+    # and the truncations have their own random stream: other features do not move them
+    alone = make_survey(SHAPE, seed=3, features=("unconformity",))
+    with_bodies = make_survey(SHAPE, seed=3, features=("unconformity", "channel", "injectites", "boulders"))
+    assert np.array_equal(alone.masks["truncation"], with_bodies.masks["truncation"])
+    assert alone.masks["truncation"].any()
+
+
+# sha256 (first 16 hex digits) of make_survey(SHAPE, seed, features=OLD_FEATURES) computed with the
+# generator as it was before the unconformity existed: integer outputs (labels, horizons, masks in
+# name order) and the float32 amplitude, plus float64 sums of the amplitude (sum, sum |a|, sum a^2).
+_BEFORE = {
+    0: ("48d9cd6621a897c9", "79635aa6c0a278a7", (359.0063078685271, 12752.616832249572, 1570.7839135853383)),
+    1: ("29a909e7d18bc68e", "8557b5ef623a79fb", (315.84332455216827, 13776.70616128135, 1861.1374070785496)),
+}
+_BEFORE_ENV = ("2.4.6", "1.17.1", "x86_64")  # numpy, scipy, machine the hashes were made with
+
+
+@pytest.mark.parametrize("seed", sorted(_BEFORE))
+def test_unconformity_off_gives_the_old_survey_bit_for_bit(seed):
+    s = make_survey(SHAPE, seed=seed, features=OLD_FEATURES)
+    ints, amp, sums = _BEFORE[seed]
+    a = s.amplitude.astype(np.float64)
+    assert np.allclose((a.sum(), np.abs(a).sum(), (a * a).sum()), sums, rtol=1e-6, atol=0)
+    if (np.__version__, scipy.__version__, platform.machine()) != _BEFORE_ENV:
+        pytest.skip("bit-level hashes are pinned for numpy/scipy " + "/".join(_BEFORE_ENV) + "; sums match")
+
+    def digest(arrays):
+        h = hashlib.sha256()
+        for x in arrays:
+            h.update(np.ascontiguousarray(x).tobytes())
+        return h.hexdigest()[:16]
+
+    old_classes = sorted(name for name in CLASSES if name not in ("background", "truncation"))
+    assert digest([s.labels, s.horizons] + [s.masks[name] for name in old_classes]) == ints
+    assert digest([s.amplitude]) == amp
 
 
 # --- wavelet and noise ----------------------------------------------------------------------------
