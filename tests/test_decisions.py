@@ -215,3 +215,39 @@ def test_linear_segment_progress_cancel_and_bad_input():
             LinearSegmenter(fm, pts, cls, smooth=bad)
     with pytest.raises(SeisfmError, match="unknown segmentation method"):
         make_segmenter(fm, pts, cls, "svm")
+
+
+def test_context_features_at_points_equal_the_whole_grid_smoothing():
+    from scipy import ndimage
+
+    from napari_seisfm.search.context import Context
+
+    fm, truth, pts, cls = _layered()
+    st = Standardiser.of(fm)
+    z = st(fm.decode(fm.vectors))
+    z[~fm.valid] = 0
+    z = z.reshape(*GRID, -1)
+    ctx = Context(fm, st, (1.5, (0.0, 1.0, 2.5)))
+    probe = np.array([[0, 0, 0], [11, 9, 15], [5, 4, 7], [2, 3, 5], [6, 0, 15]])
+    raw = ctx.raw_at(probe)
+    for s, sigma3 in enumerate(ctx.scales):
+        full = np.stack([ndimage.gaussian_filter(z[..., d], sigma3, mode="nearest", truncate=2.0) for d in range(z.shape[-1])], -1)
+        np.testing.assert_allclose(raw[:, s], full[tuple(probe.T)], atol=1e-5)
+
+
+@pytest.mark.parametrize("context", [(1.5,), (1.0, (0.0, 2.0, 2.0))])
+def test_linear_with_context_slice_equals_whole_grid_and_helps(context):
+    fm, truth, pts, cls = _layered(seed=8)
+    seg = LinearSegmenter(fm, pts, cls, smooth=1.0, context=context)
+    whole = seg.segment()
+    for axis, index in ((0, 0), (0, 6), (1, 9), (2, 7)):
+        s = seg.segment_slice(axis, index)
+        take = [slice(None)] * 3
+        take[axis] = index
+        np.testing.assert_array_equal(s.classes, whole.classes[tuple(take)])
+        np.testing.assert_allclose(s.probabilities, whole.probabilities[tuple(take)], atol=1e-5)
+    valid = fm.valid.reshape(GRID)
+    acc = lambda r: np.mean((r.classes - 1)[valid] == truth[valid])  # noqa: E731
+    assert acc(whole) >= acc(LinearSegmenter(fm, pts, cls, smooth=1.0).segment()) - 0.01
+    with pytest.raises(SeisfmError, match="context scale"):
+        LinearSegmenter(fm, pts, cls, context=(-1,))

@@ -22,8 +22,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SeisfmCancelled, SeisfmError
+from .context import Context, radius, smooth_grid
 from .knn import Segmentation, valid_support
-from .linear import fit_linear_model, softmax_
+from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
 
 TRUNCATE = 2.0  # Gaussian cut at 2 sigma: halo = int(2 * sigma + 0.5) grid points
@@ -31,6 +32,7 @@ TRUNCATE = 2.0  # Gaussian cut at 2 sigma: halo = int(2 * sigma + 0.5) grid poin
 # mean mIoU over the synthetic tasks 0.45-0.57, best at 1 grid point and 1e-3.
 SMOOTH = 1.0
 L2 = 1e-3
+CONTEXT = ()  # context scales (grid points) for the read-out; see search/context.py and docs/quality.md
 BLOCK = 1 << 16  # rows per GEMM block
 
 
@@ -39,9 +41,10 @@ class LinearSegmenter:
 
     method = "linear"
 
-    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2):
+    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT):
         """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
-        neighbours are unrelated, e.g. a stack of image patches)."""
+        neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
+        per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
         self.features = features
         try:
             sigma = np.broadcast_to(np.asarray(smooth, float), (3,))
@@ -51,7 +54,29 @@ class LinearSegmenter:
             raise SeisfmError(f"smoothing must be 0 or more grid points (one number or three), got {smooth!r}")
         self.smooth = tuple(float(v) for v in sigma)
         self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
-        self.model = fit_linear_model(features, self.support_flat, self.support_class, len(self.class_ids), l2=l2)
+        st = Standardiser.of(features)
+        try:
+            self.context = Context(features, st, context) if context else None
+        except ValueError as exc:
+            raise SeisfmError(str(exc)) from None
+        z = st(features.decode(features.vectors[self.support_flat]))
+        if self.context is not None:
+            z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
+        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=l2)
+        # channels = z @ weights: the plain logits, then one logit contribution per context scale (smoothed later)
+        d, C = features.dim, len(self.class_ids)
+        blocks, bias = [W[:d]], b.copy()
+        for i in range(len(self.scales)):
+            Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
+            blocks.append(Wi)
+            bias -= self.context.mean[i] @ Wi
+        self._standardise = st
+        self._weights = np.hstack(blocks).astype(np.float32)  # (d, C * (1 + S))
+        self._bias = bias.astype(np.float32)
+
+    @property
+    def scales(self) -> tuple:
+        return self.context.scales if self.context is not None else ()
 
     @property
     def n_support(self) -> int:
@@ -59,19 +84,34 @@ class LinearSegmenter:
 
     @property
     def halo(self) -> tuple[int, int, int]:
-        return tuple(int(TRUNCATE * s + 0.5) for s in self.smooth)
+        """Grid points around a region that its result depends on: the context's reach plus the smoothing's."""
+        reach = [int(TRUNCATE * s + 0.5) for s in self.smooth]
+        ctx = [max((radius(s3)[ax] for s3 in self.scales), default=0) for ax in range(3)]
+        return tuple(r + c for r, c in zip(reach, ctx))
 
     # ------------------------------------------------------------------ pieces
-    def _probabilities(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Softmax probabilities of stored rows, 0 at invalid ones: float32 (n, C)."""
-        p = np.zeros((len(rows), len(self.class_ids)), np.float32)
+    def _channels(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(n, 1 + S, C) logit channels of stored rows (invalid rows count as the mean vector, z = 0)."""
+        out = np.empty((len(rows), len(self._weights[0])), np.float32)
         for a in range(0, len(rows), BLOCK):
             b = min(a + BLOCK, len(rows))
-            p[a:b] = softmax_(self.model.logits(self.features, rows[a:b]))
-        p[~valid] = 0
-        return p
+            z = self._standardise(self.features.decode(rows[a:b]))
+            z[~valid[a:b]] = 0.0
+            out[a:b] = z @ self._weights
+        return out.reshape(len(rows), 1 + len(self.scales), len(self.class_ids))
 
-    def _smoothed(self, probs: np.ndarray, valid: np.ndarray, progress=None) -> np.ndarray:
+    def _probabilities(self, channels: np.ndarray, valid: np.ndarray, step=None) -> np.ndarray:
+        """Grid-shaped channels (..., 1 + S, C) -> softmax probabilities (..., C), 0 at invalid points."""
+        logits = channels[..., 0, :] + self._bias
+        for i, sigma3 in enumerate(self.scales):
+            logits += smooth_grid(channels[..., 1 + i, :], sigma3)
+            if step is not None:
+                step()
+        probs = softmax_(logits)
+        probs[~valid] = 0
+        return probs
+
+    def _smoothed(self, probs: np.ndarray, valid: np.ndarray, step=None) -> np.ndarray:
         """Normalised Gaussian smoothing of grid-shaped ``probs`` (..., C) over valid points, in place."""
         if not any(self.smooth):
             return probs
@@ -79,8 +119,8 @@ class LinearSegmenter:
         weight = g(valid.astype(np.float32))
         for c in range(probs.shape[-1]):
             probs[..., c] = g(np.ascontiguousarray(probs[..., c]))
-            if progress is not None:
-                progress(c + 1, probs.shape[-1])
+            if step is not None:
+                step()
         with np.errstate(invalid="ignore", divide="ignore"):
             probs /= weight[..., None]
         probs[~valid] = 0
@@ -94,7 +134,7 @@ class LinearSegmenter:
 
     # ------------------------------------------------------------------ regions
     def segment_region(self, region) -> Segmentation:
-        """A box of the grid (three slices); computed on the box plus the smoothing halo, then cropped."""
+        """A box of the grid (three slices); computed on the box plus the halo, then cropped."""
         fm = self.features
         shape = fm.shape
         region = tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
@@ -103,9 +143,9 @@ class LinearSegmenter:
         ii = np.ix_(*(np.arange(s.start, s.stop) for s in outer))
         flat = np.ravel_multi_index(tuple(np.broadcast_to(a, sub) for a in ii), shape).reshape(-1)
         valid = fm.valid[flat]
-        probs = self._probabilities(fm.vectors[flat], valid).reshape(*sub, -1)
+        channels = self._channels(fm.vectors[flat], valid).reshape(*sub, 1 + len(self.scales), -1)
         valid = valid.reshape(sub)
-        probs = self._smoothed(probs, valid)
+        probs = self._smoothed(self._probabilities(channels, valid), valid)
         crop = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         return self._result(np.ascontiguousarray(probs[crop]), valid[crop], region)
 
@@ -122,30 +162,34 @@ class LinearSegmenter:
 
     def segment(self, *, batch: int = 1 << 18, progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Segmentation:
-        """The whole grid: probabilities in batches, then the smoothing class by class.
+        """The whole grid: logit channels in batches, then the context and probability smoothing.
 
-        ``progress(done, total)`` counts grid points, the smoothing reported as a second pass over the
-        grid; ``cancel()`` True stops with SeisfmCancelled.
+        ``progress(done, total)`` counts grid points, the smoothing steps reported as a second pass over
+        the grid; ``cancel()`` True stops with SeisfmCancelled.
         """
         fm = self.features
         n, C = fm.grid.size, len(self.class_ids)
-        total = 2 * n if any(self.smooth) else n
-        probs = np.empty((n, C), np.float32)
+        steps = len(self.scales) + (C if any(self.smooth) else 0)
+        total = 2 * n if steps else n
+        channels = np.empty((n, 1 + len(self.scales), C), np.float32)
         for a in range(0, n, batch):
             if cancel is not None and cancel():
                 raise SeisfmCancelled(f"segmentation stopped after {a} of {n} grid points")
             b = min(a + batch, n)
-            probs[a:b] = self._probabilities(fm.vectors[a:b], fm.valid[a:b])
+            channels[a:b] = self._channels(fm.vectors[a:b], fm.valid[a:b])
             if progress is not None:
                 progress(b, total)
-        probs = probs.reshape(*fm.shape, C)
         valid = fm.valid.reshape(fm.shape)
+        done = [0]
 
-        def smoothing_step(done, classes):
+        def step():
             if cancel is not None and cancel():
                 raise SeisfmCancelled("segmentation stopped while smoothing")
+            done[0] += 1
             if progress is not None:
-                progress(n + n * done // classes, total)
+                progress(n + n * done[0] // steps, total)
 
-        probs = self._smoothed(probs, valid, smoothing_step)
+        probs = self._probabilities(channels.reshape(*fm.shape, *channels.shape[1:]), valid, step)
+        del channels
+        probs = self._smoothed(probs, valid, step)
         return self._result(probs, valid, tuple(slice(0, s) for s in fm.shape))

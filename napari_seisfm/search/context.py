@@ -1,0 +1,107 @@
+"""Context for linear read-outs: the standardised vectors smoothed over the neighbourhood of a grid point.
+
+A grid point's vector describes its own few samples; whether it sits in a salt body, in a package of
+dipping layers or at a flat spot's edge is told by its neighbourhood. A linear model on
+``[z, G_1(z), G_2(z), ...]`` (``G_s``: a Gaussian of ``s`` grid points, ``z``: the standardised vector)
+sees both. Because the model is linear, ``G_s(z) . v = G_s(z . v)``: applied to a whole cube it smooths
+one *logit channel per class* instead of every feature dimension (8 channels instead of 64), and the
+smoothed features themselves are only ever computed at the labelled points (:meth:`Context.at_points`),
+exactly as ``scipy.ndimage.gaussian_filter`` (``mode="nearest"``) would give them on the whole grid.
+
+Invalid grid points count as ``z = 0`` (the mean vector) in the smoothing, in training and in use alike.
+Measured on `seisfm bench` (docs/quality.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .matrix import FeatureMatrix
+
+TRUNCATE = 2.0  # as the probability smoothing: radius int(2 sigma + 0.5)
+STATS_POINTS = 1000  # random grid points that estimate each scale's mean and spread
+
+
+def sigma_triples(context) -> tuple[tuple[float, float, float], ...]:
+    """Scales as per-axis sigmas: ``(2, 4)`` -> ((2, 2, 2), (4, 4, 4)); a triple stays a triple."""
+    out = []
+    for s in context or ():
+        t = tuple(float(v) for v in np.broadcast_to(np.asarray(s, float), (3,)))
+        if not np.isfinite(t).all() or min(t) < 0 or max(t) == 0:
+            raise ValueError(f"context scale {s!r}: need sigmas >= 0 in grid points, not all zero")
+        out.append(t)
+    return tuple(out)
+
+
+def _kernel(sigma: float) -> np.ndarray:
+    """The 1-D weights scipy.ndimage.gaussian_filter1d uses (same radius, normalised)."""
+    radius = int(TRUNCATE * sigma + 0.5)
+    if sigma == 0 or radius == 0:
+        return np.ones(1)
+    x = np.arange(-radius, radius + 1)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    return w / w.sum()
+
+
+def radius(sigma3) -> tuple[int, int, int]:
+    return tuple(len(_kernel(s)) // 2 for s in sigma3)
+
+
+def smooth_grid(channels: np.ndarray, sigma3) -> np.ndarray:
+    """Gaussian smoothing of grid-shaped ``channels`` (..., C) over the three grid axes, channel by channel."""
+    out = np.empty_like(channels)
+    for c in range(channels.shape[-1]):
+        out[..., c] = ndimage.gaussian_filter(np.ascontiguousarray(channels[..., c]), sigma3, mode="nearest",
+                                              truncate=TRUNCATE)
+    return out
+
+
+class Context:
+    """Standardised vectors smoothed at a few scales, evaluated at chosen grid points."""
+
+    def __init__(self, features: FeatureMatrix, standardise, scales):
+        self.features = features
+        self.standardise = standardise
+        self.scales = sigma_triples(scales)
+        self.kernels = [[_kernel(s) for s in sigma3] for sigma3 in self.scales]
+        self.mean, self.std = self._stats()
+
+    def _z(self, flat: np.ndarray) -> np.ndarray:
+        fm = self.features
+        z = self.standardise(fm.decode(fm.vectors[flat]))
+        z[~fm.valid[flat]] = 0.0
+        return z
+
+    def raw_at(self, points: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """Smoothed standardised vectors at grid ``points`` (n, 3): (n, S, dim), not re-standardised."""
+        fm = self.features
+        shape = np.asarray(fm.shape)
+        points = np.asarray(points, int).reshape(-1, 3)
+        out = np.zeros((len(points), len(self.scales), fm.dim), np.float32)
+        for s, kern in enumerate(self.kernels):
+            r = np.array([len(k) // 2 for k in kern])
+            offsets = [np.arange(-ri, ri + 1) for ri in r]
+            for a in range(0, len(points), chunk):
+                p = points[a:a + chunk]
+                # neighbour indices per axis, clamped as mode="nearest" does
+                idx = [np.clip(p[:, ax, None] + offsets[ax][None, :], 0, shape[ax] - 1) for ax in range(3)]
+                flat = (idx[0][:, :, None, None] * shape[1] + idx[1][:, None, :, None]) * shape[2] + idx[2][:, None, None, :]
+                z = self._z(flat.reshape(-1)).reshape(*flat.shape, -1)
+                z = np.tensordot(z, kern[2], axes=([3], [0]))
+                z = np.tensordot(z, kern[1], axes=([2], [0]))
+                out[a:a + chunk, s] = np.tensordot(z, kern[0], axes=([1], [0]))
+        return out
+
+    def _stats(self):
+        fm = self.features
+        valid = np.flatnonzero(fm.valid)
+        take = np.sort(np.random.default_rng(0).choice(valid, min(STATS_POINTS, len(valid)), replace=False))
+        raw = self.raw_at(np.stack(np.unravel_index(take, fm.shape), 1))
+        std = raw.std(axis=0)
+        return raw.mean(axis=0), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+    def at(self, points) -> np.ndarray:
+        """Re-standardised context features at grid points: (n, S * dim), the columns a model is fitted on."""
+        raw = self.raw_at(points)
+        return ((raw - self.mean) / self.std).reshape(len(raw), -1)
