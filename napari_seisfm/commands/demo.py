@@ -203,8 +203,9 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
     if labels is not None:
         viewer.add_labels(labels, name="ground truth", opacity=0.4, visible=False, **world_transform(cube.geometry))
     finite = score[np.isfinite(score)]
+    low = float(np.nanmin(score[mask])) if mask.any() else float(np.percentile(finite, 99))  # tint what the mask holds
     viewer.add_image(score, name=SIMILARITY, colormap=_similarity_colormap(), blending="translucent",
-                     contrast_limits=(float(np.percentile(finite, 50)), float(finite.max())), **t)
+                     contrast_limits=(low, max(float(finite.max()), low + 1e-3)), **t)
     viewer.add_labels(mask.astype(np.uint8), name=THRESHOLDED, opacity=0.35, visible=False, **t)
     viewer.add_labels(classes, name=KNN, opacity=0.45, visible=False, **t)
     size = max(t["scale"])  # one grid cell along its longest side, in survey units
@@ -217,6 +218,8 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
 def napari_pngs(out, survey, cube, fm, score, mask, classes, pos, neg, inline):
     import napari
 
+    from ..widgets.click_to_map import KNN, SIMILARITY
+
     viewer = napari.Viewer(show=True)  # a hidden window renders nothing here (no GL context until shown)
     try:
         build_viewer(viewer, cube, fm, score, mask, classes, pos, neg)
@@ -227,8 +230,8 @@ def napari_pngs(out, survey, cube, fm, score, mask, classes, pos, neg, inline):
         sim = out / "demo_similarity.png"
         viewer.screenshot(str(sim), canvas_only=True)
         paths.append(sim)
-        viewer.layers["similarity"].visible = False
-        viewer.layers["kNN segmentation"].visible = True
+        viewer.layers[SIMILARITY].visible = False
+        viewer.layers[KNN].visible = True
         knn = out / "demo_knn.png"
         viewer.screenshot(str(knn), canvas_only=True)
         paths.append(knn)

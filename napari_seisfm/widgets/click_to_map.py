@@ -144,7 +144,7 @@ class ClickToMapWidget(QWidget):
         sl.addWidget(self.match_list)
         sl.addWidget(self.next_button)
 
-        # --- kNN
+        # --- segmentation
         self.training = QComboBox()
         self.new_labels_button = QPushButton("New training labels")
         self.k = QSpinBox()
@@ -536,7 +536,7 @@ class ClickToMapWidget(QWidget):
         if self.matches:
             self.jump_to_match((self._match_pos + 1) % len(self.matches))
 
-    # ------------------------------------------------------------------ kNN
+    # ------------------------------------------------------------------ segmentation
     def new_training_labels(self):
         """An empty Labels layer on the feature grid to paint classes 1, 2, ... into."""
         if self.features is None:
@@ -617,13 +617,13 @@ class ClickToMapWidget(QWidget):
         full = np.zeros(self.features.shape, np.int32)
         full[result.region] = result.classes.reshape(full[result.region].shape)
         self._show_classes(full)
-        self._say("kNN: visible slice done, whole cube running ...")
+        self._say(f"{self.method.currentText()}: visible slice done, whole cube running ...")
 
     def _on_knn_done(self, result):
         self.knn_result = result
         self._show_classes(result.classes)
         counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
-        self._say(f"kNN: classes {list(result.class_ids)}, grid points per class {counts}")
+        self._say(f"{self.method.currentText()}: classes {list(result.class_ids)}, grid points per class {counts}")
 
     def _on_knn_progress(self, done, total):
         self.progress.setRange(0, max(total, 1))
@@ -637,7 +637,7 @@ class ClickToMapWidget(QWidget):
 
     # ------------------------------------------------------------------ export
     def export(self, kind: str, path):
-        """Write the similarity map or the kNN classes on the cube grid (SEG-Y with the source headers, .sgz, .npy, .zarr)."""
+        """Write the similarity map or the segmentation classes on the cube grid (SEG-Y with the source headers, .sgz, .npy, .zarr)."""
         from napari.qt.threading import create_worker
 
         from ..export import export_volume
@@ -652,7 +652,7 @@ class ClickToMapWidget(QWidget):
             else:
                 layer = self._layer(KNN)
                 if layer is None:
-                    raise SeisfmError("nothing to export: run kNN first")
+                    raise SeisfmError("nothing to export: run the segmentation first")
                 data, labels = np.asarray(layer.data), True
             cube = _cube_source(self.seismic)
         except SeisfmError as exc:
