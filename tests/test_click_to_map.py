@@ -335,3 +335,21 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     assert widget2.connected.isChecked()
     _wait_map(qtbot, widget2, 1)  # the restored clicks' map lands before the viewer closes
     np.testing.assert_array_equal(widget2.score_map, ref.score_map())
+
+
+def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot, two_cluster):
+    from napari_seisfm.search import adjusted_rand_index, kmeans_facies
+    from napari_seisfm.widgets.click_to_map import FACIES
+
+    cube, store = two_cluster
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    widget.n_facies.setValue(2)
+    widget.run_facies()
+    qtbot.waitUntil(lambda: widget.facies_result is not None and widget._knn_worker is None, timeout=WAIT)
+    layer = viewer.layers[FACIES]
+    np.testing.assert_array_equal(layer.data, kmeans_facies(widget.features, 2).classes)
+    upper = (np.arange(16) < 8)[None, None, :] * np.ones((16, 16, 1), bool)
+    assert adjusted_rand_index(layer.data.ravel(), upper.ravel()) == 1.0  # the two clusters, found without labels
+    np.testing.assert_allclose(layer.scale, 2 * np.asarray(cube.geometry.spacing))
+    assert widget.facies_button.isEnabled() and widget.knn_button.isEnabled()
+    assert FACIES not in [widget.training.itemText(i) for i in range(widget.training.count())]

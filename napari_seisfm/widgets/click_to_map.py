@@ -51,6 +51,7 @@ from .extract import _cube_source, _is_cube_layer, _with_browse
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
 SIMILARITY, THRESHOLDED, KNN, TRAINING = "similarity", "similarity > threshold", "segmentation", "training labels"
+FACIES = "facies (k-means)"
 DECISION_LABELS = {"probe": "probe learned from the clicks", "centroid": "centroid similarity"}
 METHOD_LABELS = {"linear": "linear + smoothing", "knn": "kNN (paper's protocol)"}
 DEBOUNCE_MS = 150
@@ -81,6 +82,7 @@ class ClickToMapWidget(QWidget):
         self.score_map: np.ndarray | None = None
         self.matches: list = []
         self.knn_result = None
+        self.facies_result = None
         self._match_pos = -1
         self.positives: list[tuple[int, int, int]] = []  # grid points of the clicks, as snapped
         self.negatives: list[tuple[int, int, int]] = []
@@ -178,6 +180,16 @@ class ClickToMapWidget(QWidget):
         row.addWidget(self.knn_button)
         row.addWidget(self.cancel_button)
         kf.addRow(row)
+        self.n_facies = QSpinBox()
+        self.n_facies.setRange(2, 64)
+        self.n_facies.setValue(8)
+        self.facies_button = QPushButton("Facies (k-means)")
+        self.facies_button.setToolTip("unsupervised: cluster every grid point's vector into k facies (no labels needed)")
+        row = QHBoxLayout()
+        row.addWidget(self.facies_button)
+        row.addWidget(QLabel("k"))
+        row.addWidget(self.n_facies)
+        kf.addRow(row)
         kf.addRow(self.progress)
 
         # --- export and session
@@ -215,6 +227,7 @@ class ClickToMapWidget(QWidget):
         self.next_button.clicked.connect(self.next_match)
         self.new_labels_button.clicked.connect(self.new_training_labels)
         self.knn_button.clicked.connect(lambda: self.run_knn())
+        self.facies_button.clicked.connect(lambda: self.run_facies())
         self.cancel_button.clicked.connect(self._cancel.set)
         self.export_sim_button.clicked.connect(lambda: self._export_dialog(SIMILARITY))
         self.export_knn_button.clicked.connect(lambda: self._export_dialog(KNN))
@@ -261,7 +274,7 @@ class ClickToMapWidget(QWidget):
         cur = self.training.currentText()
         self.training.clear()
         self.training.addItems([layer.name for layer in self.viewer.layers
-                                if type(layer).__name__ == "Labels" and layer.name not in (KNN, THRESHOLDED)])
+                                if type(layer).__name__ == "Labels" and layer.name not in (KNN, THRESHOLDED, FACIES)])
         if cur:
             self.training.setCurrentText(cur)
 
@@ -601,6 +614,41 @@ class ClickToMapWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self._knn_worker.start()
 
+    def run_facies(self):
+        """k-means facies of the whole grid in a worker (progress, Cancel), shown as a Labels layer."""
+        from napari.qt.threading import create_worker
+
+        from ..search import kmeans_facies
+
+        if self._knn_worker is not None:
+            return
+        if self.features is None:
+            _notify.show_error("load a feature store first")
+            return
+        self._cancel.clear()
+        self.progress.setRange(0, 0)
+        self._knn_worker = create_worker(kmeans_facies, self.features, self.n_facies.value(),
+                                         progress=self._relay.progressed.emit, cancel=self._cancel.is_set,
+                                         _ignore_errors=True)
+        self._knn_worker.returned.connect(self._on_facies)
+        self._knn_worker.errored.connect(self._on_error)
+        self._knn_worker.finished.connect(self._on_knn_finished)
+        self.knn_button.setEnabled(False)
+        self.facies_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._say(f"k-means: {self.n_facies.value()} facies ...")
+        self._knn_worker.start()
+
+    def _on_facies(self, result):
+        self.facies_result = result
+        layer = self._layer(FACIES)
+        if layer is None:
+            self.viewer.add_labels(result.classes, name=FACIES, opacity=0.5, **self.grid_transform())
+            self._raise_points()
+        else:
+            layer.data = result.classes
+        self._say(f"k-means: {len(result.counts)} facies in {result.seconds:.1f} s ({result.iterations} iterations)")
+
     def _show_classes(self, classes: np.ndarray):
         layer = self._layer(KNN)
         if layer is None:
@@ -632,6 +680,7 @@ class ClickToMapWidget(QWidget):
     def _on_knn_finished(self):
         self._knn_worker = None
         self.knn_button.setEnabled(True)
+        self.facies_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
 
