@@ -13,7 +13,7 @@ from __future__ import annotations
 
 def register(sub):
     from ..search import DEFAULT_SEGMENTER, SEGMENTERS
-    from ..search.linear_segmenter import SMOOTH
+    from ..search.linear_segmenter import CONTEXT, SMOOTH
 
     p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
@@ -21,6 +21,8 @@ def register(sub):
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
     p.add_argument("--method", choices=tuple(SEGMENTERS), default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
     p.add_argument("--smooth", type=float, default=SMOOTH, help="linear: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
+    p.add_argument("--context", default=",".join(f"{c:g}" for c in CONTEXT), metavar="S,S",
+                   help="linear: context scales in grid points, comma separated, or 'none' (default: %(default)s)")
     p.add_argument("--k", type=int, default=5, help="knn: neighbours that vote (default: %(default)s)")
     p.add_argument("--weighted", action="store_true", help="knn: weigh votes by 1 / cosine distance")
     p.add_argument("--out", required=True, metavar="FILE", help="class map: .npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution")
@@ -70,6 +72,17 @@ def read_support(path, fm, coords: str = "survey"):
     raise SeisfmError(f"{path}: labels must be a .npy volume or a .csv of il,xl,t,class")
 
 
+def parse_context(text: str) -> tuple:
+    from ..errors import SeisfmError
+
+    if text.strip().lower() in ("", "none", "0"):
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SeisfmError(f"--context: expected comma-separated grid-point scales or 'none', got {text!r}") from None
+
+
 def check_support(path, fm, points, classes) -> None:
     """Refuse labels that cannot train a segmenter, naming the file: one class, a class with one point."""
     import numpy as np
@@ -114,7 +127,7 @@ def run(args) -> int:
     fm = FeatureMatrix.open(args.features, cube=cube)
     points, classes = read_support(args.labels, fm, args.coords)
     check_support(args.labels, fm, points, classes)
-    options = {"k": args.k, "weighted": args.weighted} if args.method == "knn" else {"smooth": args.smooth}
+    options = {"k": args.k, "weighted": args.weighted} if args.method == "knn" else {"smooth": args.smooth, "context": parse_context(args.context)}
     seg = make_segmenter(fm, points, classes, args.method, **options)
     t0 = time.perf_counter()
     with tqdm(total=fm.grid.size, unit="pt", unit_scale=True, desc=args.method) as bar:
@@ -126,7 +139,8 @@ def run(args) -> int:
     if args.confidence:
         write_map(args.confidence, result.confidence, fm, cube=cube, full_resolution=args.full_resolution)
     counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
-    how = (f"k={args.k}{' weighted' if args.weighted else ''}" if args.method == "knn" else f"smooth {args.smooth:g}")
+    how = (f"k={args.k}{' weighted' if args.weighted else ''}" if args.method == "knn"
+           else f"smooth {args.smooth:g}, context {args.context}")
     print(f"{fm}: {seg.n_support} support points, classes {list(result.class_ids)}, {args.method} ({how}), "
           f"{dt:.2f} s -> {out}; grid points per class {counts}")
     return 0

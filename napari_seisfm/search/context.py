@@ -65,7 +65,11 @@ class Context:
         self.standardise = standardise
         self.scales = sigma_triples(scales)
         self.kernels = [[_kernel(s) for s in sigma3] for sigma3 in self.scales]
-        self.mean, self.std = self._stats()
+        # per matrix and scales, computed once: a refit after a new label stroke only smooths at its points
+        cache = features.__dict__.setdefault("_context_stats", {})
+        if self.scales not in cache:
+            cache[self.scales] = self._stats()
+        self.mean, self.std = cache[self.scales]
 
     def _z(self, flat: np.ndarray) -> np.ndarray:
         fm = self.features
