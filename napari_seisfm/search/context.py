@@ -71,30 +71,33 @@ class Context:
             cache[self.scales] = self._stats()
         self.mean, self.std = cache[self.scales]
 
-    def _z(self, flat: np.ndarray) -> np.ndarray:
-        fm = self.features
-        z = self.standardise(fm.decode(fm.vectors[flat]))
-        z[~fm.valid[flat]] = 0.0
-        return z
-
     def raw_at(self, points: np.ndarray, chunk: int = 64) -> np.ndarray:
-        """Smoothed standardised vectors at grid ``points`` (n, 3): (n, S, dim), not re-standardised."""
+        """Smoothed standardised vectors at grid ``points`` (n, 3): (n, S, dim), not re-standardised.
+
+        The standardisation is affine, so it is applied after the weighted sum: ``G(z) = (G(v x) / scale -
+        mean G(v)) / std`` with ``x`` the stored rows and ``v`` the valid mask (invalid rows count as z = 0).
+        One batched product of the 3-D kernel weights with each point's gathered neighbourhood."""
         fm = self.features
+        st = self.standardise
         shape = np.asarray(fm.shape)
         points = np.asarray(points, int).reshape(-1, 3)
+        scale = np.float32(fm.quant_scale if fm.dtype == "int8" else 1.0)
         out = np.zeros((len(points), len(self.scales), fm.dim), np.float32)
         for s, kern in enumerate(self.kernels):
-            r = np.array([len(k) // 2 for k in kern])
-            offsets = [np.arange(-ri, ri + 1) for ri in r]
+            offsets = [np.arange(-(len(k) // 2), len(k) // 2 + 1) for k in kern]
+            weights = np.einsum("i,j,k->ijk", *kern).astype(np.float32).ravel()
             for a in range(0, len(points), chunk):
                 p = points[a:a + chunk]
                 # neighbour indices per axis, clamped as mode="nearest" does
                 idx = [np.clip(p[:, ax, None] + offsets[ax][None, :], 0, shape[ax] - 1) for ax in range(3)]
-                flat = (idx[0][:, :, None, None] * shape[1] + idx[1][:, None, :, None]) * shape[2] + idx[2][:, None, None, :]
-                z = self._z(flat.reshape(-1)).reshape(*flat.shape, -1)
-                z = np.tensordot(z, kern[2], axes=([3], [0]))
-                z = np.tensordot(z, kern[1], axes=([2], [0]))
-                out[a:a + chunk, s] = np.tensordot(z, kern[0], axes=([1], [0]))
+                flat = ((idx[0][:, :, None, None] * shape[1] + idx[1][:, None, :, None]) * shape[2]
+                        + idx[2][:, None, None, :]).reshape(len(p), -1)
+                ok = fm.valid[flat]
+                w = weights[None, :] * ok  # (n, m): invalid neighbours weigh nothing in the sum ...
+                rows = fm.vectors[flat].astype(np.float32)  # (n, m, d)
+                summed = np.matmul(w[:, None, :], rows)[:, 0] / scale
+                # ... and count as the mean (z = 0) in the standardised result
+                out[a:a + chunk, s] = (summed - st.mean * w.sum(axis=1, keepdims=True)) / st.std
         return out
 
     def _stats(self):
