@@ -1,0 +1,82 @@
+"""How the defaults of the click probe and the linear segmenter were chosen: parameter sweeps on the
+*dev* seeds of `seisfm bench` (never the report seeds). Prints one JSON line per run, then a table.
+
+    .venv/bin/python benchmarks/sweep_defaults.py segment      # smoothing x L2 x context (~15 min on 2 cores)
+    .venv/bin/python benchmarks/sweep_defaults.py probe        # background size x weight x L2 (~25 min)
+
+Results and the choices they led to: docs/quality.md, "How the defaults were chosen".
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+from collections import defaultdict
+
+import numpy as np
+
+from napari_seisfm import bench
+from napari_seisfm.bench import protocols as P
+
+SEGMENT_GRID = {"smooth": (0.0, 1.0, 2.0, 3.0), "l2": (1e-3, 1e-2, 1e-1), "context": ((), (1.5,), (1.5, 3.0), (2.0, 4.0))}
+PROBE_GRID = {"background": (500, 2000), "background_weight": (0.3, 1.0, 3.0), "l2": (1e-3, 1e-2, 1e-1)}
+
+
+def synthetic_tasks(survey, fm, truth):
+    packages = P.grid_labels(survey.horizons, fm.grid)
+    tasks = {"classes": (truth, [int(c) for c in np.unique(truth)], {}),
+             "packages": (packages, [int(c) for c in np.unique(packages)], {})}
+    for name in survey.label_names()[1:]:
+        if (truth == survey.classes[name]).any():
+            y = (truth == survey.classes[name]).astype(np.int16)
+            tasks[name] = (y, [0, 1], {"line": True, "target": 1} if name == "injectite" else {})
+    return tasks
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("segment", "probe"))
+    p.add_argument("--seeds", default=",".join(map(str, bench.DEV_SEEDS)))
+    p.add_argument("--size", type=int, default=96)
+    a = p.parse_args(argv)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if set(seeds) & set(bench.REPORT_SEEDS):
+        p.error("the sweep chooses defaults: use dev seeds, not the report seeds")
+    grid = SEGMENT_GRID if a.what == "segment" else PROBE_GRID
+    if a.what == "segment":  # smoothing and L2 without context, then context at the chosen smoothing
+        combos = [dict(smooth=s, l2=l, context=()) for s, l in itertools.product(grid["smooth"], grid["l2"])]
+        combos += [dict(smooth=1.0, l2=l, context=c) for c, l in itertools.product(grid["context"][1:], grid["l2"][:2])]
+    else:
+        combos = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
+    scores = defaultdict(list)
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            survey, _, fm, truth, _ = bench.prepare(a.size, seed, 2, tmp)
+            if a.what == "segment":
+                for task, (t, classes, opts) in synthetic_tasks(survey, fm, truth).items():
+                    for c in combos:
+                        r = P.segmentation_quality(fm, t, classes, method="linear", seed=seed, **opts, **c)
+                        key = json.dumps(c)
+                        scores[key].append(r["miou"])
+                        print(json.dumps({"seed": seed, "task": task, **c, "miou": r["miou"]}), flush=True)
+            else:
+                for name in survey.label_names()[1:]:
+                    target = truth == survey.classes[name]
+                    if not target.any():
+                        continue
+                    for c in combos:
+                        r = P.simulated_interpreter(fm, target, decision="probe", grow=True, **c)
+                        key = json.dumps(c)
+                        scores[key].append(r["noc"])
+                        print(json.dumps({"seed": seed, "target": name, **c, "noc": r["noc"], "iou_at_5": r["ious"][4]}), flush=True)
+    what = "mean mIoU" if a.what == "segment" else "mean NoC@0.8"
+    print(f"\n| parameters | {what} | runs |\n|---|---|---|")
+    for key, vals in sorted(scores.items(), key=lambda kv: np.mean(kv[1]), reverse=a.what == "segment"):
+        print(f"| `{key}` | {np.mean(vals):.3f} | {len(vals)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
