@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from napari_seisfm.features import GridSpec
-from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter
+from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to
 
 
 def rss_mb() -> float:
@@ -117,6 +117,30 @@ def bench_dtype(args, dtype: str) -> dict:
         maps.append(search.query())
     res["click_to_map_ms_median"] = median_ms(lat)
     res["loadavg_after_clicks"] = [round(x, 2) for x in os.getloadavg()]
+    # the default decision: the click probe (refit + the same dot kernel + sigmoid), and its connected mask
+    probe = ProbeSearch(fm, threads=args.threads)
+    probe.add(clicks[0])
+    probe.score_map()  # standardisation statistics: once per store, not per click
+    p_lat, fit_lat, mask_lat = [], [], []
+    for j, c in enumerate(clicks[1:], 1):
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            probe.add(c, negative=(j % 3 == 2))
+            t1 = time.perf_counter()
+            probe.query()
+            fit_lat.append(time.perf_counter() - t1)
+            probe._scores = None
+            score = probe.score_map()
+            p_lat.append(time.perf_counter() - t0 - fit_lat[-1])  # score_map refits once: count that one fit
+            t0 = time.perf_counter()
+            connected_to(score >= 0.5, probe.positives)
+            mask_lat.append(time.perf_counter() - t0)
+            probe.remove(c, negative=(j % 3 == 2))
+        probe.add(c, negative=(j % 3 == 2))
+    res["probe_click_to_map_ms_median"] = median_ms(p_lat)
+    res["probe_fit_ms_median"] = median_ms(fit_lat)
+    res["probe_connected_mask_ms_median"] = median_ms(mask_lat)
+    del probe
     res["query_error_bound"] = round(search.query_error(), 5)
     t0 = time.perf_counter()
     matches = search.top_matches(20)

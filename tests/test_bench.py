@@ -121,3 +121,17 @@ def test_bench_bad_input_is_one_line(tmp_path, capsys):
     np.save(tmp_path / "float.npy", np.zeros((32, 32, 32), np.float32))
     assert cli(["bench", "--no-synthetic", "--cube", str(cube), "--labels", str(tmp_path / "float.npy")]) == 2
     assert "integer label volume" in err()
+
+
+def test_bench_refuses_a_class_missing_from_the_feature_grid(tmp_path, capsys):
+    from napari_seisfm._sample_data import survey_geometry
+    from napari_seisfm.io.npy import write_npy
+    from napari_seisfm.synthetic import make_survey
+
+    s = make_survey((32, 32, 32), seed=0)
+    cube = write_npy(tmp_path / "c.npy", s.amplitude, survey_geometry(s))
+    labels = (np.arange(32)[None, None, :] >= 16).astype(np.int32) * np.ones((32, 32, 1), np.int32)
+    labels[3, 3, 3] = 5  # on an odd sample: not on the stride-2 grid
+    np.save(tmp_path / "l.npy", labels)
+    assert cli(["bench", "--no-synthetic", "--cube", str(cube), "--labels", str(tmp_path / "l.npy")]) == 2
+    assert "class 5 has no labelled point on the stride-2 feature grid" in capsys.readouterr().err

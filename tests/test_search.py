@@ -546,6 +546,8 @@ def test_cli_segment_methods_and_bad_labels(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(out), LinearSegmenter(fm, pts, cls, context=()).segment().classes)
     assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--context", "2,x"]) == 2
     assert "--context" in err()
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "knn", "--k", "50"]) == 2
+    assert "--k 50 is larger than the 9 labelled points" in err()
     with pytest.raises(SystemExit) as exc:
         cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "svm"])
     assert exc.value.code == 2 and "invalid choice: 'svm'" in err()

@@ -218,6 +218,10 @@ def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, s
     fm = FeatureMatrix.from_volume(fv, cube=cube)
     truth = P.grid_labels(labels, fm.grid)
     classes = [int(c) for c in np.unique(truth)]
+    missing = sorted(set(int(c) for c in np.unique(labels)) - set(classes))
+    if missing:
+        raise SeisfmError(f"{labels_path}: class {', '.join(map(str, missing))} has no labelled point on the stride-{stride} "
+                          "feature grid; label more of it or use --stride 1")
     if len(classes) < 2:
         raise SeisfmError(f"{labels_path}: only one class ({classes[0]}) on the feature grid; need two or more")
     base = {"model": model, "seed": seed, "cube": str(cube_path)}

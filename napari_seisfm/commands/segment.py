@@ -83,8 +83,9 @@ def parse_context(text: str) -> tuple:
         raise SeisfmError(f"--context: expected comma-separated grid-point scales or 'none', got {text!r}") from None
 
 
-def check_support(path, fm, points, classes) -> None:
-    """Refuse labels that cannot train a segmenter, naming the file: one class, a class with one point."""
+def check_support(path, fm, points, classes) -> int:
+    """Refuse labels that cannot train a segmenter, naming the file: one class, a class with one point.
+    Returns the number of usable labelled points."""
     import numpy as np
 
     from ..errors import SeisfmError
@@ -102,6 +103,7 @@ def check_support(path, fm, points, classes) -> None:
         raise SeisfmError(f"{path}: class {', '.join(map(str, single))} has a single labelled point; label at least two per class")
     if dead:
         print(f"seisfm: warning: {path}: {dead} labelled point(s) on dead traces or invalid embeddings are ignored")
+    return int(keep.sum())
 
 
 def run(args) -> int:
@@ -126,7 +128,9 @@ def run(args) -> int:
     cube = open_cube_for(args.features, args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     points, classes = read_support(args.labels, fm, args.coords)
-    check_support(args.labels, fm, points, classes)
+    n_valid = check_support(args.labels, fm, points, classes)
+    if args.method == "knn" and args.k > n_valid:
+        raise SeisfmError(f"--k {args.k} is larger than the {n_valid} labelled points with valid embeddings in {args.labels}")
     options = {"k": args.k, "weighted": args.weighted} if args.method == "knn" else {"smooth": args.smooth, "context": parse_context(args.context)}
     seg = make_segmenter(fm, points, classes, args.method, **options)
     t0 = time.perf_counter()

@@ -18,6 +18,7 @@ centroid rule for every synthetic target.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from .centroid import CentroidSearch
 from .linear import fit_linear_model
@@ -59,14 +60,8 @@ class ProbeSearch(CentroidSearch):
         if self._scores is None:
             q = self.query()
             s = self.features.dots(q, kernel=self.kernel.name, threads=self.kernel.threads)
-            # probability = 1 / (1 + exp(-(s + c))), in place (NaN stays NaN)
             s += np.float32(self._offset)
-            np.negative(s, out=s)
-            np.clip(s, -60, 60, out=s)
-            np.exp(s, out=s)
-            s += 1
-            np.reciprocal(s, out=s)
-            self._scores = s
+            self._scores = expit(s, out=s)  # probability, in place in one pass (NaN stays NaN)
         return self._scores
 
     def default_threshold(self, score_map=None) -> float:
