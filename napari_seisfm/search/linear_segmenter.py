@@ -66,7 +66,7 @@ class LinearSegmenter:
             z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
         W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=l2)
         # channels = z @ weights: the plain logits, then one logit contribution per context scale (smoothed later)
-        d, C = features.dim, len(self.class_ids)
+        d = features.dim
         blocks, bias = [W[:d]], b.copy()
         for i in range(len(self.scales)):
             Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
