@@ -2,6 +2,7 @@
 *dev* seeds of `seisfm bench` (never the report seeds). Prints one JSON line per run, then a table.
 
     .venv/bin/python benchmarks/sweep_defaults.py segment      # smoothing x L2 x context (~15 min on 2 cores)
+    .venv/bin/python benchmarks/sweep_defaults.py context-penalty   # context scales x their extra L2 (~5 min)
     .venv/bin/python benchmarks/sweep_defaults.py probe        # background size x weight x L2 (~25 min)
 
 Results and the choices they led to: docs/quality.md, "How the defaults were chosen".
@@ -20,7 +21,8 @@ import numpy as np
 from napari_seisfm import bench
 from napari_seisfm.bench import protocols as P
 
-SEGMENT_GRID = {"smooth": (0.0, 1.0, 2.0, 3.0), "l2": (1e-3, 1e-2, 1e-1), "context": ((), (1.5,), (1.5, 3.0), (2.0, 4.0))}
+SEGMENT_GRID = {"smooth": (0.0, 1.0, 2.0, 3.0), "l2": (1e-3, 1e-2, 1e-1), "context": ((), (1.5,), (1.5, 3.0), (2.0, 4.0)),
+                "context_penalty": (1.0, 10.0, 100.0)}
 PROBE_GRID = {"background": (500, 2000), "background_weight": (0.3, 1.0, 3.0), "l2": (1e-3, 1e-2, 1e-1)}
 
 
@@ -37,7 +39,7 @@ def synthetic_tasks(survey, fm, truth):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("segment", "probe"))
+    p.add_argument("what", choices=("segment", "context-penalty", "probe"))
     p.add_argument("--seeds", default=",".join(map(str, bench.DEV_SEEDS)))
     p.add_argument("--size", type=int, default=96)
     a = p.parse_args(argv)
@@ -48,13 +50,17 @@ def main(argv=None) -> int:
     if a.what == "segment":  # smoothing and L2 without context, then context at the chosen smoothing
         combos = [dict(smooth=s, l2=l, context=()) for s, l in itertools.product(grid["smooth"], grid["l2"])]
         combos += [dict(smooth=1.0, l2=l, context=c) for c, l in itertools.product(grid["context"][1:], grid["l2"][:2])]
+    elif a.what == "context-penalty":  # how much dearer the context columns are than a point's own vector
+        grid = SEGMENT_GRID
+        combos = [dict(smooth=1.0, l2=1e-3, context=c, context_penalty=p_) for c, p_ in
+                  itertools.product(((1.5,), (1.5, 3.0), (2.0, 4.0)), grid["context_penalty"])]
     else:
         combos = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
     scores = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             survey, _, fm, truth, _ = bench.prepare(a.size, seed, 2, tmp)
-            if a.what == "segment":
+            if a.what != "probe":
                 for task, (t, classes, opts) in synthetic_tasks(survey, fm, truth).items():
                     for c in combos:
                         r = P.segmentation_quality(fm, t, classes, method="linear", seed=seed, **opts, **c)
@@ -71,9 +77,9 @@ def main(argv=None) -> int:
                         key = json.dumps(c)
                         scores[key].append(r["noc"])
                         print(json.dumps({"seed": seed, "target": name, **c, "noc": r["noc"], "iou_at_5": r["ious"][4]}), flush=True)
-    what = "mean mIoU" if a.what == "segment" else "mean NoC@0.8"
+    what = "mean NoC@0.8" if a.what == "probe" else "mean mIoU"
     print(f"\n| parameters | {what} | runs |\n|---|---|---|")
-    for key, vals in sorted(scores.items(), key=lambda kv: np.mean(kv[1]), reverse=a.what == "segment"):
+    for key, vals in sorted(scores.items(), key=lambda kv: np.mean(kv[1]), reverse=a.what != "probe"):
         print(f"| `{key}` | {np.mean(vals):.3f} | {len(vals)} |")
     return 0
 

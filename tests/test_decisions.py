@@ -251,3 +251,22 @@ def test_linear_with_context_slice_equals_whole_grid_and_helps(context):
     assert acc(whole) >= acc(LinearSegmenter(fm, pts, cls, smooth=1.0).segment()) - 0.01
     with pytest.raises(SeisfmError, match="context scale"):
         LinearSegmenter(fm, pts, cls, context=(-1,))
+
+
+def test_a_few_painted_points_on_two_clean_halves_segment_them_exactly():
+    """The dock's usual case: a few strokes. The context must not leak across the class boundary."""
+    rng = np.random.default_rng(1)
+    g = (16, 16, 16)
+    upper = (np.arange(16) < 8)[None, None, :] * np.ones(g, bool)
+    v = rng.normal(0, 0.1, g + (8,))
+    v[..., 0] += upper
+    v[..., 1] += ~upper
+    fm = FeatureMatrix.from_array(v.astype(np.float32), g, dtype="int8")
+    lab = np.zeros(g, int)
+    lab[3, 3:6, 2] = 1
+    lab[12, 8:11, 12] = 2
+    pts = np.argwhere(lab > 0)
+    truth = np.where(upper, 1, 2)
+    assert (LinearSegmenter(fm, pts, lab[tuple(pts.T)]).segment().classes == truth).all()
+    leaky = LinearSegmenter(fm, pts, lab[tuple(pts.T)], context_penalty=1.0).segment().classes
+    assert (leaky != truth).sum() > 50  # what the penalty is for

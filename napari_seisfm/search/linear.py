@@ -73,10 +73,11 @@ class LinearModel:
 
 
 def fit_logistic(z: np.ndarray, y: np.ndarray, n_classes: int, *, weights: np.ndarray | None = None,
-                 l2: float = 1e-2, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+                 l2=1e-2, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression on standardised rows ``z`` (n, d), classes ``y`` in 0..C-1.
 
-    Minimises the weighted mean cross-entropy plus ``l2 / 2 * |W|^2`` (the bias is not penalised) with
+    Minimises the weighted mean cross-entropy plus ``l2 / 2 * |W|^2`` (the bias is not penalised; ``l2`` may
+    be one number per input column, to make some inputs dearer than others) with
     L-BFGS; ``weights`` default to class-balanced (every class weighs the same in total), so a class with
     many painted points does not drown a class with a few. Returns (W (d, C), b (C,)) in float64.
     """
@@ -90,6 +91,7 @@ def _fit_logistic(z, y, n_classes, weights, l2, max_iter):
     z = np.asarray(z, np.float64)
     y = np.asarray(y, int)
     n, d = z.shape
+    l2 = np.broadcast_to(np.asarray(l2, np.float64), (d,))
     if weights is None:
         counts = np.bincount(y, minlength=n_classes).astype(float)
         weights = 1.0 / (n_classes * counts[y])
@@ -106,9 +108,9 @@ def _fit_logistic(z, y, n_classes, weights, l2, max_iter):
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
-        loss = -(w * np.log(p[np.arange(n), y] + 1e-300)).sum() + 0.5 * l2 * (W * W).sum()
+        loss = -(w * np.log(p[np.arange(n), y] + 1e-300)).sum() + 0.5 * (l2[:, None] * W * W).sum()
         g = (p - onehot) * w[:, None]
-        return loss, np.concatenate([(z.T @ g + l2 * W).ravel(), g.sum(axis=0)])
+        return loss, np.concatenate([(z.T @ g + l2[:, None] * W).ravel(), g.sum(axis=0)])
 
     r = optimize.minimize(loss_and_grad, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
                           options={"maxiter": max_iter})
@@ -120,8 +122,7 @@ def _fit_binary_newton(z, y, w, l2, iterations: int = 50) -> tuple[np.ndarray, n
     ms: the click probe refits on every click). Returned as the equivalent two-class softmax weights."""
     n, d = z.shape
     x = np.hstack([z, np.ones((n, 1))])
-    reg = np.full(d + 1, l2)
-    reg[-1] = 0.0
+    reg = np.append(l2, 0.0)
     theta = np.zeros(d + 1)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -50, 50)))

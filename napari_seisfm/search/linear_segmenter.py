@@ -35,6 +35,11 @@ L2 = 1e-3
 # Context scales (grid points): dev seeds, L2 1e-3, mean mIoU none 0.571, (1.5,) 0.586, (1.5, 3) 0.589, (2, 4)
 # 0.589; packages 0.561 -> 0.692 with (1.5, 3) (search/context.py, docs/quality.md).
 CONTEXT = (1.5, 3.0)
+# The context columns' L2 is this many times the vector's own (benchmarks/sweep_defaults.py context-penalty,
+# dev seeds: mean mIoU 0.589 at 1, 0.585 at 10, 0.574 at 100, the same within seed noise). 10, because with
+# a few painted points, the dock's usual case, an unpenalised context leaks across class boundaries
+# (tests/test_decisions.py: 3 + 3 points on two clean halves, 202 of 4096 points wrong at 1, none at 10).
+CONTEXT_PENALTY = 10.0
 BLOCK = 1 << 16  # rows per GEMM block
 
 
@@ -43,7 +48,8 @@ class LinearSegmenter:
 
     method = "linear"
 
-    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT):
+    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT,
+                 context_penalty: float = CONTEXT_PENALTY):
         """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
         neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
         per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
@@ -64,7 +70,11 @@ class LinearSegmenter:
         z = st(features.decode(features.vectors[self.support_flat]))
         if self.context is not None:
             z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
-        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=l2)
+        # context columns cost CONTEXT_PENALTY times more: the model leans on a point's own vector and takes
+        # the neighbourhood only where that pays, so boundaries are not blurred (see the constant)
+        penalty = np.full(z.shape[1], float(l2))
+        penalty[features.dim:] *= context_penalty
+        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=penalty)
         # channels = z @ weights: the plain logits, then one logit contribution per context scale (smoothed later)
         d = features.dim
         blocks, bias = [W[:d]], b.copy()
