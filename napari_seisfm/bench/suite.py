@@ -425,8 +425,14 @@ def figures(result: dict, out_dir) -> list[Path]:
             ax.set_title(title, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"grid inline {il}: classes {', '.join(panel['names'])}", fontsize=8)
-        fig.tight_layout()
+        from matplotlib.patches import Patch
+
+        cmap = plt.get_cmap("tab10")
+        top = 9 if vmax < 10 else vmax
+        fig.legend(handles=[Patch(color=cmap(i / top), label=name) for i, name in enumerate(panel["names"])],
+                   loc="lower center", ncol=len(panel["names"]), fontsize=7, frameon=False)
+        fig.suptitle(f"grid inline {il} (time down): ground truth and predictions from 100 points per class", fontsize=8)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         written.append(out_dir / "bench-panels.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
