@@ -60,6 +60,29 @@ class Segmentation:
 KnnResult = Segmentation  # the name before other methods existed
 
 
+def box_index(shape, region):
+    """A box of the grid (three slices) -> (the slices made explicit, the box's shape, its flat indices)."""
+    region = tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
+    sub = tuple(s.stop - s.start for s in region)
+    ii = np.ix_(*(np.arange(s.start, s.stop) for s in region))
+    return region, sub, np.ravel_multi_index(tuple(np.broadcast_to(a, sub) for a in ii), shape).reshape(-1)
+
+
+class SliceFirst:
+    """``segment_slice`` for a segmenter with ``features`` and ``segment_region``: what the viewer shows first."""
+
+    def segment_slice(self, axis: int, index: int) -> Segmentation:
+        """One grid slice (axis 0 inline, 1 crossline, 2 time), squeezed to 2-D."""
+        n = self.features.shape[axis]
+        if not 0 <= int(index) < n:
+            raise SeisfmError(f"slice {index} on axis {axis} is outside the feature grid (0..{n - 1})")
+        region = [slice(None)] * 3
+        region[axis] = slice(int(index), int(index) + 1)
+        r = self.segment_region(tuple(region))
+        return Segmentation(r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis),
+                            r.class_ids, r.region)
+
+
 # ---------------------------------------------------------------------- support sets
 def support_from_points(features: FeatureMatrix, points, classes, *, space: str = "grid") -> tuple[np.ndarray, np.ndarray]:
     """Class-tagged points (any space of :meth:`FeatureMatrix.to_grid`) -> (grid indices (M, 3), classes (M,))."""
@@ -120,7 +143,7 @@ def valid_support(features: FeatureMatrix, points, classes) -> tuple[np.ndarray,
 
 
 # ---------------------------------------------------------------------- segmenter
-class KnnSegmenter:
+class KnnSegmenter(SliceFirst):
     """k-nearest-neighbour vote over a labelled support set: blocked exact GEMM + top-k (docs/search.md).
 
     ``threads``: worker threads, each classifying its own blocks with single-threaded torch ops (torch's
@@ -256,23 +279,10 @@ class KnnSegmenter:
 
     def segment_region(self, region) -> Segmentation:
         """Classify a box of the grid given as three slices (e.g. the visible slice)."""
-        shape = self.features.shape
-        region = tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
-        ii = np.ix_(*(np.arange(s.start, s.stop) for s in region))
-        sub = tuple(s.stop - s.start for s in region)
-        flat = np.ravel_multi_index(tuple(np.broadcast_to(a, sub) for a in ii), shape).reshape(-1)
+        region, sub, flat = box_index(self.features.shape, region)
         c, p, f = self.classify(flat)
         return Segmentation(c.reshape(sub), p.reshape(*sub, -1), f.reshape(sub), self.class_ids, region)
 
-    def segment_slice(self, axis: int, index: int) -> Segmentation:
-        """One grid slice (axis 0 inline, 1 crossline, 2 time), squeezed to 2-D; shown first in the viewer."""
-        n = self.features.shape[axis]
-        if not 0 <= int(index) < n:
-            raise SeisfmError(f"slice {index} on axis {axis} is outside the feature grid (0..{n - 1})")
-        region = [slice(None)] * 3
-        region[axis] = slice(int(index), int(index) + 1)
-        r = self.segment_region(tuple(region))
-        return Segmentation(r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis), r.class_ids, r.region)
 
     def segment(self, *, batch: int = 1 << 18, progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Segmentation:

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..errors import SeisfmCancelled, SeisfmError
 from .context import Context, radius, smooth_grid
-from .knn import Segmentation, valid_support
+from .knn import Segmentation, SliceFirst, box_index, valid_support
 from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
 
@@ -43,7 +43,7 @@ CONTEXT_PENALTY = 10.0
 BLOCK = 1 << 16  # rows per GEMM block
 
 
-class LinearSegmenter:
+class LinearSegmenter(SliceFirst):
     """Logistic regression on labelled grid points (class ids > 0) + Gaussian smoothing of the probabilities."""
 
     method = "linear"
@@ -149,28 +149,15 @@ class LinearSegmenter:
         """A box of the grid (three slices); computed on the box plus the halo, then cropped."""
         fm = self.features
         shape = fm.shape
-        region = tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
-        outer = tuple(slice(max(s.start - h, 0), min(s.stop + h, n)) for s, n, h in zip(region, shape, self.halo))
-        sub = tuple(s.stop - s.start for s in outer)
-        ii = np.ix_(*(np.arange(s.start, s.stop) for s in outer))
-        flat = np.ravel_multi_index(tuple(np.broadcast_to(a, sub) for a in ii), shape).reshape(-1)
+        region = box_index(shape, region)[0]
+        outer, sub, flat = box_index(shape, [slice(max(s.start - h, 0), min(s.stop + h, n))
+                                             for s, n, h in zip(region, shape, self.halo)])
         valid = fm.valid[flat]
         channels = self._channels(fm.vectors[flat], valid).reshape(*sub, 1 + len(self.scales), -1)
         valid = valid.reshape(sub)
         probs = self._smoothed(self._probabilities(channels, valid), valid)
         crop = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         return self._result(np.ascontiguousarray(probs[crop]), valid[crop], region)
-
-    def segment_slice(self, axis: int, index: int) -> Segmentation:
-        """One grid slice (axis 0 inline, 1 crossline, 2 time), squeezed to 2-D; shown first in the viewer."""
-        n = self.features.shape[axis]
-        if not 0 <= int(index) < n:
-            raise SeisfmError(f"slice {index} on axis {axis} is outside the feature grid (0..{n - 1})")
-        region = [slice(None)] * 3
-        region[axis] = slice(int(index), int(index) + 1)
-        r = self.segment_region(tuple(region))
-        return Segmentation(r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis),
-                            r.class_ids, r.region)
 
     def segment(self, *, batch: int = 1 << 18, progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Segmentation:
