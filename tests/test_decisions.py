@@ -270,3 +270,18 @@ def test_a_few_painted_points_on_two_clean_halves_segment_them_exactly():
     assert (LinearSegmenter(fm, pts, lab[tuple(pts.T)]).segment().classes == truth).all()
     leaky = LinearSegmenter(fm, pts, lab[tuple(pts.T)], context_penalty=1.0).segment().classes
     assert (leaky != truth).sum() > 50  # what the penalty is for
+
+
+def test_probe_map_is_the_same_with_one_or_two_threads_on_a_large_grid():
+    rng = np.random.default_rng(9)
+    grid = (128, 128, 72)  # over a million points: the threaded sigmoid
+    v = rng.integers(-127, 128, size=(np.prod(grid), 4)).astype(np.int8)
+    fm = FeatureMatrix.from_array(v, grid)
+    maps = []
+    for threads in (1, 2):
+        s = ProbeSearch(fm, threads=threads)
+        s.add((5, 5, 5))
+        s.add((60, 60, 30), negative=True)
+        maps.append(s.score_map().copy())
+    np.testing.assert_array_equal(maps[0], maps[1])
+    assert 0 <= maps[0].min() and maps[0].max() <= 1

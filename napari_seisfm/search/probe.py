@@ -17,6 +17,8 @@ centroid rule for every synthetic target.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.special import expit
 
@@ -41,6 +43,7 @@ class ProbeSearch(CentroidSearch):
         self.background_weight = float(background_weight)
         self.l2 = float(l2)
         self._offset = 0.0
+        self._pool = None
 
     def query(self) -> np.ndarray:
         """Fit the probe to the current clicks; returns ``q`` (the offset is kept for :meth:`scores`)."""
@@ -60,9 +63,28 @@ class ProbeSearch(CentroidSearch):
         if self._scores is None:
             q = self.query()
             s = self.features.dots(q, kernel=self.kernel.name, threads=self.kernel.threads)
-            s += np.float32(self._offset)
-            self._scores = expit(s, out=s)  # probability, in place in one pass (NaN stays NaN)
+            self._scores = self._sigmoid(s, np.float32(self._offset))
+
         return self._scores
+
+    def _sigmoid(self, s: np.ndarray, offset: np.float32) -> np.ndarray:
+        """``expit(s + offset)`` in place, in one pass per thread (NaN stays NaN): at 16.7 M points a
+        single-threaded pass costs about as much as the dot product itself."""
+
+        def part(sl):
+            x = s[sl]
+            x += offset
+            expit(x, out=x)
+
+        bounds = np.linspace(0, len(s), self.kernel.threads + 1).astype(int)
+        parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        if len(parts) > 1 and len(s) > 1 << 20:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(parts))
+            list(self._pool.map(part, parts))
+        else:
+            part(slice(None))
+        return s
 
     def default_threshold(self, score_map=None) -> float:
         return 0.5

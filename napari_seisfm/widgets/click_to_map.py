@@ -418,7 +418,8 @@ class ClickToMapWidget(QWidget):
             self._dirty = True
             return
         self._dirty = False
-        self._map_worker = create_worker(_compute_map, self.search, list(self.positives), list(self.negatives), N_MATCHES, _ignore_errors=True)
+        self._map_worker = create_worker(_compute_map, self.search, list(self.positives), list(self.negatives), N_MATCHES,
+                                         self.connected.isChecked(), _ignore_errors=True)
         self._map_worker.returned.connect(self._on_map)
         self._map_worker.errored.connect(self._on_error)
         self._map_worker.finished.connect(self._on_map_finished)
@@ -432,7 +433,7 @@ class ClickToMapWidget(QWidget):
             self._recompute()
 
     def _on_map(self, result):
-        score, matches, pos, neg = result
+        score, matches, pos, neg, default_mask = result
         if self._dirty or list(pos) != list(self.positives) or list(neg) != list(self.negatives):
             return  # stale: the clicks changed while it ran (a new run follows, or the map was cleared)
         self.score_map, self.matches = score, matches
@@ -451,7 +452,7 @@ class ClickToMapWidget(QWidget):
             layer.contrast_limits = limits
         if not self._threshold_touched:
             self._set_threshold_value(default)
-        self._update_threshold_layer()
+        self._update_threshold_layer(default_mask)
         self.match_list.blockSignals(True)
         self.match_list.clear()
         for m in matches:
@@ -492,7 +493,7 @@ class ClickToMapWidget(QWidget):
 
     def _set_threshold_value(self, t: float):
         self.threshold.blockSignals(True)
-        self.threshold.setValue(int(np.clip(np.floor(t * SLIDER_STEPS), -2 * SLIDER_STEPS, 2 * SLIDER_STEPS)))
+        self.threshold.setValue(int(round(_slider_value(t) * SLIDER_STEPS)))
         self.threshold.blockSignals(False)
         self.threshold_label.setText(f"threshold {self.threshold_value():.2f}")
 
@@ -512,15 +513,20 @@ class ClickToMapWidget(QWidget):
         self.threshold_label.setText(f"threshold {self.threshold_value():.2f}")
         self._update_threshold_layer()
 
-    def _update_threshold_layer(self):
+    def _update_threshold_layer(self, ready=None):
+        """The thresholded layer; ``ready`` = (threshold, connected, mask) from the map worker, used when it
+        is the mask wanted now (no labelling on the GUI thread after a click)."""
         if self.score_map is None:
             return
         from ..search import connected_to
 
-        mask = self.score_map >= self.threshold_value()
-        if self.connected.isChecked():
-            mask = connected_to(mask, self.positives)
-        mask = mask.astype(np.uint8)
+        if ready is not None and ready[0] == self.threshold_value() and ready[1] == self.connected.isChecked():
+            mask = ready[2]
+        else:
+            mask = self.score_map >= self.threshold_value()
+            if self.connected.isChecked():
+                mask = connected_to(mask, self.positives)
+            mask = mask.astype(np.uint8)
         layer = self._layer(THRESHOLDED)
         if layer is None:
             self.viewer.add_labels(mask, name=THRESHOLDED, opacity=0.35, visible=True, **self.grid_transform())
@@ -816,10 +822,23 @@ class ClickToMapWidget(QWidget):
 
 
 # ---------------------------------------------------------------------- worker bodies (no Qt)
-def _compute_map(search, positives, negatives, n_matches):
+def _compute_map(search, positives, negatives, n_matches, connected):
+    """The map, its matches and the mask at the default threshold (as the slider will show it): the
+    connected-bodies labelling of a whole cube takes ~0.1 s at 256^3, so it is done here, off the GUI thread."""
+    from ..search import connected_to
+
     sync_clicks(search, positives, negatives)
     score = search.score_map().copy()
-    return score, search.top_matches(n_matches), positives, negatives
+    threshold = _slider_value(search.default_threshold(score))
+    mask = score >= threshold
+    if connected:
+        mask = connected_to(mask, search.positives)
+    return score, search.top_matches(n_matches), positives, negatives, (threshold, connected, mask.astype(np.uint8))
+
+
+def _slider_value(t: float) -> float:
+    """The threshold the slider can show for ``t`` (hundredths, floored, within -2..2)."""
+    return int(np.clip(np.floor(t * SLIDER_STEPS), -2 * SLIDER_STEPS, 2 * SLIDER_STEPS)) / SLIDER_STEPS
 
 
 def _segment_job(features, points, classes, method, options, region, progress, cancel):
