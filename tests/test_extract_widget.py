@@ -47,9 +47,16 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     layer = viewer.layers[-1]
     assert layer.rgb and layer.data.shape == (8, 8, 24, 3)
     assert layer.metadata["path"] == str(out)
+    assert not layer.visible and layer.opacity < 1  # the seismic stays in view
     spacing = np.asarray(open_cube(npy_cube).geometry.spacing)
     np.testing.assert_allclose(layer.scale, np.array([4, 4, 2]) * spacing)
     assert widget.run_button.isEnabled()
+    # a second run into the same store replaces the layer, no "[1]" copies
+    n = len(viewer.layers)
+    widget.overwrite.setChecked(True)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert len(viewer.layers) == n and viewer.layers[-1].name == layer.name
 
 
 def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qtbot, tmp_path, monkeypatch):

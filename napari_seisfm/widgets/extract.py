@@ -191,7 +191,10 @@ class ExtractWidget(QWidget):
     def _on_done(self, result):
         fv, (data, kwargs, _) = result
         self.result = fv
-        self.viewer.add_image(data, **kwargs)
+        if kwargs["name"] in self.viewer.layers:  # a re-run replaces its layer instead of stacking "[1]", "[2]"
+            self.viewer.layers.remove(kwargs["name"])
+        # hidden and half transparent: the colours must not cover the seismic or the maps made from the store
+        self.viewer.add_image(data, **{**kwargs, "visible": False, "opacity": 0.6})
 
     def _on_error(self, exc):
         report(exc, "extraction")
