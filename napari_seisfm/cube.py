@@ -8,6 +8,7 @@ live in ``napari_seisfm.io``; this module knows only geometry and indexing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -334,6 +335,38 @@ def open_cube(path, **kw) -> Cube:
 
 
 SUFFIXES = (".sgy", ".segy", ".sgz", ".npy")
+SCAN_ALL_BYTES = 2**28  # cubes up to this size (the in-memory scrolling limit) are scanned whole
+
+
+def mask_nonfinite_traces(cube: Cube) -> Cube:
+    """The cube with traces holding NaN/inf added to its dead-trace mask (every reader calls this).
+
+    A NaN-filled trace is no data, like a missing one: it must not count as live, be embedded as
+    valid or come back as a search match. Cubes up to ``SCAN_ALL_BYTES`` are scanned whole (any
+    non-finite sample); larger ones at their first, middle and last sample, which finds NaN-filled
+    traces without reading the whole file at open.
+    """
+    ni, nx, nt = cube.shape
+    if 0 in (ni, nx, nt):
+        return cube
+    bad = np.zeros((ni, nx), bool)
+    backend = cube._backend
+    if cube.nbytes <= SCAN_ALL_BYTES:
+        step = max(1, (2**24) // max(nx * nt * 4, 1))  # ~16 MiB per read
+        for a in range(0, ni, step):
+            block = backend.read(slice(a, min(ni, a + step)), slice(0, nx), slice(0, nt))
+            bad[a : a + block.shape[0]] = ~np.isfinite(block).all(axis=2)
+    else:
+        for k in sorted({0, nt // 2, nt - 1}):
+            bad |= ~np.isfinite(np.asarray(cube[:, :, k]))
+    if not bad.any():
+        return cube
+    g = cube.geometry
+    dead = bad if g.dead is None else (bad | np.asarray(g.dead, bool))
+    n = int((bad & ~np.asarray(g.dead, bool)).sum()) if g.dead is not None else int(bad.sum())
+    notes = g.notes + (f"{n} traces with NaN/inf samples (dead-trace mask)",)
+    geometry = dataclasses.replace(g, dead=dead, notes=notes)
+    return Cube(backend, geometry, cube.path, cube.info)
 
 
 def geometry_from_summary(summary: dict) -> Geometry:

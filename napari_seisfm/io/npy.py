@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary
+from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary, mask_nonfinite_traces
 from ..errors import SeisfmError
 
 
@@ -41,7 +41,10 @@ def open_npy(path) -> Cube:
         geometry = Geometry.regular(array.shape, first_inline=0, first_crossline=0, sample_interval=1.0,
                                     sample_unit="samples", source=str(path))
     geometry = Geometry(**{**geometry.__dict__, "source": str(path)})
-    return Cube(ArrayBackend(array), geometry, path, {"format": f"numpy {array.dtype}"})
+    try:
+        return mask_nonfinite_traces(Cube(ArrayBackend(array), geometry, path, {"format": f"numpy {array.dtype}"}))
+    except OSError as exc:  # a memory-mapped file shorter than its header says
+        raise SeisfmError(f"{path}: cannot read its data ({' '.join(str(exc).split())})") from None
 
 
 def write_npy(path, data: np.ndarray, geometry: Geometry | None = None) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry
+from ..cube import Cube, Geometry, mask_nonfinite_traces
 from ..errors import SeisfmError
 
 # sample format code -> bytes per sample (the codes segyio reads)
@@ -98,7 +98,13 @@ def open_segy(path, *, iline: int = 189, xline: int = 193, sample_unit: str | No
         f.close()
         raise
     info.update(sorting=backend.sorting, source=str(path))
-    return Cube(backend, geometry, path, info)
+    try:
+        return mask_nonfinite_traces(Cube(backend, geometry, path, info))
+    except Exception as exc:
+        f.close()
+        if isinstance(exc, SeisfmError):
+            raise
+        raise SeisfmError(f"{path}: segyio cannot read its traces: {_one_line(exc)}") from None
 
 
 def _geometry(f, path, iline, xline, info, sample_unit):

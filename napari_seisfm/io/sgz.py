@@ -2,21 +2,106 @@
 
 from __future__ import annotations
 
+import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry
+from ..cube import Cube, Geometry, mask_nonfinite_traces
 from ..errors import SeisfmError
+
+BLOCK = 4096  # seismic-zfp's disk block: header blocks and compressed data come in these
+MAX_SAMPLES = 1_000_000
+MAX_LINES = 10_000_000  # inlines or crosslines; real surveys have a few thousand
+MAX_HEADER_BLOCKS = 64
+MAX_HEADER_ARRAYS = 128  # one per SEG-Y trace header word at most
+
+
+def check_header(path: Path) -> dict:
+    """Check an .sgz header against the file size before seismic-zfp allocates anything from it.
+
+    seismic-zfp trusts the header: a flipped byte in a line count makes it build a coordinate list
+    of billions of entries, and a header that disagrees with the file size reads past the end or
+    at the wrong offset (wrong data, no error). The layout (little-endian, from seismic_zfp.read):
+    header blocks, then the compressed data, then one array of per-trace header values per stored
+    header word; each size follows from the dimensions, so the file size must match exactly.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise SeisfmError(f"{path}: empty file (0 bytes)")
+    if size < BLOCK:
+        raise SeisfmError(f"{path}: truncated .sgz ({size} bytes; the header alone takes {BLOCK})")
+    with open(path, "rb") as f:
+        head = f.read(BLOCK)
+    u32 = lambda a: struct.unpack_from("<I", head, a)[0]  # noqa: E731
+    bad = f"{path}: not a readable .sgz file:"
+    if head[:2] == b"\xc3\x40":
+        raise SeisfmError(f"{bad} it looks like SEG-Y (EBCDIC text header); rename it to .sgy")
+    n_blocks, ns, nx, ni = u32(0), u32(4), u32(8), u32(12)
+    if not 1 <= n_blocks <= MAX_HEADER_BLOCKS:
+        raise SeisfmError(f"{bad} {n_blocks} header blocks declared")
+    if u32(128):
+        raise SeisfmError(f"{path}: pre-stack data ({u32(128)} offsets); napari-seisfm needs a post-stack cube")
+    if not 1 <= ns <= MAX_SAMPLES:
+        raise SeisfmError(f"{bad} {ns} samples per trace declared")
+    raw_rate = struct.unpack_from("<i", head, 40)[0]
+    if raw_rate == 0 or not -64 <= raw_rate <= 64:
+        raise SeisfmError(f"{bad} compression rate {raw_rate} declared")
+    rate = raw_rate if raw_rate > 0 else 1 / -raw_rate
+    shape = [u32(44), u32(48), u32(52)]
+    if (shape[0] == 0 or shape[1] == 0) and shape[2] == 0:  # files from the first versions
+        shape = [4, 4, int(2048 // rate)]
+    if min(shape) < 1 or math.prod(shape) * rate != 8 * BLOCK:
+        raise SeisfmError(f"{bad} block shape {tuple(shape)} at {rate:g} bits per voxel is not one {BLOCK}-byte disk block")
+    two_d = shape[0] == 1
+    from seismic_zfp.version import SeismicZfpVersion
+
+    new = SeismicZfpVersion(u32(72)) > SeismicZfpVersion("0.2.1")  # the rule seismic-zfp's reader applies
+    if two_d:
+        traces = u32(68)
+        grid = traces
+        if not 1 <= traces <= MAX_LINES:
+            raise SeisfmError(f"{bad} {traces} traces declared for a 2D line")
+    else:
+        if not (1 <= ni <= MAX_LINES and 1 <= nx <= MAX_LINES):
+            raise SeisfmError(f"{bad} {ni} inlines x {nx} crosslines declared")
+        grid = ni * nx
+        traces = u32(68) if new else grid
+        if not 1 <= traces <= grid:
+            raise SeisfmError(f"{bad} {traces} traces declared on a {ni}x{nx} grid")
+    padded = [-(-n // b) * b for n, b in zip((1 if two_d else ni, traces if two_d else nx, ns), shape)]
+    data_blocks = -(-int(math.prod(padded) * rate) // 8 // BLOCK)
+    entry, n_arrays = u32(60), u32(64)
+    if u32(56) != data_blocks:
+        raise SeisfmError(f"{bad} {u32(56)} blocks of compressed data declared; its dimensions need {data_blocks}")
+    if entry != 4 * grid or n_arrays > MAX_HEADER_ARRAYS:
+        raise SeisfmError(f"{bad} trace header arrays of {entry} bytes x {n_arrays} declared for {grid} traces")
+    if n_blocks >= 2 and size >= 2 * BLOCK:  # the source SEG-Y binary header, copied into block 2
+        with open(path, "rb") as f:
+            f.seek(BLOCK + 3200 + 20)
+            segy_ns = f.read(2)
+        copies = {int.from_bytes(segy_ns, "big"), int.from_bytes(segy_ns, "little")}
+        if copies != {0} and ns <= 0xFFFF and ns not in copies:
+            raise SeisfmError(f"{bad} {ns} samples per trace declared, {int.from_bytes(segy_ns, 'big')} in its SEG-Y binary header")
+    padded_entry = -(-entry // 512) * 512 if new else entry
+    expected = (n_blocks + data_blocks) * BLOCK + n_arrays * padded_entry
+    # NumpyConverter (write_sgz before it passed int32 line numbers) stores int64 header arrays
+    wide = (n_blocks + data_blocks) * BLOCK + n_arrays * (-(-2 * entry // 512) * 512)
+    if size not in (expected, wide):
+        raise SeisfmError(
+            f"{path}: truncated or inconsistent .sgz: its header describes {expected} bytes "
+            f"({n_blocks} header blocks, {data_blocks} data blocks, {n_arrays} trace header arrays), the file has {size}"
+        )
+    return {"samples": ns, "inlines": ni, "crosslines": nx, "traces": traces, "two_d": two_d}
 
 
 def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
     from seismic_zfp.read import SgzReader
 
     path = Path(path)
-    if path.stat().st_size == 0:
-        raise SeisfmError(f"{path}: empty file (0 bytes)")
+    declared = check_header(path)
     try:
         reader = SgzReader(str(path))
     except Exception as exc:
@@ -25,6 +110,7 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
         if getattr(reader, "is_4d", False):
             raise SeisfmError(f"{path}: pre-stack data ({reader.n_offsets} offsets); napari-seisfm needs a post-stack cube")
         samples = np.asarray(reader.zslices, np.float64)
+        _check_axes(path, reader, samples, declared)
         notes = []
         if reader.is_2d:
             backend = SgzTraces(reader)
@@ -34,8 +120,12 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
             ilines, xlines, kind = np.asarray(reader.ilines), np.asarray(reader.xlines), "3d"
             dead = None
             if not reader.structured:
+                if not hasattr(reader.segy_traceheader_template.get(189), "__index__"):
+                    raise SeisfmError(f"{path}: unstructured .sgz without a stored inline header array (no dead-trace mask)")
                 reader.get_unstructured_mask()  # fills reader.mask (the method itself returns None)
                 dead = ~np.asarray(reader.mask, bool).reshape(len(ilines), len(xlines))
+                if int((~dead).sum()) != reader.tracecount:
+                    raise SeisfmError(f"{path}: inconsistent .sgz: {int((~dead).sum())} live traces in the mask, {reader.tracecount} declared")
                 notes.append(f"{int(dead.sum())} missing traces (dead-trace mask)")
             if 1 in (len(ilines), len(xlines)):
                 kind = "2d"
@@ -48,7 +138,25 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
     geometry = Geometry(ilines=ilines, xlines=xlines, samples=samples, sample_unit=sample_unit, kind=kind,
                         dead=dead if dead is not None and dead.any() else None, source=str(path), notes=tuple(notes))
     info = {"format": f"seismic-zfp, {reader.rate} bits per voxel", "bits_per_voxel": reader.rate, "source": str(path)}
-    return Cube(backend, geometry, path, info)
+    try:
+        return mask_nonfinite_traces(Cube(backend, geometry, path, info))
+    except SeisfmError:
+        reader.close()
+        raise
+    except Exception as exc:
+        reader.close()
+        raise SeisfmError(f"{path}: seismic-zfp cannot read its data: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
+
+
+def _check_axes(path, reader, samples, declared) -> None:
+    """The coordinate lists seismic-zfp built must match the declared counts and be increasing."""
+    axes = [("samples", samples, declared["samples"])]
+    if not declared["two_d"]:
+        axes += [("inlines", reader.ilines, declared["inlines"]), ("crosslines", reader.xlines, declared["crosslines"])]
+    for name, values, n in axes:
+        values = np.asarray(values, np.float64)
+        if len(values) != n or not np.isfinite(values).all() or (n > 1 and not (np.diff(values) > 0).all()):
+            raise SeisfmError(f"{path}: inconsistent .sgz: the {name} axis is not {n} increasing numbers")
 
 
 class SgzBackend:
@@ -96,7 +204,8 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
         raise SeisfmError(f"{path}: data shape {data.shape} does not match the geometry {geometry.shape}")
     tmp = path.with_name(path.name + ".partial")
     try:
-        conv = NumpyConverter(data, ilines=np.asarray(geometry.ilines), xlines=np.asarray(geometry.xlines),
+        # int32 line numbers: seismic-zfp reads its trace header arrays as int32 whatever was written
+        conv = NumpyConverter(data, ilines=np.asarray(geometry.ilines, np.intc), xlines=np.asarray(geometry.xlines, np.intc),
                               samples=np.asarray(geometry.samples, np.float64))
         conv.run(str(tmp), bits_per_voxel=bits_per_voxel)
     except Exception as exc:
