@@ -92,8 +92,8 @@ def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
     np.testing.assert_allclose(layer.scale, 2 * spacing)
     np.testing.assert_allclose(layer.translate, g.origin)
     assert layer.data.shape == (24, 24, 24)  # the feature grid, no upsampled copy
-    # points sit on grid points now
-    np.testing.assert_allclose(viewer.layers[POSITIVE].data[0], [g.ilines[20], g.xlines[32], g.samples[32]])
+    # the click counts at the nearest grid point and stays drawn where it was clicked (inline 20.6, not 20)
+    np.testing.assert_allclose(viewer.layers[POSITIVE].data[0], [g.ilines[20] + 0.6, g.xlines[31], g.samples[30] + 5.0])
     assert widget.positives == [(10, 16, 16)] and widget.negatives == [(2, 2, 2)]
     # values: the engine's map for the same clicks (the default decision: the click probe)
     search = ProbeSearch(FeatureMatrix.open(store))

@@ -4,8 +4,8 @@ A thin view over :mod:`napari_seisfm.search` (the engine) and :mod:`napari_seisf
 (save/load, click sync, default threshold). Layers it makes:
 
 - "Positive" (green) and "Negative" (magenta) Points in survey coordinates (inline, crossline, time);
-  each click is snapped to the nearest feature-grid point, a click outside the volume is removed with
-  a message.
+  each click counts at the nearest feature-grid point but stays drawn where it was clicked; a click
+  outside the volume is removed with a message.
 - "similarity" Image on the feature grid (``scale = stride * spacing``, no upsampled copy): the target's
   probability from the click probe (default) or the centroid similarity, and "similarity > threshold"
   Labels from the threshold slider (by default only the bodies connected to the positive clicks).
@@ -363,9 +363,11 @@ class ClickToMapWidget(QWidget):
         QTimer.singleShot(0, self._points_changed)  # after napari has finished its own bookkeeping
 
     def _snap(self, layer) -> list[tuple[int, int, int]]:
-        """Snap every point of ``layer`` to the grid; remove those outside the volume (with a message)."""
-        from ..search.coords import cube_index_to_survey
+        """The grid point each click of ``layer`` snaps to; clicks outside the volume are removed (with a message).
 
+        The points stay where they were clicked: moved to a grid point on another inline, napari would no
+        longer draw them on the section the user clicked on, and the click would seem to have failed.
+        """
         fm = self.features
         grid, keep, refused = [], [], []
         for p in np.asarray(layer.data, float):
@@ -376,16 +378,14 @@ class ClickToMapWidget(QWidget):
                 refused.append(str(exc))
                 continue
             grid.append(g)
-            keep.append(cube_index_to_survey(fm.geometry, fm.grid.cube_index(g)))
-        snapped = np.asarray(keep, float).reshape(-1, 3)
-        if len(snapped) != len(layer.data) or not np.allclose(snapped, layer.data):
+            keep.append(p)
+        if refused:
             self._syncing = True
             try:
-                layer.data = snapped
+                layer.data = np.asarray(keep, float).reshape(-1, 3)
                 layer.selected_data = set()
             finally:
                 self._syncing = False
-        if refused:
             _notify.show_error(f"click refused: {refused[0]}")
         return grid
 
