@@ -113,6 +113,7 @@ def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
     assert widget.match_list.count() == len(widget.matches) > 0
     widget.next_match()
     np.testing.assert_allclose(viewer.dims.point, widget.matches[0].survey)
+    np.testing.assert_allclose(viewer.layers["match"].data, [widget.matches[0].survey])  # a ring marks it
     widget.next_match()
     np.testing.assert_allclose(viewer.dims.point, widget.matches[1].survey)
     # a second click updates the map; undo brings the first map back

@@ -52,6 +52,7 @@ from .extract import _cube_source, _is_cube_layer, _with_browse
 POSITIVE, NEGATIVE = "Positive", "Negative"
 SIMILARITY, THRESHOLDED, KNN, TRAINING = "similarity", "similarity > threshold", "segmentation", "training labels"
 FACIES = "facies (k-means)"
+MATCH = "match"
 DECISION_LABELS = {"probe": "probe learned from the clicks", "centroid": "centroid similarity"}
 METHOD_LABELS = {"linear": "linear + smoothing", "knn": "kNN (paper's protocol)"}
 DEBOUNCE_MS = 150
@@ -535,7 +536,7 @@ class ClickToMapWidget(QWidget):
             layer.data = mask
 
     def jump_to_match(self, i: int):
-        """Move the viewer's dims (and camera) to match ``i`` of the ranked list."""
+        """Move the viewer's sliders to match ``i`` of the ranked list and mark it."""
         if not 0 <= i < len(self.matches):
             return
         m = self.matches[i]
@@ -544,8 +545,15 @@ class ClickToMapWidget(QWidget):
 
         world = m.survey if m.survey is not None else cube_index_to_survey(self.features.geometry, m.cube_index)
         self.viewer.dims.set_point(list(range(3)), list(world))
-        if self.viewer.dims.ndisplay == 2:
-            self.viewer.camera.center = tuple(world[a] for a in self.viewer.dims.displayed)
+        # a ring where the match is; the camera stays (centring on a match near an edge showed half a black view)
+        marker = self._layer(MATCH)
+        if marker is None:
+            marker = self.viewer.add_points(np.asarray([world], float), name=MATCH, symbol="ring", face_color="yellow",
+                                            size=2 * max(self.grid_transform()["scale"]), ndim=3)
+            marker.editable = False
+            self._raise_points()
+        else:
+            marker.data = np.asarray([world], float)
         if self.match_list.currentRow() != i:
             self.match_list.blockSignals(True)
             self.match_list.setCurrentRow(i)
