@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from .cube import SUFFIXES, open_cube
-from .display import cube_layer, orient_when_added
+from .display import cube_layer, orient_when_added, seismic_colormap
 from .errors import SeisfmError
 
 
@@ -33,6 +33,7 @@ def _read(cube, path=None):
     viewer = napari.current_viewer()
     if viewer is not None:
         orient_when_added(viewer)
+    seismic_colormap()  # red-white-blue joins the layer controls' colormap list
     return [cube_layer(cube)]
 
 

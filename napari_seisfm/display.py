@@ -45,10 +45,11 @@ def cube_layer(cube: Cube, *, name: str | None = None, colormap: str = "gray", i
 
 
 def seismic_colormap():
-    """napari colormap (imported lazily so the core stays Qt-free)."""
-    from napari.utils.colormaps import Colormap
+    """napari colormap (imported lazily so the core stays Qt-free), registered so that it is in every
+    layer's colormap list, not only reachable from Python."""
+    from napari.utils.colormaps import Colormap, ensure_colormap
 
-    return Colormap(SEISMIC_COLORS, name="seismic red-white-blue")
+    return ensure_colormap(Colormap(SEISMIC_COLORS, name="seismic red-white-blue"))
 
 
 def section_order(shape) -> tuple[int, int, int]:

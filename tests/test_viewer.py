@@ -61,3 +61,21 @@ def test_sample_data_has_ground_truth(make_napari_viewer):
     assert len(np.unique(labels.data)) >= 6
     assert labels.metadata["classes"]["flat_spot"] > 0
     assert tuple(viewer.dims.order) == (0, 2, 1)
+
+
+def test_red_white_blue_is_in_the_colormap_list_after_opening_a_cube(make_napari_viewer, tmp_path):
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+    from napari_seisfm._reader import get_reader
+    from napari_seisfm._sample_data import survey_geometry
+    from napari_seisfm.io.npy import write_npy
+    from napari_seisfm.synthetic import make_survey
+
+    viewer = make_napari_viewer()
+    s = make_survey((32, 32, 32), seed=0)
+    path = write_npy(tmp_path / "c.npy", s.amplitude, survey_geometry(s))
+    for data, kwargs, kind in get_reader(str(path))(str(path)):
+        layer = viewer.add_image(data, **kwargs)
+    assert "seismic red-white-blue" in AVAILABLE_COLORMAPS
+    layer.colormap = "seismic red-white-blue"  # what choosing it in the layer controls does
+    assert layer.colormap.name == "seismic red-white-blue"
