@@ -18,7 +18,7 @@ import numpy as np
 
 from .encoders.base import Embedder
 from .errors import SeisfmCancelled, SeisfmError
-from .features import DTYPES, FeatureVolume, GridSpec
+from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, cube_content_hash, store_state
 
 CLIP = 3.0  # NCS recipe: unit variance per cube, amplitudes clipped at 3 std
 DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
@@ -54,6 +54,9 @@ def extract_features(
     total)`` is called with chunk counts; ``cancel`` (a ``threading.Event`` or a callable) is
     checked between chunks and raises :class:`SeisfmCancelled`, leaving a resumable store.
     ``embedder`` overrides ``model``/``checkpoint`` with a ready instance.
+
+    The whole run holds the store's writer lock (:class:`~napari_seisfm.features.StoreLock`): a second
+    writer, ``overwrite`` included, is refused while the first one lives.
     """
     if isinstance(cube, (str, Path)):  # a file: open it here and close it when done
         from .cube import open_cube
@@ -87,15 +90,25 @@ def extract_features(
         "checkpoint_sha256": embedder.checkpoint_sha256(),
     }
 
+    with StoreLock(out):
+        return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel)
+
+
+def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel):
+    geometry = cube.geometry
+    content = cube_content_hash(cube)
+    state = store_state(out)
     fv = None
-    if out.exists() and not overwrite:
+    if state == "half":  # killed while being created by an older version: nothing in it can be resumed
+        overwrite = True
+    elif state not in ("missing", "empty") and not overwrite:
         if not resume:
             raise SeisfmError(f"{out}: already exists; pass --overwrite to replace it (or allow resuming)")
-        fv = _open_for_resume(out, wanted)
+        fv = _open_for_resume(out, wanted, content)
         if fv.complete:
             _report(progress, *fv.progress())
             return FeatureVolume.open(out)
-    elif out.exists() and not (_is_store(out) or (out.is_dir() and not any(out.iterdir()))):
+    elif state == "other":
         raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
 
     if fv is None:
@@ -108,15 +121,16 @@ def extract_features(
             out,
             grid=grid,
             dim_in=embedder.dim,
-            dtype=dtype,
+            dtype=wanted["dtype"],
             model=embedder.card.id,
-            cube_fingerprint=fingerprint,
+            cube_fingerprint=wanted["cube_fingerprint"],
+            cube_content=content,
             cube_geometry=summary,
             checkpoint_sha256=embedder.checkpoint_sha256(),
             normalisation=normalisation,
             pca=basis,
             chunks=_chunks(chunks, embedder, grid),
-            overwrite=overwrite,
+            overwrite=overwrite or state == "empty",
         )
 
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), fv.normalisation)
@@ -138,6 +152,47 @@ def extract_features(
         _report(progress, done, total)
     fv.mark_complete()
     return FeatureVolume.open(out)
+
+
+def repair_store(
+    out,
+    cube,
+    *,
+    checkpoint=None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+    embedder: Embedder | None = None,
+) -> list:
+    """Recompute the damaged chunks of a store from its cube; returns what :meth:`FeatureVolume.verify` found.
+
+    The same code path as extraction: the damaged chunks' files are removed and their done flags
+    cleared, then the store is resumed with its own settings (model, stride, dtype, stored PCA basis and
+    normalisation), so the repaired chunks get the bytes an uninterrupted run writes. ``cube`` must be
+    the store's cube (fingerprint and sampled traces are checked).
+    """
+    if isinstance(cube, (str, Path)):
+        from .cube import open_cube
+
+        with open_cube(cube) as opened:
+            return repair_store(out, opened, checkpoint=checkpoint, device=device, precision=precision,
+                                batch_size=batch_size, progress=progress, cancel=cancel, embedder=embedder)
+    out = Path(out)
+    with StoreLock(out):
+        fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
+        fv.check_cube(cube, what=f"{getattr(cube, 'path', None) or 'the cube'}")
+        bad = fv.verify()
+        if bad:
+            fv.clear_done([idx for idx, _ in bad])
+        if bad or not fv.complete:
+            extract_features(
+                cube, out, model=fv.model, checkpoint=checkpoint, stride=fv.grid.stride,
+                pca=fv.dim if fv.pca_components is not None else 0, dtype=fv.dtype, device=device,
+                precision=precision, batch_size=batch_size, progress=progress, cancel=cancel, embedder=embedder,
+            )  # fmt: skip
+    return bad
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -281,10 +336,12 @@ def _chunks(chunks, embedder: Embedder, grid: GridSpec) -> tuple[int, int, int]:
     return tuple(int(np.clip(math.ceil(4 * h / s), 16, 32)) for h, s in zip(embedder.halo, grid.stride))
 
 
-def _open_for_resume(out: Path, wanted: dict) -> FeatureVolume:
+def _open_for_resume(out: Path, wanted: dict, content: str | None = None) -> FeatureVolume:
     fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
     attrs = fv._group.attrs
     diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if _norm(attrs.get(k)) != _norm(v)]
+    if content is not None and fv.cube_content and fv.cube_content != content:
+        diff.append(f"cube_content_sha256 {fv.cube_content!r} != {content!r} (another cube with the same geometry)")
     if diff:
         raise SeisfmError(f"{out}: existing store has other settings ({'; '.join(diff)}); pass --overwrite to replace it")
     return fv
@@ -292,14 +349,6 @@ def _open_for_resume(out: Path, wanted: dict) -> FeatureVolume:
 
 def _norm(v):
     return list(v) if isinstance(v, (list, tuple)) else v
-
-
-def _is_store(path: Path) -> bool:
-    try:
-        FeatureVolume.open(path, allow_partial=True)
-        return True
-    except SeisfmError:
-        return False
 
 
 def _cancelled(cancel) -> bool:

@@ -13,12 +13,23 @@ Layout (format ``seisfm-features``, version 1; docs/feature-store.md says the sa
 
 A grid point ``(a, b, c)`` sits at cube index ``origin + stride * (a, b, c)``. The store is only
 marked complete after every chunk has been written; readers refuse partial stores unless asked.
+
+Reliability (docs/reliability.md): one writer at a time (:class:`StoreLock`, a ``<store>.lock`` file
+beside the store); a new store is built in ``<store>.creating`` and renamed into place, so a store at
+its path always has every array; damaged chunks are read as invalid vectors with a warning, never as
+zeros that look valid (:meth:`FeatureVolume.load`, :meth:`FeatureVolume.verify`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import os
 import shutil
+import socket
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +41,162 @@ from .errors import SeisfmError
 FORMAT = "seisfm-features"
 VERSION = 1
 DTYPES = ("int8", "float16", "float32")
+REQUIRED_ATTRS = ("grid_shape", "stride", "origin", "chunks", "dim", "dtype", "model", "cube_fingerprint")
+ARRAYS = ("embeddings", "valid", "done")
+CONTENT_TRACES = 4  # per axis: the content hash reads 4 x 4 traces
+
+
+class StoreWarning(UserWarning):
+    """A feature store was read with damaged chunks; their grid points were made invalid."""
+
+
+# ---------------------------------------------------------------------------- one writer at a time
+
+_HELD: dict[str, int] = {}  # lock files this process holds -> depth (extract -> create re-enter)
+
+
+class StoreLock:
+    """Exclusive writer lock of a store: ``<store>.lock`` beside it, JSON ``{pid, host, started}``.
+
+    Beside, not inside, so it survives ``--overwrite`` removing the store and exists before the store
+    does. A lock whose pid is dead on this host is stale and taken over; a lock from another host is
+    never guessed stale (the message says which file to remove). Re-entrant within one process.
+    """
+
+    def __init__(self, store):
+        self.store = Path(store)
+        self.path = self.store.with_name(self.store.name + ".lock")
+        self._key = str(self.path.absolute())
+
+    def __enter__(self) -> "StoreLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        if self._key in _HELD:
+            _HELD[self._key] += 1
+            return
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(me))
+        except OSError as exc:
+            raise SeisfmError(f"{self.store}: cannot write the lock file {self.path} ({exc.strerror or exc})") from None
+        try:
+            for _ in range(20):
+                try:
+                    os.link(tmp, self.path)  # atomic: the lock appears with its content, or not at all
+                except FileExistsError:
+                    owner = read_lock(self.path)
+                    if owner is not None and not _is_stale(owner):
+                        raise SeisfmError(
+                            f"{self.store}: in use by another writer (pid {owner.get('pid')} on {owner.get('host')} "
+                            f"since {owner.get('started')}); wait for it, or remove {self.path} if that process is gone"
+                        ) from None
+                    self._take_over(owner)
+                    continue
+                _HELD[self._key] = 1
+                return
+        finally:
+            tmp.unlink(missing_ok=True)
+        raise SeisfmError(f"{self.store}: could not take the lock {self.path} (other writers keep replacing it)")
+
+    def _take_over(self, stale) -> None:
+        """Remove a stale lock without removing a live one that replaced it meanwhile."""
+        aside = self.path.with_name(f".{self.path.name}.stale.{os.getpid()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # someone else took it over first: try again
+        if read_lock(aside) != stale:  # a live lock slipped in between our read and the rename: put it back
+            try:
+                os.link(aside, self.path)
+            except FileExistsError:
+                pass
+        aside.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        depth = _HELD.get(self._key, 0)
+        if depth > 1:
+            _HELD[self._key] = depth - 1
+            return
+        if depth == 1:
+            del _HELD[self._key]
+            owner = read_lock(self.path)
+            if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+                self.path.unlink(missing_ok=True)
+
+
+def read_lock(path) -> dict | None:
+    """The owner recorded in a lock file, or None when it is gone or unreadable."""
+    try:
+        owner = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _is_stale(owner: dict) -> bool:
+    if owner.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(owner.get("pid"))
+    except (TypeError, ValueError):
+        return True
+    return pid <= 0 or not _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:  # a killed but not yet reaped process (zombie) is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# ---------------------------------------------------------------------------- store states and content
+
+
+def store_state(path) -> str:
+    """What is at ``path``: "missing", "empty" (directory), "store", "half" (a feature store killed
+    while being created by an older version: attributes or arrays missing) or "other"."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    if path.is_dir() and not any(path.iterdir()):
+        return "empty"
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return "other"
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    if not isinstance(attrs, dict) or attrs.get("format") != FORMAT:
+        return "other"
+    if any(k not in attrs for k in REQUIRED_ATTRS) or not all((path / a / "zarr.json").is_file() for a in ARRAYS):
+        return "half"
+    return "store"
+
+
+def cube_content_hash(cube) -> str:
+    """Hash of a few traces at fixed positions (4 x 4 evenly spread, float32 bytes): tells two cubes of
+    the same geometry apart at the cost of 16 trace reads."""
+    ni, nx = cube.shape[:2]
+    h = hashlib.sha256(np.asarray(cube.shape, np.int64).tobytes())
+    for i in np.unique(np.linspace(0, ni - 1, CONTENT_TRACES).round().astype(int)):
+        for j in np.unique(np.linspace(0, nx - 1, CONTENT_TRACES).round().astype(int)):
+            h.update(np.ascontiguousarray(cube[int(i), int(j), :], np.float32).tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -74,6 +241,18 @@ class FeatureVolume:
     def __init__(self, group, path: Path):
         self._group = group
         self.path = Path(path)
+        try:
+            self._read_layout(group)
+        except SeisfmError:
+            raise
+        except Exception as exc:  # KeyError for a missing attribute or array, zarr's own for garbled metadata
+            what = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc.__class__.__name__
+            raise SeisfmError(
+                f"{self.path}: damaged or half-created feature store (missing or unreadable {what!r}); "
+                "run `seisfm embed` again (resume or --overwrite replaces it)"
+            ) from None
+
+    def _read_layout(self, group) -> None:
         a = group.attrs
         self.grid = GridSpec(tuple(a["grid_shape"]), tuple(a["stride"]), tuple(a["origin"]))
         self.dim = int(a["dim"])
@@ -81,12 +260,14 @@ class FeatureVolume:
         self.model = str(a["model"])
         self.checkpoint_sha256 = a.get("checkpoint_sha256")
         self.cube_fingerprint = str(a["cube_fingerprint"])
+        self.cube_content = a.get("cube_content_sha256")  # absent in stores written before it existed
         self.cube_geometry = dict(a.get("cube_geometry", {}))
         self.normalisation = dict(a.get("normalisation", {}))
         self.quant_scale = float(a.get("quant_scale", 1.0))
         self.chunks = tuple(a["chunks"])
-        self.embeddings = group["embeddings"]
-        self.valid = group["valid"]
+        # every chunk is written, even all-zero ones, so a missing chunk file always means a lost chunk
+        self.embeddings = group["embeddings"].with_config({"write_empty_chunks": True})
+        self.valid = group["valid"].with_config({"write_empty_chunks": True})
         self._done = group["done"]
         if "pca_components" in group:
             self.pca_mean = np.asarray(group["pca_mean"][:], np.float32)
@@ -105,6 +286,7 @@ class FeatureVolume:
         dtype: str = "int8",
         model: str,
         cube_fingerprint: str,
+        cube_content: str | None = None,
         cube_geometry: dict | None = None,
         checkpoint_sha256: str | None = None,
         normalisation: dict | None = None,
@@ -113,16 +295,16 @@ class FeatureVolume:
         chunks: tuple[int, int, int] = (16, 16, 16),
         overwrite: bool = False,
     ) -> "FeatureVolume":
-        """Start a new store; with ``overwrite=False`` an existing path is an error."""
+        """Start a new store; with ``overwrite=False`` an existing path is an error.
+
+        Built in ``<path>.creating`` and renamed into place under the store lock, so a kill at any moment
+        leaves either no store or one with every array (all chunks not done), never a store without arrays.
+        """
         import zarr
 
         path = Path(path)
         if dtype not in DTYPES:
             raise SeisfmError(f"feature dtype must be one of {DTYPES}, got {dtype!r}")
-        if path.exists():
-            if not overwrite:
-                raise SeisfmError(f"{path}: already exists (pass overwrite/--overwrite, or resume)")
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
         dim = dim_in
         if pca is not None:
             mean, components = (np.asarray(x, np.float32) for x in pca)
@@ -132,36 +314,49 @@ class FeatureVolume:
         if dtype == "int8" and not quant_scale:
             quant_scale = 127.0  # unit vectors: every component lies in [-1, 1]
         chunks = tuple(min(c, n) for c, n in zip(chunks, grid.shape))
-        group = zarr.open_group(str(path), mode="w")
-        group.attrs.update(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                "complete": False,
-                "grid_shape": list(grid.shape),
-                "stride": list(grid.stride),
-                "origin": list(grid.origin),
-                "chunks": list(chunks),
-                "dim": dim,
-                "dim_in": dim_in,
-                "dtype": dtype,
-                "model": model,
-                "checkpoint_sha256": checkpoint_sha256,
-                "cube_fingerprint": cube_fingerprint,
-                "cube_geometry": cube_geometry or {},
-                "normalisation": normalisation or {},
-                "quant_scale": float(quant_scale or 1.0),
-                "normalized": True,
-            }
-        )
-        group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0)
-        group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False)
-        n_chunks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks))
-        group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False)
-        if pca is not None:
-            group.create_array("pca_mean", data=mean)
-            group.create_array("pca_components", data=components)
-        return cls(group, path)
+        with StoreLock(path):
+            if path.exists() and not overwrite:
+                raise SeisfmError(f"{path}: already exists (pass overwrite/--overwrite, or resume)")
+            tmp = path.with_name(path.name + ".creating")
+            _remove(tmp)  # left by a run killed while creating
+            group = zarr.open_group(str(tmp), mode="w")
+            group.attrs.update(
+                {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "complete": False,
+                    "grid_shape": list(grid.shape),
+                    "stride": list(grid.stride),
+                    "origin": list(grid.origin),
+                    "chunks": list(chunks),
+                    "dim": dim,
+                    "dim_in": dim_in,
+                    "dtype": dtype,
+                    "model": model,
+                    "checkpoint_sha256": checkpoint_sha256,
+                    "cube_fingerprint": cube_fingerprint,
+                    "cube_content_sha256": cube_content,
+                    "cube_geometry": cube_geometry or {},
+                    "normalisation": normalisation or {},
+                    "quant_scale": float(quant_scale or 1.0),
+                    "normalized": True,
+                    "every_chunk_written": True,  # a missing chunk file is a lost chunk
+                }
+            )
+            group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0)
+            group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False)
+            n_chunks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks))
+            group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False)
+            if pca is not None:
+                group.create_array("pca_mean", data=mean)
+                group.create_array("pca_components", data=components)
+            if path.exists():  # overwrite: move the old store aside in one step, then delete it
+                old = path.with_name(path.name + ".replaced")
+                _remove(old)
+                os.rename(path, old)
+                _remove(old)
+            os.rename(tmp, path)
+            return cls(zarr.open_group(str(path), mode="r+"), path)
 
     @classmethod
     def open(cls, path, *, allow_partial: bool = False, mode: str = "r") -> "FeatureVolume":
@@ -177,7 +372,7 @@ class FeatureVolume:
             raise SeisfmError(f"{path}: not a feature store ({exc.__class__.__name__})") from None
         if fmt != FORMAT:
             raise SeisfmError(f"{path}: not a napari-seisfm feature store")
-        if int(group.attrs.get("version", 0)) > VERSION:
+        if int(group.attrs.get("version", 0) or 0) > VERSION:
             raise SeisfmError(f"{path}: feature store version {group.attrs['version']} is newer than this napari-seisfm")
         fv = cls(group, path)
         if not allow_partial and not fv.complete:
@@ -254,19 +449,141 @@ class FeatureVolume:
         """All vectors as a C-contiguous ``(N, dim)`` array in the stored dtype, and the ``(N,)`` valid mask.
 
         N runs over the grid in (inline, crossline, time) order. This is what search works on;
-        an int8 256^3 x 64 grid is 1.07 GB.
+        an int8 256^3 x 64 grid is 1.07 GB. Read chunk by chunk: a missing, unreadable or non-finite
+        chunk makes its grid points invalid (with a :class:`StoreWarning` saying how many) instead of
+        reading as zero vectors or failing the whole read.
         """
-        return np.ascontiguousarray(self.embeddings[...]).reshape(-1, self.dim), np.asarray(self.valid[...]).reshape(-1)
+        vectors = np.zeros((*self.grid.shape, self.dim), self.dtype)
+        valid = np.zeros(self.grid.shape, bool)
+        lost = bad = 0
+        for _, sl, v, ok, problems, n_lost in self.scan():
+            if v is not None:
+                vectors[sl] = v
+            if ok is not None:
+                valid[sl] = ok
+            lost += n_lost
+            bad += bool(problems)
+        if lost:
+            warnings.warn(
+                f"{self.path}: {lost} grid points in {bad} damaged chunks (missing, unreadable or non-finite) are "
+                f"treated as invalid; `seisfm check {self.path} --repair --cube CUBE` recomputes them",
+                StoreWarning,
+                stacklevel=2,
+            )
+        return vectors.reshape(-1, self.dim), valid.reshape(-1)
+
+    def scan(self):
+        """Read every chunk: yields ``(chunk index, grid slices, vectors, valid, problems, lost points)``.
+
+        ``vectors``/``valid`` are what can be trusted (vectors zeroed and valid False where the chunk is
+        damaged; None when nothing could be read), ``problems`` one short phrase per fault. One chunk per
+        read, so a garbled chunk fails alone (no half-finished concurrent reads).
+        """
+        complete = self.complete
+        every_chunk = bool(self._group.attrs.get("every_chunk_written", False))
+        try:
+            done = np.asarray(self._done[...], bool)
+        except Exception as exc:
+            done, done_error = None, exc.__class__.__name__
+        for idx, sl in self.chunk_slices():
+            problems = []
+            n = int(np.prod([s.stop - s.start for s in sl]))
+            v, v_err = self._read(self.embeddings, sl, (*idx, 0))
+            ok, ok_err = self._read(self.valid, sl, idx)
+            if done is None:
+                problems.append(f"done flags unreadable ({done_error})")
+            elif not done[idx] and complete:
+                problems.append("marked complete but this chunk is not done")
+            lost = 0
+            if ok_err:
+                problems.append(f"valid {ok_err}")
+                lost = n if ok_err != "missing" or v_err != "missing" else 0
+                ok = None
+            if v_err:
+                problems.append(f"embeddings {v_err}")
+                lost = max(lost, n if ok is None else int(ok.sum()))
+                v = None
+            elif self.dtype != "int8":
+                finite = np.isfinite(v).all(axis=-1)
+                if not finite.all():
+                    problems.append(f"embeddings non-finite at {int((~finite).sum())} grid points")
+                    lost = max(lost, int(((~finite) & (ok if ok is not None else True)).sum()))
+                    v = np.where(finite[..., None], v, 0).astype(v.dtype)
+                    ok = finite & ok if ok is not None else None
+            if v_err == ok_err == "missing" and (
+                (done is not None and not done[idx] and not complete)  # not written yet: partial, not a fault
+                or not every_chunk  # older stores skipped all-zero (all-invalid) chunks
+            ):
+                problems, lost = [i for i in problems if not i.startswith(("valid", "embeddings"))], 0
+            if v is None and ok is not None:
+                ok = np.zeros_like(ok)
+            if ok is None and v is not None:
+                v = None  # nothing says which vectors are valid
+            yield idx, sl, v, ok, problems, (lost if problems else 0)
+
+    def _read(self, array, sl, chunk_coords):
+        """One chunk of ``array``: (data, None) or (None, "missing" / "unreadable (...)")."""
+        try:
+            key = array.metadata.encode_chunk_key(tuple(int(c) for c in chunk_coords))
+            if not (self.path / array.basename / key).is_file():
+                return None, "missing"
+        except Exception:  # not a local directory store: only the read can tell
+            pass
+        try:
+            data = np.asarray(array[sl])
+        except Exception as exc:  # truncated or garbled bytes: the codec's own error type
+            return None, f"unreadable ({exc.__class__.__name__})"
+        return data, None
+
+    def verify(self) -> list[tuple[tuple[int, int, int], str]]:
+        """Every damaged chunk as ``(chunk index, "problem; problem")``; empty for a sound store."""
+        return [(idx, "; ".join(p)) for idx, _, _, _, p, _ in self.scan() if p]
+
+    def clear_done(self, chunk_indices) -> None:
+        """Forget chunks (files removed, not done, store not complete): a resumed extraction rewrites them.
+        Callers hold the :class:`StoreLock`."""
+        try:
+            done = np.asarray(self._done[...], bool)
+        except Exception:  # the flags themselves are damaged: redo everything
+            done = np.ones(self._done.shape, bool)
+            chunk_indices = [idx for idx, _ in self.chunk_slices()]
+        for idx in chunk_indices:
+            done[tuple(idx)] = False
+            for array, coords in ((self.embeddings, (*idx, 0)), (self.valid, tuple(idx))):
+                try:  # a garbled file is never read again, even by a partial-chunk write
+                    (self.path / array.basename / array.metadata.encode_chunk_key(coords)).unlink(missing_ok=True)
+                except OSError:
+                    pass
+        self._group.attrs["complete"] = False
+        self._done[...] = done
 
     # ---------------------------------------------------------------- checks
-    def check_matches(self, fingerprint: str, what: str = "the cube") -> None:
+    def check_matches(self, fingerprint: str, what: str = "the cube", content: str | None = None) -> None:
+        """Refuse another cube: its geometry fingerprint, and its sampled traces when both hashes are known."""
+        geo = self.cube_geometry
         if fingerprint != self.cube_fingerprint:
-            geo = self.cube_geometry
             raise SeisfmError(
                 f"{self.path}: feature volume was extracted from another cube ({geo.get('source', '?')}, "
                 f"shape {geo.get('shape', '?')}); it does not match {what}"
             )
+        if content is not None and self.cube_content and content != self.cube_content:
+            raise SeisfmError(
+                f"{self.path}: feature volume was extracted from another cube with the same geometry "
+                f"({geo.get('source', '?')}: sampled traces differ); it does not match {what}"
+            )
+
+    def check_cube(self, cube, what: str = "the cube") -> None:
+        """:meth:`check_matches` against an open Cube (reads 16 traces when the store has a content hash)."""
+        content = cube_content_hash(cube) if self.cube_content else None
+        self.check_matches(cube.geometry.fingerprint(), what, content)
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "partial"
         return f"FeatureVolume({self.path}, grid={self.grid.shape}, stride={self.grid.stride}, dim={self.dim}, {self.dtype}, {self.model}, {state})"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

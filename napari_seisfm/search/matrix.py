@@ -40,16 +40,17 @@ class FeatureMatrix:
     # ------------------------------------------------------------------ construction
     @classmethod
     def open(cls, path, *, cube=None, fingerprint: str | None = None) -> "FeatureMatrix":
-        """Load a complete feature store; with ``cube`` (or its fingerprint) refuse one from another cube."""
+        """Load a complete feature store; with ``cube`` (or its fingerprint) refuse one from another cube
+        (``cube`` also compares the hash of sampled traces, which tells cubes of one geometry apart)."""
         return cls.from_volume(FeatureVolume.open(path), cube=cube, fingerprint=fingerprint)
 
     @classmethod
     def from_volume(cls, fv: FeatureVolume, *, cube=None, fingerprint: str | None = None) -> "FeatureMatrix":
-        if cube is not None:
-            fingerprint = cube.geometry.fingerprint()
-        if fingerprint is not None:
+        if cube is not None:  # geometry, and sampled traces when the store recorded them
+            fv.check_cube(cube)
+        elif fingerprint is not None:
             fv.check_matches(fingerprint)
-        vectors, valid = fv.load()
+        vectors, valid = fv.load()  # damaged chunks come back invalid, with a StoreWarning
         return cls(vectors, valid, fv.grid, quant_scale=fv.quant_scale, geometry=fv.cube_geometry,
                    fingerprint=fv.cube_fingerprint, name=str(fv.path))
 
