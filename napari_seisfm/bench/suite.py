@@ -74,8 +74,8 @@ def raw_windows(images: np.ndarray, stride: int, half: int = 3) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- tasks
-def prepare(size: int, seed: int, stride: int, workdir, model: str | None = None, noise: float = 0.1):
-    """Synthetic survey + its feature store + FeatureMatrix + ground truth on the grid (tests, demo)."""
+def prepare(size: int, seed: int, stride: int, workdir, model: str | None = None, noise: float = 0.1, embedder=None):
+    """Synthetic survey + its feature store + FeatureMatrix + ground truth on the grid (bench, tests, demo)."""
     from .._sample_data import survey_geometry
     from ..cube import Cube
     from ..extract import extract_features
@@ -86,17 +86,19 @@ def prepare(size: int, seed: int, stride: int, workdir, model: str | None = None
     cube = Cube.from_array(survey.amplitude, survey_geometry(survey))
     t0 = time.perf_counter()
     fv = extract_features(cube, Path(workdir) / f"features_{size}_{seed}_s{stride}.zarr", model=model, stride=stride,
-                          overwrite=True)
+                          overwrite=True, embedder=embedder)
     fm = FeatureMatrix.from_volume(fv, cube=cube)
     return survey, cube, fm, P.grid_labels(survey.labels, fm.grid), {"extract_s": time.perf_counter() - t0, "model": fv.model}
 
 
-def _segmentation_rows(fm, tasks: dict, methods, seed: int, base: dict, smooth=None) -> list[dict]:
+def _segmentation_rows(fm, tasks: dict, methods, seed: int, base: dict, keep: dict | None = None) -> list[dict]:
+    """One row per task and method; ``keep`` collects the "classes" task's results for the panels."""
     rows = []
     for task, (truth, classes, opts) in tasks.items():
         for method in methods:
-            extra = {"smooth": smooth} if (method == "linear" and smooth is not None) else {}
-            r = P.segmentation_quality(fm, truth, classes, method=method, seed=seed, **opts, **extra)
+            r = P.segmentation_quality(fm, truth, classes, method=method, seed=seed, **opts)
+            if keep is not None and task == "classes":
+                keep[(task, method)] = r["result"]
             rows.append({**base, "task": task, "method": method, "miou": r["miou"], "support": r["support"],
                          "iou_per_class": r["iou_per_class"], "seconds": r["seconds"]})
     return rows
@@ -105,20 +107,8 @@ def _segmentation_rows(fm, tasks: dict, methods, seed: int, base: dict, smooth=N
 def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir, methods=METHODS,
                    decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, targets=None, panels: dict | None = None) -> dict:
     """Every protocol on one synthetic survey embedded by one model."""
-    from .._sample_data import survey_geometry
-    from ..cube import Cube
-    from ..extract import extract_features
-    from ..search import FeatureMatrix
-    from ..synthetic import make_survey
-
-    t0 = time.perf_counter()
-    survey = make_survey((size, size, size), seed=seed)
-    cube = Cube.from_array(survey.amplitude, survey_geometry(survey))
-    fv = extract_features(cube, Path(workdir) / f"{model}_{size}_{seed}.zarr", embedder=make_embedder(model),
-                          stride=stride, overwrite=True)
-    fm = FeatureMatrix.from_volume(fv, cube=cube)
-    t_embed = time.perf_counter() - t0
-    truth = P.grid_labels(survey.labels, fm.grid)
+    survey, _, fm, truth, times = prepare(size, seed, stride, workdir, embedder=make_embedder(model))
+    t_embed = times["extract_s"]
     packages = P.grid_labels(survey.horizons, fm.grid)
     names = survey.label_names()
     targets = [n for n in (targets or names[1:]) if n in survey.classes and (truth == survey.classes[n]).any()]
@@ -129,13 +119,13 @@ def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir
     for name in targets:
         y = (truth == survey.classes[name]).astype(np.int16)
         tasks[f"{name} vs rest"] = (y, [0, 1], {"line": True, "target": 1} if name == "injectite" else {})
-    seg_rows = _segmentation_rows(fm, tasks, methods, seed, base)
-    if panels is not None and "classes" not in panels:
-        panels["classes"] = {"truth": truth, "names": names, "inline": int(np.argmax((truth > 0).sum(axis=(1, 2)))), "pred": {}}
+    kept = {}
+    seg_rows = _segmentation_rows(fm, tasks, methods, seed, base, keep=kept if panels is not None else None)
     if panels is not None:
+        panel = panels.setdefault("classes", {"truth": truth, "names": names, "pred": {},
+                                              "inline": int(np.argmax((truth > 0).sum(axis=(1, 2))))})
         for method in methods:
-            r = P.segmentation_quality(fm, truth, tasks["classes"][1], method=method, seed=seed)
-            panels["classes"]["pred"][f"{model} {method}"] = r["result"].classes - 1
+            panel["pred"][f"{model} {method}"] = kept[("classes", method)].classes - 1
 
     click_rows = []
     for name in targets:
@@ -152,11 +142,9 @@ def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir
 
 
 def _facies_row(fm, packages, seed, base) -> list[dict]:
-    """k-means facies against the package labels (adjusted Rand index), when the facies module exists."""
-    try:
-        from ..search.facies import adjusted_rand_index, kmeans_facies
-    except ImportError:
-        return []
+    """k-means facies (`seisfm cluster`) against the package labels: adjusted Rand index."""
+    from ..search import adjusted_rand_index, kmeans_facies
+
     k = len(np.unique(packages))
     r = kmeans_facies(fm, k, seed=seed)
     return [{**base, "k": k, "ari": round(float(adjusted_rand_index(r.classes.ravel(), packages.ravel())), 4),
