@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 from . import __version__, commands
@@ -24,9 +25,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+POINT_OPTIONS = ("--pos", "--neg")  # IL,XL,T values, which may start with a minus sign
+DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def join_negative_points(argv: list[str]) -> list[str]:
+    """``--pos -5,0,0`` -> ``--pos=-5,0,0``: argparse takes "-5,0,0" for an option, not a value."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in POINT_OPTIONS and re.match(r"^-[\d.]", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def check_common(args) -> None:
+    """Options shared by several commands, checked before any work starts."""
+    device = getattr(args, "device", None)
+    if device is not None and not DEVICES.match(str(device)):
+        raise SeisfmError(f"--device {device!r}: unknown device; use auto, cpu, cuda, cuda:N or mps")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = join_negative_points(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
+        check_common(args)
         return int(args.run(args) or 0)
     except SeisfmCancelled as exc:
         print(f"seisfm: cancelled: {exc}", file=sys.stderr)
@@ -40,11 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        if exc.filename is None or args.debug:
+            return _internal(exc, args)
+        # a file the user named cannot be read or written (read-only, permissions, disk full)
+        print(f"seisfm: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
-        if args.debug:
-            raise
-        print(f"seisfm: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
-        return 1
+        return _internal(exc, args)
+
+
+def _internal(exc: Exception, args) -> int:
+    if args.debug:
+        raise exc
+    print(f"seisfm: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

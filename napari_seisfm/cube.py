@@ -335,6 +335,28 @@ def open_cube(path, **kw) -> Cube:
 
 
 SUFFIXES = (".sgy", ".segy", ".sgz", ".npy")
+
+
+def prepare_output(path, *, folder_ok: bool = False) -> Path:
+    """``open_cube``'s twin for writers: create missing parent folders (as ``embed`` does), refuse a
+    folder where a file goes, and turn an unwritable place into one line instead of an OSError deep
+    inside a writer. ``folder_ok`` for outputs that are folders themselves (zarr)."""
+    path = Path(path)
+    if path.is_dir() and not folder_ok:
+        raise SeisfmError(f"{path}: is a folder; give a file name to write")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise SeisfmError(f"{path}: {above} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeisfmError(f"{path}: cannot create its folder {path.parent} ({exc.strerror or exc})") from None
+    return path
+
+
+def write_failed(path, exc: OSError) -> SeisfmError:
+    """The one-line error for an OSError while writing ``path`` (read-only, permissions, disk full)."""
+    return SeisfmError(f"{path}: cannot write it ({exc.strerror or ' '.join(str(exc).split())})")
 SCAN_ALL_BYTES = 2**28  # cubes up to this size (the in-memory scrolling limit) are scanned whole
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cube import Cube
+from .cube import Cube, prepare_output, write_failed
 from .errors import SeisfmError
 
 FORMATS = (".sgy", ".segy", ".sgz", ".npy", ".zarr")
@@ -58,7 +58,11 @@ def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origi
         return write_npy(path, full, cube.geometry)
     import zarr
 
-    group = zarr.open_group(str(path), mode="w")
-    group.create_array("data", data=np.asarray(full))
-    group.attrs["geometry"] = cube.geometry.summary()
+    prepare_output(path, folder_ok=True)
+    try:
+        group = zarr.open_group(str(path), mode="w")
+        group.create_array("data", data=np.asarray(full))
+        group.attrs["geometry"] = cube.geometry.summary()
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     return path

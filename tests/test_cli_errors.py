@@ -25,7 +25,8 @@ def nan_cube(shape=(16, 12, 48), seed=0) -> np.ndarray:
 def one_line_error(capsys, *argv, match=None) -> str:
     assert cli(list(argv)) == 2
     err = capsys.readouterr().err
-    assert err.startswith("seisfm: error:") and err.count("\n") == 1, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line and "pt/s]" not in line]
+    assert len(lines) == 1 and lines[0].startswith("seisfm: error:"), err  # progress bars aside
     if match:
         assert match in err, err
     return err
@@ -101,3 +102,153 @@ def test_nan_traces_are_invalid_after_embed_and_never_match(tmp_path, capsys):
     matches = [json.loads(line.split("}")[0] + "}") for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert matches and all(not (m["cube"][0] < 8 and m["cube"][1] < 8) for m in matches)
     assert np.isnan(np.load(tmp_path / "m.npy")[:2, :2]).all()
+
+
+# ------------------------------------------------------------------ C: unwritable outputs are one line
+
+EROFS = OSError(30, "Read-only file system")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A synthetic cube, its attribute features and a labels CSV (two classes, three points each)."""
+    d = tmp_path_factory.mktemp("store")
+    assert cli(["synth", str(d / "c.npy"), "--size", "32"]) == 0
+    assert cli(["embed", str(d / "c.npy"), "--out", str(d / "f.zarr"), "--model", "attributes", "--stride", "4", "--pca", "0"]) == 0
+    rows = [f"{i},{j},{t},{c}" for c, t in ((1, 4), (2, 24)) for i, j in ((2, 2), (10, 10), (20, 20))]
+    (d / "labels.csv").write_text("il,xl,t,class\n" + "\n".join(rows) + "\n")
+    (d / "afile").write_text("a file where a folder is expected")
+    return d
+
+
+def search_args(store, out, *extra):
+    return ["search", str(store / "f.zarr"), "--pos", "8,8,8", "--coords", "cube", "--top", "0", "--out", str(out), *extra]
+
+
+def segment_args(store, out, *extra):
+    return ["segment", str(store / "f.zarr"), "--labels", str(store / "labels.csv"), "--coords", "cube", "--out", str(out), *extra]
+
+
+def read_only(monkeypatch, *targets):
+    """Simulate a read-only file system (as root, chmod does not stop writes): the writers raise EROFS."""
+    def fail(*args, **kw):
+        raise OSError(30, "Read-only file system", str(args[0]) if args else None)
+
+    for obj, name in targets:
+        monkeypatch.setattr(obj, name, fail)
+
+
+@pytest.mark.parametrize("make", [search_args, segment_args])
+def test_search_and_segment_outputs(store, tmp_path, capsys, monkeypatch, make):
+    one_line_error(capsys, *make(store, store / "afile" / "o.npy"), match="is a file, not a folder")
+    (tmp_path / "d.npy").mkdir()
+    one_line_error(capsys, *make(store, tmp_path / "d.npy"), match="is a folder")
+    one_line_error(capsys, *make(store, store / "afile" / "o.sgy", "--cube", str(store / "c.npy")), match="not a folder")
+    assert cli(make(store, tmp_path / "new" / "sub" / "o.npy")) == 0  # missing folders are created, as embed does
+    assert (tmp_path / "new" / "sub" / "o.npy").is_file()
+    capsys.readouterr()
+    read_only(monkeypatch, (np, "save"))
+    one_line_error(capsys, *make(store, tmp_path / "ro.npy"), match="Read-only file system")
+    import zarr
+
+    real_open = zarr.open_group
+
+    def open_group(path, *a, mode="r", **kw):
+        if mode == "w":
+            raise OSError(30, "Read-only file system", str(path))
+        return real_open(path, *a, mode=mode, **kw)
+
+    monkeypatch.setattr(zarr, "open_group", open_group)
+    one_line_error(capsys, *make(store, tmp_path / "ro.zarr"), match="Read-only file system")
+
+
+def test_segment_probabilities_on_a_read_only_place(store, tmp_path, capsys, monkeypatch):
+    import napari_seisfm.commands.segment  # noqa: F401  (np.save is looked up at call time)
+
+    real = np.save
+
+    def save(path, arr, *a, **kw):
+        if str(path).endswith("p.npy"):
+            raise OSError(30, "Read-only file system", str(path))
+        return real(path, arr, *a, **kw)
+
+    monkeypatch.setattr(np, "save", save)
+    one_line_error(capsys, *segment_args(store, tmp_path / "o.npy", "--probabilities", str(tmp_path / "p.npy")),
+                   match="Read-only")
+
+
+@pytest.mark.parametrize("fmt", ["npy", "sgz", "sgy"])
+def test_synth_outputs(store, tmp_path, capsys, monkeypatch, fmt):
+    import os
+
+    one_line_error(capsys, "synth", str(store / "afile" / f"s.{fmt}"), "--size", "32", match="not a folder")
+    (tmp_path / f"d.{fmt}").mkdir()
+    one_line_error(capsys, "synth", str(tmp_path / f"d.{fmt}"), "--size", "32", match="is a folder")
+    assert cli(["synth", str(tmp_path / "n" / f"s.{fmt}"), "--size", "32"]) == 0
+    capsys.readouterr()
+    read_only(monkeypatch, (os, "replace"), (np, "save"))
+    one_line_error(capsys, "synth", str(tmp_path / f"ro.{fmt}"), "--size", "32", match="Read-only")
+    assert not list(tmp_path.glob("ro*partial*"))  # no half-written file left behind
+
+
+def test_codecs_outputs(store, tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    (tmp_path / "d.csv").mkdir()
+    base = ["codecs", str(store / "c.npy"), "--codecs", "quant8"]
+    one_line_error(capsys, *base, "--out", str(tmp_path / "d.csv"), match="is a folder")
+    one_line_error(capsys, *base, "--out", str(store / "afile" / "t.csv"), match="Not a directory")
+    read_only(monkeypatch, (Path, "write_text"))
+    one_line_error(capsys, *base, "--markdown", str(tmp_path / "t.md"), match="Read-only")
+    from matplotlib.figure import Figure
+
+    read_only(monkeypatch, (Figure, "savefig"))
+    one_line_error(capsys, *base, "--plot", str(tmp_path / "t.png"), match="Read-only")
+
+
+def test_any_oserror_naming_a_file_is_one_line(monkeypatch, capsys, tmp_path):
+    from napari_seisfm.commands import info
+
+    def run(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x.npy"))
+
+    monkeypatch.setattr(info, "run", run)
+    one_line_error(capsys, "info", str(tmp_path / "x.npy"), match="Permission denied")
+
+
+@pytest.mark.parametrize("array", ["embeddings", "valid"])
+def test_garbled_array_metadata_is_one_line(store, tmp_path, capsys, array):
+    import shutil
+
+    shutil.copytree(store / "f.zarr", tmp_path / "g.zarr")
+    (tmp_path / "g.zarr" / array / "zarr.json").write_text('{"shape": [1, 2], garbled')
+    one_line_error(capsys, "search", str(tmp_path / "g.zarr"), "--pos", "8,8,8", "--coords", "cube", "--out", str(tmp_path / "o.npy"))
+
+
+# ------------------------------------------------------------------ D: options that were silently accepted
+
+
+def test_unknown_device_is_refused_before_any_work(store, tmp_path, capsys):
+    one_line_error(capsys, "embed", str(store / "c.npy"), "--out", str(tmp_path / "f.zarr"), "--model", "attributes",
+                   "--device", "tpu", match="--device 'tpu'")
+    assert not (tmp_path / "f.zarr").exists()
+
+
+def test_codecs_section_in_the_wrong_domain(store, capsys):
+    one_line_error(capsys, "codecs", str(store / "c.npy"), "--codecs", "quant8", "--section", "depth=5",
+                   match="is in time")
+
+
+@pytest.mark.parametrize("argv", [["--pos", "-5,0,0"], ["--pos=-5,0,0"], ["--pos", "1,1,1", "--neg", "-5.5,0,0"]])
+def test_negative_points_reach_the_command(store, tmp_path, capsys, argv):
+    # argparse used to stop at "-5,0,0" ("expected one argument"); now the point itself is judged
+    assert cli(["search", str(store / "f.zarr"), "--coords", "grid", *argv, "--out", str(tmp_path / "o.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "outside the feature grid" in err and "usage:" not in err
+
+
+def test_join_negative_points_leaves_other_arguments_alone():
+    from napari_seisfm.cli import join_negative_points
+
+    assert join_negative_points(["search", "f.zarr", "--pos", "-5,0,0", "--neg", "3,4,5", "--top", "-1"]) == [
+        "search", "f.zarr", "--pos=-5,0,0", "--neg", "3,4,5", "--top", "-1"]

@@ -49,6 +49,17 @@ def expand_codecs(spec: str, cosmos_dir: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_domain(spec: str | None, cube) -> None:
+    """``depth=`` on a time cube (or ``time=`` on a depth cube) names the wrong axis: refuse, do not guess."""
+    from ..errors import SeisfmError
+
+    key = (spec or "").partition("=")[0].strip().lower()
+    domain = cube.geometry.domain
+    if key in ("time", "depth") and domain in ("time", "depth") and key != domain:
+        raise SeisfmError(f"--section {spec!r}: {cube.path or 'the cube'} is in {domain} ({cube.geometry.sample_unit}); "
+                          f"use {domain}={spec.partition('=')[2].strip()}")
+
+
 def run(args) -> int:
     import sys
     from pathlib import Path
@@ -58,14 +69,17 @@ def run(args) -> int:
     from ..codecs import compare
     from ..codecs.section import read_section
     from ..codecs.table import to_csv, to_json, to_markdown
-    from ..cube import open_cube
+    from ..cube import open_cube, write_failed
     from ..errors import SeisfmError
 
     for opt in ("out", "markdown", "plot"):
         path = getattr(args, opt)
         if path and not Path(path).parent.exists():
             raise SeisfmError(f"{path}: folder {Path(path).parent} does not exist")
+        if path and Path(path).is_dir():
+            raise SeisfmError(f"{path}: is a folder; give a file name for --{opt}")
     with open_cube(args.input) as cube:
+        check_domain(args.section, cube)
         section, dt, label = read_section(cube, args.section)
     names = expand_codecs(args.codecs, args.cosmos_dir)
     bar = tqdm(total=len(names), desc="codecs", unit="codec", file=sys.stderr, disable=None)
@@ -80,14 +94,19 @@ def run(args) -> int:
                        cosmos_dir=args.cosmos_dir, progress=progress)
     finally:
         bar.close()
-    if args.out:
-        Path(args.out).write_text(to_csv(comp))
-    if args.markdown:
-        Path(args.markdown).write_text(to_markdown(comp))
+    for path, text in ((args.out, lambda: to_csv(comp)), (args.markdown, lambda: to_markdown(comp))):
+        if path:
+            try:
+                Path(path).write_text(text())
+            except OSError as exc:
+                raise write_failed(path, exc) from None
     if args.plot:
         from ..codecs.plots import comparison_figure, save_figure
 
-        save_figure(comparison_figure(comp), args.plot)
+        try:
+            save_figure(comparison_figure(comp), args.plot)
+        except OSError as exc:
+            raise write_failed(args.plot, exc) from None
     if args.json:
         print(to_json(comp))
     else:

@@ -53,6 +53,7 @@ def run(args) -> int:
     import numpy as np
 
     from ..search import FeatureMatrix, connected_to, make_search
+    from ..cube import prepare_output
     from ..search.output import open_cube_for, write_map
 
     if args.top < 0:
@@ -63,6 +64,9 @@ def run(args) -> int:
         raise SeisfmError("add a positive click first: give at least one --pos IL,XL,T")
     pos = [parse_point(t) for t in args.pos]
     neg = [parse_point(t) for t in args.neg]
+    for out in (args.out, args.mask):  # refuse a bad place before the work
+        if out:
+            prepare_output(out, folder_ok=str(out).lower().endswith(".zarr"))
     cube = open_cube_for(args.features, args.cube)
     t0 = time.perf_counter()
     fm = FeatureMatrix.open(args.features, cube=cube)

@@ -113,6 +113,7 @@ def run(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from ..cube import prepare_output, write_failed
     from ..errors import SeisfmError
     from ..search import FeatureMatrix, make_segmenter
     from ..search.output import open_cube_for, write_map
@@ -125,6 +126,9 @@ def run(args) -> int:
             raise SeisfmError(f"{prob}: exists and is not a file; choose another name for --probabilities")
         if prob.resolve() in (Path(args.features).resolve(), Path(args.out).resolve()):
             raise SeisfmError(f"{prob}: --probabilities would overwrite the features or the class map")
+    for out in (args.out, args.probabilities, args.confidence):  # refuse a bad place before the work
+        if out:
+            prepare_output(out, folder_ok=Path(out).suffix.lower() == ".zarr")
     cube = open_cube_for(args.features, args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     points, classes = read_support(args.labels, fm, args.coords)
@@ -139,7 +143,10 @@ def run(args) -> int:
     dt = time.perf_counter() - t0
     out = write_map(args.out, result.classes, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
     if args.probabilities:
-        np.save(args.probabilities, result.probabilities)
+        try:
+            np.save(prepare_output(args.probabilities), result.probabilities)
+        except OSError as exc:
+            raise write_failed(args.probabilities, exc) from None
     if args.confidence:
         write_map(args.confidence, result.confidence, fm, cube=cube, full_resolution=args.full_resolution)
     counts = {c: int((result.classes == c).sum()) for c in result.class_ids}

@@ -20,6 +20,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from .._sample_data import survey_geometry
+    from ..cube import write_failed
     from ..errors import SeisfmError
     from ..synthetic import make_survey
 
@@ -34,7 +35,10 @@ def run(args) -> int:
     write(out, survey.amplitude, geometry, fmt)
     write(labels_path, survey.labels.astype("float32" if fmt != "npy" else "uint8"), geometry, fmt, labels=True)
     classes_path = out.with_name(out.stem + "_classes.json")
-    classes_path.write_text(json.dumps(survey.classes, indent=1))
+    try:
+        classes_path.write_text(json.dumps(survey.classes, indent=1))
+    except OSError as exc:
+        raise write_failed(classes_path, exc) from None
     print(f"wrote {out} {survey.amplitude.shape} and {labels_path} (classes in {classes_path.name})")
     return 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary, mask_nonfinite_traces
+from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary, mask_nonfinite_traces, prepare_output, write_failed
 from ..errors import SeisfmError
 
 
@@ -48,10 +48,14 @@ def open_npy(path) -> Cube:
 
 
 def write_npy(path, data: np.ndarray, geometry: Geometry | None = None) -> Path:
-    path = Path(path)
+    path = prepare_output(path)
     tmp = path.with_name(path.name + ".partial.npy")
-    np.save(tmp, np.asarray(data))
-    os.replace(tmp, path)
-    if geometry is not None and tuple(geometry.shape) == tuple(np.shape(data)):
-        sidecar(path).write_text(json.dumps(geometry.summary(), indent=1))
+    try:
+        np.save(tmp, np.asarray(data))
+        os.replace(tmp, path)
+        if geometry is not None and tuple(geometry.shape) == tuple(np.shape(data)):
+            sidecar(path).write_text(json.dumps(geometry.summary(), indent=1))
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
     return path

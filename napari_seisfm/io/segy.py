@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry, mask_nonfinite_traces
+from ..cube import Cube, Geometry, mask_nonfinite_traces, prepare_output, write_failed
 from ..errors import SeisfmError
 
 # sample format code -> bytes per sample (the codes segyio reads)
@@ -254,6 +254,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------- writing
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
+
+
 def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None = None) -> Path:
     """Write ``data`` (on ``cube``'s grid) as SEG-Y with the source file's text, binary and trace headers.
 
@@ -278,6 +286,7 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
     spec.tracecount = src.tracecount
     spec.endian = cube.info.get("endian", "big")
     spec.ext_headers = max(int(cube.info.get("extended_headers", 0)), 0)
+    path = prepare_output(path)
     tmp = path.with_name(path.name + ".partial")
     trace_map = backend.trace_map
     pos = np.argwhere(trace_map >= 0)
@@ -296,7 +305,7 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
-    os.replace(tmp, path)
+    _replace(tmp, path)
     return path
 
 
@@ -328,6 +337,7 @@ def write_segy(path, data: np.ndarray, geometry: Geometry, *, text: str | None =
     spec.samples = [float(v) for v in geometry.samples]
     dt = geometry.spacing[2]
     dt_us = int(round(dt * 1000)) if geometry.sample_unit in ("ms", "samples") else int(round(dt))
+    path = prepare_output(path)
     tmp = path.with_name(path.name + ".partial")
     try:
         with segyio.create(str(tmp), spec) as f:
@@ -345,5 +355,5 @@ def write_segy(path, data: np.ndarray, geometry: Geometry, *, text: str | None =
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
-    os.replace(tmp, path)
+    _replace(tmp, path)
     return path

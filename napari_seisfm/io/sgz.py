@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry, mask_nonfinite_traces
+from ..cube import Cube, Geometry, mask_nonfinite_traces, prepare_output, write_failed
 from ..errors import SeisfmError
 
 BLOCK = 4096  # seismic-zfp's disk block: header blocks and compressed data come in these
@@ -198,7 +198,7 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
     """Compress a cube to .sgz (ZFP fixed rate). 8 bits per voxel keeps ~40 dB SNR on seismic."""
     from seismic_zfp.conversion import NumpyConverter
 
-    path = Path(path)
+    path = prepare_output(path)
     data = np.ascontiguousarray(data, np.float32)
     if data.shape != geometry.shape:
         raise SeisfmError(f"{path}: data shape {data.shape} does not match the geometry {geometry.shape}")
@@ -211,5 +211,9 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise SeisfmError(f"{path}: could not write .sgz: {exc}") from None
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
     return path
