@@ -82,13 +82,14 @@ class StoreLock:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(me))
         except OSError as exc:
             raise SeisfmError(f"{self.store}: cannot write the lock file {self.path} ({exc.strerror or exc})") from None
         try:
             for _ in range(20):
                 try:
-                    os.link(tmp, self.path)  # atomic: the lock appears with its content, or not at all
+                    _link(tmp, self.path)  # atomic: the lock appears with its content, or not at all
                 except FileExistsError:
                     owner = read_lock(self.path)
                     if owner is not None and not _is_stale(owner):
@@ -113,8 +114,8 @@ class StoreLock:
             return  # someone else took it over first: try again
         if read_lock(aside) != stale:  # a live lock slipped in between our read and the rename: put it back
             try:
-                os.link(aside, self.path)
-            except FileExistsError:
+                _link(aside, self.path)
+            except OSError:
                 pass
         aside.unlink(missing_ok=True)
 
@@ -128,6 +129,18 @@ class StoreLock:
             owner = read_lock(self.path)
             if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
                 self.path.unlink(missing_ok=True)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard link, or exclusive create + copy where the file system has no hard links."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        fd = os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(src.read_bytes())
 
 
 def read_lock(path) -> dict | None:
@@ -488,6 +501,9 @@ class FeatureVolume:
         for idx, sl in self.chunk_slices():
             problems = []
             n = int(np.prod([s.stop - s.start for s in sl]))
+            if done is not None and not done[idx] and not complete:  # not (fully) written yet: resuming rewrites it
+                yield idx, sl, None, np.zeros([s.stop - s.start for s in sl], bool), [], 0
+                continue
             v, v_err = self._read(self.embeddings, sl, (*idx, 0))
             ok, ok_err = self._read(self.valid, sl, idx)
             if done is None:
@@ -510,10 +526,7 @@ class FeatureVolume:
                     lost = max(lost, int(((~finite) & (ok if ok is not None else True)).sum()))
                     v = np.where(finite[..., None], v, 0).astype(v.dtype)
                     ok = finite & ok if ok is not None else None
-            if v_err == ok_err == "missing" and (
-                (done is not None and not done[idx] and not complete)  # not written yet: partial, not a fault
-                or not every_chunk  # older stores skipped all-zero (all-invalid) chunks
-            ):
+            if v_err == ok_err == "missing" and not every_chunk:  # older stores skipped all-invalid chunks
                 problems, lost = [i for i in problems if not i.startswith(("valid", "embeddings"))], 0
             if v is None and ok is not None:
                 ok = np.zeros_like(ok)

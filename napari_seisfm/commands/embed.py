@@ -1,4 +1,9 @@
-"""`seisfm embed`: extract a feature volume from a cube (headless twin of the "Extract embeddings" widget)."""
+"""`seisfm embed`: extract a feature volume from a cube (headless twin of the "Extract embeddings" widget).
+
+One writer per store: a second `seisfm embed` on the same --out (``--overwrite`` included) is refused
+while the first lives (the lock file ``FEATURES.zarr.lock`` names it); a killed run leaves a stale lock
+that the next run takes over, and resumes or (``--overwrite``) replaces its store. docs/reliability.md.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="windows per forward pass (default: the model's)")
     p.add_argument("--pca", type=int, default=64, metavar="DIMS", help="reduce to DIMS with PCA when the model has more; 0 keeps all (default 64)")
     p.add_argument("--dtype", default="i8", choices=("i8", "f16", "f32"), help="stored vector type (default i8)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store (refused while another writer holds it)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="do not continue a partial store (error if it exists)")
     p.set_defaults(run=run)
 
