@@ -354,3 +354,15 @@ def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot
     np.testing.assert_allclose(layer.scale, 2 * np.asarray(cube.geometry.spacing))
     assert widget.facies_button.isEnabled() and widget.knn_button.isEnabled()
     assert FACIES not in [widget.training.itemText(i) for i in range(widget.training.count())]
+
+
+def test_docks_scroll_instead_of_demanding_a_tall_window(make_napari_viewer):
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_seisfm.widgets.extract import ExtractWidget
+
+    viewer = make_napari_viewer()
+    for widget in (ClickToMapWidget(viewer), ExtractWidget(viewer)):
+        inner = widget.findChild(QScrollArea).widget()
+        assert inner.sizeHint().height() > widget.minimumSizeHint().height()  # what does not fit, scrolls
+        assert widget.minimumSizeHint().height() < 300

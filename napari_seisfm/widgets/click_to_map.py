@@ -44,6 +44,7 @@ from qtpy.QtWidgets import (
 
 from . import _notify
 from ._notify import report
+from ._scroll import scrolling_layout
 from ..errors import SeisfmError
 from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
 from ..search.linear_segmenter import SMOOTH
@@ -206,7 +207,7 @@ class ClickToMapWidget(QWidget):
                 row.addWidget(b)
             fl.addLayout(row)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.load_button)
         layout.addWidget(self.status)

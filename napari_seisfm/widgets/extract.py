@@ -22,12 +22,12 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from . import _notify
 from ._notify import report
+from ._scroll import scrolling_layout
 from ..errors import SeisfmError
 
 
@@ -91,7 +91,7 @@ class ExtractWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.progress)
         layout.addLayout(buttons)
