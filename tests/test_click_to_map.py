@@ -366,3 +366,4 @@ def test_docks_scroll_instead_of_demanding_a_tall_window(make_napari_viewer):
         inner = widget.findChild(QScrollArea).widget()
         assert inner.sizeHint().height() > widget.minimumSizeHint().height()  # what does not fit, scrolls
         assert widget.minimumSizeHint().height() < 300
+        assert widget.minimumSizeHint().width() >= inner.minimumSizeHint().width()  # but nothing is cut off
