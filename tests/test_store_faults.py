@@ -146,6 +146,28 @@ def _state(out: Path) -> str:
     return state + (" +creating" if creating else "")
 
 
+def test_two_real_writers(cubes, reference, tmp_path, capsys):
+    """The issue's case: `seisfm embed A --out s.zarr &`, then `seisfm embed A --out s.zarr --dtype f32
+    --overwrite` while the first runs. The second is refused with one line; the first finishes intact."""
+    for attempt in range(3):
+        out = tmp_path / f"s{attempt}.zarr"
+        first = _start(cubes[0], out)
+        assert first.stdout.readline().strip() == "ready"
+        lock = out.with_name(out.name + ".lock")
+        while not lock.exists() and first.poll() is None:
+            time.sleep(0.01)
+        rc = cli(["embed", str(cubes[0]), "--out", str(out), "--dtype", "f32", "--overwrite"])
+        err = capsys.readouterr().err.strip()
+        assert first.wait() == 0
+        if rc == 0 and first.returncode is not None and not lock.exists():
+            continue  # the first writer had already finished (a very slow machine): try again
+        assert rc == 2 and err.count("\n") == 0
+        assert f"{out}: in use by another writer (pid {first.pid} on " in err
+        assert _same(out, reference)
+        return
+    pytest.fail("the first writer always finished before the second started")
+
+
 @pytest.fixture(scope="module")
 def line(cubes, tmp_path_factory):
     """A one-inline cube (a 2-D line: embedded without the inline halo, so a run takes a fraction of a
