@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import re
 import sys
+import warnings
 
 from . import __version__, commands
 from .errors import SeisfmCancelled, SeisfmError
@@ -47,9 +48,15 @@ def check_common(args) -> None:
         raise SeisfmError(f"--device {device!r}: unknown device; use auto, cpu, cuda, cuda:N or mps")
 
 
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings for the user (damaged chunks, headers without geometry) as one line, like the errors."""
+    print(f"seisfm: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_points(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    shown, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
         check_common(args)
         return int(args.run(args) or 0)
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:
         return _internal(exc, args)
+    finally:
+        warnings.showwarning = shown  # the CLI is also called in-process (tests, notebooks)
 
 
 def _internal(exc: Exception, args) -> int:

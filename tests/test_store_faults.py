@@ -298,6 +298,10 @@ def test_garbled_chunk_gives_no_traceback(cubes, chunked, tmp_path, damage):
                         "grid", "--out", str(tmp_path / "m.npy"), "--top", "0"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and "Task was destroyed" not in r.stderr and "Error" not in r.stderr
+    # the warning is one line, like the errors
+    assert [line for line in r.stderr.splitlines() if line.strip()] == [
+        line for line in r.stderr.splitlines() if line.startswith("seisfm: warning: ")]
+    assert "damaged chunk" in r.stderr
     assert "128 grid points in 1 damaged chunks" in r.stderr
     assert np.isnan(np.load(tmp_path / "m.npy")[0:4, 4:8, 0:8]).all()
 
