@@ -13,7 +13,7 @@ import time
 
 
 def register(sub):
-    p = sub.add_parser("demo", help="synthetic survey -> embeddings -> clicks on the flat spot -> similarity and kNN maps",
+    p = sub.add_parser("demo", help="synthetic survey -> embeddings -> clicks on the flat spot -> map and segmentation",
                        description=__doc__)
     p.add_argument("--out", default="seisfm-demo", metavar="DIR", help="output folder (default: ./seisfm-demo)")
     p.add_argument("--size", type=int, default=128, help="cube size N for an N^3 survey (default: %(default)s)")

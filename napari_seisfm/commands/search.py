@@ -13,7 +13,7 @@ from __future__ import annotations
 def register(sub):
     from ..search import DECISIONS, DEFAULT_DECISION
 
-    p = sub.add_parser("search", help="similarity map of a feature volume from positive/negative example points",
+    p = sub.add_parser("search", help="target map of a feature volume from positive/negative example points",
                        description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
     p.add_argument("--pos", action="append", default=[], metavar="IL,XL,T", help="positive example (repeat)")
