@@ -8,7 +8,7 @@ import pytest
 from napari_seisfm.display import section_order
 
 
-def test_reader_opens_cube_with_survey_units(make_napari_viewer, shared_data):
+def test_reader_opens_cube_with_survey_units(shared_data, make_napari_viewer):  # data first: a skip before the viewer
     viewer = make_napari_viewer()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -31,7 +31,7 @@ def test_reader_opens_cube_with_survey_units(make_napari_viewer, shared_data):
     np.testing.assert_allclose(world, (122, 884, 152))
 
 
-def test_2d_line_shows_the_line(make_napari_viewer, shared_data):
+def test_2d_line_shows_the_line(shared_data, make_napari_viewer):
     viewer = make_napari_viewer()
     layer = viewer.open(str(shared_data / "real" / "penobscot_xl1155.sgy"), plugin="napari-seisfm")[0]
     assert tuple(viewer.dims.order) == section_order(layer.data.shape) == (1, 2, 0)
@@ -39,7 +39,7 @@ def test_2d_line_shows_the_line(make_napari_viewer, shared_data):
     assert screenshot.std() > 5  # the line is drawn, not a single trace
 
 
-def test_lazy_cube_layer(make_napari_viewer, shared_data, monkeypatch):
+def test_lazy_cube_layer(shared_data, make_napari_viewer, monkeypatch):
     import napari_seisfm.display as display
 
     monkeypatch.setattr(display, "IN_MEMORY_BYTES", 0)  # pretend the file is big
