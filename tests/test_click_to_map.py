@@ -367,3 +367,17 @@ def test_docks_scroll_instead_of_demanding_a_tall_window(make_napari_viewer):
         assert inner.sizeHint().height() > widget.minimumSizeHint().height()  # what does not fit, scrolls
         assert widget.minimumSizeHint().height() < 300
         assert widget.minimumSizeHint().width() >= inner.minimumSizeHint().width()  # but nothing is cut off
+
+
+def test_threshold_slider_updates_the_mask_once_it_rests(make_napari_viewer, qtbot, survey_store):
+    sgy, store, _ = survey_store
+    viewer, widget = _widget(make_napari_viewer, qtbot, open_cube(sgy), store)
+    g = open_cube(sgy).geometry
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
+    _wait_map(qtbot, widget, 1)
+    widget.connected.setChecked(False)
+    for v in (10, 20, 30, 40):  # a drag: many values in quick succession
+        widget.threshold.setValue(v)
+    assert widget.threshold_label.text() == "threshold 0.40"
+    expect = (widget.score_map >= 0.40).astype(np.uint8)
+    qtbot.waitUntil(lambda: np.array_equal(viewer.layers[THRESHOLDED].data, expect), timeout=WAIT)

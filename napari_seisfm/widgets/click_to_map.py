@@ -57,6 +57,7 @@ MATCH = "match"
 DECISION_LABELS = {"probe": "probe learned from the clicks", "centroid": "centroid similarity"}
 METHOD_LABELS = {"linear": "linear + smoothing", "knn": "kNN (paper's protocol)"}
 DEBOUNCE_MS = 150
+THRESHOLD_REST_MS = 80
 N_MATCHES = 20
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
 SLIDER_STEPS = 100  # threshold slider: hundredths of a score unit, -2..2
@@ -100,6 +101,11 @@ class ClickToMapWidget(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._recompute)
+        # the mask follows the slider once it rests: on a 256^3 grid each mask costs ~0.15 s (compare + labelling)
+        self._threshold_timer = QTimer(self)
+        self._threshold_timer.setSingleShot(True)
+        self._threshold_timer.setInterval(THRESHOLD_REST_MS)
+        self._threshold_timer.timeout.connect(lambda: self._update_threshold_layer())
 
         # --- inputs
         self.cube = QComboBox()
@@ -513,7 +519,7 @@ class ClickToMapWidget(QWidget):
     def _on_threshold(self, value):
         self._threshold_touched = True
         self.threshold_label.setText(f"threshold {self.threshold_value():.2f}")
-        self._update_threshold_layer()
+        self._threshold_timer.start()
 
     def _update_threshold_layer(self, ready=None):
         """The thresholded layer; ``ready`` = (threshold, connected, mask) from the map worker, used when it
