@@ -54,6 +54,8 @@ def test_runs_on_the_current_inline_and_adds_placed_layers(widget, qtbot):
     # table: every row, the paper's columns, sortable
     assert w.table.rowCount() == 5 and w.table.columnCount() == len(COLUMNS)
     assert w.table.isSortingEnabled()
+    # it opens in the comparison's order, not sorted by name in reverse
+    assert [w.table.item(i, 0).text() for i in range(5)] == [r.method for r in comp.rows]
     snr_col = [h for h, _, _ in COLUMNS].index("SNR")
     w.table.sortItems(snr_col)
     names = [w.table.item(i, 0).text() for i in range(5)]

@@ -99,6 +99,8 @@ class CodecWidget(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([h for h, _, _ in COLUMNS])
         self.table.setSortingEnabled(True)
+        self._sorted_by_user = False
+        self.table.horizontalHeader().sectionClicked.connect(lambda _: setattr(self, "_sorted_by_user", True))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._on_row_selected)
@@ -282,6 +284,9 @@ class CodecWidget(QWidget):
                 if not row.ok:
                     item.setToolTip(row.status)
                 self.table.setItem(i, j, item)
+        if not self._sorted_by_user:
+            # no sort indicator: the rows stay in the comparison's order (Qt's default reversed the names)
+            self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
 
