@@ -15,6 +15,7 @@ from napari_seisfm.search import (
     ProbeSearch,
     connected_to,
     make_search,
+    threshold_mask,
     make_segmenter,
 )
 from napari_seisfm.search.linear import Standardiser, fit_linear_model, fit_logistic
@@ -145,6 +146,10 @@ def test_connected_to_keeps_the_clicked_bodies_only():
     assert not connected_to(mask, [(3, 3, 3)]).any()  # a click outside the mask selects nothing
     assert not connected_to(mask, [(9, 9, 9)]).any()  # outside the grid: ignored
     assert not connected_to(np.zeros((3, 3, 3), bool), [(1, 1, 1)]).any()
+    score = np.where(mask, 0.9, 0.1)
+    score[2, 2, 2] = np.nan  # no value: never selected
+    np.testing.assert_array_equal(threshold_mask(score, 0.5, [(1, 1, 1)]), kept)
+    np.testing.assert_array_equal(threshold_mask(score, 0.5, [(1, 1, 1)], connected=False), mask)
 
 
 # ---------------------------------------------------------------------- linear segmenter

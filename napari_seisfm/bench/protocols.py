@@ -160,10 +160,9 @@ def knn_quality(fm, truth_grid: np.ndarray, classes, *, n_per_class: int = 100, 
 def product_mask(search, score_map: np.ndarray, grow: bool) -> np.ndarray:
     """The mask the product shows for a map: the default threshold, then (``grow``) the regions the
     positive clicks sit in."""
-    from ..search import connected_to
+    from ..search import threshold_mask
 
-    mask = score_map >= search.default_threshold(score_map)
-    return connected_to(mask, search.positives) if grow else mask
+    return threshold_mask(score_map, search.default_threshold(score_map), search.positives, connected=grow)
 
 
 def _centre_of_largest(mask: np.ndarray):

@@ -52,7 +52,7 @@ def run(args) -> int:
     from ..errors import SeisfmError
     import numpy as np
 
-    from ..search import FeatureMatrix, connected_to, make_search
+    from ..search import FeatureMatrix, make_search, threshold_mask
     from ..cube import prepare_output
     from ..search.output import open_cube_for, write_map
 
@@ -79,9 +79,7 @@ def run(args) -> int:
     out = write_map(args.out, score, fm, cube=cube, full_resolution=args.full_resolution)
     if args.mask:
         threshold = search.default_threshold(score) if args.threshold is None else args.threshold
-        mask = score >= threshold
-        if not args.all_bodies:
-            mask = connected_to(mask, search.positives)
+        mask = threshold_mask(score, threshold, search.positives, connected=not args.all_bodies)
         write_map(args.mask, mask.astype(np.uint8), fm, cube=cube, labels=True, full_resolution=args.full_resolution)
         print(f"mask at threshold {threshold:.3f}{'' if args.all_bodies else ', bodies connected to the clicks'}: "
               f"{int(mask.sum())} grid points -> {args.mask}")

@@ -12,7 +12,8 @@ Public API (kept stable for the widget, the CLI and the demo):
 - :class:`LinearSegmenter` -- labelled points -> logistic regression + smoothed probabilities (the default
   segmentation; kNN stays as the paper's protocol). :func:`make_search` / :func:`make_segmenter` pick
   a rule by name (``DECISIONS``, ``SEGMENTERS``).
-- :func:`connected_to` -- the parts of a thresholded map connected to the positive clicks.
+- :func:`connected_to`, :func:`threshold_mask` -- the parts of a thresholded map connected to the
+  positive clicks: the mask the product shows.
 - :func:`support_from_labels`, :func:`support_from_points` -- turn a Labels volume (feature grid or cube
   grid) or class-tagged points into ``(grid indices, classes)``.
 - :func:`survey_to_cube_index` -- (inline, crossline, time) in survey units -> fractional cube index.
@@ -30,7 +31,7 @@ from .linear_segmenter import LinearSegmenter
 from .matrix import FeatureMatrix
 from .methods import DECISIONS, DEFAULT_DECISION, DEFAULT_SEGMENTER, SEGMENTERS, make_search, make_segmenter
 from .probe import ProbeSearch
-from .region import connected_to
+from .region import connected_to, threshold_mask
 
 __all__ = [
     "FeatureMatrix",
@@ -42,6 +43,7 @@ __all__ = [
     "ProbeSearch",
     "LinearSegmenter",
     "connected_to",
+    "threshold_mask",
     "DECISIONS",
     "SEGMENTERS",
     "DEFAULT_DECISION",

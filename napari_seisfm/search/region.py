@@ -26,3 +26,11 @@ def connected_to(mask: np.ndarray, seeds) -> np.ndarray:
     keep = np.zeros(n + 1, bool)
     keep[hit] = True
     return keep[labels]
+
+
+def threshold_mask(score_map: np.ndarray, threshold: float, positives, *, connected: bool = True) -> np.ndarray:
+    """What the product shows as "similarity > threshold": ``score >= threshold`` (no-value points never),
+    and with ``connected`` only the bodies that hold a positive click. One definition for the dock, the
+    CLI's ``--mask`` and the bench."""
+    mask = np.asarray(score_map) >= threshold
+    return connected_to(mask, positives) if connected else mask

@@ -526,15 +526,13 @@ class ClickToMapWidget(QWidget):
         is the mask wanted now (no labelling on the GUI thread after a click)."""
         if self.score_map is None:
             return
-        from ..search import connected_to
+        from ..search import threshold_mask
 
         if ready is not None and ready[0] == self.threshold_value() and ready[1] == self.connected.isChecked():
             mask = ready[2]
         else:
-            mask = self.score_map >= self.threshold_value()
-            if self.connected.isChecked():
-                mask = connected_to(mask, self.positives)
-            mask = mask.astype(np.uint8)
+            mask = threshold_mask(self.score_map, self.threshold_value(), self.positives,
+                                  connected=self.connected.isChecked()).astype(np.uint8)
         layer = self._layer(THRESHOLDED)
         if layer is None:
             self.viewer.add_labels(mask, name=THRESHOLDED, opacity=0.35, visible=True, **self.grid_transform())
@@ -840,14 +838,12 @@ class ClickToMapWidget(QWidget):
 def _compute_map(search, positives, negatives, n_matches, connected):
     """The map, its matches and the mask at the default threshold (as the slider will show it): the
     connected-bodies labelling of a whole cube takes ~0.1 s at 256^3, so it is done here, off the GUI thread."""
-    from ..search import connected_to
+    from ..search import threshold_mask
 
     sync_clicks(search, positives, negatives)
     score = search.score_map().copy()
     threshold = _slider_value(search.default_threshold(score))
-    mask = score >= threshold
-    if connected:
-        mask = connected_to(mask, search.positives)
+    mask = threshold_mask(score, threshold, search.positives, connected=connected)
     return score, search.top_matches(n_matches), positives, negatives, (threshold, connected, mask.astype(np.uint8))
 
 
