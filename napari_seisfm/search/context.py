@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from .matrix import FeatureMatrix
 
-TRUNCATE = 2.0  # as the probability smoothing: radius int(2 sigma + 0.5)
+TRUNCATE = 2.0  # every Gaussian of the linear read-out is cut at 2 sigma: radius int(2 sigma + 0.5)
 STATS_POINTS = 1000  # random grid points that estimate each scale's mean and spread
 
 
@@ -48,12 +48,15 @@ def radius(sigma3) -> tuple[int, int, int]:
     return tuple(len(_kernel(s)) // 2 for s in sigma3)
 
 
-def smooth_grid(channels: np.ndarray, sigma3) -> np.ndarray:
-    """Gaussian smoothing of grid-shaped ``channels`` (..., C) over the three grid axes, channel by channel."""
-    out = np.empty_like(channels)
+def smooth_grid(channels: np.ndarray, sigma3, *, out: np.ndarray | None = None, step=None) -> np.ndarray:
+    """Gaussian smoothing of grid-shaped ``channels`` (..., C) over the three grid axes, channel by channel
+    (``out=channels`` smooths in place); ``step()`` after each channel, for progress and cancel."""
+    out = np.empty_like(channels) if out is None else out
     for c in range(channels.shape[-1]):
         out[..., c] = ndimage.gaussian_filter(np.ascontiguousarray(channels[..., c]), sigma3, mode="nearest",
                                               truncate=TRUNCATE)
+        if step is not None:
+            step()
     return out
 
 

@@ -138,14 +138,10 @@ def _fit_binary_newton(z, y, w, l2, iterations: int = 50) -> tuple[np.ndarray, n
 
 
 def fit_linear_model(features: FeatureMatrix, flat_index: np.ndarray, y: np.ndarray, n_classes: int, *,
-                     weights: np.ndarray | None = None, l2: float = 1e-2,
-                     extra_rows: np.ndarray | None = None) -> LinearModel:
-    """Fit on the stored vectors at ``flat_index`` (plus already decoded ``extra_rows``) and fold the
-    standardisation into the weights."""
+                     weights: np.ndarray | None = None, l2: float = 1e-2) -> LinearModel:
+    """Fit on the stored vectors at ``flat_index`` and fold the standardisation into the weights."""
     st = Standardiser.of(features)
     x = features.decode(features.vectors[np.asarray(flat_index, int)])
-    if extra_rows is not None:
-        x = np.concatenate([x, np.asarray(extra_rows, np.float32)])
     W, b = fit_logistic(st(x), y, n_classes, weights=weights, l2=l2)
     weight = W / st.std[:, None].astype(np.float64)
     bias = b - st.mean.astype(np.float64) @ weight

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import SeisfmCancelled, SeisfmError
 from .context import Context, radius, smooth_grid
@@ -27,7 +26,6 @@ from .knn import Segmentation, SliceFirst, box_index, valid_support
 from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
 
-TRUNCATE = 2.0  # Gaussian cut at 2 sigma: halo = int(2 * sigma + 0.5) grid points
 # Defaults chosen on `seisfm bench`'s dev seeds 0-2 at 96^3 (docs/quality.md): smoothing 0, 1, 2, 3 x L2 1e-3,
 # 1e-2, 1e-1 without context: mean mIoU over the synthetic tasks 0.45-0.57, best at 1 grid point and 1e-3.
 SMOOTH = 1.0
@@ -97,9 +95,8 @@ class LinearSegmenter(SliceFirst):
     @property
     def halo(self) -> tuple[int, int, int]:
         """Grid points around a region that its result depends on: the context's reach plus the smoothing's."""
-        reach = [int(TRUNCATE * s + 0.5) for s in self.smooth]
         ctx = [max((radius(s3)[ax] for s3 in self.scales), default=0) for ax in range(3)]
-        return tuple(r + c for r, c in zip(reach, ctx))
+        return tuple(r + c for r, c in zip(radius(self.smooth), ctx))
 
     # ------------------------------------------------------------------ pieces
     def _channels(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -127,12 +124,8 @@ class LinearSegmenter(SliceFirst):
         """Normalised Gaussian smoothing of grid-shaped ``probs`` (..., C) over valid points, in place."""
         if not any(self.smooth):
             return probs
-        g = lambda a: ndimage.gaussian_filter(a, self.smooth, mode="nearest", truncate=TRUNCATE)  # noqa: E731
-        weight = g(valid.astype(np.float32))
-        for c in range(probs.shape[-1]):
-            probs[..., c] = g(np.ascontiguousarray(probs[..., c]))
-            if step is not None:
-                step()
+        weight = smooth_grid(valid[..., None].astype(np.float32), self.smooth)[..., 0]
+        smooth_grid(probs, self.smooth, out=probs, step=step)
         with np.errstate(invalid="ignore", divide="ignore"):
             probs /= weight[..., None]
         probs[~valid] = 0

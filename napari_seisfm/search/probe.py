@@ -64,7 +64,6 @@ class ProbeSearch(CentroidSearch):
             q = self.query()
             s = self.features.dots(q, kernel=self.kernel.name, threads=self.kernel.threads)
             self._scores = self._sigmoid(s, np.float32(self._offset))
-
         return self._scores
 
     def _sigmoid(self, s: np.ndarray, offset: np.float32) -> np.ndarray:
