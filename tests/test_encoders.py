@@ -556,21 +556,16 @@ def test_coarse_tiling_interpolates_patch_tokens(kind):
         ViTEmbedder(micro_card(kind, extra={"tiling": "fast"}), enc, device="cpu")
 
 
-def test_pretrain_script_writes_loadable_encoder(tmp_path):
-    from safetensors import safe_open
-
-    from napari_seisfm.encoders.pretrain import main as pretrain
+def test_pretrained_model_loads_into_the_encoder(tmp_path):
+    from napari_seisfm.pretrain.run import pretrain
 
     cube = np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32)
     np.save(tmp_path / "cube.npy", cube)
-    out = tmp_path / "enc.safetensors"
-    pretrain(["--tokenization", "2.5d", "--size", "test", "--cube", str(tmp_path / "cube.npy"), "--batch", "2",
-              "--max-steps", "3", "--device", "cpu", "--out", str(out)])
-    with safe_open(str(out), "pt") as f:
-        meta = f.metadata()
-    assert meta["steps"] == "3" and meta["tokenization"] == "2.5d"
+    result = pretrain(out=tmp_path / "run", cubes=[tmp_path / "cube.npy"], tokenization="2.5d", size="test",
+                      steps=3, batch_size=2, device="cpu", install=False)
+    assert result.steps == 3 and result.card.is_file()
     enc = micro("2.5d", seed=7)
-    load_encoder(enc, out)  # the saved encoder matches the architecture exactly
+    load_encoder(enc, tmp_path / "run" / "run.safetensors")  # the MAE file holds this encoder exactly
 
 
 def test_bundled_micro_model_loads_and_embeds(user_models):

@@ -32,6 +32,7 @@ class ModelCard:
     citation: str = ""
     licence: str = ""
     normalisation: str = "unit-variance, clip 3 std"  # the NCS recipe
+    root: str = ""  # folder of a card opened by path (``--model DIR``): its weights are looked for there first
     extra: dict[str, Any] = field(default_factory=dict)
 
 

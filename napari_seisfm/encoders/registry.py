@@ -73,10 +73,32 @@ def list_cards() -> list[ModelCard]:
 
 
 def card(model_id: str) -> ModelCard:
+    """A card by id, or by path: a ``.toml`` card or a folder holding one (``seisfm pretrain --out``)."""
     cards = {c.id: c for c in list_cards()}
+    if model_id not in cards and (by_path := card_from_path(model_id)) is not None:
+        return by_path
     if model_id not in cards:
         raise SeisfmError(f"model {model_id!r}: unknown; known models: {', '.join(sorted(cards))}")
     return cards[model_id]
+
+
+def card_from_path(model_id) -> ModelCard | None:
+    """The card at a path (file or folder with exactly one card), or None if ``model_id`` is no path."""
+    p = Path(str(model_id)).expanduser()
+    if not (p.suffix == ".toml" or os.sep in str(model_id) or p.is_dir()):
+        return None
+    if p.is_dir():
+        found = sorted(p.glob("*.toml"))
+        if len(found) != 1:
+            what = "no model card" if not found else f"{len(found)} model cards"
+            hint = " (a pretraining run that has not finished has none: seisfm pretrain --resume)" if not found else ""
+            raise SeisfmError(f"{p}: {what} (*.toml) in this folder{hint}")
+        p = found[0]
+    elif not p.is_file():
+        raise SeisfmError(f"{p}: no such model card or folder")
+    from dataclasses import replace
+
+    return replace(read_card(p), root=str(p.parent.resolve()))
 
 
 def checkpoint_path(c: ModelCard) -> Path | None:
@@ -85,6 +107,8 @@ def checkpoint_path(c: ModelCard) -> Path | None:
     if not c.checkpoint:
         return None
     dirs = weight_dirs()
+    if c.root and (Path(c.root) / c.checkpoint).is_file():
+        return Path(c.root) / c.checkpoint
     for d in dirs:
         if (d / c.checkpoint).is_file():
             return d / c.checkpoint

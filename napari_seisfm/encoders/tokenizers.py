@@ -103,6 +103,10 @@ class Tokenizer(nn.Module):
         tokens in the same order as :meth:`forward`."""
         raise NotImplementedError
 
+    def unpatchify(self, t: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`patchify`: ``(B, n_tokens, patch**ndim)`` -> ``(B, *input_shape)``."""
+        raise NotImplementedError
+
 
 class Tokenizer2D(Tokenizer):
     """One section image ``(W_time, W_trace)``: rows are time, columns traces."""
@@ -126,6 +130,10 @@ class Tokenizer2D(Tokenizer):
         b, p, g = x.shape[0], self.patch, self.grid
         x = x.reshape(b, g, p, g, p).permute(0, 1, 3, 2, 4)
         return x.reshape(b, g * g, p * p)
+
+    def unpatchify(self, t):
+        b, p, g = t.shape[0], self.patch, self.grid
+        return t.reshape(b, g, g, p, p).permute(0, 1, 3, 2, 4).reshape(b, g * p, g * p)
 
 
 class Tokenizer25D(Tokenizer2D):
@@ -151,6 +159,11 @@ class Tokenizer25D(Tokenizer2D):
         t = super().project(x.reshape(b * v, *x.shape[2:]))
         return t.reshape(b, v * t.shape[1], t.shape[2])
 
+    def unpatchify(self, t):
+        b, v = t.shape[0], self.n_views
+        x = super().unpatchify(t.reshape(b * v, t.shape[1] // v, t.shape[2]))
+        return x.reshape(b, v, *x.shape[1:])
+
     def position_code(self):
         per_view = self.pos_embed.unsqueeze(0) + self.orient_embed(self.view_code).unsqueeze(1)
         return per_view.reshape(-1, self.dim)
@@ -159,6 +172,11 @@ class Tokenizer25D(Tokenizer2D):
         b, v = x.shape[:2]
         t = super().patchify(x.reshape(b * v, *x.shape[2:]))
         return t.reshape(b, v * t.shape[1], t.shape[2])
+
+    def unpatchify(self, t):
+        b, v = t.shape[0], self.n_views
+        x = super().unpatchify(t.reshape(b * v, t.shape[1] // v, t.shape[2]))
+        return x.reshape(b, v, *x.shape[1:])
 
 
 class Tokenizer3D(Tokenizer):
@@ -183,6 +201,10 @@ class Tokenizer3D(Tokenizer):
         b, p, g = x.shape[0], self.patch, self.grid
         x = x.reshape(b, g, p, g, p, g, p).permute(0, 1, 3, 5, 2, 4, 6)
         return x.reshape(b, g**3, p**3)
+
+    def unpatchify(self, t):
+        b, p, g = t.shape[0], self.patch, self.grid
+        return t.reshape(b, g, g, g, p, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, g * p, g * p, g * p)
 
 
 TOKENIZERS = {"2d": Tokenizer2D, "2.5d": Tokenizer25D, "3d": Tokenizer3D}

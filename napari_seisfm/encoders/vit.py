@@ -186,7 +186,8 @@ class MaskedAutoencoder(nn.Module):
         ``mask`` is 1 for hidden tokens; ``restore`` undoes the shuffle."""
         n = self.encoder.n_tokens
         n_keep = max(1, int(round(n * (1 - ratio))))
-        noise = torch.rand(batch, n, device=device, generator=generator)
+        gen_device = generator.device if generator is not None else device
+        noise = torch.rand(batch, n, device=gen_device, generator=generator).to(device)
         shuffle = noise.argsort(dim=1)
         restore = shuffle.argsort(dim=1)
         mask = torch.ones(batch, n, device=device)

@@ -1,0 +1,6 @@
+"""MAE pretraining of the project's ViTs on the user's own data (``seisfm pretrain``).
+
+``data``: training windows from cubes, image sets and synthetic surveys; ``trainer``: the
+resumable loop; ``outputs``: the model, its card and the pictures; ``run``: the one call the CLI
+and the dock make.
+"""
