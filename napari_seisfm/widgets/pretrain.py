@@ -1,0 +1,538 @@
+"""Dock widget "Pretrain on this survey": a form over :func:`napari_seisfm.pretrain.run.pretrain`.
+
+Thin: it turns the selected Image layer into a training source (its cube file when it has one,
+else its array), runs ``pretrain`` in a napari thread worker (Run / Cancel / Resume), and shows
+progress, loss and a live loss curve. The worker only appends each step to a list; a GUI timer
+reads that list a few times per second, so a fast run never floods the GUI thread.
+
+A run lives in its output folder (default: ``<user model dir>/<layer>-<timestamp>``). Cancel
+leaves a checkpoint there; with that folder chosen the Run button says "Resume" and continues it.
+A finished model is listed in the user model directory, so the extraction dock can use it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from . import _notify
+from ._scroll import scrolling_layout
+from ..errors import SeisfmCancelled, SeisfmError
+
+SIZES = ("test", "tiny", "small")
+TOKENIZATIONS = ("2.5d", "2d", "3d")
+CUBE_SUFFIXES = (".sgy", ".segy", ".sgz", ".npy")
+REFRESH_MS = 250  # the plot and the labels follow the run at most 4 times a second
+NO_HELDOUT = "none"
+
+
+class PretrainWidget(QWidget):
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.result = None  # the PretrainResult of the last finished run
+        self.message = ""  # the last outcome shown (model ready, stopped at step k, error)
+        self._cancel = threading.Event()
+        self._done = threading.Event()  # set when the worker body has returned (or raised)
+        self._lock = threading.Lock()
+        self._pending: list = []  # Progress objects the worker appended, not yet shown
+        self._latest = None
+        self._run_out: Path | None = None
+        self._run_name = ""
+        self._minutes_mode = False
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.val_steps: list[int] = []
+        self.val_losses: list[float] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._drain)
+
+        self.layer = QComboBox()
+        self.size = QComboBox()
+        self.size.addItems(SIZES)
+        self.size.setToolTip("ViT size: test trains in minutes on a CPU; tiny and small want a GPU")
+        self.tokenization = QComboBox()
+        self.tokenization.addItems(TOKENIZATIONS)
+        self.budget = QDoubleSpinBox()
+        self.budget_unit = QComboBox()
+        self.budget_unit.addItems(["minutes", "steps"])
+        self._set_budget_unit("minutes")
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(32)
+        self.heldout = QComboBox()
+        self.heldout.setToolTip("a cube file (layer opened from SEG-Y, .sgz or .npy) for a held-out loss")
+        self.name = QLineEdit()
+        self.name.setToolTip("model id: the name the extraction dock and seisfm embed --model use")
+        self.out = QLineEdit()
+        self.device = QComboBox()
+        self.device.addItems(_devices())
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4, 2.4), layout="constrained")
+        self.axes = self.figure.add_subplot()
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(190)
+        self._init_plot()
+        self.thumbnail = QLabel()
+        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        budget = QWidget()
+        row = QHBoxLayout(budget)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.budget, stretch=1)
+        row.addWidget(self.budget_unit)
+        form = QFormLayout()
+        form.addRow("seismic layer", self.layer)
+        form.addRow("model size", self.size)
+        form.addRow("tokenization", self.tokenization)
+        form.addRow("budget", budget)
+        form.addRow("batch size", self.batch_size)
+        form.addRow("held-out cube", self.heldout)
+        form.addRow("model name", self.name)
+        form.addRow("output folder", _with_browse(self.out, self._browse_out))
+        form.addRow("device", self.device)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = scrolling_layout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.thumbnail)
+        layout.addStretch()
+
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.budget_unit.currentTextChanged.connect(self._set_budget_unit)
+        self.layer.currentTextChanged.connect(self._new_default_name)
+        self.name.textChanged.connect(self._refresh_run_button)
+        self.out.textChanged.connect(self._refresh_run_button)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        # closing the viewer (or this dock) stops a run at its next step, leaving a checkpoint;
+        # the lambda holds the Event, not self, which is gone by then
+        cancel = self._cancel
+        self.destroyed.connect(lambda *_: cancel.set())
+        self._refresh_layers()
+        self._new_default_name()
+
+    # ------------------------------------------------------------------ inputs
+    def _image_layers(self):
+        from napari.layers import Image
+
+        return [ly for ly in self.viewer.layers
+                if isinstance(ly, Image) and ly.ndim == 3 and not ly.rgb and not ly.multiscale]
+
+    def _refresh_layers(self, event=None):
+        for combo, names in ((self.layer, [ly.name for ly in self._image_layers()]),
+                             (self.heldout, [NO_HELDOUT] + [ly.name for ly in self._image_layers() if _has_file(ly)])):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        self._new_default_name()
+
+    def _layer_named(self, name: str):
+        for ly in self._image_layers():
+            if ly.name == name:
+                return ly
+        return None
+
+    def _set_budget_unit(self, unit: str):
+        self._minutes_mode = unit == "minutes"
+        if self._minutes_mode:
+            self.budget.setDecimals(1)
+            self.budget.setRange(0.1, 100_000)
+            self.budget.setSingleStep(1)
+            self.budget.setValue(10)
+        else:
+            self.budget.setDecimals(0)
+            self.budget.setRange(1, 10_000_000)
+            self.budget.setSingleStep(100)
+            self.budget.setValue(1000)
+
+    def _new_default_name(self, *_):
+        """A fresh model id: the layer's name and the time (shown as the name field's hint)."""
+        base = _plain_name(self.layer.currentText()) or "survey"
+        self.name.setPlaceholderText(f"{base}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self._refresh_run_button()
+
+    def _browse_out(self):
+        path = QFileDialog.getExistingDirectory(self, "Run folder (new, or an unfinished run to resume)",
+                                                str(_model_dir()))
+        if path:
+            self.out.setText(path)
+
+    def run_folder(self) -> tuple[Path, str]:
+        """(output folder, model id) the Run button would use."""
+        name = self.name.text().strip()
+        out = self.out.text().strip()
+        if out:
+            out_dir = Path(out).expanduser()
+            return out_dir, name or out_dir.name
+        name = name or self.name.placeholderText()
+        return _model_dir() / name, name
+
+    def _folder_state(self) -> str:
+        """"new", "unfinished" (a checkpoint, no model) or "finished" (a model card)."""
+        from ..pretrain.trainer import CHECKPOINT
+
+        out, _ = self.run_folder()
+        if out.is_dir() and any(out.glob("*.toml")):
+            return "finished"
+        if (out / CHECKPOINT).is_file():
+            return "unfinished"
+        return "new"
+
+    def _refresh_run_button(self, *_):
+        if self.worker is not None:
+            return
+        state = self._folder_state()
+        self.run_button.setText("Resume" if state == "unfinished" else "Run")
+        out, _ = self.run_folder()
+        self.out.setPlaceholderText(str(out))
+        if state == "unfinished":
+            self.run_button.setToolTip(f"{out} holds an unfinished run: Resume continues it with its own settings")
+        elif state == "finished":
+            self.run_button.setToolTip(f"{out} holds a finished model: choose another name or folder")
+        else:
+            self.run_button.setToolTip(f"train a new model in {out}")
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        """Start (or resume) a run with the form's settings (returns at once; the work is in a thread)."""
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None:
+            return
+        try:
+            out, name = self.run_folder()
+            resume = self._folder_state() == "unfinished"
+            layer = self._layer_named(self.layer.currentText())
+            if layer is None and not resume:
+                raise SeisfmError("no seismic layer selected: open a 3-D seismic cube first")
+            given = _layer_input(layer) if layer is not None else None
+            heldout = self._layer_named(self.heldout.currentText())
+            val = _layer_path(heldout) if heldout is not None else None
+        except SeisfmError as exc:
+            self._show_error(exc)
+            return
+        budget = self.budget.value()
+        kwargs = dict(
+            out=out, name=name, tokenization=self.tokenization.currentText(), size=self.size.currentText(),
+            minutes=budget if self._minutes_mode else None, steps=None if self._minutes_mode else int(budget),
+            batch_size=self.batch_size.value(), device=self.device.currentText(), val=val, resume=resume,
+            progress=self._on_step, command="napari dock: Pretrain on this survey",
+        )
+        self._run_out, self._run_name = out, name
+        self._cancel.clear()
+        self._done = threading.Event()
+        with self._lock:
+            self._pending.clear()
+        self._latest = None
+        self.result = None
+        self.thumbnail.clear()
+        self._clear_plot()
+        self.progress.setRange(0, 0)  # busy until the first step
+        self.status.setText(("resuming" if resume else "starting") + f" {name} in {out} ...")
+        # errors go to _on_error (one line); connecting errored also stops napari re-raising them
+        connect = {"returned": self._on_done, "errored": self._on_error, "finished": self._on_finished}
+        self.worker = create_worker(_train, given, kwargs, self._done, _connect=connect, _start_thread=False)
+        worker = self.worker
+        kwargs["cancel"] = lambda: self._cancel.is_set() or worker.abort_requested  # napari's close asks workers to quit
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._timer.start()
+        worker.start()
+
+    def cancel(self):
+        """Stop before the next step; the folder keeps a checkpoint that Resume continues."""
+        self._cancel.set()
+
+    def _on_step(self, p):
+        """Worker thread: note the step; the GUI timer shows it."""
+        with self._lock:
+            self._pending.append(p)
+
+    def _drain(self):
+        """GUI thread, a few times a second: progress bar, label and plot from the steps since the last call."""
+        with self._lock:
+            new, self._pending = self._pending, []
+        if not new:
+            return
+        for p in new:
+            self.steps.append(p.step)
+            self.losses.append(p.loss)
+            if p.val_loss is not None:
+                self.val_steps.append(p.step)
+                self.val_losses.append(p.val_loss)
+        p = self._latest = new[-1]
+        if self._minutes_mode and p.step < _minutes_probe() and p.total == p.step + 1:
+            self.progress.setRange(0, 0)  # the step count follows from the first steps' time
+            of = "(timing the first steps)"
+        else:
+            self.progress.setRange(0, max(p.total, 1))
+            self.progress.setValue(p.step)
+            of = f"of {p.total}"
+        text = f"step {p.step} {of} · loss {p.loss:.3f} · {p.samples_per_s:.0f} windows/s"
+        if self.val_losses:
+            text += f" · held-out {self.val_losses[-1]:.3f}"
+        self.status.setText(text)
+        self._update_plot()
+
+    def _on_done(self, result):
+        self._drain()
+        self.result = result
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        picture = result.out / "reconstructions.png"
+        shown = _show_extract_docks(self.viewer, result.model_id) if result.installed else 0
+        if result.installed:
+            where = ("it is now in the Extract embeddings dock's model list" if shown
+                     else "the Extract embeddings dock lists it")
+            text = f"model {result.model_id!r} is ready: {where} (and seisfm embed --model {result.model_id})"
+        else:
+            text = (f"model {result.model_id!r} is ready in {result.out}, but its id is taken by another model: "
+                    f"use it with seisfm embed --model {result.out}")
+        self.message = text
+        self.status.setText(f"{text}. Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps; "
+                            f"model card {result.card}; reconstructions {picture}")
+        if picture.is_file():
+            self._show_thumbnail(picture)
+        _notify.show_info(text)
+
+    def _on_error(self, exc):
+        self._drain()
+        if isinstance(exc, SeisfmCancelled):
+            p = self._latest
+            if p is None:
+                where = "before its first step"
+            elif self._minutes_mode and p.step < _minutes_probe() and p.total == p.step + 1:
+                where = f"at step {p.step}"
+            else:
+                where = f"at step {p.step} of {p.total}"
+            self.message = f"pretraining stopped {where}; Resume continues it ({self._run_out})"
+            self.status.setText(self.message)
+            _notify.show_info(self.message)
+            if self._run_out is not None and not self.out.text().strip():
+                # keep the run's folder in the form, so the button says Resume
+                self.name.setText(self._run_name)
+                self.out.setText(str(self._run_out))
+            return
+        self.status.setText("")
+        self._show_error(exc)
+
+    def _show_error(self, exc):
+        self.message = _notify.report(exc, "pretraining")
+        if isinstance(exc, SeisfmError):
+            self.status.setText(self.message)
+        else:
+            self.status.setText(f"pretraining failed: {exc.__class__.__name__}: {exc}")
+
+    def _on_finished(self):
+        self._timer.stop()
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        if self.result is not None and not self.name.text().strip() and not self.out.text().strip():
+            self._new_default_name()  # the default folder now holds a model: the next run gets a new one
+        self._refresh_run_button()
+
+    # ------------------------------------------------------------------ plot
+    def _init_plot(self):
+        ax = self.axes
+        (self.loss_line,) = ax.plot([], [], color="C0", lw=1.0, label="training")
+        (self.val_line,) = ax.plot([], [], "o-", color="C3", ms=3, label="held out")
+        ax.axhline(1.0, color="k", ls=":", lw=0.8, label="predicting zeros")
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("loss", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper right")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.2)
+
+    def _clear_plot(self):
+        self.steps, self.losses, self.val_steps, self.val_losses = [], [], [], []
+        self.loss_line.set_data([], [])
+        self.val_line.set_data([], [])
+        self.canvas.draw_idle()
+
+    def _update_plot(self):
+        self.loss_line.set_data(self.steps, self.losses)
+        self.val_line.set_data(self.val_steps, self.val_losses)
+        ax = self.axes
+        ax.set_xlim(0, max(self.steps[-1] if self.steps else 1, 1))
+        top = max([1.05] + [v for v in self.losses[-500:] + self.val_losses if np.isfinite(v)])
+        ax.set_ylim(0, top * 1.05)
+        self.canvas.draw_idle()
+
+    def _show_thumbnail(self, path: Path):
+        from qtpy.QtGui import QPixmap
+
+        pix = QPixmap(str(path))
+        if pix.isNull():
+            return
+        self.thumbnail.setPixmap(pix.scaledToWidth(max(200, self.canvas.width()),
+                                                   Qt.TransformationMode.SmoothTransformation))
+        self.thumbnail.setToolTip(str(path))
+
+
+def _train(given, kwargs, done):
+    """Worker body: the training source (read off the GUI thread), a size check before any folder
+    is made, then ``pretrain``."""
+    from ..pretrain.data import check_fits
+    from ..pretrain.run import _window, pretrain
+    from ..pretrain.trainer import PretrainSettings, read_checkpoint
+
+    try:
+        sources = None
+        if kwargs["resume"]:
+            specs = list(read_checkpoint(kwargs["out"])["sources"])
+            if any(s.partition(":")[0] not in ("cube", "images", "synthetic") for s in specs):
+                spec = given[0] if given else None
+                if specs != [spec]:
+                    raise SeisfmError(f"{kwargs['out']}: this run trains on {', '.join(specs)}; select that layer "
+                                      "to resume it")
+                sources = [_open_source(given)]
+        else:
+            sources = [_open_source(given)]
+            window = _window(PretrainSettings(size=kwargs["size"]))
+            for src in sources:
+                check_fits(src, kwargs["tokenization"], window)
+        return pretrain(sources=sources, **kwargs)
+    finally:
+        done.set()
+
+
+def _open_source(given):
+    from ..pretrain.data import array_source, open_cube_source
+
+    spec, data = given
+    if spec.startswith("cube:"):
+        src = open_cube_source(spec[len("cube:"):])
+    else:
+        src = array_source(spec, np.asarray(data, dtype=np.float32))
+    src.name = spec
+    return src
+
+
+def _layer_input(layer) -> tuple[str, object]:
+    """(source spec, data) of a layer: ``cube:PATH`` when it has a cube file, else ``layer:NAME`` and its array."""
+    path = _layer_path(layer)
+    if path is not None:
+        return f"cube:{path}", None
+    if getattr(layer.data, "ndim", 0) != 3:
+        raise SeisfmError(f"layer {layer.name!r}: a training cube must be 3-D, got shape {np.shape(layer.data)}")
+    return f"layer:{layer.name}", layer.data
+
+
+def _layer_path(layer) -> Path | None:
+    """The cube file behind a layer (our reader's metadata, else napari's source path), if any."""
+    path = layer.metadata.get("path") or getattr(getattr(layer, "source", None), "path", None)
+    if not path or Path(path).suffix.lower() not in CUBE_SUFFIXES:
+        return None
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise SeisfmError(f"{path}: the cube file of layer {layer.name!r} is gone")
+    return p
+
+
+def _has_file(layer) -> bool:
+    try:
+        return _layer_path(layer) is not None
+    except SeisfmError:
+        return False
+
+
+def _plain_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
+def _model_dir() -> Path:
+    from ..encoders import registry
+
+    return registry.weight_dirs()[0]
+
+
+def _minutes_probe() -> int:
+    from ..pretrain.trainer import MINUTES_PROBE
+
+    return MINUTES_PROBE
+
+
+def _devices() -> list[str]:
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def _show_extract_docks(viewer, model_id: str) -> int:
+    """Add a new model to the model list of every open Extract embeddings dock (they fill it once,
+    when opened); returns how many docks list it now."""
+    from .extract import ExtractWidget
+
+    try:
+        docks = [w for w in viewer.window.dock_widgets.values() if isinstance(w, ExtractWidget)]
+    except (AttributeError, RuntimeError):
+        return 0
+    for w in docks:
+        if w.model.findText(model_id) < 0:
+            w.model.addItem(model_id)
+    return len(docks)
+
+
+def _with_browse(edit: QLineEdit, slot) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(edit)
+    button = QPushButton("...")
+    button.setMaximumWidth(30)
+    button.setToolTip("choose a folder")
+    button.clicked.connect(slot)
+    row.addWidget(button)
+    return box
