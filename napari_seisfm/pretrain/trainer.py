@@ -36,6 +36,9 @@ from .data import WindowSampler, step_generator
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "seisfm-pretrain-1"
 MINUTES_PROBE = 5  # steps timed to turn a --minutes budget into a step count
+# Schedule length assumed while those steps are timed: long, so that their learning rates stay
+# below the real warm-up's (a short guess peaked during the probe and then dropped back).
+PROBE_TOTAL = 1_000_000
 
 
 @dataclass
@@ -151,8 +154,8 @@ class Pretrainer:
         settings.check()
         self.settings, self.sampler, self.val_sampler = settings, sampler, val_sampler
         self.out = Path(out_dir)
-        self.rank, self.world = _dist_rank_world()
         self.device = pick_device(device)
+        self.rank, self.world = _dist_rank_world(self.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.sources = list(sources or [s.name for s in sampler.sources])
@@ -243,7 +246,7 @@ class Pretrainer:
                     val = self.validate()
                     h.val_step.append(self.step)
                     h.val_loss.append(val)
-                if progress is not None:
+                if progress is not None and self.rank == 0:  # one progress bar, not one per rank
                     done = max(1, self.step - step_start)
                     rate = done * s.batch_size * self.world / max(1e-9, self.elapsed - (h.elapsed[step_start - 1] if step_start else 0.0))
                     progress(Progress(self.step, self.total or self.step + 1, loss, lr, rate, val))
@@ -258,24 +261,24 @@ class Pretrainer:
 
     def _train_step(self) -> tuple[float, float]:
         s = self.settings
-        lr = learning_rate(s, self.step, self.total or max(self.step + 1, 10 * MINUTES_PROBE))
+        lr = learning_rate(s, self.step, self.total or PROBE_TOTAL)
         for g in self.opt.param_groups:
             g["lr"] = lr
         x = self.sampler.batch(self.step, s.batch_size, self.device)
         gen = step_generator(s.seed, self.rank, self.step, stream=99)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             loss, _, _ = self.model(x, generator=gen)
-        if not torch.isfinite(loss):
+        value = loss.detach().clone()
+        if self.world > 1:  # before the check: every rank sees a NaN on any rank and stops together
+            torch.distributed.all_reduce(value)
+            value /= self.world
+        if not torch.isfinite(value):
             self.save_checkpoint()
-            raise SeisfmError(f"pretraining diverged at step {self.step} (loss {loss.item()}); "
+            raise SeisfmError(f"pretraining diverged at step {self.step} (loss {value.item()}); "
                               "the last checkpoint is kept: lower --base-lr or check the input data")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        value = loss.detach()
-        if self.world > 1:
-            torch.distributed.all_reduce(value)
-            value /= self.world
         return float(value), lr
 
     @torch.no_grad()
@@ -307,16 +310,25 @@ def read_checkpoint(out_dir) -> dict:
     return state
 
 
-def _dist_rank_world() -> tuple[int, int]:
+def _dist_rank_world(device: torch.device) -> tuple[int, int]:
+    """Rank and world size under torchrun (joining the process group), else (0, 1). The backend
+    follows the training device: gloo for --device cpu even where CUDA is available."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
+    cuda = device.type == "cuda"
+    if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def end_distributed() -> None:
+    """Leave the process group (torchrun runs): call once the run is over on every rank."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _is_set(cancel) -> bool:
