@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SeisfmError
 from .data import Source, WindowSampler, array_source, images_source, open_cube_source
 from .outputs import card_path, install_card, write_model
-from .trainer import CHECKPOINT, History, PretrainSettings, Pretrainer, read_checkpoint
+from .trainer import CHECKPOINT, History, PretrainSettings, Pretrainer, end_distributed, read_checkpoint
 
 SYNTHETIC_SIZE = 96
 SYNTHETIC_SEED = 1000  # far from the bench's dev (0-2) and report (100-102) seeds
@@ -98,6 +98,8 @@ def prepare_out(out: Path, name: str, resume: bool) -> None:
     if resume:
         if not (out / CHECKPOINT).is_file():
             raise SeisfmError(f"{out}: no run to resume (no {CHECKPOINT})")
+        if card_path(out, name).is_file():  # resuming would write the finished model again
+            raise SeisfmError(f"{out}: holds the finished model {name!r}; nothing to resume")
     elif card_path(out, name).is_file():
         raise SeisfmError(f"{out}: already holds the finished model {name!r}; choose another --out")
     elif (out / CHECKPOINT).is_file():
@@ -155,13 +157,17 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
         val_sampler = WindowSampler([open_cube_source(val)], settings.tokenization, _window(settings), seed=settings.seed + 1)
     trainer = Pretrainer(settings, sampler, out, device=device, val_sampler=val_sampler, init=None if resume else init,
                          resume=resume, sources=specs)
-    history = trainer.run(progress=progress, cancel=cancel)
-    if trainer.rank != 0:
-        return PretrainResult(out, settings.name, None, None, history)
-    card = write_model(out, trainer.mae, settings, history, specs, device=trainer.device.type,
-                       sampler=val_sampler or sampler, command=command)
-    installed = install_card(card, settings.name) if install else None
-    return PretrainResult(out, settings.name, card, installed, history)
+    try:
+        history = trainer.run(progress=progress, cancel=cancel)
+        if trainer.rank != 0:  # under torchrun rank 0 alone writes and lists the model
+            return PretrainResult(out, settings.name, None, None, history)
+        card = write_model(out, trainer.mae, settings, history, specs, device=trainer.device.type,
+                           sampler=val_sampler or sampler, command=command)
+        installed = install_card(card, settings.name) if install else None
+        return PretrainResult(out, settings.name, card, installed, history)
+    finally:
+        if trainer.world > 1:
+            end_distributed()
 
 
 def _window(settings: PretrainSettings) -> int:
