@@ -42,6 +42,7 @@ def write_model(out_dir, mae, settings: PretrainSettings, history: History, sour
             "steps": str(len(history.loss)), "mask_ratio": str(cfg.mask_ratio)}
     try:
         save_file({k: v.detach().float().cpu().contiguous() for k, v in mae.state_dict().items()}, str(tmp), metadata=meta)
+        os.chmod(tmp, os.stat(out).st_mode & 0o666)  # safetensors writes 0600: readable as the folder is
         os.replace(tmp, weights)
         write_losses_csv(out / "losses.csv", history)
         plot_losses(out / "losses.png", history, name)
@@ -211,10 +212,15 @@ def install_card(card: Path, model_id: str) -> Path | None:
     existing = next((c for c in registry.list_cards() if c.id == model_id), None)
     target_dir = registry.weight_dirs()[0]
     target = target_dir / f"{model_id}{CARD_SUFFIX}"
+    weights = (card.parent / f"{model_id}.safetensors").resolve()
     if existing is not None and not target.is_file():
         return None
+    if existing is not None and existing.checkpoint:  # a listed card: ours again, or a stale one only
+        theirs = Path(existing.checkpoint).expanduser()
+        theirs = theirs if theirs.is_absolute() else target_dir / theirs
+        if theirs.resolve() != weights and theirs.is_file():
+            return None  # another run's model with this id: never unlisted behind the user's back
     text = card.read_text(encoding="utf-8")
-    weights = (card.parent / f"{model_id}.safetensors").resolve()
     text = text.replace(f'checkpoint = "{model_id}.safetensors"', f"checkpoint = {_q(str(weights))}", 1)
     target_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
