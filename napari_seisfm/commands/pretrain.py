@@ -44,6 +44,8 @@ def run(args) -> int:
 
     from ..pretrain.run import pretrain
 
+    if args.resume:
+        check_resume_options(args)
     bar = None
 
     def progress(p):
@@ -76,5 +78,23 @@ def run(args) -> int:
         if result.installed:
             print(f"listed in {result.installed}: seisfm embed --model {result.model_id} CUBE")
         else:
+            if not args.no_install:
+                print(f"not listed: the id {result.model_id!r} is taken by another model (--name sets another id)")
             print(f"use it with: seisfm embed --model {result.out} CUBE")
     return 0
+
+
+def check_resume_options(args) -> None:
+    """A resumed run keeps its own settings: a different budget or an --init is one clear line,
+    not silently ignored (the same command line plus --resume is fine)."""
+    from ..errors import SeisfmError
+    from ..pretrain.trainer import read_checkpoint
+
+    if args.init:
+        raise SeisfmError(f"{args.out}: --init starts a new run; --resume continues this one from its checkpoint")
+    if args.steps is None and args.minutes is None:
+        return
+    s = read_checkpoint(args.out)["settings"]
+    if (args.steps, args.minutes) != (s["steps"], s["minutes"]):
+        had = f"--steps {s['steps']}" if s["steps"] is not None else f"--minutes {s['minutes']}"
+        raise SeisfmError(f"{args.out}: --resume keeps the run's budget ({had}); give no --steps or --minutes")
