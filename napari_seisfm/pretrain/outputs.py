@@ -27,7 +27,7 @@ def card_path(out_dir, name: str) -> Path:
 
 
 def write_model(out_dir, mae, settings: PretrainSettings, history: History, sources: list[str], *,
-                device: str, sampler=None, command: str = "") -> Path:
+                device: str, sampler=None, command: str = "", init: str = "") -> Path:
     """Write weights, curves, pictures, then the card; returns the card's path."""
     from safetensors.torch import save_file
 
@@ -49,7 +49,7 @@ def write_model(out_dir, mae, settings: PretrainSettings, history: History, sour
         if sampler is not None:
             plot_reconstructions(out / "reconstructions.png", mae, sampler, settings)
         card = card_path(out, name)
-        text = card_text(settings, mae, history, sources, weights.name, sha256_file(weights), device, command)
+        text = card_text(settings, mae, history, sources, weights.name, sha256_file(weights), device, command, init)
         tmp_card = card.with_name(card.name + ".tmp")
         tmp_card.write_text(text, encoding="utf-8")
         os.replace(tmp_card, card)
@@ -61,7 +61,7 @@ def write_model(out_dir, mae, settings: PretrainSettings, history: History, sour
 
 
 def card_text(settings: PretrainSettings, mae, history: History, sources: list[str], weights: str, sha256: str,
-              device: str, command: str) -> str:
+              device: str, command: str, init: str = "") -> str:
     cfg = mae.cfg
     nd = 3 if cfg.tokenization == "3d" else 2
     first = float(np.mean(history.loss[:50])) if history.loss else float("nan")
@@ -96,6 +96,7 @@ def card_text(settings: PretrainSettings, mae, history: History, sources: list[s
         f"steps = {len(history.loss)}",
         f"minutes = {minutes:.2f}",
         f"device = {_q(device)}",
+        *([f"init = {_q(init)}"] if init else []),
         f"loss_first_50 = {first:.4f}",
         f"loss_last_50 = {last:.4f}",
     ]

@@ -162,7 +162,7 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
         if trainer.rank != 0:  # under torchrun rank 0 alone writes and lists the model
             return PretrainResult(out, settings.name, None, None, history)
         card = write_model(out, trainer.mae, settings, history, specs, device=trainer.device.type,
-                           sampler=val_sampler or sampler, command=command)
+                           sampler=val_sampler or sampler, command=command, init=trainer.init_note)
         installed = install_card(card, settings.name) if install else None
         return PretrainResult(out, settings.name, card, installed, history)
     finally:

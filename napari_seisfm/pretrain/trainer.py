@@ -160,7 +160,7 @@ class Pretrainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.sources = list(sources or [s.name for s in sampler.sources])
         self.mae = build_mae(settings).to(self.device)
-        self.init_note = load_init(self.mae, init) if init else ""
+        self.init_note = f"{Path(init).expanduser().resolve()} ({load_init(self.mae, init)})" if init else ""
         self.opt = torch.optim.AdamW(self.mae.parameters(), lr=settings.lr, betas=(0.9, 0.95),
                                      weight_decay=settings.weight_decay)
         self.step, self.total, self.elapsed = 0, settings.steps, 0.0
@@ -186,7 +186,7 @@ class Pretrainer:
         state = {
             "format": FORMAT, "settings": asdict(self.settings), "sources": self.sources,
             "weights": [src.weight for src in self.sampler.sources], "step": self.step,
-            "total": self.total, "elapsed": self.elapsed, "history": asdict(self.history),
+            "total": self.total, "elapsed": self.elapsed, "history": asdict(self.history), "init": self.init_note,
             "model": self.mae.state_dict(), "optimizer": self.opt.state_dict(),
         }
         tmp = self.checkpoint_path.with_name(CHECKPOINT + ".tmp")
@@ -211,6 +211,7 @@ class Pretrainer:
             raise SeisfmError(f"{self.checkpoint_path}: damaged checkpoint ({str(exc).splitlines()[0]})") from None
         self.step, self.total, self.elapsed = int(state["step"]), state["total"], float(state["elapsed"])
         self.history = History(**state["history"])
+        self.init_note = state.get("init", "")
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, progress: Callable[[Progress], None] | None = None, cancel=None) -> History:
