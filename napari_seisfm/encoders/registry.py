@@ -157,6 +157,17 @@ def get_embedder(
     ``spacing`` (trace distance along inline and crossline axes) shapes the 2.5D diagonals;
     ``tiling`` ("exact" or "coarse", default from the card, else exact): see ``vit_embedder``.
     """
+    if "+" in str(model_id) and not Path(str(model_id)).exists():  # attributes+seisfm-micro-2.5d
+        from .combined import CombinedEmbedder
+
+        if checkpoint is not None:
+            raise SeisfmError(f"model {model_id!r}: a combined model takes no --checkpoint; give each part by id")
+        if "" in str(model_id).split("+"):
+            raise SeisfmError(f"model {model_id!r}: an empty part; combine model ids as attributes+seisfm-micro-2.5d")
+        return CombinedEmbedder([
+            get_embedder(m, device=device, precision=precision, batch_size=batch_size, spacing=spacing, tiling=tiling)
+            for m in str(model_id).split("+")
+        ])
     c = card(model_id)
     if c.tokenization == "attributes":
         from .attributes import AttributeEmbedder
