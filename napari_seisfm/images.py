@@ -169,10 +169,16 @@ def _section_path(embedder, stride):
         embedder.fusion = "inline"
     if embedder.halo[0] != 0:
         card = embedder.card
-        raise SeisfmError(
-            f"model {card.id!r} ({card.tokenization} tokenization) needs neighbouring lines around a section; "
-            "2-D images need a model that embeds one section: attributes or a 2d model"
-        )
+        if card.tokenization != "2.5d":
+            raise SeisfmError(
+                f"model {card.id!r} ({card.tokenization} tokenization) needs neighbouring lines around a section; "
+                "2-D images need a model that embeds one section: attributes, a 2d or a 2.5d model"
+            )
+        # a 2.5D model sees a lone section as extraction sees a 2-D line: the line mirrored into
+        # identical neighbours, so its crossline and diagonal views are the centre trace repeated
+        depth = 2 * embedder.halo[0] + 1
+        return tuple(embedder.halo[1:]), lambda stack: embedder.embed_block(
+            np.ascontiguousarray(np.broadcast_to(stack, (depth, *stack.shape[1:]))), (1, *stride))
     return tuple(embedder.halo[1:]), lambda stack: embedder.embed_block(stack, (1, *stride))
 
 

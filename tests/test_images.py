@@ -285,7 +285,24 @@ def test_embed_images_2d_vit_is_one_inline_section():
     assert fused.fusion == "inline+crossline"  # the caller's embedder is left as it was
 
 
-@pytest.mark.parametrize("kind", ["2.5d", "3d"])
-def test_embed_images_refuses_models_that_need_neighbouring_lines(kind):
-    with pytest.raises(SeisfmError, match=f"{kind} tokenization.*needs neighbouring lines"):
-        embed_images(np.zeros((1, 40, 40), np.float32), embedder=_vit(kind))
+def test_embed_images_3d_vit_is_refused():
+    with pytest.raises(SeisfmError, match="3d tokenization.*needs neighbouring lines"):
+        embed_images(np.zeros((1, 40, 40), np.float32), embedder=_vit("3d"))
+
+
+def test_embed_images_25d_vit_sees_an_image_as_extraction_sees_a_2d_line(tmp_path):
+    """A 2.5D model embeds a lone image as the line mirrored into identical neighbours: the same
+    vectors extraction gives for that image stored as a one-line cube."""
+    from napari_seisfm.cube import Cube
+    from napari_seisfm.extract import extract_features
+
+    image = np.random.default_rng(8).standard_normal((40, 48)).astype(np.float32)
+    emb = _vit("2.5d")
+    v = embed_images(image[None], stride=4, embedder=emb)
+    assert v.shape == (1, 10, 12, 64) and np.isfinite(v).all()
+    fv = extract_features(Cube.from_array(image[None]), tmp_path / "line.zarr", embedder=emb, stride=4, pca=0, dtype="f32",
+                          chunks=(1, 10, 12))  # one block: the windows are laid out as for the image
+    vectors, _ = fv.load()
+    line = np.asarray(vectors, np.float32).reshape(10, 12, -1)
+    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731 - the store keeps unit vectors
+    np.testing.assert_allclose(unit(v[0]), unit(line), atol=1e-4)
