@@ -47,6 +47,8 @@ CONFIGS = {
     "small": ViTConfig(dim=384, depth=12, heads=6, decoder_dim=256, decoder_depth=4, decoder_heads=8),
     "tiny": ViTConfig(dim=192, depth=12, heads=3, decoder_dim=128, decoder_depth=4, decoder_heads=4),
     "test": ViTConfig(window=32, patch=8, dim=64, depth=2, heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4),
+    # CPU-trainable: the bundled model's size (window 32, patch 8, 4 layers of 96)
+    "micro": ViTConfig(window=32, patch=8, dim=96, depth=4, heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4),
 }
 
 
