@@ -18,7 +18,7 @@ from .protocols import (
     segmentation_quality,
     simulated_interpreter,
 )
-from .suite import DEV_SEEDS, REPORT_SEEDS, figures, markdown, prepare, run, to_json
+from .suite import ADAPT_STEPS, DEV_SEEDS, REPORT_SEEDS, figures, markdown, prepare, run, to_json
 
 __all__ = [
     "MAX_CLICKS", "NOC_IOU", "auc", "best_iou", "click_quality", "grid_labels", "iou", "knn_quality", "line_support",

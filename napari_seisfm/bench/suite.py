@@ -35,6 +35,10 @@ METHODS = ("knn", "linear")  # the paper's protocol and the product's default, s
 DECISIONS = (("probe", True), ("centroid", False))  # the product's default, and the earlier rule
 CONTROL = "random-vit"
 RAW = "raw-window"
+ADAPTED = "adapted"  # a model pretrained on the evaluated survey or image set alone (no labels)
+ADAPT_STEPS = 4000  # ~8 min of one core at the bundled model's size
+ADAPT_LR = 3e-3  # base lr (x batch / 256) for short CPU runs; see docs/pretraining.md
+BUNDLED = "seisfm-micro-2.5d"
 
 
 # ---------------------------------------------------------------------- models
@@ -44,20 +48,25 @@ def installed_models() -> list[str]:
     return [c.id for c in registry.list_cards() if registry.is_installed(c)]
 
 
-def make_embedder(model: str, *, images: bool = False):
+def make_embedder(model: str, *, images: bool = False, adapted=None):
     """An embedder by id; ``random-vit`` is the bundled micro ViT's shape with seeded random weights
-    (tokenised 2-D for images, which have no neighbouring lines for the 2.5-D views)."""
+    (tokenised 2-D for images, which have no neighbouring lines for the 2.5-D views); ``adapted``
+    (alone or in a combination such as ``attributes+adapted``) is the model folder ``adapted``."""
     import dataclasses
 
     from ..encoders import registry
 
+    if ADAPTED in model.split("+"):
+        if adapted is None:
+            raise SeisfmError(f"model {model!r}: no survey-adapted model was trained for this task")
+        model = "+".join(str(adapted) if m == ADAPTED else m for m in model.split("+"))
     if model != CONTROL:
         return registry.get_embedder(model)
     import torch
 
     from ..encoders.vit_embedder import ViTEmbedder
 
-    card = registry.card("seisfm-micro-2.5d")
+    card = registry.card(BUNDLED)
     if images:
         card = dataclasses.replace(card, tokenization="2d")
     torch.manual_seed(0)
@@ -105,9 +114,10 @@ def _segmentation_rows(fm, tasks: dict, methods, seed: int, base: dict, keep: di
 
 
 def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir, methods=METHODS,
-                   decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, targets=None, panels: dict | None = None) -> dict:
+                   decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, targets=None, panels: dict | None = None,
+                   adapted=None) -> dict:
     """Every protocol on one synthetic survey embedded by one model."""
-    survey, _, fm, truth, times = prepare(size, seed, stride, workdir, embedder=make_embedder(model))
+    survey, _, fm, truth, times = prepare(size, seed, stride, workdir, embedder=make_embedder(model, adapted=adapted))
     t_embed = times["extract_s"]
     packages = P.grid_labels(survey.horizons, fm.grid)
     names = survey.label_names()
@@ -152,7 +162,7 @@ def _facies_row(fm, packages, seed, base) -> list[dict]:
 
 
 def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
-               seed: int = 0, methods=METHODS, n_per_class: int = 100) -> list[dict]:
+               seed: int = 0, methods=METHODS, n_per_class: int = 100, adapted=None) -> list[dict]:
     """Support points from ``n_support_images`` images, mIoU over every grid pixel of ``n_eval_images`` others."""
     from ..images import embed_images, load_image_set
     from ..search import FeatureMatrix, make_segmenter
@@ -169,7 +179,7 @@ def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: 
         z = np.clip((images - images.mean(axis=(1, 2), keepdims=True)) / std, -3, 3)
         vectors = raw_windows(z, stride)
     else:
-        vectors = embed_images(images, embedder=make_embedder(model, images=True), stride=stride)
+        vectors = embed_images(images, embedder=make_embedder(model, images=True, adapted=adapted), stride=stride)
     t_embed = time.perf_counter() - t0
     n, h, w = vectors.shape[:3]
     truth = masks[:, ::stride, ::stride][:, :h, :w].astype(np.int16)
@@ -194,7 +204,7 @@ def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: 
 
 
 def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, seed: int = 0, methods=METHODS,
-              max_clicks: int = P.MAX_CLICKS) -> dict:
+              max_clicks: int = P.MAX_CLICKS, adapted=None) -> dict:
     """A user's cube and label volume (same shape as the cube; 0 = a class too, as in the synthetic tasks)."""
     from ..cube import open_cube
     from ..extract import extract_features
@@ -204,7 +214,8 @@ def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, s
     cube = open_cube(cube_path)
     if labels.shape != tuple(cube.shape):
         raise SeisfmError(f"{labels_path}: label volume {labels.shape} does not match the cube {tuple(cube.shape)} of {cube_path}")
-    fv = extract_features(cube, Path(workdir) / f"{model}_user.zarr", embedder=make_embedder(model), stride=stride, overwrite=True)
+    fv = extract_features(cube, Path(workdir) / "user.zarr", embedder=make_embedder(model, adapted=adapted), stride=stride,
+                          overwrite=True)
     fm = FeatureMatrix.from_volume(fv, cube=cube)
     truth = P.grid_labels(labels, fm.grid)
     classes = [int(c) for c in np.unique(truth)]
@@ -240,12 +251,46 @@ def _read_label_volume(path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- the suite
+def adapt(key: str, sources, workdir, steps: int, progress=print) -> Path:
+    """Pretrain a model of the bundled model's shape on one task's data alone (no labels)."""
+    from ..encoders import registry
+    from ..pretrain.run import pretrain
+
+    arch = dict(registry.card(BUNDLED).extra.get("architecture", {}))
+    size = arch.pop("size", "micro")
+    out = Path(workdir) / f"adapted-{key}"
+    t0 = time.perf_counter()
+    r = pretrain(out=out, sources=sources, name=f"adapted-{key}", tokenization="2.5d", size=size, steps=steps,
+                 batch_size=32, base_lr=ADAPT_LR, seed=0, device="cpu", install=False, architecture=arch,
+                 checkpoint_every=10**9)
+    progress(f"adapted model {key}: {steps} steps in {time.perf_counter() - t0:.0f} s, loss {r.first_loss:.3f} -> {r.last_loss:.3f}")
+    return out
+
+
+def _needs_adapting(models) -> bool:
+    return any(ADAPTED in m.split("+") for m in models)
+
+
 def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=None, cube=None, labels=None,
         synthetic: bool = True, max_clicks: int = P.MAX_CLICKS, targets=None, n_images=(100, 400),
-        progress=print) -> dict:
+        adapt_steps: int = ADAPT_STEPS, progress=print) -> dict:
+    from ..pretrain.data import array_source, images_source, open_cube_source
+    from ..synthetic import make_survey
+
     models = list(models or installed_models() + [CONTROL])
     out = {"models": models, "seeds": list(seeds), "sizes": list(sizes), "stride": stride,
            "segmentation": [], "clicks": [], "facies": [], "embed_seconds": [], "panels": {}}
+    if _needs_adapting(models):
+        out["adapt_steps"] = adapt_steps
+    adapted: dict[str, Path] = {}
+
+    def adapted_for(key, make_sources):
+        if not _needs_adapting(models):
+            return None
+        if key not in adapted:
+            adapted[key] = adapt(key, make_sources(), tmp, adapt_steps, progress)
+        return adapted[key]
+
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if synthetic:
@@ -254,8 +299,10 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                     for seed in seeds:
                         progress(f"synthetic {size}^3 seed {seed}: {model}")
                         panels = out["panels"] if (seed == seeds[0] and size == sizes[0]) else None
+                        ad = adapted_for(f"synthetic-{size}-{seed}", lambda: [array_source(
+                            "survey", make_survey((size, size, size), seed=seed).amplitude)]) if ADAPTED in model.split("+") else None
                         r = synthetic_case(model, size, seed, stride=stride, workdir=tmp, max_clicks=max_clicks,
-                                           targets=targets, panels=panels)
+                                           targets=targets, panels=panels, adapted=ad)
                         for key in ("segmentation", "clicks", "facies"):
                             out[key] += r[key]
                         out["embed_seconds"].append({"model": model, "size": size, "seed": seed, "seconds": r["embed_seconds"]})
@@ -264,8 +311,9 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                 for seed in seeds:
                     progress(f"images {Path(images).name} seed {seed}: {model}")
                     try:
+                        ad = adapted_for("images", lambda: [images_source(images)]) if ADAPTED in model.split("+") else None
                         out["segmentation"] += image_case(images, model, seed=seed, n_support_images=n_images[0],
-                                                          n_eval_images=n_images[1])
+                                                          n_eval_images=n_images[1], adapted=ad)
                     except SeisfmError as exc:  # e.g. a 2.5-D model: an image has no neighbouring lines
                         progress(f"images: {model} skipped ({exc})")
                         out.setdefault("skipped", []).append({"model": model, "task": "images", "why": str(exc)})
@@ -273,7 +321,8 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
         if cube is not None:
             for model in models:
                 progress(f"cube {Path(cube).name}: {model}")
-                r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks)
+                ad = adapted_for("cube", lambda: [open_cube_source(cube)]) if ADAPTED in model.split("+") else None
+                r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks, adapted=ad)
                 out["segmentation"] += r["segmentation"]
                 out["clicks"] += r["clicks"]
     out["seconds"] = round(time.perf_counter() - t_all, 1)

@@ -23,6 +23,9 @@ def register(sub):
     p.add_argument("--cube", metavar="CUBE", help="your cube (SEG-Y, .sgz, .npy) ...")
     p.add_argument("--labels", metavar="FILE.npy", help="... and its label volume on the cube grid")
     p.add_argument("--no-synthetic", action="store_true", help="skip the synthetic surveys")
+    p.add_argument("--adapt-steps", type=int, default=None, metavar="N",
+                   help="pretraining steps of the survey-adapted model (model id 'adapted', also in combinations such as "
+                   "attributes+adapted): the bundled model's shape trained on each task's data alone, no labels (default: 4000)")
     p.add_argument("--out", metavar="DIR", help="write results.json, quality.md and the figures here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     p.set_defaults(run=run)
@@ -49,6 +52,8 @@ def run(args) -> int:
 
     if (args.cube is None) != (args.labels is None):
         raise SeisfmError("--cube and --labels go together: a cube and its label volume")
+    if args.adapt_steps is not None and args.adapt_steps < 1:
+        raise SeisfmError(f"--adapt-steps must be 1 or more, got {args.adapt_steps}")
     if args.max_clicks < 1:
         raise SeisfmError(f"--max-clicks must be 1 or more, got {args.max_clicks}")
     if args.images:
@@ -67,6 +72,7 @@ def run(args) -> int:
     result = bench.run(models=models, seeds=seeds, sizes=sizes, stride=args.stride, images=args.images,
                        cube=args.cube, labels=args.labels, synthetic=not args.no_synthetic, max_clicks=max_clicks,
                        targets=targets.split(",") if targets else None, n_images=split,
+                       adapt_steps=args.adapt_steps or bench.ADAPT_STEPS,
                        progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
     text = bench.to_json(result) if args.json else bench.markdown(result)
     if args.out:
