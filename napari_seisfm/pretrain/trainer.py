@@ -112,12 +112,16 @@ class Progress:
 
 
 def build_mae(settings: PretrainSettings):
+    """The run's MAE with initial weights drawn from ``settings.seed`` (the same seed, the same
+    start: two runs of one command agree; the caller's global RNG is left as it was)."""
     from ..encoders.vit import MaskedAutoencoder, config
 
     try:
         cfg = config(settings.size, tokenization=settings.tokenization, mask_ratio=settings.mask_ratio,
                      **settings.architecture)
-        return MaskedAutoencoder(cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            return MaskedAutoencoder(cfg)
     except (TypeError, ValueError) as exc:
         raise SeisfmError(f"model: {exc}") from None
 
