@@ -169,6 +169,7 @@ class Pretrainer:
                                      weight_decay=settings.weight_decay)
         self.step, self.total, self.elapsed = 0, settings.steps, 0.0
         self.history = History()
+        self._updating = False  # between the optimiser step and the step count: no checkpoint then
         if resume:
             self._load_checkpoint()
         self.model = self.mae
@@ -220,7 +221,8 @@ class Pretrainer:
     # -- the loop ------------------------------------------------------------------------------
     def run(self, progress: Callable[[Progress], None] | None = None, cancel=None) -> History:
         """Train to the last step (or until ``cancel`` is set: then checkpoint and raise
-        :class:`SeisfmCancelled`). Ctrl-C also leaves a checkpoint."""
+        :class:`SeisfmCancelled`). Ctrl-C also leaves a checkpoint, unless it lands inside an
+        optimiser update (weights partly updated): then the last periodic checkpoint stays."""
         s = self.settings
         self.mae.train()
         t_start, step_start = time.perf_counter() - self.elapsed, self.step
@@ -239,6 +241,7 @@ class Pretrainer:
                 h.lr.append(lr)
                 h.elapsed.append(round(self.elapsed, 3))
                 self.step += 1
+                self._updating = False
                 if self.total is None and self.step >= MINUTES_PROBE:
                     per_step = self.elapsed / self.step
                     self.total = max(self.step + 1, int(s.minutes * 60 / per_step))
@@ -259,7 +262,8 @@ class Pretrainer:
                     self.save_checkpoint()
                     last_ckpt = time.perf_counter()
         except KeyboardInterrupt:
-            self.save_checkpoint()
+            if not self._updating:  # else the weights are partly a step ahead: keep the last checkpoint
+                self.save_checkpoint()
             raise
         self.save_checkpoint()
         return self.history
@@ -283,6 +287,7 @@ class Pretrainer:
                               "the last checkpoint is kept: lower --base-lr or check the input data")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        self._updating = True
         self.opt.step()
         return float(value), lr
 
