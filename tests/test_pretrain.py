@@ -389,3 +389,31 @@ def test_two_process_ddp_on_cpu(tmp_path, user_models):
     emb = registry.get_embedder(str(out), device="cpu")
     assert emb.card.id == "ddp"
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_inside_an_update_keeps_the_last_consistent_checkpoint(tmp_path):
+    """KeyboardInterrupt can land in the middle of AdamW's per-parameter loop: that state is
+    never saved (resuming it would apply the step twice); the step's own checkpoint is."""
+    from napari_seisfm.pretrain.run import open_sources, source_specs
+
+    cube = cube_file(tmp_path)
+    ref = pretrain(out=tmp_path / "ref", name="m", cubes=[cube], steps=4, install=False, **FAST)
+    specs = source_specs([cube])
+    settings = PretrainSettings(name="m", size="test", steps=4, batch_size=2, checkpoint_every=1)
+    (tmp_path / "cut").mkdir()
+    t = Pretrainer(settings, WindowSampler(open_sources(specs), "2.5d", 32), tmp_path / "cut", device="cpu",
+                   sources=specs)
+    real_step = t.opt.step
+
+    def step_then_interrupt(*a, **kw):  # step 2's update done, then Ctrl-C before the count moves
+        real_step(*a, **kw)
+        if t.step == 2:
+            raise KeyboardInterrupt
+
+    t.opt.step = step_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert read_checkpoint(tmp_path / "cut")["step"] == 2  # step 2's own checkpoint, not the half-way state
+    res = pretrain(out=tmp_path / "cut", resume=True, install=False, device="cpu")
+    assert res.history.loss == ref.history.loss
+    assert_same_weights(res.out / "m.safetensors", ref.out / "m.safetensors")
