@@ -184,3 +184,23 @@ def test_closing_the_viewer_stops_the_run(make_napari_viewer, qtbot, user_models
     viewer.close()
     assert done.wait(30), "the run kept going after the viewer closed"
     assert (out / "checkpoint.pt").is_file() and not list(out.glob("*.toml"))
+
+
+def test_layer_with_a_cube_file_and_held_out_loss(make_napari_viewer, qtbot, user_models, messages, tmp_path):
+    np.save(tmp_path / "train.npy", cube(seed=1))
+    np.save(tmp_path / "val.npy", cube(seed=2))
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((40, 40, 64), np.float32), name="train", metadata={"path": str(tmp_path / "train.npy")})
+    viewer.add_image(np.zeros((40, 40, 64), np.float32), name="val", metadata={"path": str(tmp_path / "val.npy")})
+    viewer.add_image(cube(), name="in memory")
+    w = dock(viewer, steps=2)
+    assert [w.heldout.itemText(i) for i in range(w.heldout.count())] == ["none", "train", "val"]
+    w.layer.setCurrentText("train")  # zeros on screen: the file is what trains
+    w.heldout.setCurrentText("val")
+    w.run()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert not messages["error"], messages["error"]
+    assert w.result.card.is_file()
+    assert f"cube:{(tmp_path / 'train.npy').resolve()}" in w.result.card.read_text()
+    assert list(w.val_line.get_xdata()) == [2] and w.val_line.get_label() == "held out"
+    assert "held-out" in w.status.text() or w.result is not None

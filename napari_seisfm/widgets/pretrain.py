@@ -90,6 +90,8 @@ class PretrainWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.setFormat("step %v of %m")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -271,6 +273,7 @@ class PretrainWidget(QWidget):
         self.thumbnail.clear()
         self._clear_plot()
         self.progress.setRange(0, 0)  # busy until the first step
+        self.progress.setTextVisible(True)
         self.status.setText(("resuming" if resume else "starting") + f" {name} in {out} ...")
         # errors go to _on_error (one line); connecting errored also stops napari re-raising them
         connect = {"returned": self._on_done, "errored": self._on_error, "finished": self._on_finished}
@@ -320,8 +323,8 @@ class PretrainWidget(QWidget):
     def _on_done(self, result):
         self._drain()
         self.result = result
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        self.progress.setRange(0, max(result.steps, 1))
+        self.progress.setValue(result.steps)
         picture = result.out / "reconstructions.png"
         shown = _show_extract_docks(self.viewer, result.model_id) if result.installed else 0
         if result.installed:
@@ -332,8 +335,8 @@ class PretrainWidget(QWidget):
             text = (f"model {result.model_id!r} is ready in {result.out}, but its id is taken by another model: "
                     f"use it with seisfm embed --model {result.out}")
         self.message = text
-        self.status.setText(f"{text}. Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps; "
-                            f"model card {result.card}; reconstructions {picture}")
+        self.status.setText(f"{text}. Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps. "
+                            f"Folder {result.out}: the model, losses.png and reconstructions.png (below)")
         if picture.is_file():
             self._show_thumbnail(picture)
         _notify.show_info(text)
@@ -371,8 +374,9 @@ class PretrainWidget(QWidget):
         self.worker = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        if self.progress.maximum() == 0:
+        if self.progress.maximum() == 0:  # stopped before a step count was known
             self.progress.setRange(0, 1)
+            self.progress.setTextVisible(False)
         if self.result is not None and not self.name.text().strip() and not self.out.text().strip():
             self._new_default_name()  # the default folder now holds a model: the next run gets a new one
         self._refresh_run_button()
@@ -381,7 +385,7 @@ class PretrainWidget(QWidget):
     def _init_plot(self):
         ax = self.axes
         (self.loss_line,) = ax.plot([], [], color="C0", lw=1.0, label="training")
-        (self.val_line,) = ax.plot([], [], "o-", color="C3", ms=3, label="held out")
+        (self.val_line,) = ax.plot([], [], "o-", color="C3", ms=3, label="_held out")  # in the legend once it has points
         ax.axhline(1.0, color="k", ls=":", lw=0.8, label="predicting zeros")
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel("loss", fontsize=8)
@@ -394,15 +398,24 @@ class PretrainWidget(QWidget):
         self.steps, self.losses, self.val_steps, self.val_losses = [], [], [], []
         self.loss_line.set_data([], [])
         self.val_line.set_data([], [])
+        if not self.val_line.get_label().startswith("_"):
+            self.val_line.set_label("_held out")
+            self.axes.legend(fontsize=7, loc="upper right")
         self.canvas.draw_idle()
 
     def _update_plot(self):
         self.loss_line.set_data(self.steps, self.losses)
         self.val_line.set_data(self.val_steps, self.val_losses)
         ax = self.axes
+        if self.val_steps and self.val_line.get_label().startswith("_"):
+            self.val_line.set_label("held out")
+            ax.legend(fontsize=7, loc="upper right")
         ax.set_xlim(0, max(self.steps[-1] if self.steps else 1, 1))
-        top = max([1.05] + [v for v in self.losses[-500:] + self.val_losses if np.isfinite(v)])
-        ax.set_ylim(0, top * 1.05)
+        # the recent curve and the "predicting zeros" line; early outliers may leave the top
+        seen = [v for v in self.losses[-1000:] + self.val_losses if np.isfinite(v)] or [1.0]
+        lo, hi = min(min(seen), 1.0), max(max(seen), 1.0)
+        pad = 0.08 * (hi - lo) + 0.02
+        ax.set_ylim(max(0.0, lo - pad), hi + pad)
         self.canvas.draw_idle()
 
     def _show_thumbnail(self, path: Path):
