@@ -9,7 +9,12 @@ force a backend), zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, cosmos-CI1
 cosmos-DI8x8, cosmos-DI16x16. "default" stands for the built-in list, "cosmos" for the four
 tokenizers. Cosmos tokenizers are TorchScript programs (encoder.jit, decoder.jit) that you download
 yourself into DIR/Cosmos-Tokenizer-<variant>/; they are loaded, i.e. run as code, only from the
---cosmos-dir you pass."""
+--cosmos-dir you pass.
+
+--mae MODEL (a model id, card or seisfm pretrain folder whose weights hold the MAE decoder) adds
+the rows mae-r0 (every token kept) and mae-r<training ratio>. --masking [FRACTIONS] --mae MODEL
+runs the latent-masking explorer instead of the table: SNR and SSIM of the section decoded with
+each fraction of latent tokens masked (random, whole token columns, contiguous blocks)."""
 
 
 def register(sub):
@@ -28,6 +33,13 @@ def register(sub):
     p.add_argument("--lowpass", type=float, metavar="HZ", help="zero-phase low-pass below HZ first (the paper: 20)")
     p.add_argument("--no-trim", action="store_true", help="do not trim the section to multiples of 32")
     p.add_argument("--cosmos-dir", metavar="DIR", help="folder with Cosmos-Tokenizer-<variant>/encoder.jit, decoder.jit")
+    p.add_argument("--mae", metavar="MODEL", help="add the rows of an MAE trained by seisfm pretrain (id, card or folder)")
+    p.add_argument("--mae-ratios", metavar="LIST", help="mask ratios of the MAE rows (default: 0 and the model's training ratio)")
+    p.add_argument("--masking", nargs="?", const="default", metavar="FRACTIONS",
+                   help="latent-masking explorer (needs --mae): fractions in [0, 1), comma-separated "
+                        "(default 0,0.1,...,0.9)")
+    p.add_argument("--patterns", default="random,columns,blocks", help="masking patterns (default: %(default)s)")
+    p.add_argument("--device", default=None, help="torch device for the MAE (default: cuda if present, else cpu)")
     p.add_argument("--out", metavar="CSV", help="write the table as CSV")
     p.add_argument("--markdown", metavar="MD", help="write the table as Markdown")
     p.add_argument("--plot", metavar="PNG", help="write power spectra and ratio-vs-metric curves")
@@ -66,7 +78,7 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..codecs import compare
+    from ..codecs.mae import compare_with_mae, parse_fractions
     from ..codecs.section import read_section
     from ..codecs.table import to_csv, to_json, to_markdown
     from ..cube import open_cube, write_failed
@@ -78,11 +90,22 @@ def run(args) -> int:
             raise SeisfmError(f"{path}: folder {Path(path).parent} does not exist")
         if path and Path(path).is_dir():
             raise SeisfmError(f"{path}: is a folder; give a file name for --{opt}")
+    ratios = parse_fractions(args.mae_ratios, "--mae-ratios") if args.mae_ratios else None
+    if (args.masking or ratios) and not args.mae:
+        raise SeisfmError(f"--{'masking' if args.masking else 'mae-ratios'}: needs --mae MODEL (an MAE with a decoder)")
+    if args.masking:
+        from ..codecs.mae_masking import DEFAULT_FRACTIONS, parse_patterns
+
+        fractions = list(DEFAULT_FRACTIONS) if args.masking == "default" else parse_fractions(args.masking)
+        patterns = parse_patterns(args.patterns)
     with open_cube(args.input) as cube:
         check_domain(args.section, cube)
         section, dt, label = read_section(cube, args.section)
+    if args.masking:
+        return run_masking(args, section, dt, label, fractions, patterns)
     names = expand_codecs(args.codecs, args.cosmos_dir)
-    bar = tqdm(total=len(names), desc="codecs", unit="codec", file=sys.stderr, disable=None)
+    n_mae = (len(ratios) if ratios else 2) if args.mae else 0
+    bar = tqdm(total=len(names) + n_mae, desc="codecs", unit="codec", file=sys.stderr, disable=None)
 
     def progress(done, total, name):
         bar.n = done
@@ -90,8 +113,9 @@ def run(args) -> int:
         bar.refresh()
 
     try:
-        comp = compare(section, names, dt, lowpass_hz=args.lowpass, trim_multiple=1 if args.no_trim else 32,
-                       cosmos_dir=args.cosmos_dir, progress=progress)
+        comp = compare_with_mae(section, names, dt, mae_model=args.mae, mae_ratios=ratios, device=args.device,
+                                lowpass_hz=args.lowpass, trim_multiple=1 if args.no_trim else 32,
+                                cosmos_dir=args.cosmos_dir, progress=progress)
     finally:
         bar.close()
     for path, text in ((args.out, lambda: to_csv(comp)), (args.markdown, lambda: to_markdown(comp))):
@@ -113,4 +137,50 @@ def run(args) -> int:
         print(f"{args.input}: {label}")
         print(to_markdown(comp), end="")
         print(f"total {comp.total_s:.2f} s", file=sys.stderr)
+    return 0
+
+
+def run_masking(args, section, dt, label, fractions, patterns) -> int:
+    """The latent-masking explorer: a table of SNR / SSIM per pattern and fraction, optional plot."""
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from ..codecs.mae import load_mae
+    from ..codecs.mae_masking import masking_figure, masking_study, to_csv, to_json, to_markdown
+    from ..cube import write_failed
+
+    mae = load_mae(args.mae, args.device)
+    bar = tqdm(total=len(fractions) * len(patterns), desc="masking", unit="run", file=sys.stderr, disable=None)
+
+    def progress(done, total, name):
+        bar.n = done
+        bar.set_postfix_str(name)
+        bar.refresh()
+
+    try:
+        study = masking_study(section, mae, fractions, patterns, dt, lowpass_hz=args.lowpass,
+                              trim_multiple=1 if args.no_trim else 32, progress=progress)
+    finally:
+        bar.close()
+    for path, text in ((args.out, lambda: to_csv(study)), (args.markdown, lambda: to_markdown(study))):
+        if path:
+            try:
+                Path(path).write_text(text())
+            except OSError as exc:
+                raise write_failed(path, exc) from None
+    if args.plot:
+        from ..codecs.plots import save_figure
+
+        try:
+            save_figure(masking_figure(study), args.plot)
+        except OSError as exc:
+            raise write_failed(args.plot, exc) from None
+    if args.json:
+        print(to_json(study))
+    else:
+        print(f"{args.input}: {label}")
+        print(to_markdown(study), end="")
+        print(f"total {study.seconds:.2f} s", file=sys.stderr)
     return 0
