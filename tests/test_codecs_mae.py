@@ -167,6 +167,31 @@ def test_pattern_masks():
     assert bool((rnd.sum(1) == 63).all())  # one token always stays visible
 
 
+@pytest.mark.parametrize("pattern", ["random", "columns", "blocks"])
+def test_hidden_tokens_really_are_hidden(models, pattern):
+    """The decoded section does not depend on the latent of masked tokens, and does on the others."""
+    from napari_seisfm.codecs.mae import decode_tiles, encode_tiles, model_input, split_from_mask
+
+    mae = load_mae(models["2.5d"], "cpu")
+    tiles, _ = tile(section(64, 64), 32)
+    latent = encode_tiles(mae, model_input(mae, tiles))
+    mask = pattern_mask(pattern, 0.5, len(tiles), 4, 4, torch.Generator().manual_seed(1))
+    keep, restore = split_from_mask(mask)
+
+    def decoded(lat):
+        kept = torch.cat([lat[:, :1], torch.gather(lat[:, 1:], 1, keep[..., None].expand(-1, -1, lat.shape[2]))], 1)
+        return decode_tiles(mae, kept, restore)
+
+    noise = torch.randn(latent.shape[0], 64, latent.shape[2]).half()
+    hidden_changed = latent.clone()
+    hidden_changed[:, 1:][mask] = noise[mask]
+    visible_changed = latent.clone()
+    visible_changed[:, 1:][~mask] = noise[~mask]
+    base = decoded(latent)
+    np.testing.assert_array_equal(decoded(hidden_changed), base)
+    assert np.abs(decoded(visible_changed) - base).mean() > 1e-3
+
+
 def test_masking_study_rows_and_fraction_zero_is_the_r0_row(models):
     mae = load_mae(models["2.5d"], "cpu")
     x = section(64, 96)
