@@ -236,3 +236,51 @@ def test_cli_bad_input_exit_2_one_line(models, capsys, argv, message):
     assert main(["codecs", str(models["cube"]), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+# ---------------------------------------------------------------------------- the dock (under xvfb-run)
+@pytest.mark.gui
+def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_models, make_napari_viewer, qtbot,
+                                                               monkeypatch):
+    pytest.importorskip("napari")
+    import napari_seisfm.widgets.codecs as mod
+    from napari_seisfm.pretrain.run import pretrain
+
+    pretrain(out=user_models.parent / "run", cubes=[models["cube"]], name="mine", size="test", tokenization="2d",
+             steps=1, batch_size=2, device="cpu", install=True)
+    viewer = make_napari_viewer()
+    w = mod.CodecWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    shown = []
+    monkeypatch.setattr(mod._notify, "show_error", shown.append)
+    assert [w.mae_model.itemText(i) for i in range(w.mae_model.count())] == ["", "mine"]  # not the encoder-only one
+    viewer.add_image(section(64, 96), name="line")
+
+    w.run_masking()  # no model chosen yet
+    assert shown and "choose an MAE model" in shown[-1] and w.worker is None
+    w.mae_model.setCurrentText("mine")
+    w.masking.setText("0,1.5")
+    w.run_masking()
+    assert "must be in [0, 1)" in shown[-1] and w.worker is None
+
+    w.codecs.setText("quant8")
+    w.run()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
+    comp, _ = w.result
+    assert [r.method for r in comp.rows] == ["quant8", "mae-r0", "mae-r0.85"] and w.table.rowCount() == 3
+    w.table.selectRow(2)
+    assert viewer.layers["line codec reconstruction"].metadata["codec"] == "mae-r0.85"
+
+    w.masking.setText("0,0.5")
+    w.run_masking()
+    assert w.worker is not None and not w.mask_button.isEnabled()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
+    study = w.masking_result
+    assert [(r.pattern, r.fraction) for r in study.rows][:2] == [("random", 0.0), ("random", 0.5)]
+    assert len(w.mask_figure.axes) == 2 and len(w.mask_figure.axes[0].lines) == 3  # one line per pattern
+    assert w.mask_button.isEnabled()
+
+    w.mae_model.setCurrentText("seisfm-micro-2.5d")  # typed by hand: refused in one line, no rows
+    w.run()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
+    assert "holds an encoder only" in shown[-1]

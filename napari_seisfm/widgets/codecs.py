@@ -3,7 +3,8 @@
 Thin: it cuts the current slice (or the part of it visible on the canvas) out of the selected
 Image layer, runs ``compare`` in a thread worker (progress bar, Cancel), and shows the result as a
 sortable table, the spectra / trade-off figure, and two layers (reconstruction and residual of the
-selected row) placed exactly on the slice they came from.
+selected row) placed exactly on the slice they came from. An MAE with a decoder (a model trained by
+``seisfm pretrain``) adds its rows, and its latent-masking study is drawn in a small plot.
 """
 
 from __future__ import annotations
@@ -77,6 +78,15 @@ class CodecWidget(QWidget):
         self.cosmos_dir = QLineEdit()
         self.cosmos_dir.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/encoder.jit (optional)")
         self.cosmos_dir.setToolTip("TorchScript files are code: they are loaded only from the folder you give here")
+        self.mae_model = QComboBox()
+        self.mae_model.setEditable(True)
+        self.mae_model.setToolTip("an MAE whose weights hold a decoder (seisfm pretrain): its id, or the run folder; "
+                                  "empty: no MAE rows")
+        self.mae_model.addItems(["", *self._decoder_models()])
+        self.mae_model.lineEdit().setPlaceholderText("MAE with a decoder: model id or folder (optional)")
+        self.masking = QLineEdit("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+        self.masking.setToolTip("fractions of latent tokens masked, in [0, 1)")
+        self.mask_button = QPushButton("Masking study")
         self.lowpass = QDoubleSpinBox()
         self.lowpass.setRange(0, 10000)
         self.lowpass.setSuffix(" Hz")
@@ -111,12 +121,21 @@ class CodecWidget(QWidget):
         self.figure = Figure(figsize=(9, 3), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(260)
+        self.mask_figure = Figure(figsize=(6, 2.4), layout="constrained")
+        self.mask_canvas = FigureCanvasQTAgg(self.mask_figure)
+        self.mask_canvas.setMinimumHeight(180)
+        self.masking_result = None
 
         form = QFormLayout()
         form.addRow("image layer", self.layer)
         form.addRow("region", self.region)
         form.addRow("codecs", self.codecs)
         form.addRow("Cosmos folder", self.cosmos_dir)
+        form.addRow("MAE model", self.mae_model)
+        mask_row = QHBoxLayout()
+        mask_row.addWidget(self.masking)
+        mask_row.addWidget(self.mask_button)
+        form.addRow("masked fractions", mask_row)
         form.addRow("sample interval", self.sample_interval)
         form.addRow("low-pass", self.lowpass)
         form.addRow("", self.trim)
@@ -130,8 +149,10 @@ class CodecWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.table, stretch=1)
         layout.addWidget(self.canvas, stretch=1)
+        layout.addWidget(self.mask_canvas)
 
         self.run_button.clicked.connect(self.run)
+        self.mask_button.clicked.connect(self.run_masking)
         self.cancel_button.clicked.connect(self.cancel)
         self.layer.currentTextChanged.connect(self._guess_sample_interval)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
@@ -139,6 +160,15 @@ class CodecWidget(QWidget):
         self._refresh_layers()
 
     # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _decoder_models() -> list[str]:
+        from ..codecs.mae import decoder_models
+
+        try:
+            return decoder_models()
+        except SeisfmError:
+            return []
+
     def _image_layers(self):
         from napari.layers import Image
 
@@ -217,7 +247,7 @@ class CodecWidget(QWidget):
         """Start a comparison with the form's settings (returns at once; the work is in a thread)."""
         from napari.qt.threading import create_worker
 
-        from ..codecs import compare
+        from ..codecs.mae import compare_with_mae
 
         if self.worker is not None:
             return
@@ -236,17 +266,56 @@ class CodecWidget(QWidget):
             cosmos_dir=self.cosmos_dir.text().strip() or None,
             progress=self._relay.progressed.emit,
             cancel=self._cancel,
+            mae_model=self.mae_model.currentText().strip() or None,
         )
+        # errors are shown as notifications by _on_error; do not also re-raise them in the GUI thread
+        self._start(create_worker(compare_with_mae, section, names, dt, _ignore_errors=True, **kwargs),
+                    lambda comp: self._on_done(comp, placement))
+
+    def run_masking(self):
+        """Start the latent-masking study of the MAE model on the section on screen (in a thread)."""
+        from napari.qt.threading import create_worker
+
+        from ..codecs.mae import parse_fractions
+        from ..codecs.mae_masking import masking_study
+
+        if self.worker is not None:
+            return
+        try:
+            model = self.mae_model.currentText().strip()
+            if not model:
+                raise SeisfmError("masking study: choose an MAE model with a decoder (trained by seisfm pretrain)")
+            fractions = parse_fractions(self.masking.text(), "masked fractions")
+            section, placement = self.current_section()
+        except SeisfmError as exc:
+            _notify.show_error(str(exc))
+            return
+        dt = None if placement["axis"] == 2 else (self.sample_interval.value() or None)
+        worker = create_worker(masking_study, section, model, fractions, sample_interval_ms=dt,
+                               lowpass_hz=self.lowpass.value() or None,
+                               trim_multiple=32 if self.trim.isChecked() else 1,
+                               progress=self._relay.progressed.emit, cancel=self._cancel, _ignore_errors=True)
+        self._start(worker, self._on_masking_done)
+
+    def _start(self, worker, on_done):
         self._cancel.clear()
         self.progress.setRange(0, 0)
-        # errors are shown as notifications by _on_error; do not also re-raise them in the GUI thread
-        self.worker = create_worker(compare, section, names, dt, _ignore_errors=True, **kwargs)
-        self.worker.returned.connect(lambda comp: self._on_done(comp, placement))
+        self.worker = worker
+        self.worker.returned.connect(on_done)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
         self.run_button.setEnabled(False)
+        self.mask_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker.start()
+
+    def _on_masking_done(self, study):
+        from ..codecs.mae_masking import masking_figure
+
+        self.masking_result = study
+        masking_figure(study, fig=self.mask_figure)
+        self.mask_canvas.draw_idle()
+        self.status.setText(f"masking study of {study.model_id}: {len(study.rows)} runs, {study.seconds:.2f} s")
 
     def cancel(self):
         """Stop after the codec in progress."""
@@ -339,5 +408,6 @@ class CodecWidget(QWidget):
     def _on_finished(self):
         self.worker = None
         self.run_button.setEnabled(True)
+        self.mask_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
