@@ -97,7 +97,7 @@ def test_rows_and_stored_bytes_follow_the_formula(models, tok, tokens):
     x = section(70, 100)
     comp = compare(x, mae_codecs(mae) + ["quant8"], trim_multiple=1)
     rows = {r.method: r for r in comp.rows}
-    assert list(rows) == ["mae-r0", "mae-r0.85", "quant8"]
+    assert list(rows) == ["mae-r0", "mae-r0.85", "mae-stats-only", "quant8"]
     n_tiles = math.ceil(70 / 32) * math.ceil(100 / 32)  # 12: edge-padded to 96 x 128
     stats = 16 * 2 * 2  # mean and std (float16) of the 16 inline-view patches of a tile
     kept = {"mae-r0": tokens, "mae-r0.85": round(tokens * 0.15)}
@@ -109,6 +109,12 @@ def test_rows_and_stored_bytes_follow_the_formula(models, tok, tokens):
         assert comp.reconstructions[name].shape == x.shape and np.isfinite(comp.reconstructions[name]).all()
         assert math.isfinite(r.snr) and r.backend == f"torch-cpu:{tok}"
     assert rows["mae-r0.85"].ratio > rows["mae-r0"].ratio
+    # the side information alone: 8 x 8 block means of the edge-padded section, same stats bytes
+    assert rows["mae-stats-only"].nbytes == n_tiles * stats
+    xp = np.pad(comp.input, ((0, 26), (0, 28)), mode="edge")
+    means = xp.reshape(12, 8, 16, 8).mean(axis=(1, 3))
+    expected = np.repeat(np.repeat(means, 8, 0), 8, 1)[:70, :100]
+    np.testing.assert_allclose(comp.reconstructions["mae-stats-only"], expected, atol=2e-3)  # float16 means
 
 
 def test_masked_row_is_the_mae_forward_pass(models):
@@ -200,7 +206,8 @@ def test_masking_study_rows_and_fraction_zero_is_the_r0_row(models):
         (p, f) for p in ("random", "columns", "blocks") for f in (0.0, 0.5, 0.9)]
     masked = {(r.pattern, r.fraction): r.masked for r in study.rows}
     assert masked[("random", 0.5)] == 0.5 and masked[("columns", 0.9)] == 0.75 and masked[("blocks", 0.9)] == 14 / 16
-    r0 = compare(x, [MaeCodec(mae, 0.0)]).rows[0]
+    r0, base = compare(x, mae_codecs(mae, [0.0])).rows
+    assert base.method == "mae-stats-only" and study.stats_only["snr"] == pytest.approx(base.snr)
     for r in study.rows:
         if r.fraction == 0:
             assert r.masked == 0 and r.snr == pytest.approx(r0.snr, abs=1e-6) and r.ssim == pytest.approx(r0.ssim)
@@ -211,7 +218,7 @@ def test_cli_rows_and_masking(models, tmp_path, capsys):
 
     assert main(["codecs", str(models["cube"]), "--codecs", "quant8", "--mae", str(models["2d"]), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    assert [r["method"] for r in rows] == ["quant8", "mae-r0", "mae-r0.85"]
+    assert [r["method"] for r in rows] == ["quant8", "mae-r0", "mae-r0.85", "mae-stats-only"]
     png = tmp_path / "m.png"
     assert main(["codecs", str(models["cube"]), "--mae", str(models["2d"]), "--masking", "0,0.5",
                  "--patterns", "random,columns", "--plot", str(png)]) == 0
@@ -267,7 +274,8 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     w.run()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
     comp, _ = w.result
-    assert [r.method for r in comp.rows] == ["quant8", "mae-r0", "mae-r0.85"] and w.table.rowCount() == 3
+    assert [r.method for r in comp.rows] == ["quant8", "mae-r0", "mae-r0.85", "mae-stats-only"]
+    assert w.table.rowCount() == 4
     w.table.selectRow(2)
     assert viewer.layers["line codec reconstruction"].metadata["codec"] == "mae-r0.85"
 
@@ -277,7 +285,7 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
     study = w.masking_result
     assert [(r.pattern, r.fraction) for r in study.rows][:2] == [("random", 0.0), ("random", 0.5)]
-    assert len(w.mask_figure.axes) == 2 and len(w.mask_figure.axes[0].lines) == 3  # one line per pattern
+    assert len(w.mask_figure.axes) == 2 and len(w.mask_figure.axes[0].lines) == 4  # 3 patterns + means alone
     assert w.mask_button.isEnabled()
 
     w.mae_model.setCurrentText("seisfm-micro-2.5d")  # typed by hand: refused in one line, no rows

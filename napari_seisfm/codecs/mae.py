@@ -28,6 +28,10 @@ tokens of the encoder output, rounded to float16 before decoding, as they would 
 ``patches of the inline view x 2 x 2`` bytes (mean and std, float16) when stats are kept; plus 8
 bytes per section for the mask seed when ``mask_ratio > 0``. Shapes and the model are not
 counted (as for every codec).
+
+``mae-stats-only`` (added with the MAE rows) decodes the side information alone: every patch set
+to its stored mean, same bytes as the stats. With norm_pix_loss the stats carry the coarse picture
+(the 8 x 8 block means), so an MAE row is worth its latent only by what it adds above this row.
 """
 
 from __future__ import annotations
@@ -315,6 +319,30 @@ class MaeCodec(Codec):
         return untile(tiles, enc.meta["grid"], enc.shape)
 
 
+class PatchStatsOnly(Codec):
+    """The side information alone: every patch of the inline view set to its stored mean (the MAE
+    rows' mean and std, same bytes). An MAE row adds something only where it beats this one."""
+
+    kind = "lossy"
+
+    def __init__(self, mae):
+        self.mae = mae
+        self.name = "mae-stats-only"
+        self.backend = f"numpy:{getattr(mae, 'model_id', 'mae')}"
+
+    def encode(self, x: np.ndarray) -> Encoded:
+        self.check_input(x)
+        tiles, grid = tile(x, self.mae.cfg.window)
+        mean, std = patch_stats(self.mae, tiles)
+        payload = {"mean": mean.half(), "std": std.half()}
+        return Encoded(payload, sum(t.numel() * t.element_size() for t in payload.values()), x.shape, {"grid": grid})
+
+    def decode(self, enc: Encoded) -> np.ndarray:
+        mean = enc.payload["mean"].float()
+        tiles = _tok2d(self.mae).unpatchify(mean.expand(-1, -1, self.mae.cfg.patch ** 2))
+        return untile(tiles.transpose(1, 2).contiguous().numpy(), enc.meta["grid"], enc.shape)
+
+
 def check_fraction(value: float, what: str = "fraction") -> float:
     try:
         v = float(value)
@@ -333,12 +361,16 @@ def parse_fractions(text: str, what: str = "--masking") -> list[float]:
     return [check_fraction(s, f"{what} fraction") for s in items]
 
 
-def mae_codecs(mae, ratios=None, patch_stats: bool = True, seed: int = 0) -> list[MaeCodec]:
-    """The MAE rows: ratio 0 and the model's training ratio (or ``ratios``)."""
+def mae_codecs(mae, ratios=None, patch_stats: bool = True, seed: int = 0, baseline: bool = True) -> list[Codec]:
+    """The MAE rows: ratio 0 and the model's training ratio (or ``ratios``), then (``baseline``, with
+    patch stats) ``mae-stats-only``: what the side information gives without any latent."""
     if ratios is None:
         ratios = [0.0, mae.cfg.mask_ratio]
     ratios = list(dict.fromkeys(check_fraction(r, "MAE mask ratio") for r in ratios))
-    return [MaeCodec(mae, r, patch_stats=patch_stats, seed=seed) for r in ratios]
+    rows: list[Codec] = [MaeCodec(mae, r, patch_stats=patch_stats, seed=seed) for r in ratios]
+    if baseline and patch_stats and mae.norm_pix_loss:
+        rows.append(PatchStatsOnly(mae))
+    return rows
 
 
 def compare_with_mae(section, codecs, sample_interval_ms=None, *, mae_model=None, mae_ratios=None,

@@ -18,6 +18,8 @@ lost. Patterns, drawn independently for every tile from one seed:
 column) stays visible, so the fraction actually masked (``masked``) can differ from the requested
 one: it is what the table and the figure report. SNR and SSIM come from ``codecs.metrics`` against
 the prepared section (trimmed, optionally low-passed, standardised) exactly as in the comparison.
+The study also measures the patch means alone (``stats_only``, no latent at all): the floor that
+the decoder has to beat, drawn as a dashed line.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
-from .mae import check_fraction, decode_tiles, encode_tiles, model_input, patch_stats, split_from_mask, tile, untile
+from .mae import _tok2d, check_fraction, decode_tiles, encode_tiles, model_input, patch_stats, split_from_mask, tile, untile
 from .metrics import Reference
 from .preprocess import TRIM_MULTIPLE, Prepared, prepare
 
@@ -60,11 +62,13 @@ class MaskingStudy:
     tiles: int
     tokens_per_tile: int
     seconds: float = 0.0
+    stats_only: dict[str, float] = field(default_factory=dict)  # metrics of the patch means alone
     reconstructions: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
         return {"model": self.model_id, "tokenization": self.tokenization, "tiles": self.tiles,
                 "tokens_per_tile": self.tokens_per_tile, "compared_shape": list(self.prepared.data.shape),
+                "stats_only_snr": self.stats_only.get("snr"), "stats_only_ssim": self.stats_only.get("ssim"),
                 "total_s": self.seconds}
 
 
@@ -163,10 +167,12 @@ def masking_study(
         rows.append(MaskingRow(pat, f, float(mask.float().mean()), m["snr"], m["ssim"], m["psnr"], m["corr"], m["nrms"]))
         if keep_reconstructions:
             recons[(pat, f)] = y
+    base = _tok2d(mae).unpatchify(mean.float().expand(-1, -1, p * p)).transpose(1, 2).contiguous().numpy()
+    stats_only, _ = ref.metrics(untile(base, grid, x.shape))
     if progress:
         progress(len(jobs), len(jobs), "done")
     return MaskingStudy(getattr(mae, "model_id", "mae"), mae.cfg.tokenization, rows, prepared, n,
-                        int(mae.encoder.n_tokens), time.perf_counter() - t0, recons)
+                        int(mae.encoder.n_tokens), time.perf_counter() - t0, stats_only, recons)
 
 
 # ---------------------------------------------------------------------------- output
@@ -179,7 +185,9 @@ def to_markdown(study: MaskingStudy) -> str:
     lines += ["", f"Model {i['model']} ({i['tokenization']}): {i['tiles']} tiles of {i['tokens_per_tile']} tokens, "
               f"section compared as {i['compared_shape'][0]}x{i['compared_shape'][1]}, standardised; "
               "encoder sees every token, hidden latent tokens are replaced by the decoder's mask token; "
-              "patch mean/std given. SNR/PSNR in dB."]
+              "patch mean/std given. SNR/PSNR in dB.",
+              f"Patch means alone (no latent): SNR {study.stats_only.get('snr', float('nan')):.2f} dB, "
+              f"SSIM {study.stats_only.get('ssim', float('nan')):.4f}."]
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +229,9 @@ def masking_figure(study: MaskingStudy, fig=None):
         xs = [r.masked for r in rs]
         ax_snr.plot(xs, [r.snr for r in rs], marker="o", ms=4, label=pat)
         ax_ssim.plot(xs, [r.ssim for r in rs], marker="o", ms=4, label=pat)
+    for ax, key in ((ax_snr, "snr"), (ax_ssim, "ssim")):
+        if key in study.stats_only:
+            ax.axhline(study.stats_only[key], color="k", ls="--", lw=0.8, label="patch means alone")
     for ax, label in ((ax_snr, "SNR (dB)"), (ax_ssim, "SSIM")):
         ax.set(xlabel="fraction of latent tokens masked", ylabel=label, title=f"{study.model_id}: {label} vs masking")
         ax.grid(True, alpha=0.3)

@@ -104,7 +104,7 @@ def run(args) -> int:
     if args.masking:
         return run_masking(args, section, dt, label, fractions, patterns)
     names = expand_codecs(args.codecs, args.cosmos_dir)
-    n_mae = (len(ratios) if ratios else 2) if args.mae else 0
+    n_mae = (len(ratios) if ratios else 2) + 1 if args.mae else 0  # + mae-stats-only
     bar = tqdm(total=len(names) + n_mae, desc="codecs", unit="codec", file=sys.stderr, disable=None)
 
     def progress(done, total, name):
