@@ -48,7 +48,10 @@ def extract_features(
 ) -> FeatureVolume:
     """Embed every ``stride``-th sample of ``cube`` (a Cube or a path) into the store ``out``.
 
-    ``pca``: reduce to this many dimensions when the embedder produces more (0/None: keep all).
+    ``pca``: reduce to this many dimensions when the embedder produces more (0/None: keep all, uncentred).
+    The basis is fitted whatever the width: centring the vectors before they are scaled to unit length
+    and quantised to int8 gave better maps on ``seisfm bench`` (dev seed 0, linear read-out: micro ViT
+    flat spot 0.57 -> 0.80, packages 0.62 -> 0.69; attributes packages 0.67 -> 0.70; kNN unchanged).
     ``dtype``: int8 (default), float16 or float32 (aliases i8/f16/f32). ``resume``: continue a
     matching partial store; ``overwrite``: replace whatever store is at ``out``. ``progress(done,
     total)`` is called with chunk counts; ``cancel`` (a ``threading.Event`` or a callable) is
@@ -91,10 +94,12 @@ def extract_features(
     }
 
     with StoreLock(out):
-        return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel)
+        return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
+                               basis_wanted=bool(pca))
 
 
-def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel):
+def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
+                    basis_wanted=True):
     geometry = cube.geometry
     content = cube_content_hash(cube)
     state = store_state(out)
@@ -114,7 +119,7 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     if fv is None:
         normalisation = estimate_normalisation(cube)
         basis = None
-        if out_dim < embedder.dim:
+        if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
             basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel)
         summary = geometry.summary()
         fv = FeatureVolume.create(

@@ -14,7 +14,7 @@ from napari_seisfm.encoders.attributes import DIM, FEATURES, NAMES, AttributeEmb
 from napari_seisfm.encoders.base import Embedder, ModelCard
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
 from napari_seisfm.extract import extract_features, mirror, similarity_agreement
-from napari_seisfm.features import FeatureVolume
+from napari_seisfm.features import FeatureVolume, store_state
 from napari_seisfm.synthetic import make_survey
 
 _CENTRE = np.array([f[1] for f in FEATURES], np.float32)
@@ -145,7 +145,9 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     fv = extract_features(survey_cube, tmp_path / "f.zarr", dtype="f32", chunks=(8, 8, 8))
     assert fv.complete and fv.grid.shape == (10, 9, 16) and fv.grid.stride == (4, 4, 4)
     assert fv.progress() == (2 * 2 * 2, 8)
-    assert fv.model == "attributes" and fv.dim == DIM and fv.pca_components is None
+    assert fv.model == "attributes" and fv.dim == DIM
+    assert fv.pca_components.shape == (DIM, DIM)  # nothing cut, but centred and rotated before quantising
+    np.testing.assert_allclose(fv.pca_components @ fv.pca_components.T, np.eye(DIM), atol=1e-4)
     norm = fv.normalisation
     assert norm["clip"] == 3.0 and norm["std"] > 0 and norm["traces"] >= 1000
     assert fv.cube_fingerprint == survey_cube.geometry.fingerprint()
@@ -158,7 +160,8 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     fv8 = extract_features(survey_cube, tmp_path / "i8.zarr", chunks=(5, 5, 8))
     v8, _ = fv8.load()
     assert fv8.dtype == "int8" and v8.dtype == np.int8
-    assert np.abs(fv8.decode(v8) - vectors).max() < 0.01
+    direct8 = fv8.project(direct.reshape(-1, DIM))  # its own basis (fitted on its own chunks)
+    assert np.abs(fv8.decode(v8) - direct8).max() < 0.01
 
 
 def test_stride_per_axis_and_f3(shared_data, tmp_path):
@@ -211,11 +214,9 @@ def test_resume_after_interruption(survey_cube, tmp_path):
         seen.append((done, total))
 
     stop = threading.Event()
-    calls = {"n": 0}
 
     def cancel():  # stop after 3 chunks
-        calls["n"] += 1
-        return calls["n"] > 3
+        return bool(seen) and seen[-1][0] >= 3
 
     with pytest.raises(SeisfmCancelled, match="resume"):
         extract_features(survey_cube, out, chunks=(8, 8, 8), progress=progress, cancel=cancel)
@@ -241,9 +242,12 @@ def test_resume_after_interruption(survey_cube, tmp_path):
 def test_cancel_with_event_before_start(survey_cube, tmp_path):
     stop = threading.Event()
     stop.set()
-    with pytest.raises(SeisfmCancelled):
+    with pytest.raises(SeisfmCancelled, match="fitting the PCA basis; nothing was written"):
         extract_features(survey_cube, tmp_path / "c.zarr", chunks=(4, 4, 4), cancel=stop)
-    assert FeatureVolume.open(tmp_path / "c.zarr", allow_partial=True).progress() == (0, 36)
+    assert store_state(tmp_path / "c.zarr") == "missing"
+    with pytest.raises(SeisfmCancelled, match="resume"):  # no basis to fit: the store exists, empty and resumable
+        extract_features(survey_cube, tmp_path / "c0.zarr", chunks=(4, 4, 4), cancel=stop, pca=0)
+    assert FeatureVolume.open(tmp_path / "c0.zarr", allow_partial=True).progress() == (0, 36)
 
 
 def test_existing_store_rules(survey_cube, tmp_path):
