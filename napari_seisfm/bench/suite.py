@@ -37,7 +37,6 @@ CONTROL = "random-vit"
 RAW = "raw-window"
 ADAPTED = "adapted"  # a model pretrained on the evaluated survey or image set alone (no labels)
 ADAPT_STEPS = 4000  # ~8 min of one core at the bundled model's size
-ADAPT_LR = 3e-3  # base lr (x batch / 256) for short CPU runs; see docs/pretraining.md
 BUNDLED = "seisfm-micro-2.5d"
 
 
@@ -261,7 +260,7 @@ def adapt(key: str, sources, workdir, steps: int, progress=print) -> Path:
     out = Path(workdir) / f"adapted-{key}"
     t0 = time.perf_counter()
     r = pretrain(out=out, sources=sources, name=f"adapted-{key}", tokenization="2.5d", size=size, steps=steps,
-                 batch_size=32, base_lr=ADAPT_LR, seed=0, device="cpu", install=False, architecture=arch,
+                 batch_size=32, seed=0, device="cpu", install=False, architecture=arch,
                  checkpoint_every=10**9)
     progress(f"adapted model {key}: {steps} steps in {time.perf_counter() - t0:.0f} s, loss {r.first_loss:.3f} -> {r.last_loss:.3f}")
     return out

@@ -27,7 +27,9 @@ def register(subparsers) -> None:
     budget.add_argument("--minutes", type=float, help="wall-clock budget (turned into a step count after a few steps)")
     budget.add_argument("--steps", type=int, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--base-lr", type=float, default=1.5e-4, help="learning rate x batch/256 (MAE: 1.5e-4)")
+    p.add_argument("--base-lr", type=float, default=None,
+                   help="learning rate = BASE_LR x batch / 256 (default: MAE's 1.5e-4, but the rate never below 3.75e-4, "
+                   "which short runs at small batches need; see docs/pretraining.md)")
     p.add_argument("--mask-ratio", type=float, default=0.85)
     p.add_argument("--weights", help="sampling weight per source, comma-separated, in the order cubes, images, synthetic")
     p.add_argument("--val", metavar="CUBE", help="held-out cube for a validation loss")

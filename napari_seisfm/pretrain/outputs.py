@@ -102,6 +102,7 @@ def card_text(settings: PretrainSettings, mae, history: History, sources: list[s
     ]
     if history.val_loss:
         lines.append(f"val_loss_last = {history.val_loss[-1]:.4f}")
+    lines.append(f"peak_lr = {settings.lr:.4g}")
     for k, v in asdict(settings).items():
         if k not in ("name", "architecture", "minutes", "steps") and v is not None:
             lines.append(f"{k} = {_toml(v)}")

@@ -116,7 +116,7 @@ def prepare_out(out: Path, name: str, resume: bool) -> None:
 
 def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None = None, tokenization: str = "2.5d",
              size: str = "test", minutes: float | None = None, steps: int | None = None, batch_size: int = 32,
-             base_lr: float = 1.5e-4, mask_ratio: float = 0.85, weights=None, val=None, seed: int = 0,
+             base_lr: float | None = None, mask_ratio: float = 0.85, weights=None, val=None, seed: int = 0,
              device: str = "auto", init=None, resume: bool = False, install: bool = True, progress=None,
              cancel=None, command: str = "", architecture: dict | None = None, sources: list[Source] | None = None,
              checkpoint_every: int = 200) -> PretrainResult:
