@@ -42,6 +42,20 @@ def section(ntr=70, ns=100, seed=0):
     return (x + 0.05 * rng.standard_normal(x.shape)).astype(np.float32)
 
 
+def encoder_only_model(folder):
+    """A model folder whose weights are an encoder alone (as NCS or MAE encoder checkpoints are)."""
+    from safetensors.torch import save_file
+
+    from napari_seisfm.encoders.vit import ViTEncoder, config
+
+    folder.mkdir()
+    save_file(ViTEncoder(config("test", tokenization="2.5d")).state_dict(), str(folder / "enc-only.safetensors"))
+    (folder / "enc-only.toml").write_text(
+        'id = "enc-only"\nname = "encoder only"\ntokenization = "2.5d"\ndim = 64\npatch = [8, 8]\nwindow = [32, 32]\n'
+        'checkpoint = "enc-only.safetensors"\n\n[architecture]\nsize = "test"\n')
+    return folder
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A 2D and a 2.5D model of size "test" (window 32, patch 8, 64 wide), 3 training steps each."""
@@ -56,6 +70,7 @@ def models(tmp_path_factory):
                  device="cpu", install=False)
         out[tok] = d / tok
     out["cube"] = d / "c.npy"
+    out["enc"] = encoder_only_model(d / "enc-only")
     return out
 
 
@@ -68,9 +83,12 @@ def test_load_mae_from_a_pretrain_folder(models):
 
 def test_encoder_only_weights_are_refused_in_one_line(models, tmp_path):
     with pytest.raises(SeisfmError, match="holds an encoder only, no MAE decoder; .*seisfm pretrain") as e:
-        load_mae("seisfm-micro-2.5d")
+        load_mae(str(models["enc"]))
     assert "\n" not in str(e.value)
-    assert "seisfm-micro-2.5d" not in decoder_models()
+    (tmp_path / "models" / "enc-only.toml").write_text(
+        (models["enc"] / "enc-only.toml").read_text().replace('"enc-only.safetensors"', repr(str(models["enc"] / "enc-only.safetensors")).replace("'", '"')))
+    listed = decoder_models()
+    assert "enc-only" not in listed and "seisfm-micro-2.5d" in listed  # the bundled model keeps its decoder
     with pytest.raises(SeisfmError, match="unknown"):
         load_mae("no-such-model")
 
@@ -80,7 +98,7 @@ def test_decoder_models_lists_installed_maes(models, user_models):
 
     pretrain(out=user_models.parent / "run", cubes=[models["cube"]], name="mine", size="test", tokenization="2d",
              steps=1, batch_size=2, device="cpu", install=True)
-    assert decoder_models() == ["mine"]
+    assert decoder_models() == ["mine", "seisfm-micro-2.5d"]  # the bundled model keeps its decoder
 
 
 def test_tile_round_trip():
@@ -231,7 +249,7 @@ def test_cli_rows_and_masking(models, tmp_path, capsys):
     [
         (["--masking", "0,1", "--mae", "M2D"], "must be in [0, 1)"),
         (["--masking"], "needs --mae MODEL"),
-        (["--mae", "seisfm-micro-2.5d"], "holds an encoder only"),
+        (["--mae", "ENC"], "holds an encoder only"),
         (["--mae", "M2D", "--mae-ratios", "0.5,-1"], "must be in [0, 1)"),
         (["--mae", "M2D", "--masking", "0.5", "--patterns", "spiral"], "masking patterns 'spiral'"),
     ],
@@ -239,7 +257,7 @@ def test_cli_rows_and_masking(models, tmp_path, capsys):
 def test_cli_bad_input_exit_2_one_line(models, capsys, argv, message):
     from napari_seisfm.cli import main
 
-    argv = [str(models["2d"]) if a == "M2D" else a for a in argv]
+    argv = [{"M2D": str(models["2d"]), "ENC": str(models["enc"])}.get(a, a) for a in argv]
     assert main(["codecs", str(models["cube"]), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
@@ -260,7 +278,7 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     viewer.window.add_dock_widget(w)
     shown = []
     monkeypatch.setattr(mod._notify, "show_error", shown.append)
-    assert [w.mae_model.itemText(i) for i in range(w.mae_model.count())] == ["", "mine"]  # not the encoder-only one
+    assert [w.mae_model.itemText(i) for i in range(w.mae_model.count())] == ["", "mine", "seisfm-micro-2.5d"]
     viewer.add_image(section(64, 96), name="line")
 
     w.run_masking()  # no model chosen yet
@@ -288,7 +306,7 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     assert len(w.mask_figure.axes) == 2 and len(w.mask_figure.axes[0].lines) == 4  # 3 patterns + means alone
     assert w.mask_button.isEnabled()
 
-    w.mae_model.setCurrentText("seisfm-micro-2.5d")  # typed by hand: refused in one line, no rows
+    w.mae_model.setCurrentText(str(models["enc"]))  # typed by hand: refused in one line, no rows
     w.run()
     qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
     assert "holds an encoder only" in shown[-1]

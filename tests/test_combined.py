@@ -42,7 +42,7 @@ def test_block_is_each_part_on_its_own_crop_as_unit_vectors(user_models):
 def test_extraction_with_a_combined_model(user_models, tmp_path):
     cube = Cube.from_array(np.random.default_rng(4).standard_normal((24, 24, 48)).astype(np.float32))
     fv = extract_features(cube, tmp_path / "f.zarr", model=PAIR, stride=4, pca=0, dtype="f32")
-    assert fv.complete and fv.model == PAIR and fv.dim == 32 + 64
+    assert fv.complete and fv.model == PAIR and fv.dim == 32 + 96
     vectors, valid = fv.load()
     assert valid.all() and np.isfinite(vectors).all()
 

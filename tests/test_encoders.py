@@ -575,4 +575,4 @@ def test_bundled_micro_model_loads_and_embeds(user_models):
     assert emb.checkpoint_sha256() == c.sha256
     block = np.random.default_rng(6).standard_normal((48, 48, 48)).astype(np.float32)
     out = emb.embed_block(block, (4, 4, 4))
-    assert out.shape == (4, 4, 4, 64) and np.isfinite(out).all()
+    assert out.shape == (4, 4, 4, c.dim) and c.dim == 96 and np.isfinite(out).all()

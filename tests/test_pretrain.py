@@ -28,7 +28,6 @@ from napari_seisfm.pretrain.trainer import (PROBE_TOTAL, PretrainSettings, Pretr
                                             read_checkpoint)
 
 REPO = Path(__file__).resolve().parents[1]
-MICRO = REPO / "models" / "seisfm-micro-2.5d.safetensors"
 FAST = dict(size="test", batch_size=2, device="cpu")
 CLI_FAST = ["--batch-size", "2", "--device", "cpu"]
 
@@ -348,8 +347,14 @@ def test_init_from_a_finished_model_and_from_an_encoder(tmp_path):
     for k, v in weights(full).items():
         assert torch.equal(mine[k], v), k
 
-    enc = weights(MICRO)
-    t = Pretrainer(PretrainSettings(size="test", steps=1, batch_size=2), sampler(), tmp_path / "c", device="cpu", init=MICRO)
+    from safetensors.torch import save_file
+
+    from napari_seisfm.encoders.vit import ViTEncoder, config
+
+    micro = tmp_path / "encoder.safetensors"  # an encoder alone, as NCS and MAE encoder checkpoints are
+    save_file(ViTEncoder(config("test", tokenization="2.5d")).state_dict(), str(micro))
+    enc = weights(micro)
+    t = Pretrainer(PretrainSettings(size="test", steps=1, batch_size=2), sampler(), tmp_path / "c", device="cpu", init=micro)
     assert "decoder fresh" in t.init_note
     mine = t.mae.encoder.state_dict()
     assert enc.keys() == mine.keys()
@@ -357,11 +362,11 @@ def test_init_from_a_finished_model_and_from_an_encoder(tmp_path):
         assert torch.equal(mine[k], v), k
 
     # through pretrain(): trained on from there, and the card says where it started
-    res = pretrain(out=tmp_path / "d", cubes=[cube_file(tmp_path)], steps=1, base_lr=1e-12, init=MICRO,
+    res = pretrain(out=tmp_path / "d", cubes=[cube_file(tmp_path)], steps=1, base_lr=1e-12, init=micro,
                    install=False, **FAST)
     after = weights(res.out / "d.safetensors")
     assert torch.allclose(after["encoder.patch_embed.proj.weight"], enc["patch_embed.proj.weight"], atol=1e-6)
-    assert str(MICRO.resolve()) in registry.card(str(res.out)).extra["training"]["init"]
+    assert str(micro.resolve()) in registry.card(str(res.out)).extra["training"]["init"]
 
 
 # ------------------------------------------------------------------ 7: DDP, two CPU processes
