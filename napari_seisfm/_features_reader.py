@@ -127,15 +127,18 @@ def _colour_basis(fv: FeatureVolume, sample_points: int):
 
 
 def _placement(fv: FeatureVolume) -> dict:
-    """scale/translate in survey units (from the store's copy of the cube geometry)."""
+    """scale/translate in survey units (from the store's copy of the cube geometry), time stretched by
+    the current viewer's vertical exaggeration so that it lies on the cube shown there."""
     from .cube import geometry_from_summary
-    from .display import world_transform
+    from .display import viewer_exaggeration, world_transform
 
     try:
         geometry = geometry_from_summary(fv.cube_geometry)
     except SeisfmError:  # no geometry recorded: grid in cube-index units
         return {"scale": tuple(float(s) for s in fv.grid.stride), "translate": tuple(float(o) for o in fv.grid.origin)}
-    return world_transform(geometry, fv.grid.stride, fv.grid.origin)
+    viewer = _current_viewer()
+    return world_transform(geometry, fv.grid.stride, fv.grid.origin,
+                           exaggeration=viewer_exaggeration(viewer) if viewer is not None else 1.0)
 
 
 def _current_viewer():

@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from .cube import SUFFIXES, open_cube
-from .display import cube_layer, orient_when_added, seismic_colormap
+from .display import cube_layer, ensure_exaggeration, orient_when_added, seismic_colormap
 from .errors import SeisfmError
 
 
@@ -34,7 +34,8 @@ def _read(cube, path=None):
     if viewer is not None:
         orient_when_added(viewer)
     seismic_colormap()  # red-white-blue joins the layer controls' colormap list
-    return [cube_layer(cube)]
+    # in the viewer's vertical exaggeration (the first cube sets the default that fills the canvas)
+    return [cube_layer(cube, exaggeration=ensure_exaggeration(viewer, cube.shape, cube.geometry.spacing))]
 
 
 def _notify(message: str) -> None:

@@ -14,7 +14,7 @@ def synthetic_layers(shape=(128, 128, 128), seed=0):
 
     survey = make_survey(shape, seed=seed)
     geometry = survey_geometry(survey)
-    transform = world_transform(geometry)
+    transform = world_transform(geometry, exaggeration=_current_exaggeration(geometry))
     limit = float(np.percentile(np.abs(survey.amplitude), 99.5)) or 1.0  # robust: seabed and boulders are outliers
     seismic = (
         survey.amplitude,
@@ -39,6 +39,16 @@ def survey_geometry(survey) -> Geometry:
         sample_interval=survey.sample_interval_ms,
         source=f"synthetic (seed {survey.seed})",
     )
+
+
+def _current_exaggeration(geometry) -> float:
+    """The current viewer's vertical exaggeration (the default for this survey if it has none): both
+    layers are made with it, so they stay aligned."""
+    import napari
+
+    from .display import ensure_exaggeration
+
+    return ensure_exaggeration(napari.current_viewer(), geometry.shape, geometry.spacing)
 
 
 def _orient_current_viewer():

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
+from napari_seisfm import display
 from napari_seisfm.display import section_order
 
 
@@ -15,20 +16,25 @@ def test_reader_opens_cube_with_survey_units(shared_data, make_napari_viewer):  
         layers = viewer.open(str(shared_data / "segyio-test" / "f3.sgy"), plugin="napari-seisfm")
     layer = layers[0]
     assert layer.data.shape == (23, 18, 75)
-    np.testing.assert_allclose(layer.scale, (1, 1, 4))
-    np.testing.assert_allclose(layer.translate, (111, 875, 4))
-    assert tuple(layer.axis_labels) == ("inline", "crossline", "time")
+    # time is stretched by the viewer's vertical exaggeration: 18 crosslines / (300 ms x canvas width/height)
+    ve = display.viewer_exaggeration(viewer)
+    assert ve == pytest.approx(float(f"{18 / (300 * display.canvas_aspect(viewer)):.2g}"))
+    np.testing.assert_allclose(layer.scale, (1, 1, 4 * ve))
+    np.testing.assert_allclose(layer.translate, (111, 875, 4 * ve))
+    assert tuple(layer.axis_labels) == ("inline", "crossline", "time (ms)")
     lo, hi = layer.contrast_limits
     assert lo == pytest.approx(-hi) and 0 < hi < np.abs(np.asarray(layer.data)).max()
     assert layer.metadata["geometry"]["fingerprint"] and layer.metadata["path"].endswith("f3.sgy")
     # default view: an inline section (inline on the slider), time increasing downward (rows)
     assert tuple(viewer.dims.order) == (0, 2, 1)
-    assert viewer.dims.axis_labels[2] == "time"
+    assert viewer.dims.axis_labels == ("inline", "crossline", "time (ms)")
     displayed = viewer.dims.displayed
     assert displayed[0] == 2  # rows: time
-    # world coordinates are survey coordinates: the centre of the cube in inline/crossline/ms
+    # world coordinates are survey coordinates (time x exaggeration): the centre of the cube in inline/crossline/ms
     world = layer.data_to_world((11, 9, 37))
-    np.testing.assert_allclose(world, (122, 884, 152))
+    np.testing.assert_allclose(world, (122, 884, 152 * ve))
+    np.testing.assert_allclose(display.to_survey(viewer, world), (122, 884, 152))
+    assert display.survey_status(viewer, world) == "inline 122, crossline 884, time 152 ms"
 
 
 def test_2d_line_shows_the_line(shared_data, make_napari_viewer):

@@ -4,7 +4,10 @@ Support set: the stored vectors at labelled grid points (class ids > 0; 0 = unla
 point x, its k nearest support vectors s by similarity ``x.s`` (cosine: the stored vectors are unit
 length) are found exactly: blocks of queries times the support matrix in one GEMM (oneDNN int8 for int8
 stores -- integer arithmetic; float32 otherwise), then ``torch.topk``. Equal similarities are ordered by
-support position (as a stable sort would). The neighbours vote:
+support position (as a stable sort would). ``backend="numpy"`` does the same without torch (numpy float32
+GEMM, exact for int8 stores too, and ``argpartition``): slower on a whole cube, but it needs no
+``import torch`` (seconds on a cold start), so the dock classifies the visible slice with it. The
+neighbours vote:
 
 - plain:    vote_c = #{neighbours of class c} / k
 - weighted: vote_c = sum_{neighbours of class c} w / sum w,  w = 1 / (1 - x.s + 1e-3)
@@ -39,6 +42,38 @@ def _cuda() -> bool:
         return torch.cuda.is_available()
     except ImportError:  # pragma: no cover
         return False
+
+
+class _NumpyDots:
+    """``x @ w.T`` in numpy float32 (BLAS sgemm): no torch. Exact for int8 values (products and sums < 2^24)."""
+
+    name = "numpy"
+
+    def __init__(self, w: np.ndarray):
+        self._wt = np.ascontiguousarray(np.asarray(w, np.float32).T)  # (dim, n)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float32) @ self._wt
+
+
+def _topk_stable(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest of each row, in descending order, equal values by column (a stable sort of -sims):
+    ``argpartition`` to k+1 candidates sorted by (value, column); rows whose k-th and (k+1)-th values
+    are equal (the candidates may then miss a lower column) are redone with a full stable argsort."""
+    b, n = sims.shape
+    if k >= n:
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(sims, order, 1)
+    cand = np.argpartition(-sims, k, axis=1)[:, :k + 1]
+    vals = np.take_along_axis(sims, cand, 1)
+    order = np.lexsort((cand, -vals))  # per row: value descending, then column
+    cand, vals = np.take_along_axis(cand, order, 1), np.take_along_axis(vals, order, 1)
+    tied = np.flatnonzero(vals[:, k - 1] == vals[:, k])
+    if len(tied):
+        full = np.argsort(-sims[tied], axis=1, kind="stable")[:, :k]
+        cand[tied, :k] = full
+        vals[tied, :k] = np.take_along_axis(sims[tied], full, 1)
+    return cand[:, :k], vals[:, :k]
 
 
 def _is_range(a: np.ndarray) -> bool:
@@ -149,7 +184,8 @@ class KnnSegmenter(SliceFirst):
     ``threads``: worker threads, each classifying its own blocks with single-threaded torch ops (torch's
     thread count is set to 1 for the duration of a call and restored);
     ``device``: ``"cpu"`` or ``"cuda"`` (default: cuda when torch sees one); ``backend``: ``"auto"``,
-    ``"onednn-int8"`` or ``"torch-f32"`` (see :func:`kernels.support_dots`).
+    ``"onednn-int8"`` or ``"torch-f32"`` (see :func:`kernels.support_dots`), or ``"numpy"`` (no torch
+    at all: same neighbours and votes, CPU only, one numpy GEMM per block).
     """
 
     def __init__(self, features: FeatureMatrix, points, classes, *, k: int = 5, weighted: bool = False,
@@ -164,14 +200,22 @@ class KnnSegmenter(SliceFirst):
         self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
         flat = self.support_flat
         self.k_used = min(self.k, len(flat))
-        if device is None:
-            device = "cuda" if _cuda() else "cpu"
+        if backend == "numpy":
+            if device not in (None, "cpu"):
+                raise SeisfmError(f"the numpy kNN backend runs on the CPU, not {device!r}")
+            device = "cpu"
+            self._dots = _NumpyDots(features.vectors[flat])
+        else:
+            if device is None:
+                device = "cuda" if _cuda() else "cpu"
+            self._dots = support_dots(features.vectors[flat], backend=backend, device=device)
         self.device = device
-        self._dots = support_dots(features.vectors[flat], backend=backend, device=device)
         self.backend = self._dots.name
         # raw dot -> cosine: int8 stores hold round(v * quant_scale)
         self._to_cos = np.float32(1.0 / features.quant_scale ** 2) if features.dtype == "int8" else np.float32(1.0)
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and device == "cpu" else None
+        # numpy: BLAS threads its own GEMM, argpartition holds the GIL -- worker threads would not help
+        self._pool = (ThreadPoolExecutor(self.threads) if self.threads > 1 and device == "cpu" and backend != "numpy"
+                      else None)
 
     @property
     def n_support(self) -> int:
@@ -185,10 +229,12 @@ class KnnSegmenter(SliceFirst):
         ``torch.topk`` does not promise which of equal values it returns, so it takes k+1 and the rare rows
         whose k-th and (k+1)-th values are equal are redone with numpy's stable argsort.
         """
-        import torch
-
         k, n = self.k_used, self.n_support
         sims = self._dots(x)
+        if isinstance(sims, np.ndarray):  # the numpy backend: no torch
+            return _topk_stable(sims, k)
+        import torch
+
         vals, idx = torch.topk(sims, min(k + 1, n), dim=1)
         vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
         if k < n:

@@ -45,6 +45,7 @@ from qtpy.QtWidgets import (
 from . import _notify
 from ._notify import report
 from ._scroll import scrolling_layout
+from .. import display
 from ..errors import SeisfmError
 from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
 from ..search.linear_segmenter import SMOOTH
@@ -200,6 +201,25 @@ class ClickToMapWidget(QWidget):
         kf.addRow(row)
         kf.addRow(self.progress)
 
+        # --- display: vertical exaggeration and where the section is, in survey units
+        self.exaggeration = QDoubleSpinBox()
+        self.exaggeration.setDecimals(3)
+        self.exaggeration.setRange(*display.EXAGGERATION_RANGE)
+        self.exaggeration.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+        self.exaggeration.setKeyboardTracking(False)
+        self.exaggeration.setToolTip("vertical exaggeration: world time = ms x this factor (for every layer, so "
+                                     "clicks and overlays stay aligned); the default fills the canvas with the section")
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("the default exaggeration for the seismic layer, and reset the view")
+        self.position = QLabel("")
+        view = QGroupBox("Display")
+        vf = QFormLayout(view)
+        row = QHBoxLayout()
+        row.addWidget(self.exaggeration)
+        row.addWidget(self.fit_button)
+        vf.addRow("vertical exaggeration", row)
+        vf.addRow("section", self.position)
+
         # --- export and session
         self.export_sim_button = QPushButton("Export similarity...")
         self.export_knn_button = QPushButton("Export classes...")
@@ -217,6 +237,7 @@ class ClickToMapWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.load_button)
         layout.addWidget(self.status)
+        layout.addWidget(view)
         layout.addWidget(sim)
         layout.addWidget(knn)
         layout.addWidget(files)
@@ -241,6 +262,11 @@ class ClickToMapWidget(QWidget):
         self.export_knn_button.clicked.connect(lambda: self._export_dialog(KNN))
         self.save_button.clicked.connect(self._save_dialog)
         self.open_button.clicked.connect(self._open_dialog)
+        self.exaggeration.valueChanged.connect(self.set_exaggeration)
+        display.on_exaggeration(self.viewer, lambda _: self._sync_exaggeration())
+        self.fit_button.clicked.connect(self.fit_exaggeration)
+        self.viewer.dims.events.point.connect(self._show_position)
+        self.viewer.dims.events.order.connect(self._show_position)
         self.viewer.layers.events.inserted.connect(self._refresh_inputs)
         self.viewer.layers.events.removed.connect(self._refresh_inputs)
         self._refresh_inputs()
@@ -285,6 +311,44 @@ class ClickToMapWidget(QWidget):
                                 if type(layer).__name__ == "Labels" and layer.name not in (KNN, THRESHOLDED, FACIES)])
         if cur:
             self.training.setCurrentText(cur)
+        self._sync_exaggeration()
+
+    # ------------------------------------------------------------------ display
+    def _sync_exaggeration(self):
+        """The spin box shows the viewer's factor (orient_viewer sets the default after a cube lands)."""
+        self.exaggeration.blockSignals(True)
+        self.exaggeration.setValue(display.viewer_exaggeration(self.viewer))
+        self.exaggeration.blockSignals(False)
+        self._show_position()
+
+    def set_exaggeration(self, value: float):
+        """Stretch time by ``value`` on every 3-D layer (clicks stay in survey units) and refit the view."""
+        value = display.set_exaggeration(self.viewer, value)
+        self._sync_exaggeration()
+        self.viewer.reset_view()
+        return value
+
+    def fit_exaggeration(self):
+        """Back to the default factor for the seismic layer's geometry."""
+        try:
+            layer = self._seismic_layer()
+        except SeisfmError as exc:
+            _notify.show_error(str(exc))
+            return None
+        spacing = np.asarray(layer.scale, float) / np.array([1.0, 1.0, display.viewer_exaggeration(self.viewer)])
+        return self.set_exaggeration(display.default_exaggeration(layer.data.shape, spacing, display.canvas_aspect(self.viewer)))
+
+    def _show_position(self, event=None):
+        """'inline 1064' for the slider (napari's own slider shows the index, 64 of 127)."""
+        dims = self.viewer.dims
+        if dims.ndim != 3 or dims.ndisplay != 2:
+            self.position.setText("")
+            return
+        axis = dims.not_displayed[0]
+        value = display.to_survey(self.viewer, dims.point)[axis]
+        label = str(dims.axis_labels[axis])
+        name, _, unit = label.partition(" (")
+        self.position.setText(f"{name} {value:g}{' ' + unit.rstrip(')') if unit else ''}")
 
     def _browse_store(self):
         path = QFileDialog.getExistingDirectory(self, "Feature store (.zarr directory)")
@@ -346,18 +410,27 @@ class ClickToMapWidget(QWidget):
         from ..display import world_transform
 
         fm = self.features
-        return world_transform(geometry_from_summary(fm.geometry), fm.grid.stride, fm.grid.origin)
+        return world_transform(geometry_from_summary(fm.geometry), fm.grid.stride, fm.grid.origin,
+                               exaggeration=display.viewer_exaggeration(self.viewer))
+
+    def _points_scale(self) -> tuple[float, float, float]:
+        """Points layers hold survey coordinates; their scale carries the exaggeration (world = data x scale)."""
+        return (1.0, 1.0, display.viewer_exaggeration(self.viewer))
+
+    def _marker_size(self, cells: float = 1.0) -> float:
+        """Points ``size`` for ``cells`` grid cells on screen (napari scales a point's size by the last axis' scale)."""
+        return cells * max(self.grid_transform()["scale"]) / self._points_scale()[2]
 
     def _ensure_points_layers(self):
-        t = self.grid_transform()
-        size = max(t["scale"])  # one grid cell along its longest side, in survey units
+        size = self._marker_size()  # one grid cell along its longest side on screen
         for name, colour in ((POSITIVE, "lime"), (NEGATIVE, "magenta")):
             layer = self._layer(name)
             if layer is None:
                 with warnings.catch_warnings():  # deprecated in 0.9 but still the way to see a snapped click on a nearby slice
                     warnings.simplefilter("ignore", FutureWarning)
                     layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour,
-                                                   border_color="white", size=size, out_of_slice_display=True)
+                                                   border_color="white", size=size, out_of_slice_display=True,
+                                                   scale=self._points_scale())
                 layer.events.data.connect(self._on_points_event)
             layer.current_face_color = colour
         self.viewer.layers.selection.active = self._layer(POSITIVE)
@@ -549,12 +622,12 @@ class ClickToMapWidget(QWidget):
         from ..search.coords import cube_index_to_survey
 
         world = m.survey if m.survey is not None else cube_index_to_survey(self.features.geometry, m.cube_index)
-        self.viewer.dims.set_point(list(range(3)), list(world))
+        self.viewer.dims.set_point(list(range(3)), list(display.to_world(self.viewer, world)))
         # a ring where the match is; the camera stays (centring on a match near an edge showed half a black view)
         marker = self._layer(MATCH)
         if marker is None:
             marker = self.viewer.add_points(np.asarray([world], float), name=MATCH, symbol="ring", face_color="yellow",
-                                            size=2 * max(self.grid_transform()["scale"]), ndim=3)
+                                            size=self._marker_size(2), ndim=3, scale=self._points_scale())
             marker.editable = False
             self._raise_points()
         else:
@@ -764,7 +837,9 @@ class ClickToMapWidget(QWidget):
         if name and name in self.viewer.layers:
             layer = self.viewer.layers[name]
             interp.labels = np.asarray(layer.data)
-            interp.labels_scale, interp.labels_translate = tuple(layer.scale), tuple(layer.translate)
+            # saved in survey units: the exaggeration is a view setting, not part of the interpretation
+            interp.labels_scale = tuple(float(v) for v in display.to_survey(self.viewer, layer.scale))
+            interp.labels_translate = tuple(float(v) for v in display.to_survey(self.viewer, layer.translate))
             interp.labels_name = name
         return interp
 
@@ -800,7 +875,8 @@ class ClickToMapWidget(QWidget):
             self._layer(name).data = np.asarray(pts, float).reshape(-1, 3)
         if interp.labels is not None:
             if interp.labels_scale is not None:
-                kw = {"scale": interp.labels_scale, "translate": interp.labels_translate}
+                kw = {"scale": tuple(display.to_world(self.viewer, interp.labels_scale)),
+                      "translate": tuple(display.to_world(self.viewer, interp.labels_translate))}
             elif interp.labels.shape == tuple(self.features.shape):  # no placement saved: infer it from the shape
                 kw = {k: v for k, v in self.grid_transform().items() if k != "axis_labels"}
             else:
@@ -852,10 +928,19 @@ def _slider_value(t: float) -> float:
     return int(np.clip(np.floor(t * SLIDER_STEPS), -2 * SLIDER_STEPS, 2 * SLIDER_STEPS)) / SLIDER_STEPS
 
 
+NUMPY_KNN_POINTS = 1 << 18  # grids up to 64^3: the whole-grid kNN in numpy beats a cold `import torch` (seconds)
+
+
 def _segment_job(features, points, classes, method, options, region, progress, cancel):
+    """The visible slice first, then the whole grid. kNN's slice (and a small grid) runs on the numpy
+    backend: torch's kernels are faster on a big grid, but importing torch takes seconds on a cold start,
+    and nothing would be on screen meanwhile."""
     from ..search import make_segmenter
 
-    seg = make_segmenter(features, points, classes, method, **options)
+    quick = {**options, "backend": "numpy"} if method == "knn" else options
+    seg = make_segmenter(features, points, classes, method, **quick)
     if region is not None:
         yield seg.segment_region(region)
+    if method == "knn" and features.grid.size > NUMPY_KNN_POINTS:
+        seg = make_segmenter(features, points, classes, method, **options)
     return seg.segment(progress=progress, cancel=cancel)
