@@ -54,8 +54,10 @@ def extract_features(
     flat spot 0.57 -> 0.80, packages 0.62 -> 0.69; attributes packages 0.67 -> 0.70; kNN unchanged).
     ``dtype``: int8 (default), float16 or float32 (aliases i8/f16/f32). ``resume``: continue a
     matching partial store; ``overwrite``: replace whatever store is at ``out``. ``progress(done,
-    total)`` is called with chunk counts; ``cancel`` (a ``threading.Event`` or a callable) is
-    checked between chunks and raises :class:`SeisfmCancelled`, leaving a resumable store.
+    total)`` is called with chunk counts, ``done`` fractional within a chunk when the embedder works
+    in batches (the ViTs: after each batch of forward passes, so a cube of one chunk still moves);
+    ``cancel`` (a ``threading.Event`` or a callable) is checked between chunks and between those
+    batches and raises :class:`SeisfmCancelled`, leaving a resumable store marked incomplete.
     ``embedder`` overrides ``model``/``checkpoint`` with a ready instance.
 
     The whole run holds the store's writer lock (:class:`~napari_seisfm.features.StoreLock`): a second
@@ -147,7 +149,8 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
             continue
         if _cancelled(cancel):
             raise SeisfmCancelled(f"{out}: stopped after {done}/{total} chunks; run again to resume")
-        vectors = embedder.embed_block(reader.block(region), grid.stride)
+        with _batch_hook(embedder, _within_chunk(progress, cancel, done, total, out)):
+            vectors = embedder.embed_block(reader.block(region), grid.stride)
         valid = np.ones(vectors.shape[:3], bool)
         if dead is not None:
             il, xl = (grid.origin[k] + grid.stride[k] * np.arange(region[k].start, region[k].stop) for k in (0, 1))
@@ -262,7 +265,8 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
         if _cancelled(cancel):
             raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
         region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, grid.shape))
-        v = embedder.embed_block(reader.block(region), grid.stride).reshape(-1, embedder.dim)
+        with _batch_hook(embedder, _within_chunk(None, cancel, 0, 1, "the PCA basis", fitting=True)):
+            v = embedder.embed_block(reader.block(region), grid.stride).reshape(-1, embedder.dim)
         rows.append(v[np.isfinite(v).all(axis=1)])
     x = np.concatenate(rows).astype(np.float64)
     if len(x) > PCA_SAMPLE_VECTORS:
@@ -367,6 +371,42 @@ def _cancelled(cancel) -> bool:
 def _report(progress, done, total):
     if progress is not None:
         progress(done, total)
+
+
+def _within_chunk(progress, cancel, done, total, out, fitting=False):
+    """The embedder's ``on_batch`` for one chunk: progress as a fraction of the chunk
+    (``done + batches/batches_total``, never backwards) and cancel between batches (the chunk is
+    not written, so the store stays resumable and incomplete)."""
+    shown = [0.0]
+
+    def on_batch(b_done, b_total):
+        frac = min(max(b_done / max(b_total, 1), shown[0]), 1.0)
+        if progress is not None and frac > shown[0] and frac < 1.0:
+            shown[0] = frac
+            progress(done + frac, total)
+        if _cancelled(cancel):
+            if fitting:
+                raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
+            raise SeisfmCancelled(f"{out}: stopped after {done}/{total} chunks; run again to resume")
+
+    return on_batch
+
+
+class _batch_hook:
+    """Install ``on_batch`` on an embedder (and on the parts of a combined one) for one call."""
+
+    def __init__(self, embedder, on_batch):
+        self.targets = [embedder, *getattr(embedder, "parts", ())]
+        self.on_batch = on_batch
+
+    def __enter__(self):
+        self.saved = [t.__dict__.get("on_batch") for t in self.targets]
+        for t in self.targets:
+            t.on_batch = self.on_batch
+
+    def __exit__(self, *exc):
+        for t, old in zip(self.targets, self.saved):
+            t.on_batch = old
 
 
 # ---------------------------------------------------------------------------- reduction check

@@ -316,6 +316,8 @@ class ViTEmbedder(Embedder):
                 continue
             scatter(batch, tokens)
             i += len(batch)
+            if self.on_batch is not None:  # progress within the block; may raise SeisfmCancelled
+                self.on_batch(i, len(jobs))
 
 
 def sample_views(vol: torch.Tensor, centre: torch.Tensor, steps: torch.Tensor, window: int) -> torch.Tensor:

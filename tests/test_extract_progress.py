@@ -1,0 +1,79 @@
+"""Progress and cancel below one chunk (issue 10 #5): a cube of one chunk embedded by a real ViT
+(the bundled micro model) reports within the chunk and stops between batches, leaving a store
+that is marked incomplete and that a resume completes with the vectors of an uninterrupted run."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_seisfm.cube import Cube
+from napari_seisfm.errors import SeisfmCancelled
+from napari_seisfm.extract import extract_features, get_embedder
+from napari_seisfm.features import FeatureVolume
+from napari_seisfm.synthetic import make_survey
+
+MODEL = "seisfm-micro-2.5d"
+
+
+@pytest.fixture(scope="module")
+def one_chunk():
+    """The micro model (window 32: one store chunk is 8 x 8 x 8 grid points at stride 4), a 32^3 cube
+    (one chunk), and a counter of the encoder's forward passes (a torch hook on its final norm)."""
+    emb = get_embedder(MODEL, device="cpu", batch_size=2)
+    passes = []
+    emb.encoder.norm.register_forward_hook(lambda *_: passes.append(1))
+    cube = Cube.from_array(make_survey((32, 32, 32), seed=5).amplitude)
+    return emb, cube, passes
+
+
+def test_one_chunk_reports_within_the_chunk(one_chunk, tmp_path):
+    emb, cube, passes = one_chunk
+    passes.clear()
+    reports = []
+    fv = extract_features(cube, tmp_path / "full.zarr", embedder=emb, pca=0, progress=lambda d, t: reports.append((d, t)))
+    assert fv.complete and fv.progress() == (1, 1)  # one chunk
+    assert len(passes) > 4  # the chunk is several batches
+    assert len(reports) > 2
+    assert reports[0] == (0, 1) and reports[-1] == (1, 1)
+    done = [d for d, _ in reports]
+    assert all(0 < d < 1 for d in done[1:-1]) and done == sorted(done)
+    assert emb.on_batch is None  # the hook is removed after the call
+
+
+def test_cancel_after_the_first_report_stops_between_batches_and_resumes(one_chunk, tmp_path):
+    emb, cube, passes = one_chunk
+    reference = extract_features(cube, tmp_path / "ref.zarr", embedder=emb, pca=0)
+    n_full = len(passes)
+    passes.clear()
+    out = tmp_path / "c.zarr"
+    stop = threading.Event()
+
+    def progress(done, total):
+        if done > 0:  # the first report from inside the chunk
+            stop.set()
+
+    with pytest.raises(SeisfmCancelled, match="stopped after 0/1 chunks; run again to resume"):
+        extract_features(cube, out, embedder=emb, pca=0, progress=progress, cancel=stop)
+    assert len(passes) == 1  # one batch of forward passes, then stopped (the whole chunk is more)
+    assert n_full > 4 * len(passes)
+    partial = FeatureVolume.open(out, allow_partial=True)
+    assert not partial.complete and partial.progress() == (0, 1)
+    with pytest.raises(Exception):
+        FeatureVolume.open(out)  # never presented as complete
+    fv = extract_features(cube, out, embedder=emb, pca=0)
+    assert fv.complete
+    a, ok_a = fv.load()
+    b, ok_b = reference.load()
+    np.testing.assert_array_equal(ok_a, ok_b)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_cancel_while_fitting_pca_between_batches(one_chunk, tmp_path):
+    emb, cube, passes = one_chunk
+    passes.clear()
+    with pytest.raises(SeisfmCancelled, match="fitting the PCA basis"):
+        extract_features(cube, tmp_path / "p.zarr", embedder=emb, pca=16, cancel=lambda: len(passes) >= 1)
+    assert len(passes) == 1
