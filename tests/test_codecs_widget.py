@@ -140,6 +140,13 @@ def test_cancel(widget, qtbot, monkeypatch):
     monkeypatch.setattr(notifications, "show_info", infos.append)
     add_cube(viewer, cube_data(nx=512, nt=512))
     w.codecs.setText("default")
-    w._relay.progressed.connect(lambda done, total, name: w.cancel() if done == 1 else None)
+    report = w.jobs.report  # the worker's progress callback: cancel once the first codec is done
+
+    def cancel_after_first(done, total, name):
+        report(done, total, name)
+        if done == 1:
+            w.cancel()
+
+    w.jobs.report = cancel_after_first
     run_and_wait(qtbot, w)
     assert w.result is None and infos and "stopped after" in infos[-1]

@@ -97,13 +97,64 @@ def test_widget_cancel_leaves_resumable_store(make_napari_viewer, qtbot, tmp_pat
     viewer.add_image(make_survey((32, 32, 48), seed=1).amplitude, name="mem", metadata={"kind": "seismic"})
     widget = w.ExtractWidget(viewer)
     widget.out.setText(str(tmp_path / "c.zarr"))
-    widget._cancel.set()  # a cancel pressed before the first chunk: make the run see it
-    widget._cancel.clear = lambda: None
+    report = widget.jobs.report  # the worker's progress callback: Cancel pressed at the first report
+
+    def cancel_at_first_report(done, total):
+        report(done, total)
+        widget.cancel()
+
+    widget.jobs.report = cancel_at_first_report
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert infos and "resume" in infos[-1]
     assert not FeatureVolume.open(tmp_path / "c.zarr", allow_partial=True).complete
     assert len(viewer.layers) == 1
+
+
+def test_closing_the_viewer_stops_the_extraction(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Issue 10 #6: the job is cancelled and waited for, nothing raises or logs, the store is left
+    incomplete and a headless resume completes it."""
+    import logging
+    import sys
+    import threading
+
+    from napari_seisfm.widgets.extract import ExtractWidget
+
+    caught = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: caught.append(exc))
+    monkeypatch.setattr(threading, "excepthook", lambda args: caught.append(args))
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger().addHandler(handler)
+    try:
+        viewer = make_napari_viewer()
+        cube = make_survey((64, 64, 64), seed=3).amplitude  # 8 chunks of the micro ViT, many batches each
+        viewer.add_image(cube, name="mem", metadata={"kind": "seismic"})
+        widget = ExtractWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Extract embeddings")
+        widget.model.setCurrentText("seisfm-micro-2.5d")
+        widget.batch_size.setValue(2)
+        widget.pca.setValue(0)  # the store is created at once (no basis to fit first)
+        out = tmp_path / "v.zarr"
+        widget.out.setText(str(out))
+        widget.run()
+        jobs = widget.jobs
+        done = jobs.done_event
+        qtbot.waitUntil(lambda: widget.progress.maximum() > 0, timeout=60_000)  # the first report is shown
+        assert not done.is_set()
+        viewer.close()
+        assert done.wait(30), "the extraction kept going after the viewer closed"
+        assert jobs.closed
+        qtbot.wait(300)  # let the worker's queued signals arrive: they must touch nothing
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert not caught, caught
+    assert not [r for r in records if r.levelno >= logging.ERROR or "deleted" in r.getMessage()], records
+    partial = FeatureVolume.open(out, allow_partial=True)
+    assert not partial.complete and partial.progress()[0] < partial.progress()[1]
+    fv = extract_features(Cube.from_array(cube), out, model="seisfm-micro-2.5d", pca=0, device="cpu")
+    assert fv.complete
 
 
 def test_reader_refuses_store_of_another_cube(make_napari_viewer, tmp_path):

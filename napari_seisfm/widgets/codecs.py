@@ -1,7 +1,8 @@
 """Dock widget "Codec comparison": the section on screen through :func:`napari_seisfm.codecs.compare`.
 
 Thin: it cuts the current slice (or the part of it visible on the canvas) out of the selected
-Image layer, runs ``compare`` in a thread worker (progress bar, Cancel), and shows the result as a
+Image layer, runs ``compare`` in a thread (the docks' :class:`._jobs.JobController`: progress
+bar, Cancel, teardown on close), and shows the result as a
 sortable table, the spectra / trade-off figure, and two layers (reconstruction and residual of the
 selected row) placed exactly on the slice they came from. An MAE with a decoder (a model trained by
 ``seisfm pretrain``) adds its rows, and its latent-masking study is drawn in a small plot.
@@ -10,10 +11,9 @@ selected row) placed exactly on the slice they came from. An MAE with a decoder 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -32,16 +33,10 @@ from qtpy.QtWidgets import (
 )
 
 from . import _notify
-from ._notify import report
+from ._jobs import JobController
 from ..errors import SeisfmError
 
 REGIONS = ("section on screen", "visible part of the section")
-
-
-class _Relay(QObject):
-    """Carries progress from the worker thread to the GUI thread (queued signal)."""
-
-    progressed = Signal(int, int, str)
 
 
 class _SortItem(QTableWidgetItem):
@@ -63,11 +58,7 @@ class CodecWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
         self.result = None  # (Comparison, placement) of the last finished run
-        self._cancel = threading.Event()
-        self._relay = _Relay()
-        self._relay.progressed.connect(self._on_progress)
 
         self.layer = QComboBox()
         self.region = QComboBox()
@@ -100,6 +91,9 @@ class CodecWidget(QWidget):
         self.trim.setChecked(True)
         self.progress = QProgressBar()
         self.status = QLabel("")
+        # a new status text must never re-lay out the window (the canvas beside it resizes: ~100 ms)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.status.setMinimumWidth(0)
         self.run_button = QPushButton("Compare")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -151,9 +145,11 @@ class CodecWidget(QWidget):
         layout.addWidget(self.canvas, stretch=1)
         layout.addWidget(self.mask_canvas)
 
+        self.jobs = JobController(self, run_buttons=[self.run_button, self.mask_button],
+                                  cancel_button=self.cancel_button, progress_bar=self.progress,
+                                  on_progress=self._on_progress, what="codec comparison", viewer=napari_viewer)
         self.run_button.clicked.connect(self.run)
         self.mask_button.clicked.connect(self.run_masking)
-        self.cancel_button.clicked.connect(self.cancel)
         self.layer.currentTextChanged.connect(self._guess_sample_interval)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -243,13 +239,16 @@ class CodecWidget(QWidget):
         return expand_codecs(self.codecs.text(), self.cosmos_dir.text().strip() or None)
 
     # ------------------------------------------------------------------ run
+    @property
+    def worker(self):
+        """The running job's worker (None when idle)."""
+        return self.jobs.worker
+
     def run(self):
         """Start a comparison with the form's settings (returns at once; the work is in a thread)."""
-        from napari.qt.threading import create_worker
-
         from ..codecs.mae import compare_with_mae
 
-        if self.worker is not None:
+        if self.jobs.running:
             return
         try:
             section, placement = self.current_section()
@@ -264,22 +263,19 @@ class CodecWidget(QWidget):
             lowpass_hz=self.lowpass.value() or None,
             trim_multiple=32 if self.trim.isChecked() else 1,
             cosmos_dir=self.cosmos_dir.text().strip() or None,
-            progress=self._relay.progressed.emit,
-            cancel=self._cancel,
+            progress=self.jobs.report,
+            cancel=self.jobs.cancel_event,
             mae_model=self.mae_model.currentText().strip() or None,
         )
-        # errors are shown as notifications by _on_error; do not also re-raise them in the GUI thread
-        self._start(create_worker(compare_with_mae, section, names, dt, _ignore_errors=True, **kwargs),
-                    lambda comp: self._on_done(comp, placement))
+        self.jobs.start(compare_with_mae, section, names, dt, on_done=lambda comp: self._on_done(comp, placement),
+                        on_finished=self._on_finished, **kwargs)
 
     def run_masking(self):
         """Start the latent-masking study of the MAE model on the section on screen (in a thread)."""
-        from napari.qt.threading import create_worker
-
         from ..codecs.mae import parse_fractions
         from ..codecs.mae_masking import masking_study
 
-        if self.worker is not None:
+        if self.jobs.running:
             return
         try:
             model = self.mae_model.currentText().strip()
@@ -291,23 +287,10 @@ class CodecWidget(QWidget):
             _notify.show_error(str(exc))
             return
         dt = None if placement["axis"] == 2 else (self.sample_interval.value() or None)
-        worker = create_worker(masking_study, section, model, fractions, sample_interval_ms=dt,
-                               lowpass_hz=self.lowpass.value() or None,
-                               trim_multiple=32 if self.trim.isChecked() else 1,
-                               progress=self._relay.progressed.emit, cancel=self._cancel, _ignore_errors=True)
-        self._start(worker, self._on_masking_done)
-
-    def _start(self, worker, on_done):
-        self._cancel.clear()
-        self.progress.setRange(0, 0)
-        self.worker = worker
-        self.worker.returned.connect(on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.run_button.setEnabled(False)
-        self.mask_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.worker.start()
+        self.jobs.start(masking_study, section, model, fractions, sample_interval_ms=dt,
+                        lowpass_hz=self.lowpass.value() or None, trim_multiple=32 if self.trim.isChecked() else 1,
+                        progress=self.jobs.report, cancel=self.jobs.cancel_event, on_done=self._on_masking_done,
+                        on_finished=self._on_finished)
 
     def _on_masking_done(self, study):
         from ..codecs.mae_masking import masking_figure
@@ -319,10 +302,12 @@ class CodecWidget(QWidget):
 
     def cancel(self):
         """Stop after the codec in progress."""
-        self._cancel.set()
+        self.jobs.cancel()
 
     def _on_progress(self, done, total, name):
-        self.progress.setRange(0, max(total, 1))
+        """GUI thread, at most every REFRESH_MS: the latest report only."""
+        if self.progress.maximum() != max(total, 1):
+            self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.status.setText(f"{name} ({done}/{total})" if name != "done" else "")
 
@@ -402,12 +387,5 @@ class CodecWidget(QWidget):
             translate[a] += off * scale[a]
         return {"scale": tuple(scale), "translate": tuple(translate)}
 
-    def _on_error(self, exc):
-        report(exc, "codec comparison")
-
     def _on_finished(self):
-        self.worker = None
-        self.run_button.setEnabled(True)
-        self.mask_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)

@@ -1,17 +1,16 @@
 """Dock widget "Extract embeddings": a form over :func:`napari_seisfm.extract.extract_features`.
 
-The extraction runs in a napari thread worker (progress bar, Cancel); when it finishes the PCA
-colour view of the new feature store is added to the viewer. Errors are notifications.
+The extraction runs in a thread through the docks' :class:`._jobs.JobController` (progress bar,
+Cancel, teardown when the viewer closes); when it finishes the PCA colour view of the new feature
+store is added to the viewer. Errors are notifications.
 """
 
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,26 +25,16 @@ from qtpy.QtWidgets import (
 )
 
 from . import _notify
-from ._notify import report
+from ._jobs import JobController
 from ._scroll import scrolling_layout
 from ..errors import SeisfmError
-
-
-class _Relay(QObject):
-    """Carries progress from the worker thread to the GUI thread (queued signal)."""
-
-    progressed = Signal(int, int)
 
 
 class ExtractWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
         self.result = None  # the FeatureVolume of the last finished run
-        self._cancel = threading.Event()
-        self._relay = _Relay()
-        self._relay.progressed.connect(self._on_progress)
 
         self.cube = QComboBox()
         self.model = QComboBox()
@@ -97,8 +86,9 @@ class ExtractWidget(QWidget):
         layout.addLayout(buttons)
         layout.addStretch()
 
+        self.jobs = JobController(self, run_buttons=[self.run_button], cancel_button=self.cancel_button,
+                                  progress_bar=self.progress, what="extraction", viewer=napari_viewer)
         self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self._refresh_cubes)
         self.viewer.layers.events.removed.connect(self._refresh_cubes)
         self._refresh_cubes()
@@ -140,14 +130,21 @@ class ExtractWidget(QWidget):
         return Path(tempfile.gettempdir()) / f"{layer.name}_{tag}.zarr"
 
     # ------------------------------------------------------------------ run
+    @property
+    def worker(self):
+        """The running job's worker (None when idle)."""
+        return self.jobs.worker
+
+    @property
+    def _cancel(self):
+        return self.jobs.cancel_event
+
     def run(self):
         """Start an extraction with the form's settings (returns at once; the work is in a thread)."""
-        from napari.qt.threading import create_worker
-
         from ..commands import parse_triple
         from ..extract import extract_features
 
-        if self.worker is not None:
+        if self.jobs.running:
             return
         try:
             layer = self._selected_layer()
@@ -168,25 +165,14 @@ class ExtractWidget(QWidget):
             precision=self.precision.currentText(),
             batch_size=self.batch_size.value() or None,
             overwrite=self.overwrite.isChecked(),
-            progress=self._relay.progressed.emit,
-            cancel=self._cancel,
+            progress=self.jobs.report,
+            cancel=self.jobs.cancel_event,
         )
-        self._cancel.clear()
-        self.progress.setRange(0, 0)  # busy until the first report
-        # errors go to _on_error (a notification); connecting it here also stops napari re-raising them
-        connect = {"returned": self._on_done, "errored": self._on_error, "finished": self._on_finished}
-        self.worker = create_worker(_extract_and_view, extract_features, cube, out, kwargs, _connect=connect, _start_thread=False)
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.worker.start()
+        self.jobs.start(_extract_and_view, extract_features, cube, out, kwargs, on_done=self._on_done)
 
     def cancel(self):
-        """Stop after the chunk in progress; the store stays resumable."""
-        self._cancel.set()
-
-    def _on_progress(self, done, total):
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+        """Stop at the next batch of the chunk in progress; the store stays resumable."""
+        self.jobs.cancel()
 
     def _on_done(self, result):
         fv, (data, kwargs, _) = result
@@ -195,15 +181,6 @@ class ExtractWidget(QWidget):
             self.viewer.layers.remove(kwargs["name"])
         # hidden and half transparent: the colours must not cover the seismic or the maps made from the store
         self.viewer.add_image(data, **{**kwargs, "visible": False, "opacity": 0.6})
-
-    def _on_error(self, exc):
-        report(exc, "extraction")
-
-    def _on_finished(self):
-        self.worker = None
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.setRange(0, 1)
 
 
 def _extract_and_view(extract, cube, out, kwargs):

@@ -1,9 +1,10 @@
 """Dock widget "Pretrain on this survey": a form over :func:`napari_seisfm.pretrain.run.pretrain`.
 
 Thin: it turns the selected Image layer into a training source (its cube file when it has one,
-else its array), runs ``pretrain`` in a napari thread worker (Run / Cancel / Resume), and shows
-progress, loss and a live loss curve. The worker only appends each step to a list; a GUI timer
-reads that list a few times per second, so a fast run never floods the GUI thread.
+else its array), runs ``pretrain`` in a thread through the docks' :class:`._jobs.JobController`
+(Run / Cancel / Resume, teardown on close), and shows progress, loss and a live loss curve. The
+worker only appends each step to a list; the controller's GUI timer reads that list a few times
+per second, so a fast run never floods the GUI thread.
 
 A run lives in its output folder (default: ``<user model dir>/<layer>-<timestamp>``). Cancel
 leaves a checkpoint there; with that folder chosen the Run button says "Resume" and continues it.
@@ -13,12 +14,11 @@ A finished model is listed in the user model directory, so the extraction dock c
 from __future__ import annotations
 
 import re
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import _notify
+from ._jobs import JobController
 from ._scroll import scrolling_layout
 from ..errors import SeisfmCancelled, SeisfmError
 
@@ -48,13 +49,8 @@ class PretrainWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
         self.result = None  # the PretrainResult of the last finished run
         self.message = ""  # the last outcome shown (model ready, stopped at step k, error)
-        self._cancel = threading.Event()
-        self._done = threading.Event()  # set when the worker body has returned (or raised)
-        self._lock = threading.Lock()
-        self._pending: list = []  # Progress objects the worker appended, not yet shown
         self._latest = None
         self._run_out: Path | None = None
         self._run_name = ""
@@ -63,9 +59,6 @@ class PretrainWidget(QWidget):
         self.losses: list[float] = []
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self._drain)
 
         self.layer = QComboBox()
         self.size = QComboBox()
@@ -137,18 +130,17 @@ class PretrainWidget(QWidget):
         layout.addWidget(self.thumbnail)
         layout.addStretch()
 
+        # closing the viewer (or this dock) stops a run at its next step, leaving a checkpoint
+        self.jobs = JobController(self, run_buttons=[self.run_button], cancel_button=self.cancel_button,
+                                  on_progress=lambda *_: self._drain(), what="pretraining", interval_ms=REFRESH_MS,
+                                  keep_all=True, viewer=napari_viewer)
         self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
         self.budget_unit.currentTextChanged.connect(self._set_budget_unit)
         self.layer.currentTextChanged.connect(self._new_default_name)
         self.name.textChanged.connect(self._refresh_run_button)
         self.out.textChanged.connect(self._refresh_run_button)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
-        # closing the viewer (or this dock) stops a run at its next step, leaving a checkpoint;
-        # the lambda holds the Event, not self, which is gone by then
-        cancel = self._cancel
-        self.destroyed.connect(lambda *_: cancel.set())
         self._refresh_layers()
         self._new_default_name()
 
@@ -224,7 +216,7 @@ class PretrainWidget(QWidget):
         return "new"
 
     def _refresh_run_button(self, *_):
-        if self.worker is not None:
+        if self.jobs.running:
             return
         state = self._folder_state()
         self.run_button.setText("Resume" if state == "unfinished" else "Run")
@@ -238,11 +230,19 @@ class PretrainWidget(QWidget):
             self.run_button.setToolTip(f"train a new model in {out}")
 
     # ------------------------------------------------------------------ run
+    @property
+    def worker(self):
+        """The running job's worker (None when idle)."""
+        return self.jobs.worker
+
+    @property
+    def _done(self):
+        """Set when the run's worker body has returned (or raised)."""
+        return self.jobs.done_event
+
     def run(self):
         """Start (or resume) a run with the form's settings (returns at once; the work is in a thread)."""
-        from napari.qt.threading import create_worker
-
-        if self.worker is not None:
+        if self.jobs.running:
             return
         try:
             out, name = self.run_folder()
@@ -261,13 +261,9 @@ class PretrainWidget(QWidget):
             out=out, name=name, tokenization=self.tokenization.currentText(), size=self.size.currentText(),
             minutes=budget if self._minutes_mode else None, steps=None if self._minutes_mode else int(budget),
             batch_size=self.batch_size.value(), device=self.device.currentText(), val=val, resume=resume,
-            progress=self._on_step, command="napari dock: Pretrain on this survey",
+            progress=self.jobs.report, cancel=self.jobs.cancel_event, command="napari dock: Pretrain on this survey",
         )
         self._run_out, self._run_name = out, name
-        self._cancel.clear()
-        self._done = threading.Event()
-        with self._lock:
-            self._pending.clear()
         self._latest = None
         self.result = None
         self.thumbnail.clear()
@@ -275,29 +271,16 @@ class PretrainWidget(QWidget):
         self.progress.setRange(0, 0)  # busy until the first step
         self.progress.setTextVisible(True)
         self.status.setText(("resuming" if resume else "starting") + f" {name} in {out} ...")
-        # errors go to _on_error (one line); connecting errored also stops napari re-raising them
-        connect = {"returned": self._on_done, "errored": self._on_error, "finished": self._on_finished}
-        self.worker = create_worker(_train, given, kwargs, self._done, _connect=connect, _start_thread=False)
-        worker = self.worker
-        kwargs["cancel"] = lambda: self._cancel.is_set() or worker.abort_requested  # napari's close asks workers to quit
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self._timer.start()
-        worker.start()
+        self.jobs.start(_train, given, kwargs, on_done=self._on_done, on_error=self._on_error,
+                        on_finished=self._on_finished)
 
     def cancel(self):
         """Stop before the next step; the folder keeps a checkpoint that Resume continues."""
-        self._cancel.set()
-
-    def _on_step(self, p):
-        """Worker thread: note the step; the GUI timer shows it."""
-        with self._lock:
-            self._pending.append(p)
+        self.jobs.cancel()
 
     def _drain(self):
         """GUI thread, a few times a second: progress bar, label and plot from the steps since the last call."""
-        with self._lock:
-            new, self._pending = self._pending, []
+        new = [r[0] for r in self.jobs.take_all()]
         if not new:
             return
         for p in new:
@@ -370,10 +353,6 @@ class PretrainWidget(QWidget):
             self.status.setText(f"pretraining failed: {exc.__class__.__name__}: {exc}")
 
     def _on_finished(self):
-        self._timer.stop()
-        self.worker = None
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         if self.progress.maximum() == 0:  # stopped before a step count was known
             self.progress.setRange(0, 1)
             self.progress.setTextVisible(False)
@@ -429,31 +408,28 @@ class PretrainWidget(QWidget):
         self.thumbnail.setToolTip(str(path))
 
 
-def _train(given, kwargs, done):
+def _train(given, kwargs):
     """Worker body: the training source (read off the GUI thread), a size check before any folder
     is made, then ``pretrain``."""
     from ..pretrain.data import check_fits
     from ..pretrain.run import _window, pretrain
     from ..pretrain.trainer import PretrainSettings, read_checkpoint
 
-    try:
-        sources = None
-        if kwargs["resume"]:
-            specs = list(read_checkpoint(kwargs["out"])["sources"])
-            if any(s.partition(":")[0] not in ("cube", "images", "synthetic") for s in specs):
-                spec = given[0] if given else None
-                if specs != [spec]:
-                    raise SeisfmError(f"{kwargs['out']}: this run trains on {', '.join(specs)}; select that layer "
-                                      "to resume it")
-                sources = [_open_source(given)]
-        else:
+    sources = None
+    if kwargs["resume"]:
+        specs = list(read_checkpoint(kwargs["out"])["sources"])
+        if any(s.partition(":")[0] not in ("cube", "images", "synthetic") for s in specs):
+            spec = given[0] if given else None
+            if specs != [spec]:
+                raise SeisfmError(f"{kwargs['out']}: this run trains on {', '.join(specs)}; select that layer "
+                                  "to resume it")
             sources = [_open_source(given)]
-            window = _window(PretrainSettings(size=kwargs["size"]))
-            for src in sources:
-                check_fits(src, kwargs["tokenization"], window)
-        return pretrain(sources=sources, **kwargs)
-    finally:
-        done.set()
+    else:
+        sources = [_open_source(given)]
+        window = _window(PretrainSettings(size=kwargs["size"]))
+        for src in sources:
+            check_fits(src, kwargs["tokenization"], window)
+    return pretrain(sources=sources, **kwargs)
 
 
 def _open_source(given):
