@@ -77,3 +77,27 @@ def test_cancel_while_fitting_pca_between_batches(one_chunk, tmp_path):
     with pytest.raises(SeisfmCancelled, match="fitting the PCA basis"):
         extract_features(cube, tmp_path / "p.zarr", embedder=emb, pca=16, cancel=lambda: len(passes) >= 1)
     assert len(passes) == 1
+
+
+@pytest.mark.parametrize("flat", [0, 1])
+def test_vit_embeds_a_2d_line_without_mirroring_it(one_chunk, flat):
+    """A one-line cube: the ViT gets the line itself (no halo along the missing axis) and returns
+    exactly the vectors of the line mirrored into 2 * halo + 1 copies."""
+    from napari_seisfm.extract import _BlockReader, read_halo
+    from napari_seisfm.features import GridSpec
+
+    emb, _, _ = one_chunk
+    shape = [40, 40, 48]
+    shape[flat] = 1
+    line = Cube.from_array(make_survey((40, 40, 48), seed=6).amplitude[(slice(None),) * flat + (slice(0, 1),)])
+    assert line.shape == tuple(shape)
+    grid = GridSpec.for_cube(line.shape, 4)
+    halo = read_halo(emb, line.shape)
+    assert halo[flat] == 0 and halo[2] == emb.halo[2]
+    norm = {"mean": 0.0, "std": 1.0}
+    region = tuple(slice(0, n) for n in grid.shape)
+    native = _BlockReader(line, grid, halo, norm).block(region)
+    mirrored = _BlockReader(line, grid, emb.halo, norm).block(region)
+    assert native.shape[flat] == 1 and mirrored.shape[flat] == 2 * emb.halo[flat] + 1
+    np.testing.assert_allclose(emb.embed_block(native, grid.stride), emb.embed_block(mirrored, grid.stride),
+                               rtol=1e-5, atol=1e-5)

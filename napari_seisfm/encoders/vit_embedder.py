@@ -173,12 +173,17 @@ class ViTEmbedder(Embedder):
     def checkpoint_sha256(self) -> str | None:
         return self._sha
 
+    # A 2-D line (one inline or crossline) comes without a halo along its missing axis: windows are
+    # edge-padded (replicate) there, which is exactly what mirroring the one line gave, so the
+    # vectors are the same and the block is not 2 * halo + 1 copies of the line.
+    native_sections = True
+
     def embed_block(self, block: np.ndarray, stride: tuple[int, int, int]) -> np.ndarray:
         block = np.asarray(block, dtype=np.float32)
         if block.ndim != 3:
             raise SeisfmError(f"embed_block: expected a 3-D block, got shape {block.shape}")
         stride = tuple(int(s) for s in stride)
-        halo = self.halo
+        halo = tuple(0 if k < 2 and block.shape[k] == 1 else h for k, h in enumerate(self.halo))
         core = [block.shape[k] - 2 * halo[k] for k in range(3)]
         if min(core) <= 0 or min(stride) <= 0:
             raise SeisfmError(f"embed_block: block {block.shape} too small for halo {halo} / stride {stride}")
