@@ -1,0 +1,147 @@
+"""What an interpreter sees, checked on the pixels of real napari screenshots (run under `xvfb-run -a`).
+
+A small tall cube (32 inlines x 48 crosslines x 640 ms: drawn 1:1 a thin strip) opened through the
+reader, a feature store whose vectors separate the upper and lower half, and the Click-to-map dock:
+
+- the section fills most of the canvas (the default vertical exaggeration), and did not without it;
+- under the similarity and threshold overlays the seismic is still readable;
+- a click marker is drawn where the click is, before and after changing the exaggeration, and the click
+  counts at the grid point of its survey coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_seisfm import display
+from napari_seisfm.cube import open_cube
+from napari_seisfm.features import FeatureVolume, GridSpec
+from napari_seisfm.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
+
+WAIT = 10_000  # ms; workers on a busy 2-core machine
+SHAPE = (32, 48, 160)  # 4 ms samples: 640 ms of 48 traces
+
+
+@pytest.fixture(scope="module")
+def tall_cube(tmp_path_factory):
+    from napari_seisfm._sample_data import survey_geometry
+    from napari_seisfm.io.segy import write_segy
+    from napari_seisfm.synthetic import make_survey
+
+    tmp = tmp_path_factory.mktemp("desk")
+    survey = make_survey(SHAPE, seed=1)
+    sgy = write_segy(tmp / "tall.sgy", survey.amplitude, survey_geometry(survey))
+    geometry = open_cube(sgy).geometry
+    grid = GridSpec.for_cube(SHAPE, 4)
+    fv = FeatureVolume.create(tmp / "tall.zarr", grid=grid, dim_in=8, dtype="int8", model="test",
+                              cube_fingerprint=geometry.fingerprint(), cube_geometry=geometry.summary(), chunks=(8, 8, 8))
+    rng = np.random.default_rng(1)
+    for idx, region in fv.chunk_slices():
+        shape = tuple(s.stop - s.start for s in region)
+        upper = np.arange(region[2].start, region[2].stop) < grid.shape[2] // 2
+        v = rng.normal(0, 0.1, shape + (8,))
+        v[..., 0] += upper
+        v[..., 1] += ~upper
+        fv.write_chunk(idx, v)
+    fv.mark_complete()
+    return sgy, tmp / "tall.zarr"
+
+
+def _section_fraction(img) -> float:
+    """Share of the canvas inside the bounding box of pixels that differ from the background (corner)."""
+    rgb = img[..., :3].astype(int)
+    drawn = np.abs(rgb - rgb[0, 0]).sum(-1) > 6
+    return float(drawn.any(1).mean() * drawn.any(0).mean())
+
+
+def _canvas_pixel(viewer, img, world) -> tuple[float, float]:
+    """(row, col) of a world point on the 2-D canvas screenshot: camera centre and zoom (pixels per world unit)."""
+    rows_axis, cols_axis = viewer.dims.displayed
+    centre = np.asarray(viewer.camera.center)[-2:]
+    h, w = img.shape[:2]
+    zoom = viewer.camera.zoom * h / viewer.canvas.size[0]  # screenshot pixels per canvas pixel (1 under Xvfb)
+    return (h / 2 + (world[rows_axis] - centre[0]) * zoom, w / 2 + (world[cols_axis] - centre[1]) * zoom)
+
+
+def _lime(img) -> np.ndarray:
+    rgb = img[..., :3].astype(int)
+    return (rgb[..., 1] > 180) & (rgb[..., 0] < 120) & (rgb[..., 2] < 120)
+
+
+def _open(make_napari_viewer, qtbot, sgy, store):
+    viewer = make_napari_viewer(show=True)  # a hidden canvas is not laid out: its size and pixels are not the user's
+    layer = viewer.open(str(sgy), plugin="napari-seisfm")[0]
+    widget = ClickToMapWidget(viewer)
+    widget.load_features(str(store))
+    qtbot.waitUntil(lambda: widget.features is not None, timeout=WAIT)
+    return viewer, layer, widget
+
+
+def test_section_fills_the_canvas(make_napari_viewer, qtbot, tall_cube):
+    viewer, layer, widget = _open(make_napari_viewer, qtbot, *tall_cube)
+    assert display.viewer_exaggeration(viewer) < 1  # 640 ms against 48 traces: time is squeezed
+    assert widget.exaggeration.value() == pytest.approx(display.viewer_exaggeration(viewer))
+    filled = _section_fraction(viewer.screenshot(canvas_only=True))
+    widget.exaggeration.setValue(1.0)  # true scale: a strip 13 times taller than wide
+    strip = _section_fraction(viewer.screenshot(canvas_only=True))
+    assert filled > 0.6 and strip < 0.3, (filled, strip)
+    widget.fit_button.click()
+    assert _section_fraction(viewer.screenshot(canvas_only=True)) > 0.6
+    # the slider axis reads in survey units in the dock; axis labels name the axes
+    assert viewer.dims.axis_labels == ("inline", "crossline", "time (ms)")
+    assert widget.position.text() == f"inline {1000 + SHAPE[0] // 2}"
+
+
+def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbot, tall_cube):
+    viewer, layer, widget = _open(make_napari_viewer, qtbot, *tall_cube)
+    il = 1000 + SHAPE[0] // 2
+    assert viewer.dims.point[0] == pytest.approx(il)
+    seismic_only = viewer.screenshot(canvas_only=True)
+    survey = np.array([il, 2000 + 20, 120.0])  # upper half (time < 320 ms): the target
+    pos, neg = viewer.layers[POSITIVE], viewer.layers[NEGATIVE]
+    pos.add(pos.world_to_data(display.to_world(viewer, survey)))  # what napari's add tool does with a click
+    neg.add(neg.world_to_data(display.to_world(viewer, [il, 2030, 560.0])))  # the lower half is not it
+    qtbot.waitUntil(lambda: widget.score_map is not None and THRESHOLDED in viewer.layers
+                    and len(widget.negatives) == 1 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+    expected_grid = widget.features.to_grid(survey, "survey")
+    assert widget.positives == [expected_grid]
+
+    # the worst case for readability: every grid point above the threshold, the whole section tinted
+    widget.connected.setChecked(False)
+    widget.set_threshold(-2.0)
+    assert np.asarray(viewer.layers[THRESHOLDED].data).all()
+    img = viewer.screenshot(canvas_only=True)
+    import os
+    if os.environ.get("SEISFM_SHOTS"):
+        import imageio
+        imageio.imwrite(os.environ["SEISFM_SHOTS"] + "/overlay.png", img)
+        viewer.screenshot(os.environ["SEISFM_SHOTS"] + "/overlay-full.png", canvas_only=False)
+    # (c) the marker is drawn at the clicked place
+    r, c = _canvas_pixel(viewer, img, display.to_world(viewer, survey))
+    lime = _lime(img)
+    assert lime.any()
+    rows, cols = np.nonzero(lime)
+    assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6, (rows.mean(), cols.mean(), r, c)
+    assert not _lime(seismic_only).any()
+    # (b) the seismic stays readable under the overlays: where they tint, the picture still follows it
+    tinted = np.abs(img[..., :3].astype(int) - seismic_only[..., :3].astype(int)).sum(-1) > 30
+    tinted &= ~(np.abs(np.arange(img.shape[0])[:, None] - r) < 15) | ~(np.abs(np.arange(img.shape[1])[None] - c) < 15)
+    assert tinted.mean() > 0.5  # the overlays cover the section
+    under = img[..., :3].astype(float).mean(-1)[tinted]
+    plain = seismic_only[..., :3].astype(float).mean(-1)[tinted]
+    assert under.std() > 10 and np.corrcoef(under, plain)[0, 1] > 0.5
+
+    # after changing the exaggeration the marker, the overlays and the click's grid point stay put
+    widget.exaggeration.setValue(0.5 * display.viewer_exaggeration(viewer))
+    assert viewer.layers[SIMILARITY].scale[2] == pytest.approx(4 * 4 * display.viewer_exaggeration(viewer))
+    img = viewer.screenshot(canvas_only=True)
+    r, c = _canvas_pixel(viewer, img, display.to_world(viewer, survey))
+    rows, cols = np.nonzero(_lime(img))
+    assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6
+    second = np.array([il, 2000 + 8, 500.0])  # lower half, clicked at the new exaggeration
+    pos.add(pos.world_to_data(display.to_world(viewer, second)))
+    qtbot.waitUntil(lambda: len(widget.positives) == 2 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+    assert widget.positives == [expected_grid, widget.features.to_grid(second, "survey")]
+    np.testing.assert_allclose(pos.data[1], second)  # points stay in survey units (saved as such)
+    assert widget.interpretation().positives[1] == pytest.approx(tuple(second))
