@@ -166,6 +166,8 @@ def show_survey_coordinates(viewer) -> None:
         status = viewer.status
         if not isinstance(status, dict) or not status.get("coords") or status.get("coords", "").startswith("inline "):
             return
+        if not getattr(viewer, "mouse_over_canvas", True):  # no cursor on the section: nothing to translate
+            return
         coords = survey_status(viewer)
         if not coords:
             return
