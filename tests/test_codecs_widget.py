@@ -78,6 +78,7 @@ def test_runs_on_the_current_inline_and_adds_placed_layers(widget, qtbot):
     assert len(viewer.layers) == n_layers
     # the figure in the dock has the three panels
     assert len(w.figure.axes) == 3 and w.figure.axes[0].get_title() == "Average power spectra"
+    assert not w.canvas.pixmap().isNull() and w.canvas.pixmap().width() >= 600  # drawn off the GUI thread
 
 
 def test_time_slice_and_2d_layer(widget, qtbot):

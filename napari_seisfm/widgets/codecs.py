@@ -112,9 +112,13 @@ class CodecWidget(QWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
+        # the comparison figure is drawn in the worker thread (a 3-panel draw is ~250 ms) and shown
+        # as a picture; ``figure`` is the last one drawn
         self.figure = Figure(figsize=(9, 3), layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas = QLabel()
         self.canvas.setMinimumHeight(260)
+        self.canvas.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.mask_figure = Figure(figsize=(6, 2.4), layout="constrained")
         self.mask_canvas = FigureCanvasQTAgg(self.mask_figure)
         self.mask_canvas.setMinimumHeight(180)
@@ -267,8 +271,9 @@ class CodecWidget(QWidget):
             cancel=self.jobs.cancel_event,
             mae_model=self.mae_model.currentText().strip() or None,
         )
-        self.jobs.start(compare_with_mae, section, names, dt, on_done=lambda comp: self._on_done(comp, placement),
-                        on_finished=self._on_finished, **kwargs)
+        size = (max(self.canvas.width(), 600), max(self.canvas.height(), 260), self.canvas.devicePixelRatioF())
+        self.jobs.start(_compare_and_draw, compare_with_mae, size, section, names, dt,
+                        on_done=lambda done: self._on_done(done, placement), on_finished=self._on_finished, **kwargs)
 
     def run_masking(self):
         """Start the latent-masking study of the MAE model on the section on screen (in a thread)."""
@@ -311,13 +316,17 @@ class CodecWidget(QWidget):
         self.progress.setValue(done)
         self.status.setText(f"{name} ({done}/{total})" if name != "done" else "")
 
-    def _on_done(self, comp, placement):
-        from ..codecs.plots import comparison_figure
+    def _on_done(self, done, placement):
+        from qtpy.QtGui import QImage, QPixmap
 
+        comp, self.figure, rgba, dpr = done
         self.result = (comp, placement)
         self._fill_table(comp)
-        comparison_figure(comp, fig=self.figure)
-        self.canvas.draw_idle()
+        h, w = rgba.shape[:2]
+        image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+        pixmap = QPixmap.fromImage(image)  # a copy: the array may go
+        pixmap.setDevicePixelRatio(dpr)
+        self.canvas.setPixmap(pixmap)
         info = comp.info()
         self.status.setText(f"{info['compared_shape'][0]}x{info['compared_shape'][1]} samples, {info['total_s']:.2f} s")
         first = next((i for i, r in enumerate(comp.rows) if r.ok and r.kind != "lossless"), None)
@@ -389,3 +398,20 @@ class CodecWidget(QWidget):
 
     def _on_finished(self):
         self.progress.setRange(0, 1)
+
+
+def _compare_and_draw(compare, size, section, names, dt, **kwargs):
+    """Worker body: the comparison, then its figure drawn here (matplotlib's Agg renderer, fonts
+    cached per thread) so the GUI thread only shows a picture."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..codecs.plots import comparison_figure
+
+    comp = compare(section, names, dt, **kwargs)
+    width, height, dpr = size
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100 * dpr, layout="constrained")
+    FigureCanvasAgg(fig)
+    comparison_figure(comp, fig=fig)
+    fig.canvas.draw()
+    return comp, fig, np.asarray(fig.canvas.buffer_rgba()).copy(), dpr
