@@ -48,8 +48,9 @@ def run(args) -> int:
         if not bars:
             if done:
                 print(f"resuming {args.out}: {done}/{total} chunks already done")
-            bars.append(tqdm(total=total, initial=done, unit="chunk", desc="embed", dynamic_ncols=True))
-        bars[0].n = done
+            bars.append(tqdm(total=total, initial=int(done), unit="chunk", desc="embed", dynamic_ncols=True,
+                             bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]"))
+        bars[0].n = round(done, 1)  # fractions of a chunk as the embedder's batches finish
         bars[0].refresh()
 
     try:
