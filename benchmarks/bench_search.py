@@ -90,7 +90,9 @@ def top_agreement(a, b, frac=0.01) -> float:
 def bench_dtype(args, dtype: str) -> dict:
     res: dict = {"dtype": dtype, "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
     gc.collect()
-    import simsimd, usearch.index  # noqa: F401  (imports are not the engine's memory)
+    # imported before the baseline RSS: imports are not the engine's memory
+    import simsimd  # noqa: F401
+    import usearch.index  # noqa: F401
 
     rss0 = rss_mb()
     mem = RssPeak().__enter__()

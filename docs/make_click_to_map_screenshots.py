@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import napari
-import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from napari_seisfm import cli

@@ -314,7 +314,7 @@ class _BlockReader:
         lo = [int(i.min()) for i in index]
         hi = [int(i.max()) + 1 for i in index]
         raw = np.asarray(self.cube[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], np.float32)
-        raw = raw[np.ix_(*(i - l for i, l in zip(index, lo)))]
+        raw = raw[np.ix_(*(i - low for i, low in zip(index, lo)))]
         raw = np.nan_to_num(raw, nan=self.mean, posinf=self.mean, neginf=self.mean)
         return np.clip((raw - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
 

@@ -5,7 +5,6 @@ sets, --init, and two-process DDP on CPU (gloo, through torchrun)."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import math
 import os
 import shutil
@@ -24,8 +23,7 @@ from napari_seisfm.encoders import registry
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
 from napari_seisfm.pretrain.data import WindowSampler, array_source
 from napari_seisfm.pretrain.run import pretrain
-from napari_seisfm.pretrain.trainer import (PROBE_TOTAL, PretrainSettings, Pretrainer, build_mae, learning_rate,
-                                            read_checkpoint)
+from napari_seisfm.pretrain.trainer import PROBE_TOTAL, Pretrainer, PretrainSettings, build_mae, learning_rate, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(size="test", batch_size=2, device="cpu")

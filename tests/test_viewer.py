@@ -61,9 +61,9 @@ def test_lazy_cube_layer(shared_data, make_napari_viewer, monkeypatch):
 def test_sample_data_has_ground_truth(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-seisfm", "synthetic")
-    kinds = {type(l).__name__ for l in layers}
+    kinds = {type(layer).__name__ for layer in layers}
     assert kinds == {"Image", "Labels"}
-    labels = next(l for l in layers if type(l).__name__ == "Labels")
+    labels = next(layer for layer in layers if type(layer).__name__ == "Labels")
     assert len(np.unique(labels.data)) >= 6
     assert labels.metadata["classes"]["flat_spot"] > 0
     assert tuple(viewer.dims.order) == (0, 2, 1)

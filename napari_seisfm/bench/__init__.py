@@ -23,5 +23,5 @@ from .suite import ADAPT_STEPS, DEV_SEEDS, REPORT_SEEDS, figures, markdown, prep
 __all__ = [
     "MAX_CLICKS", "NOC_IOU", "auc", "best_iou", "click_quality", "grid_labels", "iou", "knn_quality", "line_support",
     "mean_iou", "pick_clicks", "product_mask", "sample_support", "segmentation_quality", "simulated_interpreter",
-    "DEV_SEEDS", "REPORT_SEEDS", "figures", "markdown", "prepare", "run", "to_json",
+    "ADAPT_STEPS", "DEV_SEEDS", "REPORT_SEEDS", "figures", "markdown", "prepare", "run", "to_json",
 ]

@@ -173,11 +173,6 @@ class Tokenizer25D(Tokenizer2D):
         t = super().patchify(x.reshape(b * v, *x.shape[2:]))
         return t.reshape(b, v * t.shape[1], t.shape[2])
 
-    def unpatchify(self, t):
-        b, v = t.shape[0], self.n_views
-        x = super().unpatchify(t.reshape(b * v, t.shape[1] // v, t.shape[2]))
-        return x.reshape(b, v, *x.shape[1:])
-
 
 class Tokenizer3D(Tokenizer):
     """One block ``(W_il, W_xl, W_time)`` in cube axis order, ``P^3`` patches."""
