@@ -97,10 +97,12 @@ def reduction(n: int, work: Path, vit: bool, vit_size: int = 64) -> dict:
         red = extract_features(cube, work / f"att_{name.split()[0]}.zarr", pca=pca, dtype=dtype, overwrite=True)
         results[f"attributes {AttributeEmbedder().dim}-d -> {name}"] = similarity_agreement(ref, red, q)
     if vit:
+        from dataclasses import replace
+
+        import torch
+
         from napari_seisfm.encoders.registry import build_encoder, card
         from napari_seisfm.encoders.vit_embedder import ViTEmbedder
-        from dataclasses import replace
-        import torch
 
         torch.manual_seed(0)
         c = replace(card("ncs-2d"), id="vit-tiny-2d-random", dim=192, extra={"architecture": {"size": "tiny"}})

@@ -30,6 +30,7 @@ import numpy as np
 from .errors import SeisfmCancelled, SeisfmError
 from .extract import CLIP, _cancelled, _report, get_embedder, mirror
 
+
 @dataclass
 class ImageSet:
     """Images and per-pixel labels in cube order: ``(N, trace, sample)``, the file's arrays transposed."""

@@ -15,8 +15,8 @@ from napari_seisfm.search import (
     ProbeSearch,
     connected_to,
     make_search,
-    threshold_mask,
     make_segmenter,
+    threshold_mask,
 )
 from napari_seisfm.search.linear import Standardiser, fit_linear_model, fit_logistic
 

@@ -49,11 +49,11 @@ def run(args) -> int:
     import json
     import time
 
-    from ..errors import SeisfmError
     import numpy as np
 
-    from ..search import FeatureMatrix, make_search, threshold_mask
     from ..cube import prepare_output
+    from ..errors import SeisfmError
+    from ..search import FeatureMatrix, make_search, threshold_mask
     from ..search.output import open_cube_for, write_map
 
     if args.top < 0:

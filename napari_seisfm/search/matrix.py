@@ -7,7 +7,6 @@ All vectors sit in RAM as one C-contiguous ``(N, dim)`` matrix in the stored dty
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import SeisfmError

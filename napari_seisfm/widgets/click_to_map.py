@@ -26,8 +26,8 @@ import numpy as np
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
-    QDoubleSpinBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -42,13 +42,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import _notify
-from ._notify import report
-from ._scroll import scrolling_layout
 from .. import display
 from ..errors import SeisfmError
 from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
 from ..search.linear_segmenter import SMOOTH
+from . import _notify
+from ._notify import report
+from ._scroll import scrolling_layout
 from .extract import _cube_source, _is_cube_layer, _with_browse
 
 POSITIVE, NEGATIVE = "Positive", "Negative"

@@ -32,9 +32,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import SeisfmError
 from . import _notify
 from ._jobs import JobController
-from ..errors import SeisfmError
 
 REGIONS = ("section on screen", "visible part of the section")
 

@@ -24,10 +24,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import SeisfmError
 from . import _notify
 from ._jobs import JobController
 from ._scroll import scrolling_layout
-from ..errors import SeisfmError
 
 
 class ExtractWidget(QWidget):

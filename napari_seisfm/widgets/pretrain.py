@@ -33,10 +33,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import SeisfmCancelled, SeisfmError
 from . import _notify
 from ._jobs import JobController
 from ._scroll import scrolling_layout
-from ..errors import SeisfmCancelled, SeisfmError
 
 SIZES = ("test", "tiny", "small")
 TOKENIZATIONS = ("2.5d", "2d", "3d")
