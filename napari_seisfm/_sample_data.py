@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cube import Geometry
 from .display import world_transform
+from .synthetic import make_survey, survey_geometry
 
 
 def synthetic_layers(shape=(128, 128, 128), seed=0):
     """Layer data for a synthetic survey: seismic in gray plus one Labels layer of geological classes."""
-    from .synthetic import make_survey
-
     survey = make_survey(shape, seed=seed)
     geometry = survey_geometry(survey)
     transform = world_transform(geometry, exaggeration=_current_exaggeration(geometry))
@@ -29,16 +27,6 @@ def synthetic_layers(shape=(128, 128, 128), seed=0):
     )
     _orient_current_viewer()
     return [seismic, labels]
-
-
-def survey_geometry(survey) -> Geometry:
-    return Geometry.regular(
-        survey.amplitude.shape,
-        first_inline=survey.first_inline,
-        first_crossline=survey.first_crossline,
-        sample_interval=survey.sample_interval_ms,
-        source=f"synthetic (seed {survey.seed})",
-    )
 
 
 def _current_exaggeration(geometry) -> float:

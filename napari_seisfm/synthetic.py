@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from napari_seisfm.cube import Geometry
 from napari_seisfm.errors import SeisfmError
 
 CLASSES: dict[str, int] = {
@@ -213,6 +214,17 @@ def make_survey(
 
 # ----------------------------------------------------------------------------------------------
 # argument checks
+
+
+def survey_geometry(survey: SyntheticSurvey) -> Geometry:
+    """The survey's regular geometry (inline/crossline numbering, sample interval) for writing or showing it."""
+    return Geometry.regular(
+        survey.amplitude.shape,
+        first_inline=survey.first_inline,
+        first_crossline=survey.first_crossline,
+        sample_interval=survey.sample_interval_ms,
+        source=f"synthetic (seed {survey.seed})",
+    )
 
 
 def _number(value, what):

@@ -105,9 +105,8 @@ def test_bench_bad_input_is_one_line(tmp_path, capsys):
     assert cli(["bench", "--seeds", "a,b"]) == 2
     assert "--seeds" in capsys.readouterr().err
     assert cli(["bench", "--max-clicks", "0"]) == 2
-    from napari_seisfm._sample_data import survey_geometry
     from napari_seisfm.io.npy import write_npy
-    from napari_seisfm.synthetic import make_survey
+    from napari_seisfm.synthetic import make_survey, survey_geometry
 
     s = make_survey((32, 32, 32), seed=0)
     cube = write_npy(tmp_path / "c.npy", s.amplitude, survey_geometry(s))
@@ -124,9 +123,8 @@ def test_bench_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_bench_refuses_a_class_missing_from_the_feature_grid(tmp_path, capsys):
-    from napari_seisfm._sample_data import survey_geometry
     from napari_seisfm.io.npy import write_npy
-    from napari_seisfm.synthetic import make_survey
+    from napari_seisfm.synthetic import make_survey, survey_geometry
 
     s = make_survey((32, 32, 32), seed=0)
     cube = write_npy(tmp_path / "c.npy", s.amplitude, survey_geometry(s))

@@ -20,9 +20,8 @@ WAIT = 10_000  # ms; workers on a busy 2-core machine
 @pytest.fixture(scope="module")
 def survey_store(tmp_path_factory):
     """A 48^3 synthetic survey written as SEG-Y, and its attribute feature store at stride 2."""
-    from napari_seisfm._sample_data import survey_geometry
     from napari_seisfm.io.segy import write_segy
-    from napari_seisfm.synthetic import make_survey
+    from napari_seisfm.synthetic import make_survey, survey_geometry
 
     tmp = tmp_path_factory.mktemp("ctm")
     survey = make_survey((48, 48, 48), seed=0)

@@ -25,9 +25,8 @@ SHAPE = (32, 48, 160)  # 4 ms samples: 640 ms of 48 traces
 
 @pytest.fixture(scope="module")
 def tall_cube(tmp_path_factory):
-    from napari_seisfm._sample_data import survey_geometry
     from napari_seisfm.io.segy import write_segy
-    from napari_seisfm.synthetic import make_survey
+    from napari_seisfm.synthetic import make_survey, survey_geometry
 
     tmp = tmp_path_factory.mktemp("desk")
     survey = make_survey(SHAPE, seed=1)

@@ -73,9 +73,8 @@ def test_red_white_blue_is_in_the_colormap_list_after_opening_a_cube(make_napari
     from napari.utils.colormaps import AVAILABLE_COLORMAPS
 
     from napari_seisfm._reader import get_reader
-    from napari_seisfm._sample_data import survey_geometry
     from napari_seisfm.io.npy import write_npy
-    from napari_seisfm.synthetic import make_survey
+    from napari_seisfm.synthetic import make_survey, survey_geometry
 
     viewer = make_napari_viewer()
     s = make_survey((32, 32, 32), seed=0)

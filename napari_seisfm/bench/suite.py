@@ -84,11 +84,10 @@ def raw_windows(images: np.ndarray, stride: int, half: int = 3) -> np.ndarray:
 # ---------------------------------------------------------------------- tasks
 def prepare(size: int, seed: int, stride: int, workdir, model: str | None = None, noise: float = 0.1, embedder=None):
     """Synthetic survey + its feature store + FeatureMatrix + ground truth on the grid (bench, tests, demo)."""
-    from .._sample_data import survey_geometry
     from ..cube import Cube
     from ..extract import extract_features
     from ..search import FeatureMatrix
-    from ..synthetic import make_survey
+    from ..synthetic import make_survey, survey_geometry
 
     survey = make_survey((size, size, size), seed=seed, noise=noise)
     cube = Cube.from_array(survey.amplitude, survey_geometry(survey))

@@ -49,7 +49,6 @@ def run(args) -> int:
     import numpy as np
 
     from .. import bench
-    from .._sample_data import survey_geometry
     from ..cube import geometry_from_summary, open_cube
     from ..display import world_transform
     from ..errors import SeisfmError
@@ -59,7 +58,7 @@ def run(args) -> int:
     from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_search, make_segmenter
     from ..search.coords import cube_index_to_survey
     from ..search.linear_segmenter import SMOOTH
-    from ..synthetic import make_survey
+    from ..synthetic import make_survey, survey_geometry
 
     if args.size < 32:
         raise SeisfmError(f"--size: at least 32 samples per axis, got {args.size}")

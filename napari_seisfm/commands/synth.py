@@ -19,10 +19,9 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from .._sample_data import survey_geometry
     from ..cube import write_failed
     from ..errors import SeisfmError
-    from ..synthetic import make_survey
+    from ..synthetic import make_survey, survey_geometry
 
     out = Path(args.out)
     fmt = args.format or out.suffix.lower().lstrip(".").replace("segy", "sgy")
