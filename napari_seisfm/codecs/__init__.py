@@ -5,7 +5,7 @@ seismic paper did and measures each codec; ``table`` formats the result, ``plots
 """
 
 from .base import Codec, Encoded, get_codec, known_patterns
-from .compare import COSMOS_CODECS, DEFAULT_CODECS, Comparison, Row, compare
+from .compare import COSMOS_CODECS, DEFAULT_CODECS, Comparison, Row, compare, expand_codecs
 
 __all__ = [
     "COSMOS_CODECS",
@@ -15,6 +15,7 @@ __all__ = [
     "Encoded",
     "Row",
     "compare",
+    "expand_codecs",
     "get_codec",
     "known_patterns",
 ]

@@ -23,6 +23,20 @@ DEFAULT_CODECS: tuple[str, ...] = (
 COSMOS_CODECS: tuple[str, ...] = ("cosmos-CI8x8", "cosmos-CI16x16", "cosmos-DI8x8", "cosmos-DI16x16")
 
 
+def expand_codecs(spec: str, cosmos_dir: str | None = None) -> list[str]:
+    """``"default,cosmos,zfp-rate4"`` -> codec names, groups expanded, duplicates dropped (the CLI's --codecs and
+    the codec dock's field). ``default`` includes the Cosmos tokenizers only when ``cosmos_dir`` is given."""
+    names: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item == "default":
+            names += list(DEFAULT_CODECS) + (list(COSMOS_CODECS) if cosmos_dir else [])
+        elif item == "cosmos":
+            names += list(COSMOS_CODECS)
+        elif item:
+            names.append(item)
+    return list(dict.fromkeys(names))
+
+
 @dataclass
 class Row:
     """One line of the table. ``status`` is "ok" or "unavailable: <reason>" (metrics then nan)."""

@@ -47,20 +47,6 @@ def register(sub):
     p.set_defaults(run=run)
 
 
-def expand_codecs(spec: str, cosmos_dir: str | None) -> list[str]:
-    from ..codecs import COSMOS_CODECS, DEFAULT_CODECS
-
-    names: list[str] = []
-    for item in (s.strip() for s in spec.split(",")):
-        if item == "default":
-            names += list(DEFAULT_CODECS) + (list(COSMOS_CODECS) if cosmos_dir else [])
-        elif item == "cosmos":
-            names += list(COSMOS_CODECS)
-        elif item:
-            names.append(item)
-    return list(dict.fromkeys(names))
-
-
 def check_domain(spec: str | None, cube) -> None:
     """``depth=`` on a time cube (or ``time=`` on a depth cube) names the wrong axis: refuse, do not guess."""
     from ..errors import SeisfmError
@@ -78,6 +64,7 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
+    from ..codecs import expand_codecs
     from ..codecs.mae import compare_with_mae, parse_fractions
     from ..codecs.section import read_section
     from ..codecs.table import to_csv, to_json, to_markdown

@@ -8,7 +8,7 @@ that the next run takes over, and resumes or (``--overwrite``) replaces its stor
 from __future__ import annotations
 
 from ..errors import SeisfmError
-from . import parse_triple
+from ..parsing import parse_triple
 
 
 def register(subparsers) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import parse_triple
+from ..parsing import parse_triple
 
 
 def register(sub):

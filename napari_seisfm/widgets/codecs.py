@@ -238,7 +238,7 @@ class CodecWidget(QWidget):
         return section[lo[0]:hi[0], lo[1]:hi[1]], (int(lo[0]), int(lo[1]))
 
     def codec_names(self) -> list[str]:
-        from ..commands.codecs import expand_codecs
+        from ..codecs import expand_codecs
 
         return expand_codecs(self.codecs.text(), self.cosmos_dir.text().strip() or None)
 

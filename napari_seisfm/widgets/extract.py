@@ -141,8 +141,8 @@ class ExtractWidget(QWidget):
 
     def run(self):
         """Start an extraction with the form's settings (returns at once; the work is in a thread)."""
-        from ..commands import parse_triple
         from ..extract import extract_features
+        from ..parsing import parse_triple
 
         if self.jobs.running:
             return
