@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from .cube import SUFFIXES, open_cube
-from .display import cube_layer, ensure_exaggeration, orient_when_added, seismic_colormap
+from .display import SEISMIC_COLORMAP, cube_layer, ensure_exaggeration, orient_when_added
 from .errors import SeisfmError
 
 
@@ -33,9 +33,16 @@ def _read(cube, path=None):
     viewer = napari.current_viewer()
     if viewer is not None:
         orient_when_added(viewer)
-    seismic_colormap()  # red-white-blue joins the layer controls' colormap list
+    _register_seismic_colormap()
     # in the viewer's vertical exaggeration (the first cube sets the default that fills the canvas)
     return [cube_layer(cube, exaggeration=ensure_exaggeration(viewer, cube.shape, cube.geometry.spacing))]
+
+
+def _register_seismic_colormap() -> None:
+    """Red-white-blue joins every layer's colormap list (not only reachable from Python)."""
+    from napari.utils.colormaps import ensure_colormap
+
+    ensure_colormap(dict(SEISMIC_COLORMAP))
 
 
 def _notify(message: str) -> None:

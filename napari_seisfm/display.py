@@ -13,6 +13,12 @@ import numpy as np
 from .cube import Cube, Geometry
 
 SEISMIC_COLORS = [[0.75, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.75, 1.0]]  # red-white-blue
+# colormaps as napari's plain-data form (a dict napari turns into a registered Colormap): no napari import here
+SEISMIC_COLORMAP = {"colors": SEISMIC_COLORS, "name": "seismic red-white-blue"}
+# transparent at low scores, yellow to red at high ones: the seismic stays readable underneath
+SIMILARITY_COLORMAP = {"colors": [[1, 1, 0, 0], [1, 0.8, 0, 0.5], [1, 0, 0, 0.9]], "name": "similarity (translucent)"}
+# overlay layer names shared by the Click-to-map dock and `seisfm demo`
+SIMILARITY, THRESHOLDED, KNN = "similarity", "similarity > threshold", "segmentation"
 IN_MEMORY_BYTES = 256 * 2**20  # smaller cubes are read at once so scrolling never waits on disk
 TIME_AXIS = 2  # (inline, crossline, time/depth): the axis vertical exaggeration stretches
 SECTION_ASPECT = 1.5  # default exaggeration: a section this many times wider than tall, when the canvas size is unknown
@@ -189,19 +195,11 @@ def cube_layer(cube: Cube, *, name: str | None = None, colormap: str = "gray", i
     kwargs = {
         "name": name or (cube.path.stem if cube.path else "seismic"),
         "contrast_limits": (-limit, limit),
-        "colormap": seismic_colormap() if colormap == "seismic" else colormap,
+        "colormap": dict(SEISMIC_COLORMAP) if colormap == "seismic" else colormap,
         "metadata": {"kind": "seismic", "path": str(cube.path) if cube.path else None, "geometry": cube.geometry.summary()},
         **world_transform(cube.geometry, exaggeration=exaggeration),
     }
     return data, kwargs, "image"
-
-
-def seismic_colormap():
-    """napari colormap (imported lazily so the core stays Qt-free), registered so that it is in every
-    layer's colormap list, not only reachable from Python."""
-    from napari.utils.colormaps import Colormap, ensure_colormap
-
-    return ensure_colormap(Colormap(SEISMIC_COLORS, name="seismic red-white-blue"))
 
 
 def section_order(shape) -> tuple[int, int, int]:

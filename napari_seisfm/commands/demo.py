@@ -193,8 +193,7 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
     import numpy as np
 
     from ..cube import geometry_from_summary
-    from ..display import cube_layer, orient_viewer, world_transform
-    from ..widgets.click_to_map import KNN, SIMILARITY, THRESHOLDED, _similarity_colormap
+    from ..display import KNN, SIMILARITY, SIMILARITY_COLORMAP, THRESHOLDED, cube_layer, orient_viewer, world_transform
 
     data, kw, _ = cube_layer(cube, name="synthetic")
     seismic = viewer.add_image(data, **kw)
@@ -203,7 +202,7 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
         viewer.add_labels(labels, name="ground truth", opacity=0.4, visible=False, **world_transform(cube.geometry))
     finite = score[np.isfinite(score)]
     low = float(np.nanmin(score[mask])) if mask.any() else float(np.percentile(finite, 99))  # tint what the mask holds
-    viewer.add_image(score, name=SIMILARITY, colormap=_similarity_colormap(), blending="translucent",
+    viewer.add_image(score, name=SIMILARITY, colormap=dict(SIMILARITY_COLORMAP), blending="translucent",
                      contrast_limits=(low, max(float(finite.max()), low + 1e-3)), **t)
     viewer.add_labels(mask.astype(np.uint8), name=THRESHOLDED, opacity=0.35, visible=False, **t)
     viewer.add_labels(classes, name=KNN, opacity=0.45, visible=False, **t)
@@ -217,7 +216,7 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
 def napari_pngs(out, survey, cube, fm, score, mask, classes, pos, neg, inline):
     import napari
 
-    from ..widgets.click_to_map import KNN, SIMILARITY
+    from ..display import KNN, SIMILARITY
 
     viewer = napari.Viewer(show=True)  # a hidden window renders nothing here (no GL context until shown)
     try:
@@ -294,15 +293,14 @@ def open_gui(out, cube_path, features_path):
 
     from ..cube import open_cube
     from ..display import cube_layer, orient_viewer
-    from ..widgets.click_to_map import ClickToMapWidget
 
     viewer = napari.Viewer(title="seisfm demo")
     cube = open_cube(cube_path)
     data, kw, _ = cube_layer(cube, name="synthetic")
     seismic = viewer.add_image(data, **kw)
     orient_viewer(viewer, seismic)
-    widget = ClickToMapWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Click-to-map", area="right")
+    # the dock the Plugins menu opens, through the plugin manifest: the CLI never imports the widgets
+    _, widget = viewer.window.add_plugin_dock_widget("napari-seisfm", "Click-to-map")
     widget.load_features(str(features_path))
 
     def _when_loaded():

@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
 )
 
 from .. import display
+from ..display import KNN, SIMILARITY, THRESHOLDED
 from ..errors import SeisfmError
 from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
 from ..search.linear_segmenter import SMOOTH
@@ -52,7 +53,7 @@ from ._scroll import scrolling_layout
 from .extract import _cube_source, _is_cube_layer, _with_browse
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
-SIMILARITY, THRESHOLDED, KNN, TRAINING = "similarity", "similarity > threshold", "segmentation", "training labels"
+TRAINING = "training labels"
 FACIES = "facies (k-means)"
 MATCH = "match"
 DECISION_LABELS = {"probe": "probe learned from the clicks", "centroid": "centroid similarity"}
@@ -62,13 +63,6 @@ THRESHOLD_REST_MS = 80
 N_MATCHES = 20
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
 SLIDER_STEPS = 100  # threshold slider: hundredths of a score unit, -2..2
-
-
-def _similarity_colormap():
-    """Transparent at low scores, yellow to red at high ones: the seismic stays readable underneath."""
-    from napari.utils.colormaps import Colormap
-
-    return Colormap([[1, 1, 0, 0], [1, 0.8, 0, 0.5], [1, 0, 0, 0.9]], name="similarity (translucent)")
 
 
 class _Relay(QObject):
@@ -525,7 +519,7 @@ class ClickToMapWidget(QWidget):
         lo, hi = (default, float(finite.max())) if finite.size else (0.0, 1.0)
         limits = (lo, hi if hi > lo else lo + 1e-3)
         if layer is None:
-            layer = self.viewer.add_image(score, name=SIMILARITY, colormap=_similarity_colormap(), blending="translucent",
+            layer = self.viewer.add_image(score, name=SIMILARITY, colormap=dict(display.SIMILARITY_COLORMAP), blending="translucent",
                                           contrast_limits=limits, metadata={"kind": "similarity"}, **self.grid_transform())
             self._raise_points()
         else:
