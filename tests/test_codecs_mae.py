@@ -23,15 +23,7 @@ from napari_seisfm.codecs.mae import (
 from napari_seisfm.codecs.mae_masking import masking_study, pattern_mask
 from napari_seisfm.errors import SeisfmError
 
-
-@pytest.fixture(autouse=True)
-def user_models(tmp_path, monkeypatch):
-    """An empty user model directory (and HOME): the real one is neither read nor written."""
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SEISFM_MODELS", str(d))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return d
+pytestmark = pytest.mark.usefixtures("user_models")  # conftest: an empty user model directory
 
 
 def section(ntr=70, ns=100, seed=0):

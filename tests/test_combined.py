@@ -12,15 +12,6 @@ from napari_seisfm.extract import extract_features
 PAIR = "attributes+seisfm-micro-2.5d"
 
 
-@pytest.fixture
-def user_models(tmp_path, monkeypatch):
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SEISFM_MODELS", str(d))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return d
-
-
 def test_block_is_each_part_on_its_own_crop_as_unit_vectors(user_models):
     emb = registry.get_embedder(PAIR, device="cpu")
     attrs, vit = emb.parts

@@ -315,16 +315,6 @@ def test_bad_files(tmp_path):
 
 # -- registry --------------------------------------------------------------------------------
 
-@pytest.fixture
-def user_models(tmp_path, monkeypatch):
-    """An empty user model directory (and HOME) so installed weights elsewhere do not leak in."""
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SEISFM_MODELS", str(d))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return d
-
-
 def write_micro_model(d: Path, kind: str = "2.5d", sha256: str = "", seed: int = 0) -> Path:
     enc = micro(kind, seed=seed)
     weights = d / f"micro-{kind}.safetensors"

@@ -30,14 +30,7 @@ FAST = dict(size="test", batch_size=2, device="cpu")
 CLI_FAST = ["--batch-size", "2", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def user_models(tmp_path, monkeypatch):
-    """An empty user model directory (and HOME): nothing is listed in the real one."""
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SEISFM_MODELS", str(d))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return d
+pytestmark = pytest.mark.usefixtures("user_models")  # conftest: an empty user model directory
 
 
 def cube_file(d: Path, shape=(40, 40, 48), seed=0, name="c.npy") -> Path:

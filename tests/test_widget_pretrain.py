@@ -13,16 +13,6 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def user_models(tmp_path, monkeypatch):
-    """An empty user model directory (and HOME): the default run folder and the listing live here."""
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SEISFM_MODELS", str(d))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return d
-
-
-@pytest.fixture
 def messages(monkeypatch):
     from napari_seisfm.widgets import _notify
 
