@@ -68,7 +68,7 @@ def run(args) -> int:
     from ..codecs.mae import compare_with_mae, parse_fractions
     from ..codecs.section import read_section
     from ..codecs.table import to_csv, to_json, to_markdown
-    from ..cube import open_cube, write_failed
+    from ..cube import open_cube
     from ..errors import SeisfmError
 
     for opt in ("out", "markdown", "plot"):
@@ -105,38 +105,47 @@ def run(args) -> int:
                                 cosmos_dir=args.cosmos_dir, progress=progress)
     finally:
         bar.close()
-    for path, text in ((args.out, lambda: to_csv(comp)), (args.markdown, lambda: to_markdown(comp))):
+    from ..codecs.plots import comparison_figure
+
+    return write_outputs(args, label, comp, comp.total_s, to_csv, to_markdown, to_json, comparison_figure)
+
+
+def write_outputs(args, label, result, seconds, to_csv, to_markdown, to_json, figure) -> int:
+    """--out (CSV), --markdown, --plot, then the table (or --json) on stdout: shared by both tables."""
+    import sys
+    from pathlib import Path
+
+    from ..codecs.plots import save_figure
+    from ..cube import write_failed
+
+    for path, text in ((args.out, lambda: to_csv(result)), (args.markdown, lambda: to_markdown(result))):
         if path:
             try:
                 Path(path).write_text(text())
             except OSError as exc:
                 raise write_failed(path, exc) from None
     if args.plot:
-        from ..codecs.plots import comparison_figure, save_figure
-
         try:
-            save_figure(comparison_figure(comp), args.plot)
+            save_figure(figure(result), args.plot)
         except OSError as exc:
             raise write_failed(args.plot, exc) from None
     if args.json:
-        print(to_json(comp))
+        print(to_json(result))
     else:
         print(f"{args.input}: {label}")
-        print(to_markdown(comp), end="")
-        print(f"total {comp.total_s:.2f} s", file=sys.stderr)
+        print(to_markdown(result), end="")
+        print(f"total {seconds:.2f} s", file=sys.stderr)
     return 0
 
 
 def run_masking(args, section, dt, label, fractions, patterns) -> int:
     """The latent-masking explorer: a table of SNR / SSIM per pattern and fraction, optional plot."""
     import sys
-    from pathlib import Path
 
     from tqdm import tqdm
 
     from ..codecs.mae import load_mae
     from ..codecs.mae_masking import masking_figure, masking_study, to_csv, to_json, to_markdown
-    from ..cube import write_failed
 
     mae = load_mae(args.mae, args.device)
     bar = tqdm(total=len(fractions) * len(patterns), desc="masking", unit="run", file=sys.stderr, disable=None)
@@ -151,23 +160,4 @@ def run_masking(args, section, dt, label, fractions, patterns) -> int:
                               trim_multiple=1 if args.no_trim else 32, progress=progress)
     finally:
         bar.close()
-    for path, text in ((args.out, lambda: to_csv(study)), (args.markdown, lambda: to_markdown(study))):
-        if path:
-            try:
-                Path(path).write_text(text())
-            except OSError as exc:
-                raise write_failed(path, exc) from None
-    if args.plot:
-        from ..codecs.plots import save_figure
-
-        try:
-            save_figure(masking_figure(study), args.plot)
-        except OSError as exc:
-            raise write_failed(args.plot, exc) from None
-    if args.json:
-        print(to_json(study))
-    else:
-        print(f"{args.input}: {label}")
-        print(to_markdown(study), end="")
-        print(f"total {study.seconds:.2f} s", file=sys.stderr)
-    return 0
+    return write_outputs(args, label, study, study.seconds, to_csv, to_markdown, to_json, masking_figure)
