@@ -282,8 +282,9 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
         out["adapt_steps"] = adapt_steps
     adapted: dict[str, Path] = {}
 
-    def adapted_for(key, make_sources):
-        if not _needs_adapting(models):
+    def adapted_for(model, key, make_sources):
+        """The survey-adapted model for this task, trained once, if ``model`` uses it."""
+        if ADAPTED not in model.split("+"):
             return None
         if key not in adapted:
             adapted[key] = adapt(key, make_sources(), tmp, adapt_steps, progress)
@@ -297,8 +298,8 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                     for seed in seeds:
                         progress(f"synthetic {size}^3 seed {seed}: {model}")
                         panels = out["panels"] if (seed == seeds[0] and size == sizes[0]) else None
-                        ad = adapted_for(f"synthetic-{size}-{seed}", lambda: [array_source(
-                            "survey", make_survey((size, size, size), seed=seed).amplitude)]) if ADAPTED in model.split("+") else None
+                        ad = adapted_for(model, f"synthetic-{size}-{seed}", lambda: [array_source(
+                            "survey", make_survey((size, size, size), seed=seed).amplitude)])
                         r = synthetic_case(model, size, seed, stride=stride, workdir=tmp, max_clicks=max_clicks,
                                            targets=targets, panels=panels, adapted=ad)
                         for key in ("segmentation", "clicks", "facies"):
@@ -309,7 +310,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                 for seed in seeds:
                     progress(f"images {Path(images).name} seed {seed}: {model}")
                     try:
-                        ad = adapted_for("images", lambda: [images_source(images)]) if ADAPTED in model.split("+") else None
+                        ad = adapted_for(model, "images", lambda: [images_source(images)])
                         out["segmentation"] += image_case(images, model, seed=seed, n_support_images=n_images[0],
                                                           n_eval_images=n_images[1], adapted=ad)
                     except SeisfmError as exc:  # e.g. a 2.5-D model: an image has no neighbouring lines
@@ -319,7 +320,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
         if cube is not None:
             for model in models:
                 progress(f"cube {Path(cube).name}: {model}")
-                ad = adapted_for("cube", lambda: [open_cube_source(cube)]) if ADAPTED in model.split("+") else None
+                ad = adapted_for(model, "cube", lambda: [open_cube_source(cube)])
                 r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks, adapted=ad)
                 out["segmentation"] += r["segmentation"]
                 out["clicks"] += r["clicks"]

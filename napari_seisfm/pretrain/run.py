@@ -147,9 +147,7 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
             raise SeisfmError(f"--name {settings.name!r}: a model id is a plain name")
     prepare_out(out, settings.name, resume)
     if sources is None:
-        w = None if resume else parse_weights(weights, len(specs))
-        if resume:
-            w = [1.0] * len(specs) if "weights" not in state else state["weights"]
+        w = state.get("weights") if resume else parse_weights(weights, len(specs))
         sources = open_sources(specs, w)
     sampler = WindowSampler(sources, settings.tokenization, _window(settings), seed=settings.seed, rank=_rank())
     val_sampler = None
