@@ -136,7 +136,7 @@ def main(argv=None):
 
     for rep in range(args.repeat):
         if "extract" in only:
-            from napari_seisfm.widgets.extract import ExtractWidget
+            from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
             w = ExtractWidget(viewer)
             dock = viewer.window.add_dock_widget(w, name="Extract embeddings")
@@ -147,7 +147,7 @@ def main(argv=None):
             out[f"extract_micro_vit_{rep}"] = run_job(app, meter, w, w.run)
             viewer.window.remove_dock_widget(dock)
         if "codec" in only:
-            from napari_seisfm.widgets.codecs import CodecWidget
+            from napari_seisfm.plugin.widgets.codecs import CodecWidget
 
             w = CodecWidget(viewer)
             dock = viewer.window.add_dock_widget(w, name="Codec comparison")
@@ -157,7 +157,7 @@ def main(argv=None):
             out[f"codec_default_{rep}"]["rows"] = w.table.rowCount()
             viewer.window.remove_dock_widget(dock)
         if "pretrain" in only:
-            from napari_seisfm.widgets.pretrain import PretrainWidget
+            from napari_seisfm.plugin.widgets.pretrain import PretrainWidget
 
             w = PretrainWidget(viewer)
             dock = viewer.window.add_dock_widget(w, name="Pretrain on this survey")

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QApplication
 from napari_seisfm import cli
 from napari_seisfm.cube import open_cube
 from napari_seisfm.display import cube_layer, orient_viewer
-from napari_seisfm.widgets.click_to_map import KNN, SIMILARITY, THRESHOLDED, ClickToMapWidget
+from napari_seisfm.plugin.widgets.click_to_map import KNN, SIMILARITY, THRESHOLDED, ClickToMapWidget
 
 HERE = Path(__file__).parent / "images"
 

@@ -21,7 +21,7 @@ def main(steps: int = 150):
     from qtpy.QtWidgets import QApplication
 
     from napari_seisfm.display import orient_viewer
-    from napari_seisfm.widgets.pretrain import PretrainWidget
+    from napari_seisfm.plugin.widgets.pretrain import PretrainWidget
 
     HERE.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=False)

@@ -1,6 +1,6 @@
 """Layers (docs/architecture.md): every import of every module, module level and inside functions, read with ast.
 
-- the napari glue (GLUE: reader, writer, sample data, feature reader, widgets) may import the core and Qt/napari;
+- the napari glue (GLUE: the ``plugin`` sub-package: reader, writer, sample data, feature reader, widgets) may import the core and Qt/napari;
 - the CLI (``cli.py``, ``commands/``) imports the core, never the glue; napari only where CLI_GUI says;
 - the headless core (everything else, ``display.py`` included) imports neither Qt/napari nor the glue nor the CLI.
 """
@@ -16,8 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PKG = REPO / "napari_seisfm"
 GUI = {"napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy", "magicgui", "superqt", "npe2", "app_model"}
-GLUE = ("napari_seisfm._reader", "napari_seisfm._writer", "napari_seisfm._sample_data", "napari_seisfm._features_reader",
-        "napari_seisfm.widgets")
+GLUE = ("napari_seisfm.plugin",)  # reader, writer, sample data, feature reader, widgets
 CLI = ("napari_seisfm.cli", "napari_seisfm.commands")
 # The CLI's only GUI imports, inside functions: `seisfm demo` renders its screenshots in napari and opens napari
 # with --gui (the dock comes through the plugin manifest, not by importing the widget).
@@ -77,8 +76,8 @@ def _all_imports():
 
 def test_the_scanner_sees_imports_inside_functions():
     found = {(m, n, nested) for m, _, n, nested in _all_imports()}
-    assert ("napari_seisfm._reader", "napari", True) in found  # `import napari` inside _reader._read
-    assert ("napari_seisfm._reader", "napari_seisfm.display", False) in found  # `from .display import ...`
+    assert ("napari_seisfm.plugin.reader", "napari", True) in found  # `import napari` inside plugin.reader._read
+    assert ("napari_seisfm.plugin.reader", "napari_seisfm.display", False) in found  # `from .display import ...`
 
 
 def test_layers_hold_for_every_import():

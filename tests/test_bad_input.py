@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_seisfm._reader import get_reader
 from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
+from napari_seisfm.plugin.reader import get_reader
 
 
 def _expect_clear_error(path, match):
@@ -141,7 +141,7 @@ def test_long_file_without_geometry_opens_as_traces(shared_data):
 
 
 def test_reader_declines_broken_files(shared_data, tmp_path, monkeypatch):
-    import napari_seisfm._reader as reader
+    import napari_seisfm.plugin.reader as reader
 
     messages = []
     monkeypatch.setattr(reader, "_notify", messages.append)

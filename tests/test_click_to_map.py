@@ -10,9 +10,9 @@ from napari_seisfm.cube import Cube, Geometry, open_cube
 from napari_seisfm.display import cube_layer
 from napari_seisfm.extract import extract_features
 from napari_seisfm.features import FeatureVolume, GridSpec
+from napari_seisfm.plugin.widgets import click_to_map as ctm
+from napari_seisfm.plugin.widgets.click_to_map import KNN, NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to
-from napari_seisfm.widgets import click_to_map as ctm
-from napari_seisfm.widgets.click_to_map import KNN, NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 
 WAIT = 10_000  # ms; workers on a busy 2-core machine
 
@@ -338,8 +338,8 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
 
 
 def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot, two_cluster):
+    from napari_seisfm.plugin.widgets.click_to_map import FACIES
     from napari_seisfm.search import adjusted_rand_index, kmeans_facies
-    from napari_seisfm.widgets.click_to_map import FACIES
 
     cube, store = two_cluster
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
@@ -358,7 +358,7 @@ def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot
 def test_docks_scroll_instead_of_demanding_a_tall_window(make_napari_viewer):
     from qtpy.QtWidgets import QScrollArea
 
-    from napari_seisfm.widgets.extract import ExtractWidget
+    from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
     viewer = make_napari_viewer()
     for widget in (ClickToMapWidget(viewer), ExtractWidget(viewer)):

@@ -260,7 +260,7 @@ def test_cli_bad_input_exit_2_one_line(models, capsys, argv, message):
 def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_models, make_napari_viewer, qtbot,
                                                                monkeypatch):
     pytest.importorskip("napari")
-    import napari_seisfm.widgets.codecs as mod
+    import napari_seisfm.plugin.widgets.codecs as mod
     from napari_seisfm.pretrain.run import pretrain
 
     pretrain(out=user_models.parent / "run", cubes=[models["cube"]], name="mine", size="test", tokenization="2d",

@@ -31,7 +31,7 @@ def run_and_wait(qtbot, widget):
 
 @pytest.fixture
 def widget(make_napari_viewer):
-    from napari_seisfm.widgets.codecs import CodecWidget
+    from napari_seisfm.plugin.widgets.codecs import CodecWidget
 
     viewer = make_napari_viewer()
     w = CodecWidget(viewer)
@@ -111,7 +111,7 @@ def test_visible_part(widget, qtbot):
 
 
 def test_errors_are_notifications(widget, qtbot, monkeypatch):
-    import napari_seisfm.widgets.codecs as mod
+    import napari_seisfm.plugin.widgets.codecs as mod
 
     viewer, w = widget
     shown = []

@@ -17,7 +17,7 @@ import pytest
 from napari_seisfm import display
 from napari_seisfm.cube import open_cube
 from napari_seisfm.features import FeatureVolume, GridSpec
-from napari_seisfm.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
+from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 
 WAIT = 10_000  # ms; workers on a busy 2-core machine
 SHAPE = (32, 48, 160)  # 4 ms samples: 640 ms of 48 traces

@@ -358,7 +358,7 @@ def test_cli_embed(tmp_path, capsys):
 
 
 def test_features_reader_layer(survey_cube, tmp_path):
-    from napari_seisfm._features_reader import get_features_reader
+    from napari_seisfm.plugin.features_reader import get_features_reader
 
     out = tmp_path / "r.zarr"
     fv = extract_features(survey_cube, out, stride=(4, 4, 2))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_seisfm._features_reader import check_viewer_cubes, get_features_reader
 from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.display import cube_layer
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.extract import extract_features
 from napari_seisfm.features import FeatureVolume
+from napari_seisfm.plugin.features_reader import check_viewer_cubes, get_features_reader
 from napari_seisfm.synthetic import make_survey
 
 pytestmark = pytest.mark.gui
@@ -25,7 +25,7 @@ def npy_cube(tmp_path):
 
 def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_cube, tmp_path):
     from napari_seisfm.cube import open_cube
-    from napari_seisfm.widgets.extract import ExtractWidget
+    from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
     viewer = make_napari_viewer()
     data, kwargs, _ = cube_layer(open_cube(npy_cube))
@@ -60,7 +60,7 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
 
 
 def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_seisfm.widgets import extract as w
+    from napari_seisfm.plugin.widgets import extract as w
 
     monkeypatch.setattr(w.tempfile, "gettempdir", lambda: str(tmp_path))
     errors = []
@@ -89,7 +89,7 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
 
 
 def test_widget_cancel_leaves_resumable_store(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_seisfm.widgets import extract as w
+    from napari_seisfm.plugin.widgets import extract as w
 
     infos = []
     monkeypatch.setattr("napari.utils.notifications.show_info", infos.append)
@@ -118,7 +118,7 @@ def test_closing_the_viewer_stops_the_extraction(make_napari_viewer, qtbot, tmp_
     import sys
     import threading
 
-    from napari_seisfm.widgets.extract import ExtractWidget
+    from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
     caught = []
     monkeypatch.setattr(sys, "excepthook", lambda *exc: caught.append(exc))

@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     from napari_seisfm.search import FeatureMatrix, make_segmenter
-    from napari_seisfm.widgets.click_to_map import _segment_job
+    from napari_seisfm.plugin.widgets.click_to_map import _segment_job
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(6, 6, 8, 8)).astype(np.float32)

@@ -138,7 +138,7 @@ def test_zero_samples_is_a_one_line_error(shared_data, tmp_path, capsys):
 
 
 def test_napari_reader_refuses_a_damaged_sgz(shared_data, tmp_path):
-    from napari_seisfm import _reader
+    from napari_seisfm.plugin import reader as _reader
 
     p = tmp_path / "cut.sgz"
     p.write_bytes((shared_data / "sgz-test" / "small-2d.sgz").read_bytes()[:9000])

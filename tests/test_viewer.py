@@ -72,8 +72,8 @@ def test_sample_data_has_ground_truth(make_napari_viewer):
 def test_red_white_blue_is_in_the_colormap_list_after_opening_a_cube(make_napari_viewer, tmp_path):
     from napari.utils.colormaps import AVAILABLE_COLORMAPS
 
-    from napari_seisfm._reader import get_reader
     from napari_seisfm.io.npy import write_npy
+    from napari_seisfm.plugin.reader import get_reader
     from napari_seisfm.synthetic import make_survey, survey_geometry
 
     viewer = make_napari_viewer()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def messages(monkeypatch):
-    from napari_seisfm.widgets import _notify
+    from napari_seisfm.plugin.widgets import _notify
 
     seen = {"info": [], "error": []}
     monkeypatch.setattr(_notify, "show_info", seen["info"].append)
@@ -27,7 +27,7 @@ def cube(shape=(40, 40, 64), seed=0):
 
 
 def dock(viewer, steps=3, batch=2):
-    from napari_seisfm.widgets.pretrain import PretrainWidget
+    from napari_seisfm.plugin.widgets.pretrain import PretrainWidget
 
     w = PretrainWidget(viewer)
     w.size.setCurrentText("test")
@@ -65,7 +65,7 @@ def test_short_run_lists_the_model(make_napari_viewer, qtbot, user_models, messa
 
 
 def test_new_model_shows_in_an_open_extraction_dock(make_napari_viewer, qtbot, user_models, messages):
-    from napari_seisfm.widgets.extract import ExtractWidget
+    from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
     viewer = make_napari_viewer()
     viewer.add_image(cube(), name="s")

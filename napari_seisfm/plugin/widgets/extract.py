@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import SeisfmError
+from ...errors import SeisfmError
 from . import _notify
 from ._jobs import JobController
 from ._scroll import scrolling_layout
@@ -141,8 +141,8 @@ class ExtractWidget(QWidget):
 
     def run(self):
         """Start an extraction with the form's settings (returns at once; the work is in a thread)."""
-        from ..extract import extract_features
-        from ..parsing import parse_triple
+        from ...extract import extract_features
+        from ...parsing import parse_triple
 
         if self.jobs.running:
             return
@@ -185,7 +185,7 @@ class ExtractWidget(QWidget):
 
 def _extract_and_view(extract, cube, out, kwargs):
     """Worker body: extract, then build the colour view off the GUI thread too."""
-    from .._features_reader import pca_colour_layer
+    from ..features_reader import pca_colour_layer
 
     fv = extract(cube, out, **kwargs)
     return fv, pca_colour_layer(fv)
@@ -198,7 +198,7 @@ def _is_cube_layer(layer) -> bool:
 
 def _cube_source(layer):
     """The cube behind a layer: its file when it has one, else its in-memory data with its geometry."""
-    from ..cube import Cube, geometry_from_summary
+    from ...cube import Cube, geometry_from_summary
 
     path = layer.metadata.get("path")
     if path:
@@ -219,7 +219,7 @@ def _cube_source(layer):
 
 def _model_ids() -> list[str]:
     try:
-        from ..encoders.registry import DEFAULT_MODEL, list_cards
+        from ...encoders.registry import DEFAULT_MODEL, list_cards
     except ImportError:
         return ["attributes"]
     ids = [getattr(c, "id", c) for c in list_cards()]

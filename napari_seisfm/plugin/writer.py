@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cube import Cube, geometry_from_summary, open_cube
-from .errors import SeisfmError
-from .export import export_volume
+from ..cube import Cube, geometry_from_summary, open_cube
+from ..errors import SeisfmError
+from ..export import export_volume
 
 
 def source_cube(metadata: dict, data_shape) -> Cube:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SeisfmCancelled, SeisfmError
+from ...errors import SeisfmCancelled, SeisfmError
 
 
 def show_error(message: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from .cube import SUFFIXES, open_cube
-from .display import SEISMIC_COLORMAP, cube_layer, ensure_exaggeration, orient_when_added
-from .errors import SeisfmError
+from ..cube import SUFFIXES, open_cube
+from ..display import SEISMIC_COLORMAP, cube_layer, ensure_exaggeration, orient_when_added
+from ..errors import SeisfmError
 
 
 def get_reader(path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .display import world_transform
-from .synthetic import make_survey, survey_geometry
+from ..display import world_transform
+from ..synthetic import make_survey, survey_geometry
 
 
 def synthetic_layers(shape=(128, 128, 128), seed=0):
@@ -34,7 +34,7 @@ def _current_exaggeration(geometry) -> float:
     layers are made with it, so they stay aligned."""
     import napari
 
-    from .display import ensure_exaggeration
+    from ..display import ensure_exaggeration
 
     return ensure_exaggeration(napari.current_viewer(), geometry.shape, geometry.spacing)
 
@@ -42,7 +42,7 @@ def _current_exaggeration(geometry) -> float:
 def _orient_current_viewer():
     import napari
 
-    from .display import orient_when_added
+    from ..display import orient_when_added
 
     viewer = napari.current_viewer()
     if viewer is not None:

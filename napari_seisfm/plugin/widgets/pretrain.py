@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import SeisfmCancelled, SeisfmError
+from ...errors import SeisfmCancelled, SeisfmError
 from . import _notify
 from ._jobs import JobController
 from ._scroll import scrolling_layout
@@ -206,7 +206,7 @@ class PretrainWidget(QWidget):
 
     def _folder_state(self) -> str:
         """"new", "unfinished" (a checkpoint, no model) or "finished" (a model card)."""
-        from ..pretrain.trainer import CHECKPOINT
+        from ...pretrain.trainer import CHECKPOINT
 
         out, _ = self.run_folder()
         if out.is_dir() and any(out.glob("*.toml")):
@@ -411,9 +411,9 @@ class PretrainWidget(QWidget):
 def _train(given, kwargs):
     """Worker body: the training source (read off the GUI thread), a size check before any folder
     is made, then ``pretrain``."""
-    from ..pretrain.data import check_fits
-    from ..pretrain.run import _window, pretrain
-    from ..pretrain.trainer import PretrainSettings, read_checkpoint
+    from ...pretrain.data import check_fits
+    from ...pretrain.run import _window, pretrain
+    from ...pretrain.trainer import PretrainSettings, read_checkpoint
 
     sources = None
     if kwargs["resume"]:
@@ -433,7 +433,7 @@ def _train(given, kwargs):
 
 
 def _open_source(given):
-    from ..pretrain.data import array_source, open_cube_source
+    from ...pretrain.data import array_source, open_cube_source
 
     spec, data = given
     if spec.startswith("cube:"):
@@ -477,13 +477,13 @@ def _plain_name(text: str) -> str:
 
 
 def _model_dir() -> Path:
-    from ..encoders import registry
+    from ...encoders import registry
 
     return registry.weight_dirs()[0]
 
 
 def _minutes_probe() -> int:
-    from ..pretrain.trainer import MINUTES_PROBE
+    from ...pretrain.trainer import MINUTES_PROBE
 
     return MINUTES_PROBE
 

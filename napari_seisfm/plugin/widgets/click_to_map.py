@@ -42,11 +42,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import display
-from ..display import KNN, SIMILARITY, THRESHOLDED
-from ..errors import SeisfmError
-from ..interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
-from ..search.linear_segmenter import SMOOTH
+from ... import display
+from ...display import KNN, SIMILARITY, THRESHOLDED
+from ...errors import SeisfmError
+from ...interpretation import Interpretation, load_interpretation, save_interpretation, sync_clicks
+from ...search.linear_segmenter import SMOOTH
 from . import _notify
 from ._notify import report
 from ._scroll import scrolling_layout
@@ -275,7 +275,7 @@ class ClickToMapWidget(QWidget):
 
     def _new_search(self):
         """A fresh search object for the chosen decision; the clicks are replayed by the next map worker."""
-        from ..search import make_search
+        from ...search import make_search
 
         if self.features is None or self._map_worker is not None:
             if self._map_worker is not None:
@@ -367,7 +367,7 @@ class ClickToMapWidget(QWidget):
         """Open the feature store in a worker; refuse a store of another cube (fingerprint)."""
         from napari.qt.threading import create_worker
 
-        from ..search import FeatureMatrix
+        from ...search import FeatureMatrix
 
         try:
             seismic = self._seismic_layer()
@@ -389,7 +389,7 @@ class ClickToMapWidget(QWidget):
         worker.start()
 
     def _on_features(self, fm, path, seismic):
-        from ..search import make_search
+        from ...search import make_search
 
         self.features, self.features_path, self.seismic = fm, path, seismic
         self.search = make_search(fm, self.decision.currentData())
@@ -400,8 +400,8 @@ class ClickToMapWidget(QWidget):
 
     def grid_transform(self) -> dict:
         """scale/translate of a layer on the feature grid (survey units)."""
-        from ..cube import geometry_from_summary
-        from ..display import world_transform
+        from ...cube import geometry_from_summary
+        from ...display import world_transform
 
         fm = self.features
         return world_transform(geometry_from_summary(fm.geometry), fm.grid.stride, fm.grid.origin,
@@ -593,7 +593,7 @@ class ClickToMapWidget(QWidget):
         is the mask wanted now (no labelling on the GUI thread after a click)."""
         if self.score_map is None:
             return
-        from ..search import threshold_mask
+        from ...search import threshold_mask
 
         if ready is not None and ready[0] == self.threshold_value() and ready[1] == self.connected.isChecked():
             mask = ready[2]
@@ -613,7 +613,7 @@ class ClickToMapWidget(QWidget):
             return
         m = self.matches[i]
         self._match_pos = i
-        from ..search.coords import cube_index_to_survey
+        from ...search.coords import cube_index_to_survey
 
         world = m.survey if m.survey is not None else cube_index_to_survey(self.features.geometry, m.cube_index)
         self.viewer.dims.set_point(list(range(3)), list(display.to_world(self.viewer, world)))
@@ -669,7 +669,7 @@ class ClickToMapWidget(QWidget):
         """Visible slice first, then the whole grid in a worker (progress, Cancel)."""
         from napari.qt.threading import create_worker
 
-        from ..search import support_from_labels
+        from ...search import support_from_labels
 
         if self._knn_worker is not None:
             return
@@ -704,7 +704,7 @@ class ClickToMapWidget(QWidget):
         """k-means facies of the whole grid in a worker (progress, Cancel), shown as a Labels layer."""
         from napari.qt.threading import create_worker
 
-        from ..search import kmeans_facies
+        from ...search import kmeans_facies
 
         if self._knn_worker is not None:
             return
@@ -775,7 +775,7 @@ class ClickToMapWidget(QWidget):
         """Write the similarity map or the segmentation classes on the cube grid (SEG-Y with the source headers, .sgz, .npy, .zarr)."""
         from napari.qt.threading import create_worker
 
-        from ..export import export_volume
+        from ...export import export_volume
 
         try:
             if self.features is None:
@@ -795,7 +795,7 @@ class ClickToMapWidget(QWidget):
             return None
 
         def job():
-            from ..cube import open_cube
+            from ...cube import open_cube
 
             c = open_cube(cube) if isinstance(cube, str) else cube
             return export_volume(path, data, c, stride=self.features.grid.stride, origin=self.features.grid.origin, labels=labels)
@@ -908,7 +908,7 @@ class ClickToMapWidget(QWidget):
 def _compute_map(search, positives, negatives, n_matches, connected):
     """The map, its matches and the mask at the default threshold (as the slider will show it): the
     connected-bodies labelling of a whole cube takes ~0.1 s at 256^3, so it is done here, off the GUI thread."""
-    from ..search import threshold_mask
+    from ...search import threshold_mask
 
     sync_clicks(search, positives, negatives)
     score = search.score_map().copy()
@@ -929,7 +929,7 @@ def _segment_job(features, points, classes, method, options, region, progress, c
     """The visible slice first, then the whole grid. kNN's slice (and a small grid) runs on the numpy
     backend: torch's kernels are faster on a big grid, but importing torch takes seconds on a cold start,
     and nothing would be on screen meanwhile."""
-    from ..search import make_segmenter
+    from ...search import make_segmenter
 
     quick = {**options, "backend": "numpy"} if method == "knn" else options
     seg = make_segmenter(features, points, classes, method, **quick)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SeisfmError
-from .features import FORMAT, FeatureVolume
+from ..errors import SeisfmError
+from ..features import FORMAT, FeatureVolume
 
 SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
 
@@ -129,8 +129,8 @@ def _colour_basis(fv: FeatureVolume, sample_points: int):
 def _placement(fv: FeatureVolume) -> dict:
     """scale/translate in survey units (from the store's copy of the cube geometry), time stretched by
     the current viewer's vertical exaggeration so that it lies on the cube shown there."""
-    from .cube import geometry_from_summary
-    from .display import viewer_exaggeration, world_transform
+    from ..cube import geometry_from_summary
+    from ..display import viewer_exaggeration, world_transform
 
     try:
         geometry = geometry_from_summary(fv.cube_geometry)

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import SeisfmError
+from ...errors import SeisfmError
 from . import _notify
 from ._jobs import JobController
 
@@ -97,7 +97,7 @@ class CodecWidget(QWidget):
         self.run_button = QPushButton("Compare")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        from ..codecs.table import COLUMNS
+        from ...codecs.table import COLUMNS
 
         self.columns = COLUMNS
         self.table = QTableWidget(0, len(COLUMNS))
@@ -162,7 +162,7 @@ class CodecWidget(QWidget):
     # ------------------------------------------------------------------ inputs
     @staticmethod
     def _decoder_models() -> list[str]:
-        from ..codecs.mae import decoder_models
+        from ...codecs.mae import decoder_models
 
         try:
             return decoder_models()
@@ -238,7 +238,7 @@ class CodecWidget(QWidget):
         return section[lo[0]:hi[0], lo[1]:hi[1]], (int(lo[0]), int(lo[1]))
 
     def codec_names(self) -> list[str]:
-        from ..codecs import expand_codecs
+        from ...codecs import expand_codecs
 
         return expand_codecs(self.codecs.text(), self.cosmos_dir.text().strip() or None)
 
@@ -250,7 +250,7 @@ class CodecWidget(QWidget):
 
     def run(self):
         """Start a comparison with the form's settings (returns at once; the work is in a thread)."""
-        from ..codecs.mae import compare_with_mae
+        from ...codecs.mae import compare_with_mae
 
         if self.jobs.running:
             return
@@ -277,8 +277,8 @@ class CodecWidget(QWidget):
 
     def run_masking(self):
         """Start the latent-masking study of the MAE model on the section on screen (in a thread)."""
-        from ..codecs.mae import parse_fractions
-        from ..codecs.mae_masking import masking_study
+        from ...codecs.mae import parse_fractions
+        from ...codecs.mae_masking import masking_study
 
         if self.jobs.running:
             return
@@ -298,7 +298,7 @@ class CodecWidget(QWidget):
                         on_finished=self._on_finished)
 
     def _on_masking_done(self, study):
-        from ..codecs.mae_masking import masking_figure
+        from ...codecs.mae_masking import masking_figure
 
         self.masking_result = study
         masking_figure(study, fig=self.mask_figure)
@@ -336,7 +336,7 @@ class CodecWidget(QWidget):
             self.show_codec(comp.rows[first].method)
 
     def _fill_table(self, comp):
-        from ..codecs.table import cell
+        from ...codecs.table import cell
 
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(comp.rows))
@@ -406,7 +406,7 @@ def _compare_and_draw(compare, size, section, names, dt, **kwargs):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..codecs.plots import comparison_figure
+    from ...codecs.plots import comparison_figure
 
     comp = compare(section, names, dt, **kwargs)
     width, height, dpr = size
