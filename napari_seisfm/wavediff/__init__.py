@@ -1,0 +1,1 @@
+"""WaveDiffusion: joint seismic-velocity latent diffusion checked against a finite-difference solver."""
