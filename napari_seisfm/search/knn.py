@@ -3,11 +3,13 @@
 Support set: the stored vectors at labelled grid points (class ids > 0; 0 = unlabelled). For a grid
 point x, its k nearest support vectors s by similarity ``x.s`` (cosine: the stored vectors are unit
 length) are found exactly: blocks of queries times the support matrix in one GEMM (oneDNN int8 for int8
-stores -- integer arithmetic; float32 otherwise), then ``torch.topk``. Equal similarities are ordered by
-support position (as a stable sort would). ``backend="numpy"`` does the same without torch (numpy float32
-GEMM, exact for int8 stores too, and ``argpartition``): slower on a whole cube, but it needs no
-``import torch`` (seconds on a cold start), so the dock classifies the visible slice with it. The
-neighbours vote:
+stores -- integer arithmetic; float32 otherwise), then k rounds of ``argmax`` over the block's similarities
+(each round takes its winner out; numpy's argmax returns the first of equal maxima, so equal similarities
+come out by support position, as a stable sort would). For k up to ``ROUNDS_MAX`` this is 3x cheaper than
+``torch.topk`` and releases the GIL, so worker threads scale (benchmarks/bench_knn_scale.py); larger k uses
+``torch.topk`` / ``argpartition``. ``backend="numpy"`` does the same without torch (numpy float32 GEMM,
+exact for int8 stores too): it needs no ``import torch`` (seconds on a cold start), so the dock classifies
+the visible slice with it. The neighbours vote:
 
 - plain:    vote_c = #{neighbours of class c} / k
 - weighted: vote_c = sum_{neighbours of class c} w / sum w,  w = 1 / (1 - x.s + 1e-3)
@@ -33,6 +35,7 @@ from .kernels import default_threads, support_dots
 from .matrix import FeatureMatrix
 
 BLOCK = 2048  # queries per GEMM block: the (block, n_support) float32 sims stay in cache (measured best)
+ROUNDS_MAX = 16  # k up to this: k argmax rounds; above, a partial sort (torch.topk / argpartition)
 
 
 def _cuda() -> bool:
@@ -54,6 +57,21 @@ class _NumpyDots:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, np.float32) @ self._wt
+
+
+def _topk_rounds(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest of each row, in descending order, equal values by column: k rounds of ``argmax`` (the
+    first of equal maxima), each setting its winner to -inf. Overwrites ``sims`` (finite float32)."""
+    b = len(sims)
+    rows = np.arange(b)
+    idx = np.empty((b, k), np.intp)
+    vals = np.empty((b, k), sims.dtype)
+    for j in range(k):
+        i = sims.argmax(axis=1)
+        idx[:, j] = i
+        vals[:, j] = sims[rows, i]
+        sims[rows, i] = -np.inf
+    return idx, vals
 
 
 def _topk_stable(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,13 +244,15 @@ class KnnSegmenter(SliceFirst):
         """Exact k nearest support points of the rows of ``x``: (indices (b, k), raw dots (b, k)).
 
         Order: descending dot product, equal dot products by support position (a stable sort of -dot).
-        ``torch.topk`` does not promise which of equal values it returns, so it takes k+1 and the rare rows
-        whose k-th and (k+1)-th values are equal are redone with numpy's stable argsort.
+        On CUDA ``torch.topk``, which does not promise which of equal values it returns, takes k+1 and the
+        rare rows whose k-th and (k+1)-th values are equal are redone with numpy's stable argsort.
         """
         k, n = self.k_used, self.n_support
         sims = self._dots(x)
-        if isinstance(sims, np.ndarray):  # the numpy backend: no torch
-            return _topk_stable(sims, k)
+        if not isinstance(sims, np.ndarray) and sims.device.type == "cpu":
+            sims = sims.numpy()  # shares the tensor's memory
+        if isinstance(sims, np.ndarray):  # CPU: numpy selection (argmax releases the GIL)
+            return _topk_rounds(sims, k) if k <= ROUNDS_MAX else _topk_stable(sims, k)
         import torch
 
         vals, idx = torch.topk(sims, min(k + 1, n), dim=1)
