@@ -61,7 +61,7 @@ def main():
     widget.load_features(str(tmp / "features.zarr"))
     wait(lambda: widget.features is not None)
     widget.open_interpretation(tmp / "interpretation.json")
-    wait(lambda: widget.score_map is not None and widget._map_worker is None and not widget._timer.isActive())
+    wait(lambda: widget.result is not None and widget._map_worker is None and not widget._timer.isActive())
     viewer.dims.set_point(0, viewer.layers["Positive"].data[0][0])
     viewer.layers[THRESHOLDED].visible = False
     viewer.layers["training labels"].visible = False
@@ -72,7 +72,7 @@ def main():
     shot(viewer, "ctm-threshold.png", canvas_only=True)
     viewer.layers[THRESHOLDED].visible = False
     widget.run_knn()
-    wait(lambda: widget.knn_result is not None and widget._knn_worker is None)
+    wait(lambda: widget.knn_result is not None and widget._job_worker is None)
     viewer.layers["training labels"].visible = True
     shot(viewer, "ctm-knn.png")
     viewer.layers["training labels"].visible = False

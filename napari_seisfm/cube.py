@@ -98,6 +98,29 @@ class Geometry:
             "notes": list(self.notes),
         }
 
+    def to_index(self, point) -> np.ndarray:
+        """Fractional cube index ``(i, x, s)`` of ``(inline, crossline, time)`` in survey units.
+
+        The one survey -> index conversion (clicks, CLI points, matches): linear along each axis from its
+        first value and step. A point up to half a step outside the first/last line still snaps onto it;
+        farther out is a SeisfmError naming the axis and its range."""
+        point = tuple(float(v) for v in point)
+        out = []
+        for axis, (values, v) in enumerate(zip((self.ilines, self.xlines, self.samples), point)):
+            first, n = float(values[0]), len(values) - 1
+            idx = (v - first) / _step(values)
+            if not (np.isfinite(idx) and -0.5 <= idx <= n + 0.5):
+                lo, hi = sorted((first, float(values[-1])))
+                unit = f" {self.sample_unit}" if axis == 2 else ""
+                raise SeisfmError(f"point ({', '.join(f'{c:g}' for c in point)}) is outside the volume: "
+                                  f"{AXES[axis].replace('sample', self.domain)} {v:g} not in {lo:g}..{hi:g}{unit}")
+            out.append(min(max(idx, 0.0), float(n)))
+        return np.asarray(out)
+
+    def to_survey(self, index) -> tuple[float, float, float]:
+        """Survey coordinates of a (fractional) cube index; the inverse of :meth:`to_index`."""
+        return tuple(float(a[0]) + _step(a) * float(i) for a, i in zip((self.ilines, self.xlines, self.samples), index))
+
     def index(self, axis: int, value: float) -> int:
         """Index of an inline/crossline number or sample value; a clear error when off the grid."""
         values = (self.ilines, self.xlines, self.samples)[axis]

@@ -72,8 +72,8 @@ def _widget(make_napari_viewer, qtbot, cube, store):
 
 def _wait_map(qtbot, widget, n_pos, n_neg=0):
     """Until the shown map is the one for these click counts."""
-    qtbot.waitUntil(lambda: widget.score_map is not None and widget._map_worker is None and not widget._timer.isActive()
-                    and len(widget.positives) == n_pos and len(widget.negatives) == n_neg, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None and not widget._timer.isActive()
+                    and len(widget.session.grid_positives) == n_pos and len(widget.session.grid_negatives) == n_neg, timeout=WAIT)
 
 
 def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
@@ -93,7 +93,7 @@ def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
     assert layer.data.shape == (24, 24, 24)  # the feature grid, no upsampled copy
     # the click counts at the nearest grid point and stays drawn where it was clicked (inline 20.6, not 20)
     np.testing.assert_allclose(viewer.layers[POSITIVE].data[0], [g.ilines[20] + 0.6, g.xlines[31], g.samples[30] + 5.0])
-    assert widget.positives == [(10, 16, 16)] and widget.negatives == [(2, 2, 2)]
+    assert widget.session.grid_positives == [(10, 16, 16)] and widget.session.grid_negatives == [(2, 2, 2)]
     # values: the engine's map for the same clicks (the default decision: the click probe)
     search = ProbeSearch(FeatureMatrix.open(store))
     search.set_clicks([(10, 16, 16)], [(2, 2, 2)])
@@ -103,7 +103,7 @@ def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
     assert widget.threshold_value() == 0.5
     np.testing.assert_array_equal(mask.data, connected_to(search.score_map() >= 0.5, [(10, 16, 16)]).astype(np.uint8))
     # threshold slider -> binary labels on the same grid; every body when "connected" is off
-    widget.connected.setChecked(False)
+    widget.connected.value = False
     widget.set_threshold(0.3)
     np.testing.assert_array_equal(mask.data, (search.score_map() >= 0.3).astype(np.uint8))
     np.testing.assert_allclose(mask.scale, layer.scale)
@@ -134,7 +134,7 @@ def test_click_outside_volume_refused(make_napari_viewer, qtbot, survey_store, e
     qtbot.waitUntil(lambda: len(viewer.layers[POSITIVE].data) == 0, timeout=WAIT)
     assert errors["error"] and "outside the volume" in errors["error"][0]
     qtbot.wait(300)
-    assert SIMILARITY not in viewer.layers and widget.score_map is None
+    assert SIMILARITY not in viewer.layers and widget.result is None
 
 
 def test_no_positive_click_message(make_napari_viewer, qtbot, survey_store, errors):
@@ -144,7 +144,7 @@ def test_no_positive_click_message(make_napari_viewer, qtbot, survey_store, erro
     viewer.layers[NEGATIVE].add([g.ilines[10], g.xlines[10], g.samples[10]])
     qtbot.waitUntil(lambda: any("No positive click yet" in m for m in errors["info"]), timeout=WAIT)
     assert "No positive click yet" in widget.status.text()
-    assert SIMILARITY not in viewer.layers and widget.score_map is None
+    assert SIMILARITY not in viewer.layers and widget.result is None
 
 
 def test_store_of_another_cube_refused(make_napari_viewer, qtbot, survey_store, two_cluster, errors):
@@ -176,7 +176,7 @@ def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors,
     training.refresh()
     viewer.dims.set_point(0, cube.geometry.ilines[12])
     widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._knn_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._job_worker is None, timeout=WAIT)
     knn = viewer.layers[KNN]
     expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
     np.testing.assert_array_equal(knn.data, expect)
@@ -200,7 +200,7 @@ def test_knn_in_3d_view_and_cancel(make_napari_viewer, qtbot, two_cluster):
     widget.training.setCurrentText("cube labels")
     assert widget._visible_region() is None  # 3D: the whole cube at once
     widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._knn_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._job_worker is None, timeout=WAIT)
     assert set(np.unique(viewer.layers[KNN].data)) == {1, 2}
     assert viewer.screenshot(canvas_only=True).std() > 1
     # cancel: the engine stops between batches and reports it
@@ -242,7 +242,7 @@ def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, er
         np.testing.assert_array_equal(a.samples, b.samples)
     # values at grid points are the map's values (interpolation only between them)
     full = back[:]
-    np.testing.assert_allclose(full[::2, ::2, ::2], widget.score_map, atol=1e-6)
+    np.testing.assert_allclose(full[::2, ::2, ::2], widget.result.score, atol=1e-6)
     npy = tmp_path / "similarity.npy"
     with qtbot.waitSignal(widget.export(SIMILARITY, npy).finished, timeout=WAIT):
         pass
@@ -261,11 +261,11 @@ def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, t
     training = widget.new_training_labels()
     training.data[1, 2, 3] = 1
     training.data[10, 11, 12] = 2
-    widget.k.setValue(7)
-    widget.weighted.setChecked(True)
+    widget.k.value = 7
+    widget.weighted.value = True
     widget.set_threshold(0.42)
     path = widget.save_interpretation(tmp_path / "work.json")
-    saved_map = widget.score_map.copy()
+    saved_map = widget.result.score.copy()
     assert path.exists() and (tmp_path / "work.labels.npz").exists()
 
     viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
@@ -273,11 +273,11 @@ def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, t
     np.testing.assert_allclose(viewer2.layers[POSITIVE].data, viewer.layers[POSITIVE].data)
     np.testing.assert_allclose(viewer2.layers[NEGATIVE].data, viewer.layers[NEGATIVE].data)
     _wait_map(qtbot, widget2, 2, 1)
-    np.testing.assert_array_equal(widget2.score_map, saved_map)
+    np.testing.assert_array_equal(widget2.result.score, saved_map)
     restored = viewer2.layers[widget2.training.currentText()]
     np.testing.assert_array_equal(restored.data, training.data)
     np.testing.assert_allclose(restored.scale, training.scale)
-    assert widget2.k.value() == 7 and widget2.weighted.isChecked()
+    assert widget2.k.value == 7 and widget2.weighted.value
     assert widget2.threshold_value() == pytest.approx(0.42)
     # the CLI twin: `seisfm search` with the same clicks gives the same map
     out = tmp_path / "map.npy"
@@ -297,7 +297,7 @@ def test_clear_removes_map(make_napari_viewer, qtbot, survey_store):
     _wait_map(qtbot, widget, 1)
     widget.clear()
     qtbot.waitUntil(lambda: SIMILARITY not in viewer.layers, timeout=WAIT)
-    assert len(viewer.layers[POSITIVE].data) == 0 and widget.score_map is None
+    assert len(viewer.layers[POSITIVE].data) == 0 and widget.result is None
     assert "No positive click yet" in widget.status.text()
 
 
@@ -308,33 +308,33 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     g = cube.geometry
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
     _wait_map(qtbot, widget, 1)
-    widget.decision.setCurrentIndex(widget.decision.findData("centroid"))
-    qtbot.waitUntil(lambda: widget.search.decision == "centroid" and widget.score_map is not None
+    widget.decision.value = "centroid"
+    qtbot.waitUntil(lambda: widget.result is not None and widget.result.snapshot.decision == "centroid"
                     and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
-    qtbot.waitUntil(lambda: widget.score_map.min() < 0, timeout=WAIT)  # a cosine map, not a probability
+    qtbot.waitUntil(lambda: widget.result.score.min() < 0, timeout=WAIT)  # a cosine map, not a probability
     ref = CentroidSearch(widget.features)
-    ref.set_clicks(widget.positives)
-    np.testing.assert_array_equal(widget.score_map, ref.score_map())
+    ref.set_clicks(widget.session.grid_positives)
+    np.testing.assert_array_equal(widget.result.score, ref.score_map())
     assert widget.threshold_value() == pytest.approx(np.floor(ref.default_threshold() * 100) / 100)
     # segmentation by kNN from the dock equals the engine's kNN
     training = widget.new_training_labels()
     training.data[10, 10, 2:6] = 1
     training.data[10, 10, 18:22] = 2
     training.refresh()
-    widget.method.setCurrentIndex(widget.method.findData("knn"))
-    assert widget.k.isEnabled() and not widget.smooth.isEnabled()
+    widget.method.value = "knn"
+    assert widget.k.enabled and not widget.smooth.enabled
     widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._knn_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._job_worker is None, timeout=WAIT)
     pts, cls = _support(training.data, widget)
     np.testing.assert_array_equal(viewer.layers[KNN].data, KnnSegmenter(widget.features, pts, cls, k=5).segment().classes)
     # the choices are part of the saved interpretation
     path = widget.save_interpretation(tmp_path / "choices.json")
     viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
     widget2.open_interpretation(path)
-    assert widget2.decision.currentData() == "centroid" and widget2.method.currentData() == "knn"
-    assert widget2.connected.isChecked()
+    assert widget2.decision.value == "centroid" and widget2.method.value == "knn"
+    assert widget2.connected.value
     _wait_map(qtbot, widget2, 1)  # the restored clicks' map lands before the viewer closes
-    np.testing.assert_array_equal(widget2.score_map, ref.score_map())
+    np.testing.assert_array_equal(widget2.result.score, ref.score_map())
 
 
 def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot, two_cluster):
@@ -343,9 +343,9 @@ def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot
 
     cube, store = two_cluster
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
-    widget.n_facies.setValue(2)
+    widget.n_facies.value = 2
     widget.run_facies()
-    qtbot.waitUntil(lambda: widget.facies_result is not None and widget._knn_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.facies_result is not None and widget._job_worker is None, timeout=WAIT)
     layer = viewer.layers[FACIES]
     np.testing.assert_array_equal(layer.data, kmeans_facies(widget.features, 2).classes)
     upper = (np.arange(16) < 8)[None, None, :] * np.ones((16, 16, 1), bool)
@@ -374,9 +374,9 @@ def test_threshold_slider_updates_the_mask_once_it_rests(make_napari_viewer, qtb
     g = open_cube(sgy).geometry
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
     _wait_map(qtbot, widget, 1)
-    widget.connected.setChecked(False)
+    widget.connected.value = False
     for v in (10, 20, 30, 40):  # a drag: many values in quick succession
         widget.threshold.setValue(v)
     assert widget.threshold_label.text() == "threshold 0.40"
-    expect = (widget.score_map >= 0.40).astype(np.uint8)
+    expect = (widget.result.score >= 0.40).astype(np.uint8)
     qtbot.waitUntil(lambda: np.array_equal(viewer.layers[THRESHOLDED].data, expect), timeout=WAIT)

@@ -80,16 +80,16 @@ def _open(make_napari_viewer, qtbot, sgy, store):
 def test_section_fills_the_canvas(make_napari_viewer, qtbot, tall_cube):
     viewer, layer, widget = _open(make_napari_viewer, qtbot, *tall_cube)
     assert display.viewer_exaggeration(viewer) < 1  # 640 ms against 48 traces: time is squeezed
-    assert widget.exaggeration.value() == pytest.approx(display.viewer_exaggeration(viewer))
+    assert widget.display.exaggeration.value() == pytest.approx(display.viewer_exaggeration(viewer))
     filled = _section_fraction(viewer.screenshot(canvas_only=True))
-    widget.exaggeration.setValue(1.0)  # true scale: a strip 13 times taller than wide
+    widget.display.exaggeration.setValue(1.0)  # true scale: a strip 13 times taller than wide
     strip = _section_fraction(viewer.screenshot(canvas_only=True))
     assert filled > 0.6 and strip < 0.3, (filled, strip)
-    widget.fit_button.click()
+    widget.display.fit_button.click()
     assert _section_fraction(viewer.screenshot(canvas_only=True)) > 0.6
     # the slider axis reads in survey units in the dock; axis labels name the axes
     assert viewer.dims.axis_labels == ("inline", "crossline", "time (ms)")
-    assert widget.position.text() == f"inline {1000 + SHAPE[0] // 2}"
+    assert widget.display.position.text() == f"inline {1000 + SHAPE[0] // 2}"
 
 
 def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbot, tall_cube):
@@ -101,13 +101,13 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     pos, neg = viewer.layers[POSITIVE], viewer.layers[NEGATIVE]
     pos.add(pos.world_to_data(display.to_world(viewer, survey)))  # what napari's add tool does with a click
     neg.add(neg.world_to_data(display.to_world(viewer, [il, 2030, 560.0])))  # the lower half is not it
-    qtbot.waitUntil(lambda: widget.score_map is not None and THRESHOLDED in viewer.layers
-                    and len(widget.negatives) == 1 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.result is not None and THRESHOLDED in viewer.layers
+                    and len(widget.session.grid_negatives) == 1 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
     expected_grid = widget.features.to_grid(survey, "survey")
-    assert widget.positives == [expected_grid]
+    assert widget.session.grid_positives == [expected_grid]
 
     # the worst case for readability: every grid point above the threshold, the whole section tinted
-    widget.connected.setChecked(False)
+    widget.connected.value = False
     widget.set_threshold(-2.0)
     assert np.asarray(viewer.layers[THRESHOLDED].data).all()
     img = viewer.screenshot(canvas_only=True)
@@ -132,7 +132,7 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert under.std() > 10 and np.corrcoef(under, plain)[0, 1] > 0.5
 
     # after changing the exaggeration the marker, the overlays and the click's grid point stay put
-    widget.exaggeration.setValue(0.5 * display.viewer_exaggeration(viewer))
+    widget.display.exaggeration.setValue(0.5 * display.viewer_exaggeration(viewer))
     assert viewer.layers[SIMILARITY].scale[2] == pytest.approx(4 * 4 * display.viewer_exaggeration(viewer))
     img = viewer.screenshot(canvas_only=True)
     r, c = _canvas_pixel(viewer, img, display.to_world(viewer, survey))
@@ -140,7 +140,7 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6
     second = np.array([il, 2000 + 8, 500.0])  # lower half, clicked at the new exaggeration
     pos.add(pos.world_to_data(display.to_world(viewer, second)))
-    qtbot.waitUntil(lambda: len(widget.positives) == 2 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
-    assert widget.positives == [expected_grid, widget.features.to_grid(second, "survey")]
+    qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+    assert widget.session.grid_positives == [expected_grid, widget.features.to_grid(second, "survey")]
     np.testing.assert_allclose(pos.data[1], second)  # points stay in survey units (saved as such)
     assert widget.interpretation().positives[1] == pytest.approx(tuple(second))

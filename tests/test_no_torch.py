@@ -13,16 +13,19 @@ from napari_seisfm.search import FeatureMatrix, KnnSegmenter
 SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from napari_seisfm.search import FeatureMatrix, make_segmenter
-    from napari_seisfm.plugin.widgets.click_to_map import _segment_job
+    from napari_seisfm.search import FeatureMatrix
+    from napari_seisfm.session import ClickToMapSession, SegmentationSettings
+    import napari_seisfm.plugin.widgets.click_to_map  # the dock's module must not pull torch in either
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(6, 6, 8, 8)).astype(np.float32)
     fm = FeatureMatrix.from_array(v, (6, 6, 8), dtype="int8")
     pts = np.array([[0, 0, 0], [1, 1, 1], [5, 5, 7], [4, 4, 6]])
     cls = np.array([1, 1, 2, 2])
-    for method, options in (("knn", {"k": 3, "weighted": False}), ("linear", {"smooth": 1.0})):
-        job = _segment_job(fm, pts, cls, method, options, (slice(2, 3), slice(None), slice(None)), None, lambda: False)
+    session = ClickToMapSession(fm)
+    for settings in (SegmentationSettings("knn", k=3), SegmentationSettings("linear", smooth=1.0)):
+        session.segmentation = settings
+        job = session.segment(pts, cls, region=(slice(2, 3), slice(None), slice(None)), cancel=lambda: False)
         first = next(job)  # the visible slice
         assert first.classes.shape == (1, 6, 8), first.classes.shape
         try:

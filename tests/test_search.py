@@ -15,7 +15,6 @@ from napari_seisfm.search import (
     LinearSegmenter,
     support_from_labels,
     support_from_points,
-    survey_to_cube_index,
 )
 from napari_seisfm.search.kernels import DotKernel, available
 
@@ -163,12 +162,17 @@ def test_out_of_volume_clicks_are_refused(fm):
     assert cs.add((5, 5, 41), space="cube") == (2, 2, 10)
 
 
-def test_survey_to_cube_index():
-    np.testing.assert_allclose(survey_to_cube_index(GEOMETRY, 110, 1004, 8), [10, 2, 2])
+def test_geometry_survey_to_index_and_back():
+    from napari_seisfm.cube import geometry_from_summary
+
+    g = geometry_from_summary(GEOMETRY)
+    np.testing.assert_allclose(g.to_index((110, 1004, 8)), [10, 2, 2])
+    assert g.to_survey((10, 2, 2)) == (110, 1004, 8)
+    np.testing.assert_allclose(g.to_index((123.4, 1038.9, 253.9)), [23, 19, 63])  # half a step out still snaps on
     with pytest.raises(SeisfmError, match="time 300 not in 0..252 ms"):
-        survey_to_cube_index(GEOMETRY, 110, 1004, 300)
+        g.to_index((110, 1004, 300))
     with pytest.raises(SeisfmError, match="no usable cube geometry"):
-        survey_to_cube_index({}, 1, 2, 3)
+        FeatureMatrix.from_array(np.ones((2, 2, 2, 4), np.float32), (2, 2, 2)).to_grid((1, 2, 3), "survey")
 
 
 def test_nan_and_invalid_vectors_are_masked(tmp_path, vectors):

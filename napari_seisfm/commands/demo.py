@@ -49,15 +49,13 @@ def run(args) -> int:
     import numpy as np
 
     from .. import bench
-    from ..cube import geometry_from_summary, open_cube
+    from ..cube import open_cube
     from ..display import world_transform
     from ..errors import SeisfmError
     from ..extract import extract_features
-    from ..interpretation import Interpretation, save_interpretation
     from ..io.segy import write_segy
-    from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_search, make_segmenter
-    from ..search.coords import cube_index_to_survey
-    from ..search.linear_segmenter import SMOOTH
+    from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_segmenter
+    from ..session import ClickToMapSession
     from ..synthetic import make_survey, survey_geometry
 
     if args.size < 32:
@@ -81,25 +79,26 @@ def run(args) -> int:
     if not (truth == flat).any():
         raise SeisfmError(f"the {args.size}^3 survey has no flat spot on the stride-{args.stride} grid; try a larger --size")
 
-    # --- scripted clicks on the flat spot, as a user would place them on one inline
+    # --- scripted clicks on the flat spot, as a user would place them on one inline, through the same
+    # session the Click-to-map dock is a view of (the default decision: a probe learned from the clicks)
     rng = np.random.default_rng(args.seed)
     inline, pos, neg = bench.pick_clicks(truth, flat, args.clicks, args.clicks, rng)
-    search = make_search(fm)  # the default decision (a probe learned from the clicks)
-    with clock("first_map"):
-        search.add(pos[0])
-        search.score_map()
-    for p in pos[1:]:
-        search.add(p)
-    for n in neg[:-1]:
-        search.add(n, negative=True)
-    search.score_map()
+    session = ClickToMapSession(fm, n_matches=10, features_path=str(fv.path), cube_path=str(cube_path),
+                                cube_fingerprint=cube.geometry.fingerprint())
+    survey_pts = lambda g: [fm.to_survey(p) for p in g]  # noqa: E731
+    with clock("first_map"):  # one click -> map, matches and mask, as the dock shows them
+        session.add_click(survey_pts(pos[:1])[0])
+        session.update()
+    for p in survey_pts(pos[1:]):
+        session.add_click(p)
+    for p in survey_pts(neg[:-1]):
+        session.add_click(p, negative=True)
+    session.update()
     with clock("map_update_one_click"):
-        search.add(neg[-1], negative=True)
-        score = search.score_map().copy()
-    threshold = search.default_threshold(score)
-    mask = bench.product_mask(search, score, grow=True)
+        session.add_click(survey_pts(neg[-1:])[0], negative=True)
+        result = session.update()
+    score, threshold, mask, matches = result.score, result.threshold, result.mask.astype(bool), result.matches
     target = truth == flat
-    matches = search.top_matches(10)
 
     # --- segmentation from 100 labelled grid points per class: the default method, and kNN (the paper's protocol)
     present = [int(c) for c in np.unique(truth)]
@@ -117,23 +116,18 @@ def run(args) -> int:
     # --- files: maps on the feature grid, interpretation to reopen in the widget, PNGs
     np.save(out / "similarity.npy", score)
     np.save(out / "knn_classes.npy", knn.classes)
-    survey_pts = lambda g: [cube_index_to_survey(fm.geometry, fm.grid.cube_index(p)) for p in g]  # noqa: E731
-    placement = world_transform(geometry_from_summary(fm.geometry), fm.grid.stride, fm.grid.origin)
+    placement = world_transform(fm.cube_geometry, fm.grid.stride, fm.grid.origin)
     training = np.zeros(fm.shape, np.int32)
     training[tuple(support.T)] = support_labels
-    save_interpretation(out / "interpretation.json", Interpretation(
-        positives=survey_pts(pos), negatives=survey_pts(neg), labels=training, labels_name="training labels",
-        labels_scale=placement["scale"], labels_translate=placement["translate"],
-        params={"k": 5, "weighted": False, "threshold": threshold, "method": DEFAULT_SEGMENTER, "smooth": SMOOTH,
-                "decision": search.decision, "connected": True}, features_path=str(fv.path),
-        cube_path=str(cube_path), cube_fingerprint=cube.geometry.fingerprint()))
+    session.save(out / "interpretation.json", labels=training, labels_name="training labels",
+                 labels_scale=placement["scale"], labels_translate=placement["translate"])
     with clock("pngs"):
         pngs, how = write_pngs(out, survey, cube, fm, score, mask, knn.classes, survey_pts(pos), survey_pts(neg), inline)
 
-    il_number = cube_index_to_survey(fm.geometry, fm.grid.cube_index((inline, 0, 0)))[0]
+    il_number = fm.to_survey((inline, 0, 0))[0]
     report = {
         "size": args.size, "seed": args.seed, "stride": list(fm.grid.stride), "grid": list(fm.shape),
-        "embedder": fv.model, "dim": fm.dim, "dtype": fm.dtype, "kernel": search.kernel.name,
+        "embedder": fv.model, "dim": fm.dim, "dtype": fm.dtype, "kernel": session.kernel_name,
         "clicks": {"inline": il_number, "positive": survey_pts(pos), "negative": survey_pts(neg)},
         "flat_spot": {"threshold": round(threshold, 4), "iou": round(bench.iou(mask, target), 4),
                       "auc": round(bench.auc(score, target), 4), "grid_points": int(target.sum()),
@@ -192,12 +186,11 @@ def build_viewer(viewer, cube, fm, score, mask, classes, pos, neg, labels=None):
     """Add the demo's layers to ``viewer`` (shared by the screenshots and --gui)."""
     import numpy as np
 
-    from ..cube import geometry_from_summary
     from ..display import KNN, SIMILARITY, SIMILARITY_COLORMAP, THRESHOLDED, cube_layer, orient_viewer, world_transform
 
     data, kw, _ = cube_layer(cube, name="synthetic")
     seismic = viewer.add_image(data, **kw)
-    t = world_transform(geometry_from_summary(fm.geometry), fm.grid.stride, fm.grid.origin)
+    t = world_transform(fm.cube_geometry, fm.grid.stride, fm.grid.origin)
     if labels is not None:
         viewer.add_labels(labels, name="ground truth", opacity=0.4, visible=False, **world_transform(cube.geometry))
     finite = score[np.isfinite(score)]

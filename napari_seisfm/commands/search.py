@@ -1,5 +1,5 @@
 """`seisfm search FEATURES --pos IL,XL,T ... [--neg ...] --out FILE`: the click-to-map map, headless
-(the same search objects the napari widget uses).
+(the same ClickToMapSession the napari dock is a view of).
 
 Decisions: ``probe`` (default: a logistic regression fitted to the clicks and a sample of background
 points; the map is the target's probability, 0.5 its threshold) or ``centroid`` (mean cosine to the
@@ -49,12 +49,11 @@ def run(args) -> int:
     import json
     import time
 
-    import numpy as np
-
     from ..cube import prepare_output
     from ..errors import SeisfmError
-    from ..search import FeatureMatrix, make_search, threshold_mask
+    from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
+    from ..session import ClickToMapSession
 
     if args.top < 0:
         raise SeisfmError(f"--top must be 0 or more, got {args.top}")
@@ -71,22 +70,24 @@ def run(args) -> int:
     t0 = time.perf_counter()
     fm = FeatureMatrix.open(args.features, cube=cube)
     t_load = time.perf_counter() - t0
-    search = make_search(fm, args.decision, kernel=args.kernel)
-    search.set_clicks(pos, neg, space=args.coords)
+    session = ClickToMapSession(fm, decision=args.decision, kernel=args.kernel, connected=not args.all_bodies,
+                                n_matches=args.top, match_radius=args.radius)
+    refused = session.set_clicks(pos, neg, space=args.coords)
+    if refused:
+        raise SeisfmError(refused[0])
+    if args.threshold is not None:
+        session.set_threshold(args.threshold)
     t0 = time.perf_counter()
-    score = search.score_map()
+    result = session.update()
     t_map = time.perf_counter() - t0
-    out = write_map(args.out, score, fm, cube=cube, full_resolution=args.full_resolution)
+    out = write_map(args.out, result.score, fm, cube=cube, full_resolution=args.full_resolution)
     if args.mask:
-        threshold = search.default_threshold(score) if args.threshold is None else args.threshold
-        mask = threshold_mask(score, threshold, search.positives, connected=not args.all_bodies)
-        write_map(args.mask, mask.astype(np.uint8), fm, cube=cube, labels=True, full_resolution=args.full_resolution)
-        print(f"mask at threshold {threshold:.3f}{'' if args.all_bodies else ', bodies connected to the clicks'}: "
-              f"{int(mask.sum())} grid points -> {args.mask}")
-    print(f"{fm}: {args.decision} map {score.shape} with {len(pos)} positive / {len(neg)} negative clicks "
-          f"(kernel {search.kernel.name}, load {t_load:.2f} s, map {1e3 * t_map:.0f} ms) -> {out}")
-    if args.top > 0:
-        for m in search.top_matches(args.top, radius=args.radius):
-            where = "" if m.survey is None else f"  inline {m.survey[0]:g} crossline {m.survey[1]:g} time {m.survey[2]:g}"
-            print(json.dumps({"rank": m.rank, "grid": m.grid_index, "cube": m.cube_index, "score": round(m.score, 4)}) + where)
+        write_map(args.mask, result.mask, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
+        print(f"mask at threshold {result.threshold:.3f}{'' if args.all_bodies else ', bodies connected to the clicks'}: "
+              f"{int(result.mask.sum())} grid points -> {args.mask}")
+    print(f"{fm}: {args.decision} map {result.score.shape} with {len(pos)} positive / {len(neg)} negative clicks "
+          f"(kernel {session.kernel_name}, load {t_load:.2f} s, map + matches + mask {1e3 * t_map:.0f} ms) -> {out}")
+    for m in result.matches:
+        where = "" if m.survey is None else f"  inline {m.survey[0]:g} crossline {m.survey[1]:g} time {m.survey[2]:g}"
+        print(json.dumps({"rank": m.rank, "grid": m.grid_index, "cube": m.cube_index, "score": round(m.score, 4)}) + where)
     return 0

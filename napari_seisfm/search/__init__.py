@@ -16,7 +16,6 @@ Public API (kept stable for the widget, the CLI and the demo):
   positive clicks: the mask the product shows.
 - :func:`support_from_labels`, :func:`support_from_points` -- turn a Labels volume (feature grid or cube
   grid) or class-tagged points into ``(grid indices, classes)``.
-- :func:`survey_to_cube_index` -- (inline, crossline, time) in survey units -> fractional cube index.
 - :func:`kmeans_facies` -- unsupervised facies: k-means over the whole grid -> class map 1..k
   (:class:`FaciesResult`); :func:`adjusted_rand_index` compares two labellings.
 
@@ -24,7 +23,6 @@ docs/search.md has the formulas and the measured kernels.
 """
 
 from .centroid import CentroidSearch, Match
-from .coords import survey_to_cube_index
 from .facies import FaciesResult, adjusted_rand_index, kmeans_facies
 from .knn import KnnResult, KnnSegmenter, Segmentation, support_from_labels, support_from_points
 from .linear_segmenter import LinearSegmenter
@@ -52,7 +50,6 @@ __all__ = [
     "make_segmenter",
     "support_from_labels",
     "support_from_points",
-    "survey_to_cube_index",
     "kmeans_facies",
     "FaciesResult",
     "adjusted_rand_index",

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SeisfmError
-from .coords import cube_index_to_survey
 from .matrix import FeatureMatrix
 
 
@@ -166,5 +165,5 @@ class CentroidSearch:
         out = []
         for rank, (c, f) in enumerate(zip(kept, flats), 1):
             ci = tuple(int(x) for x in fm.grid.cube_index(c))
-            out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), cube_index_to_survey(fm.geometry, ci)))
+            out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), fm.to_survey(c)))
         return out

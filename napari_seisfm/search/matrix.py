@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cube import Geometry, geometry_from_summary
 from ..errors import SeisfmError
 from ..features import DTYPES, FeatureVolume, GridSpec
-from .coords import survey_to_cube_index
 from .kernels import DotKernel
 
 SPACES = ("grid", "cube", "survey")
@@ -35,6 +35,7 @@ class FeatureMatrix:
         self.name = name
         self.invalid_index = np.flatnonzero(~self.valid)  # few: filling NaN there is cheap
         self._kernels: dict = {}
+        self._geometry: Geometry | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -100,6 +101,24 @@ class FeatureMatrix:
             return tuple(int(n) for n in shape)
         return tuple(int(c) + 1 for c in self.grid.cube_index(np.asarray(self.grid.shape) - 1))
 
+    @property
+    def cube_geometry(self) -> Geometry:
+        """The cube's survey numbering (from the store's summary); a SeisfmError when the store has none."""
+        if self._geometry is None:
+            try:
+                self._geometry = geometry_from_summary(self.geometry)
+            except SeisfmError:
+                raise SeisfmError(f"{self.name}: the feature store has no usable cube geometry; "
+                                  "give grid or cube indices instead of survey coordinates") from None
+        return self._geometry
+
+    def to_survey(self, grid_index) -> tuple[float, float, float] | None:
+        """Survey coordinates of a grid point, or None when the store has no geometry."""
+        try:
+            return self.cube_geometry.to_survey(self.grid.cube_index(np.asarray(grid_index)))
+        except SeisfmError:
+            return None
+
     def to_grid(self, point, space: str = "grid") -> tuple[int, int, int]:
         """Snap a point to the nearest grid point; a point outside the volume is a SeisfmError.
 
@@ -112,7 +131,7 @@ class FeatureMatrix:
         if p.shape != (3,) or not np.isfinite(p).all():
             raise SeisfmError(f"point {tuple(point)!r}: need three finite coordinates (inline, crossline, time)")
         if space == "survey":
-            p, space = survey_to_cube_index(self.geometry, *p), "cube"
+            p, space = self.cube_geometry.to_index(p), "cube"
         if space == "cube":
             hi = np.asarray(self.cube_shape()) - 1
             if (p < -0.5).any() or (p > hi + 0.5).any():

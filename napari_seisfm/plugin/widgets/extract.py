@@ -10,7 +10,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +26,7 @@ from qtpy.QtWidgets import (
 from ...errors import SeisfmError
 from . import _notify
 from ._jobs import JobController
+from ._layers import cube_behind, is_cube_layer, with_browse
 from ._scroll import scrolling_layout
 
 
@@ -68,14 +68,14 @@ class ExtractWidget(QWidget):
         form = QFormLayout()
         form.addRow("cube", self.cube)
         form.addRow("model", self.model)
-        form.addRow("checkpoint", _with_browse(self.checkpoint, self._browse_checkpoint))
+        form.addRow("checkpoint", with_browse(self.checkpoint, self._browse_checkpoint))
         form.addRow("device", self.device)
         form.addRow("precision", self.precision)
         form.addRow("stride", self.stride)
         form.addRow("batch size", self.batch_size)
         form.addRow("PCA dims", self.pca)
         form.addRow("dtype", self.dtype)
-        form.addRow("output", _with_browse(self.out, self._browse_out))
+        form.addRow("output", with_browse(self.out, self._browse_out))
         form.addRow("", self.overwrite)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -95,7 +95,7 @@ class ExtractWidget(QWidget):
 
     # ------------------------------------------------------------------ inputs
     def _cube_layers(self):
-        return [layer for layer in self.viewer.layers if _is_cube_layer(layer)]
+        return [layer for layer in self.viewer.layers if is_cube_layer(layer)]
 
     def _refresh_cubes(self, event=None):
         current = self.cube.currentText()
@@ -149,7 +149,7 @@ class ExtractWidget(QWidget):
         try:
             layer = self._selected_layer()
             stride = parse_triple(self.stride.text(), "--stride", "4 or 4,4,2")
-            cube = _cube_source(layer)
+            cube = cube_behind(layer)
             model = self.model.currentText() or None
             out = Path(self.out.text()) if self.out.text().strip() else self._default_out(layer, model, stride)
         except SeisfmError as exc:
@@ -191,32 +191,6 @@ def _extract_and_view(extract, cube, out, kwargs):
     return fv, pca_colour_layer(fv)
 
 
-def _is_cube_layer(layer) -> bool:
-    md = layer.metadata
-    return md.get("kind") == "seismic" or (isinstance(md.get("geometry"), dict) and "fingerprint" in md["geometry"])
-
-
-def _cube_source(layer):
-    """The cube behind a layer: its file when it has one, else its in-memory data with its geometry."""
-    from ...cube import Cube, geometry_from_summary
-
-    path = layer.metadata.get("path")
-    if path:
-        if not Path(path).exists():
-            raise SeisfmError(f"{path}: the cube file of layer {layer.name!r} is gone")
-        return str(path)
-    data = layer.data
-    if getattr(data, "ndim", 0) != 3:
-        raise SeisfmError(f"layer {layer.name!r}: a cube must be 3-D, got shape {np.shape(data)}")
-    geometry = None
-    summary = layer.metadata.get("geometry")
-    if isinstance(summary, dict) and summary.get("shape"):
-        geometry = geometry_from_summary(summary)
-        if geometry.shape != tuple(data.shape):
-            geometry = None
-    return Cube.from_array(data, geometry)
-
-
 def _model_ids() -> list[str]:
     try:
         from ...encoders.registry import DEFAULT_MODEL, list_cards
@@ -224,15 +198,3 @@ def _model_ids() -> list[str]:
         return ["attributes"]
     ids = [getattr(c, "id", c) for c in list_cards()]
     return [DEFAULT_MODEL] + [i for i in ids if i != DEFAULT_MODEL]
-
-
-def _with_browse(edit: QLineEdit, slot) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(edit)
-    button = QPushButton("...")
-    button.setMaximumWidth(30)
-    button.clicked.connect(slot)
-    row.addWidget(button)
-    return box

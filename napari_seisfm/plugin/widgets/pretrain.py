@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 from ...errors import SeisfmCancelled, SeisfmError
 from . import _notify
 from ._jobs import JobController
+from ._layers import with_browse
 from ._scroll import scrolling_layout
 
 SIZES = ("test", "tiny", "small")
@@ -116,7 +117,7 @@ class PretrainWidget(QWidget):
         form.addRow("batch size", self.batch_size)
         form.addRow("held-out cube", self.heldout)
         form.addRow("model name", self.name)
-        form.addRow("output folder", _with_browse(self.out, self._browse_out))
+        form.addRow("output folder", with_browse(self.out, self._browse_out, "choose a folder"))
         form.addRow("device", self.device)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -512,16 +513,3 @@ def _show_extract_docks(viewer, model_id: str) -> int:
         if w.model.findText(model_id) < 0:
             w.model.addItem(model_id)
     return len(docks)
-
-
-def _with_browse(edit: QLineEdit, slot) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.addWidget(edit)
-    button = QPushButton("...")
-    button.setMaximumWidth(30)
-    button.setToolTip("choose a folder")
-    button.clicked.connect(slot)
-    row.addWidget(button)
-    return box
