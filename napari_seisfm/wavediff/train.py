@@ -1,0 +1,139 @@
+"""Training both stages on seismic-velocity pairs, resumable from the run folder.
+
+The folder holds checkpoint.safetensors (weights), optimizer.pt (Adam state, read back with
+weights_only=True), state.json (stage, step, losses) and, when both stages are done, the model
+NAME.safetensors + NAME.toml. Batches are read from memory-mapped OpenFWI-layout files and
+preprocessed on the fly, so the same loop serves OpenFWI on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import SeisfmError
+from .data import Setup, open_pairs, seismic_to_model, velocity_to_model
+from .diffusion import DiffusionConfig
+from .model import WaveDiffusion, load, save
+from .vqae import VQConfig
+
+
+@dataclass
+class Progress:
+    stage: int
+    step: int
+    total: int
+    loss: float
+
+
+def batch(seismic, velocity, idx, setup: Setup, device):
+    idx = np.sort(idx)
+    s = seismic_to_model(np.asarray(seismic[idx]), setup).to(device)
+    v = velocity_to_model(np.asarray(velocity[idx]), setup).to(device)
+    return s, v
+
+
+def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, stage1_steps: int, stage2_steps: int,
+          batch_size: int = 32, lr1: float = 4.5e-4, lr2: float = 2e-4, seed: int = 0, device: str = "cpu",
+          resume: bool = False, name: str | None = None, command: str = "", checkpoint_every: int = 100,
+          progress=None, stop_after_s: float | None = None) -> dict:
+    """Train Stage 1 then Stage 2; returns the state (with `model` set once both are done).
+
+    `stop_after_s` ends this call early with a checkpoint (the run continues with resume=True)."""
+    out = Path(out)
+    data = Path(data)
+    seismic, velocity = open_pairs(data / "data.npy", data / "model.npy", setup)
+    n = seismic.shape[0]
+    if n < 2:
+        raise SeisfmError(f"{data}: {n} pair(s); training needs at least 2")
+    model = WaveDiffusion(setup, vq, diffusion).to(device)
+    state_path, ckpt = out / "state.json", out / "checkpoint.safetensors"
+    if resume:
+        if not state_path.exists():
+            raise SeisfmError(f"{out}: nothing to resume (no state.json); run without --resume first")
+        loaded, _ = load(ckpt, device, expect=model.config())
+        model.load_state_dict(loaded.state_dict())
+        state = json.loads(state_path.read_text())
+    else:
+        if state_path.exists():
+            raise SeisfmError(f"{out}: a run is already here; add --resume to continue it or choose another folder")
+        out.mkdir(parents=True, exist_ok=True)
+        state = {"stage": 1, "step": 0, "losses1": [], "losses2": [], "seconds": 0.0, "data": str(data), "n_pairs": n,
+                 "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size, "seed": seed}
+    opt = _optimizer(model, state["stage"], lr1, lr2)
+    if resume and (out / "optimizer.pt").exists():
+        saved = torch.load(out / "optimizer.pt", weights_only=True, map_location=device)
+        if saved.get("stage") == state["stage"]:
+            opt.load_state_dict(saved["opt"])
+    t_start = time.time()
+
+    def checkpoint():
+        state["seconds"] += time.time() - t_start_seg[0]
+        t_start_seg[0] = time.time()
+        save(model, ckpt, {"stage": state["stage"], "step": state["step"]})
+        torch.save({"stage": state["stage"], "opt": opt.state_dict()}, out / "optimizer.pt")
+        state_path.write_text(json.dumps(state))
+
+    t_start_seg = [t_start]
+    rng = np.random.default_rng(seed + 7919 * (state["stage"] * 100000 + state["step"]))
+    while state["stage"] <= 2:
+        stage = state["stage"]
+        total = state["stage1_steps"] if stage == 1 else state["stage2_steps"]
+        model.train()
+        while state["step"] < total:
+            s, v = batch(seismic, velocity, rng.choice(n, min(batch_size, n), replace=False), setup, device)
+            if stage == 1:
+                loss, _ = model.vqae.loss(s, v)
+            else:
+                with torch.no_grad():
+                    z = model.encode(s)
+                loss = model.ddpm.loss(z)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            state["step"] += 1
+            state[f"losses{stage}"].append(round(loss.item(), 6))
+            if progress:
+                progress(Progress(stage, state["step"], total, state[f"losses{stage}"][-1]))
+            if state["step"] % checkpoint_every == 0 or state["step"] == total:
+                checkpoint()
+            if stop_after_s is not None and time.time() - t_start > stop_after_s:
+                checkpoint()
+                return state
+        if stage == 1:
+            _set_latent_scale(model, seismic, velocity, setup, device)
+        state["stage"], state["step"] = stage + 1, 0
+        opt = _optimizer(model, state["stage"], lr1, lr2)
+        checkpoint()
+    model.eval()
+    name = name or out.name
+    extra = {"name": name, "command": command, "device": device, "data": state["data"], "n_pairs": state["n_pairs"],
+             "stage1_steps": state["stage1_steps"], "stage2_steps": state["stage2_steps"], "batch_size": state["batch_size"],
+             "minutes": round(state["seconds"] / 60, 2),
+             "stage1_loss_last_50": float(np.mean(state["losses1"][-50:])) if state["losses1"] else 0.0,
+             "stage2_loss_last_50": float(np.mean(state["losses2"][-50:])) if state["losses2"] else 0.0}
+    state["model"] = str(save(model, out / name, extra))
+    state_path.write_text(json.dumps(state))
+    return state
+
+
+def _optimizer(model: WaveDiffusion, stage: int, lr1: float, lr2: float):
+    params = model.vqae.parameters() if stage == 1 else model.ddpm.parameters()
+    return torch.optim.Adam(params, lr=lr1 if stage == 1 else lr2, betas=(0.9, 0.999))
+
+
+@torch.no_grad()
+def _set_latent_scale(model, seismic, velocity, setup, device, limit: int = 512):
+    """Standardise the diffusion space with the training latents' mean and std (one scalar each)."""
+    model.eval()
+    n = min(limit, seismic.shape[0])
+    zs = [model.vqae.encode(batch(seismic, velocity, np.arange(i, min(i + 64, n)), setup, device)[0]) for i in range(0, n, 64)]
+    z = torch.cat(zs)
+    model.z_mean.fill_(float(z.mean()))
+    model.z_std.fill_(float(z.std()))
