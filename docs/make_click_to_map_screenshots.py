@@ -61,7 +61,7 @@ def main():
     widget.load_features(str(tmp / "features.zarr"))
     wait(lambda: widget.features is not None)
     widget.open_interpretation(tmp / "interpretation.json")
-    wait(lambda: widget.result is not None and widget._map_worker is None and not widget._timer.isActive())
+    wait(lambda: widget.result is not None and widget._map_worker is None and widget.session.is_current(widget.result))
     viewer.dims.set_point(0, viewer.layers["Positive"].data[0][0])
     viewer.layers[THRESHOLDED].visible = False
     viewer.layers["training labels"].visible = False

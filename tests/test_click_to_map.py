@@ -72,7 +72,7 @@ def _widget(make_napari_viewer, qtbot, cube, store):
 
 def _wait_map(qtbot, widget, n_pos, n_neg=0):
     """Until the shown map is the one for these click counts."""
-    qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None and not widget._timer.isActive()
+    qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None and widget.session.is_current(widget.result)
                     and len(widget.session.grid_positives) == n_pos and len(widget.session.grid_negatives) == n_neg, timeout=WAIT)
 
 
@@ -310,7 +310,7 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     _wait_map(qtbot, widget, 1)
     widget.decision.value = "centroid"
     qtbot.waitUntil(lambda: widget.result is not None and widget.result.snapshot.decision == "centroid"
-                    and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+                    and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     qtbot.waitUntil(lambda: widget.result.score.min() < 0, timeout=WAIT)  # a cosine map, not a probability
     ref = CentroidSearch(widget.features)
     ref.set_clicks(widget.session.grid_positives)

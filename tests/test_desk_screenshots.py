@@ -102,7 +102,7 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     pos.add(pos.world_to_data(display.to_world(viewer, survey)))  # what napari's add tool does with a click
     neg.add(neg.world_to_data(display.to_world(viewer, [il, 2030, 560.0])))  # the lower half is not it
     qtbot.waitUntil(lambda: widget.result is not None and THRESHOLDED in viewer.layers
-                    and len(widget.session.grid_negatives) == 1 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+                    and len(widget.session.grid_negatives) == 1 and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     expected_grid = widget.features.to_grid(survey, "survey")
     assert widget.session.grid_positives == [expected_grid]
 
@@ -140,7 +140,7 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6
     second = np.array([il, 2000 + 8, 500.0])  # lower half, clicked at the new exaggeration
     pos.add(pos.world_to_data(display.to_world(viewer, second)))
-    qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and widget._map_worker is None and not widget._timer.isActive(), timeout=WAIT)
+    qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     assert widget.session.grid_positives == [expected_grid, widget.features.to_grid(second, "survey")]
     np.testing.assert_allclose(pos.data[1], second)  # points stay in survey units (saved as such)
     assert widget.interpretation().positives[1] == pytest.approx(tuple(second))

@@ -51,7 +51,6 @@ FACIES = "facies (k-means)"
 MATCH = "match"
 DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity", "centroid")]
 METHODS = [("linear + smoothing", "linear"), ("kNN (paper's protocol)", "knn")]
-DEBOUNCE_MS = 0  # leading edge: a click starts its map at once; clicks during a run coalesce into one more run
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
 
@@ -74,7 +73,6 @@ class ClickToMapWidget(QWidget):
         self._cancel = threading.Event()
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_progress)
-        self._timer = self._single_shot(DEBOUNCE_MS, self._recompute)
         # the mask follows the slider once it rests: on a 256^3 grid each mask costs ~0.15 s (compare + labelling)
         self._threshold_timer = self._single_shot(THRESHOLD_REST_MS, self._show_mask)
 
@@ -282,7 +280,7 @@ class ClickToMapWidget(QWidget):
 
     def _on_session(self, session: ClickToMapSession, seismic):
         self.session, self.seismic = session, seismic
-        session.clicks_changed.connect(self._timer.start)
+        session.clicks_changed.connect(self._recompute)  # at once: clicks during a run coalesce into one more run
         session.map_changed.connect(self._show_map)
         self._segmentation_changed()
         self._ensure_points_layers()
@@ -358,7 +356,7 @@ class ClickToMapWidget(QWidget):
 
     # ------------------------------------------------------------------ the map
     def _recompute(self):
-        """Debounced: a map worker for the session's clicks now (or later, when one is running)."""
+        """A map worker for the session's clicks now, or one more when the running one ends."""
         s = self.session
         if s is None:
             return
@@ -419,7 +417,7 @@ class ClickToMapWidget(QWidget):
     def _decision_changed(self, value):
         if self.session is not None:
             self.session.set_decision(value)
-            self._timer.start()
+            self._recompute()
 
     def _connected_changed(self, value):
         if self.session is not None:
