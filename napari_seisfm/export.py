@@ -1,11 +1,15 @@
 """Export of maps and labels on a cube's grid: SEG-Y with the source headers, .sgz, .npy, zarr.
 
 Overlays live on the strided feature grid; they are brought to full resolution here, at export
-and only then, so the viewer never holds an upsampled copy.
+and only then, so the viewer never holds an upsampled copy. :func:`write_array` is the one writer of
+.npy/.zarr maps and classes (feature grid or cube grid): every format is written under a temporary
+name and renamed when complete, so an interrupted export never leaves a file that looks finished.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +60,36 @@ def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origi
         from .io.npy import write_npy
 
         return write_npy(path, full, cube.geometry)
-    import zarr
+    return write_array(path, full, {"geometry": cube.geometry.summary()})
 
-    prepare_output(path, folder_ok=True)
+
+def write_array(path, data: np.ndarray, attrs: dict | None = None) -> Path:
+    """``data`` as .npy or .zarr (with ``attrs``), atomically: written as ``NAME.partial`` and renamed."""
+    path = prepare_output(path, folder_ok=str(path).lower().endswith(".zarr"))
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".zarr"):
+        raise SeisfmError(f"{path}: unsupported format {suffix or '(none)'}; use .npy or .zarr")
+    tmp = path.with_name(path.name + ".partial" + suffix)
     try:
-        group = zarr.open_group(str(path), mode="w")
-        group.create_array("data", data=np.asarray(full))
-        group.attrs["geometry"] = cube.geometry.summary()
+        _remove(tmp)  # left by an interrupted run
+        if suffix == ".npy":
+            np.save(tmp, np.asarray(data))
+        else:
+            import zarr
+
+            group = zarr.open_group(str(tmp), mode="w")
+            group.create_array("data", data=np.asarray(data))
+            group.attrs.update(attrs or {})
+        _remove(path)
+        os.replace(tmp, path)
     except OSError as exc:
+        _remove(tmp)
         raise write_failed(path, exc) from None
     return path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

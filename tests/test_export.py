@@ -98,3 +98,29 @@ def test_cli_info_json(shared_data):
     assert info["geometry"]["xlines"] == [875, 892, 1]
     assert info["geometry"]["samples"] == [4, 300, 4] and info["geometry"]["shape"] == [23, 18, 75]
     assert info["format"] == "2-byte signed int"
+
+
+def test_array_writer_is_atomic_and_replaces_an_old_output(tmp_path, monkeypatch):
+    """An export that fails half-way leaves neither a finished-looking file nor its temporary; a good one
+    replaces what was there (.npy and .zarr, the formats written by one function)."""
+    import zarr
+
+    from napari_seisfm import export
+
+    for name in ("map.npy", "map.zarr"):
+        out = tmp_path / name
+        export.write_array(out, np.zeros((2, 3, 4), np.float32), {"stride": [2, 2, 2]})
+        export.write_array(out, np.ones((2, 3, 4), np.float32), {"stride": [2, 2, 2]})
+        back = np.load(out) if name.endswith(".npy") else zarr.open_group(str(out), mode="r")["data"][:]
+        np.testing.assert_array_equal(back, 1)
+
+        def disk_full(*a, **k):
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as m:
+            m.setattr(np, "save", disk_full)
+            m.setattr(zarr, "open_group", disk_full)
+            with pytest.raises(SeisfmError, match="No space left"):
+                export.write_array(tmp_path / ("new" + out.suffix), np.ones((2, 3, 4), np.float32))
+        assert not (tmp_path / ("new" + out.suffix)).exists()
+        assert not any(p.name.startswith("new") for p in tmp_path.iterdir())

@@ -27,22 +27,10 @@ def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, lab
         from ..export import export_volume
 
         return export_volume(path, data, cube, stride=features.grid.stride, origin=features.grid.origin, labels=labels)
-    from ..cube import prepare_output, write_failed
+    from ..export import write_array
 
-    prepare_output(path, folder_ok=suffix == ".zarr")
-    try:
-        if suffix == ".npy":
-            np.save(path, data)
-            return path
-        import zarr
-
-        group = zarr.open_group(str(path), mode="w")
-        group.create_array("data", data=np.asarray(data))
-        group.attrs.update({"grid_shape": list(features.grid.shape), "stride": list(features.grid.stride),
-                            "origin": list(features.grid.origin), "geometry": features.geometry})
-    except OSError as exc:
-        raise write_failed(path, exc) from None
-    return path
+    return write_array(path, data, {"grid_shape": list(features.grid.shape), "stride": list(features.grid.stride),
+                                    "origin": list(features.grid.origin), "geometry": features.geometry})
 
 
 def open_cube_for(features_path, cube_path):
