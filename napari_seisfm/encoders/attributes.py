@@ -33,6 +33,8 @@ both and gives the mirrored result to float32 rounding (bitwise equal in the tes
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -174,33 +176,44 @@ class AttributeEmbedder(Embedder):
 
     def _embed(self, x: np.ndarray, stride: tuple[int, int, int], flat: tuple[int, ...]) -> np.ndarray:
         """The attributes at the grid points; along ``flat`` axes the block is laterally constant
-        (each index is its own section): no halo, no smoothing, zero derivative."""
+        (each index is its own section): no halo, no smoothing, zero derivative.
+
+        Full-resolution fields are computed only over the region their consumers read: the local
+        ones (complex trace, bands, the sigma 1-4 tensor) within ``LOCAL`` samples of the grid
+        points, the context ones within the reach of the widest smoothing (module doc)."""
         halo = tuple(0 if k in flat else h for k, h in enumerate(self.halo))
         if x.ndim != 3 or any(n <= 2 * h for n, h in zip(x.shape, halo)):
             raise ValueError(f"block {x.shape} must be 3-D and larger than twice the halo {halo}")
+        x = np.ascontiguousarray(x, np.float32)
         gshape = tuple(grid_points(n - 2 * h, s) for n, h, s in zip(x.shape, halo, stride))
-        at = _Sampler(halo, stride, gshape, flat)
-
-        def sigmas(s):  # an isotropic 3-D smoothing, none along flat axes
-            return tuple(0.0 if k in flat else s for k in range(3))
-
+        at = _Sampler(x.shape, halo, stride, gshape, flat)
         o: dict[str, np.ndarray] = {}
 
-        # complex trace along time
-        h = ndimage.convolve1d(x, self._hilbert, axis=2, mode="nearest")
-        env2 = x * x + h * h
+        # complex trace along time, on the lateral crop the local smoothings read (time: whole traces)
+        loc = at.crop(LOCAL, axes=(0, 1))
+        xl = np.ascontiguousarray(x[loc.region])
+        h = loc.filter(xl, (("convolve", self._hilbert),), 2)
+        env2 = xl * xl + h * h
         env = np.sqrt(env2)
         o["amplitude"] = at.point(x)
-        o["envelope"] = at.smooth(env, 1.0)
-        e = at.point(env) + EPS
-        o["cos_phase"] = at.point(x) / e
-        o["sin_phase"] = at.point(h) / e
+        o["envelope"] = loc.smooth(env, 1.0)
+        e = loc.point(env) + EPS
+        o["cos_phase"] = o["amplitude"] / e
+        o["sin_phase"] = loc.point(h) / e
         # envelope-weighted instantaneous frequency: <x h' - h x'> / (2 pi <x^2 + h^2>)
-        d = np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
-        num = x * ndimage.convolve1d(h, d, axis=2, mode="nearest") - h * ndimage.convolve1d(x, d, axis=2, mode="nearest")
+        d = (("convolve", _DERIVATIVE),)
+        num = xl * loc.filter(h, d, 2) - h * loc.filter(xl, d, 2)
         for s in (2.0, 4.0):
-            o[f"inst_freq_s{s:.0f}"] = at.smooth(num, s) / (2 * np.pi * (at.smooth(env2, s) + EPS))
+            o[f"inst_freq_s{s:.0f}"] = loc.smooth(num, s) / (2 * np.pi * (loc.smooth(env2, s) + EPS))
         del h, env, env2, num
+        # spectral band energies: high | mid | low split by time-axis Gaussians, as energy fractions
+        lo1 = loc.filter(xl, (("gauss", BAND_SIGMAS[0]),), 2)
+        lo2 = loc.filter(xl, (("gauss", BAND_SIGMAS[1]),), 2)
+        bands = [loc.smooth(b * b, 2.0) for b in (lo2, lo1 - lo2, xl - lo1)]
+        total = bands[0] + bands[1] + bands[2] + EPS
+        for name, b in zip(("band_low", "band_mid", "band_high"), bands):
+            o[name] = np.sqrt(b / total)
+        del lo1, lo2, xl, bands
 
         # energy: local and regional RMS, brightness relative to the region
         x2 = x * x
@@ -209,41 +222,47 @@ class AttributeEmbedder(Embedder):
         regional = o["rms_s8"] + FLOOR
         o["rel_envelope"] = np.log((o["envelope"] + FLOOR) / regional)
         o["rel_rms_s2"] = np.log((o["rms_s2"] + FLOOR) / regional)
-        # energy above against energy below: samples GAP..W on each side, laterally smoothed
+        # energy above against energy below: samples GAP..W on each side, laterally smoothed; the
+        # window and the time smoothing are one linear operator along time, applied at the grid only
         for w, lateral in zip(WINDOWS, (2.0, 4.0)):
             up = np.zeros(2 * w + 1, np.float32)
             up[: w - GAP + 1] = 1.0 / (w - GAP + 1)  # correlate1d: weight j reads sample t + j - w
-            above = at.smooth(ndimage.correlate1d(x2, up, axis=2, mode="nearest"), (lateral, lateral, 1.0))
-            below = at.smooth(ndimage.correlate1d(x2, up[::-1].copy(), axis=2, mode="nearest"), (lateral, lateral, 1.0))
+            above, below = (
+                at.smooth(x2, (lateral, lateral, (("correlate", k), ("gauss", 1.0)))) for k in (up, up[::-1].copy())
+            )
             o[f"asymmetry_{w}"] = np.log((above + 0.01) / (below + 0.01))
             if w == WINDOWS[0]:
                 o["above_rel"] = np.log((np.sqrt(above) + FLOOR) / regional)
                 o["below_rel"] = np.log((np.sqrt(below) + FLOOR) / regional)
-        # spectral band energies: high | mid | low split by time-axis Gaussians, as energy fractions
-        lo1 = ndimage.gaussian_filter1d(x, BAND_SIGMAS[0], axis=2, mode="nearest", truncate=TRUNCATE)
-        lo2 = ndimage.gaussian_filter1d(x, BAND_SIGMAS[1], axis=2, mode="nearest", truncate=TRUNCATE)
-        bands = [at.smooth(b * b, 2.0) for b in (lo2, lo1 - lo2, x - lo1)]
-        total = bands[0] + bands[1] + bands[2] + EPS
-        for name, b in zip(("band_low", "band_mid", "band_high"), bands):
-            o[name] = np.sqrt(b / total)
-        del lo1, lo2, x2, bands
+        del x2
 
         # structure tensor: gradients of the sigma-1 smoothed block; energy-weighted products at
         # sigma 1, 2, 4 (local), and products of unit-energy gradients at 4, 8, 16 (context: a weak
         # reflector counts as much as a bright one, so a bright flat event does not hide the
         # dipping layers it cuts)
-        xs = ndimage.gaussian_filter(x, sigmas(GRAD_SIGMA), mode="nearest", truncate=TRUNCATE)
-        dc = np.array([0.5, 0.0, -0.5], np.float32)  # central difference
-        g = [None if k in flat else ndimage.convolve1d(xs, dc, axis=k, mode="nearest") for k in range(3)]  # None: zero
-        del xs
-        local = self._tensor(at, g, (1.0, 2.0, 4.0), gshape)
+        # (difference first, then smooth: the same linear operator, but a constant zone such as a
+        # muted water layer then has exactly zero gradients and tensors, whatever the rounding of the
+        # smoothing, so its normal is always the time axis, in a block and in a section alike)
+        g = [None if k in flat else _central_difference(x, k) for k in range(3)]  # None: zero
+        for k in range(3):
+            for axis in range(3):
+                if g[k] is not None and axis not in flat:
+                    g[k] = at.filter(g[k], (("gauss", GRAD_SIGMA),), axis)
+        near = at.crop(LOCAL)
+        local = self._tensor(near, [None if gi is None else gi[near.region] for gi in g], (1.0, 2.0, 4.0), gshape)
         energy = sum(gi * gi for gi in g if gi is not None)
-        norm = np.sqrt(ndimage.gaussian_filter(energy, sigmas(2.0), mode="nearest", truncate=TRUNCATE))
+        norm = energy
+        for k in range(3):
+            if k not in flat:
+                norm = at.filter(norm, (("gauss", 2.0),), k)
         del energy
+        np.sqrt(norm, out=norm)
         norm += 0.02
-        g = [None if gi is None else gi / norm for gi in g]
+        wide = at.crop(_radius(WIDE[-1]))
+        norm = norm[wide.region]
+        g = [None if gi is None else gi[wide.region] / norm for gi in g]
         del norm
-        context = self._tensor(at, g, (4.0, *WIDE), gshape)
+        context = self._tensor(wide, g, (4.0, *WIDE), gshape)
         del g
         for s, (lam, _) in local.items():
             o[f"planarity_s{s:.0f}"] = (lam[..., 2] - lam[..., 1]) / (lam[..., 2] + EPS)
@@ -256,9 +275,8 @@ class AttributeEmbedder(Embedder):
         n2 = local[2.0][1]  # reflector normal: eigenvector of the largest eigenvalue
         o["dip_s2"] = np.hypot(n2[..., 0], n2[..., 1])  # sine of the dip; sign-free, so both flanks of a fold look alike
         o["dip_n8"] = np.hypot(context[8.0][1][..., 0], context[8.0][1][..., 1])
-        for s in WIDE:
-            cos = np.abs((n2 * context[s][1]).sum(-1))
-            o[f"discordance_n{s:.0f}"] = np.sqrt(np.clip(1 - cos * cos, 0, 1))
+        for s in WIDE:  # sine of the angle between unit normals: |a x b| (sqrt(1 - cos^2) loses digits near 0)
+            o[f"discordance_n{s:.0f}"] = np.minimum(np.linalg.norm(np.cross(n2, context[s][1]), axis=-1), 1)
 
         out = np.stack([o[name] for name in NAMES], -1).astype(np.float32)
         out -= _CENTRE
@@ -268,18 +286,34 @@ class AttributeEmbedder(Embedder):
     @staticmethod
     def _tensor(at, g, sigmas, gshape) -> dict:
         """Per sigma: eigenvalues of the gradient tensor (ascending) and the unit eigenvector of the
-        largest (the reflector normal). ``g[k]`` None: zero derivative along a flat axis."""
-        result = {}
-        for s in sigmas:
-            if all(gi is not None for gi in g):
-                t = np.empty((*gshape, 3, 3), np.float32)
-                for i, j in _PAIRS:
-                    t[..., i, j] = t[..., j, i] = at.smooth(g[i] * g[j], s)
-                lam, vec = np.linalg.eigh(t)
-                result[s] = (lam, vec[..., :, 2])
-            else:
-                result[s] = _section_tensor(at, g, s, gshape)
-        return result
+        largest (the reflector normal). ``g[k]`` None: zero derivative along a flat axis. One
+        ``eigh`` call for every sigma (the same stacked 3x3 problems as one per sigma)."""
+        if not all(gi is not None for gi in g):
+            return {s: _section_tensor(at, g, s, gshape) for s in sigmas}
+        t = np.empty((len(sigmas), *gshape, 3, 3), np.float32)
+        for i, j in _PAIRS:
+            product = g[i] * g[j]
+            for n, s in enumerate(sigmas):
+                t[n, ..., i, j] = t[n, ..., j, i] = at.smooth(product, s)
+            del product
+        lam, vec = np.linalg.eigh(t)
+        return {s: (lam[n], vec[n, ..., :, 2]) for n, s in enumerate(sigmas)}
+
+
+def _central_difference(v: np.ndarray, axis: int) -> np.ndarray:
+    """``convolve1d(v, [0.5, 0, -0.5], axis, mode="nearest")`` by slicing (bitwise the same: halving is exact)."""
+    out = np.empty_like(v)
+    a = np.moveaxis(v, axis, 0)
+    b = np.moveaxis(out, axis, 0)
+    np.subtract(a[2:], a[:-2], out=b[1:-1])
+    b[0] = a[1] - a[0]
+    b[-1] = a[-1] - a[-2]
+    out *= 0.5
+    return out
+
+
+_DERIVATIVE = np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
+LOCAL = _radius(4.0)  # reach of the widest local smoothing: local fields are computed this far from the grid only
 
 
 def _section_tensor(at, g, s, gshape):
@@ -306,29 +340,132 @@ def _section_tensor(at, g, s, gshape):
     return lam, normal
 
 
-class _Sampler:
-    """Values of full-resolution attribute volumes at the grid points of a block."""
+# ---------------------------------------------------------------------------- linear filters as matrices
 
-    def __init__(self, halo, stride, gshape, flat=()):
+
+def _steps(sigma) -> tuple:
+    """The filter steps of a smoothing of scale ``sigma`` along one axis: two box passes for the
+    ``WIDE`` scales, a truncated Gaussian otherwise, nothing at 0; a tuple of steps passes through."""
+    if isinstance(sigma, tuple):
+        return sigma
+    s = float(sigma)
+    if s in WIDE:
+        return (("box", _box_width(s)), ("box", _box_width(s)))
+    return (("gauss", s),) if s > 0 else ()
+
+
+def _key(steps) -> tuple:
+    return tuple((name, arg.tobytes() if isinstance(arg, np.ndarray) else arg) for name, arg in steps)
+
+
+def _operator(n: int, steps: tuple, start: int, step: int, count: int) -> "_Operator":
+    return _operator_cached(n, _key(steps), start, step, count)
+
+
+@functools.lru_cache(maxsize=512)
+def _operator_cached(n, key, start, step, count):
+    """The matrix of ``steps`` (scipy's own filters, mode "nearest", applied to the identity, so edges
+    and kernels are exactly those of filtering the whole axis) keeping rows ``start::step``."""
+    m = np.eye(n)
+    for name, arg in key:
+        if name == "gauss":
+            m = ndimage.gaussian_filter1d(m, arg, axis=0, mode="nearest", truncate=TRUNCATE)
+        elif name == "box":
+            m = ndimage.uniform_filter1d(m, arg, axis=0, mode="nearest")
+        else:  # "convolve" / "correlate" with a kernel given as bytes of float32
+            kernel = np.frombuffer(arg, np.float32).astype(np.float64)
+            m = (ndimage.convolve1d if name == "convolve" else ndimage.correlate1d)(m, kernel, axis=0, mode="nearest")
+    m = m[start : start + step * (count - 1) + 1 : step]
+    m[np.abs(m) < 1e-9 * np.abs(m).max()] = 0  # the running sums' rounding residue (1e-18) is not reach
+    return _Operator(m.astype(np.float32))
+
+
+class _Operator:
+    """A filter along one axis followed by keeping some outputs, as a banded matrix applied in row
+    tiles (each tile multiplies only the input columns its band touches): one BLAS call per tile."""
+
+    TILE = 32
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = matrix
+        self.tiles = []
+        nz = matrix != 0
+        for r0 in range(0, len(matrix), self.TILE):
+            cols = np.flatnonzero(nz[r0 : r0 + self.TILE].any(0))
+            c0, c1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
+            self.tiles.append((r0, min(r0 + self.TILE, len(matrix)), c0, c1, np.ascontiguousarray(matrix[r0 : r0 + self.TILE, c0:c1])))
+        self.lo = min(t[2] for t in self.tiles)
+        self.hi = max(t[3] for t in self.tiles)
+
+    def apply(self, v: np.ndarray, axis: int, origin: int = 0) -> np.ndarray:
+        """Apply along ``axis`` to ``v``, whose index 0 on that axis is column ``origin``."""
+        if self.lo < origin or self.hi > origin + v.shape[axis]:
+            raise ValueError(f"operator reads columns {self.lo}..{self.hi}, the field covers {origin}..{origin + v.shape[axis]}")
+        shape = list(v.shape)
+        shape[axis] = len(self.matrix)
+        out = np.empty(shape, np.float32)
+        for r0, r1, c0, c1, m in self.tiles:
+            c0, c1 = c0 - origin, c1 - origin
+            if axis == 0:
+                out[r0:r1] = (m @ v[c0:c1].reshape(c1 - c0, -1)).reshape(r1 - r0, *shape[1:])
+            elif axis == 1:
+                out[:, r0:r1] = np.matmul(m, v[:, c0:c1])
+            else:
+                flat = v.reshape(-1, v.shape[2]) if v.flags.c_contiguous else None
+                if flat is not None:
+                    out[..., r0:r1] = (flat[:, c0:c1] @ m.T).reshape(*shape[:2], r1 - r0)
+                else:
+                    out[..., r0:r1] = np.matmul(v[..., c0:c1], m.T)
+        return out
+
+
+class _Sampler:
+    """Filters on a block, and their values at the grid points. A sampler may be a crop of the
+    block (``region``): fields then cover only the crop and filters read only inside it."""
+
+    def __init__(self, shape, halo, stride, gshape, flat=(), region=None):
+        self.shape, self.stride, self.gshape, self.flat = tuple(shape), tuple(stride), tuple(gshape), tuple(flat)
         self.index = [h + s * np.arange(n) for h, s, n in zip(halo, stride, gshape)]
-        self.flat = flat  # axes along which the block is laterally constant: never smoothed
+        self.halo = tuple(halo)
+        self.region = region or tuple(slice(0, n) for n in shape)
+
+    def crop(self, margin: int, axes=(0, 1, 2)) -> "_Sampler":
+        """The same grid, with fields covering only ``margin`` samples around the grid points along ``axes``."""
+        region = []
+        for k, (n, idx) in enumerate(zip(self.shape, self.index)):
+            if k in axes and k not in self.flat:
+                region.append(slice(max(0, int(idx[0]) - margin), min(n, int(idx[-1]) + margin + 1)))
+            else:
+                region.append(slice(0, n))
+        return _Sampler(self.shape, self.halo, self.stride, self.gshape, self.flat, tuple(region))
 
     def point(self, v: np.ndarray) -> np.ndarray:
-        return v[np.ix_(*self.index)]
+        return v[np.ix_(*(i - r.start for i, r in zip(self.index, self.region)))]
+
+    def filter(self, v: np.ndarray, steps: tuple, axis: int) -> np.ndarray:
+        """Full-resolution filter of a field along one axis (edges: "nearest", of the crop)."""
+        n = v.shape[axis]
+        return _operator(n, steps, 0, 1, n).apply(v, axis)
 
     def smooth(self, v: np.ndarray, sigma) -> np.ndarray:
-        """Separable smoothing of ``v`` at the grid points: filter one axis, keep only its grid samples,
-        repeat. ``sigma``: one value or one per axis (0: no smoothing along that axis); the ``WIDE``
-        scales use two box passes, the others a Gaussian. Flat axes are not smoothed."""
-        sigmas = (sigma,) * 3 if np.isscalar(sigma) else tuple(sigma)
+        """Separable smoothing of ``v`` at the grid points: filter one axis keeping only its grid
+        samples, repeat. ``sigma``: one value or one per axis (0: none; a tuple of steps: that filter);
+        the ``WIDE`` scales use two box passes, the others a Gaussian. Flat axes are not smoothed. The
+        filters see the whole block axis (edges as on the block), and read only near the grid."""
+        sigmas = tuple(sigma) if isinstance(sigma, (list, tuple)) else (sigma,) * 3
+        ops = {}
         for axis in (2, 1, 0):
-            s = 0.0 if axis in self.flat else float(sigmas[axis])
-            if s in WIDE:
-                w = _box_width(s)
-                v = ndimage.uniform_filter1d(v, w, axis=axis, mode="nearest")
-                v = ndimage.uniform_filter1d(v, w, axis=axis, mode="nearest")
-            elif s > 0:
-                v = ndimage.gaussian_filter1d(v, s, axis=axis, mode="nearest", truncate=TRUNCATE)
-            if axis not in self.flat:  # a flat axis keeps every index (extent 1, or a stack of sections)
-                v = np.take(v, self.index[axis], axis=axis)
+            if axis in self.flat:
+                continue
+            idx = self.index[axis]
+            ops[axis] = _operator(self.shape[axis], _steps(sigmas[axis]), int(idx[0]), self.stride[axis], len(idx))
+        # read only the columns the operators touch
+        if any(ops[k].lo < self.region[k].start or ops[k].hi > self.region[k].stop for k in ops):
+            raise ValueError(f"smoothing {sigma} reads outside the field's region {self.region}")
+        view = tuple(slice(ops[k].lo - r.start, ops[k].hi - r.start) if k in ops else slice(None) for k, r in enumerate(self.region))
+        origin = [ops[k].lo if k in ops else 0 for k in range(3)]
+        v = v[view]
+        for axis in (2, 1, 0):
+            if axis in ops:
+                v = ops[axis].apply(v, axis, origin[axis])
         return v
