@@ -156,7 +156,7 @@ def save_pairs(folder, seismic: np.ndarray, velocity: np.ndarray) -> tuple[Path,
 
 # ---- the study's preprocessing -----------------------------------------------------------------------
 
-def _resize(x: torch.Tensor, size) -> torch.Tensor:
+def resize(x: torch.Tensor, size) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     down = x.shape[-2] > size[0] or x.shape[-1] > size[1]
@@ -165,7 +165,7 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 
 def seismic_to_model(s, setup: Setup) -> torch.Tensor:
     """(B, shots, nt, receivers) raw amplitudes -> (B, shots, *seis_size) in [-1, 1]."""
-    s = _resize(torch.as_tensor(np.asarray(s) if not torch.is_tensor(s) else s, dtype=torch.float32), setup.seis_size)
+    s = resize(torch.as_tensor(np.asarray(s) if not torch.is_tensor(s) else s, dtype=torch.float32), setup.seis_size)
     scale = math.log1p(setup.seis_clip / setup.log_eps)
     return (torch.sign(s) * torch.log1p(s.abs() / setup.log_eps) / scale).clamp(-1, 1)
 
@@ -174,7 +174,7 @@ def velocity_to_model(v, setup: Setup, what: str = "velocity map") -> torch.Tens
     """(B, 1, nz, nx) m/s -> (B, 1, *vel_size) in [-1, 1]."""
     v = torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v, dtype=torch.float32)
     check_velocity(v, what)
-    v = _resize(v, setup.vel_size)
+    v = resize(v, setup.vel_size)
     return ((v - setup.vmin) / (setup.vmax - setup.vmin) * 2 - 1).clamp(-1, 1)
 
 
@@ -182,7 +182,7 @@ def velocity_from_model(v: torch.Tensor, setup: Setup) -> torch.Tensor:
     """Decoder output (B, 1, *vel_size) -> (B, nz, nx) m/s on the simulation grid, clamped into range."""
     g = setup.geometry
     v = (v.clamp(-1, 1) + 1) / 2 * (setup.vmax - setup.vmin) + setup.vmin
-    return _resize(v, (g.nz, g.nx))[:, 0]
+    return resize(v, (g.nz, g.nx))[:, 0]
 
 
 def simulate_model_space(v_model: torch.Tensor, setup: Setup) -> torch.Tensor:

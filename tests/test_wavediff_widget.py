@@ -1,0 +1,80 @@
+"""The "Velocity <-> seismic" dock in a real napari viewer (run under xvfb-run)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seisfm.wavediff.data import SETUPS
+from napari_seisfm.wavediff.diffusion import DIFFUSION_CONFIGS
+from napari_seisfm.wavediff.model import WaveDiffusion, save
+from napari_seisfm.wavediff.vqae import VQ_CONFIGS
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    from napari_seisfm.plugin.widgets import _notify
+
+    seen = {"info": [], "error": []}
+    monkeypatch.setattr(_notify, "show_info", seen["info"].append)
+    monkeypatch.setattr(_notify, "show_error", seen["error"].append)
+    return seen
+
+
+@pytest.fixture
+def dock(make_napari_viewer, tmp_path):
+    from napari_seisfm.plugin.widgets.wavediff import WaveDiffWidget
+
+    torch.manual_seed(0)
+    model = WaveDiffusion(SETUPS["micro"], VQ_CONFIGS["tiny"], dataclasses.replace(DIFFUSION_CONFIGS["tiny"], ch=16))
+    path = save(model, tmp_path / "micro")
+    viewer = make_napari_viewer()
+    w = WaveDiffWidget(viewer)
+    w.model_path.setText(str(path))
+    return viewer, w
+
+
+def test_forward_models_the_velocity_layer(dock, qtbot):
+    viewer, w = dock
+    v = np.full((3, 24, 24), 2000.0, np.float32)
+    v[:, 12:] = 3000.0
+    viewer.add_image(v, name="velocity")
+    assert w.layer.currentText() == "velocity"
+    assert w.forward()
+    qtbot.waitUntil(lambda: "shot gathers (F)" in viewer.layers, timeout=30000)
+    g = SETUPS["micro"].geometry
+    assert viewer.layers["shot gathers (F)"].data.shape == (g.n_sources, g.nt, g.n_receivers)
+    assert "2 shot gathers" in w.status.text()
+
+
+def test_sample_shows_pairs_and_their_residual(dock, qtbot):
+    viewer, w = dock
+    w.n.setValue(2)
+    assert w.sample()
+    qtbot.waitUntil(lambda: "PDE residual" in viewer.layers, timeout=60000)
+    assert viewer.layers["generated velocity"].data.shape == (2, 16, 16)
+    assert viewer.layers["generated velocity"].data.min() >= 1500
+    assert viewer.layers["F(generated velocity)"].data.shape == viewer.layers["generated seismic"].data.shape
+    assert "PDE deviation mean" in w.status.text()
+
+
+def test_bad_velocity_layer_is_one_line(dock, messages, qtbot):
+    viewer, w = dock
+    viewer.add_image(np.zeros((16, 16), np.float32), name="zeros")
+    w.layer.setCurrentText("zeros")
+    assert w.forward()
+    qtbot.waitUntil(lambda: bool(messages["error"]), timeout=30000)
+    assert messages["error"] == ["velocity layer: contains non-positive velocities (min 0 m/s)"]
+    assert "shot gathers (F)" not in viewer.layers
+
+
+def test_missing_model_is_one_line(dock, messages):
+    viewer, w = dock
+    w.model_path.setText("/nowhere/m.safetensors")
+    assert not w.sample()
+    assert messages["error"] == ["/nowhere/m.safetensors: no such model file"]
