@@ -82,7 +82,7 @@ def wait_until(app, cond, timeout_s=600.0):
 
 def run_job(app, meter, widget, start, ended=None):
     """Start the job, wait for its worker to end; split the gaps into run / result shown."""
-    ended = ended or (lambda: widget.worker is None)
+    ended = ended or (lambda: widget.jobs.worker is None)
     meter.start()
     t0 = time.perf_counter()
     start()

@@ -72,7 +72,7 @@ def main():
     shot(viewer, "ctm-threshold.png", canvas_only=True)
     viewer.layers[THRESHOLDED].visible = False
     widget.run_knn()
-    wait(lambda: widget.knn_result is not None and widget._job_worker is None)
+    wait(lambda: widget.knn_result is not None and widget.jobs.worker is None)
     viewer.layers["training labels"].visible = True
     shot(viewer, "ctm-knn.png")
     viewer.layers["training labels"].visible = False

@@ -37,7 +37,7 @@ def main(steps: int = 150):
     widget.batch_size.setValue(16)
     widget.name.setText("my-survey-test")
     widget.run()
-    while widget.worker is not None:
+    while widget.jobs.worker is not None:
         QApplication.processEvents()
         time.sleep(0.05)
     print(widget.message)

@@ -176,7 +176,7 @@ def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors,
     training.refresh()
     viewer.dims.set_point(0, cube.geometry.ilines[12])
     widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._job_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget.jobs.worker is None, timeout=WAIT)
     knn = viewer.layers[KNN]
     expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
     np.testing.assert_array_equal(knn.data, expect)
@@ -200,7 +200,7 @@ def test_knn_in_3d_view_and_cancel(make_napari_viewer, qtbot, two_cluster):
     widget.training.setCurrentText("cube labels")
     assert widget._visible_region() is None  # 3D: the whole cube at once
     widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._job_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget.jobs.worker is None, timeout=WAIT)
     assert set(np.unique(viewer.layers[KNN].data)) == {1, 2}
     assert viewer.screenshot(canvas_only=True).std() > 1
     # cancel: the engine stops between batches and reports it
@@ -324,7 +324,7 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     widget.method.value = "knn"
     assert widget.k.enabled and not widget.smooth.enabled
     widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget._job_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.knn_result is not None and widget.jobs.worker is None, timeout=WAIT)
     pts, cls = _support(training.data, widget)
     np.testing.assert_array_equal(viewer.layers[KNN].data, KnnSegmenter(widget.features, pts, cls, k=5).segment().classes)
     # the choices are part of the saved interpretation
@@ -345,7 +345,7 @@ def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
     widget.n_facies.value = 2
     widget.run_facies()
-    qtbot.waitUntil(lambda: widget.facies_result is not None and widget._job_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.facies_result is not None and widget.jobs.worker is None, timeout=WAIT)
     layer = viewer.layers[FACIES]
     np.testing.assert_array_equal(layer.data, kmeans_facies(widget.features, 2).classes)
     upper = (np.arange(16) < 8)[None, None, :] * np.ones((16, 16, 1), bool)
@@ -380,3 +380,18 @@ def test_threshold_slider_updates_the_mask_once_it_rests(make_napari_viewer, qtb
     assert widget.threshold_label.text() == "threshold 0.40"
     expect = (widget.result.score >= 0.40).astype(np.uint8)
     qtbot.waitUntil(lambda: np.array_equal(viewer.layers[THRESHOLDED].data, expect), timeout=WAIT)
+
+
+def test_closing_the_viewer_during_segmentation_stops_the_job_quietly(make_napari_viewer, qtbot, two_cluster, errors):
+    cube, store = two_cluster
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    training = widget.new_training_labels()
+    training.data[3, 3:6, 2] = 1
+    training.data[12, 8:11, 12] = 2
+    viewer.dims.ndisplay = 3  # the whole grid in one go
+    widget.run_knn()
+    assert widget.jobs.running and not widget.knn_button.isEnabled() and widget.cancel_button.isEnabled()
+    viewer.close()
+    assert widget.jobs.closed and widget.jobs.done_event.wait(10)  # cancelled (or finished) and waited for
+    qtbot.wait(100)
+    assert not errors["error"]

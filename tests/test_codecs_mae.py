@@ -274,15 +274,15 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     viewer.add_image(section(64, 96), name="line")
 
     w.run_masking()  # no model chosen yet
-    assert shown and "choose an MAE model" in shown[-1] and w.worker is None
+    assert shown and "choose an MAE model" in shown[-1] and w.jobs.worker is None
     w.mae_model.setCurrentText("mine")
     w.masking.setText("0,1.5")
     w.run_masking()
-    assert "must be in [0, 1)" in shown[-1] and w.worker is None
+    assert "must be in [0, 1)" in shown[-1] and w.jobs.worker is None
 
     w.codecs.setText("quant8")
     w.run()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60000)
     comp, _ = w.result
     assert [r.method for r in comp.rows] == ["quant8", "mae-r0", "mae-r0.85", "mae-stats-only"]
     assert w.table.rowCount() == 4
@@ -291,8 +291,8 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
 
     w.masking.setText("0,0.5")
     w.run_masking()
-    assert w.worker is not None and not w.mask_button.isEnabled()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
+    assert w.jobs.worker is not None and not w.mask_button.isEnabled()
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60000)
     study = w.masking_result
     assert [(r.pattern, r.fraction) for r in study.rows][:2] == [("random", 0.0), ("random", 0.5)]
     assert len(w.mask_figure.axes) == 2 and len(w.mask_figure.axes[0].lines) == 4  # 3 patterns + means alone
@@ -300,5 +300,5 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
 
     w.mae_model.setCurrentText(str(models["enc"]))  # typed by hand: refused in one line, no rows
     w.run()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60000)
     assert "holds an encoder only" in shown[-1]

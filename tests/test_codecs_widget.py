@@ -25,8 +25,8 @@ def add_cube(viewer, data, **kw):
 
 def run_and_wait(qtbot, widget):
     widget.run()
-    assert widget.worker is not None
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert widget.jobs.worker is not None
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60000)
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     widget.stride.setText("4,4,2")
     widget.dtype.setCurrentText("f16")
     widget.run_button.click()
-    assert widget.worker is not None and not widget.run_button.isEnabled()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.jobs.worker is not None and not widget.run_button.isEnabled()
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert widget.result is not None and widget.result.complete
     assert widget.progress.value() == widget.progress.maximum()
     fv = FeatureVolume.open(out)
@@ -55,7 +55,7 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     n = len(viewer.layers)
     widget.overwrite.setChecked(True)
     widget.run_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert len(viewer.layers) == n and viewer.layers[-1].name == layer.name
 
 
@@ -73,10 +73,10 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
     assert widget.cube.currentText() == "mem"
     widget.stride.setText("4,x")
     widget.run()
-    assert "--stride" in errors[-1] and widget.worker is None
+    assert "--stride" in errors[-1] and widget.jobs.worker is None
     widget.stride.setText("8")
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert (tmp_path / "mem_attributes_s8-8-8.zarr").is_dir()
     assert widget.result.grid.shape == (4, 4, 6)
     # running again without overwrite resumes the complete store (no error); a stride change is refused
@@ -84,7 +84,7 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
     widget.out.setText(str(tmp_path / "mem_attributes_s8-8-8.zarr"))
     n_errors = len(errors)
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert len(errors) == n_errors + 1 and "other settings" in errors[-1]
 
 
@@ -105,7 +105,7 @@ def test_widget_cancel_leaves_resumable_store(make_napari_viewer, qtbot, tmp_pat
 
     widget.jobs.report = cancel_at_first_report
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert infos and "resume" in infos[-1]
     assert not FeatureVolume.open(tmp_path / "c.zarr", allow_partial=True).complete
     assert len(viewer.layers) == 1

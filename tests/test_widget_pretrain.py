@@ -49,8 +49,8 @@ def test_short_run_lists_the_model(make_napari_viewer, qtbot, user_models, messa
     w.name.setText("mine")
     w.out.setText(str(tmp_path / "run"))
     w.run_button.click()
-    assert w.worker is not None and not w.run_button.isEnabled() and w.cancel_button.isEnabled()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    assert w.jobs.worker is not None and not w.run_button.isEnabled() and w.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert not messages["error"], messages["error"]
     r = w.result
     assert r is not None and r.model_id == "mine" and r.steps == 3
@@ -74,7 +74,7 @@ def test_new_model_shows_in_an_open_extraction_dock(make_napari_viewer, qtbot, u
     w = dock(viewer, steps=1)
     w.name.setText("fresh")
     w.run()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert w.result is not None, messages
     assert extract.model.findText("fresh") >= 0
     assert "now in the Extract embeddings dock" in messages["info"][-1]
@@ -87,7 +87,7 @@ def test_cancel_leaves_a_run_that_resume_finishes(make_napari_viewer, qtbot, use
     w.run()
     qtbot.waitUntil(lambda: len(w.steps) >= 1, timeout=60_000)
     w.cancel()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     out = w._run_out
     assert (out / "checkpoint.pt").is_file() and not list(out.glob("*.toml"))
     assert w.result is None and not messages["error"]
@@ -116,7 +116,7 @@ def test_resume_an_unfinished_folder(make_napari_viewer, qtbot, user_models, mes
     w.out.setText(str(out))
     assert w.run_button.text() == "Resume"
     w.run_button.click()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert not messages["error"], messages["error"]
     assert w.result is not None and w.result.steps == 3 and (out / "half.toml").is_file()
     assert [int(s) for s in w.loss_line.get_xdata()] == [2, 3]
@@ -137,7 +137,7 @@ def test_resume_needs_the_runs_layer(make_napari_viewer, qtbot, user_models, mes
     w = dock(viewer)
     w.out.setText(str(out))
     w.run()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert len(messages["error"]) == 1 and "layer:s" in messages["error"][0]
     assert "\n" not in messages["error"][0]
 
@@ -148,7 +148,7 @@ def test_too_small_layer_is_one_line_and_no_folder(make_napari_viewer, qtbot, us
     w = dock(viewer)
     out, _ = w.run_folder()
     w.run()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert len(messages["error"]) == 1
     msg = messages["error"][0]
     assert "\n" not in msg and "too small" in msg and "16 along sample" in msg
@@ -160,7 +160,7 @@ def test_no_layer_is_one_line(make_napari_viewer, user_models, messages):
     viewer = make_napari_viewer()
     w = dock(viewer)
     w.run()
-    assert w.worker is None and len(messages["error"]) == 1 and "no seismic layer" in messages["error"][0]
+    assert w.jobs.worker is None and len(messages["error"]) == 1 and "no seismic layer" in messages["error"][0]
 
 
 def test_closing_the_viewer_stops_the_run(make_napari_viewer, qtbot, user_models, messages):
@@ -170,7 +170,7 @@ def test_closing_the_viewer_stops_the_run(make_napari_viewer, qtbot, user_models
     viewer.window.add_dock_widget(w, name="Pretrain on this survey")
     w.run()
     qtbot.waitUntil(lambda: len(w.steps) >= 1, timeout=60_000)
-    done, out = w._done, w._run_out
+    done, out = w.jobs.done_event, w._run_out
     viewer.close()
     assert done.wait(30), "the run kept going after the viewer closed"
     assert (out / "checkpoint.pt").is_file() and not list(out.glob("*.toml"))
@@ -188,7 +188,7 @@ def test_layer_with_a_cube_file_and_held_out_loss(make_napari_viewer, qtbot, use
     w.layer.setCurrentText("train")  # zeros on screen: the file is what trains
     w.heldout.setCurrentText("val")
     w.run()
-    qtbot.waitUntil(lambda: w.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert not messages["error"], messages["error"]
     assert w.result.card.is_file()
     assert f"cube:{(tmp_path / 'train.npy').resolve()}" in w.result.card.read_text()

@@ -15,7 +15,6 @@ session and the next one follows.
 
 from __future__ import annotations
 
-import threading
 import warnings
 
 import numpy as np
@@ -40,9 +39,10 @@ from ... import display
 from ...display import KNN, SIMILARITY, THRESHOLDED
 from ...errors import SeisfmError
 from ...search.linear_segmenter import SMOOTH
-from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession, SegmentationSettings
+from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession, SegmentationSettings, run_to_end
 from . import _notify
 from ._display import DisplayBox
+from ._jobs import JobController
 from ._layers import cube_behind, fingerprint_of, is_cube_layer, with_browse
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
@@ -56,7 +56,9 @@ NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
 
 
 class _Relay(QObject):
-    progressed = Signal(int, int)
+    """Carries the visible slice's classes from the job's thread to the GUI thread (a queued signal)."""
+
+    slice_done = Signal(object)
 
 
 class ClickToMapWidget(QWidget):
@@ -69,10 +71,9 @@ class ClickToMapWidget(QWidget):
         self._match_pos = -1
         self._syncing = False  # writing the session's clicks back into the Points layers
         self._dirty = False  # the clicks changed while a map worker ran
-        self._map_worker = self._job_worker = self._io_worker = None
-        self._cancel = threading.Event()
+        self._map_worker = self._io_worker = None
         self._relay = _Relay()
-        self._relay.progressed.connect(self._on_progress)
+        self._relay.slice_done.connect(self._on_slice)
         # the mask follows the slider once it rests: on a 256^3 grid each mask costs ~0.15 s (compare + labelling)
         self._threshold_timer = self._single_shot(THRESHOLD_REST_MS, self._show_mask)
 
@@ -174,11 +175,12 @@ class ClickToMapWidget(QWidget):
         self.new_labels_button.clicked.connect(self.new_training_labels)
         self.knn_button.clicked.connect(lambda: self.run_knn())
         self.facies_button.clicked.connect(lambda: self.run_facies())
-        self.cancel_button.clicked.connect(self._cancel.set)
         self.export_sim_button.clicked.connect(lambda: self._export_dialog(SIMILARITY))
         self.export_knn_button.clicked.connect(lambda: self._export_dialog(KNN))
         self.save_button.clicked.connect(self._save_dialog)
         self.open_button.clicked.connect(self._open_dialog)
+        self.jobs = JobController(self, run_buttons=[self.knn_button, self.facies_button], cancel_button=self.cancel_button,
+                                  progress_bar=self.progress, what="segmentation", viewer=napari_viewer)
         self.viewer.layers.events.inserted.connect(self._refresh_inputs)
         self.viewer.layers.events.removed.connect(self._refresh_inputs)
         self._refresh_inputs()
@@ -537,17 +539,9 @@ class ClickToMapWidget(QWidget):
         region[axis] = slice(g, g + 1)
         return tuple(region)
 
-    def _job_running(self, on: bool, text: str = ""):
-        self.knn_button.setEnabled(not on)
-        self.facies_button.setEnabled(not on)
-        self.cancel_button.setEnabled(on)
-        self.progress.setRange(0, 0 if on else 1)
-        if text:
-            self._say(text)
-
     def run_knn(self):
-        """Visible slice first, then the whole grid in a worker (progress, Cancel)."""
-        if self._job_worker is not None:
+        """Visible slice first, then the whole grid, in the dock's job (progress, Cancel, teardown)."""
+        if self.jobs.running:
             return
         try:
             if self.session is None:
@@ -558,24 +552,27 @@ class ClickToMapWidget(QWidget):
             _notify.show_error(str(exc))
             return
         self._training_colormap = layer.colormap
-        self._cancel.clear()
-        self._job_running(True, f"{self.method.current_choice}: visible slice first ...")
-        self._job_worker = self._start(self.session.segment, points, classes, region=self._visible_region(),
-                                       progress=self._relay.progressed.emit, cancel=self._cancel.is_set,
-                                       returned=self._on_segmentation, finished=self._on_job_finished)
-        self._job_worker.yielded.connect(self._on_slice)
+        self._say(f"{self.method.current_choice}: visible slice first ...")
+        session, region, relay, jobs = self.session, self._visible_region(), self._relay, self.jobs
+
+        def job():
+            steps = session.segment(points, classes, region=region, progress=jobs.report, cancel=jobs.cancel_event.is_set)
+            if region is not None:
+                relay.slice_done.emit(next(steps))
+            return run_to_end(steps)
+
+        self.jobs.start(job, on_done=self._on_segmentation)
 
     def run_facies(self):
-        """k-means facies of the whole grid in a worker (progress, Cancel), shown as a Labels layer."""
-        if self._job_worker is not None:
+        """k-means facies of the whole grid in the dock's job (progress, Cancel), shown as a Labels layer."""
+        if self.jobs.running:
             return
         if self.session is None:
             _notify.show_error("load a feature store first")
             return
-        self._cancel.clear()
-        self._job_running(True, f"k-means: {self.n_facies.value} facies ...")
-        self._job_worker = self._start(self.session.facies, self.n_facies.value, progress=self._relay.progressed.emit,
-                                       cancel=self._cancel.is_set, returned=self._on_facies, finished=self._on_job_finished)
+        self._say(f"k-means: {self.n_facies.value} facies ...")
+        self.jobs.start(self.session.facies, self.n_facies.value, progress=self.jobs.report,
+                        cancel=self.jobs.cancel_event.is_set, on_done=self._on_facies)
 
     def _show_labels(self, name, classes, opacity=0.5):
         layer = self._layer(name)
@@ -599,6 +596,8 @@ class ClickToMapWidget(QWidget):
             pass
 
     def _on_slice(self, result):
+        if self.jobs.closed:  # the dock or the viewer went while the job ran
+            return
         full = np.zeros(self.session.features.shape, np.int32)
         full[result.region] = result.classes.reshape(full[result.region].shape)
         self._show_classes(full)
@@ -609,14 +608,6 @@ class ClickToMapWidget(QWidget):
         self._show_classes(result.classes)
         counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
         self._say(f"{self.method.current_choice}: classes {list(result.class_ids)}, grid points per class {counts}")
-
-    def _on_progress(self, done, total):
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-
-    def _on_job_finished(self):
-        self._job_worker = None
-        self._job_running(False)
 
     # ------------------------------------------------------------------ export
     def export(self, kind: str, path):

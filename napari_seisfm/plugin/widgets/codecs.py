@@ -243,11 +243,6 @@ class CodecWidget(QWidget):
         return expand_codecs(self.codecs.text(), self.cosmos_dir.text().strip() or None)
 
     # ------------------------------------------------------------------ run
-    @property
-    def worker(self):
-        """The running job's worker (None when idle)."""
-        return self.jobs.worker
-
     def run(self):
         """Start a comparison with the form's settings (returns at once; the work is in a thread)."""
         from ...codecs.mae import compare_with_mae

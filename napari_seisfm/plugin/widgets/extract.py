@@ -130,15 +130,6 @@ class ExtractWidget(QWidget):
         return Path(tempfile.gettempdir()) / f"{layer.name}_{tag}.zarr"
 
     # ------------------------------------------------------------------ run
-    @property
-    def worker(self):
-        """The running job's worker (None when idle)."""
-        return self.jobs.worker
-
-    @property
-    def _cancel(self):
-        return self.jobs.cancel_event
-
     def run(self):
         """Start an extraction with the form's settings (returns at once; the work is in a thread)."""
         from ...extract import extract_features

@@ -231,16 +231,6 @@ class PretrainWidget(QWidget):
             self.run_button.setToolTip(f"train a new model in {out}")
 
     # ------------------------------------------------------------------ run
-    @property
-    def worker(self):
-        """The running job's worker (None when idle)."""
-        return self.jobs.worker
-
-    @property
-    def _done(self):
-        """Set when the run's worker body has returned (or raised)."""
-        return self.jobs.done_event
-
     def run(self):
         """Start (or resume) a run with the form's settings (returns at once; the work is in a thread)."""
         if self.jobs.running:
