@@ -271,6 +271,12 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
     x = np.concatenate(rows).astype(np.float64)
     if len(x) > PCA_SAMPLE_VECTORS:
         x = x[rng.choice(len(x), PCA_SAMPLE_VECTORS, replace=False)]
+    return pca_basis(x, dim)
+
+
+def pca_basis(x: np.ndarray, dim: int):
+    """``(mean, components)`` of the sample rows ``x`` (float64): centred SVD, the top ``dim`` right
+    singular vectors. Shared by extraction and `seisfm features import`."""
     if len(x) < 2:
         raise SeisfmError("too few finite embeddings to fit a PCA basis; use --pca 0")
     mean = x.mean(axis=0)

@@ -278,6 +278,7 @@ class FeatureVolume:
         self.normalisation = dict(a.get("normalisation", {}))
         self.quant_scale = float(a.get("quant_scale", 1.0))
         self.chunks = tuple(a["chunks"])
+        self.provenance = dict(a.get("provenance") or {})  # imported stores: source file, hash, layout
         # every chunk is written, even all-zero ones, so a missing chunk file always means a lost chunk
         self.embeddings = group["embeddings"].with_config({"write_empty_chunks": True})
         self.valid = group["valid"].with_config({"write_empty_chunks": True})
@@ -307,6 +308,7 @@ class FeatureVolume:
         quant_scale: float | None = None,
         chunks: tuple[int, int, int] = (16, 16, 16),
         overwrite: bool = False,
+        provenance: dict | None = None,
     ) -> "FeatureVolume":
         """Start a new store; with ``overwrite=False`` an existing path is an error.
 
@@ -354,6 +356,7 @@ class FeatureVolume:
                     "quant_scale": float(quant_scale or 1.0),
                     "normalized": True,
                     "every_chunk_written": True,  # a missing chunk file is a lost chunk
+                    **({"provenance": provenance} if provenance else {}),
                 }
             )
             group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0)

@@ -1,4 +1,5 @@
-"""napari reader for feature stores (``*.zarr`` with format ``seisfm-features``).
+"""napari reader for feature stores (``*.zarr`` with format ``seisfm-features``) and for feature arrays
+computed elsewhere (4-D ``.npy``, ``.npz``, ``.h5``, zarr arrays), imported into a store first.
 
 Shows a quick look at the embeddings: the first three principal components of the stored
 vectors as an RGB volume on the feature grid, placed over the cube it belongs to
@@ -18,6 +19,7 @@ from ..errors import SeisfmError
 from ..features import FORMAT, FeatureVolume
 
 SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
+ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".zarr")  # feature arrays computed elsewhere
 
 
 def get_features_reader(path):
@@ -28,7 +30,7 @@ def get_features_reader(path):
         path = path[0]
     path = Path(path)
     if not is_feature_store(path):
-        return None
+        return get_feature_array_reader(path) if path.suffix.lower() == ".zarr" else None
     try:
         fv = FeatureVolume.open(path)
         check_viewer_cubes(fv, _current_viewer())
@@ -36,6 +38,65 @@ def get_features_reader(path):
         _notify(str(exc))
         return None
     return partial(_read, fv)
+
+
+def get_feature_array_reader(path):
+    """Reader for a 4-D feature array computed elsewhere (``.npy``, ``.npz``, ``.h5``, a zarr array): imported
+    into a store beside it (``<name>.features.zarr``) against the cube open in the viewer, without asking
+    anything, when exactly one grid fits; declined with the reason and the command to run otherwise."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = Path(path)
+    if path.suffix.lower() not in ARRAY_SUFFIXES or is_feature_store(path):
+        return None
+    try:
+        cube_path, out = plan_for_viewer(path, _current_viewer())
+    except SeisfmError as exc:
+        _notify(str(exc))
+        return None
+    return partial(_read_array, path, cube_path, out)
+
+
+def plan_for_viewer(path: Path, viewer) -> tuple[Path, Path]:
+    """``(cube file, store to write)`` for importing ``path`` against the one cube of the viewer its grid fits."""
+    from ..cube import open_cube
+    from ..feature_import import open_feature_array, plan_import
+
+    out = path.with_name(path.stem + ".features.zarr")
+    command = f"`seisfm features import {path} --cube CUBE --out {out.name}` (with --layout/--stride/--origin if needed)"
+    cubes = [] if viewer is None else [Path(layer.metadata["path"]) for layer in viewer.layers
+                                       if layer.metadata.get("kind") == "seismic" and layer.metadata.get("path")]
+    if not cubes:
+        raise SeisfmError(f"{path}: a feature array needs the cube it was computed on: open that cube (from a file) first, or run {command}")
+    fits, reasons = [], []
+    with open_feature_array(path) as src:
+        for cube_path in dict.fromkeys(cubes):
+            with open_cube(cube_path) as cube:
+                try:
+                    plan_import(src, cube, hash_source=False)
+                    fits.append(cube_path)
+                except SeisfmError as exc:
+                    reasons.append(str(exc))
+    if len(fits) != 1:
+        why = reasons[0] if not fits else f"its grid fits {len(fits)} open cubes ({', '.join(p.name for p in fits)})"
+        raise SeisfmError(f"{why}; run {command}")
+    if out.exists():
+        try:
+            source = FeatureVolume.open(out, allow_partial=True).provenance.get("imported_from")
+        except SeisfmError:
+            source = None
+        if source != str(path.resolve()):
+            raise SeisfmError(f"{out}: exists and was not imported from {path.name}; run {command.replace(out.name, 'OTHER.zarr')}")
+    return fits[0], out
+
+
+def _read_array(path, cube_path, out, _path=None):
+    from ..feature_import import import_features
+
+    fv = import_features(path, cube_path, out)  # resumes / reuses a store imported from this file before
+    return [pca_colour_layer(fv)]
 
 
 def is_feature_store(path: Path) -> bool:

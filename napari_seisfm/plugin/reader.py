@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from ..cube import SUFFIXES, open_cube
 from ..display import SEISMIC_COLORMAP, cube_layer, ensure_exaggeration, orient_when_added
 from ..errors import SeisfmError
@@ -19,12 +21,23 @@ def get_reader(path):
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES or path.is_dir():
         return None
+    if path.suffix.lower() == ".npy" and _ndim(path) == 4:  # a feature array computed elsewhere, not a cube
+        from .features_reader import get_feature_array_reader
+
+        return get_feature_array_reader(path)
     try:
         cube = open_cube(path)
     except SeisfmError as exc:
         _notify(str(exc))
         return None
     return partial(_read, cube)
+
+
+def _ndim(path: Path) -> int | None:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False).ndim
+    except Exception:  # open_cube says what is wrong with it
+        return None
 
 
 def _read(cube, path=None):
