@@ -11,6 +11,7 @@ call :func:`extract_features`.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,7 @@ DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
 PCA_SAMPLE_CHUNKS = 8  # chunks embedded to fit the PCA basis
 PCA_SAMPLE_VECTORS = 50_000
 CHUNK_BYTES = 256 * 2**20  # float32 embeddings of one chunk held in memory at most (ViT-sized chunks)
+KEEP_BYTES = 512 * 2**20  # embeddings of the PCA-fit chunks kept to be written (not embedded twice)
 
 
 def extract_features(
@@ -45,6 +47,7 @@ def extract_features(
     cancel=None,
     chunks: tuple[int, int, int] | None = None,
     embedder: Embedder | None = None,
+    workers: int | None = None,
 ) -> FeatureVolume:
     """Embed every ``stride``-th sample of ``cube`` (a Cube or a path) into the store ``out``.
 
@@ -58,7 +61,10 @@ def extract_features(
     in batches (the ViTs: after each batch of forward passes, so a cube of one chunk still moves);
     ``cancel`` (a ``threading.Event`` or a callable) is checked between chunks and between those
     batches and raises :class:`SeisfmCancelled`, leaving a resumable store marked incomplete.
-    ``embedder`` overrides ``model``/``checkpoint`` with a ready instance.
+    ``embedder`` overrides ``model``/``checkpoint`` with a ready instance. ``workers``: chunks embedded
+    at once in threads, for embedders that allow it (``parallel_blocks``: the attribute embedder, whose
+    numpy/BLAS work releases the GIL); default one per CPU core, at most 4. The chunks embedded to fit
+    the PCA basis are written as they are, not embedded twice.
 
     The whole run holds the store's writer lock (:class:`~napari_seisfm.features.StoreLock`): a second
     writer, ``overwrite`` included, is refused while the first one lives.
@@ -70,7 +76,7 @@ def extract_features(
             return extract_features(
                 opened, out, model=model, checkpoint=checkpoint, stride=stride, pca=pca, dtype=dtype, device=device,
                 precision=precision, batch_size=batch_size, resume=resume, overwrite=overwrite, progress=progress,
-                cancel=cancel, chunks=chunks, embedder=embedder,
+                cancel=cancel, chunks=chunks, embedder=embedder, workers=workers,
             )  # fmt: skip
     out = Path(out)
     dtype = DTYPE_ALIASES.get(dtype, dtype)
@@ -97,11 +103,11 @@ def extract_features(
 
     with StoreLock(out):
         return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                               basis_wanted=bool(pca))
+                               basis_wanted=bool(pca), workers=workers)
 
 
 def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                    basis_wanted=True):
+                    basis_wanted=True, workers=None):
     geometry = cube.geometry
     content = cube_content_hash(cube)
     state = store_state(out)
@@ -118,11 +124,12 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     elif state == "other":
         raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
 
+    fitted = {}  # chunk index -> vectors embedded for the PCA fit, written below instead of embedded again
     if fv is None:
         normalisation = estimate_normalisation(cube)
         basis = None
         if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
-            basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel)
+            basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel, keep=fitted)
         summary = geometry.summary()
         fv = FeatureVolume.create(
             out,
@@ -144,13 +151,9 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     dead = geometry.dead
     done, total = fv.progress()
     _report(progress, done, total)
-    for index, region in fv.chunk_slices():
-        if fv.chunk_done(index):
-            continue
-        if _cancelled(cancel):
-            raise SeisfmCancelled(f"{out}: stopped after {done}/{total} chunks; run again to resume")
-        with _batch_hook(embedder, _within_chunk(progress, cancel, done, total, out)):
-            vectors = embedder.embed_block(reader.block(region), grid.stride)
+    todo = [(index, region) for index, region in fv.chunk_slices() if not fv.chunk_done(index)]
+    n_workers = _workers(workers, embedder, len(todo))
+    for index, region, vectors in _embedded(todo, embedder, reader, grid, fitted, n_workers, progress, cancel, out, done, total):
         valid = np.ones(vectors.shape[:3], bool)
         if dead is not None:
             il, xl = (grid.origin[k] + grid.stride[k] * np.arange(region[k].start, region[k].stop) for k in (0, 1))
@@ -161,6 +164,57 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     fv.mark_complete()
     return FeatureVolume.open(out)
 
+
+def _workers(workers, embedder, n_chunks) -> int:
+    if not getattr(embedder, "parallel_blocks", False):
+        return 1
+    if workers is None:
+        workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4)
+    return max(1, min(int(workers), n_chunks))
+
+
+def _embedded(todo, embedder, reader, grid, fitted, workers, progress, cancel, out, done, total):
+    """``(index, region, vectors)`` for every chunk in ``todo``, in order. One worker: chunk after
+    chunk, with progress and cancel within a chunk (the ViTs' batches). Several: blocks are read here
+    (cube readers are not thread-safe) and embedded in threads, at most ``workers + 1`` in flight;
+    BLAS is held to one thread meanwhile (the workers are the parallelism). Cancel is checked before
+    each chunk is handed out, as in the sequential loop; blocks in flight then are dropped unwritten."""
+
+    def stop():
+        return SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
+
+    if workers <= 1:
+        for k, (index, region) in enumerate(todo):
+            if _cancelled(cancel):
+                raise stop()
+            if tuple(index) in fitted:
+                yield index, region, fitted.pop(tuple(index))
+                continue
+            with _batch_hook(embedder, _within_chunk(progress, cancel, done + k, total, out)):
+                vectors = embedder.embed_block(reader.block(region), grid.stride)
+            yield index, region, vectors
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    pool = ThreadPoolExecutor(workers)
+    pending = []
+    try:
+        with threadpool_limits(1):
+            for k in range(len(todo)):
+                if _cancelled(cancel):
+                    raise stop()
+                while len(pending) <= workers and k + len(pending) < len(todo):
+                    index, region = todo[k + len(pending)]
+                    job = fitted.pop(tuple(index), None)
+                    if job is None:
+                        job = pool.submit(embedder.embed_block, reader.block(region), grid.stride)
+                    pending.append((index, region, job))
+                index, region, job = pending.pop(0)
+                yield index, region, job if isinstance(job, np.ndarray) else job.result()
+    finally:  # cancelled or failed: blocks not started are dropped, running ones are not waited for
+        pool.shutdown(wait=not pending, cancel_futures=True)
 
 def repair_store(
     out,
@@ -253,8 +307,10 @@ def estimate_normalisation(cube, max_traces: int = 4000, seed: int = 0) -> dict:
     return {"method": "unit-variance, clip 3 std", "mean": float(sample.mean()), "std": std, "clip": CLIP, "traces": int(len(sample))}
 
 
-def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: int, chunks, cancel=None):
-    """PCA basis ``(mean, components)`` of the embeddings of a few chunks spread over the grid."""
+def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: int, chunks, cancel=None, keep=None):
+    """PCA basis ``(mean, components)`` of the embeddings of a few chunks spread over the grid.
+    ``keep``: a dict that receives the chunks' vectors by chunk index (up to ``KEEP_BYTES`` in all),
+    so that extraction writes them instead of embedding them again."""
     n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
@@ -266,7 +322,10 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
             raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
         region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, grid.shape))
         with _batch_hook(embedder, _within_chunk(None, cancel, 0, 1, "the PCA basis", fitting=True)):
-            v = embedder.embed_block(reader.block(region), grid.stride).reshape(-1, embedder.dim)
+            block_vectors = embedder.embed_block(reader.block(region), grid.stride)
+        if keep is not None and sum(a.nbytes for a in keep.values()) + block_vectors.nbytes <= KEEP_BYTES:
+            keep[tuple(int(i) for i in idx)] = block_vectors
+        v = block_vectors.reshape(-1, embedder.dim)
         rows.append(v[np.isfinite(v).all(axis=1)])
     x = np.concatenate(rows).astype(np.float64)
     if len(x) > PCA_SAMPLE_VECTORS:

@@ -134,6 +134,7 @@ class AttributeEmbedder(Embedder):
     discordance and vertical energy asymmetry at scales of 1 to 32 samples (32 dims)."""
 
     native_sections = True  # a block one inline or crossline wide needs no halo along that axis (module doc)
+    parallel_blocks = True  # embed_block keeps no state and its numpy/BLAS work releases the GIL: chunks run in threads
 
     def __init__(self, card: ModelCard | None = None):
         card = card or DEFAULT_CARD
