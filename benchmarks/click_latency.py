@@ -4,8 +4,9 @@
 
 For each grid size (n^3 grid points, 64-d int8 vectors, the default probe decision) a dock is given a
 session and clicks are added to the Positive/Negative layers one at a time, as a user's clicks arrive. The
-latency of a click is from ``layer.add`` to the "similarity" layer showing the map of that click (the
-session's ``map_changed``, then the layer's data set), with the GUI event loop running. Baseline in the
+latency of a click is from ``layer.add`` to the "similarity" layer showing the map of that click, with the
+GUI event loop running, twice: the section on screen (the dock's preview of the visible slice) and the whole
+map (the session's ``map_changed``). Baseline in the
 same run: the session's ``compute`` alone for the same clicks (no GUI). Printed as JSON with ratios, and a linear projection to 16.7 M points (256^3) from the sizes run.
 """
 
@@ -51,7 +52,8 @@ def clicks(geometry, n_clicks: int, seed: int = 1):
     return out
 
 
-def gui_latencies(app, viewer, session, geometry, points) -> list[float]:
+def gui_latencies(app, viewer, session, geometry, points) -> tuple[list[float], list[float]]:
+    """(click -> section on screen updated, click -> whole map shown) per click, in seconds."""
     from napari_seisfm.cube import Cube
     from napari_seisfm.display import cube_layer
     from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, ClickToMapWidget
@@ -62,23 +64,26 @@ def gui_latencies(app, viewer, session, geometry, points) -> list[float]:
     layer = viewer.add_image(data, **kw)
     widget = ClickToMapWidget(viewer)
     widget._on_session(session, layer)
-    shown = []
+    shown, drawn = [], []
     session.map_changed.connect(lambda r: shown.append(time.perf_counter()))
-    out = []
+    set_similarity = widget._set_similarity
+    widget._set_similarity = lambda *a: (set_similarity(*a), drawn.append(time.perf_counter()))
+    section, whole = [], []
     for i, (negative, p) in enumerate(points):
-        before = len(shown)
+        before, drawn_before = len(shown), len(drawn)
         t0 = time.perf_counter()
         viewer.layers[NEGATIVE if negative else POSITIVE].add(list(p))
         wait_until(app, lambda: len(session.positives) + len(session.negatives) == i + 1, 10)
         if not session.grid_positives:
             continue
         wait_until(app, lambda: len(shown) > before and widget._map_worker is None, 120)
-        out.append(shown[-1] - t0)
+        whole.append(shown[-1] - t0)
+        section.append(drawn[drawn_before] - t0)  # the first redraw of the similarity layer after the click
     session.map_changed.disconnect()
     session.clicks_changed.disconnect()
     session.clear()
     widget.close()
-    return out
+    return section, whole
 
 
 def compute_latencies(session, points) -> list[float]:
@@ -118,9 +123,10 @@ def main():
         session, geometry = session_for(n)
         points = clicks(geometry, args.clicks)
         compute = stats(compute_latencies(session, points))
-        dock = stats(gui_latencies(app, viewer, session, geometry, points))
+        section, whole = gui_latencies(app, viewer, session, geometry, points)
+        section, dock = stats(section), stats(whole)
         report["sizes"][f"{n}^3"] = {
-            "points": n ** 3, "compute": compute, "dock": dock,
+            "points": n ** 3, "compute": compute, "dock_section_on_screen": section, "dock": dock,
             "dock_over_compute": round(dock["median_ms"] / compute["median_ms"], 2),
         }
         print(json.dumps({f"{n}^3": report["sizes"][f"{n}^3"]}), flush=True)

@@ -83,6 +83,16 @@ class MapResult:
 
 
 @dataclass
+class Preview:
+    """The map on one box of the grid (the section on screen), shown while the whole map is computed."""
+
+    snapshot: Snapshot
+    region: tuple  # three slices of the feature grid
+    score: np.ndarray  # float32, the box's shape
+    default_threshold: float
+
+
+@dataclass
 class SegmentationSettings:
     method: str = DEFAULT_SEGMENTER
     k: int = 5
@@ -295,7 +305,25 @@ class ClickToMapSession:
         """The dot-product kernel the latest map ran on (``simsimd``, ``numkong``, ``numpy``)."""
         return None if self._search is None else self._search.kernel.name
 
-    def is_current(self, result: MapResult) -> bool:
+    def preview(self, snapshot: Snapshot, region) -> Preview:
+        """The map of ``snapshot`` on ``region`` only: tens of milliseconds on any grid (the rows of one
+        section), so the section on screen follows a click before the whole map (:meth:`compute`) is done."""
+        from .search.knn import box_index
+
+        if not snapshot.positives:
+            raise SeisfmError("add a positive click first")
+        fm = self.features
+        region, shape, flat = box_index(fm.shape, region)
+        with self._lock:
+            if self._search is None or self._search.decision != snapshot.decision:
+                self._search = make_search(fm, snapshot.decision, kernel=self.kernel)
+            search = self._search
+            sync_clicks(search, snapshot.positives, snapshot.negatives)
+            score = search.scores_at(flat).reshape(shape)
+            default = search.click_threshold()
+        return Preview(snapshot, region, score, quantise_threshold(default))
+
+    def is_current(self, result) -> bool:
         return result.snapshot.version == self._version
 
     def accept(self, result: MapResult) -> bool:

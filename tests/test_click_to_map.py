@@ -395,3 +395,23 @@ def test_closing_the_viewer_during_segmentation_stops_the_job_quietly(make_napar
     assert widget.jobs.closed and widget.jobs.done_event.wait(10)  # cancelled (or finished) and waited for
     qtbot.wait(100)
     assert not errors["error"]
+
+
+def test_big_grids_show_the_section_on_screen_first(make_napari_viewer, qtbot, survey_store, monkeypatch):
+    monkeypatch.setattr(ctm, "PREVIEW_POINTS", 0)  # treat the test grid as big
+    sgy, store, _ = survey_store
+    cube = open_cube(sgy)
+    viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
+    g = cube.geometry
+    viewer.dims.set_point(0, g.ilines[20])  # the inline on screen: grid inline 10
+    previews = []
+    show = widget._show_preview
+    monkeypatch.setattr(widget, "_show_preview", lambda item: (previews.append(item), show(item)))
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[31], g.samples[30]])
+    _wait_map(qtbot, widget, 1)
+    (preview, shown), = previews
+    assert preview.region == (slice(10, 11), slice(0, 24), slice(0, 24))
+    assert np.isnan(shown[:10]).all() and np.isnan(shown[11:]).all()  # no map before: only the section
+    bound = widget.session._search.query_error()  # the whole map's int8 query rounding; the preview is exact float
+    np.testing.assert_allclose(preview.score, widget.result.score[preview.region], atol=bound + 1e-5)
+    np.testing.assert_array_equal(viewer.layers[SIMILARITY].data, widget.result.score)  # then the whole map

@@ -196,3 +196,17 @@ def test_session_map_matches_make_search_probe():
     ref = make_search(fm, kernel="numpy")
     ref.set_clicks([(4, 3, 6), (5, 4, 7)], [(10, 8, 12)])
     np.testing.assert_allclose(s.update().score, ref.score_map(), atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("decision", ["probe", "centroid"])
+def test_preview_of_the_section_on_screen_equals_the_whole_map_there(decision):
+    s = ClickToMapSession(two_bodies(2), decision=decision, kernel="numpy")
+    s.add_click(survey((4, 3, 6)))
+    s.add_click(survey((10, 8, 12)), negative=True)
+    snap = s.snapshot()
+    region = (slice(4, 5), slice(None), slice(None))
+    preview = s.preview(snap, region)
+    full = s.compute(snap)
+    assert preview.score.shape == (1, 10, 16) and preview.region == (slice(4, 5), slice(0, 10), slice(0, 16))
+    np.testing.assert_allclose(preview.score, full.score[region], atol=1e-5, equal_nan=True)
+    assert preview.default_threshold == full.default_threshold

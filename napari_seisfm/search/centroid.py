@@ -112,6 +112,15 @@ class CentroidSearch:
             self._scores = self.features.dots(self.query(), kernel=self.kernel.name, threads=self.kernel.threads)
         return self._scores
 
+    def scores_at(self, flat_index) -> np.ndarray:
+        """Scores of some grid points only (numpy float32; equal to the map there within the kernel's query
+        rounding): the section on screen, shown before the whole map is done."""
+        fm = self.features
+        idx = np.asarray(flat_index, np.int64)
+        s = fm.decode(fm.vectors[idx]) @ self.query()
+        s[~fm.valid[idx]] = np.nan
+        return s.astype(np.float32, copy=False)
+
     def score_map(self) -> np.ndarray:
         """Float32 map of grid shape (a view of the cached scores: copy it before changing it)."""
         return self.scores().reshape(self.features.shape)
@@ -121,6 +130,10 @@ class CentroidSearch:
         from ..interpretation import auto_threshold
 
         return auto_threshold(self.score_map() if score_map is None else score_map, self.positives)
+
+    def click_threshold(self) -> float:
+        """:meth:`default_threshold` from the clicks' own rows, without the whole map."""
+        return float(np.nanmin(self.scores_at([self.features.flat(g) for g in self.positives])))
 
     def query_error(self) -> float:
         """Bound on the score error that the kernel's query quantisation adds (0 for exact kernels)."""

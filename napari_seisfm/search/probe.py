@@ -66,6 +66,10 @@ class ProbeSearch(CentroidSearch):
             self._scores = self._sigmoid(s, np.float32(self._offset))
         return self._scores
 
+    def scores_at(self, flat_index) -> np.ndarray:
+        s = super().scores_at(flat_index)  # fits the probe: query() sets the offset
+        return expit(s + np.float32(self._offset))
+
     def _sigmoid(self, s: np.ndarray, offset: np.float32) -> np.ndarray:
         """``expit(s + offset)`` in place, in one pass per thread (NaN stays NaN): at 16.7 M points a
         single-threaded pass costs about as much as the dot product itself."""
@@ -86,6 +90,9 @@ class ProbeSearch(CentroidSearch):
         return s
 
     def default_threshold(self, score_map=None) -> float:
+        return 0.5
+
+    def click_threshold(self) -> float:
         return 0.5
 
     def query_error(self) -> float:

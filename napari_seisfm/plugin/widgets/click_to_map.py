@@ -53,6 +53,7 @@ DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity",
 METHODS = [("linear + smoothing", "linear"), ("kNN (paper's protocol)", "knn")]
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
+PREVIEW_POINTS = 1 << 21  # grids larger than this (128^3) show the section on screen before the whole map
 
 
 class _Relay(QObject):
@@ -371,12 +372,34 @@ class ClickToMapWidget(QWidget):
             self._dirty = True
             return
         self._dirty = False
-        self._map_worker = self._start(s.compute, s.snapshot(), returned=s.accept, finished=self._on_map_finished)
+        region = self._visible_region() if s.features.grid.size > PREVIEW_POINTS else None
+        self._map_worker = self._start(_map_job, s, s.snapshot(), region, returned=s.accept,
+                                       finished=self._on_map_finished)
+        self._map_worker.yielded.connect(self._show_preview)
 
     def _on_map_finished(self):
         self._map_worker = None
         if self._dirty:
             self._recompute()
+
+    def _show_preview(self, item):
+        """The section on screen, ahead of the whole map (dropped when the clicks changed meanwhile)."""
+        preview, shown = item
+        if not self.session.is_current(preview) or self.jobs.closed:
+            return
+        finite = preview.score[np.isfinite(preview.score)]
+        hi = float(finite.max()) if finite.size else preview.default_threshold + 1e-3
+        self._set_similarity(shown, (preview.default_threshold, max(hi, preview.default_threshold + 1e-3)))
+
+    def _set_similarity(self, data, limits):
+        layer = self._layer(SIMILARITY)
+        if layer is None:
+            self.viewer.add_image(data, name=SIMILARITY, colormap=dict(display.SIMILARITY_COLORMAP), blending="translucent",
+                                  contrast_limits=limits, metadata={"kind": "similarity"}, **self.grid_transform())
+            self._raise_points()
+        else:
+            layer.data = data
+            layer.contrast_limits = limits
 
     def _show_map(self, result):
         """The session accepted a map (or dropped it: no positive click left)."""
@@ -387,15 +410,7 @@ class ClickToMapWidget(QWidget):
             self.match_list.clear()
             self._say(NO_POSITIVE)
             return
-        layer = self._layer(SIMILARITY)
-        if layer is None:
-            self.viewer.add_image(result.score, name=SIMILARITY, colormap=dict(display.SIMILARITY_COLORMAP),
-                                  blending="translucent", contrast_limits=result.display_limits,
-                                  metadata={"kind": "similarity"}, **self.grid_transform())
-            self._raise_points()
-        else:
-            layer.data = result.score
-            layer.contrast_limits = result.display_limits
+        self._set_similarity(result.score, result.display_limits)
         self._show_threshold(self.session.threshold)
         self._show_mask()
         self.match_list.blockSignals(True)
@@ -712,6 +727,18 @@ class ClickToMapWidget(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open interpretation", "", "Interpretation (*.json)")
         if path:
             self.open_interpretation(path)
+
+
+def _map_job(session, snapshot, region):
+    """The map worker: the section on screen first (with the rest of the grid as last shown, a copy made
+    here rather than on the GUI thread), then the whole map."""
+    if region is not None:
+        preview = session.preview(snapshot, region)
+        last = session.result
+        shown = last.score.copy() if last is not None else np.full(session.features.shape, np.nan, np.float32)
+        shown[preview.region] = preview.score
+        yield preview, shown
+    return session.compute(snapshot)
 
 
 def _row(*widgets) -> QHBoxLayout:
