@@ -153,10 +153,12 @@ def test_training_is_resumable_and_refuses_mixups(data_dir, tmp_path):
         train(data_dir, run, MICRO, VQ, DIFF, **kw)
     with pytest.raises(SeisfmError, match="another configuration"):
         train(data_dir, run, MICRO, dataclasses.replace(VQ, two_vq=True), DIFF, resume=True, **kw)
-    done = train(data_dir, run, MICRO, VQ, DIFF, resume=True, **kw)
-    assert len(done["losses1"]) == 4 and len(done["losses2"]) == 3
+    done = train(data_dir, run, MICRO, VQ, DIFF, resume=True, **{**kw, "stage1_steps": 2})  # a new total
+    assert len(done["losses1"]) == 2 and len(done["losses2"]) == 3
     model, card = load(done["model"])
-    assert card["stage1_steps"] == 4 and model.z_std.item() != 1.0
+    assert card["stage1_steps"] == 2 and model.z_std.item() != 1.0
+    with pytest.raises(SeisfmError, match="stage 1 is finished after 2 steps"):
+        train(data_dir, run, MICRO, VQ, DIFF, resume=True, **kw)
     with pytest.raises(SeisfmError, match="nothing to resume"):
         train(data_dir, tmp_path / "new", MICRO, VQ, DIFF, resume=True, **kw)
 

@@ -38,13 +38,16 @@ def batch(seismic, velocity, idx, setup: Setup, device):
     return s, v
 
 
-def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, stage1_steps: int, stage2_steps: int,
+def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, stage1_steps: int | None = None,
+          stage2_steps: int | None = None,
           batch_size: int = 32, lr1: float = 4.5e-4, lr2: float = 2e-4, seed: int = 0, device: str = "cpu",
           resume: bool = False, name: str | None = None, command: str = "", checkpoint_every: int = 100,
           progress=None, stop_after_s: float | None = None) -> dict:
     """Train Stage 1 then Stage 2; returns the state (with `model` set once both are done).
 
-    `stop_after_s` ends this call early with a checkpoint (the run continues with resume=True)."""
+    `stop_after_s` ends this call early with a checkpoint (the run continues with resume=True).
+    Step counts default to 2000 each; on resume, given ones replace the run's totals (not below
+    what a finished stage did)."""
     out = Path(out)
     data = Path(data)
     seismic, velocity = open_pairs(data / "data.npy", data / "model.npy", setup)
@@ -59,12 +62,20 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
         loaded, _ = load(ckpt, device, expect=model.config())
         model.load_state_dict(loaded.state_dict())
         state = json.loads(state_path.read_text())
+        for stage, steps in ((1, stage1_steps), (2, stage2_steps)):
+            if steps is None:
+                continue
+            done = state["step"] if state["stage"] == stage else (len(state[f"losses{stage}"]) if state["stage"] > stage else 0)
+            if state["stage"] > stage and steps != done:
+                raise SeisfmError(f"{out}: stage {stage} is finished after {done} steps; its step count cannot change")
+            state[f"stage{stage}_steps"] = max(steps, done)
     else:
         if state_path.exists():
             raise SeisfmError(f"{out}: a run is already here; add --resume to continue it or choose another folder")
         out.mkdir(parents=True, exist_ok=True)
         state = {"stage": 1, "step": 0, "losses1": [], "losses2": [], "seconds": 0.0, "data": str(data), "n_pairs": n,
-                 "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size, "seed": seed}
+                 "stage1_steps": 2000 if stage1_steps is None else stage1_steps,
+                 "stage2_steps": 2000 if stage2_steps is None else stage2_steps, "batch_size": batch_size, "seed": seed}
     opt = _optimizer(model, state["stage"], lr1, lr2)
     if resume and (out / "optimizer.pt").exists():
         saved = torch.load(out / "optimizer.pt", weights_only=True, map_location=device)
