@@ -37,7 +37,7 @@ LAYOUTS = (("il", "xl", "t", "c"), ("c", "il", "xl", "t"))  # tried in this orde
 AXIS_NAMES = {"il": "il", "inline": "il", "i": "il", "xl": "xl", "crossline": "xl", "x": "xl", "t": "t", "time": "t",
               "z": "t", "depth": "t", "sample": "t", "c": "c", "channel": "c", "channels": "c", "feature": "c", "dim": "c"}
 READ_BYTES = 64 * 2**20  # source bytes read at once: one column of store chunks, split along time when larger
-PCA_BYTES = 96 * 2**20  # float64 PCA sample (the SVD needs about three times this)
+PCA_BYTES = 48 * 2**20  # float64 PCA sample (the SVD needs about three times this): 8192 vectors at 768-d
 PCA_SAMPLE_CHUNKS = 8  # store chunks read for the PCA sample, spread at random (seed 0) as in `embed`
 HASH_BLOCKS, HASH_BLOCK = 16, 2**20  # the source hash reads 16 blocks of 1 MiB spread over the file
 
@@ -544,7 +544,8 @@ def _fit_basis(src, plan: ImportPlan, chunks, cancel):
     rng = np.random.default_rng(0)
     picks = all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]
     per_chunk = -(-n_max // len(picks))
-    rows = []
+    x = np.empty((n_max, plan.dim_in), np.float64)  # filled in place: no list of rows to concatenate
+    n = 0
     for idx in picks:
         if _cancelled(cancel):
             raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
@@ -553,9 +554,10 @@ def _fit_basis(src, plan: ImportPlan, chunks, cancel):
         v = v[np.isfinite(v).all(axis=1)]
         if len(v) > per_chunk:
             v = v[np.sort(rng.choice(len(v), per_chunk, replace=False))]
-        rows.append(np.asarray(v, np.float64))
-    x = np.concatenate(rows)
-    return pca_basis(x[:n_max], plan.dim)
+        take = min(len(v), n_max - n)
+        x[n : n + take] = v[:take]
+        n += take
+    return pca_basis(x[:n], plan.dim)
 
 
 # ---------------------------------------------------------------------------- export
