@@ -217,3 +217,95 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
         tmp.unlink(missing_ok=True)
         raise write_failed(path, exc) from None
     return path
+
+
+BITS = (1, 2, 4, 8, 16)  # fixed ZFP rates offered by `seisfm convert` (16: near lossless)
+
+
+def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = False, progress=None) -> Path:
+    """SEG-Y -> .sgz through seismic-zfp's ``SegyConverter``, finished atomically.
+
+    The file is written as ``OUT.sgz.partial``, checked (its header against its size, and its
+    inline/crossline/sample axes against the source's) and only then renamed to ``out``: a failed or
+    interrupted run leaves no ``out`` that looks complete, and the source is only read.
+    ``blockshape`` (inline, crossline, sample; powers of two, one of them may be -1) sets the shape
+    compressed into one 4 KiB disk block; the default (4, 4, -1) reads lines fast, cubic ones
+    (e.g. 16,16,16 at 8 bits) read sub-volumes fast. ``progress(done, total)`` gets bytes written.
+    """
+    import contextlib
+    import io
+    import threading
+
+    from seismic_zfp.conversion import SegyConverter
+
+    from ..cube import open_cube
+
+    src, out = Path(src), Path(out)
+    if bits not in BITS:
+        raise SeisfmError(f"{out}: --bits {bits} not offered; use one of {', '.join(map(str, BITS))}")
+    if blockshape is not None:
+        blockshape = tuple(int(b) for b in blockshape)
+        if len(blockshape) != 3 or any(b != -1 and (b < 1 or b & (b - 1)) for b in blockshape) or blockshape.count(-1) > 1:
+            raise SeisfmError(f"{out}: blockshape {blockshape} must be three powers of two (one may be -1)")
+        fixed = [b for b in blockshape if b != -1]
+        if -1 not in blockshape and math.prod(fixed) * bits != 8 * BLOCK or math.prod(fixed) * bits > 8 * BLOCK:
+            raise SeisfmError(f"{out}: blockshape {blockshape} at {bits} bits is not one {BLOCK}-byte disk block "
+                              f"(inline x crossline x samples x bits must be {8 * BLOCK}; put -1 for one axis)")
+    if src.suffix.lower() not in (".sgy", ".segy"):
+        raise SeisfmError(f"{src}: not a SEG-Y file name (.sgy, .segy); `seisfm convert` reads SEG-Y")
+    if out.suffix.lower() != ".sgz":
+        raise SeisfmError(f"{out}: the output must be named .sgz")
+    if src.resolve() == out.resolve():
+        raise SeisfmError(f"{out}: is the source itself")
+    if out.exists() and not overwrite:
+        raise SeisfmError(f"{out}: already exists; remove it or pass --overwrite")
+    with open_cube(src) as cube:  # our checks first: a damaged SEG-Y is one clear line, never a crash in seismic-zfp
+        geometry = cube.geometry
+        if geometry.kind == "2d" and 1 not in geometry.shape[:2]:
+            raise SeisfmError(f"{src}: irregular 2-D geometry; seismic-zfp needs a line or a cube")
+    out = prepare_output(out)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    done = threading.Event()
+
+    def watch(total):
+        while not done.wait(0.2):
+            if tmp.exists():
+                progress(min(tmp.stat().st_size, total), total)
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # seismic-zfp prints its own banner and memory notes
+            converter = SegyConverter(str(src))
+            total = converter.get_output_size(bits_per_voxel=bits, blockshape=blockshape) if progress else 0
+            watcher = threading.Thread(target=watch, args=(total,), daemon=True) if progress else None
+            if watcher:
+                watcher.start()
+            converter.run(str(tmp), bits_per_voxel=bits, blockshape=blockshape)
+    except BaseException as exc:
+        done.set()
+        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt: nothing left behind
+        raise SeisfmError(f"{src}: seismic-zfp could not convert it: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
+    finally:
+        done.set()
+    try:
+        with open_sgz(tmp) as written:
+            _same_axes(src, geometry, written.geometry)
+        if progress:
+            progress(tmp.stat().st_size, max(total, tmp.stat().st_size))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _same_axes(src, a: Geometry, b: Geometry) -> None:
+    """The converted file's inline, crossline and sample axes must be the source's."""
+    for name in ("ilines", "xlines", "samples"):
+        x, y = np.asarray(getattr(a, name), np.float64), np.asarray(getattr(b, name), np.float64)
+        if a.kind == "2d" and name != "samples":
+            continue  # a 2-D .sgz numbers its traces 1..n
+        if x.shape != y.shape or not np.allclose(x, y):
+            raise SeisfmError(f"{src}: the converted file's {name} differ from the source's; nothing written")
