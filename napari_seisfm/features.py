@@ -248,6 +248,23 @@ def _triple(v) -> tuple[int, int, int]:
     return t
 
 
+def encode_vectors(vectors, dtype: str = "int8", quant_scale: float = 127.0, pca_mean=None, pca_components=None):
+    """Raw float embeddings ``(..., dim)`` -> (stored values, valid mask): the one vector encoding of the
+    feature store and the search matrix. Optional PCA, then unit length, then ``dtype`` (int8: x quant_scale,
+    rounded). Rows with NaN/inf or zero length are invalid and stored as zeros."""
+    v = np.asarray(vectors, np.float32)
+    ok = np.isfinite(v).all(axis=-1)
+    v = np.where(ok[..., None], v, 0.0)
+    if pca_components is not None:
+        v = (v - pca_mean) @ pca_components.T
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    ok &= norm[..., 0] > 0
+    v = v / np.maximum(norm, 1e-12)
+    if dtype == "int8":
+        return np.clip(np.rint(v * quant_scale), -127, 127).astype(np.int8), ok
+    return v.astype(dtype), ok
+
+
 class FeatureVolume:
     """A feature store on disk. Create it with :meth:`create`, open it with :meth:`open`."""
 
@@ -439,17 +456,7 @@ class FeatureVolume:
     # ---------------------------------------------------------------- vectors
     def encode(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw embeddings -> (stored values, finite mask): PCA, L2 normalisation, quantisation."""
-        v = np.asarray(vectors, np.float32)
-        ok = np.isfinite(v).all(axis=-1)
-        v = np.where(ok[..., None], v, 0.0)
-        if self.pca_components is not None:
-            v = (v - self.pca_mean) @ self.pca_components.T
-        norm = np.linalg.norm(v, axis=-1, keepdims=True)
-        ok &= norm[..., 0] > 0
-        v = v / np.maximum(norm, 1e-12)
-        if self.dtype == "int8":
-            return np.clip(np.rint(v * self.quant_scale), -127, 127).astype(np.int8), ok
-        return v.astype(self.dtype), ok
+        return encode_vectors(vectors, self.dtype, self.quant_scale, self.pca_mean, self.pca_components)
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """Stored values -> float32 unit vectors (approximately unit for int8)."""

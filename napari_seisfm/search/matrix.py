@@ -11,7 +11,7 @@ import numpy as np
 
 from ..cube import Geometry, geometry_from_summary
 from ..errors import SeisfmError
-from ..features import DTYPES, FeatureVolume, GridSpec
+from ..features import DTYPES, FeatureVolume, GridSpec, encode_vectors
 from .kernels import DotKernel
 
 SPACES = ("grid", "cube", "survey")
@@ -69,13 +69,8 @@ class FeatureMatrix:
         ok = np.ones(grid.size, bool) if valid is None else np.asarray(valid, bool).reshape(-1).copy()
         if v.dtype.kind == "f":
             dtype = dtype or ("float16" if v.dtype == np.float16 else "float32")
-            f = v.astype(np.float32)
-            ok &= np.isfinite(f).all(axis=1)
-            f[~ok] = 0
-            norm = np.linalg.norm(f, axis=1, keepdims=True)
-            ok &= norm[:, 0] > 0
-            f /= np.maximum(norm, 1e-12)
-            v = np.clip(np.rint(f * quant_scale), -127, 127).astype(np.int8) if dtype == "int8" else f.astype(dtype)
+            v, finite = encode_vectors(v, dtype, quant_scale)
+            ok &= finite
         elif v.dtype != np.int8:
             raise SeisfmError(f"feature vectors must be float or int8, got {v.dtype}")
         if str(v.dtype) not in DTYPES:
