@@ -248,7 +248,7 @@ def _meta(attrs: dict) -> dict:
             record = json.loads(record)
         except ValueError:
             record = None
-    if isinstance(record, dict):
+    if isinstance(record, dict) and record.get("format") == ARRAY_FORMAT:
         return record
     return {k: attrs[k] for k in ("layout", "stride", "origin", "model") if k in attrs}
 
@@ -261,7 +261,9 @@ def _sidecar_attrs(path: Path) -> dict:
         record = json.loads(meta.read_text())
     except (OSError, ValueError) as exc:
         raise SeisfmError(f"{meta}: unreadable side-car ({exc.__class__.__name__})") from None
-    return _meta({"seisfm": record}) if isinstance(record, dict) else {}
+    if not isinstance(record, dict):
+        return {}
+    return record if record.get("format") == ARRAY_FORMAT else _meta(record)  # someone else's side-car: plain keys only
 
 
 def source_hash(path) -> tuple[str, str]:

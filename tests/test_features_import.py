@@ -139,6 +139,24 @@ def test_nan_rows_are_invalid(data, tmp_path):
     assert np.isfinite(fm.vectors).all()
 
 
+def test_dead_traces_of_the_cube_are_invalid(data, tmp_path):
+    amplitude = data["amplitude"].copy()
+    amplitude[4, 8] = np.nan  # a dead trace under grid point (1, 2)
+    geometry = Geometry.regular(SHAPE, source="dead")
+    cube = write_npy(tmp_path / "dead.npy", amplitude, geometry)
+    np.save(tmp_path / "raw.npy", data["raw"])
+    fv = import_features(tmp_path / "raw.npy", cube, tmp_path / "d.zarr", pca=16)
+    ok = stored(fv.path)[1].reshape(GRID)
+    assert not ok[1, 2].any() and ok.sum() == ok.size - GRID[2]
+
+
+def test_someone_elses_sidecar_gives_only_plain_keys(data, tmp_path):
+    np.save(tmp_path / "emb.npy", data["raw"])
+    (tmp_path / "emb.npy.json").write_text(json.dumps({"stride": [4, 4, 4], "ilines": [1, 2, 1], "note": "cluster run"}))
+    with open_feature_array(tmp_path / "emb.npy") as src:
+        assert src.attrs == {"stride": [4, 4, 4]}
+
+
 # ------------------------------------------------------------------ grids
 
 
@@ -330,3 +348,30 @@ def test_napari_reader_imports_against_the_open_cube(make_napari_viewer, data, t
         f["emb"] = data["raw"]
     assert viewer.open(str(tmp_path / "good.h5"), plugin="napari-seisfm")[0].metadata["kind"] == "features"
     assert get_reader(str(tmp_path / "good.h5")) is None  # not the cube reader's
+
+
+@pytest.mark.gui
+def test_click_to_map_dock_on_an_imported_store(make_napari_viewer, qtbot, data, tmp_path):
+    """An `embed` store and its export -> import twin give the dock the same map for the same clicks."""
+    from napari_seisfm.display import cube_layer
+    from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, ClickToMapWidget
+
+    export_features(data["store"], tmp_path / "e.h5")
+    imported = import_features(tmp_path / "e.h5", data["cube"], tmp_path / "i.zarr").path
+    maps = []
+    for store in (data["store"], imported):
+        viewer = make_napari_viewer()
+        cube = open_cube(data["cube"])
+        image, kwargs, _ = cube_layer(cube, name="seismic")
+        viewer.add_image(image, **kwargs)
+        widget = ClickToMapWidget(viewer)
+        widget.load_features(str(store))
+        qtbot.waitUntil(lambda: widget.features is not None, timeout=10_000)
+        g = cube.geometry
+        viewer.layers[POSITIVE].add([g.ilines[8], g.xlines[12], g.samples[32]])
+        viewer.layers[NEGATIVE].add([g.ilines[32], g.xlines[28], g.samples[8]])
+        qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None
+                        and widget.session.is_current(widget.result), timeout=10_000)
+        maps.append(np.asarray(viewer.layers[SIMILARITY].data))
+    assert maps[0].shape == GRID
+    assert np.abs(maps[0] - maps[1]).max() < 0.02
