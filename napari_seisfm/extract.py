@@ -379,9 +379,13 @@ class _BlockReader:
         lo = [int(i.min()) for i in index]
         hi = [int(i.max()) + 1 for i in index]
         raw = np.asarray(self.cube[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], np.float32)
-        raw = raw[np.ix_(*(i - low for i, low in zip(index, lo)))]
-        raw = np.nan_to_num(raw, nan=self.mean, posinf=self.mean, neginf=self.mean)
-        return np.clip((raw - self.mean) / self.std, -self.clip, self.clip).astype(np.float32)
+        if not all(len(i) == h - low and i[0] == low for i, low, h in zip(index, lo, hi)):  # mirrored at a cube edge
+            raw = raw[np.ix_(*(i - low for i, low in zip(index, lo)))]
+        raw = np.array(raw, np.float32, order="C")  # a copy of our own, standardised in place
+        np.nan_to_num(raw, copy=False, nan=self.mean, posinf=self.mean, neginf=self.mean)
+        raw -= np.float32(self.mean)
+        raw /= np.float32(self.std)
+        return np.clip(raw, -self.clip, self.clip, out=raw)
 
 
 def mirror(index: np.ndarray, n: int) -> np.ndarray:
