@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stores import two_region_store
 
 from napari_seisfm import cli
 from napari_seisfm.cube import Cube, Geometry, open_cube
 from napari_seisfm.display import cube_layer
 from napari_seisfm.extract import extract_features
-from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.plugin.widgets import click_to_map as ctm
 from napari_seisfm.plugin.widgets.click_to_map import KNN, NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to
@@ -36,18 +36,7 @@ def two_cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("two")
     geometry = Geometry.regular((32, 32, 32), first_inline=100, first_crossline=200, sample_interval=4.0)
     cube = Cube.from_array(np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32), geometry)
-    grid = GridSpec.for_cube(cube.shape, 2)
-    fv = FeatureVolume.create(tmp / "two.zarr", grid=grid, dim_in=8, dtype="int8", model="test",
-                              cube_fingerprint=geometry.fingerprint(), cube_geometry=geometry.summary(), chunks=(8, 8, 8))
-    rng = np.random.default_rng(1)
-    for idx, region in fv.chunk_slices():
-        shape = tuple(s.stop - s.start for s in region)
-        upper = np.arange(region[2].start, region[2].stop) < grid.shape[2] // 2
-        v = rng.normal(0, 0.1, shape + (8,))
-        v[..., 0] += upper
-        v[..., 1] += ~upper
-        fv.write_chunk(idx, v)
-    fv.mark_complete()
+    two_region_store(tmp / "two.zarr", geometry, 2)
     return cube, tmp / "two.zarr"
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stores import two_region_store
 
 from napari_seisfm import display
 from napari_seisfm.cube import open_cube
-from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 
 WAIT = 10_000  # ms; workers on a busy 2-core machine
@@ -32,18 +32,7 @@ def tall_cube(tmp_path_factory):
     survey = make_survey(SHAPE, seed=1)
     sgy = write_segy(tmp / "tall.sgy", survey.amplitude, survey_geometry(survey))
     geometry = open_cube(sgy).geometry
-    grid = GridSpec.for_cube(SHAPE, 4)
-    fv = FeatureVolume.create(tmp / "tall.zarr", grid=grid, dim_in=8, dtype="int8", model="test",
-                              cube_fingerprint=geometry.fingerprint(), cube_geometry=geometry.summary(), chunks=(8, 8, 8))
-    rng = np.random.default_rng(1)
-    for idx, region in fv.chunk_slices():
-        shape = tuple(s.stop - s.start for s in region)
-        upper = np.arange(region[2].start, region[2].stop) < grid.shape[2] // 2
-        v = rng.normal(0, 0.1, shape + (8,))
-        v[..., 0] += upper
-        v[..., 1] += ~upper
-        fv.write_chunk(idx, v)
-    fv.mark_complete()
+    two_region_store(tmp / "tall.zarr", geometry, 4)
     return sgy, tmp / "tall.zarr"
 
 
