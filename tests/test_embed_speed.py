@@ -99,3 +99,24 @@ def test_muted_zone_is_flat_in_block_and_section():
         for name in names:
             raw = v[..., NAMES.index(name)] * scale[name] + centre[name]
             np.testing.assert_allclose(raw, 0.0, atol=1e-6, err_msg=name)
+
+
+def test_chunks_in_threads_write_the_same_store_and_stop_on_cancel(tmp_path):
+    """Several chunks embedded at once (workers=2) give the bytes of one-at-a-time, a cancel stops
+    before the next chunk, and the stopped store resumes to the same bytes."""
+    from napari_seisfm.errors import SeisfmCancelled
+
+    cube, _ = _standardised((32, 32, 48), seed=8)
+    kw = dict(stride=4, chunks=(4, 4, 12))
+    one = extract_features(cube, tmp_path / "one.zarr", workers=1, **kw)
+    seen = []
+    with pytest.raises(SeisfmCancelled, match="resume"):
+        extract_features(cube, tmp_path / "two.zarr", workers=2, progress=lambda d, t: seen.append(d),
+                         cancel=lambda: bool(seen) and seen[-1] >= 1, **kw)
+    assert seen[-1] == 1
+    two = extract_features(cube, tmp_path / "two.zarr", workers=2, **kw)
+    assert one.progress() == two.progress() == (4, 4)
+    a, va = one.load()
+    b, vb = two.load()
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(va, vb)
