@@ -71,8 +71,8 @@ def main():
     viewer.layers[THRESHOLDED].visible = True
     shot(viewer, "ctm-threshold.png", canvas_only=True)
     viewer.layers[THRESHOLDED].visible = False
-    widget.run_knn()
-    wait(lambda: widget.knn_result is not None and widget.jobs.worker is None)
+    widget.segmentation.run_knn()
+    wait(lambda: widget.segmentation.knn_result is not None and widget.segmentation.jobs.worker is None)
     viewer.layers["training labels"].visible = True
     shot(viewer, "ctm-knn.png")
     viewer.layers["training labels"].visible = False

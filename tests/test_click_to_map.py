@@ -152,11 +152,11 @@ def test_store_of_another_cube_refused(make_napari_viewer, qtbot, survey_store, 
 def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors, tmp_path):
     cube, store = two_cluster
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
-    training = widget.new_training_labels()
+    training = widget.segmentation.new_training_labels()
     assert training.data.shape == (16, 16, 16)
     # one class only: a message, no result
     training.data[3, 3, 2] = 1
-    widget.run_knn()
+    widget.segmentation.run_knn()
     assert errors["error"] and "label at least two classes" in errors["error"][-1]
     assert KNN not in viewer.layers
     # paint a few strokes of two classes: upper half class 1, lower half class 2
@@ -164,8 +164,8 @@ def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors,
     training.data[12, 8:11, 12] = 2
     training.refresh()
     viewer.dims.set_point(0, cube.geometry.ilines[12])
-    widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget.jobs.worker is None, timeout=WAIT)
+    widget.segmentation.run_knn()
+    qtbot.waitUntil(lambda: widget.segmentation.knn_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT)
     knn = viewer.layers[KNN]
     expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
     np.testing.assert_array_equal(knn.data, expect)
@@ -186,10 +186,10 @@ def test_knn_in_3d_view_and_cancel(make_napari_viewer, qtbot, two_cluster):
     labels = viewer.add_labels(np.zeros(cube.shape, np.int32), name="cube labels", **{k: v for k, v in cube_layer(cube)[1].items() if k in ("scale", "translate")})
     labels.data[4, 4, 0:6] = 1  # three grid points per class, so k=5 has a majority
     labels.data[20, 20, 24:30] = 2
-    widget.training.setCurrentText("cube labels")
-    assert widget._visible_region() is None  # 3D: the whole cube at once
-    widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget.jobs.worker is None, timeout=WAIT)
+    widget.segmentation.training.setCurrentText("cube labels")
+    assert widget.visible_region() is None  # 3D: the whole cube at once
+    widget.segmentation.run_knn()
+    qtbot.waitUntil(lambda: widget.segmentation.knn_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT)
     assert set(np.unique(viewer.layers[KNN].data)) == {1, 2}
     assert viewer.screenshot(canvas_only=True).std() > 1
     # cancel: the engine stops between batches and reports it
@@ -247,11 +247,11 @@ def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, t
     viewer.layers[POSITIVE].add([g.ilines[22], g.xlines[30], g.samples[30]])
     viewer.layers[NEGATIVE].add([g.ilines[4], g.xlines[4], g.samples[40]])
     _wait_map(qtbot, widget, 2, 1)
-    training = widget.new_training_labels()
+    training = widget.segmentation.new_training_labels()
     training.data[1, 2, 3] = 1
     training.data[10, 11, 12] = 2
-    widget.k.value = 7
-    widget.weighted.value = True
+    widget.segmentation.k.value = 7
+    widget.segmentation.weighted.value = True
     widget.set_threshold(0.42)
     path = widget.save_interpretation(tmp_path / "work.json")
     saved_map = widget.result.score.copy()
@@ -263,10 +263,10 @@ def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, t
     np.testing.assert_allclose(viewer2.layers[NEGATIVE].data, viewer.layers[NEGATIVE].data)
     _wait_map(qtbot, widget2, 2, 1)
     np.testing.assert_array_equal(widget2.result.score, saved_map)
-    restored = viewer2.layers[widget2.training.currentText()]
+    restored = viewer2.layers[widget2.segmentation.training.currentText()]
     np.testing.assert_array_equal(restored.data, training.data)
     np.testing.assert_allclose(restored.scale, training.scale)
-    assert widget2.k.value == 7 and widget2.weighted.value
+    assert widget2.segmentation.k.value == 7 and widget2.segmentation.weighted.value
     assert widget2.threshold_value() == pytest.approx(0.42)
     # the CLI twin: `seisfm search` with the same clicks gives the same map
     out = tmp_path / "map.npy"
@@ -306,42 +306,42 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     np.testing.assert_array_equal(widget.result.score, ref.score_map())
     assert widget.threshold_value() == pytest.approx(np.floor(ref.default_threshold() * 100) / 100)
     # segmentation by kNN from the dock equals the engine's kNN
-    training = widget.new_training_labels()
+    training = widget.segmentation.new_training_labels()
     training.data[10, 10, 2:6] = 1
     training.data[10, 10, 18:22] = 2
     training.refresh()
-    widget.method.value = "knn"
-    assert widget.k.enabled and not widget.smooth.enabled
-    widget.run_knn()
-    qtbot.waitUntil(lambda: widget.knn_result is not None and widget.jobs.worker is None, timeout=WAIT)
+    widget.segmentation.method.value = "knn"
+    assert widget.segmentation.k.enabled and not widget.segmentation.smooth.enabled
+    widget.segmentation.run_knn()
+    qtbot.waitUntil(lambda: widget.segmentation.knn_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT)
     pts, cls = _support(training.data, widget)
     np.testing.assert_array_equal(viewer.layers[KNN].data, KnnSegmenter(widget.features, pts, cls, k=5).segment().classes)
     # the choices are part of the saved interpretation
     path = widget.save_interpretation(tmp_path / "choices.json")
     viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
     widget2.open_interpretation(path)
-    assert widget2.decision.value == "centroid" and widget2.method.value == "knn"
+    assert widget2.decision.value == "centroid" and widget2.segmentation.method.value == "knn"
     assert widget2.connected.value
     _wait_map(qtbot, widget2, 1)  # the restored clicks' map lands before the viewer closes
     np.testing.assert_array_equal(widget2.result.score, ref.score_map())
 
 
 def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot, two_cluster):
-    from napari_seisfm.plugin.widgets.click_to_map import FACIES
+    from napari_seisfm.plugin.widgets._segmentation import FACIES
     from napari_seisfm.search import adjusted_rand_index, kmeans_facies
 
     cube, store = two_cluster
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
-    widget.n_facies.value = 2
-    widget.run_facies()
-    qtbot.waitUntil(lambda: widget.facies_result is not None and widget.jobs.worker is None, timeout=WAIT)
+    widget.segmentation.n_facies.value = 2
+    widget.segmentation.run_facies()
+    qtbot.waitUntil(lambda: widget.segmentation.facies_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT)
     layer = viewer.layers[FACIES]
     np.testing.assert_array_equal(layer.data, kmeans_facies(widget.features, 2).classes)
     upper = (np.arange(16) < 8)[None, None, :] * np.ones((16, 16, 1), bool)
     assert adjusted_rand_index(layer.data.ravel(), upper.ravel()) == 1.0  # the two clusters, found without labels
     np.testing.assert_allclose(layer.scale, 2 * np.asarray(cube.geometry.spacing))
-    assert widget.facies_button.isEnabled() and widget.knn_button.isEnabled()
-    assert FACIES not in [widget.training.itemText(i) for i in range(widget.training.count())]
+    assert widget.segmentation.facies_button.isEnabled() and widget.segmentation.knn_button.isEnabled()
+    assert FACIES not in [widget.segmentation.training.itemText(i) for i in range(widget.segmentation.training.count())]
 
 
 def test_docks_scroll_instead_of_demanding_a_tall_window(make_napari_viewer):
@@ -374,14 +374,14 @@ def test_threshold_slider_updates_the_mask_once_it_rests(make_napari_viewer, qtb
 def test_closing_the_viewer_during_segmentation_stops_the_job_quietly(make_napari_viewer, qtbot, two_cluster, errors):
     cube, store = two_cluster
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
-    training = widget.new_training_labels()
+    training = widget.segmentation.new_training_labels()
     training.data[3, 3:6, 2] = 1
     training.data[12, 8:11, 12] = 2
     viewer.dims.ndisplay = 3  # the whole grid in one go
-    widget.run_knn()
-    assert widget.jobs.running and not widget.knn_button.isEnabled() and widget.cancel_button.isEnabled()
+    widget.segmentation.run_knn()
+    assert widget.segmentation.jobs.running and not widget.segmentation.knn_button.isEnabled() and widget.segmentation.cancel_button.isEnabled()
     viewer.close()
-    assert widget.jobs.closed and widget.jobs.done_event.wait(10)  # cancelled (or finished) and waited for
+    assert widget.segmentation.jobs.closed and widget.segmentation.jobs.done_event.wait(10)  # cancelled (or finished) and waited for
     qtbot.wait(100)
     assert not errors["error"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from magicgui.widgets import CheckBox, ComboBox, Container
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSlider,
     QVBoxLayout,
@@ -38,28 +37,18 @@ from qtpy.QtWidgets import (
 from ... import display
 from ...display import KNN, SIMILARITY, THRESHOLDED
 from ...errors import SeisfmError
-from ...search.linear_segmenter import SMOOTH
-from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession, SegmentationSettings, run_to_end
+from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession
 from . import _notify
 from ._display import DisplayBox
-from ._jobs import JobController
 from ._layers import cube_behind, fingerprint_of, is_cube_layer, with_browse
+from ._segmentation import SegmentationBox
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
-TRAINING = "training labels"
-FACIES = "facies (k-means)"
 MATCH = "match"
 DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity", "centroid")]
-METHODS = [("linear + smoothing", "linear"), ("kNN (paper's protocol)", "knn")]
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
 PREVIEW_POINTS = 1 << 21  # grids larger than this (128^3) show the section on screen before the whole map
-
-
-class _Relay(QObject):
-    """Carries the visible slice's classes from the job's thread to the GUI thread (a queued signal)."""
-
-    slice_done = Signal(object)
 
 
 class ClickToMapWidget(QWidget):
@@ -68,13 +57,10 @@ class ClickToMapWidget(QWidget):
         self.viewer = napari_viewer
         self.session: ClickToMapSession | None = None
         self.seismic = None  # the seismic layer the session's features belong to
-        self.knn_result = self.facies_result = None
         self._match_pos = -1
         self._syncing = False  # writing the session's clicks back into the Points layers
         self._dirty = False  # the clicks changed while a map worker ran
         self._map_worker = self._io_worker = None
-        self._relay = _Relay()
-        self._relay.slice_done.connect(self._on_slice)
         # the mask follows the slider once it rests: on a 256^3 grid each mask costs ~0.15 s (compare + labelling)
         self._threshold_timer = self._single_shot(THRESHOLD_REST_MS, self._show_mask)
 
@@ -114,30 +100,7 @@ class ClickToMapWidget(QWidget):
         sl.addWidget(self.match_list)
         sl.addWidget(self.next_button)
 
-        # --- segmentation and facies
-        self.training = QComboBox()
-        self.new_labels_button = QPushButton("New training labels")
-        self.method = ComboBox(choices=METHODS, label="method")
-        self.smooth = FloatSpinBox(value=SMOOTH, min=0.0, max=10.0, step=0.5, label="smoothing",
-                                   tooltip="Gaussian smoothing of the class probabilities, in grid points (0: none)")
-        self.k = SpinBox(value=5, min=1, max=100, label="k")
-        self.weighted = CheckBox(value=False, text="distance-weighted")
-        self.n_facies = SpinBox(value=8, min=2, max=64, label="facies k")
-        self.knn_button = QPushButton("Segment")
-        self.facies_button = QPushButton("Facies (k-means)")
-        self.facies_button.setToolTip("unsupervised: cluster every grid point's vector into k facies (no labels needed)")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        seg = QGroupBox("Segmentation")
-        kl = QVBoxLayout(seg)
-        labels_form = QFormLayout()
-        labels_form.addRow("labels", self.training)
-        labels_form.addRow("", self.new_labels_button)
-        kl.addLayout(labels_form)
-        kl.addWidget(Container(widgets=[self.method, self.smooth, self.k, self.weighted, self.n_facies]).native)
-        kl.addLayout(_row(self.knn_button, self.facies_button, self.cancel_button))
-        kl.addWidget(self.progress)
+        self.segmentation = SegmentationBox(self)
 
         self.display = DisplayBox(self.viewer, self._seismic_layer)
 
@@ -157,7 +120,7 @@ class ClickToMapWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.load_button)
         layout.addWidget(self.status)
-        for box in (self.display, sim, seg, files):
+        for box in (self.display, sim, self.segmentation, files):
             layout.addWidget(box)
         layout.addStretch()
 
@@ -170,23 +133,14 @@ class ClickToMapWidget(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.match_list.currentRowChanged.connect(lambda i: self.jump_to_match(i) if i >= 0 else None)
         self.next_button.clicked.connect(self.next_match)
-        self.method.changed.connect(self._method_changed)
-        for w in (self.k, self.weighted, self.smooth):
-            w.changed.connect(self._segmentation_changed)
-        self.new_labels_button.clicked.connect(self.new_training_labels)
-        self.knn_button.clicked.connect(lambda: self.run_knn())
-        self.facies_button.clicked.connect(lambda: self.run_facies())
         self.export_sim_button.clicked.connect(lambda: self._export_dialog(SIMILARITY))
         self.export_knn_button.clicked.connect(lambda: self._export_dialog(KNN))
         self.save_button.clicked.connect(self._save_dialog)
         self.open_button.clicked.connect(self._open_dialog)
-        self.jobs = JobController(self, run_buttons=[self.knn_button, self.facies_button], cancel_button=self.cancel_button,
-                                  progress_bar=self.progress, what="segmentation", viewer=napari_viewer)
         self.viewer.layers.events.inserted.connect(self._refresh_inputs)
         self.viewer.layers.events.removed.connect(self._refresh_inputs)
         self._refresh_inputs()
         self._show_threshold(0.9)
-        self._method_changed()
 
     def _single_shot(self, ms, slot) -> QTimer:
         timer = QTimer(self)
@@ -218,12 +172,7 @@ class ClickToMapWidget(QWidget):
                 self.store.addItem(p)
         if not self.store.currentText() and paths:
             self.store.setCurrentText(paths[0])
-        cur = self.training.currentText()
-        self.training.clear()
-        self.training.addItems([layer.name for layer in self.viewer.layers
-                                if type(layer).__name__ == "Labels" and layer.name not in (KNN, THRESHOLDED, FACIES)])
-        if cur:
-            self.training.setCurrentText(cur)
+        self.segmentation.refresh_labels(exclude=(THRESHOLDED,))
         self.display.sync()
 
     def _browse_store(self):
@@ -285,7 +234,7 @@ class ClickToMapWidget(QWidget):
         self.session, self.seismic = session, seismic
         session.clicks_changed.connect(self._recompute)  # at once: clicks during a run coalesce into one more run
         session.map_changed.connect(self._show_map)
-        self._segmentation_changed()
+        self.segmentation.apply_settings()
         self._ensure_points_layers()
         fm = session.features
         self._say(f"{fm.grid.shape} grid, stride {fm.grid.stride}, {fm.dim}-d {fm.dtype}. " + NO_POSITIVE)
@@ -372,7 +321,7 @@ class ClickToMapWidget(QWidget):
             self._dirty = True
             return
         self._dirty = False
-        region = self._visible_region() if s.features.grid.size > PREVIEW_POINTS else None
+        region = self.visible_region() if s.features.grid.size > PREVIEW_POINTS else None
         self._map_worker = self._start(_map_job, s, s.snapshot(), region, returned=s.accept,
                                        finished=self._on_map_finished)
         self._map_worker.yielded.connect(self._show_preview)
@@ -385,7 +334,7 @@ class ClickToMapWidget(QWidget):
     def _show_preview(self, item):
         """The section on screen, ahead of the whole map (dropped when the clicks changed meanwhile)."""
         preview, shown = item
-        if not self.session.is_current(preview) or self.jobs.closed:
+        if not self.session.is_current(preview):
             return
         finite = preview.score[np.isfinite(preview.score)]
         hi = float(finite.max()) if finite.size else preview.default_threshold + 1e-3
@@ -514,36 +463,8 @@ class ClickToMapWidget(QWidget):
         if self.matches:
             self.jump_to_match((self._match_pos + 1) % len(self.matches))
 
-    # ------------------------------------------------------------------ segmentation and facies
-    def _method_changed(self, value=None):
-        knn = self.method.value == "knn"
-        self.k.enabled = self.weighted.enabled = knn
-        self.smooth.enabled = not knn
-        self._segmentation_changed()
-
-    def _segmentation_changed(self, value=None):
-        if self.session is not None:
-            self.session.segmentation = SegmentationSettings(self.method.value, self.k.value, self.weighted.value, self.smooth.value)
-
-    def new_training_labels(self):
-        """An empty Labels layer on the feature grid to paint classes 1, 2, ... into."""
-        if self.session is None:
-            _notify.show_error("load a feature store first")
-            return None
-        layer = self.viewer.add_labels(np.zeros(self.session.features.shape, np.int32), name=TRAINING, **self.grid_transform())
-        layer.mode = "paint"
-        layer.selected_label = 1
-        self.training.setCurrentText(layer.name)
-        return layer
-
-    def _training_layer(self):
-        name = self.training.currentText()
-        if name and name in self.viewer.layers:
-            return self.viewer.layers[name]
-        raise SeisfmError("no training labels: make a Labels layer (New training labels) and paint two classes or more")
-
-    def _visible_region(self):
-        """The grid slice on screen in 2D (classified first), None in 3D."""
+    def visible_region(self):
+        """The grid slice on screen in 2D (mapped and classified first), None in 3D."""
         if self.viewer.dims.ndisplay != 2:
             return None
         axis = self.viewer.dims.not_displayed[0]
@@ -553,76 +474,6 @@ class ClickToMapWidget(QWidget):
         region = [slice(None)] * 3
         region[axis] = slice(g, g + 1)
         return tuple(region)
-
-    def run_knn(self):
-        """Visible slice first, then the whole grid, in the dock's job (progress, Cancel, teardown)."""
-        if self.jobs.running:
-            return
-        try:
-            if self.session is None:
-                raise SeisfmError("load a feature store first")
-            layer = self._training_layer()
-            points, classes = self.session.support(np.asarray(layer.data), name=f"layer {layer.name!r}")
-        except SeisfmError as exc:
-            _notify.show_error(str(exc))
-            return
-        self._training_colormap = layer.colormap
-        self._say(f"{self.method.current_choice}: visible slice first ...")
-        session, region, relay, jobs = self.session, self._visible_region(), self._relay, self.jobs
-
-        def job():
-            steps = session.segment(points, classes, region=region, progress=jobs.report, cancel=jobs.cancel_event.is_set)
-            if region is not None:
-                relay.slice_done.emit(next(steps))
-            return run_to_end(steps)
-
-        self.jobs.start(job, on_done=self._on_segmentation)
-
-    def run_facies(self):
-        """k-means facies of the whole grid in the dock's job (progress, Cancel), shown as a Labels layer."""
-        if self.jobs.running:
-            return
-        if self.session is None:
-            _notify.show_error("load a feature store first")
-            return
-        self._say(f"k-means: {self.n_facies.value} facies ...")
-        self.jobs.start(self.session.facies, self.n_facies.value, progress=self.jobs.report,
-                        cancel=self.jobs.cancel_event.is_set, on_done=self._on_facies)
-
-    def _show_labels(self, name, classes, opacity=0.5):
-        layer = self._layer(name)
-        if layer is None:
-            layer = self.viewer.add_labels(classes, name=name, opacity=opacity, **self.grid_transform())
-            self._raise_points()
-        else:
-            layer.data = classes
-        return layer
-
-    def _on_facies(self, result):
-        self.facies_result = result
-        self._show_labels(FACIES, result.classes)
-        self._say(f"k-means: {len(result.counts)} facies in {result.seconds:.1f} s ({result.iterations} iterations)")
-
-    def _show_classes(self, classes: np.ndarray):
-        layer = self._show_labels(KNN, classes)
-        try:
-            layer.colormap = self._training_colormap  # same colour per class as the painted strokes
-        except Exception:  # noqa: BLE001 - colours are cosmetic; never fail the result on them
-            pass
-
-    def _on_slice(self, result):
-        if self.jobs.closed:  # the dock or the viewer went while the job ran
-            return
-        full = np.zeros(self.session.features.shape, np.int32)
-        full[result.region] = result.classes.reshape(full[result.region].shape)
-        self._show_classes(full)
-        self._say(f"{self.method.current_choice}: visible slice done, whole cube running ...")
-
-    def _on_segmentation(self, result):
-        self.knn_result = result
-        self._show_classes(result.classes)
-        counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
-        self._say(f"{self.method.current_choice}: classes {list(result.class_ids)}, grid points per class {counts}")
 
     # ------------------------------------------------------------------ export
     def export(self, kind: str, path):
@@ -660,7 +511,7 @@ class ClickToMapWidget(QWidget):
     def _labels_for_saving(self) -> dict:
         """The training labels layer as Interpretation fields, placed in survey units (the exaggeration is a
         view setting, not part of the interpretation)."""
-        name = self.training.currentText()
+        name = self.segmentation.training.currentText()
         if not (name and name in self.viewer.layers):
             return {}
         layer = self.viewer.layers[name]
@@ -691,11 +542,10 @@ class ClickToMapWidget(QWidget):
             _notify.show_error(str(exc))
             return None
         s = self.session
-        for widget, value in ((self.decision, s.decision), (self.connected, s.connected), (self.method, s.segmentation.method),
-                              (self.k, s.segmentation.k), (self.weighted, s.segmentation.weighted), (self.smooth, s.segmentation.smooth)):
+        for widget, value in ((self.decision, s.decision), (self.connected, s.connected)):
             with widget.changed.blocked():
                 widget.value = value
-        self._method_changed()
+        self.segmentation.show_settings(s.segmentation)
         self._show_threshold(s.threshold)
         self._write_layers()
         if interp.labels is not None:
@@ -716,7 +566,7 @@ class ClickToMapWidget(QWidget):
             layer.data = interp.labels
         else:
             layer = self.viewer.add_labels(interp.labels, name=interp.labels_name, **kw)
-        self.training.setCurrentText(layer.name)
+        self.segmentation.training.setCurrentText(layer.name)
 
     def _save_dialog(self):
         path, _ = QFileDialog.getSaveFileName(self, "Save interpretation", "", "Interpretation (*.json)")
