@@ -410,7 +410,7 @@ class FeatureVolume:
         fv = cls(group, path)
         if not allow_partial and not fv.complete:
             done, total = fv.progress()
-            raise SeisfmError(f"{path}: extraction incomplete ({done}/{total} chunks); resume it with `seisfm embed`")
+            raise SeisfmError(f"{path}: extraction incomplete ({done}/{total} chunks); run the extraction again to resume it (Extract dock or `seisfm embed`)")
         return fv
 
     # ---------------------------------------------------------------- state

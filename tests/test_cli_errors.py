@@ -252,3 +252,13 @@ def test_join_negative_points_leaves_other_arguments_alone():
 
     assert join_negative_points(["search", "f.zarr", "--pos", "-5,0,0", "--neg", "3,4,5", "--top", "-1"]) == [
         "search", "f.zarr", "--pos=-5,0,0", "--neg", "3,4,5", "--top", "-1"]
+
+
+def test_a_gpu_that_is_not_there_is_refused_for_the_attribute_embedder_too(store, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    one_line_error(capsys, "embed", str(store / "c.npy"), "--out", str(tmp_path / "f.zarr"), "--model", "attributes",
+                   "--device", "cuda", match="CUDA is not available")
+    assert not (tmp_path / "f.zarr").exists()

@@ -73,7 +73,7 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
     assert widget.cube.currentText() == "mem"
     widget.stride.setText("4,x")
     widget.run()
-    assert "--stride" in errors[-1] and widget.jobs.worker is None
+    assert errors[-1].startswith("stride '4,x'") and "--" not in errors[-1] and widget.jobs.worker is None  # the dock's word, not the CLI's
     widget.stride.setText("8")
     widget.run()
     qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)

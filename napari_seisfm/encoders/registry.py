@@ -172,6 +172,10 @@ def get_embedder(
     if c.tokenization == "attributes":
         from .attributes import AttributeEmbedder
 
+        if str(device) not in ("auto", "cpu"):  # it runs on the CPU: a GPU asked for must at least exist
+            from .vit_embedder import pick_device
+
+            pick_device(str(device))
         return AttributeEmbedder(c)
     if c.tokenization not in ("2d", "2.5d", "3d"):
         raise SeisfmError(f"model card {c.id}: unknown tokenization {c.tokenization!r}")

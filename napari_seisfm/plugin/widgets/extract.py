@@ -139,7 +139,7 @@ class ExtractWidget(QWidget):
             return
         try:
             layer = self._selected_layer()
-            stride = parse_triple(self.stride.text(), "--stride", "4 or 4,4,2")
+            stride = parse_triple(self.stride.text(), "stride", "4 or 4,4,2")
             cube = cube_behind(layer)
             model = self.model.currentText() or None
             out = Path(self.out.text()) if self.out.text().strip() else self._default_out(layer, model, stride)
