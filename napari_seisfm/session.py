@@ -43,6 +43,18 @@ N_MATCHES = 20
 NUMPY_KNN_POINTS = 1 << 18  # grids up to 64^3: the whole-grid kNN in numpy beats a cold `import torch` (seconds)
 
 
+def bodies_above(score: np.ndarray, threshold: float, positives, connected: bool = True) -> tuple[np.ndarray, np.ndarray, set]:
+    """One labelling of ``score >= threshold`` gives the mask (the bodies that hold a positive click, or
+    every body) and one match per other body: (labels, 0 = below; mask uint8; clicked labels)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(score >= threshold)
+    clicked = {int(labels[tuple(p)]) for p in positives} - {0}
+    keep = np.zeros(n + 1, np.uint8)
+    keep[list(clicked) if connected else slice(1, None)] = 1
+    return labels, keep[labels], clicked
+
+
 def quantise_threshold(t: float) -> float:
     """``t`` floored to :data:`THRESHOLD_STEP` within :data:`THRESHOLD_RANGE` (never above the default rule)."""
     steps = np.clip(np.floor(t / THRESHOLD_STEP + 1e-9), THRESHOLD_RANGE[0] / THRESHOLD_STEP, THRESHOLD_RANGE[1] / THRESHOLD_STEP)
@@ -295,9 +307,10 @@ class ClickToMapSession:
             sync_clicks(search, snap.positives, snap.negatives)
             score = search.score_map().copy()
             default = quantise_threshold(search.default_threshold(score))
-            matches = search.top_matches(self.n_matches, radius=self.match_radius) if self.n_matches else []
-        threshold = default if snap.threshold is None else snap.threshold
-        mask = threshold_mask(score, threshold, list(snap.positives), connected=snap.connected).astype(np.uint8)
+            threshold = default if snap.threshold is None else snap.threshold
+            bodies, mask, clicked = bodies_above(score, threshold, snap.positives, snap.connected)
+            matches = search.top_matches(self.n_matches, radius=self.match_radius, bodies=bodies,
+                                         skip_bodies=clicked) if self.n_matches else []
         return MapResult(snap, score, matches, default, threshold, mask)
 
     @property

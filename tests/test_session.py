@@ -210,3 +210,27 @@ def test_preview_of_the_section_on_screen_equals_the_whole_map_there(decision):
     assert preview.score.shape == (1, 10, 16) and preview.region == (slice(4, 5), slice(0, 10), slice(0, 16))
     np.testing.assert_allclose(preview.score, full.score[region], atol=1e-5, equal_nan=True)
     assert preview.default_threshold == full.default_threshold
+
+
+def test_one_match_per_body_and_none_in_the_clicked_one():
+    """A laterally continuous reflector (a band across the whole grid, like the seabed) and a second body:
+    each is one match, the clicked body none; below the threshold the radius rule still spaces them."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=16), rng.normal(size=16)
+    v = np.broadcast_to(b, (*GRID.shape, 16)).copy()
+    v[2:5, 2:5, 4:7] = a  # the clicked body
+    v[8:11, 6:9, 10:13] = a  # the same thing elsewhere
+    v[:, :, 1] = a  # a band through every trace
+    v += 0.05 * rng.normal(size=v.shape)
+    fm = FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", geometry=GEOMETRY)
+    s = ClickToMapSession(fm, decision="centroid", kernel="numpy", n_matches=10)
+    s.set_threshold(0.5)
+    s.add_click(survey((3, 3, 5)))
+    r = s.update()
+    where = [m.grid_index for m in r.matches]
+    in_body = [g for g in where if 2 <= g[0] < 5 and 2 <= g[1] < 5 and 4 <= g[2] < 7]
+    in_other = [g for g in where if 8 <= g[0] < 11 and 6 <= g[1] < 9 and 10 <= g[2] < 13]
+    in_band = [g for g in where if g[2] == 1]
+    assert in_body == [] and len(in_other) == 1 and len(in_band) == 1
+    assert set(where[:2]) == {in_other[0], in_band[0]}  # the two other bodies lead the list
+    assert np.asarray(r.mask, bool).sum() == 27  # the mask is the clicked body alone

@@ -140,12 +140,16 @@ class CentroidSearch:
         return self.kernel.query_error(self.query())
 
     # ------------------------------------------------------------------ top matches
-    def top_matches(self, n: int = 20, *, radius: int = 2, exclude_clicks: bool = True) -> list[Match]:
+    def top_matches(self, n: int = 20, *, radius: int = 2, exclude_clicks: bool = True,
+                    bodies: np.ndarray | None = None, skip_bodies=()) -> list[Match]:
         """The ``n`` best grid points, best first, no two within ``radius`` grid points of each other.
 
         Non-maximum suppression is greedy over the best candidates of ``np.argpartition`` (Chebyshev
         distance on the grid); with ``exclude_clicks`` points within ``radius`` of a positive click are
-        skipped, so the list shows *other* places. ``radius=0`` disables suppression.
+        skipped, so the list shows *other* places. ``radius=0`` disables suppression. ``bodies`` (integer
+        labels on the grid, 0 = none, e.g. the connected regions above the threshold) keeps one match per
+        body and none in ``skip_bodies``: a laterally continuous reflector such as the seabed is one
+        match, not the first twenty.
         """
         s = self.scores()
         fm = self.features
@@ -157,6 +161,7 @@ class CentroidSearch:
         blocked = [np.asarray(p) for p in self.positives] if exclude_clicks else []
         kept: list[np.ndarray] = []
         flats: list[int] = []
+        used, skip = set(), {int(b) for b in skip_bodies}
         m = min(len(s), max(4 * n * (2 * radius + 1) ** 2, 1024))
         taken = 0
         while len(kept) < n and taken < n_finite:
@@ -165,8 +170,13 @@ class CentroidSearch:
             cand = cand[np.isfinite(key[cand])]
             coords = np.stack(np.unravel_index(cand, fm.shape), axis=1)
             for f, c in zip(cand, coords):
+                body = int(bodies[tuple(c)]) if bodies is not None else 0
+                if body and (body in used or body in skip):
+                    continue
                 if radius > 0 and any(np.abs(c - b).max() <= radius for b in kept + blocked):
                     continue
+                if body:
+                    used.add(body)
                 kept.append(c)
                 flats.append(int(f))
                 if len(kept) == n:
