@@ -169,6 +169,11 @@ def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors,
     knn = viewer.layers[KNN]
     expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
     np.testing.assert_array_equal(knn.data, expect)
+    # a legend: one swatch per class in the layer's colour, with its share of the grid
+    legend = widget.segmentation.legend.text()
+    assert "class 1: 50%" in legend and "class 2: 50%" in legend
+    colour = "#" + "".join(f"{int(round(255 * v)):02x}" for v in np.asarray(knn.get_color(2))[:3])
+    assert f'color:{colour}' in legend
     np.testing.assert_allclose(knn.scale, 2 * np.asarray(cube.geometry.spacing))
     # the headless twin: `seisfm segment` on the same labels gives the same classes
     labels = tmp_path / "labels.npy"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
 from ...display import KNN
 from ...errors import SeisfmError
@@ -52,6 +52,9 @@ class SegmentationBox(QGroupBox):
         self.facies_button.setToolTip("unsupervised: cluster every grid point's vector into k facies (no labels needed)")
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
+        self.legend = QLabel("")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
         layout = QVBoxLayout(self)
         form = QFormLayout()
         form.addRow("labels", self.training)
@@ -63,6 +66,7 @@ class SegmentationBox(QGroupBox):
             row.addWidget(b)
         layout.addLayout(row)
         layout.addWidget(self.progress)
+        layout.addWidget(self.legend)
 
         self.jobs = JobController(self, run_buttons=[self.knn_button, self.facies_button], cancel_button=self.cancel_button,
                                   progress_bar=self.progress, what="segmentation", viewer=self.viewer)
@@ -175,6 +179,7 @@ class SegmentationBox(QGroupBox):
             layer.colormap = self._training_colormap  # same colour per class as the painted strokes
         except Exception:  # noqa: BLE001 - colours are cosmetic; never fail the result on them
             pass
+        return layer
 
     def _on_slice(self, result):
         if self.jobs.closed:  # the dock or the viewer went while the job ran
@@ -186,11 +191,25 @@ class SegmentationBox(QGroupBox):
 
     def _on_segmentation(self, result):
         self.knn_result = result
-        self._show_classes(result.classes)
+        layer = self._show_classes(result.classes)
+        self.legend.setText(legend_html(layer, result.classes, result.class_ids))
         counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
         self.dock._say(f"{self.method.current_choice}: classes {list(result.class_ids)}, grid points per class {counts}")
 
     def _on_facies(self, result):
         self.facies_result = result
-        self._show_labels(FACIES, result.classes)
+        layer = self._show_labels(FACIES, result.classes)
+        self.legend.setText(legend_html(layer, result.classes, range(1, len(result.counts) + 1), "facies"))
         self.dock._say(f"k-means: {len(result.counts)} facies in {result.seconds:.1f} s ({result.iterations} iterations)")
+
+
+def legend_html(layer, classes: np.ndarray, class_ids, word: str = "class") -> str:
+    """A swatch per class in the layer's own colour, with its share of the grid (napari Labels have no legend)."""
+    total = max(int((classes > 0).sum()), 1)
+    rows = []
+    for c in class_ids:
+        rgba = np.asarray(layer.get_color(int(c)) if hasattr(layer, "get_color") else (0.5, 0.5, 0.5, 1.0), float)
+        colour = "#" + "".join(f"{int(round(255 * v)):02x}" for v in rgba[:3])
+        share = 100 * int((classes == c).sum()) / total
+        rows.append(f'<span style="color:{colour}">&#9632;</span> {word} {int(c)}: {share:.0f}%')
+    return "&nbsp;&nbsp; ".join(rows)
