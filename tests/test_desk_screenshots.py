@@ -111,6 +111,7 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert lime.any()
     rows, cols = np.nonzero(lime)
     assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6, (rows.mean(), cols.mean(), r, c)
+    assert np.ptp(rows) + 1 >= 8 and np.ptp(cols) + 1 >= 8  # big enough to see (issue 10: 4 px on the real line)
     assert not _lime(seismic_only).any()
     # (b) the seismic stays readable under the overlays: where they tint, the picture still follows it
     tinted = np.abs(img[..., :3].astype(int) - seismic_only[..., :3].astype(int)).sum(-1) > 30

@@ -48,6 +48,7 @@ MATCH = "match"
 DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity", "centroid")]
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
+MARKER_PIXELS = (9, 40)  # click markers on screen: one grid cell, but never a 4-px dot nor a blot
 PREVIEW_POINTS = 1 << 21  # grids larger than this (128^3) show the section on screen before the whole map
 
 
@@ -262,7 +263,7 @@ class ClickToMapWidget(QWidget):
                     warnings.simplefilter("ignore", FutureWarning)
                     layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour,
                                                    border_color="white", size=self._marker_size(), out_of_slice_display=True,
-                                                   scale=self._points_scale())
+                                                   scale=self._points_scale(), canvas_size_limits=MARKER_PIXELS)
                 layer.events.data.connect(self._on_points_event)
             layer.current_face_color = colour
         self.viewer.layers.selection.active = self._layer(POSITIVE)
@@ -449,7 +450,8 @@ class ClickToMapWidget(QWidget):
         marker = self._layer(MATCH)
         if marker is None:
             marker = self.viewer.add_points(np.asarray([world], float), name=MATCH, symbol="ring", face_color="yellow",
-                                            size=self._marker_size(2), ndim=3, scale=self._points_scale())
+                                            size=self._marker_size(2), ndim=3, scale=self._points_scale(),
+                                            canvas_size_limits=(2 * MARKER_PIXELS[0], 2 * MARKER_PIXELS[1]))
             marker.editable = False
             self._raise_points()
         else:
