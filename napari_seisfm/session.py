@@ -110,9 +110,12 @@ class SegmentationSettings:
     k: int = 5
     weighted: bool = False
     smooth: float = SMOOTH
+    context: tuple | None = None  # the linear method's context scales (None: its default)
 
     def options(self) -> dict:
-        return {"k": self.k, "weighted": self.weighted} if self.method == "knn" else {"smooth": self.smooth}
+        if self.method == "knn":
+            return {"k": self.k, "weighted": self.weighted}
+        return {"smooth": self.smooth, **({} if self.context is None else {"context": tuple(self.context)})}
 
 
 @dataclass

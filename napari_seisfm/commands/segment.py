@@ -110,13 +110,14 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    import numpy as np
     from tqdm import tqdm
 
-    from ..cube import prepare_output, write_failed
+    from ..cube import prepare_output
     from ..errors import SeisfmError
-    from ..search import FeatureMatrix, make_segmenter
+    from ..export import write_array
+    from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
+    from ..session import ClickToMapSession, SegmentationSettings, run_to_end
 
     if args.probabilities:
         prob = Path(args.probabilities)
@@ -135,23 +136,22 @@ def run(args) -> int:
     n_valid = check_support(args.labels, fm, points, classes)
     if args.method == "knn" and args.k > n_valid:
         raise SeisfmError(f"--k {args.k} is larger than the {n_valid} labelled points with valid embeddings in {args.labels}")
-    options = {"k": args.k, "weighted": args.weighted} if args.method == "knn" else {"smooth": args.smooth, "context": parse_context(args.context)}
-    seg = make_segmenter(fm, points, classes, args.method, **options)
+    settings = SegmentationSettings(args.method, k=args.k, weighted=args.weighted, smooth=args.smooth,
+                                    context=None if args.method == "knn" else parse_context(args.context))
+    session = ClickToMapSession(fm, segmentation=settings)  # the dock's session: the same classes as the dock
     t0 = time.perf_counter()
     with tqdm(total=fm.grid.size, unit="pt", unit_scale=True, desc=args.method) as bar:
-        result = seg.segment(progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
+        result = run_to_end(session.segment(
+            points, classes, progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n))))
     dt = time.perf_counter() - t0
     out = write_map(args.out, result.classes, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
     if args.probabilities:
-        try:
-            np.save(prepare_output(args.probabilities), result.probabilities)
-        except OSError as exc:
-            raise write_failed(args.probabilities, exc) from None
+        write_array(args.probabilities, result.probabilities)
     if args.confidence:
         write_map(args.confidence, result.confidence, fm, cube=cube, full_resolution=args.full_resolution)
     counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
     how = (f"k={args.k}{' weighted' if args.weighted else ''}" if args.method == "knn"
            else f"smooth {args.smooth:g}, context {args.context}")
-    print(f"{fm}: {seg.n_support} support points, classes {list(result.class_ids)}, {args.method} ({how}), "
+    print(f"{fm}: {n_valid} support points, classes {list(result.class_ids)}, {args.method} ({how}), "
           f"{dt:.2f} s -> {out}; grid points per class {counts}")
     return 0
