@@ -49,7 +49,7 @@ DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity",
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
 MARKER_PIXELS = (9, 40)  # click markers on screen: one grid cell, but never a 4-px dot nor a blot
-PREVIEW_POINTS = 1 << 21  # grids larger than this (128^3) show the section on screen before the whole map
+PREVIEW_POINTS = 1 << 20  # grids larger than this (~100^3) show the section on screen before the whole map
 
 
 class ClickToMapWidget(QWidget):
