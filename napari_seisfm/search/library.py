@@ -1,0 +1,313 @@
+"""A survey library: the vectors of many feature stores in one usearch index, for "where else does this occur?".
+
+One folder (default ``seisfm-library`` beside the first store added) holds:
+
+- ``vectors.usearch``: a usearch HNSW index, int8 scalars, cosine metric, over the stored vectors (int8 stores
+  as stored; float stores quantised to ``round(v * 127)``), optionally every ``step``-th grid point per axis;
+  opened memory-mapped for search (``Index.restore(path, view=True)``), so a 100 M-vector library is not read
+  into RAM;
+- ``library.json``: the stores (path, model, grid, cube geometry summary, index step, vector count) and the
+  model and dimension every store must share.
+
+A key is ``store_id << 40 | flat grid index`` on the store's own feature grid, so a match maps back to
+(store, grid index, cube index, inline/crossline/time) without reading the store. Adding a store already in
+the library (same resolved path) is a no-op; a store of another model or dimension is refused. Search needs
+every listed store on disk (a match must be openable), and says which one is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import SeisfmError
+from ..features import FeatureVolume, StoreLock
+
+FORMAT = "seisfm-library"
+VERSION = 1
+DEFAULT_NAME = "seisfm-library"
+INDEX_FILE = "vectors.usearch"
+MANIFEST_FILE = "library.json"
+KEY_BITS = 40  # flat grid index bits; the store id sits above them
+BATCH = 1 << 16  # vectors per usearch add
+DEFAULT_EXPANSION = 256  # search beam width (usearch expansion_search); benchmarks/bench_library.py measures recall
+
+
+@dataclass
+class LibraryMatch:
+    """One hit: where it is in which store, and its cosine similarity to the query."""
+
+    rank: int
+    store: str
+    grid_index: tuple[int, int, int]
+    cube_index: tuple[int, int, int]
+    survey: tuple[float, float, float] | None  # inline, crossline, time/depth; None without a geometry
+    score: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_library(store) -> Path:
+    """Where a library of ``store`` lives unless told: ``seisfm-library`` in the store's folder."""
+    return Path(store).resolve().parent / DEFAULT_NAME
+
+
+def _survey(geometry: dict, cube_index: np.ndarray) -> np.ndarray | None:
+    """Survey coordinates of cube indices ``(m, 3)`` from a geometry summary (first, last, step per axis)."""
+    try:
+        axes = [tuple(float(v) for v in geometry[key]) for key in ("ilines", "xlines", "samples")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    first = np.array([a[0] for a in axes])
+    step = np.array([a[2] if a[2] != 0 else 1.0 for a in axes])
+    return first + step * np.asarray(cube_index, float)
+
+
+class SurveyLibrary:
+    """The library folder: manifest plus usearch index. :meth:`open` for search, :func:`add_stores` to grow it."""
+
+    def __init__(self, path, manifest: dict, index=None):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._index = index
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(cls, path, *, view: bool = True) -> "SurveyLibrary":
+        """A library folder; ``view``: memory-map the index (search) instead of loading it (adding)."""
+        path = Path(path)
+        man = path / MANIFEST_FILE
+        if not man.is_file():
+            raise SeisfmError(f"{path}: no survey library here (no {MANIFEST_FILE}); build one with `seisfm library add STORE...`")
+        try:
+            manifest = json.loads(man.read_text())
+        except (OSError, ValueError) as exc:
+            raise SeisfmError(f"{man}: unreadable library manifest ({exc.__class__.__name__})") from None
+        if manifest.get("format") != FORMAT:
+            raise SeisfmError(f"{man}: not a napari-seisfm survey library")
+        lib = cls(path, manifest)
+        lib._index = lib._restore(view)
+        return lib
+
+    def _restore(self, view: bool):
+        from usearch.index import Index
+
+        f = self.path / INDEX_FILE
+        if not self.manifest["stores"]:
+            return None
+        if not f.is_file():
+            raise SeisfmError(f"{self.path}: the index {INDEX_FILE} is missing; delete the folder and add the stores again")
+        try:
+            index = Index.restore(str(f), view=view)
+        except Exception as exc:  # usearch raises RuntimeError/ValueError for damaged files
+            raise SeisfmError(f"{f}: damaged usearch index ({exc}); delete {self.path} and add the stores again") from None
+        if index is None or len(index) != self.size:
+            raise SeisfmError(f"{f}: the index holds {0 if index is None else len(index)} vectors but {MANIFEST_FILE} "
+                              f"lists {self.size} (an interrupted add?); delete {self.path} and add the stores again")
+        return index
+
+    # ------------------------------------------------------------------ what is in it
+    @property
+    def stores(self) -> list[dict]:
+        return self.manifest["stores"]
+
+    @property
+    def size(self) -> int:
+        return sum(int(s["vectors"]) for s in self.stores)
+
+    @property
+    def model(self) -> str | None:
+        return self.manifest.get("model")
+
+    @property
+    def dim(self) -> int | None:
+        return self.manifest.get("dim")
+
+    def info(self) -> dict:
+        """What ``seisfm library info`` prints: model, size, index file, and each store with whether it is on disk."""
+        f = self.path / INDEX_FILE
+        return {"library": str(self.path), "model": self.model, "dim": self.dim, "vectors": self.size,
+                "index_bytes": f.stat().st_size if f.is_file() else 0, "metric": "cos", "scalar": "i8",
+                "stores": [{"id": s["id"], "path": s["path"], "vectors": s["vectors"], "grid": s["grid_shape"],
+                            "index_step": s["step"], "on_disk": Path(s["path"]).exists()} for s in self.stores]}
+
+    def check_compatible(self, model: str, dim: int, what) -> None:
+        if self.model is not None and (model != self.model or int(dim) != int(self.dim)):
+            raise SeisfmError(f"{what}: model {model} ({dim}-d) does not match the library {self.path} "
+                              f"(model {self.model}, {self.dim}-d); a library holds one model")
+
+    def check_stores_on_disk(self) -> None:
+        missing = [s["path"] for s in self.stores if not Path(s["path"]).exists()]
+        if missing:
+            raise SeisfmError(f"{self.path}: store {missing[0]} listed in the library is missing from disk "
+                              f"({len(missing)} missing); put it back, or build a new library without it")
+
+    # ------------------------------------------------------------------ search
+    def search(self, query: np.ndarray, top: int = 20, *, expansion: int = DEFAULT_EXPANSION,
+               threads: int = 0) -> list[LibraryMatch]:
+        """The ``top`` stored vectors most similar (cosine) to one float query, over every store."""
+        if top < 1:
+            raise SeisfmError(f"--top must be at least 1, got {top}")
+        if self._index is None:
+            raise SeisfmError(f"{self.path}: the library is empty; add stores with `seisfm library add`")
+        q = np.asarray(query, np.float32).reshape(-1)
+        if len(q) != self.dim:
+            raise SeisfmError(f"query has {len(q)} dimensions, the library {self.path} {self.dim}")
+        peak = float(np.max(np.abs(q)))
+        if not np.isfinite(peak) or peak == 0:
+            raise SeisfmError("the query vector is zero or not finite")
+        q8 = np.clip(np.rint(q * (127.0 / peak)), -127, 127).astype(np.int8)  # cosine: the scale does not matter
+        self._index.expansion_search = max(int(expansion), int(top))
+        found = self._index.search(q8, int(top), threads=threads)
+        keys = np.asarray(found.keys, np.uint64).reshape(-1)
+        dist = np.asarray(found.distances, np.float32).reshape(-1)
+        keep = keys != np.iinfo(np.uint64).max  # usearch pads missing results
+        return self.decode(keys[keep], 1.0 - dist[keep])
+
+    def decode(self, keys: np.ndarray, scores: np.ndarray) -> list[LibraryMatch]:
+        """Keys -> matches with store, grid, cube and survey coordinates (from the manifest alone)."""
+        by_id = {int(s["id"]): s for s in self.stores}
+        keys = np.asarray(keys, np.uint64)
+        sid = (keys >> np.uint64(KEY_BITS)).astype(np.int64)
+        flat = (keys & np.uint64((1 << KEY_BITS) - 1)).astype(np.int64)
+        out = []
+        for rank, (i, f, s) in enumerate(zip(sid, flat, scores), 1):
+            st = by_id[int(i)]
+            g = np.unravel_index(int(f), tuple(st["grid_shape"]))
+            c = np.asarray(st["origin"]) + np.asarray(st["stride"]) * np.asarray(g)
+            sv = _survey(st["geometry"], c[None])
+            out.append(LibraryMatch(rank, st["path"], tuple(int(x) for x in g), tuple(int(x) for x in c),
+                                    None if sv is None else tuple(float(x) for x in sv[0]), float(s)))
+        return out
+
+
+# ---------------------------------------------------------------------- building
+def _step(step) -> tuple[int, int, int]:
+    t = (int(step),) * 3 if np.isscalar(step) else tuple(int(s) for s in step)
+    if len(t) != 3 or min(t) < 1:
+        raise SeisfmError(f"index step must be one positive integer or three, got {step!r}")
+    return t
+
+
+def _store_vectors(fv: FeatureVolume, step):
+    """(keys without the store id, int8 vectors) of the valid grid points on every ``step``-th index, per chunk."""
+    for _, sl, v, ok, _, _ in fv.scan():
+        if v is None or ok is None:
+            continue
+        axes = [np.arange(s.start, s.stop) for s in sl]
+        take = [np.flatnonzero(a % st == 0) for a, st in zip(axes, step)]
+        v = v[np.ix_(*take)]
+        ok = ok[np.ix_(*take)]
+        gi = np.stack(np.meshgrid(*(a[t] for a, t in zip(axes, take)), indexing="ij"), -1)[ok]
+        if not len(gi):
+            continue
+        v = v[ok]
+        if v.dtype != np.int8:  # float stores: unit vectors to the int8 scale of the index
+            v = np.clip(np.rint(np.asarray(v, np.float32) * 127), -127, 127).astype(np.int8)
+        yield np.ravel_multi_index(tuple(gi.T), fv.grid.shape).astype(np.uint64), np.ascontiguousarray(v)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def add_stores(library, stores, *, step=1, threads: int = 0,
+               progress: Callable[[str, int, int], None] | None = None) -> list[tuple[str, int]]:
+    """Add feature stores to the library folder (created if new): ``[(store, vectors added)]``; a store already
+    in it adds 0. Every store is checked (complete, same model and dimension) before any vector is added."""
+    from usearch.index import Index
+
+    library = Path(library)
+    step = _step(step)
+    volumes = [FeatureVolume.open(s) for s in stores]
+    with StoreLock(library):
+        if (library / MANIFEST_FILE).is_file():
+            lib = SurveyLibrary.open(library, view=False)
+        else:
+            if library.exists() and any(library.iterdir()):
+                raise SeisfmError(f"{library}: folder exists and is not a survey library; choose another --library")
+            lib = SurveyLibrary(library, {"format": FORMAT, "version": VERSION, "model": None, "dim": None,
+                                          "metric": "cos", "scalar": "i8", "next_id": 0, "stores": []})
+        known = {str(Path(s["path"]).resolve()) for s in lib.stores}
+        todo, report, seen = [], [], set()
+        model, dim = lib.model, lib.dim
+        for fv in volumes:
+            key = str(fv.path.resolve())
+            if key in known or key in seen:
+                report.append((str(fv.path), 0))
+                continue
+            if model is not None and (fv.model != model or fv.dim != dim):
+                raise SeisfmError(f"{fv.path}: model {fv.model} ({fv.dim}-d) does not match the library {library} "
+                                  f"(model {model}, {dim}-d); a library holds one model")
+            model, dim = fv.model, fv.dim
+            seen.add(key)
+            todo.append(fv)
+        if not todo:
+            return report
+        index = lib._index if lib._index is not None else Index(ndim=dim, metric="cos", dtype="i8")
+        library.mkdir(parents=True, exist_ok=True)
+        man = lib.manifest
+        man["model"], man["dim"] = model, dim
+        for fv in todo:
+            sid = int(man["next_id"])
+            high = np.uint64(sid) << np.uint64(KEY_BITS)
+            n = 0
+            total = fv.grid.size
+            for keys, vecs in _store_vectors(fv, step):
+                for a in range(0, len(keys), BATCH):
+                    index.add(keys[a:a + BATCH] | high, vecs[a:a + BATCH], threads=threads)
+                n += len(keys)
+                if progress is not None:
+                    progress(str(fv.path), n, total)
+            man["stores"].append({"id": sid, "path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim,
+                                  "dtype": fv.dtype, "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride),
+                                  "origin": list(fv.grid.origin), "geometry": fv.cube_geometry,
+                                  "cube_fingerprint": fv.cube_fingerprint, "step": list(step), "vectors": n})
+            man["next_id"] = sid + 1
+            report.append((str(fv.path), n))
+        tmp = library / f".{INDEX_FILE}.{os.getpid()}.tmp"
+        index.save(str(tmp))
+        os.replace(tmp, library / INDEX_FILE)
+        _write_json_atomic(library / MANIFEST_FILE, man)
+        return report
+
+
+# ---------------------------------------------------------------------- the click -> library call
+def query_from_points(features, points, *, space: str = "survey") -> np.ndarray:
+    """The mean of the unit vectors at the clicked points (a FeatureMatrix), normalised: the library query."""
+    vecs = [features.vector(features.to_grid(p, space)) for p in np.asarray(points, float).reshape(-1, 3)]
+    if not vecs:
+        raise SeisfmError("give at least one point (--pos IL,XL,T) to search the library for")
+    q = np.mean(vecs, axis=0)
+    norm = float(np.linalg.norm(q))
+    if norm == 0:
+        raise SeisfmError("the clicked vectors cancel out (their mean is zero); click elsewhere")
+    return (q / norm).astype(np.float32)
+
+
+def search_library(library, features, points, *, space: str = "survey", top: int = 20, model: str | None = None,
+                   expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
+    """Clicks in one cube -> the best matches across every cube of the library (what the dock's button calls).
+
+    ``features``: the clicked cube's FeatureMatrix (the dock has it loaded) or its store path; ``model``: its
+    model id when ``features`` is a FeatureMatrix (checked against the library's when given).
+    """
+    from .matrix import FeatureMatrix
+
+    lib = library if isinstance(library, SurveyLibrary) else SurveyLibrary.open(library)
+    if not isinstance(features, FeatureMatrix):
+        fv = FeatureVolume.open(features)
+        lib.check_compatible(fv.model, fv.dim, fv.path)
+        features = FeatureMatrix.from_volume(fv)
+    else:
+        lib.check_compatible(model or lib.model, features.dim, features.name)
+    lib.check_stores_on_disk()
+    return lib.search(query_from_points(features, points, space=space), top, expansion=expansion)
