@@ -62,16 +62,17 @@ class _NumpyDots:
 def _topk_rounds(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k largest of each row, in descending order, equal values by column: k rounds of ``argmax`` (the
     first of equal maxima), each setting its winner to -inf. Overwrites ``sims`` (finite float32)."""
-    b = len(sims)
-    rows = np.arange(b)
-    idx = np.empty((b, k), np.intp)
-    vals = np.empty((b, k), sims.dtype)
+    b, n = sims.shape
+    sims = np.ascontiguousarray(sims)
+    flat, base = sims.reshape(-1), np.arange(0, b * n, n)  # flat positions: 1-D take/put beat 2-D fancy indexing
+    idx = np.empty((k, b), np.intp)
+    vals = np.empty((k, b), sims.dtype)
     for j in range(k):
-        i = sims.argmax(axis=1)
-        idx[:, j] = i
-        vals[:, j] = sims[rows, i]
-        sims[rows, i] = -np.inf
-    return idx, vals
+        sims.argmax(axis=1, out=idx[j])
+        at = base + idx[j]
+        np.take(flat, at, out=vals[j])
+        flat[at] = -np.inf
+    return idx.T, vals.T
 
 
 def _topk_stable(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
