@@ -1,11 +1,17 @@
 """`seisfm embed`: extract a feature volume from a cube (headless twin of the "Extract embeddings" widget).
 
+Several cubes, or a folder of them, go to ``--out DIR`` (one ``<cube>.zarr`` each) on a Dask cluster: a
+local one of ``--workers`` processes by default, an existing one with ``--scheduler ADDRESS``
+(``--scheduler none``: one cube after the other here). survey.py says what survives a lost worker.
+
 One writer per store: a second `seisfm embed` on the same --out (``--overwrite`` included) is refused
 while the first lives (the lock file ``FEATURES.zarr.lock`` names it); a killed run leaves a stale lock
 that the next run takes over, and resumes or (``--overwrite``) replaces its store. docs/reliability.md.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..errors import SeisfmError
 from ..parsing import parse_triple
@@ -17,8 +23,10 @@ def register(subparsers) -> None:
         help="extract embeddings on a strided grid of a cube into a feature store (.zarr)",
         description="Embed every STRIDE-th sample of CUBE with a model and write a resumable zarr feature store.",
     )
-    p.add_argument("cube", metavar="CUBE", help="seismic cube (.sgy, .segy, .sgz, .npy)")
-    p.add_argument("--out", required=True, metavar="FEATURES.zarr", help="feature store to write")
+    p.add_argument("cubes", nargs="+", metavar="CUBE", help="seismic cube (.sgy, .segy, .sgz, .npy); several cubes or folders: a survey")
+    p.add_argument("--out", required=True, metavar="FEATURES.zarr|DIR", help="feature store to write (a survey: a folder of stores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a survey: Dask scheduler to use (default: a local cluster; 'none': no Dask)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="a survey: worker processes of the local cluster (default: Dask's choice)")
     p.add_argument("--model", default=None, metavar="ID", help="model card id (default: the embedded default model; see `seisfm models`)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="weights file for the model")
     p.add_argument("--stride", default="4", help="grid stride: one number or three (inline,crossline,time), e.g. 4 or 4,4,2 (default 4)")
@@ -42,6 +50,13 @@ def run(args) -> int:
         raise SeisfmError(f"--batch-size {args.batch_size}: must be at least 1")
     if args.pca < 0:
         raise SeisfmError(f"--pca {args.pca}: must be 0 (off) or a positive number of dimensions")
+    options = dict(model=args.model, checkpoint=args.checkpoint, stride=stride, pca=args.pca, dtype=args.dtype,
+                   device=args.device, precision=args.precision, batch_size=args.batch_size, resume=args.resume,
+                   overwrite=args.overwrite)
+    if len(args.cubes) > 1 or Path(args.cubes[0]).is_dir():
+        return run_survey(args, options)
+    if args.scheduler or args.workers:
+        raise SeisfmError("--scheduler and --workers are for several cubes (a survey); one cube runs here")
     bars = []  # created on the first report, so an early error prints no empty bar
 
     def progress(done, total):
@@ -54,23 +69,42 @@ def run(args) -> int:
         bars[0].refresh()
 
     try:
-        fv = extract_features(
-            args.cube,
-            args.out,
-            model=args.model,
-            checkpoint=args.checkpoint,
-            stride=stride,
-            pca=args.pca,
-            dtype=args.dtype,
-            device=args.device,
-            precision=args.precision,
-            batch_size=args.batch_size,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=progress,
-        )
+        fv = extract_features(args.cubes[0], args.out, progress=progress, **options)
     finally:
         for bar in bars:
             bar.close()
     print(f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}), {fv.dim}-d {fv.dtype}, model {fv.model}")
+    return 0
+
+
+def run_survey(args, options) -> int:
+    from tqdm import tqdm
+
+    from ..survey import connect, embed_survey, survey_cubes
+
+    out = Path(args.out)
+    if out.suffix.lower() == ".zarr" or (out.exists() and not out.is_dir()):
+        raise SeisfmError(f"--out {out}: several cubes need a folder (one <cube>.zarr each inside)")
+    if args.workers is not None and args.workers < 1:
+        raise SeisfmError(f"--workers {args.workers}: must be at least 1")
+    cubes = survey_cubes(args.cubes)  # refuse missing files before starting a cluster
+    client = connect(args.scheduler, args.workers)
+    where = "here, one cube after the other" if client is None else f"on Dask ({client.dashboard_link})"
+    print(f"embedding {len(cubes)} cubes into {out}/ {where}")
+    bar = tqdm(total=0, unit="chunk", desc="survey", dynamic_ncols=True)
+    try:
+        def progress(done, total):
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        results = embed_survey(cubes, out, client=client, progress=progress, **options)
+    finally:
+        bar.close()
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and args.scheduler is None:
+                cluster.close()
+    for r in results:
+        print(f"wrote {r.store} ({r.chunks} chunks, {r.seconds:.1f} s)")
     return 0
