@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     """A micro model trained for a handful of steps through the CLI."""
     d = tmp_path_factory.mktemp("wd")
     assert cli(["wavediff", "simulate", "--setup", "micro", "--n", "8", "--out", str(d / "pairs"), "--json"]) == 0
-    assert cli(["wavediff", "train", "--setup", "micro", "--data", str(d / "pairs"), "--out", str(d / "run"),
+    assert cli(["wavediff", "train", "--setup", "micro", "--size", "micro", "--data", str(d / "pairs"), "--out", str(d / "run"),
                 "--stage1-steps", "3", "--stage2-steps", "2", "--batch-size", "4", "--json"]) == 0
     return d
 
@@ -59,7 +59,7 @@ def test_train_sample_invert_residual(capsys, trained):
 
 
 def test_resume_continues_a_stopped_run(capsys, trained, tmp_path):
-    args = ["wavediff", "train", "--setup", "micro", "--data", str(trained / "pairs"), "--out", str(tmp_path / "r"),
+    args = ["wavediff", "train", "--setup", "micro", "--size", "micro", "--data", str(trained / "pairs"), "--out", str(tmp_path / "r"),
             "--stage1-steps", "2", "--stage2-steps", "1", "--batch-size", "2"]
     r = run_json(capsys, *args, "--minutes", "0")
     assert not r["done"] and r["step"] == 1
@@ -97,10 +97,19 @@ def test_openfwi_files_of_the_wrong_shape_are_one_line(capsys, tmp_path):
 
 
 def test_checkpoint_of_another_configuration_is_one_line(capsys, trained):
-    one_line_error(capsys, "wavediff", "train", "--setup", "micro", "--two-vq", "--data", str(trained / "pairs"),
+    one_line_error(capsys, "wavediff", "train", "--setup", "micro", "--size", "micro", "--two-vq", "--data", str(trained / "pairs"),
                    "--out", str(trained / "run"), "--resume", match="another configuration")
 
 
 def test_missing_model_and_unknown_setup_are_one_line(capsys, tmp_path):
     one_line_error(capsys, "wavediff", "residual", "--model", str(tmp_path / "none.safetensors"), match="no such model file")
     one_line_error(capsys, "wavediff", "simulate", "--setup", "huge", "--out", str(tmp_path), match="unknown setup 'huge'")
+
+
+def test_bundled_model_is_small_and_of_the_tiny_setup():
+    from napari_seisfm.wavediff.data import SETUPS
+    from napari_seisfm.wavediff.model import load
+
+    assert BUNDLED.stat().st_size <= 50 * 2**20
+    model, card = load()
+    assert model.setup == SETUPS["tiny"] and card["name"] == "wavediff-tiny" and card["stage2_steps"] > 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -31,7 +29,7 @@ def dock(make_napari_viewer, tmp_path):
     from napari_seisfm.plugin.widgets.wavediff import WaveDiffWidget
 
     torch.manual_seed(0)
-    model = WaveDiffusion(SETUPS["micro"], VQ_CONFIGS["tiny"], dataclasses.replace(DIFFUSION_CONFIGS["tiny"], ch=16))
+    model = WaveDiffusion(SETUPS["micro"], VQ_CONFIGS["micro"], DIFFUSION_CONFIGS["micro"])
     path = save(model, tmp_path / "micro")
     viewer = make_napari_viewer()
     w = WaveDiffWidget(viewer)

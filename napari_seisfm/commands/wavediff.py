@@ -26,7 +26,7 @@ def register(sub) -> None:
     t.add_argument("--data", required=True, metavar="DIR", help="folder with data.npy and model.npy (OpenFWI layout)")
     t.add_argument("--out", required=True, metavar="DIR", help="run folder (--resume continues the run in it)")
     _setup_args(t)
-    t.add_argument("--size", default="tiny", choices=["tiny", "full"], help="network sizes (full: the study's)")
+    t.add_argument("--size", default="tiny", choices=["micro", "tiny", "full"], help="network sizes (full: the study's; micro: tests)")
     t.add_argument("--two-vq", action="store_true", help="a codebook per modality instead of one shared")
     t.add_argument("--stage1-steps", type=int, help="Stage 1 steps (default 2000; with --resume: a new total for the run)")
     t.add_argument("--stage2-steps", type=int, help="Stage 2 steps (default 2000; with --resume: a new total for the run)")

@@ -165,14 +165,14 @@ def resize(x: torch.Tensor, size) -> torch.Tensor:
 
 def seismic_to_model(s, setup: Setup) -> torch.Tensor:
     """(B, shots, nt, receivers) raw amplitudes -> (B, shots, *seis_size) in [-1, 1]."""
-    s = resize(torch.as_tensor(np.asarray(s) if not torch.is_tensor(s) else s, dtype=torch.float32), setup.seis_size)
+    s = resize(s.float() if torch.is_tensor(s) else torch.from_numpy(np.array(s, dtype=np.float32)), setup.seis_size)
     scale = math.log1p(setup.seis_clip / setup.log_eps)
     return (torch.sign(s) * torch.log1p(s.abs() / setup.log_eps) / scale).clamp(-1, 1)
 
 
 def velocity_to_model(v, setup: Setup, what: str = "velocity map") -> torch.Tensor:
     """(B, 1, nz, nx) m/s -> (B, 1, *vel_size) in [-1, 1]."""
-    v = torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v, dtype=torch.float32)
+    v = v.float() if torch.is_tensor(v) else torch.from_numpy(np.array(v, dtype=np.float32))
     check_velocity(v, what)
     v = resize(v, setup.vel_size)
     return ((v - setup.vmin) / (setup.vmax - setup.vmin) * 2 - 1).clamp(-1, 1)

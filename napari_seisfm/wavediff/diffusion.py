@@ -38,7 +38,11 @@ class DiffusionConfig:
         return cls(**d)
 
 
-DIFFUSION_CONFIGS = {"full": DiffusionConfig(), "tiny": DiffusionConfig(ch=32, mults=(1, 2), res_blocks=1)}
+DIFFUSION_CONFIGS = {
+    "full": DiffusionConfig(),
+    "tiny": DiffusionConfig(ch=32, mults=(1, 2), res_blocks=1),
+    "micro": DiffusionConfig(ch=16, mults=(1, 2), res_blocks=1, steps=100),  # tests: 100 steps, not the study's 1000
+}
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

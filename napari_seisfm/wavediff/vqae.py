@@ -41,6 +41,7 @@ class VQConfig:
 VQ_CONFIGS = {
     "full": VQConfig(),
     "tiny": VQConfig(ch=16, mults=(1, 2, 2, 4), res_blocks=1, latent=8, zdim=8, codes=256),
+    "micro": VQConfig(ch=8, mults=(1, 2), res_blocks=1, latent=8, zdim=8, codes=64),  # tests
 }
 
 
