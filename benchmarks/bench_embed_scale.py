@@ -13,8 +13,9 @@ a chunk scaled by its block volume (the last chunk along each axis is shorter). 
 check that model: their measured seconds are printed beside it.
 
 A 2-D line (``--line``, default the Penobscot crossline in ../shared/data when present): new, against the
-old embedder on the same line through the mirrored pseudo-lines it used before issue 10's section path
-(timed on the first 60 traces and scaled by the trace count, as the full line takes minutes).
+old embedder on the same line with its native section path (no mirroring, added before issue 12), and
+through the 97 mirrored pseudo-lines extraction used before that (timed on the first 60 traces and scaled
+by the trace count, as the full line takes minutes).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def line(path: Path, work: Path) -> dict | None:
     if not path.is_file():
         return None
     t_new, fv = timed(lambda: extract_features(path, work / "line_new.zarr", overwrite=True))
+    t_old_native, _ = timed(lambda: extract_features(path, work / "line_old.zarr", embedder=Old(), overwrite=True))
     with open_cube(path) as cube:
         shape = cube.shape
         norm = estimate_normalisation(cube)
@@ -139,7 +141,7 @@ def line(path: Path, work: Path) -> dict | None:
     mirrored = np.repeat(part[None], 2 * h[0] + 1, axis=0)
     t_part, _ = timed(lambda: old.embed_block(mirrored, (4, 4, 4)))
     t_old = t_part * sec.shape[0] / traces
-    return {"line": str(path), "shape": list(shape), "new_extract_s": t_new,
+    return {"line": str(path), "shape": list(shape), "new_extract_s": t_new, "old_embedder_native_section_extract_s": t_old_native,
             "old_mirrored_embed_s_projected": t_old, f"old_mirrored_measured_s_on_{traces}_traces": t_part,
             "speedup": t_old / t_new, "grid": list(fv.grid.shape)}
 
