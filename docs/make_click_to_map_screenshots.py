@@ -16,8 +16,8 @@ from qtpy.QtWidgets import QApplication
 
 from napari_seisfm import cli
 from napari_seisfm.cube import open_cube
-from napari_seisfm.display import cube_layer, orient_viewer
-from napari_seisfm.plugin.widgets.click_to_map import KNN, SIMILARITY, THRESHOLDED, ClickToMapWidget
+from napari_seisfm.display import KNN, SIMILARITY, THRESHOLDED, cube_layer, orient_viewer
+from napari_seisfm.plugin.widgets.click_to_map import ClickToMapWidget
 
 HERE = Path(__file__).parent / "images"
 
@@ -60,7 +60,7 @@ def main():
     viewer.window.add_dock_widget(widget, name="Click-to-map", area="right")
     widget.load_features(str(tmp / "features.zarr"))
     wait(lambda: widget.features is not None)
-    widget.open_interpretation(tmp / "interpretation.json")
+    widget.files.open_interpretation(tmp / "interpretation.json")
     wait(lambda: widget.result is not None and widget._map_worker is None and widget.session.is_current(widget.result))
     viewer.dims.set_point(0, viewer.layers["Positive"].data[0][0])
     viewer.layers[THRESHOLDED].visible = False

@@ -8,10 +8,10 @@ from stores import two_region_store
 
 from napari_seisfm import cli
 from napari_seisfm.cube import Cube, Geometry, open_cube
-from napari_seisfm.display import cube_layer
+from napari_seisfm.display import KNN, SIMILARITY, THRESHOLDED, cube_layer
 from napari_seisfm.extract import extract_features
 from napari_seisfm.plugin.widgets import click_to_map as ctm
-from napari_seisfm.plugin.widgets.click_to_map import KNN, NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
+from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, ClickToMapWidget
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to
 
 WAIT = 10_000  # ms; workers on a busy 2-core machine
@@ -218,12 +218,12 @@ def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, er
     cube = open_cube(sgy)
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
     g = cube.geometry
-    widget.export(SIMILARITY, tmp_path / "none.sgy")
+    widget.files.export(SIMILARITY, tmp_path / "none.sgy")
     assert "no similarity map yet" in errors["error"].pop()
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
     _wait_map(qtbot, widget, 1)
     out = tmp_path / "similarity.sgy"
-    worker = widget.export(SIMILARITY, out)
+    worker = widget.files.export(SIMILARITY, out)
     with qtbot.waitSignal(worker.finished, timeout=WAIT):
         pass
     assert not errors["error"]
@@ -238,7 +238,7 @@ def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, er
     full = back[:]
     np.testing.assert_allclose(full[::2, ::2, ::2], widget.result.score, atol=1e-6)
     npy = tmp_path / "similarity.npy"
-    with qtbot.waitSignal(widget.export(SIMILARITY, npy).finished, timeout=WAIT):
+    with qtbot.waitSignal(widget.files.export(SIMILARITY, npy).finished, timeout=WAIT):
         pass
     assert np.load(npy).shape == cube.shape
 
@@ -258,12 +258,12 @@ def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, t
     widget.segmentation.k.value = 7
     widget.segmentation.weighted.value = True
     widget.set_threshold(0.42)
-    path = widget.save_interpretation(tmp_path / "work.json")
+    path = widget.files.save_interpretation(tmp_path / "work.json")
     saved_map = widget.result.score.copy()
     assert path.exists() and (tmp_path / "work.labels.npz").exists()
 
     viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
-    widget2.open_interpretation(path)
+    widget2.files.open_interpretation(path)
     np.testing.assert_allclose(viewer2.layers[POSITIVE].data, viewer.layers[POSITIVE].data)
     np.testing.assert_allclose(viewer2.layers[NEGATIVE].data, viewer.layers[NEGATIVE].data)
     _wait_map(qtbot, widget2, 2, 1)
@@ -322,9 +322,9 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     pts, cls = _support(training.data, widget)
     np.testing.assert_array_equal(viewer.layers[KNN].data, KnnSegmenter(widget.features, pts, cls, k=5).segment().classes)
     # the choices are part of the saved interpretation
-    path = widget.save_interpretation(tmp_path / "choices.json")
+    path = widget.files.save_interpretation(tmp_path / "choices.json")
     viewer2, widget2 = _widget(make_napari_viewer, qtbot, cube, store)
-    widget2.open_interpretation(path)
+    widget2.files.open_interpretation(path)
     assert widget2.decision.value == "centroid" and widget2.segmentation.method.value == "knn"
     assert widget2.connected.value
     _wait_map(qtbot, widget2, 1)  # the restored clicks' map lands before the viewer closes

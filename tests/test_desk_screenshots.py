@@ -133,4 +133,4 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     assert widget.session.grid_positives == [expected_grid, widget.features.to_grid(second, "survey")]
     np.testing.assert_allclose(pos.data[1], second)  # points stay in survey units (saved as such)
-    assert widget.interpretation().positives[1] == pytest.approx(tuple(second))
+    assert widget.files.interpretation().positives[1] == pytest.approx(tuple(second))

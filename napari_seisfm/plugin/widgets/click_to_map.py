@@ -35,12 +35,13 @@ from qtpy.QtWidgets import (
 )
 
 from ... import display
-from ...display import KNN, SIMILARITY, THRESHOLDED
+from ...display import SIMILARITY, THRESHOLDED
 from ...errors import SeisfmError
 from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession
 from . import _notify
 from ._display import DisplayBox
-from ._layers import cube_behind, fingerprint_of, is_cube_layer, with_browse
+from ._files import FilesBox
+from ._layers import fingerprint_of, is_cube_layer, with_browse
 from ._segmentation import SegmentationBox
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
@@ -105,15 +106,7 @@ class ClickToMapWidget(QWidget):
 
         self.display = DisplayBox(self.viewer, self._seismic_layer)
 
-        # --- export and session files
-        self.export_sim_button = QPushButton("Export similarity...")
-        self.export_knn_button = QPushButton("Export classes...")
-        self.save_button = QPushButton("Save interpretation...")
-        self.open_button = QPushButton("Open interpretation...")
-        files = QGroupBox("Files")
-        fl = QVBoxLayout(files)
-        fl.addLayout(_row(self.export_sim_button, self.export_knn_button))
-        fl.addLayout(_row(self.save_button, self.open_button))
+        self.files = FilesBox(self)
 
         from ._scroll import scrolling_layout
 
@@ -121,7 +114,7 @@ class ClickToMapWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.load_button)
         layout.addWidget(self.status)
-        for box in (self.display, sim, self.segmentation, files):
+        for box in (self.display, sim, self.segmentation, self.files):
             layout.addWidget(box)
         layout.addStretch()
 
@@ -134,10 +127,6 @@ class ClickToMapWidget(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.match_list.currentRowChanged.connect(lambda i: self.jump_to_match(i) if i >= 0 else None)
         self.next_button.clicked.connect(self.next_match)
-        self.export_sim_button.clicked.connect(lambda: self._export_dialog(SIMILARITY))
-        self.export_knn_button.clicked.connect(lambda: self._export_dialog(KNN))
-        self.save_button.clicked.connect(self._save_dialog)
-        self.open_button.clicked.connect(self._open_dialog)
         self.viewer.layers.events.inserted.connect(self._refresh_inputs)
         self.viewer.layers.events.removed.connect(self._refresh_inputs)
         self._refresh_inputs()
@@ -476,109 +465,6 @@ class ClickToMapWidget(QWidget):
         region = [slice(None)] * 3
         region[axis] = slice(g, g + 1)
         return tuple(region)
-
-    # ------------------------------------------------------------------ export
-    def export(self, kind: str, path):
-        """Write the similarity map or the segmentation classes on the cube grid (SEG-Y with the source headers, .sgz, .npy, .zarr)."""
-        try:
-            if self.session is None:
-                raise SeisfmError("load a feature store first")
-            if kind == SIMILARITY:
-                if self.result is None:
-                    raise SeisfmError("nothing to export: no similarity map yet (add a positive click)")
-                data, labels = self.result.score, False
-            else:
-                layer = self._layer(KNN)
-                if layer is None:
-                    raise SeisfmError("nothing to export: run the segmentation first")
-                data, labels = np.asarray(layer.data), True  # as shown: the user may have corrected it
-            cube = cube_behind(self.seismic)
-        except SeisfmError as exc:
-            _notify.show_error(str(exc))
-            return None
-
-        def wrote(p):
-            self._say(f"wrote {p}")
-            _notify.show_info(f"wrote {p}")
-
-        self._io_worker = self._start(self.session.export, path, data, cube, labels=labels, returned=wrote)
-        return self._io_worker
-
-    def _export_dialog(self, kind):
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", "", "SEG-Y (*.sgy *.segy);;seismic-zfp (*.sgz);;numpy (*.npy);;zarr (*.zarr)")
-        if path:
-            self.export(kind, path)
-
-    # ------------------------------------------------------------------ save / open
-    def _labels_for_saving(self) -> dict:
-        """The training labels layer as Interpretation fields, placed in survey units (the exaggeration is a
-        view setting, not part of the interpretation)."""
-        name = self.segmentation.training.currentText()
-        if not (name and name in self.viewer.layers):
-            return {}
-        layer = self.viewer.layers[name]
-        return {"labels": np.asarray(layer.data), "labels_name": name,
-                "labels_scale": tuple(float(v) for v in display.to_survey(self.viewer, layer.scale)),
-                "labels_translate": tuple(float(v) for v in display.to_survey(self.viewer, layer.translate))}
-
-    def interpretation(self):
-        """The current state as an :class:`~napari_seisfm.interpretation.Interpretation`."""
-        return self.session.interpretation(**self._labels_for_saving())
-
-    def save_interpretation(self, path):
-        try:
-            if self.session is None:
-                raise SeisfmError("load a feature store first: there is nothing to save yet")
-            return self.session.save(path, **self._labels_for_saving())
-        except (SeisfmError, OSError) as exc:
-            _notify.show_error(f"{path}: {exc}" if isinstance(exc, OSError) else str(exc))
-            return None
-
-    def open_interpretation(self, path):
-        """Restore clicks, labels and parameters (the features must be loaded; the map recomputes)."""
-        try:
-            if self.session is None:
-                raise SeisfmError("load the feature store of this interpretation first")
-            interp = self.session.load(path)
-        except SeisfmError as exc:
-            _notify.show_error(str(exc))
-            return None
-        s = self.session
-        for widget, value in ((self.decision, s.decision), (self.connected, s.connected)):
-            with widget.changed.blocked():
-                widget.value = value
-        self.segmentation.show_settings(s.segmentation)
-        self._show_threshold(s.threshold)
-        self._write_layers()
-        if interp.labels is not None:
-            self._place_labels(interp)
-        self._say(f"opened {path}: {len(interp.positives)} positive, {len(interp.negatives)} negative clicks")
-        return interp
-
-    def _place_labels(self, interp):
-        if interp.labels_scale is not None:
-            kw = {"scale": tuple(display.to_world(self.viewer, interp.labels_scale)),
-                  "translate": tuple(display.to_world(self.viewer, interp.labels_translate))}
-        elif interp.labels.shape == tuple(self.session.features.shape):  # no placement saved: infer it from the shape
-            kw = {k: v for k, v in self.grid_transform().items() if k != "axis_labels"}
-        else:
-            kw = {"scale": self.seismic.scale, "translate": self.seismic.translate}
-        layer = self._layer(interp.labels_name)
-        if layer is not None and type(layer).__name__ == "Labels" and layer.data.shape == interp.labels.shape:
-            layer.data = interp.labels
-        else:
-            layer = self.viewer.add_labels(interp.labels, name=interp.labels_name, **kw)
-        self.segmentation.training.setCurrentText(layer.name)
-
-    def _save_dialog(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Save interpretation", "", "Interpretation (*.json)")
-        if path and (p := self.save_interpretation(path)):
-            _notify.show_info(f"saved {p}")
-
-    def _open_dialog(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open interpretation", "", "Interpretation (*.json)")
-        if path:
-            self.open_interpretation(path)
 
 
 def _map_job(session, snapshot, region):

@@ -1,0 +1,139 @@
+"""The "Files" box of the Click-to-map dock: export the map or the classes on the cube grid, save the
+interpretation and open it again (the session does the work; this box asks for paths and places layers)."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout
+
+from ... import display
+from ...display import KNN, SIMILARITY
+from ...errors import SeisfmError
+from . import _notify
+from ._layers import cube_behind
+
+
+class FilesBox(QGroupBox):
+    def __init__(self, dock):
+        """``dock``: the Click-to-map dock (its viewer, session, seismic layer and boxes)."""
+        super().__init__("Files")
+        self.dock = dock
+        self.viewer = dock.viewer
+        self.worker = None  # the latest export's worker
+        self.export_sim_button = QPushButton("Export similarity...")
+        self.export_knn_button = QPushButton("Export classes...")
+        self.save_button = QPushButton("Save interpretation...")
+        self.open_button = QPushButton("Open interpretation...")
+        layout = QVBoxLayout(self)
+        for pair in ((self.export_sim_button, self.export_knn_button), (self.save_button, self.open_button)):
+            row = QHBoxLayout()
+            for b in pair:
+                row.addWidget(b)
+            layout.addLayout(row)
+        self.export_sim_button.clicked.connect(lambda: self._export_dialog(SIMILARITY))
+        self.export_knn_button.clicked.connect(lambda: self._export_dialog(KNN))
+        self.save_button.clicked.connect(self._save_dialog)
+        self.open_button.clicked.connect(self._open_dialog)
+
+    # ------------------------------------------------------------------ export
+    def export(self, kind: str, path):
+        """Write the similarity map or the segmentation classes on the cube grid (SEG-Y with the source headers, .sgz, .npy, .zarr)."""
+        try:
+            if self.dock.session is None:
+                raise SeisfmError("load a feature store first")
+            if kind == SIMILARITY:
+                if self.dock.result is None:
+                    raise SeisfmError("nothing to export: no similarity map yet (add a positive click)")
+                data, labels = self.dock.result.score, False
+            else:
+                layer = self.dock._layer(KNN)
+                if layer is None:
+                    raise SeisfmError("nothing to export: run the segmentation first")
+                data, labels = np.asarray(layer.data), True  # as shown: the user may have corrected it
+            cube = cube_behind(self.dock.seismic)
+        except SeisfmError as exc:
+            _notify.show_error(str(exc))
+            return None
+
+        def wrote(p):
+            self.dock._say(f"wrote {p}")
+            _notify.show_info(f"wrote {p}")
+
+        self.worker = self.dock._start(self.dock.session.export, path, data, cube, labels=labels, returned=wrote)
+        return self.worker
+
+    def _export_dialog(self, kind):
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", "", "SEG-Y (*.sgy *.segy);;seismic-zfp (*.sgz);;numpy (*.npy);;zarr (*.zarr)")
+        if path:
+            self.export(kind, path)
+
+    # ------------------------------------------------------------------ save / open
+    def _labels_for_saving(self) -> dict:
+        """The training labels layer as Interpretation fields, placed in survey units (the exaggeration is a
+        view setting, not part of the interpretation)."""
+        name = self.dock.segmentation.training.currentText()
+        if not (name and name in self.viewer.layers):
+            return {}
+        layer = self.viewer.layers[name]
+        return {"labels": np.asarray(layer.data), "labels_name": name,
+                "labels_scale": tuple(float(v) for v in display.to_survey(self.viewer, layer.scale)),
+                "labels_translate": tuple(float(v) for v in display.to_survey(self.viewer, layer.translate))}
+
+    def interpretation(self):
+        """The current state as an :class:`~napari_seisfm.interpretation.Interpretation`."""
+        return self.dock.session.interpretation(**self._labels_for_saving())
+
+    def save_interpretation(self, path):
+        try:
+            if self.dock.session is None:
+                raise SeisfmError("load a feature store first: there is nothing to save yet")
+            return self.dock.session.save(path, **self._labels_for_saving())
+        except (SeisfmError, OSError) as exc:
+            _notify.show_error(f"{path}: {exc}" if isinstance(exc, OSError) else str(exc))
+            return None
+
+    def open_interpretation(self, path):
+        """Restore clicks, labels and parameters (the features must be loaded; the map recomputes)."""
+        try:
+            if self.dock.session is None:
+                raise SeisfmError("load the feature store of this interpretation first")
+            interp = self.dock.session.load(path)
+        except SeisfmError as exc:
+            _notify.show_error(str(exc))
+            return None
+        s = self.dock.session
+        for widget, value in ((self.dock.decision, s.decision), (self.dock.connected, s.connected)):
+            with widget.changed.blocked():
+                widget.value = value
+        self.dock.segmentation.show_settings(s.segmentation)
+        self.dock._show_threshold(s.threshold)
+        self.dock._write_layers()
+        if interp.labels is not None:
+            self._place_labels(interp)
+        self.dock._say(f"opened {path}: {len(interp.positives)} positive, {len(interp.negatives)} negative clicks")
+        return interp
+
+    def _place_labels(self, interp):
+        if interp.labels_scale is not None:
+            kw = {"scale": tuple(display.to_world(self.viewer, interp.labels_scale)),
+                  "translate": tuple(display.to_world(self.viewer, interp.labels_translate))}
+        elif interp.labels.shape == tuple(self.dock.session.features.shape):  # no placement saved: infer it from the shape
+            kw = {k: v for k, v in self.dock.grid_transform().items() if k != "axis_labels"}
+        else:
+            kw = {"scale": self.dock.seismic.scale, "translate": self.dock.seismic.translate}
+        layer = self.dock._layer(interp.labels_name)
+        if layer is not None and type(layer).__name__ == "Labels" and layer.data.shape == interp.labels.shape:
+            layer.data = interp.labels
+        else:
+            layer = self.viewer.add_labels(interp.labels, name=interp.labels_name, **kw)
+        self.dock.segmentation.training.setCurrentText(layer.name)
+
+    def _save_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save interpretation", "", "Interpretation (*.json)")
+        if path and (p := self.save_interpretation(path)):
+            _notify.show_info(f"saved {p}")
+
+    def _open_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open interpretation", "", "Interpretation (*.json)")
+        if path:
+            self.open_interpretation(path)
