@@ -118,3 +118,14 @@ def test_wrong_names_refused(own_segy, tmp_path, capsys):
     np.save(npy, np.zeros((4, 4, 8), np.float32))
     assert main(["convert", str(npy), str(tmp_path / "o.sgz")]) == 2
     assert "not a SEG-Y file name" in capsys.readouterr().err
+
+
+def test_damaged_segy_refused_source_untouched(shared_data, tmp_path, capsys):
+    src = shared_data / "segyio-test" / "broken.sgy"
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    before = src.read_bytes()
+    assert main(["convert", str(src), str(tmp_path / "b.sgz")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.sgy" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [] and src.read_bytes() == before
