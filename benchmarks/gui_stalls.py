@@ -140,10 +140,10 @@ def main(argv=None):
 
             w = ExtractWidget(viewer)
             dock = viewer.window.add_dock_widget(w, name="Extract embeddings")
-            w.model.setCurrentText("seisfm-micro-2.5d")
-            w.stride.setText("8")
-            w.overwrite.setChecked(True)
-            w.out.setText(str(work / f"f{rep}.zarr"))
+            w.model.value = "seisfm-micro-2.5d"
+            w.stride.value = "8"
+            w.overwrite.value = True
+            w.out.value = str(work / f"f{rep}.zarr")
             out[f"extract_micro_vit_{rep}"] = run_job(app, meter, w, w.run)
             viewer.window.remove_dock_widget(dock)
         if "codec" in only:

@@ -120,6 +120,7 @@ def embed_survey(inputs, out_dir, *, client=None, retries: int = 2, progress: Ca
 
     from distributed import as_completed
 
+    options.setdefault("workers", 1)  # a Dask worker is one core: no chunk threads on top of the processes
     futures = [client.submit(_embed_one, str(c), str(s), options, key=f"embed-{s.stem}-{abs(hash(str(s)))}",
                              retries=retries, pure=False) for c, s in zip(cubes, stores)]
     results, errors = {}, []

@@ -32,11 +32,11 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     viewer.add_image(data, **kwargs)
     widget = ExtractWidget(viewer)
     assert widget.cube.currentText() == "survey"
-    assert "attributes" in [widget.model.itemText(i) for i in range(widget.model.count())]
+    assert "attributes" in widget.model.choices
     out = tmp_path / "w.zarr"
-    widget.out.setText(str(out))
-    widget.stride.setText("4,4,2")
-    widget.dtype.setCurrentText("f16")
+    widget.out.value = str(out)
+    widget.stride.value = "4,4,2"
+    widget.dtype.value = "f16"
     widget.run_button.click()
     assert widget.jobs.worker is not None and not widget.run_button.isEnabled()
     qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
@@ -53,7 +53,7 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     assert widget.run_button.isEnabled()
     # a second run into the same store replaces the layer, no "[1]" copies
     n = len(viewer.layers)
-    widget.overwrite.setChecked(True)
+    widget.overwrite.value = True
     widget.run_button.click()
     qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert len(viewer.layers) == n and viewer.layers[-1].name == layer.name
@@ -71,17 +71,17 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
     assert errors and "no cube selected" in errors[-1]
     viewer.add_image(make_survey((32, 32, 48), seed=1).amplitude, name="mem", metadata={"kind": "seismic"})
     assert widget.cube.currentText() == "mem"
-    widget.stride.setText("4,x")
+    widget.stride.value = "4,x"
     widget.run()
     assert errors[-1].startswith("stride '4,x'") and "--" not in errors[-1] and widget.jobs.worker is None  # the dock's word, not the CLI's
-    widget.stride.setText("8")
+    widget.stride.value = "8"
     widget.run()
     qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
     assert (tmp_path / "mem_attributes_s8-8-8.zarr").is_dir()
     assert widget.result.grid.shape == (4, 4, 6)
     # running again without overwrite resumes the complete store (no error); a stride change is refused
-    widget.stride.setText("4")
-    widget.out.setText(str(tmp_path / "mem_attributes_s8-8-8.zarr"))
+    widget.stride.value = "4"
+    widget.out.value = str(tmp_path / "mem_attributes_s8-8-8.zarr")
     n_errors = len(errors)
     widget.run()
     qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)
@@ -96,7 +96,7 @@ def test_widget_cancel_leaves_resumable_store(make_napari_viewer, qtbot, tmp_pat
     viewer = make_napari_viewer()
     viewer.add_image(make_survey((32, 32, 48), seed=1).amplitude, name="mem", metadata={"kind": "seismic"})
     widget = w.ExtractWidget(viewer)
-    widget.out.setText(str(tmp_path / "c.zarr"))
+    widget.out.value = str(tmp_path / "c.zarr")
     report = widget.jobs.report  # the worker's progress callback: Cancel pressed at the first report
 
     def cancel_at_first_report(done, total):
@@ -133,11 +133,11 @@ def test_closing_the_viewer_stops_the_extraction(make_napari_viewer, qtbot, tmp_
         viewer.add_image(cube, name="mem", metadata={"kind": "seismic"})
         widget = ExtractWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Extract embeddings")
-        widget.model.setCurrentText("seisfm-micro-2.5d")
-        widget.batch_size.setValue(2)
-        widget.pca.setValue(0)  # the store is created at once (no basis to fit first)
+        widget.model.value = "seisfm-micro-2.5d"
+        widget.batch_size.value = 2
+        widget.pca.value = 0  # the store is created at once (no basis to fit first)
         out = tmp_path / "v.zarr"
-        widget.out.setText(str(out))
+        widget.out.value = str(out)
         widget.run()
         jobs = widget.jobs
         done = jobs.done_event

@@ -10,23 +10,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QWidget,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, LineEdit, SpinBox
+from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from ...errors import SeisfmError
 from . import _notify
 from ._jobs import JobController
-from ._layers import cube_behind, is_cube_layer, with_browse
+from ._layers import cube_behind, is_cube_layer
 from ._scroll import scrolling_layout
 
 
@@ -37,51 +27,34 @@ class ExtractWidget(QWidget):
         self.result = None  # the FeatureVolume of the last finished run
 
         self.cube = QComboBox()
-        self.model = QComboBox()
-        self.model.addItems(_model_ids())
-        self.checkpoint = QLineEdit()
-        self.checkpoint.setPlaceholderText("weights file (optional)")
-        self.device = QComboBox()
-        self.device.setEditable(True)
-        self.device.addItems(["auto", "cpu", "cuda", "mps"])
-        self.precision = QComboBox()
-        self.precision.addItems(["auto", "fp32", "bf16", "fp16"])
-        self.stride = QLineEdit("4")
-        self.stride.setToolTip("one number or three (inline,crossline,time), e.g. 4 or 4,4,2")
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(0, 65536)
-        self.batch_size.setSpecialValueText("auto")
-        self.pca = QSpinBox()
-        self.pca.setRange(0, 4096)
-        self.pca.setValue(64)
-        self.pca.setSpecialValueText("off")
-        self.dtype = QComboBox()
-        self.dtype.addItems(["i8", "f16", "f32"])
-        self.out = QLineEdit()
-        self.out.setPlaceholderText("FEATURES.zarr (default: next to the cube)")
-        self.overwrite = QCheckBox("overwrite an existing store")
+        # the parameters: a magicgui form (one widget per argument of extract_features)
+        self.model = ComboBox(choices=_model_ids(), label="model")
+        self.checkpoint = FileEdit(mode="r", filter="Weights (*.pth *.pt *.safetensors *.bin)", label="checkpoint",
+                                   tooltip="weights file (optional; default: the model card's)")
+        self.device = ComboBox(choices=["auto", "cpu", "cuda", "mps"], label="device")
+        self.precision = ComboBox(choices=["auto", "fp32", "bf16", "fp16"], label="precision")
+        self.stride = LineEdit(value="4", label="stride", tooltip="one number or three (inline,crossline,time), e.g. 4 or 4,4,2")
+        self.batch_size = SpinBox(value=0, min=0, max=65536, label="batch size", tooltip="windows per forward pass (0: the model's)")
+        self.pca = SpinBox(value=64, min=0, max=4096, label="PCA dims", tooltip="reduce to this many dimensions (0: keep all)")
+        self.dtype = ComboBox(choices=["i8", "f16", "f32"], label="dtype")
+        self.out = FileEdit(mode="w", filter="Feature store (*.zarr)", label="output",
+                            tooltip="FEATURES.zarr (default: next to the cube)")
+        self.overwrite = CheckBox(value=False, text="overwrite an existing store")
+        self.form = Container(widgets=[self.model, self.checkpoint, self.device, self.precision, self.stride,
+                                       self.batch_size, self.pca, self.dtype, self.out, self.overwrite])
         self.progress = QProgressBar()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
 
-        form = QFormLayout()
-        form.addRow("cube", self.cube)
-        form.addRow("model", self.model)
-        form.addRow("checkpoint", with_browse(self.checkpoint, self._browse_checkpoint))
-        form.addRow("device", self.device)
-        form.addRow("precision", self.precision)
-        form.addRow("stride", self.stride)
-        form.addRow("batch size", self.batch_size)
-        form.addRow("PCA dims", self.pca)
-        form.addRow("dtype", self.dtype)
-        form.addRow("output", with_browse(self.out, self._browse_out))
-        form.addRow("", self.overwrite)
+        cube_row = QFormLayout()
+        cube_row.addRow("cube", self.cube)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         layout = scrolling_layout(self)
-        layout.addLayout(form)
+        layout.addLayout(cube_row)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.progress)
         layout.addLayout(buttons)
         layout.addStretch()
@@ -103,16 +76,6 @@ class ExtractWidget(QWidget):
         self.cube.addItems([layer.name for layer in self._cube_layers()])
         if current:
             self.cube.setCurrentText(current)
-
-    def _browse_checkpoint(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Weights (*.pth *.pt *.safetensors *.bin);;All files (*)")
-        if path:
-            self.checkpoint.setText(path)
-
-    def _browse_out(self):
-        path = QFileDialog.getExistingDirectory(self, "Feature store (.zarr directory)")
-        if path:
-            self.out.setText(path)
 
     def _selected_layer(self):
         name = self.cube.currentText()
@@ -139,23 +102,23 @@ class ExtractWidget(QWidget):
             return
         try:
             layer = self._selected_layer()
-            stride = parse_triple(self.stride.text(), "stride", "4 or 4,4,2")
+            stride = parse_triple(self.stride.value, "stride", "4 or 4,4,2")
             cube = cube_behind(layer)
-            model = self.model.currentText() or None
-            out = Path(self.out.text()) if self.out.text().strip() else self._default_out(layer, model, stride)
+            model = self.model.value or None
+            out = _path(self.out) or self._default_out(layer, model, stride)
         except SeisfmError as exc:
             _notify.show_error(str(exc))
             return
         kwargs = dict(
             model=model,
-            checkpoint=self.checkpoint.text().strip() or None,
+            checkpoint=_path(self.checkpoint),
             stride=stride,
-            pca=self.pca.value(),
-            dtype=self.dtype.currentText(),
-            device=self.device.currentText(),
-            precision=self.precision.currentText(),
-            batch_size=self.batch_size.value() or None,
-            overwrite=self.overwrite.isChecked(),
+            pca=self.pca.value,
+            dtype=self.dtype.value,
+            device=self.device.value,
+            precision=self.precision.value,
+            batch_size=self.batch_size.value or None,
+            overwrite=self.overwrite.value,
             progress=self.jobs.report,
             cancel=self.jobs.cancel_event,
         )
@@ -180,6 +143,18 @@ def _extract_and_view(extract, cube, out, kwargs):
 
     fv = extract(cube, out, **kwargs)
     return fv, pca_colour_layer(fv)
+
+
+def _path(edit) -> Path | None:
+    """A FileEdit's path, None when left empty (its ``value`` would be ".")."""
+    text = str(edit.line_edit.value).strip()
+    return Path(text).expanduser() if text else None
+
+
+def add_model(dock, model_id: str) -> None:
+    """List a model trained meanwhile (the Pretrain dock) in this dock's model choices."""
+    if model_id not in dock.model.choices:
+        dock.model.choices = (*dock.model.choices, model_id)
 
 
 def _model_ids() -> list[str]:

@@ -493,13 +493,12 @@ def _devices() -> list[str]:
 def _show_extract_docks(viewer, model_id: str) -> int:
     """Add a new model to the model list of every open Extract embeddings dock (they fill it once,
     when opened); returns how many docks list it now."""
-    from .extract import ExtractWidget
+    from .extract import ExtractWidget, add_model
 
     try:
         docks = [w for w in viewer.window.dock_widgets.values() if isinstance(w, ExtractWidget)]
     except (AttributeError, RuntimeError):
         return 0
     for w in docks:
-        if w.model.findText(model_id) < 0:
-            w.model.addItem(model_id)
+        add_model(w, model_id)
     return len(docks)
