@@ -34,8 +34,8 @@ class ExtractWidget(QWidget):
         self.device = ComboBox(choices=["auto", "cpu", "cuda", "mps"], label="device")
         self.precision = ComboBox(choices=["auto", "fp32", "bf16", "fp16"], label="precision")
         self.stride = LineEdit(value="4", label="stride", tooltip="one number or three (inline,crossline,time), e.g. 4 or 4,4,2")
-        self.batch_size = SpinBox(value=0, min=0, max=65536, label="batch size", tooltip="windows per forward pass (0: the model's)")
-        self.pca = SpinBox(value=64, min=0, max=4096, label="PCA dims", tooltip="reduce to this many dimensions (0: keep all)")
+        self.batch_size = SpinBox(value=0, min=0, max=65536, label="batch (0: auto)", tooltip="windows per forward pass (0: the model's)")
+        self.pca = SpinBox(value=64, min=0, max=4096, label="PCA dims (0: off)", tooltip="reduce to this many dimensions (0: keep all)")
         self.dtype = ComboBox(choices=["i8", "f16", "f32"], label="dtype")
         self.out = FileEdit(mode="w", filter="Feature store (*.zarr)", label="output",
                             tooltip="FEATURES.zarr (default: next to the cube)")
