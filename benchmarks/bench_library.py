@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--top", type=int, default=100)
-    p.add_argument("--expansions", type=int, nargs="+", default=[128, DEFAULT_EXPANSION, 512])
+    p.add_argument("--expansions", type=int, nargs="+", default=[128, 256, DEFAULT_EXPANSION])
     p.add_argument("--threads", type=int, default=2, help="build threads (search: one query, one thread)")
     a = p.parse_args(argv)
     out = {"dim": a.dim, "top": a.top, "queries": a.queries, "build_threads": a.threads,

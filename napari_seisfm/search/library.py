@@ -35,7 +35,7 @@ INDEX_FILE = "vectors.usearch"
 MANIFEST_FILE = "library.json"
 KEY_BITS = 40  # flat grid index bits; the store id sits above them
 BATCH = 1 << 16  # vectors per usearch add
-DEFAULT_EXPANSION = 256  # search beam width (usearch expansion_search); benchmarks/bench_library.py measures recall
+DEFAULT_EXPANSION = 512  # search beam width (usearch expansion_search): recall@100 0.995 at 1 M vectors (bench_library.py)
 
 
 @dataclass
