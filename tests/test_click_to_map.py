@@ -409,3 +409,15 @@ def test_big_grids_show_the_section_on_screen_first(make_napari_viewer, qtbot, s
     bound = widget.session._search.query_error()  # the whole map's int8 query rounding; the preview is exact float
     np.testing.assert_allclose(preview.score, widget.result.score[preview.region], atol=bound + 1e-5)
     np.testing.assert_array_equal(viewer.layers[SIMILARITY].data, widget.result.score)  # then the whole map
+
+
+def test_a_map_that_lands_after_the_viewer_closed_touches_nothing(make_napari_viewer, qtbot, survey_store):
+    sgy, store, _ = survey_store
+    viewer, widget = _widget(make_napari_viewer, qtbot, open_cube(sgy), store)
+    g = open_cube(sgy).geometry
+    viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
+    qtbot.waitUntil(lambda: widget._map_worker is not None, timeout=WAIT)
+    viewer.close()  # while the map is computed
+    qtbot.waitUntil(lambda: widget._map_worker is None, timeout=WAIT)
+    qtbot.wait(200)  # any exception in a late callback fails the test (pytest-qt)
+    assert widget._closed.is_set() and SIMILARITY not in viewer.layers

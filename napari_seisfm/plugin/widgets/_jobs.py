@@ -209,6 +209,30 @@ class JobController:
         return self._done.wait(self.wait_s if wait_s is None else wait_s)
 
 
+class _Closed:
+    """A flag set when a dock or its viewer goes (what :func:`watch_close` returns)."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def teardown(self):
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+def watch_close(widget, viewer) -> _Closed:
+    """A flag set when ``widget`` is destroyed or ``viewer``'s window closes: results of short jobs that
+    land afterwards (a map worker) must not touch the layers of a viewer being torn down."""
+    flag = _Closed()
+    widget.destroyed.connect(lambda *_: flag.teardown())
+    window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+    if window is not None:
+        flag._watcher = _CloseWatcher(flag, window)
+    return flag
+
+
 class _CloseWatcher(QObject):
     """Tears the controller down when the viewer's main window closes.
 

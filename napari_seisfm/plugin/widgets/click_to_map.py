@@ -41,7 +41,9 @@ from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession
 from . import _notify
 from ._display import DisplayBox
 from ._files import FilesBox
+from ._jobs import watch_close
 from ._layers import fingerprint_of, is_cube_layer, with_browse
+from ._library import LibraryBox
 from ._segmentation import SegmentationBox
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
@@ -63,6 +65,7 @@ class ClickToMapWidget(QWidget):
         self._syncing = False  # writing the session's clicks back into the Points layers
         self._dirty = False  # the clicks changed while a map worker ran
         self._map_worker = self._io_worker = None
+        self._closed = watch_close(self, napari_viewer)  # set when the dock or the viewer goes
         # the mask follows the slider once it rests: on a 256^3 grid each mask costs ~0.15 s (compare + labelling)
         self._threshold_timer = self._single_shot(THRESHOLD_REST_MS, self._show_mask)
 
@@ -107,6 +110,7 @@ class ClickToMapWidget(QWidget):
         self.display = DisplayBox(self.viewer, self._seismic_layer)
 
         self.files = FilesBox(self)
+        self.library = LibraryBox(self)
 
         from ._scroll import scrolling_layout
 
@@ -114,7 +118,7 @@ class ClickToMapWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.load_button)
         layout.addWidget(self.status)
-        for box in (self.display, sim, self.segmentation, self.files):
+        for box in (self.display, sim, self.library, self.segmentation, self.files):
             layout.addWidget(box)
         layout.addStretch()
 
@@ -318,13 +322,13 @@ class ClickToMapWidget(QWidget):
 
     def _on_map_finished(self):
         self._map_worker = None
-        if self._dirty:
+        if self._dirty and not self._closed.is_set():
             self._recompute()
 
     def _show_preview(self, item):
         """The section on screen, ahead of the whole map (dropped when the clicks changed meanwhile)."""
         preview, shown = item
-        if not self.session.is_current(preview):
+        if self._closed.is_set() or not self.session.is_current(preview):
             return
         finite = preview.score[np.isfinite(preview.score)]
         hi = float(finite.max()) if finite.size else preview.default_threshold + 1e-3
@@ -342,6 +346,8 @@ class ClickToMapWidget(QWidget):
 
     def _show_map(self, result):
         """The session accepted a map (or dropped it: no positive click left)."""
+        if self._closed.is_set():  # a map that lands while the viewer closes
+            return
         if result is None:
             for name in (SIMILARITY, THRESHOLDED):
                 if name in self.viewer.layers:

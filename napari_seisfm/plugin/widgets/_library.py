@@ -1,0 +1,99 @@
+"""The "Survey library" box of the Click-to-map dock: "where else does this occur?" across every cube of a
+usearch library built with ``seisfm library add`` (search.library); a match opens its cube at that place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magicgui.widgets import FileEdit
+from qtpy.QtWidgets import QGroupBox, QListWidget, QPushButton, QVBoxLayout
+
+from ...errors import SeisfmError
+from . import _notify
+
+
+class LibraryBox(QGroupBox):
+    def __init__(self, dock):
+        """``dock``: the Click-to-map dock (its viewer, session and worker helper)."""
+        super().__init__("Survey library")
+        self.dock = dock
+        self.viewer = dock.viewer
+        self.matches: list = []
+        self.worker = None
+        self.library = FileEdit(mode="d", label="library", tooltip="a folder made by `seisfm library add STORE...` "
+                                "(default: seisfm-library beside the feature store)")
+        self.search_button = QPushButton("Search library")
+        self.search_button.setToolTip("the positive clicks' mean vector against every cube of the library")
+        self.results = QListWidget()
+        self.results.setMaximumHeight(110)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.library.native)
+        layout.addWidget(self.search_button)
+        layout.addWidget(self.results)
+        self.search_button.clicked.connect(lambda: self.search())
+        self.results.itemActivated.connect(lambda item: self.open_match(self.results.row(item)))
+
+    def _library_path(self) -> Path:
+        from ...search.library import default_library
+
+        text = str(self.library.line_edit.value).strip()
+        if text:
+            return Path(text).expanduser()
+        return default_library(self.dock.session.features_path)
+
+    def search(self, top: int = 20):
+        """The best matches of the positive clicks in every cube of the library, in a worker."""
+        from ...search.library import search_library
+
+        session = self.dock.session
+        try:
+            if session is None:
+                raise SeisfmError("load a feature store first")
+            if not session.positives:
+                raise SeisfmError("add a positive click first: the library is searched with the positive clicks")
+            library = self._library_path()
+            if not library.exists():
+                raise SeisfmError(f"{library}: no survey library there; build one with `seisfm library add STORE...`")
+        except SeisfmError as exc:
+            _notify.show_error(str(exc))
+            return None
+        self.search_button.setEnabled(False)
+        self.dock._say(f"searching {library} ...")
+        self.worker = self.dock._start(search_library, library, session.features, list(session.positives), top=top,
+                                       returned=self._show, finished=lambda: self.search_button.setEnabled(True))
+        return self.worker
+
+    def _show(self, matches):
+        self.matches = list(matches)
+        self.results.clear()
+        for m in self.matches:
+            where = m.survey or m.cube_index
+            self.results.addItem(f"{m.rank}. {Path(m.store).stem}  il {where[0]:g} xl {where[1]:g} t {where[2]:g}  {m.score:.3f}")
+        cubes = len({m.store for m in self.matches})
+        self.dock._say(f"library: {len(self.matches)} matches in {cubes} cube(s); activate a row to go there")
+
+    def open_match(self, i: int):
+        """Go to match ``i``: in this cube, move there; in another, open that cube first (its feature store is
+        then one Load away)."""
+        from ... import display
+        from ...features import FeatureVolume
+
+        if not 0 <= i < len(self.matches):
+            return None
+        m = self.matches[i]
+        session = self.dock.session
+        here = session is not None and Path(m.store).resolve() == Path(session.features_path or "").resolve()
+        if not here:
+            try:
+                cube = (FeatureVolume.open(m.store).cube_geometry or {}).get("source")
+                if not cube or not Path(cube).exists():
+                    raise SeisfmError(f"{m.store}: its cube ({cube or 'unknown'}) is not on this machine")
+                layers = self.viewer.open(cube, plugin="napari-seisfm")
+            except SeisfmError as exc:
+                _notify.show_error(str(exc))
+                return None
+            self.dock.cube.setCurrentText(layers[0].name)
+            self.dock.store.setCurrentText(str(m.store))
+        if m.survey is not None:
+            self.viewer.dims.set_point(list(range(3)), list(display.to_world(self.viewer, m.survey)))
+        return m

@@ -1,0 +1,88 @@
+"""The Click-to-map dock's "Survey library" box on a real usearch library of two embedded cubes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_seisfm.cli import main as cli
+from napari_seisfm.plugin.widgets import click_to_map as ctm
+from napari_seisfm.plugin.widgets.click_to_map import POSITIVE, ClickToMapWidget
+
+WAIT = 20_000
+CLICK = (1020.0, 2020.0, 80.0)  # inline, crossline, ms: inside both cubes, on a grid point of both
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    """Cube A (40^3, inlines 1000-1039) and B = A's inlines 1008-1039 (same geology, shifted), embedded at
+    stride 4, in one library."""
+    from napari_seisfm.search.library import add_stores
+
+    d = tmp_path_factory.mktemp("libdock")
+    assert cli(["synth", str(d / "a.npy"), "--size", "40"]) == 0
+    a = np.load(d / "a.npy")
+    geo = json.loads((d / "a.npy.json").read_text())
+    np.save(d / "b.npy", a[8:])
+    geo.update(shape=[32, 40, 40], ilines=[1008, 1039, 1], source=str(d / "b.npy"))
+    geo.pop("fingerprint", None)
+    (d / "b.npy.json").write_text(json.dumps(geo))
+    for name in ("a", "b"):
+        assert cli(["embed", str(d / f"{name}.npy"), "--out", str(d / f"{name}.zarr"), "--stride", "4"]) == 0
+    add_stores(d / "seisfm-library", [d / "a.zarr", d / "b.zarr"])
+    return d
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    seen = []
+    monkeypatch.setattr(ctm._notify, "show_error", seen.append)
+    from napari_seisfm.plugin.widgets import _library
+
+    monkeypatch.setattr(_library._notify, "show_error", seen.append)
+    return seen
+
+
+def test_search_library_lists_matches_in_both_cubes_and_opens_the_other(make_napari_viewer, qtbot, survey, errors):
+    viewer = make_napari_viewer()
+    viewer.open(str(survey / "a.npy"), plugin="napari-seisfm")
+    widget = ClickToMapWidget(viewer)
+    widget.library.search()  # nothing loaded yet
+    assert errors and "load a feature store first" in errors[-1]
+    widget.load_features(str(survey / "a.zarr"))
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=WAIT)
+    widget.library.search()
+    assert "add a positive click first" in errors[-1]
+    viewer.layers[POSITIVE].add(list(CLICK))
+    qtbot.waitUntil(lambda: bool(widget.session.positives), timeout=WAIT)
+    worker = widget.library.search()  # the default library: seisfm-library beside the store
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    matches = widget.library.matches
+    assert widget.library.results.count() == len(matches) > 0
+    stores = {m.store.rsplit("/", 1)[-1] for m in matches}
+    assert stores == {"a.zarr", "b.zarr"}
+    i = next(k for k, m in enumerate(matches) if m.store.endswith("b.zarr"))
+    assert tuple(matches[i].survey) == CLICK  # the same place in the other survey
+    # activating it opens cube B at that place and points the dock at B's store
+    m = widget.library.open_match(i)
+    assert m is matches[i] and "b" in viewer.layers
+    assert widget.cube.currentText() == "b" and widget.store.currentText().endswith("b.zarr")
+    from napari_seisfm import display
+
+    np.testing.assert_allclose(display.to_survey(viewer, viewer.dims.point), CLICK)
+
+
+def test_a_missing_library_is_one_line(make_napari_viewer, qtbot, survey, errors, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open(str(survey / "a.npy"), plugin="napari-seisfm")
+    widget = ClickToMapWidget(viewer)
+    widget.load_features(str(survey / "a.zarr"))
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=WAIT)
+    viewer.layers[POSITIVE].add(list(CLICK))
+    qtbot.waitUntil(lambda: bool(widget.session.positives), timeout=WAIT)
+    widget.library.library.value = str(tmp_path / "nowhere")
+    assert widget.library.search() is None
+    assert "no survey library there" in errors[-1] and "seisfm library add" in errors[-1]
