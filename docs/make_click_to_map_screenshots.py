@@ -20,6 +20,7 @@ from napari_seisfm.display import KNN, SIMILARITY, THRESHOLDED, cube_layer, orie
 from napari_seisfm.plugin.widgets.click_to_map import ClickToMapWidget
 
 HERE = Path(__file__).parent / "images"
+PENOBSCOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "penobscot_xl1155.sgy"
 
 
 def wait(until, timeout=60.0):
@@ -83,6 +84,32 @@ def main():
     viewer.dims.ndisplay = 3
     viewer.camera.angles = (0, 30, 60)
     shot(viewer, "ctm-3d.png", canvas_only=True)
+    viewer.close()
+    if PENOBSCOT.exists():
+        real_line(tmp)
+
+
+def real_line(tmp):
+    """The dock on a real 2-D line (Penobscot crossline 1155, ../shared/data): two clicks on a bright
+    reflector, one below it."""
+    from napari_seisfm.extract import extract_features
+    from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE
+
+    extract_features(PENOBSCOT, tmp / "penobscot.zarr", stride=4)
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 840)
+    viewer.open(str(PENOBSCOT), plugin="napari-seisfm")
+    widget = ClickToMapWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Click-to-map", area="right")
+    widget.load_features(str(tmp / "penobscot.zarr"))
+    wait(lambda: widget.features is not None)
+    for layer, point in ((POSITIVE, (1300, 1155, 1000.0)), (POSITIVE, (1320, 1155, 1004.0)), (NEGATIVE, (1300, 1155, 2000.0))):
+        viewer.layers[layer].add(list(point))
+        wait(lambda: widget._map_worker is None)
+    wait(lambda: widget.result is not None and widget._map_worker is None and widget.session.is_current(widget.result)
+         and len(widget.session.grid_negatives) == 1)
+    viewer.layers[POSITIVE].selected_data = set()
+    shot(viewer, "ctm-penobscot.png")
     viewer.close()
 
 
