@@ -47,8 +47,11 @@ def test_simulate_writes_openfwi_layout(capsys, tmp_path):
 def test_train_sample_invert_residual(capsys, trained):
     model = str(trained / "run" / "run.safetensors")
     assert (trained / "run" / "run.toml").exists()
-    r = run_json(capsys, "wavediff", "sample", "--model", model, "--n", "2", "--out", str(trained / "s.npz"))
-    assert np.load(trained / "s.npz")["velocity"].shape == (2, 1, 16, 16) and r["deviation_mean"] > 0
+    r = run_json(capsys, "wavediff", "sample", "--model", model, "--n", "2", "--out", str(trained / "s.npz"),
+                 "--plot", str(trained / "s.png"))
+    saved = np.load(trained / "s.npz")
+    assert saved["velocity"].shape == (2, 1, 16, 16) and saved["simulated"].shape == saved["seismic"].shape
+    assert r["deviation_mean"] == pytest.approx(float(saved["deviation"].mean())) and (trained / "s.png").exists()
     r = run_json(capsys, "wavediff", "invert", "--model", model, "--data", str(trained / "pairs"), "--n", "2",
                  "--steps", "2", "--candidates", "2")
     assert 0 < r["mae_stage1"] < 2 and 0 < r["mae_refined"] < 2

@@ -46,6 +46,7 @@ def register(sub) -> None:
         if name == "sample":
             r.add_argument("--n", type=int, default=8)
             r.add_argument("--out", required=True, metavar="FILE.npz", help="seismic, velocity (networks' space) and deviation")
+            r.add_argument("--plot", metavar="FILE.png", help="draw each pair: velocity, decoded and simulated shot, residual")
         elif name == "invert":
             r.add_argument("--data", metavar="DIR", help="data.npy + model.npy to invert (default: freshly simulated pairs)")
             r.add_argument("--n", type=int, default=16, help="how many pairs")
@@ -193,7 +194,7 @@ def run_sample(args) -> int:
     import numpy as np
     import torch
 
-    from ..wavediff.residual import deviation
+    from ..wavediff.data import simulate_model_space
 
     model, _ = _model(args)
     g = torch.Generator().manual_seed(args.seed)
@@ -202,11 +203,39 @@ def run_sample(args) -> int:
     bar.close()
     with torch.no_grad():
         s, v = model.decode(z)
-    dev = deviation(model, z)
-    np.savez(args.out, seismic=s.cpu().numpy(), velocity=v.cpu().numpy(), deviation=dev.cpu().numpy())
+    simulated = simulate_model_space(v, model.setup).to(s.device)
+    dev = (s - simulated).pow(2).flatten(1).mean(1)
+    np.savez(args.out, seismic=s.cpu().numpy(), velocity=v.cpu().numpy(), simulated=simulated.cpu().numpy(),
+             deviation=dev.cpu().numpy())
+    if args.plot:
+        _plot_pairs(args.plot, v.cpu().numpy(), s.cpu().numpy(), simulated.cpu().numpy(), dev.cpu().numpy())
     result = {"out": args.out, "n": args.n, "deviation_mean": float(dev.mean()), "seismic_shape": list(s.shape),
               "velocity_shape": list(v.shape)}
     return _print(args, result, [f"{args.n} pairs -> {args.out}", f"PDE deviation (mean) {float(dev.mean()):.5f}"])
+
+
+def _plot_pairs(path, v, s, simulated, dev, shot: int = 0) -> None:
+    """One row per pair: velocity, the decoded shot, the solver's shot from that velocity, their difference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    n = min(len(v), 6)
+    fig = Figure(figsize=(10, 2.6 * n))
+    titles = ("generated velocity", f"generated seismic (shot {shot})", "F(generated velocity)", "difference")
+    for i in range(n):
+        panels = (v[i, 0], s[i, shot], simulated[i, shot], s[i, shot] - simulated[i, shot])
+        for j, (img, title) in enumerate(zip(panels, titles)):
+            ax = fig.add_subplot(n, 4, 4 * i + j + 1)
+            ax.imshow(img, aspect="auto", cmap="viridis" if j == 0 else "gray", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+        fig.axes[4 * i].set_ylabel(f"deviation {dev[i]:.4f}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def _pairs(args, model, seed):
