@@ -103,30 +103,9 @@ def load(path=None, device="cpu", expect: dict | None = None) -> tuple[WaveDiffu
 
 
 def card_text(cfg: dict, extra: dict) -> str:
-    """A small TOML writer: scalars and lists at the top, one table per nested dictionary."""
-    lines = ['kind = "wavediffusion"']
-    lines += [f"{k} = {_toml(v)}" for k, v in extra.items() if not isinstance(v, dict)]
+    """The card: ``kind``, the scalars of ``extra``, then its tables and the configuration's (tomli-w writes it)."""
+    import tomli_w
+
+    plain = {k: v for k, v in extra.items() if not isinstance(v, dict)}
     tables = {**{k: v for k, v in extra.items() if isinstance(v, dict)}, **cfg}
-
-    def table(name, d):
-        lines.append(f"\n[{name}]")
-        for k, v in d.items():
-            if not isinstance(v, dict):
-                lines.append(f"{k} = {_toml(v)}")
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{name}.{k}", v)
-
-    for name, d in tables.items():
-        table(name, d)
-    return "\n".join(lines) + "\n"
-
-
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return json.dumps(str(v))
+    return tomli_w.dumps({"kind": "wavediffusion", **plain, **tables})
