@@ -5,7 +5,7 @@ there). The properties a long survey run needs come from the store, not from Das
 its worker is run again by the scheduler on another worker and *resumes* the store (chunks already
 marked done are skipped, the chunk that was being written is written once, completely; the dead
 worker's store lock is stale and taken over); a rerun of the whole command skips finished stores. Stores
-come out byte-identical to single-process runs (tested). Without ``distributed`` installed, or with
+come out byte-identical to single-process runs with one BLAS thread, as Dask's workers have (tested). Without ``distributed`` installed, or with
 ``scheduler="none"``, the cubes run one after the other in this process.
 
 Progress is read from the stores themselves (their done flags), so it works the same on a local
