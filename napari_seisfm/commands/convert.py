@@ -13,7 +13,7 @@ from ..errors import SeisfmError
 def register(sub):
     p = sub.add_parser(
         "convert",
-        help="compress a SEG-Y cube to .sgz (seismic-zfp) for fast sub-volume reads",
+        help="compress a SEG-Y cube to .sgz (seismic-zfp): 3-4x smaller at 8 bits, read by sub-volume",
         description="Compress CUBE.sgy to OUT.sgz with seismic-zfp (ZFP at a fixed rate). The output is written under a "
         "temporary name and renamed when complete and checked; the source is only read.",
     )
