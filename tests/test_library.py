@@ -69,7 +69,7 @@ def test_library_search_agrees_with_exact_search(stores, tmp_path):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr", stores / "b.zarr"])
     fa = FeatureMatrix.open(stores / "a.zarr")
-    got = search_library(lib, fa, [CLICK], top=30)
+    got = search_library(lib, fa, [CLICK], top=30, radius=0)  # the raw nearest vectors
     q = fa.vector(fa.to_grid(CLICK, "survey"))
     scores = []
     for fm in (fa, FeatureMatrix.open(stores / "b.zarr")):
@@ -156,3 +156,20 @@ def test_a_damaged_index_is_named(stores, tmp_path, capsys):
     add_stores(lib, [stores / "a.zarr"])
     (lib / "vectors.usearch").write_bytes(b"garbage" * 10)
     one_line_error(capsys, "library", "info", str(lib), match="vectors.usearch")
+
+
+def test_spread_matches_keep_the_best_of_each_neighbourhood(stores, tmp_path):
+    """The dock's and the CLI's default: no two matches within 2 grid points in one cube, best first."""
+    lib = tmp_path / "lib"
+    add_stores(lib, [stores / "a.zarr", stores / "b.zarr"])
+    fa = FeatureMatrix.open(stores / "a.zarr")
+    raw = search_library(lib, fa, [CLICK], top=20, radius=0)
+    spread = search_library(lib, fa, [CLICK], top=20)
+    assert spread[0] == raw[0] and [m.rank for m in spread] == list(range(1, len(spread) + 1))
+    for i, m in enumerate(spread):
+        for n in spread[:i]:
+            if n.store == m.store:
+                assert max(abs(a - b) for a, b in zip(m.grid_index, n.grid_index)) > 2
+    scores = [m.score for m in spread]
+    assert scores == sorted(scores, reverse=True)
+    assert len({m.store for m in spread}) == 2  # both cubes in the list

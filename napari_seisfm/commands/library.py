@@ -33,6 +33,8 @@ def register(subparsers) -> None:
                    help="units of --pos: survey (inline, crossline, time/depth; default), cube sample or feature-grid indices")
     s.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside --from)")
     s.add_argument("--top", type=int, default=20, metavar="N", help="number of matches (default: %(default)s)")
+    s.add_argument("--radius", type=int, default=2, metavar="R",
+                   help="no two matches within R grid points in one cube, as in the dock (default: %(default)s; 0: raw nearest vectors)")
     s.add_argument("--json", action="store_true", help="print the matches as one JSON list")
     s.set_defaults(run=run_search)
 
@@ -72,11 +74,13 @@ def run_search(args) -> int:
 
     if args.top < 1:
         raise SeisfmError(f"--top must be at least 1, got {args.top}")
+    if args.radius < 0:
+        raise SeisfmError(f"--radius must be 0 or more grid points, got {args.radius}")
     if not args.pos:
         raise SeisfmError("give at least one --pos IL,XL,T in the --from store")
     points = [parse_point(t) for t in args.pos]
     library = args.library or default_library(args.source)
-    matches = search_library(library, args.source, points, space=args.coords, top=args.top)
+    matches = search_library(library, args.source, points, space=args.coords, top=args.top, radius=args.radius)
     if args.json:
         print(json.dumps([m.as_dict() for m in matches]))
         return 0

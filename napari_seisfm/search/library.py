@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +34,7 @@ DEFAULT_NAME = "seisfm-library"
 INDEX_FILE = "vectors.usearch"
 MANIFEST_FILE = "library.json"
 KEY_BITS = 40  # flat grid index bits; the store id sits above them
+SPREAD = 8  # candidates per wanted match when the list is spread (search(radius=...))
 BATCH = 1 << 16  # vectors per usearch add
 DEFAULT_EXPANSION = 512  # search beam width (usearch expansion_search): recall@100 0.995 at 1 M vectors (bench_library.py)
 
@@ -149,9 +150,11 @@ class SurveyLibrary:
                               f"({len(missing)} missing); put it back, or build a new library without it")
 
     # ------------------------------------------------------------------ search
-    def search(self, query: np.ndarray, top: int = 20, *, expansion: int = DEFAULT_EXPANSION,
+    def search(self, query: np.ndarray, top: int = 20, *, radius: int = 0, expansion: int = DEFAULT_EXPANSION,
                threads: int = 0) -> list[LibraryMatch]:
-        """The ``top`` stored vectors most similar (cosine) to one float query, over every store."""
+        """The ``top`` stored vectors most similar (cosine) to one float query, over every store. ``radius``
+        > 0 spreads them: no two within ``radius`` grid points of each other in one store (the best of each
+        neighbourhood is kept, from ``SPREAD`` times as many candidates), so one body does not fill the list."""
         if top < 1:
             raise SeisfmError(f"--top must be at least 1, got {top}")
         if self._index is None:
@@ -163,12 +166,14 @@ class SurveyLibrary:
         if not np.isfinite(peak) or peak == 0:
             raise SeisfmError("the query vector is zero or not finite")
         q8 = np.clip(np.rint(q * (127.0 / peak)), -127, 127).astype(np.int8)  # cosine: the scale does not matter
-        self._index.expansion_search = max(int(expansion), int(top))
-        found = self._index.search(q8, int(top), threads=threads)
+        want = int(top) if radius <= 0 else min(int(top) * SPREAD, self.size)
+        self._index.expansion_search = max(int(expansion), want)
+        found = self._index.search(q8, want, threads=threads)
         keys = np.asarray(found.keys, np.uint64).reshape(-1)
         dist = np.asarray(found.distances, np.float32).reshape(-1)
         keep = keys != np.iinfo(np.uint64).max  # usearch pads missing results
-        return self.decode(keys[keep], 1.0 - dist[keep])
+        matches = self.decode(keys[keep], 1.0 - dist[keep])
+        return matches if radius <= 0 else spread(matches, radius, int(top))
 
     def decode(self, keys: np.ndarray, scores: np.ndarray) -> list[LibraryMatch]:
         """Keys -> matches with store, grid, cube and survey coordinates (from the manifest alone)."""
@@ -185,6 +190,20 @@ class SurveyLibrary:
             out.append(LibraryMatch(rank, st["path"], tuple(int(x) for x in g), tuple(int(x) for x in c),
                                     None if sv is None else tuple(float(x) for x in sv[0]), float(s)))
         return out
+
+
+def spread(matches: list[LibraryMatch], radius: int, top: int) -> list[LibraryMatch]:
+    """Greedy, best first: drop a match within ``radius`` grid points (Chebyshev) of a kept one in the same
+    store; ranks renumbered."""
+    kept: list[LibraryMatch] = []
+    for m in matches:
+        g = np.asarray(m.grid_index)
+        if any(k.store == m.store and np.abs(g - np.asarray(k.grid_index)).max() <= radius for k in kept):
+            continue
+        kept.append(replace(m, rank=len(kept) + 1))
+        if len(kept) == top:
+            break
+    return kept
 
 
 # ---------------------------------------------------------------------- building
@@ -293,8 +312,8 @@ def query_from_points(features, points, *, space: str = "survey") -> np.ndarray:
     return (q / norm).astype(np.float32)
 
 
-def search_library(library, features, points, *, space: str = "survey", top: int = 20, model: str | None = None,
-                   expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
+def search_library(library, features, points, *, space: str = "survey", top: int = 20, radius: int = 2,
+                   model: str | None = None, expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
     """Clicks in one cube -> the best matches across every cube of the library (what the dock's button calls).
 
     ``features``: the clicked cube's FeatureMatrix (the dock has it loaded) or its store path; ``model``: its
@@ -310,4 +329,4 @@ def search_library(library, features, points, *, space: str = "survey", top: int
     else:
         lib.check_compatible(model or lib.model, features.dim, features.name)
     lib.check_stores_on_disk()
-    return lib.search(query_from_points(features, points, space=space), top, expansion=expansion)
+    return lib.search(query_from_points(features, points, space=space), top, radius=radius, expansion=expansion)
