@@ -65,9 +65,11 @@ def test_a_click_in_cube_a_finds_the_same_place_in_cube_b(stores, tmp_path, caps
 
 
 def test_library_search_agrees_with_exact_search(stores, tmp_path):
-    """The HNSW answer against brute force over both stores (cosine of the stored int8 vectors)."""
+    """The HNSW answer against brute force over both stores (cosine of the stored int8 vectors). Built with one
+    thread: a graph built in parallel differs from run to run, and an approximate search then missed the
+    30th neighbour in about one run of four (recall is measured in benchmarks/bench_library.py)."""
     lib = tmp_path / "lib"
-    add_stores(lib, [stores / "a.zarr", stores / "b.zarr"])
+    add_stores(lib, [stores / "a.zarr", stores / "b.zarr"], threads=1)
     fa = FeatureMatrix.open(stores / "a.zarr")
     got = search_library(lib, fa, [CLICK], top=30, radius=0)  # the raw nearest vectors
     q = fa.vector(fa.to_grid(CLICK, "survey"))
@@ -173,3 +175,27 @@ def test_spread_matches_keep_the_best_of_each_neighbourhood(stores, tmp_path):
     scores = [m.score for m in spread]
     assert scores == sorted(scores, reverse=True)
     assert len({m.store for m in spread}) == 2  # both cubes in the list
+
+
+def test_remove_a_store_even_once_it_is_gone_from_disk(stores, tmp_path, capsys):
+    import shutil
+
+    lib = tmp_path / "lib"
+    b = tmp_path / "b.zarr"
+    shutil.copytree(stores / "b.zarr", b)
+    add_stores(lib, [stores / "a.zarr", b])
+    fa = FeatureMatrix.open(stores / "a.zarr")
+    shutil.rmtree(b)  # the store went: search refuses, naming it and the way out
+    one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
+                   "--library", str(lib), match="library remove")
+    assert cli(["library", "remove", str(b), "--library", str(lib)]) == 0
+    assert "removed" in capsys.readouterr().out
+    after = SurveyLibrary.open(lib)
+    assert after.size == int(fa.valid.sum()) and [s["path"] for s in after.stores] == [str((stores / "a.zarr").resolve())]
+    got = search_library(lib, fa, [CLICK], top=10)
+    assert got and all(m.store.endswith("a.zarr") for m in got)
+    one_line_error(capsys, "library", "remove", str(b), "--library", str(lib), match="not in the library")
+    assert cli(["library", "remove", str(stores / "a.zarr"), "--library", str(lib)]) == 0  # empty again
+    assert SurveyLibrary.open(lib).size == 0
+    add_stores(lib, [stores / "a.zarr"])  # and usable again
+    assert SurveyLibrary.open(lib).size == int(fa.valid.sum())

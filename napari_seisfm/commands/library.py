@@ -1,8 +1,9 @@
-"""`seisfm library add|search|info`: many cubes' feature stores in one usearch index, searched from a click.
+"""`seisfm library add|search|remove|info`: many cubes' feature stores in one usearch index, searched from a click.
 
 ``add`` indexes stores (int8, cosine; every ``--stride``-th grid point) in a library folder, by default
 ``seisfm-library`` beside the first store; ``search`` takes clicks in one store and lists the best matches
-across every cube of the library with their survey coordinates; ``info`` lists what a library holds.
+across every cube of the library with their survey coordinates; ``remove`` takes stores out (also stores
+deleted from disk); ``info`` lists what a library holds.
 docs/search.md ("Survey library").
 """
 
@@ -38,10 +39,24 @@ def register(subparsers) -> None:
     s.add_argument("--json", action="store_true", help="print the matches as one JSON list")
     s.set_defaults(run=run_search)
 
+    r = sub.add_parser("remove", help="take feature stores out of a survey library (also stores gone from disk)",
+                       description="Remove the stores' vectors from the index and their entries from the manifest.")
+    r.add_argument("stores", nargs="+", metavar="STORE", help="store paths as the library lists them")
+    r.add_argument("--library", required=True, metavar="DIR", help="library folder")
+    r.set_defaults(run=run_remove)
+
     i = sub.add_parser("info", help="what a survey library holds", description="Model, size and stores of a library.")
     i.add_argument("library", nargs="?", default="seisfm-library", metavar="DIR", help="library folder (default: ./seisfm-library)")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(run=run_info)
+
+
+def run_remove(args) -> int:
+    from ..search.library import remove_stores
+
+    for store, n in remove_stores(args.library, args.stores):
+        print(f"removed {store}: {n} vectors")
+    return 0
 
 
 def run_add(args) -> int:

@@ -147,7 +147,7 @@ class SurveyLibrary:
         missing = [s["path"] for s in self.stores if not Path(s["path"]).exists()]
         if missing:
             raise SeisfmError(f"{self.path}: store {missing[0]} listed in the library is missing from disk "
-                              f"({len(missing)} missing); put it back, or build a new library without it")
+                              f"({len(missing)} missing); put it back, or take it out with `seisfm library remove`")
 
     # ------------------------------------------------------------------ search
     def search(self, query: np.ndarray, top: int = 20, *, radius: int = 0, expansion: int = DEFAULT_EXPANSION,
@@ -300,6 +300,37 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
 
 
 # ---------------------------------------------------------------------- the click -> library call
+def remove_stores(library, stores) -> list[tuple[str, int]]:
+    """Take stores out of the library: ``[(store, vectors removed)]``. A store is named by its path and need not
+    exist any more (the usual reason to remove it); one that is not in the library is an error."""
+    library = Path(library)
+    with StoreLock(library):
+        lib = SurveyLibrary.open(library, view=False)
+        by_path = {str(Path(s["path"]).resolve()): s for s in lib.stores}
+        gone = []
+        for store in stores:
+            entry = by_path.get(str(Path(store).resolve()))
+            if entry is None:
+                raise SeisfmError(f"{store}: not in the library {library} (`seisfm library info` lists its stores)")
+            if entry not in gone:
+                gone.append(entry)
+        man = lib.manifest
+        ids = np.asarray([int(e["id"]) for e in gone], np.uint64)
+        keys = np.asarray(lib._index.keys, np.uint64)
+        drop = keys[np.isin(keys >> np.uint64(KEY_BITS), ids)]
+        lib._index.remove(drop)
+        man["stores"] = [s for s in man["stores"] if s not in gone]
+        if not man["stores"]:
+            man["model"] = man["dim"] = None
+            (library / INDEX_FILE).unlink(missing_ok=True)
+        else:
+            tmp = library / f".{INDEX_FILE}.{os.getpid()}.tmp"
+            lib._index.save(str(tmp))
+            os.replace(tmp, library / INDEX_FILE)
+        _write_json_atomic(library / MANIFEST_FILE, man)
+        return [(e["path"], int(e["vectors"])) for e in gone]
+
+
 def query_from_points(features, points, *, space: str = "survey") -> np.ndarray:
     """The mean of the unit vectors at the clicked points (a FeatureMatrix), normalised: the library query."""
     vecs = [features.vector(features.to_grid(p, space)) for p in np.asarray(points, float).reshape(-1, 3)]
