@@ -16,3 +16,14 @@ def parse_triple(text, option: str, example: str) -> tuple[int, int, int]:
     if len(parts) != 3 or min(parts) < 1:
         raise SeisfmError(f"{option} {text!r}: expected one positive integer or three separated by commas (e.g. {example})")
     return tuple(parts)
+
+
+def parse_point(text) -> list[float]:
+    """``IL,XL,T`` (commas or semicolons) -> three numbers, for --pos / --neg of `seisfm search` and `library search`."""
+    try:
+        vals = [float(v) for v in str(text).replace(";", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 3:
+        raise SeisfmError(f"point {text!r}: expected three numbers IL,XL,T")
+    return vals

@@ -304,10 +304,7 @@ class ClickToMapSession:
         if not snap.positives:
             raise SeisfmError("add a positive click first")
         with self._lock:
-            if self._search is None or self._search.decision != snap.decision:
-                self._search = make_search(self.features, snap.decision, kernel=self.kernel)
-            search = self._search
-            sync_clicks(search, snap.positives, snap.negatives)
+            search = self._synced(snap)
             score = search.score_map().copy()
             default = quantise_threshold(search.default_threshold(score))
             threshold = default if snap.threshold is None else snap.threshold
@@ -321,6 +318,13 @@ class ClickToMapSession:
         """The dot-product kernel the latest map ran on (``simsimd``, ``numkong``, ``numpy``)."""
         return None if self._search is None else self._search.kernel.name
 
+    def _synced(self, snapshot: Snapshot):
+        """The search object for ``snapshot``'s decision, its clicks brought to the snapshot's (call under the lock)."""
+        if self._search is None or self._search.decision != snapshot.decision:
+            self._search = make_search(self.features, snapshot.decision, kernel=self.kernel)
+        sync_clicks(self._search, snapshot.positives, snapshot.negatives)
+        return self._search
+
     def preview(self, snapshot: Snapshot, region) -> Preview:
         """The map of ``snapshot`` on ``region`` only: tens of milliseconds on any grid (the rows of one
         section), so the section on screen follows a click before the whole map (:meth:`compute`) is done."""
@@ -331,10 +335,7 @@ class ClickToMapSession:
         fm = self.features
         region, shape, flat = box_index(fm.shape, region)
         with self._lock:
-            if self._search is None or self._search.decision != snapshot.decision:
-                self._search = make_search(fm, snapshot.decision, kernel=self.kernel)
-            search = self._search
-            sync_clicks(search, snapshot.positives, snapshot.negatives)
+            search = self._synced(snapshot)
             score = search.scores_at(flat).reshape(shape)
             default = search.click_threshold()
         return Preview(snapshot, region, score, quantise_threshold(default))

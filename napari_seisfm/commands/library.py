@@ -9,7 +9,7 @@ docs/search.md ("Survey library").
 
 from __future__ import annotations
 
-from ..parsing import parse_triple
+from ..parsing import parse_point, parse_triple
 
 
 def register(subparsers) -> None:
@@ -85,7 +85,6 @@ def run_search(args) -> int:
 
     from ..errors import SeisfmError
     from ..search.library import default_library, search_library
-    from .search import parse_point
 
     if args.top < 1:
         raise SeisfmError(f"--top must be at least 1, got {args.top}")

@@ -33,24 +33,13 @@ def register(sub):
     p.set_defaults(run=run)
 
 
-def parse_point(text: str):
-    from ..errors import SeisfmError
-
-    try:
-        vals = [float(v) for v in text.replace(";", ",").split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 3:
-        raise SeisfmError(f"point {text!r}: expected three numbers IL,XL,T")
-    return vals
-
-
 def run(args) -> int:
     import json
     import time
 
     from ..cube import prepare_output
     from ..errors import SeisfmError
+    from ..parsing import parse_point
     from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession
