@@ -79,6 +79,66 @@ def extract_features(
                 cancel=cancel, chunks=chunks, embedder=embedder, workers=workers,
             )  # fmt: skip
     out = Path(out)
+    embedder, grid, wanted, out_dim = _settings(cube, model, checkpoint, stride, pca, dtype, device, precision,
+                                                batch_size, embedder)
+    with StoreLock(out):
+        return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
+                               basis_wanted=bool(pca), workers=workers)
+
+
+def prepare_store(cube, out, *, model=None, checkpoint=None, stride=4, pca: int | None = 64, dtype="int8", device="auto",
+                  precision="auto", batch_size=None, resume=True, overwrite=False, chunks=None, embedder=None,
+                  **_ignored) -> FeatureVolume:
+    """Create the store of ``cube`` (or check a partial one for resuming) without embedding it all: what a
+    coordinator runs once before handing the chunks to many processes (survey.py). Same options and the
+    same bytes as :func:`extract_features`: the normalisation is estimated, the PCA basis fitted, and the
+    chunks embedded for that fit are written and marked done; the rest is left to :func:`embed_chunks`.
+    A store left with nothing to do is marked complete."""
+    if isinstance(cube, (str, Path)):
+        from .cube import open_cube
+
+        with open_cube(cube) as opened:
+            return prepare_store(opened, out, model=model, checkpoint=checkpoint, stride=stride, pca=pca, dtype=dtype,
+                                 device=device, precision=precision, batch_size=batch_size, resume=resume,
+                                 overwrite=overwrite, chunks=chunks, embedder=embedder)
+    out = Path(out)
+    embedder, grid, wanted, out_dim = _settings(cube, model, checkpoint, stride, pca, dtype, device, precision,
+                                                batch_size, embedder)
+    with StoreLock(out):
+        fv, fitted = _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, None, None,
+                                     basis_wanted=bool(pca))
+        if not fv.complete:
+            for index in sorted(fitted):
+                region = fv.chunk_region(index)
+                fv.write_chunk(index, fitted[index], _live(cube.geometry.dead, grid, region))
+            if fv.progress()[0] == fv.progress()[1]:
+                fv.mark_complete()
+    return fv
+
+
+def embed_chunks(cube, out, indices, *, embedder: Embedder) -> list[tuple[int, int, int]]:
+    """Embed and write the data of the chunks ``indices`` of a store made by :func:`prepare_store`, leaving
+    their done flags to the caller. The flags are one zarr chunk, so one process (the coordinator) must own
+    them; each data chunk is a file of its own, so any number of processes can write different chunks.
+    A chunk cut off mid-write is never flagged, and is written again whole by whoever reruns it."""
+    fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
+    if fv.model != embedder.card.id or int(fv._group.attrs.get("dim_in", embedder.dim)) != embedder.dim:
+        raise SeisfmError(f"{out}: made by model {fv.model!r}, not {embedder.card.id!r}")
+    fv.check_matches(cube.geometry.fingerprint(), what=f"{getattr(cube, 'path', None) or 'the cube'}")
+    reader = _BlockReader(cube, fv.grid, read_halo(embedder, cube.shape), fv.normalisation)
+    written = []
+    for index in indices:
+        index = tuple(int(i) for i in index)
+        region = fv.chunk_region(index)
+        vectors = embedder.embed_block(reader.block(region), fv.grid.stride)
+        fv.write_chunk(index, vectors, _live(cube.geometry.dead, fv.grid, region), mark_done=False)
+        written.append(index)
+    return written
+
+
+def _settings(cube, model, checkpoint, stride, pca, dtype, device, precision, batch_size, embedder):
+    """The embedder, grid and store settings ``(embedder, grid, wanted, out_dim)`` of one extraction;
+    ``wanted`` is what a store must hold to be resumed."""
     dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise SeisfmError(f"feature dtype must be one of i8, f16, f32 (or {', '.join(DTYPES)}), got {dtype!r}")
@@ -87,31 +147,54 @@ def extract_features(
     if embedder is None:
         embedder = get_embedder(model, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size)
     grid = GridSpec.for_cube(cube.shape, stride)
-    geometry = cube.geometry
-    fingerprint = geometry.fingerprint()
     out_dim = int(pca) if pca and embedder.dim > int(pca) else embedder.dim
     wanted = {
         "model": embedder.card.id,
         "stride": list(grid.stride),
         "grid_shape": list(grid.shape),
-        "cube_fingerprint": fingerprint,
+        "cube_fingerprint": cube.geometry.fingerprint(),
         "dim_in": embedder.dim,
         "dim": out_dim,
         "dtype": dtype,
         "checkpoint_sha256": embedder.checkpoint_sha256(),
     }
+    return embedder, grid, wanted, out_dim
 
-    with StoreLock(out):
-        return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                               basis_wanted=bool(pca), workers=workers)
+
+def _live(dead, grid: GridSpec, region) -> np.ndarray:
+    """Grid points of ``region`` not on dead traces."""
+    shape = tuple(sl.stop - sl.start for sl in region)
+    valid = np.ones(shape, bool)
+    if dead is not None:
+        il, xl = (grid.origin[k] + grid.stride[k] * np.arange(region[k].start, region[k].stop) for k in (0, 1))
+        valid &= ~np.asarray(dead, bool)[np.ix_(il, xl)][..., None]
+    return valid
 
 
 def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
                     basis_wanted=True, workers=None):
-    geometry = cube.geometry
+    fv, fitted = _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
+                                 basis_wanted)
+    if fv.complete:
+        return FeatureVolume.open(out)
+    reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), fv.normalisation)
+    done, total = fv.progress()
+    _report(progress, done, total)
+    todo = [(index, region) for index, region in fv.chunk_slices() if not fv.chunk_done(index)]
+    n_workers = _workers(workers, embedder, len(todo))
+    for index, region, vectors in _embedded(todo, embedder, reader, grid, fitted, n_workers, progress, cancel, out, done, total):
+        fv.write_chunk(index, vectors, _live(cube.geometry.dead, grid, region))
+        done += 1
+        _report(progress, done, total)
+    fv.mark_complete()
+    return FeatureVolume.open(out)
+
+
+def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
+                    basis_wanted=True):
+    """The store to fill, created or resumed, and ``{chunk index: vectors}`` embedded for its PCA fit."""
     content = cube_content_hash(cube)
     state = store_state(out)
-    fv = None
     if state == "half":  # killed while being created by an older version: nothing in it can be resumed
         overwrite = True
     elif state not in ("missing", "empty") and not overwrite:
@@ -120,49 +203,31 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
         fv = _open_for_resume(out, wanted, content)
         if fv.complete:
             _report(progress, *fv.progress())
-            return FeatureVolume.open(out)
+        return fv, {}
     elif state == "other":
         raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
 
-    fitted = {}  # chunk index -> vectors embedded for the PCA fit, written below instead of embedded again
-    if fv is None:
-        normalisation = estimate_normalisation(cube)
-        basis = None
-        if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
-            basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel, keep=fitted)
-        summary = geometry.summary()
-        fv = FeatureVolume.create(
-            out,
-            grid=grid,
-            dim_in=embedder.dim,
-            dtype=wanted["dtype"],
-            model=embedder.card.id,
-            cube_fingerprint=wanted["cube_fingerprint"],
-            cube_content=content,
-            cube_geometry=summary,
-            checkpoint_sha256=embedder.checkpoint_sha256(),
-            normalisation=normalisation,
-            pca=basis,
-            chunks=_chunks(chunks, embedder, grid),
-            overwrite=overwrite or state == "empty",
-        )
-
-    reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), fv.normalisation)
-    dead = geometry.dead
-    done, total = fv.progress()
-    _report(progress, done, total)
-    todo = [(index, region) for index, region in fv.chunk_slices() if not fv.chunk_done(index)]
-    n_workers = _workers(workers, embedder, len(todo))
-    for index, region, vectors in _embedded(todo, embedder, reader, grid, fitted, n_workers, progress, cancel, out, done, total):
-        valid = np.ones(vectors.shape[:3], bool)
-        if dead is not None:
-            il, xl = (grid.origin[k] + grid.stride[k] * np.arange(region[k].start, region[k].stop) for k in (0, 1))
-            valid &= ~np.asarray(dead, bool)[np.ix_(il, xl)][..., None]
-        fv.write_chunk(index, vectors, valid)
-        done += 1
-        _report(progress, done, total)
-    fv.mark_complete()
-    return FeatureVolume.open(out)
+    fitted = {}  # chunk index -> vectors embedded for the PCA fit, written instead of embedded again
+    normalisation = estimate_normalisation(cube)
+    basis = None
+    if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
+        basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel, keep=fitted)
+    fv = FeatureVolume.create(
+        out,
+        grid=grid,
+        dim_in=embedder.dim,
+        dtype=wanted["dtype"],
+        model=embedder.card.id,
+        cube_fingerprint=wanted["cube_fingerprint"],
+        cube_content=content,
+        cube_geometry=cube.geometry.summary(),
+        checkpoint_sha256=embedder.checkpoint_sha256(),
+        normalisation=normalisation,
+        pca=basis,
+        chunks=_chunks(chunks, embedder, grid),
+        overwrite=overwrite or state == "empty",
+    )
+    return fv, fitted
 
 
 def _workers(workers, embedder, n_chunks) -> int:

@@ -433,8 +433,9 @@ class FeatureVolume:
     def chunk_done(self, chunk_index) -> bool:
         return bool(self._done[tuple(chunk_index)])
 
-    def write_chunk(self, chunk_index, vectors: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """Store raw float embeddings ``(a, b, c, dim_in)`` for one chunk, then mark it done."""
+    def write_chunk(self, chunk_index, vectors: np.ndarray, valid: np.ndarray | None = None, *, mark_done: bool = True) -> None:
+        """Store raw float embeddings ``(a, b, c, dim_in)`` for one chunk, then mark it done (``mark_done=False``:
+        leave the flag to the process that owns the flags, see :meth:`mark_done`)."""
         sl = self.chunk_region(chunk_index)
         expect = tuple(s.stop - s.start for s in sl)
         if vectors.shape[:3] != expect:
@@ -445,7 +446,16 @@ class FeatureVolume:
         stored[~ok] = 0
         self.embeddings[sl] = stored
         self.valid[sl] = ok
-        self._done[tuple(chunk_index)] = True  # only after the data is written
+        if mark_done:
+            self._done[tuple(chunk_index)] = True  # only after the data is written
+
+    def mark_done(self, chunk_indices) -> None:
+        """Flag chunks written by other processes (:func:`~napari_seisfm.extract.embed_chunks`) as done.
+        The flags are one zarr chunk: only one process may call this for a store at a time (its lock holder)."""
+        done = np.asarray(self._done[...], bool)
+        for index in chunk_indices:
+            done[tuple(int(i) for i in index)] = True
+        self._done[...] = done
 
     def mark_complete(self) -> None:
         done, total = self.progress()

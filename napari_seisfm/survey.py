@@ -1,21 +1,28 @@
 """Many cubes, one command: every cube of a survey into its own feature store, on a Dask cluster.
 
-One task per cube runs :func:`~napari_seisfm.extract.extract_features` on a worker (its chunks in threads
-there). The properties a long survey run needs come from the store, not from Dask: a task that dies with
-its worker is run again by the scheduler on another worker and *resumes* the store (chunks already
-marked done are skipped, the chunk that was being written is written once, completely; the dead
-worker's store lock is stale and taken over); a rerun of the whole command skips finished stores. Stores
-come out byte-identical to single-process runs with one BLAS thread, as Dask's workers have (tested). Without ``distributed`` installed, or with
-``scheduler="none"``, the cubes run one after the other in this process.
+On Dask the work is split per cube *and* per chunk of its store, so one big cube uses the whole cluster:
 
-Progress is read from the stores themselves (their done flags), so it works the same on a local
-cluster and on a remote one sharing the file system.
+1. one *prepare* task per cube (:func:`~napari_seisfm.extract.prepare_store`) creates its store, or checks a
+   partial one for resuming: normalisation, PCA basis, the chunks embedded for that fit written;
+2. then one task per chunk not done yet (:func:`~napari_seisfm.extract.embed_chunks`) embeds and writes that
+   chunk's data; the worker keeps the cube open and the embedder loaded between its tasks;
+3. this process, the coordinator, holds each store's writer lock and owns its done flags: it flags a chunk
+   when its task has finished, and marks the store complete when the last one is flagged.
+
+What long survey runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
+task again on another worker, which writes it whole (same bytes); failures are retried ``retries`` times; a
+cube that fails is named at the end while the others finish; a rerun skips the flagged chunks and writes
+nothing to complete stores. Stores come out byte-identical to single-process runs with one BLAS thread, as
+Dask's workers have (tested, with a worker SIGKILLed mid-run). Without ``distributed`` installed, or with
+``scheduler="none"``, the cubes run one after the other in this process.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import zlib
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +36,8 @@ class SurveyResult:
     store: str
     chunks: int
     seconds: float
+    embedded: int | None = None  # on Dask: chunks embedded by this run's chunk tasks (a rerun: only those not done)
+    flagged: list | None = None  # on Dask: the chunks this run flagged done, each once
 
 
 def survey_cubes(inputs) -> list[Path]:
@@ -56,8 +65,11 @@ def store_for(cube: Path, out_dir: Path) -> Path:
     return Path(out_dir) / f"{Path(cube).stem}.zarr"
 
 
+EMBEDDER_OPTIONS = ("model", "checkpoint", "device", "precision", "batch_size")
+
+
 def _embed_one(cube: str, out: str, options: dict) -> SurveyResult:
-    """The task: one cube into its store (resumes a partial one)."""
+    """One cube into its store in this process (resumes a partial one)."""
     from .extract import extract_features
 
     t0 = time.perf_counter()
@@ -65,9 +77,102 @@ def _embed_one(cube: str, out: str, options: dict) -> SurveyResult:
     return SurveyResult(cube, out, fv.progress()[1], time.perf_counter() - t0)
 
 
-def connect(scheduler: str | None = None, workers: int | None = None):
+def _prepare_task(cube: str, out: str, options: dict) -> list:
+    """Worker side of step 1: the store ready, and the chunks still to embed."""
+    from .extract import prepare_store
+
+    opts = {k: v for k, v in options.items() if k != "workers"}
+    fv = prepare_store(_worker_cube(cube), out, embedder=_worker_embedder(options), **opts)
+    return [] if fv.complete else [idx for idx, _ in fv.chunk_slices() if not fv.chunk_done(idx)]
+
+
+def _chunk_task(cube: str, out: str, indices: list, options: dict) -> list:
+    """Worker side of step 2: some chunks' data written, their flags left to the coordinator."""
+    from .extract import embed_chunks
+
+    return embed_chunks(_worker_cube(cube), out, indices, embedder=_worker_embedder(options))
+
+
+_WORKER_CUBES: dict = {}  # path -> open Cube, kept between a worker's tasks (a SEG-Y's headers are scanned once)
+_WORKER_EMBEDDERS: dict = {}  # embedder options -> embedder (a ViT's weights are loaded once)
+
+
+def _worker_cube(path: str):
+    from .cube import open_cube
+
+    key = (path, Path(path).stat().st_mtime_ns)
+    if key not in _WORKER_CUBES:
+        while len(_WORKER_CUBES) >= 2:  # a worker runs one cube at a time, mostly: keep two open at most
+            old = _WORKER_CUBES.pop(next(iter(_WORKER_CUBES)))
+            getattr(old, "close", lambda: None)()
+        _WORKER_CUBES[key] = open_cube(path)
+    return _WORKER_CUBES[key]
+
+
+def _worker_embedder(options: dict):
+    from .extract import get_embedder
+
+    opts = {k: options.get(k) for k in EMBEDDER_OPTIONS}
+    opts["device"] = worker_device(opts.get("device") or "auto", _worker_name())
+    key = tuple(sorted((k, str(v)) for k, v in opts.items()))
+    if key not in _WORKER_EMBEDDERS:
+        _WORKER_EMBEDDERS.clear()
+        _WORKER_EMBEDDERS[key] = get_embedder(opts["model"], checkpoint=opts["checkpoint"], device=opts["device"],
+                                              precision=opts["precision"] or "auto", batch_size=opts["batch_size"])
+    return _WORKER_EMBEDDERS[key]
+
+
+def _worker_name():
+    try:
+        from distributed import get_worker
+
+        return get_worker().name
+    except (ImportError, ValueError):
+        return None
+
+
+def worker_device(device: str, worker_name, n_gpus: int | None = None) -> str:
+    """One GPU per worker when the machine has several: ``auto``/``cuda`` on worker ``k`` become
+    ``cuda:{k mod n_gpus}`` (a local cluster names its workers 0, 1, ...; other names are hashed). An
+    explicit device (``cpu``, ``cuda:1``) is kept."""
+    if device not in ("auto", "cuda") or worker_name is None:
+        return device
+    if n_gpus is None:
+        try:
+            import torch
+
+            n_gpus = torch.cuda.device_count()
+        except ImportError:
+            n_gpus = 0
+    if n_gpus < 2:
+        return device
+    name = str(worker_name)
+    k = int(name) if name.isdigit() else zlib.crc32(name.encode())
+    return f"cuda:{k % n_gpus}"
+
+
+def local_gpus(model, device) -> int:
+    """CUDA devices a local cluster gives one worker each: none for models that run on the CPU
+    (the attribute embedder) or with ``device`` set to something else than auto/cuda."""
+    if str(device) not in ("auto", "cuda"):
+        return 0
+    from .encoders import registry
+
+    model = str(model or registry.DEFAULT_MODEL)
+    parts = [model] if Path(model).exists() else model.split("+")
+    if all(registry.card(m).tokenization == "attributes" for m in parts):
+        return 0
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count()
+
+
+def connect(scheduler: str | None = None, workers: int | None = None, gpus: int = 0):
     """A Dask client: to ``scheduler`` (an address), else a local cluster of ``workers`` processes of one
-    thread each. None when ``distributed`` is not installed or ``scheduler == "none"``."""
+    thread each (default: one per GPU when ``gpus``, else Dask's choice). None when ``distributed`` is not
+    installed or ``scheduler == "none"``."""
     if scheduler == "none":
         return None
     try:
@@ -81,7 +186,7 @@ def connect(scheduler: str | None = None, workers: int | None = None):
             return Client(scheduler, timeout="10s")
         except OSError as exc:
             raise SeisfmError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    cluster = LocalCluster(n_workers=workers or gpus or None, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
 
 
@@ -100,11 +205,12 @@ def store_progress(stores) -> tuple[int, int]:
 
 
 def embed_survey(inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None,
-                 poll_s: float = 1.0, **options) -> list[SurveyResult]:
+                 **options) -> list[SurveyResult]:
     """Every cube of ``inputs`` (files and folders) into ``out_dir/<cube stem>.zarr``; ``options`` go to
     ``extract_features`` (model, stride, pca, dtype, device, ...). ``client``: a Dask client (see
     :func:`connect`), None runs here one cube after the other. ``progress(done, total)`` in chunks over
-    all stores. A task that fails is retried ``retries`` times (on Dask); the first error left is raised."""
+    all stores. On Dask a task that fails is retried ``retries`` times; the cubes that still fail are named
+    in one error raised after the others have finished."""
     cubes = survey_cubes(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,26 +224,111 @@ def embed_survey(inputs, out_dir, *, client=None, retries: int = 2, progress: Ca
                 progress(*store_progress(stores))
         return results
 
-    from distributed import as_completed
+    return _Coordinator(client, cubes, stores, options, retries, progress).run()
 
-    options.setdefault("workers", 1)  # a Dask worker is one core: no chunk threads on top of the processes
-    futures = [client.submit(_embed_one, str(c), str(s), options, key=f"embed-{s.stem}-{abs(hash(str(s)))}",
-                             retries=retries, pure=False) for c, s in zip(cubes, stores)]
-    results, errors = {}, []
-    pending = as_completed(futures, with_results=False)
-    while True:
-        batch = pending.next_batch(block=False)
-        for f in batch:
-            if f.status == "finished":
-                results[f.key] = f.result()
-            else:
-                errors.append((f.key, f.exception()))
-        if progress is not None:
-            progress(*store_progress(stores))
-        if pending.is_empty():
-            break
-        time.sleep(poll_s)
-    if errors:
-        key, exc = errors[0]
-        raise exc if isinstance(exc, SeisfmError) else SeisfmError(f"{key}: {exc.__class__.__name__}: {exc}")
-    return [results[f.key] for f in futures]
+
+@dataclass
+class _Store:
+    cube: Path
+    path: Path
+    started: float
+    total: int = 0
+    done: int = 0
+    embedded: int = 0  # chunks embedded by chunk tasks of this run
+    lock: object = None
+    fv: object = None
+    error: BaseException | None = None
+    flagged: list = field(default_factory=list)  # chunks this run flagged, in order: each once
+
+
+class _Coordinator:
+    """Steps 1-3 of the module docstring: submits the tasks, owns the locks and done flags of the stores."""
+
+    def __init__(self, client, cubes, stores, options, retries, progress):
+        self.client, self.options, self.retries, self.progress = client, options, retries, progress
+        self.stores = [_Store(c, s, time.perf_counter()) for c, s in zip(cubes, stores)]
+        self.options.setdefault("workers", 1)  # a Dask worker is one core: no chunk threads on top of the processes
+        self.jobs = {}  # future key -> (store, chunk indices or None for the prepare task, future)
+
+    def run(self) -> list[SurveyResult]:
+        from distributed import as_completed
+
+        pending = as_completed()
+        with ExitStack() as self.locks:
+            try:
+                for st in self.stores:
+                    pending.add(self._submit(_prepare_task, st, None, priority=1))
+                for future in pending:
+                    job = self.jobs.pop(future.key, None)
+                    if job is None or job[0].error is not None:  # cancelled with its failed cube
+                        continue
+                    st, chunks, _ = job
+                    if future.status != "finished":
+                        self._failed(st, future.exception())
+                    elif chunks is None:
+                        for f in self._prepared(st, future.result()):
+                            pending.add(f)
+                    else:
+                        self._flag(st, future.result())
+                    self._report()
+            except BaseException:  # interrupted: nothing more is flagged, the stores stay resumable
+                self.client.cancel([f for _, _, f in self.jobs.values()])
+                raise
+        return self._results()
+
+    def _submit(self, fn, st, chunks, priority=0):
+        tag = "prepare" if chunks is None else "chunk-" + "-".join(map(str, chunks[0]))
+        key = f"{tag}-{st.path.stem}-{zlib.crc32(str(st.path).encode())}-{time.monotonic_ns()}"
+        args = (str(st.cube), str(st.path)) + (() if chunks is None else (chunks,)) + (self.options,)
+        future = self.client.submit(fn, *args, key=key, retries=self.retries, pure=False, priority=priority)
+        self.jobs[future.key] = (st, chunks, future)
+        return future
+
+    def _prepared(self, st, todo):
+        from .features import FeatureVolume, StoreLock
+
+        fv = FeatureVolume.open(st.path, allow_partial=True)
+        st.done, st.total = fv.progress()
+        if not todo:
+            return []
+        st.lock = StoreLock(st.path)  # from here on this process is the store's only writer of flags
+        try:
+            self.locks.enter_context(st.lock)
+        except SeisfmError as exc:  # another writer took the store meanwhile
+            self._failed(st, exc)
+            return []
+        st.fv = FeatureVolume.open(st.path, allow_partial=True, mode="r+")
+        return [self._submit(_chunk_task, st, [tuple(idx)]) for idx in todo]
+
+    def _flag(self, st, written):
+        st.fv.mark_done(written)
+        st.flagged += [tuple(i) for i in written]
+        st.done += len(written)
+        st.embedded += len(written)
+        if st.done == st.total:
+            st.fv.mark_complete()
+            st.lock.release()
+
+    def _failed(self, st, exc):
+        st.error = exc
+        for key, (other, _, future) in list(self.jobs.items()):  # its other chunks would fail the same way
+            if other is st:
+                future.cancel()
+                del self.jobs[key]
+
+    def _report(self):
+        if self.progress is not None:
+            self.progress(sum(st.done for st in self.stores), sum(st.total for st in self.stores))
+
+    def _results(self) -> list[SurveyResult]:
+        failed = [st for st in self.stores if st.error is not None]
+        if failed:
+            names = "; ".join(f"{st.cube.name}: {_message(st.error)}" for st in failed)
+            ok = len(self.stores) - len(failed)
+            raise SeisfmError(f"{len(failed)} of {len(self.stores)} cubes failed ({ok} finished): {names}")
+        return [SurveyResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded,
+                             st.flagged) for st in self.stores]
+
+
+def _message(exc) -> str:
+    return str(exc) if isinstance(exc, SeisfmError) else f"{exc.__class__.__name__}: {exc}"

@@ -1,10 +1,11 @@
-"""Many cubes, one command (survey.py): on a real Dask LocalCluster, including a worker killed mid-run,
-the stores equal single-process runs."""
+"""Many cubes, one command (survey.py): on a real Dask LocalCluster, split per cube and per chunk, including a
+worker killed mid-chunk and an interrupted run, the stores equal single-process runs."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.extract import extract_features
 from napari_seisfm.features import FeatureVolume
-from napari_seisfm.survey import embed_survey, store_progress, survey_cubes
+from napari_seisfm.survey import embed_survey, local_gpus, store_progress, survey_cubes, worker_device
 
 OPTIONS = {"stride": 2, "chunks": (8, 8, 8), "workers": 1}
 
@@ -92,40 +93,107 @@ def client():
     cluster.close()
 
 
+def _chunks_once(results):
+    """Every chunk a run embedded was flagged exactly once."""
+    for r in results:
+        assert len(r.flagged) == len(set(r.flagged)) == r.embedded
+
+
 def test_on_a_local_cluster_the_stores_equal_single_process_runs(survey_dir, tmp_path, client):
-    results = embed_survey([survey_dir / "cubes"], tmp_path / "out", client=client, poll_s=0.1, **OPTIONS)
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as ts:
+        results = embed_survey([survey_dir / "cubes"], tmp_path / "out", client=client, **OPTIONS)
     assert sorted(r.cube for r in results) == sorted(str(p) for p in survey_cubes([survey_dir / "cubes"]))
     _same_stores(survey_dir / "reference", tmp_path / "out", NAMES)
+    _chunks_once(results)
+    # one cube is split over the workers: the chunk tasks of the biggest cube ran on both
+    workers = {t["worker"] for t in ts.data if str(t["key"]).startswith("chunk-") and "area2" in str(t["key"])}
+    assert len(workers) == 2
+    # the prepare task wrote the PCA-fit chunks, the chunk tasks all the others
+    for r in results:
+        assert r.embedded == r.chunks - 8
     # a second run finds every store complete and writes nothing
     mtimes = {n: os.path.getmtime(tmp_path / "out" / f"{n}.zarr" / "zarr.json") for n in NAMES}
-    embed_survey([survey_dir / "cubes"], tmp_path / "out", client=client, poll_s=0.1, **OPTIONS)
+    again = embed_survey([survey_dir / "cubes"], tmp_path / "out", client=client, **OPTIONS)
+    assert [r.embedded for r in again] == [0, 0, 0]
     assert mtimes == {n: os.path.getmtime(tmp_path / "out" / f"{n}.zarr" / "zarr.json") for n in NAMES}
 
 
-def test_a_worker_killed_mid_store_loses_nothing(survey_dir, tmp_path, client):
-    """The worker embedding a cube dies after some of its chunks are done: the scheduler runs the task
-    again elsewhere, it resumes the store, and every store ends identical to a single-process run."""
+def test_a_worker_killed_mid_chunk_loses_nothing(survey_dir, tmp_path, client):
+    """A worker dies while it embeds a chunk: the scheduler runs that chunk's task again on another worker,
+    no chunk is flagged twice or left out, and every store ends identical to a single-process run."""
     out = tmp_path / "out"
-    stores = [out / f"{n}.zarr" for n in NAMES]
     killed = []
 
     def kill_one(done, total):
-        if killed:
+        if killed or done < 4:
             return
-        for s in stores:
-            d, t = store_progress([s])
-            if 0 < d < t:
-                key = next(k for k in client.futures if s.stem in str(k))
-                owner = [w for w, keys in client.processing().items() if key in keys]
-                if owner:
-                    pid = client.run(os.getpid, workers=owner)[owner[0]]
-                    os.kill(pid, signal.SIGKILL)  # no goodbye: the process is gone mid-chunk
-                    killed.append((s.name, d, t))
+        for worker, keys in client.processing().items():
+            if any(str(k).startswith("chunk-") for k in keys):
+                pid = client.run(os.getpid, workers=[worker])[worker]
+                os.kill(pid, signal.SIGKILL)  # no goodbye: the process is gone mid-task
+                killed.append(worker)
                 return
 
-    embed_survey([survey_dir / "cubes"], out, client=client, poll_s=0.05, progress=kill_one, **OPTIONS)
-    assert killed, "no store was caught half-way; the test did not exercise a lost worker"
+    results = embed_survey([survey_dir / "cubes"], out, client=client, progress=kill_one, **OPTIONS)
+    assert killed, "no chunk task was caught running; the test did not exercise a lost worker"
     _same_stores(survey_dir / "reference", out, NAMES)
+    _chunks_once(results)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker for the next tests
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(survey_dir, tmp_path, client):
+    out = tmp_path / "out"
+    seen = []
+
+    def interrupt(done, total):
+        seen.append(done)
+        if done >= 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_survey([survey_dir / "cubes"], out, client=client, progress=interrupt, **OPTIONS)
+    done_before, total = store_progress([out / f"{n}.zarr" for n in NAMES])
+    assert 20 <= done_before < total
+    from napari_seisfm.features import read_lock
+
+    # the coordinator let go of its stores (a prepare task already running on a worker runs to its end,
+    # holding its own store's lock until then, as Dask does not stop running tasks)
+    assert all(read_lock(p)["pid"] != os.getpid() for p in out.glob("*.lock"))
+    while any(client.processing().values()):
+        time.sleep(0.05)
+    before = {n: store_progress([out / f"{n}.zarr"]) for n in NAMES}  # (0, 0): not created before the interrupt
+    results = embed_survey([survey_dir / "cubes"], out, client=client, **OPTIONS)
+    for n, r in zip(NAMES, results):
+        done, total = before[n]
+        # flagged chunks are not embedded again; a store created now gets 8 chunks from its PCA fit
+        assert r.embedded == (total - done if total else r.chunks - 8)
+    _same_stores(survey_dir / "reference", out, NAMES)
+
+
+def test_a_cube_that_fails_is_named_and_the_others_finish(survey_dir, tmp_path, client):
+    bad = tmp_path / "broken.npy"
+    bad.write_bytes(b"not a numpy file at all")
+    cubes = sorted((survey_dir / "cubes").glob("*.npy"))
+    with pytest.raises(SeisfmError, match=r"1 of 4 cubes failed \(3 finished\): broken.npy"):
+        embed_survey([*cubes, bad], tmp_path / "out", client=client, **OPTIONS)
+    _same_stores(survey_dir / "reference", tmp_path / "out", NAMES)
+    assert not (tmp_path / "out" / "broken.zarr").exists()
+
+
+def test_one_gpu_per_worker():
+    assert worker_device("auto", 0, n_gpus=4) == "cuda:0"
+    assert worker_device("cuda", 5, n_gpus=4) == "cuda:1"
+    assert worker_device("auto", "tcp-worker-a", n_gpus=2) in ("cuda:0", "cuda:1")
+    assert worker_device("cuda:3", 0, n_gpus=4) == "cuda:3"  # an explicit device is kept
+    assert worker_device("cpu", 1, n_gpus=4) == "cpu"
+    assert worker_device("auto", 1, n_gpus=1) == "auto"  # one GPU: every worker shares it
+    assert worker_device("auto", None, n_gpus=4) == "auto"  # not on a Dask worker
+    assert local_gpus("attributes", "auto") == 0  # a CPU model: Dask's own number of workers
+    assert local_gpus("seisfm-micro-2.5d", "cpu") == 0
+    torch = pytest.importorskip("torch")
+    assert local_gpus("seisfm-micro-2.5d", "auto") == torch.cuda.device_count()
 
 
 def test_the_cli_runs_a_folder_and_refuses_what_does_not_fit(survey_dir, tmp_path, capsys):

@@ -1,8 +1,9 @@
 """`seisfm embed`: extract a feature volume from a cube (headless twin of the "Extract embeddings" widget).
 
-Several cubes, or a folder of them, go to ``--out DIR`` (one ``<cube>.zarr`` each) on a Dask cluster: a
-local one of ``--workers`` processes by default, an existing one with ``--scheduler ADDRESS``
-(``--scheduler none``: one cube after the other here). survey.py says what survives a lost worker.
+Several cubes, or a folder of them, go to ``--out DIR`` (one ``<cube>.zarr`` each) on a Dask cluster, split
+per cube and per store chunk: a local one of ``--workers`` processes by default (one per GPU for a ViT model
+on a machine with GPUs), an existing one with ``--scheduler ADDRESS`` (``--scheduler none``: one cube after
+the other here). survey.py says what survives a lost worker.
 
 One writer per store: a second `seisfm embed` on the same --out (``--overwrite`` included) is refused
 while the first lives (the lock file ``FEATURES.zarr.lock`` names it); a killed run leaves a stale lock
@@ -80,7 +81,7 @@ def run(args) -> int:
 def run_survey(args, options) -> int:
     from tqdm import tqdm
 
-    from ..survey import connect, embed_survey, survey_cubes
+    from ..survey import connect, embed_survey, local_gpus, survey_cubes
 
     out = Path(args.out)
     if out.suffix.lower() == ".zarr" or (out.exists() and not out.is_dir()):
@@ -88,7 +89,7 @@ def run_survey(args, options) -> int:
     if args.workers is not None and args.workers < 1:
         raise SeisfmError(f"--workers {args.workers}: must be at least 1")
     cubes = survey_cubes(args.cubes)  # refuse missing files before starting a cluster
-    client = connect(args.scheduler, args.workers)
+    client = connect(args.scheduler, args.workers, gpus=local_gpus(args.model, args.device) if args.scheduler is None else 0)
     where = "here, one cube after the other" if client is None else f"on Dask ({client.dashboard_link})"
     print(f"embedding {len(cubes)} cubes into {out}/ {where}")
     bar = tqdm(total=0, unit="chunk", desc="survey", dynamic_ncols=True)
