@@ -86,38 +86,21 @@ def extract_features(
                                basis_wanted=bool(pca), workers=workers)
 
 
-def prepare_store(cube, out, *, model=None, checkpoint=None, stride=4, pca: int | None = 64, dtype="int8", device="auto",
-                  precision="auto", batch_size=None, resume=True, overwrite=False, chunks=None, embedder=None,
-                  **_ignored) -> FeatureVolume:
-    """Create the store of ``cube`` (or check a partial one for resuming) without embedding it all: what a
-    coordinator runs once before handing the chunks to many processes (survey.py). Same options and the
-    same bytes as :func:`extract_features`: the normalisation is estimated, the PCA basis fitted, and the
-    chunks embedded for that fit are written and marked done; the rest is left to :func:`embed_chunks`.
-    A store left with nothing to do is marked complete."""
-    if isinstance(cube, (str, Path)):
-        from .cube import open_cube
-
-        with open_cube(cube) as opened:
-            return prepare_store(opened, out, model=model, checkpoint=checkpoint, stride=stride, pca=pca, dtype=dtype,
-                                 device=device, precision=precision, batch_size=batch_size, resume=resume,
-                                 overwrite=overwrite, chunks=chunks, embedder=embedder)
-    out = Path(out)
-    embedder, grid, wanted, out_dim = _settings(cube, model, checkpoint, stride, pca, dtype, device, precision,
-                                                batch_size, embedder)
-    with StoreLock(out):
-        fv, fitted = _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, None, None,
-                                     basis_wanted=bool(pca))
-        if not fv.complete:
-            for index in sorted(fitted):
-                region = fv.chunk_region(index)
-                fv.write_chunk(index, fitted[index], _live(cube.geometry.dead, grid, region))
-            if fv.progress()[0] == fv.progress()[1]:
-                fv.mark_complete()
-    return fv
+def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index, n_picks: int, *, embedder: Embedder):
+    """One PCA pick embedded, for the part of the PCA fit that runs on a worker while the store does not
+    exist yet: ``(sample, chunk)``, its share of the sample (:func:`pca_sample`) and ``(vectors, live)``
+    for the coordinator to write once the store exists (None above ``KEEP_BYTES / PCA_SAMPLE_CHUNKS``:
+    then the chunk is embedded again by a chunk task rather than shipped)."""
+    reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
+    index = tuple(int(i) for i in chunk_index)
+    region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks, grid.shape))
+    vectors = embedder.embed_block(reader.block(region), grid.stride)
+    keep = vectors.nbytes <= KEEP_BYTES // PCA_SAMPLE_CHUNKS
+    return pca_sample(vectors, index, n_picks), (vectors, _live(cube.geometry.dead, grid, region)) if keep else None
 
 
 def embed_chunks(cube, out, indices, *, embedder: Embedder) -> list[tuple[int, int, int]]:
-    """Embed and write the data of the chunks ``indices`` of a store made by :func:`prepare_store`, leaving
+    """Embed and write the data of the chunks ``indices`` of a created store, leaving
     their done flags to the caller. The flags are one zarr chunk, so one process (the coordinator) must own
     them; each data chunk is a file of its own, so any number of processes can write different chunks.
     A chunk cut off mid-write is never flagged, and is written again whole by whoever reruns it."""
@@ -193,6 +176,22 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
 def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
                     basis_wanted=True):
     """The store to fill, created or resumed, and ``{chunk index: vectors}`` embedded for its PCA fit."""
+    plan = plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite)
+    if isinstance(plan, FeatureVolume):
+        if plan.complete:
+            _report(progress, *plan.progress())
+        return plan, {}
+    fitted = {}  # chunk index -> vectors embedded for the PCA fit, written instead of embedded again
+    basis = None
+    if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
+        basis = fit_pca(cube, embedder, grid, plan["normalisation"], out_dim, plan["chunks"], cancel, keep=fitted)
+    return FeatureVolume.create(out, pca=basis, **plan), fitted
+
+
+def plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite):
+    """What to do with the store at ``out`` (its lock held by the caller; nothing is written): the partial
+    or complete store to resume (its settings checked against ``wanted``), or the arguments of
+    :meth:`FeatureVolume.create` for a new one, all but its PCA basis."""
     content = cube_content_hash(cube)
     state = store_state(out)
     if state == "half":  # killed while being created by an older version: nothing in it can be resumed
@@ -200,20 +199,10 @@ def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     elif state not in ("missing", "empty") and not overwrite:
         if not resume:
             raise SeisfmError(f"{out}: already exists; pass --overwrite to replace it (or allow resuming)")
-        fv = _open_for_resume(out, wanted, content)
-        if fv.complete:
-            _report(progress, *fv.progress())
-        return fv, {}
+        return _open_for_resume(out, wanted, content)
     elif state == "other":
         raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
-
-    fitted = {}  # chunk index -> vectors embedded for the PCA fit, written instead of embedded again
-    normalisation = estimate_normalisation(cube)
-    basis = None
-    if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
-        basis = fit_pca(cube, embedder, grid, normalisation, out_dim, _chunks(chunks, embedder, grid), cancel, keep=fitted)
-    fv = FeatureVolume.create(
-        out,
+    return dict(
         grid=grid,
         dim_in=embedder.dim,
         dtype=wanted["dtype"],
@@ -222,12 +211,10 @@ def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
         cube_content=content,
         cube_geometry=cube.geometry.summary(),
         checkpoint_sha256=embedder.checkpoint_sha256(),
-        normalisation=normalisation,
-        pca=basis,
+        normalisation=estimate_normalisation(cube),
         chunks=_chunks(chunks, embedder, grid),
-        overwrite=overwrite or state == "empty",
+        overwrite=bool(overwrite or state == "empty"),
     )
-    return fv, fitted
 
 
 def _workers(workers, embedder, n_chunks) -> int:
@@ -378,11 +365,8 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
     """PCA basis ``(mean, components)`` of the embeddings of a few chunks spread over the grid.
     ``keep``: a dict that receives the chunks' vectors by chunk index (up to ``KEEP_BYTES`` in all),
     so that extraction writes them instead of embedding them again."""
-    n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
-    all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
-    rng = np.random.default_rng(0)
-    picks = all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
+    picks = pca_picks(grid, chunks)
     rows = []
     for idx in picks:
         if _cancelled(cancel):
@@ -391,13 +375,29 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
         with _batch_hook(embedder, _within_chunk(None, cancel, 0, 1, "the PCA basis", fitting=True)):
             block_vectors = embedder.embed_block(reader.block(region), grid.stride)
         if keep is not None and sum(a.nbytes for a in keep.values()) + block_vectors.nbytes <= KEEP_BYTES:
-            keep[tuple(int(i) for i in idx)] = block_vectors
-        v = block_vectors.reshape(-1, embedder.dim)
-        rows.append(v[np.isfinite(v).all(axis=1)])
-    x = np.concatenate(rows).astype(np.float64)
-    if len(x) > PCA_SAMPLE_VECTORS:
-        x = x[rng.choice(len(x), PCA_SAMPLE_VECTORS, replace=False)]
-    return pca_basis(x, dim)
+            keep[idx] = block_vectors
+        rows.append(pca_sample(block_vectors, idx, len(picks)))
+    return pca_basis(np.concatenate(rows).astype(np.float64), dim)
+
+
+def pca_picks(grid: GridSpec, chunks) -> list[tuple[int, int, int]]:
+    """The chunks embedded to fit the PCA basis: ``PCA_SAMPLE_CHUNKS`` spread at random (seed 0) over the grid."""
+    n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
+    all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
+    rng = np.random.default_rng(0)
+    picks = all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]
+    return [tuple(int(i) for i in idx) for idx in picks]
+
+
+def pca_sample(block_vectors: np.ndarray, chunk_index, n_picks: int) -> np.ndarray:
+    """One pick's share of the PCA sample: its finite vectors, at most ``PCA_SAMPLE_VECTORS / n_picks``
+    drawn with a seed of its own, so the picks can be embedded anywhere (Dask workers) in any order."""
+    v = block_vectors.reshape(-1, block_vectors.shape[-1])
+    v = v[np.isfinite(v).all(axis=1)]
+    n = -(-PCA_SAMPLE_VECTORS // max(n_picks, 1))
+    if len(v) > n:
+        v = v[np.sort(np.random.default_rng([0, *chunk_index]).choice(len(v), n, replace=False))]
+    return v
 
 
 def pca_basis(x: np.ndarray, dim: int):

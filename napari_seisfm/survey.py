@@ -1,20 +1,26 @@
 """Many cubes, one command: every cube of a survey into its own feature store, on a Dask cluster.
 
-On Dask the work is split per cube *and* per chunk of its store, so one big cube uses the whole cluster:
+On Dask the work is split per cube *and* per chunk of its store, so one big cube uses the whole cluster.
+This process, the coordinator, holds each store's writer lock from start to end and is the only one to
+write its metadata and done flags; the workers only read cubes and write chunk data, each chunk a file
+of its own:
 
-1. one *prepare* task per cube (:func:`~napari_seisfm.extract.prepare_store`) creates its store, or checks a
-   partial one for resuming: normalisation, PCA basis, the chunks embedded for that fit written;
-2. then one task per chunk not done yet (:func:`~napari_seisfm.extract.embed_chunks`) embeds and writes that
-   chunk's data; the worker keeps the cube open and the embedder loaded between its tasks;
-3. this process, the coordinator, holds each store's writer lock and owns its done flags: it flags a chunk
-   when its task has finished, and marks the store complete when the last one is flagged.
+1. a *plan* task per cube looks at its store (read-only): resume it (the chunks not flagged yet), or
+   create it, with the normalisation estimated there;
+2. a new store's PCA basis: its 8 sample chunks embedded in parallel, one *sample* task each
+   (:func:`~napari_seisfm.extract.sample_chunk`); the coordinator fits the basis, creates the store and
+   writes those chunks from the vectors shipped back (up to 64 MB each; bigger ones are embedded again);
+3. one *chunk* task per chunk to do (:func:`~napari_seisfm.extract.embed_chunks`) embeds and writes its
+   data; the coordinator flags the chunk when the task has finished and marks the store complete when
+   the last one is flagged. A worker keeps the cube open and the embedder loaded between its tasks.
 
 What long survey runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
 task again on another worker, which writes it whole (same bytes); failures are retried ``retries`` times; a
-cube that fails is named at the end while the others finish; a rerun skips the flagged chunks and writes
-nothing to complete stores. Stores come out byte-identical to single-process runs with one BLAS thread, as
-Dask's workers have (tested, with a worker SIGKILLed mid-run). Without ``distributed`` installed, or with
-``scheduler="none"``, the cubes run one after the other in this process.
+cube that fails is named at the end while the others finish; an interrupted run leaves resumable stores,
+and a rerun skips the flagged chunks and writes nothing to complete stores. Stores come out byte-identical
+to single-process runs with one BLAS thread, as Dask's workers have (tested, with a worker SIGKILLed
+mid-run). Without ``distributed`` installed, or with ``scheduler="none"``, the cubes run one after the other
+in this process (``extract_features``, its chunks in threads).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from .cube import SUFFIXES
 from .errors import SeisfmError
@@ -77,17 +85,42 @@ def _embed_one(cube: str, out: str, options: dict) -> SurveyResult:
     return SurveyResult(cube, out, fv.progress()[1], time.perf_counter() - t0)
 
 
-def _prepare_task(cube: str, out: str, options: dict) -> list:
-    """Worker side of step 1: the store ready, and the chunks still to embed."""
-    from .extract import prepare_store
+def _option(options: dict, name: str):
+    """An extraction option as given, else ``extract_features``' default (one source of defaults)."""
+    import inspect
 
-    opts = {k: v for k, v in options.items() if k != "workers"}
-    fv = prepare_store(_worker_cube(cube), out, embedder=_worker_embedder(options), **opts)
-    return [] if fv.complete else [idx for idx, _ in fv.chunk_slices() if not fv.chunk_done(idx)]
+    from .extract import extract_features
+
+    return options[name] if name in options else inspect.signature(extract_features).parameters[name].default
+
+
+def _plan_task(cube: str, out: str, options: dict) -> dict:
+    """Worker side of step 1 (read-only: the coordinator holds the lock): ``{"todo": chunks}`` to resume a
+    store, or ``{"create": FeatureVolume.create arguments, "picks": PCA chunks, "dim": PCA dims or None}``."""
+    from .extract import _settings, pca_picks, plan_store
+    from .features import FeatureVolume
+
+    c = _worker_cube(cube)
+    pca = _option(options, "pca")
+    embedder, grid, wanted, out_dim = _settings(c, None, None, _option(options, "stride"), pca,
+                                                _option(options, "dtype"), None, None, None, _worker_embedder(options))
+    plan = plan_store(c, out, embedder, grid, wanted, out_dim, _option(options, "chunks"), _option(options, "resume"),
+                      _option(options, "overwrite"))
+    if isinstance(plan, FeatureVolume):
+        return {"todo": [idx for idx, _ in plan.chunk_slices() if not plan.chunk_done(idx)]}
+    return {"create": plan, "picks": pca_picks(grid, plan["chunks"]) if pca else [], "dim": out_dim if pca else None}
+
+
+def _sample_task(cube: str, create: dict, index, n_picks: int, options: dict):
+    """Worker side of step 2: one PCA pick's sample vectors."""
+    from .extract import sample_chunk
+
+    return sample_chunk(_worker_cube(cube), create["grid"], create["chunks"], create["normalisation"], index, n_picks,
+                        embedder=_worker_embedder(options))
 
 
 def _chunk_task(cube: str, out: str, indices: list, options: dict) -> list:
-    """Worker side of step 2: some chunks' data written, their flags left to the coordinator."""
+    """Worker side of step 3: some chunks' data written, their flags left to the coordinator."""
     from .extract import embed_chunks
 
     return embed_chunks(_worker_cube(cube), out, indices, embedder=_worker_embedder(options))
@@ -235,86 +268,124 @@ class _Store:
     total: int = 0
     done: int = 0
     embedded: int = 0  # chunks embedded by chunk tasks of this run
-    lock: object = None
     fv: object = None
+    lock: object = None
+    plan: dict | None = None  # a new store: its create arguments, PCA picks and dims
+    samples: dict = field(default_factory=dict)  # PCA pick -> (its sample vectors, (vectors, live) or None)
     error: BaseException | None = None
     flagged: list = field(default_factory=list)  # chunks this run flagged, in order: each once
 
 
 class _Coordinator:
-    """Steps 1-3 of the module docstring: submits the tasks, owns the locks and done flags of the stores."""
+    """Steps 1-3 of the module docstring: submits the tasks, holds the stores' locks, writes their flags."""
 
     def __init__(self, client, cubes, stores, options, retries, progress):
         self.client, self.options, self.retries, self.progress = client, options, retries, progress
         self.stores = [_Store(c, s, time.perf_counter()) for c, s in zip(cubes, stores)]
         self.options.setdefault("workers", 1)  # a Dask worker is one core: no chunk threads on top of the processes
-        self.jobs = {}  # future key -> (store, chunk indices or None for the prepare task, future)
+        self.jobs = {}  # future key -> (store, kind, payload, future)
 
     def run(self) -> list[SurveyResult]:
         from distributed import as_completed
 
-        pending = as_completed()
+        from .features import StoreLock
+
+        self.pending = as_completed()
         with ExitStack() as self.locks:
             try:
                 for st in self.stores:
-                    pending.add(self._submit(_prepare_task, st, None, priority=1))
-                for future in pending:
+                    try:
+                        st.lock = self.locks.enter_context(StoreLock(st.path))
+                    except SeisfmError as exc:  # another writer has it
+                        st.error = exc
+                        continue
+                    self._submit(st, "plan", None, _plan_task, str(st.cube), str(st.path), self.options, priority=2)
+                for future in self.pending:
                     job = self.jobs.pop(future.key, None)
                     if job is None or job[0].error is not None:  # cancelled with its failed cube
                         continue
-                    st, chunks, _ = job
-                    if future.status != "finished":
-                        self._failed(st, future.exception())
-                    elif chunks is None:
-                        for f in self._prepared(st, future.result()):
-                            pending.add(f)
-                    else:
-                        self._flag(st, future.result())
+                    st, kind, payload, _ = job
+                    try:
+                        if future.status != "finished":
+                            raise future.exception()
+                        getattr(self, f"_{kind}_done")(st, payload, future.result())
+                    except Exception as exc:  # noqa: BLE001 - the cube fails, the others go on
+                        self._failed(st, exc)
                     self._report()
             except BaseException:  # interrupted: nothing more is flagged, the stores stay resumable
-                self.client.cancel([f for _, _, f in self.jobs.values()])
+                self.client.cancel([job[3] for job in self.jobs.values()])
                 raise
         return self._results()
 
-    def _submit(self, fn, st, chunks, priority=0):
-        tag = "prepare" if chunks is None else "chunk-" + "-".join(map(str, chunks[0]))
+    def _submit(self, st, kind, payload, fn, *args, priority=0):
+        tag = kind if payload is None else f"{kind}-" + "-".join(map(str, payload))
         key = f"{tag}-{st.path.stem}-{zlib.crc32(str(st.path).encode())}-{time.monotonic_ns()}"
-        args = (str(st.cube), str(st.path)) + (() if chunks is None else (chunks,)) + (self.options,)
         future = self.client.submit(fn, *args, key=key, retries=self.retries, pure=False, priority=priority)
-        self.jobs[future.key] = (st, chunks, future)
-        return future
+        self.jobs[future.key] = (st, kind, payload, future)
+        self.pending.add(future)
 
-    def _prepared(self, st, todo):
-        from .features import FeatureVolume, StoreLock
+    def _plan_done(self, st, _, plan):
+        from .features import FeatureVolume
 
-        fv = FeatureVolume.open(st.path, allow_partial=True)
-        st.done, st.total = fv.progress()
+        if "todo" in plan:  # resume
+            st.fv = FeatureVolume.open(st.path, allow_partial=True, mode="r+")
+            st.done, st.total = st.fv.progress()
+            self._chunks(st, plan["todo"])
+            return
+        st.plan = plan
+        st.total = int(np.prod([-(-n // c) for n, c in zip(plan["create"]["grid"].shape, plan["create"]["chunks"])]))
+        if not plan["picks"]:  # no PCA: create now
+            return self._create(st, None)
+        for index in plan["picks"]:  # step 2, in parallel
+            self._submit(st, "sample", index, _sample_task, str(st.cube), plan["create"], index, len(plan["picks"]),
+                         self.options, priority=1)
+
+    def _sample_done(self, st, index, result):
+        from .extract import pca_basis
+
+        st.samples[tuple(index)] = result
+        if len(st.samples) == len(st.plan["picks"]):
+            x = np.concatenate([st.samples[tuple(i)][0] for i in st.plan["picks"]]).astype(np.float64)
+            self._create(st, pca_basis(x, st.plan["dim"]))
+
+    def _create(self, st, basis):
+        from .features import FeatureVolume
+
+        st.fv = FeatureVolume.create(st.path, pca=basis, **st.plan["create"])
+        for index, (_, chunk) in sorted(st.samples.items()):  # the picks shipped back: written here, not embedded again
+            if chunk is not None:
+                st.fv.write_chunk(index, *chunk)
+                st.done += 1
+        st.samples.clear()
+        self._chunks(st, [idx for idx, _ in st.fv.chunk_slices() if not st.fv.chunk_done(idx)])
+
+    def _chunks(self, st, todo):
         if not todo:
-            return []
-        st.lock = StoreLock(st.path)  # from here on this process is the store's only writer of flags
-        try:
-            self.locks.enter_context(st.lock)
-        except SeisfmError as exc:  # another writer took the store meanwhile
-            self._failed(st, exc)
-            return []
-        st.fv = FeatureVolume.open(st.path, allow_partial=True, mode="r+")
-        return [self._submit(_chunk_task, st, [tuple(idx)]) for idx in todo]
+            if not st.fv.complete:  # every chunk flagged by a run stopped before marking it
+                self._finish(st)
+            return
+        for index in todo:
+            self._submit(st, "chunk", tuple(index), _chunk_task, str(st.cube), str(st.path), [tuple(index)], self.options)
 
-    def _flag(self, st, written):
+    def _chunk_done(self, st, _, written):
         st.fv.mark_done(written)
         st.flagged += [tuple(i) for i in written]
         st.done += len(written)
         st.embedded += len(written)
         if st.done == st.total:
-            st.fv.mark_complete()
-            st.lock.release()
+            self._finish(st)
+
+    def _finish(self, st):
+        st.fv.mark_complete()
+        st.lock.release()
 
     def _failed(self, st, exc):
         st.error = exc
-        for key, (other, _, future) in list(self.jobs.items()):  # its other chunks would fail the same way
+        for key, (other, _, _, future) in list(self.jobs.items()):  # its other tasks would fail the same way
             if other is st:
                 future.cancel()
                 del self.jobs[key]
+        st.lock.release()
 
     def _report(self):
         if self.progress is not None:

@@ -110,7 +110,10 @@ def test_on_a_local_cluster_the_stores_equal_single_process_runs(survey_dir, tmp
     # one cube is split over the workers: the chunk tasks of the biggest cube ran on both
     workers = {t["worker"] for t in ts.data if str(t["key"]).startswith("chunk-") and "area2" in str(t["key"])}
     assert len(workers) == 2
-    # the prepare task wrote the PCA-fit chunks, the chunk tasks all the others
+    # the PCA basis from sample tasks in parallel, whose chunks are written as they come back, then every
+    # other chunk by a chunk task
+    samples = {t["worker"] for t in ts.data if str(t["key"]).startswith("sample-") and "area2" in str(t["key"])}
+    assert len(samples) == 2
     for r in results:
         assert r.embedded == r.chunks - 8
     # a second run finds every store complete and writes nothing
@@ -156,19 +159,14 @@ def test_an_interrupted_run_resumes_where_it_stopped(survey_dir, tmp_path, clien
         embed_survey([survey_dir / "cubes"], out, client=client, progress=interrupt, **OPTIONS)
     done_before, total = store_progress([out / f"{n}.zarr" for n in NAMES])
     assert 20 <= done_before < total
-    from napari_seisfm.features import read_lock
-
-    # the coordinator let go of its stores (a prepare task already running on a worker runs to its end,
-    # holding its own store's lock until then, as Dask does not stop running tasks)
-    assert all(read_lock(p)["pid"] != os.getpid() for p in out.glob("*.lock"))
-    while any(client.processing().values()):
+    assert not list(out.glob("*.lock"))  # the coordinator let go of the stores
+    while any(client.processing().values()):  # tasks already running finish (Dask does not stop them)
         time.sleep(0.05)
     before = {n: store_progress([out / f"{n}.zarr"]) for n in NAMES}  # (0, 0): not created before the interrupt
     results = embed_survey([survey_dir / "cubes"], out, client=client, **OPTIONS)
     for n, r in zip(NAMES, results):
         done, total = before[n]
-        # flagged chunks are not embedded again; a store created now gets 8 chunks from its PCA fit
-        assert r.embedded == (total - done if total else r.chunks - 8)
+        assert r.embedded == (total - done if total else r.chunks - 8)  # flagged chunks are not embedded again
     _same_stores(survey_dir / "reference", out, NAMES)
 
 
@@ -180,6 +178,33 @@ def test_a_cube_that_fails_is_named_and_the_others_finish(survey_dir, tmp_path, 
         embed_survey([*cubes, bad], tmp_path / "out", client=client, **OPTIONS)
     _same_stores(survey_dir / "reference", tmp_path / "out", NAMES)
     assert not (tmp_path / "out" / "broken.zarr").exists()
+
+
+def test_a_store_in_use_or_made_otherwise_is_refused_by_name(survey_dir, tmp_path, client):
+    import json
+    import socket
+
+    from threadpoolctl import threadpool_limits
+
+    cube = survey_dir / "cubes" / "area0.npy"
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = out / "area0.zarr.lock"  # a live writer elsewhere (our parent process) holds area0's store
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started": "now"}))
+    with pytest.raises(SeisfmError, match=r"1 of 2 cubes failed \(1 finished\): area0.npy: .*in use by another writer"):
+        embed_survey([cube, survey_dir / "cubes" / "area1.npy"], out, client=client, **OPTIONS)
+    lock.unlink()
+    # without PCA, then other settings on the same store: refused unless overwrite, which replaces it
+    options = {**OPTIONS, "pca": 0}
+    embed_survey([cube], out, client=client, **options)
+    with threadpool_limits(1):
+        extract_features(cube, tmp_path / "ref" / "area0.zarr", **options)
+    _same_stores(tmp_path / "ref", out, ["area0"])
+    with pytest.raises(SeisfmError, match="area0.npy: .*other settings"):
+        embed_survey([cube], out, client=client, **{**OPTIONS, "stride": 3})
+    embed_survey([cube], out, client=client, overwrite=True, **OPTIONS)
+    _same_stores(survey_dir / "reference", out, ["area0"])
+    assert not list(out.glob("*.lock"))
 
 
 def test_one_gpu_per_worker():
