@@ -10,6 +10,7 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
+from napari_seisfm.features import FeatureVolume
 from napari_seisfm.search import FeatureMatrix
 from napari_seisfm.search.library import SurveyLibrary, add_stores, search_library
 
@@ -101,6 +102,25 @@ def test_adding_a_store_twice_is_a_no_op(stores, tmp_path, capsys):
     assert SurveyLibrary.open(lib).size == size
     assert cli(["library", "info", str(lib)]) == 0
     assert "a.zarr" in capsys.readouterr().out
+
+
+def test_a_store_re_embedded_with_other_settings_is_replaced(stores, tmp_path, capsys):
+    lib, store = tmp_path / "lib", tmp_path / "a.zarr"
+    assert cli(["embed", str(stores / "a.npy"), "--out", str(store), "--stride", "4"]) == 0
+    assert cli(["library", "add", str(store), str(stores / "b.zarr"), "--library", str(lib)]) == 0
+    b_size = FeatureVolume.open(stores / "b.zarr").grid.size
+    assert cli(["embed", str(stores / "a.npy"), "--out", str(store), "--stride", "8", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert cli(["library", "add", str(store), "--library", str(lib)]) == 0
+    assert f"{FeatureVolume.open(store).grid.size} vectors added" in capsys.readouterr().out
+    library = SurveyLibrary.open(lib)
+    entries = [e for e in library.stores if e["path"] == str(store.resolve())]
+    assert len(entries) == 1 and entries[0]["stride"] == [8, 8, 8]
+    assert library.size == FeatureVolume.open(store).grid.size + b_size  # the stride-4 vectors are gone
+    fv = FeatureVolume.open(store)
+    flat = int(np.ravel_multi_index((1, 1, 1), fv.grid.shape))
+    hits = library.search(fv.decode(fv.load()[0][flat][None])[0], top=3)
+    assert (str(store.resolve()), (1, 1, 1)) in [(h.store, h.grid_index) for h in hits]  # decoded on the new grid
 
 
 def test_default_library_sits_beside_the_store(stores, tmp_path):

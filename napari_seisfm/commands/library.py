@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="library_command", required=True, metavar="ACTION")
 
     add = sub.add_parser("add", help="add feature stores to a survey library (created if new)",
-                         description="Index the stores' vectors (usearch HNSW, int8, cosine); a store already in the library is skipped.")
+                         description="Index the stores' vectors (usearch HNSW, int8, cosine); a store already in the library is skipped, one re-embedded with other settings at the same path is replaced.")
     add.add_argument("stores", nargs="+", metavar="STORE", help="complete feature stores (.zarr) of one model")
     add.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside the first store)")
     add.add_argument("--stride", default="1", metavar="N|A,B,C",

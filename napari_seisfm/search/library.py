@@ -11,7 +11,8 @@ One folder (default ``seisfm-library`` beside the first store added) holds:
 
 A key is ``store_id << 40 | flat grid index`` on the store's own feature grid, so a match maps back to
 (store, grid index, cube index, inline/crossline/time) without reading the store. Adding a store already in
-the library (same resolved path) is a no-op; a store of another model or dimension is refused. Search needs
+the library (same resolved path) is a no-op, unless it was re-embedded there with other settings (model, grid,
+cube): then its old vectors are replaced; a store of another model or dimension is refused. Search needs
 every listed store on disk (a match must be openable), and says which one is missing.
 """
 
@@ -255,25 +256,33 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
                 raise SeisfmError(f"{library}: folder exists and is not a survey library; choose another --library")
             lib = SurveyLibrary(library, {"format": FORMAT, "version": VERSION, "model": None, "dim": None,
                                           "metric": "cos", "scalar": "i8", "next_id": 0, "stores": []})
-        known = {str(Path(s["path"]).resolve()) for s in lib.stores}
-        todo, report, seen = [], [], set()
-        model, dim = lib.model, lib.dim
+        known = {str(Path(s["path"]).resolve()): s for s in lib.stores}
+        todo, report, seen, stale = [], [], set(), []
         for fv in volumes:
             key = str(fv.path.resolve())
+            if key in known and _signature(known[key]) != _signature(_entry(fv)):  # re-embedded at the same path
+                stale.append(known.pop(key))
             if key in known or key in seen:
                 report.append((str(fv.path), 0))
                 continue
+            seen.add(key)
+            todo.append(fv)
+        model, dim = (lib.model, lib.dim) if len(stale) < len(lib.stores) else (None, None)
+        for fv in todo:
             if model is not None and (fv.model != model or fv.dim != dim):
                 raise SeisfmError(f"{fv.path}: model {fv.model} ({fv.dim}-d) does not match the library {library} "
                                   f"(model {model}, {dim}-d); a library holds one model")
             model, dim = fv.model, fv.dim
-            seen.add(key)
-            todo.append(fv)
         if not todo:
             return report
+        man = lib.manifest
+        if stale:  # its old vectors out first: their grid positions no longer mean anything
+            _drop(lib._index, [e["id"] for e in stale])
+            man["stores"] = [e for e in man["stores"] if e not in stale]
+            if not man["stores"]:
+                lib._index = None
         index = lib._index if lib._index is not None else Index(ndim=dim, metric="cos", dtype="i8")
         library.mkdir(parents=True, exist_ok=True)
-        man = lib.manifest
         man["model"], man["dim"] = model, dim
         for fv in todo:
             sid = int(man["next_id"])
@@ -286,10 +295,7 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
                 n += len(keys)
                 if progress is not None:
                     progress(str(fv.path), n, total)
-            man["stores"].append({"id": sid, "path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim,
-                                  "dtype": fv.dtype, "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride),
-                                  "origin": list(fv.grid.origin), "geometry": fv.cube_geometry,
-                                  "cube_fingerprint": fv.cube_fingerprint, "step": list(step), "vectors": n})
+            man["stores"].append({"id": sid, **_entry(fv), "step": list(step), "vectors": n})
             man["next_id"] = sid + 1
             report.append((str(fv.path), n))
         tmp = library / f".{INDEX_FILE}.{os.getpid()}.tmp"
@@ -297,6 +303,25 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
         os.replace(tmp, library / INDEX_FILE)
         _write_json_atomic(library / MANIFEST_FILE, man)
         return report
+
+
+def _entry(fv: FeatureVolume) -> dict:
+    return {"path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim, "dtype": fv.dtype,
+            "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride), "origin": list(fv.grid.origin),
+            "geometry": fv.cube_geometry, "cube_fingerprint": fv.cube_fingerprint,
+            "checkpoint_sha256": fv.checkpoint_sha256}
+
+
+def _signature(entry: dict) -> tuple:
+    """What makes a store's keys decode the same way: a store re-embedded with other settings differs."""
+    return tuple(str(entry.get(k)) for k in ("model", "dim", "dtype", "grid_shape", "stride", "origin", "cube_fingerprint"))
+
+
+def _drop(index, store_ids) -> None:
+    """Remove every vector of these stores from the index."""
+    ids = np.asarray([int(i) for i in store_ids], np.uint64)
+    keys = np.asarray(index.keys, np.uint64)
+    index.remove(keys[np.isin(keys >> np.uint64(KEY_BITS), ids)])
 
 
 # ---------------------------------------------------------------------- the click -> library call
@@ -315,10 +340,7 @@ def remove_stores(library, stores) -> list[tuple[str, int]]:
             if entry not in gone:
                 gone.append(entry)
         man = lib.manifest
-        ids = np.asarray([int(e["id"]) for e in gone], np.uint64)
-        keys = np.asarray(lib._index.keys, np.uint64)
-        drop = keys[np.isin(keys >> np.uint64(KEY_BITS), ids)]
-        lib._index.remove(drop)
+        _drop(lib._index, [e["id"] for e in gone])
         man["stores"] = [s for s in man["stores"] if s not in gone]
         if not man["stores"]:
             man["model"] = man["dim"] = None
