@@ -207,6 +207,25 @@ def test_a_store_in_use_or_made_otherwise_is_refused_by_name(survey_dir, tmp_pat
     assert not list(out.glob("*.lock"))
 
 
+def test_pca_picks_too_big_to_ship_are_embedded_again(survey_dir, tmp_path, client):
+    """Picks whose vectors are over the shipping limit (big ViT chunks) come back as samples only and are
+    embedded again by chunk tasks: same store."""
+
+    def set_keep(n):
+        import napari_seisfm.extract as extract
+
+        extract.KEEP_BYTES = n
+
+    old = client.run(lambda: __import__("napari_seisfm.extract").extract.KEEP_BYTES)
+    client.run(set_keep, 0)
+    try:
+        (result,) = embed_survey([survey_dir / "cubes" / "area0.npy"], tmp_path / "out", client=client, **OPTIONS)
+    finally:
+        client.run(set_keep, next(iter(old.values())))
+    assert result.embedded == result.chunks  # the 8 picks too
+    _same_stores(survey_dir / "reference", tmp_path / "out", ["area0"])
+
+
 def test_one_gpu_per_worker():
     assert worker_device("auto", 0, n_gpus=4) == "cuda:0"
     assert worker_device("cuda", 5, n_gpus=4) == "cuda:1"
