@@ -86,7 +86,7 @@ def extract_features(
                                basis_wanted=bool(pca), workers=workers)
 
 
-def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index, n_picks: int, *, embedder: Embedder):
+def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index, share: int, *, embedder: Embedder):
     """One PCA pick embedded, for the part of the PCA fit that runs on a worker while the store does not
     exist yet: ``(sample, chunk)``, its share of the sample (:func:`pca_sample`) and ``(vectors, live)``
     for the coordinator to write once the store exists (None above ``KEEP_BYTES / PCA_SAMPLE_CHUNKS``:
@@ -96,7 +96,7 @@ def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index,
     region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks, grid.shape))
     vectors = embedder.embed_block(reader.block(region), grid.stride)
     keep = vectors.nbytes <= KEEP_BYTES // PCA_SAMPLE_CHUNKS
-    return pca_sample(vectors, index, n_picks), (vectors, _live(cube.geometry.dead, grid, region)) if keep else None
+    return pca_sample(vectors, index, share), (vectors, _live(cube.geometry.dead, grid, region)) if keep else None
 
 
 def embed_chunks(cube, out, indices, *, embedder: Embedder) -> list[tuple[int, int, int]]:
@@ -366,9 +366,8 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
     ``keep``: a dict that receives the chunks' vectors by chunk index (up to ``KEEP_BYTES`` in all),
     so that extraction writes them instead of embedding them again."""
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
-    picks = pca_picks(grid, chunks)
     rows = []
-    for idx in picks:
+    for idx, share in pca_picks(grid, chunks).items():
         if _cancelled(cancel):
             raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
         region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, grid.shape))
@@ -376,25 +375,28 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
             block_vectors = embedder.embed_block(reader.block(region), grid.stride)
         if keep is not None and sum(a.nbytes for a in keep.values()) + block_vectors.nbytes <= KEEP_BYTES:
             keep[idx] = block_vectors
-        rows.append(pca_sample(block_vectors, idx, len(picks)))
+        rows.append(pca_sample(block_vectors, idx, share))
     return pca_basis(np.concatenate(rows).astype(np.float64), dim)
 
 
-def pca_picks(grid: GridSpec, chunks) -> list[tuple[int, int, int]]:
-    """The chunks embedded to fit the PCA basis: ``PCA_SAMPLE_CHUNKS`` spread at random (seed 0) over the grid."""
+def pca_picks(grid: GridSpec, chunks) -> dict[tuple[int, int, int], int]:
+    """The chunks embedded to fit the PCA basis, ``PCA_SAMPLE_CHUNKS`` spread at random (seed 0) over the
+    grid, each with its share of the ``PCA_SAMPLE_VECTORS`` sample: in proportion to its grid points, so a
+    thin chunk at the cube's edge weighs no more than its size."""
     n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
-    picks = all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]
-    return [tuple(int(i) for i in idx) for idx in picks]
+    picks = [tuple(int(i) for i in idx) for idx in all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]]
+    sizes = [int(np.prod([min((i + 1) * c, n) - i * c for i, c, n in zip(idx, chunks, grid.shape)])) for idx in picks]
+    return {idx: -(-PCA_SAMPLE_VECTORS * size // sum(sizes)) for idx, size in zip(picks, sizes)}
 
 
-def pca_sample(block_vectors: np.ndarray, chunk_index, n_picks: int) -> np.ndarray:
-    """One pick's share of the PCA sample: its finite vectors, at most ``PCA_SAMPLE_VECTORS / n_picks``
-    drawn with a seed of its own, so the picks can be embedded anywhere (Dask workers) in any order."""
+def pca_sample(block_vectors: np.ndarray, chunk_index, share: int) -> np.ndarray:
+    """One pick's part of the PCA sample: its finite vectors, at most ``share`` of them drawn with a seed of
+    its own, so the picks can be embedded anywhere (Dask workers) in any order."""
     v = block_vectors.reshape(-1, block_vectors.shape[-1])
     v = v[np.isfinite(v).all(axis=1)]
-    n = -(-PCA_SAMPLE_VECTORS // max(n_picks, 1))
+    n = int(share)
     if len(v) > n:
         v = v[np.sort(np.random.default_rng([0, *chunk_index]).choice(len(v), n, replace=False))]
     return v

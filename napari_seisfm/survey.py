@@ -108,14 +108,15 @@ def _plan_task(cube: str, out: str, options: dict) -> dict:
                       _option(options, "overwrite"))
     if isinstance(plan, FeatureVolume):
         return {"todo": [idx for idx, _ in plan.chunk_slices() if not plan.chunk_done(idx)]}
-    return {"create": plan, "picks": pca_picks(grid, plan["chunks"]) if pca else [], "dim": out_dim if pca else None}
+    picks = list(pca_picks(grid, plan["chunks"]).items()) if pca else []
+    return {"create": plan, "picks": picks, "dim": out_dim if pca else None}
 
 
-def _sample_task(cube: str, create: dict, index, n_picks: int, options: dict):
+def _sample_task(cube: str, create: dict, index, share: int, options: dict):
     """Worker side of step 2: one PCA pick's sample vectors."""
     from .extract import sample_chunk
 
-    return sample_chunk(_worker_cube(cube), create["grid"], create["chunks"], create["normalisation"], index, n_picks,
+    return sample_chunk(_worker_cube(cube), create["grid"], create["chunks"], create["normalisation"], index, share,
                         embedder=_worker_embedder(options))
 
 
@@ -336,8 +337,8 @@ class _Coordinator:
         st.total = int(np.prod([-(-n // c) for n, c in zip(plan["create"]["grid"].shape, plan["create"]["chunks"])]))
         if not plan["picks"]:  # no PCA: create now
             return self._create(st, None)
-        for index in plan["picks"]:  # step 2, in parallel
-            self._submit(st, "sample", index, _sample_task, str(st.cube), plan["create"], index, len(plan["picks"]),
+        for index, share in plan["picks"]:  # step 2, in parallel
+            self._submit(st, "sample", index, _sample_task, str(st.cube), plan["create"], index, share,
                          self.options, priority=1)
 
     def _sample_done(self, st, index, result):
@@ -345,7 +346,7 @@ class _Coordinator:
 
         st.samples[tuple(index)] = result
         if len(st.samples) == len(st.plan["picks"]):
-            x = np.concatenate([st.samples[tuple(i)][0] for i in st.plan["picks"]]).astype(np.float64)
+            x = np.concatenate([st.samples[tuple(i)][0] for i, _ in st.plan["picks"]]).astype(np.float64)
             self._create(st, pca_basis(x, st.plan["dim"]))
 
     def _create(self, st, basis):
