@@ -30,11 +30,11 @@ def dock(viewer, steps=3, batch=2):
     from napari_seisfm.plugin.widgets.pretrain import PretrainWidget
 
     w = PretrainWidget(viewer)
-    w.size.setCurrentText("test")
-    w.budget_unit.setCurrentText("steps")
-    w.budget.setValue(steps)
-    w.batch_size.setValue(batch)
-    w.device.setCurrentText("cpu")
+    w.size.value = "test"
+    w.budget_unit.value = "steps"
+    w.budget.value = steps
+    w.batch_size.value = batch
+    w.device.value = "cpu"
     return w
 
 
@@ -46,8 +46,8 @@ def test_short_run_lists_the_model(make_napari_viewer, qtbot, user_models, messa
     assert w.run_button.text() == "Run"
     out, name = w.run_folder()  # default: <user model dir>/<layer>-<time>
     assert out.parent == user_models and name.startswith("my-survey-") and out.name == name
-    w.name.setText("mine")
-    w.out.setText(str(tmp_path / "run"))
+    w.name.value = "mine"
+    w.out.value = str(tmp_path / "run")
     w.run_button.click()
     assert w.jobs.worker is not None and not w.run_button.isEnabled() and w.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
@@ -72,7 +72,7 @@ def test_new_model_shows_in_an_open_extraction_dock(make_napari_viewer, qtbot, u
     extract = ExtractWidget(viewer)
     viewer.window.add_dock_widget(extract, name="Extract embeddings")
     w = dock(viewer, steps=1)
-    w.name.setText("fresh")
+    w.name.value = "fresh"
     w.run()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert w.result is not None, messages
@@ -95,7 +95,7 @@ def test_cancel_leaves_a_run_that_resume_finishes(make_napari_viewer, qtbot, use
     k = int(messages["info"][-1].split("step ")[1].split(" ")[0])
     assert k >= 1
     # the form keeps the run's folder: the button resumes it
-    assert w.out.text() == str(out) and w.run_button.text() == "Resume"
+    assert w.out.value == str(out) and w.run_button.text() == "Resume"
     assert out.name not in [c.id for c in registry.list_cards()]
 
 
@@ -113,7 +113,7 @@ def test_resume_an_unfinished_folder(make_napari_viewer, qtbot, user_models, mes
     viewer.add_image(data, name="s")
     w = dock(viewer, steps=999)  # the run's own settings win on resume
     assert w.run_button.text() == "Run"
-    w.out.setText(str(out))
+    w.out.value = str(out)
     assert w.run_button.text() == "Resume"
     w.run_button.click()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
@@ -135,7 +135,7 @@ def test_resume_needs_the_runs_layer(make_napari_viewer, qtbot, user_models, mes
     viewer = make_napari_viewer()
     viewer.add_image(cube(), name="other")
     w = dock(viewer)
-    w.out.setText(str(out))
+    w.out.value = str(out)
     w.run()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert len(messages["error"]) == 1 and "layer:s" in messages["error"][0]

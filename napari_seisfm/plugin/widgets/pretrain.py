@@ -18,25 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QWidget,
-)
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from ...errors import SeisfmCancelled, SeisfmError
 from . import _notify
 from ._jobs import JobController
-from ._layers import with_browse
 from ._scroll import scrolling_layout
 
 SIZES = ("test", "tiny", "small")
@@ -61,26 +49,25 @@ class PretrainWidget(QWidget):
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
 
+        # the layers: Qt pickers, refilled as layers come and go
         self.layer = QComboBox()
-        self.size = QComboBox()
-        self.size.addItems(SIZES)
-        self.size.setToolTip("ViT size: test trains in minutes on a CPU; tiny and small want a GPU")
-        self.tokenization = QComboBox()
-        self.tokenization.addItems(TOKENIZATIONS)
-        self.budget = QDoubleSpinBox()
-        self.budget_unit = QComboBox()
-        self.budget_unit.addItems(["minutes", "steps"])
-        self._set_budget_unit("minutes")
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 4096)
-        self.batch_size.setValue(32)
         self.heldout = QComboBox()
         self.heldout.setToolTip("a cube file (layer opened from SEG-Y, .sgz or .npy) for a held-out loss")
-        self.name = QLineEdit()
-        self.name.setToolTip("model id: the name the extraction dock and seisfm embed --model use")
-        self.out = QLineEdit()
-        self.device = QComboBox()
-        self.device.addItems(_devices())
+        # the parameters: a magicgui form (one widget per argument of pretrain)
+        self.size = ComboBox(choices=SIZES, label="model size",
+                             tooltip="ViT size: test trains in minutes on a CPU; tiny and small want a GPU")
+        self.tokenization = ComboBox(choices=TOKENIZATIONS, label="tokenization")
+        self.budget = FloatSpinBox()
+        self.budget_unit = ComboBox(choices=["minutes", "steps"])
+        self._set_budget_unit("minutes")
+        self.batch_size = SpinBox(value=32, min=1, max=4096, label="batch size")
+        self.name = LineEdit(label="model name", tooltip="model id: the name the extraction dock and seisfm embed --model use")
+        self.out = LineEdit()
+        browse = PushButton(text="...", tooltip="choose a folder")
+        browse.max_width = 30
+        self.device = ComboBox(choices=_devices(), label="device")
+        self.form = _form(self.size, self.tokenization, _row("budget", self.budget, self.budget_unit),
+                          self.batch_size, self.name, _row("output folder", self.out, browse), self.device)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -104,26 +91,15 @@ class PretrainWidget(QWidget):
         self.thumbnail = QLabel()
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
-        budget = QWidget()
-        row = QHBoxLayout(budget)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.budget, stretch=1)
-        row.addWidget(self.budget_unit)
-        form = QFormLayout()
-        form.addRow("seismic layer", self.layer)
-        form.addRow("model size", self.size)
-        form.addRow("tokenization", self.tokenization)
-        form.addRow("budget", budget)
-        form.addRow("batch size", self.batch_size)
-        form.addRow("held-out cube", self.heldout)
-        form.addRow("model name", self.name)
-        form.addRow("output folder", with_browse(self.out, self._browse_out, "choose a folder"))
-        form.addRow("device", self.device)
+        pickers = QFormLayout()
+        pickers.addRow("seismic layer", self.layer)
+        pickers.addRow("held-out cube", self.heldout)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         layout = scrolling_layout(self)
-        layout.addLayout(form)
+        layout.addLayout(pickers)
+        layout.addWidget(self.form.native)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -136,10 +112,11 @@ class PretrainWidget(QWidget):
                                   on_progress=lambda *_: self._drain(), what="pretraining", interval_ms=REFRESH_MS,
                                   keep_all=True, viewer=napari_viewer)
         self.run_button.clicked.connect(self.run)
-        self.budget_unit.currentTextChanged.connect(self._set_budget_unit)
+        browse.changed.connect(self._browse_out)
+        self.budget_unit.changed.connect(self._set_budget_unit)
         self.layer.currentTextChanged.connect(self._new_default_name)
-        self.name.textChanged.connect(self._refresh_run_button)
-        self.out.textChanged.connect(self._refresh_run_button)
+        self.name.changed.connect(self._refresh_run_button)
+        self.out.changed.connect(self._refresh_run_button)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
@@ -172,37 +149,32 @@ class PretrainWidget(QWidget):
 
     def _set_budget_unit(self, unit: str):
         self._minutes_mode = unit == "minutes"
-        if self._minutes_mode:
-            self.budget.setDecimals(1)
-            self.budget.setRange(0.1, 100_000)
-            self.budget.setSingleStep(1)
-            self.budget.setValue(10)
-        else:
-            self.budget.setDecimals(0)
-            self.budget.setRange(1, 10_000_000)
-            self.budget.setSingleStep(100)
-            self.budget.setValue(1000)
+        decimals, lo, hi, step, value = (1, 0.1, 100_000, 1, 10) if self._minutes_mode else (0, 1, 10_000_000, 100, 1000)
+        self.budget.native.setDecimals(decimals)  # whole steps; minutes to a tenth
+        self.budget.range = (lo, hi)
+        self.budget.step = step
+        self.budget.value = value
 
     def _new_default_name(self, *_):
         """A fresh model id: the layer's name and the time (shown as the name field's hint)."""
         base = _plain_name(self.layer.currentText()) or "survey"
-        self.name.setPlaceholderText(f"{base}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.name.native.setPlaceholderText(f"{base}-{time.strftime('%Y%m%d-%H%M%S')}")
         self._refresh_run_button()
 
-    def _browse_out(self):
+    def _browse_out(self, *_):
         path = QFileDialog.getExistingDirectory(self, "Run folder (new, or an unfinished run to resume)",
                                                 str(_model_dir()))
         if path:
-            self.out.setText(path)
+            self.out.value = path
 
     def run_folder(self) -> tuple[Path, str]:
         """(output folder, model id) the Run button would use."""
-        name = self.name.text().strip()
-        out = self.out.text().strip()
+        name = self.name.value.strip()
+        out = self.out.value.strip()
         if out:
             out_dir = Path(out).expanduser()
             return out_dir, name or out_dir.name
-        name = name or self.name.placeholderText()
+        name = name or self.name.native.placeholderText()
         return _model_dir() / name, name
 
     def _folder_state(self) -> str:
@@ -222,7 +194,7 @@ class PretrainWidget(QWidget):
         state = self._folder_state()
         self.run_button.setText("Resume" if state == "unfinished" else "Run")
         out, _ = self.run_folder()
-        self.out.setPlaceholderText(str(out))
+        self.out.native.setPlaceholderText(str(out))
         if state == "unfinished":
             self.run_button.setToolTip(f"{out} holds an unfinished run: Resume continues it with its own settings")
         elif state == "finished":
@@ -247,11 +219,11 @@ class PretrainWidget(QWidget):
         except SeisfmError as exc:
             self._show_error(exc)
             return
-        budget = self.budget.value()
+        budget = self.budget.value
         kwargs = dict(
-            out=out, name=name, tokenization=self.tokenization.currentText(), size=self.size.currentText(),
+            out=out, name=name, tokenization=self.tokenization.value, size=self.size.value,
             minutes=budget if self._minutes_mode else None, steps=None if self._minutes_mode else int(budget),
-            batch_size=self.batch_size.value(), device=self.device.currentText(), val=val, resume=resume,
+            batch_size=self.batch_size.value, device=self.device.value, val=val, resume=resume,
             progress=self.jobs.report, cancel=self.jobs.cancel_event, command="napari dock: Pretrain on this survey",
         )
         self._run_out, self._run_name = out, name
@@ -328,10 +300,10 @@ class PretrainWidget(QWidget):
             self.message = f"pretraining stopped {where}; Resume continues it ({self._run_out})"
             self.status.setText(self.message)
             _notify.show_info(self.message)
-            if self._run_out is not None and not self.out.text().strip():
+            if self._run_out is not None and not self.out.value.strip():
                 # keep the run's folder in the form, so the button says Resume
-                self.name.setText(self._run_name)
-                self.out.setText(str(self._run_out))
+                self.name.value = self._run_name
+                self.out.value = str(self._run_out)
             return
         self.status.setText("")
         self._show_error(exc)
@@ -347,7 +319,7 @@ class PretrainWidget(QWidget):
         if self.progress.maximum() == 0:  # stopped before a step count was known
             self.progress.setRange(0, 1)
             self.progress.setTextVisible(False)
-        if self.result is not None and not self.name.text().strip() and not self.out.text().strip():
+        if self.result is not None and not self.name.value.strip() and not self.out.value.strip():
             self._new_default_name()  # the default folder now holds a model: the next run gets a new one
         self._refresh_run_button()
 
@@ -397,6 +369,23 @@ class PretrainWidget(QWidget):
         self.thumbnail.setPixmap(pix.scaledToWidth(max(200, self.canvas.width()),
                                                    Qt.TransformationMode.SmoothTransformation))
         self.thumbnail.setToolTip(str(path))
+
+
+def _form(*widgets) -> Container:
+    """A labelled form flush with the picker rows above it; widgets added one by one so magicgui
+    lines up their labels (it does not for ``Container(widgets=...)``)."""
+    form = Container()
+    form.margins = (0, 0, 0, 0)
+    form.extend(widgets)
+    return form
+
+
+def _row(label: str, *widgets) -> Container:
+    """Widgets side by side on one labelled row of the form, the first one taking the spare width."""
+    row = Container(widgets=widgets, layout="horizontal", labels=False, label=label)
+    row.margins = (0, 0, 0, 0)
+    row.native.layout().setStretch(0, 1)
+    return row
 
 
 def _train(given, kwargs):
