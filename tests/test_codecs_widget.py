@@ -45,7 +45,7 @@ def test_runs_on_the_current_inline_and_adds_placed_layers(widget, qtbot):
     layer = add_cube(viewer, data)
     viewer.dims.order = (0, 2, 1)  # inline slider, time down the screen
     viewer.dims.set_point(0, 101)  # inline 101 = index 1
-    assert w.layer.currentText() == "cube" and w.sample_interval.value() == 4.0
+    assert w.layer.currentText() == "cube" and w.sample_interval.value == 4.0
     w.codecs.setText("quant4,quant8,zstd,zfp-rate4,ans")
     run_and_wait(qtbot, w)
     comp, placement = w.result
@@ -105,7 +105,7 @@ def test_visible_part(widget, qtbot):
     layer = add_cube(viewer, cube_data(ni=2, nx=128, nt=128))
     viewer.dims.order = (0, 1, 2)
     layer.corner_pixels = np.array([[0, 32, 32], [1, 95, 95]])  # what napari sets from the camera
-    w.region.setCurrentIndex(1)
+    w.region.value = w.region.choices[1]
     section, placement = w.current_section()
     assert section.shape == (64, 64) and placement["offset"] == (32, 32)
 

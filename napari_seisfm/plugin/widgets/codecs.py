@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -60,15 +59,11 @@ class CodecWidget(QWidget):
         self.viewer = napari_viewer
         self.result = None  # (Comparison, placement) of the last finished run
 
+        # the pickers and the fields other tests type into: Qt widgets
         self.layer = QComboBox()
-        self.region = QComboBox()
-        self.region.addItems(REGIONS)
         self.codecs = QLineEdit("default")
         self.codecs.setToolTip("comma-separated: default, cosmos, quant4..16, lz4, snappy, deflate, zstd, gdeflate, ans, "
                                "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ...")
-        self.cosmos_dir = QLineEdit()
-        self.cosmos_dir.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/encoder.jit (optional)")
-        self.cosmos_dir.setToolTip("TorchScript files are code: they are loaded only from the folder you give here")
         self.mae_model = QComboBox()
         self.mae_model.setEditable(True)
         self.mae_model.setToolTip("an MAE whose weights hold a decoder (seisfm pretrain): its id, or the run folder; "
@@ -78,17 +73,18 @@ class CodecWidget(QWidget):
         self.masking = QLineEdit("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
         self.masking.setToolTip("fractions of latent tokens masked, in [0, 1)")
         self.mask_button = QPushButton("Masking study")
-        self.lowpass = QDoubleSpinBox()
-        self.lowpass.setRange(0, 10000)
-        self.lowpass.setSuffix(" Hz")
-        self.lowpass.setSpecialValueText("off")
-        self.sample_interval = QDoubleSpinBox()
-        self.sample_interval.setRange(0, 1000)
-        self.sample_interval.setDecimals(3)
-        self.sample_interval.setSuffix(" ms")
-        self.sample_interval.setSpecialValueText("unknown")
-        self.trim = QCheckBox("trim to multiples of 32 (as the paper)")
-        self.trim.setChecked(True)
+        # the settings of compare: a magicgui form
+        self.region = ComboBox(choices=REGIONS, label="region")
+        self.cosmos_dir = LineEdit(label="Cosmos folder",
+                                   tooltip="TorchScript files are code: they are loaded only from the folder you give here")
+        self.cosmos_dir.native.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/encoder.jit (optional)")
+        self.sample_interval = FloatSpinBox(min=0, max=1000, label="sample interval")
+        self.sample_interval.native.setDecimals(3)
+        _units(self.sample_interval, " ms", "unknown")
+        self.lowpass = FloatSpinBox(min=0, max=10000, label="low-pass")
+        _units(self.lowpass, " Hz", "off")
+        self.trim = CheckBox(value=True, text="trim to multiples of 32 (as the paper)")
+        self.form = _form(self.region, self.cosmos_dir, self.sample_interval, self.lowpass, self.trim)
         self.progress = QProgressBar()
         self.status = QLabel("")
         # a new status text must never re-lay out the window (the canvas beside it resizes: ~100 ms)
@@ -124,24 +120,20 @@ class CodecWidget(QWidget):
         self.mask_canvas.setMinimumHeight(180)
         self.masking_result = None
 
-        form = QFormLayout()
-        form.addRow("image layer", self.layer)
-        form.addRow("region", self.region)
-        form.addRow("codecs", self.codecs)
-        form.addRow("Cosmos folder", self.cosmos_dir)
-        form.addRow("MAE model", self.mae_model)
+        pickers = QFormLayout()
+        pickers.addRow("image layer", self.layer)
+        pickers.addRow("MAE model", self.mae_model)
+        pickers.addRow("codecs", self.codecs)
         mask_row = QHBoxLayout()
         mask_row.addWidget(self.masking)
         mask_row.addWidget(self.mask_button)
-        form.addRow("masked fractions", mask_row)
-        form.addRow("sample interval", self.sample_interval)
-        form.addRow("low-pass", self.lowpass)
-        form.addRow("", self.trim)
+        pickers.addRow("masked fractions", mask_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(pickers)
+        layout.addWidget(self.form.native)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -198,7 +190,7 @@ class CodecWidget(QWidget):
             return
         geom = layer.metadata.get("geometry") or {}
         if geom.get("sample_unit") == "ms" and geom.get("samples"):
-            self.sample_interval.setValue(float(geom["samples"][2]))
+            self.sample_interval.value = min(float(geom["samples"][2]), self.sample_interval.max)
 
     def current_section(self):
         """(section, placement) of the selected layer at the current dims position.
@@ -224,7 +216,7 @@ class CodecWidget(QWidget):
         else:
             raise SeisfmError(f"layer {layer.name!r}: needs 2D or 3D data, got {layer.ndim}D")
         offset = (0, 0)
-        if self.region.currentText() == REGIONS[1]:
+        if self.region.value == REGIONS[1]:
             section, offset = self._visible_part(layer, axis, section)
         return np.asarray(section, dtype=np.float32), {"axis": axis, "index": index, "offset": offset, "layer": layer}
 
@@ -240,7 +232,7 @@ class CodecWidget(QWidget):
     def codec_names(self) -> list[str]:
         from ...codecs import expand_codecs
 
-        return expand_codecs(self.codecs.text(), self.cosmos_dir.text().strip() or None)
+        return expand_codecs(self.codecs.text(), self.cosmos_dir.value.strip() or None)
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -255,13 +247,13 @@ class CodecWidget(QWidget):
         except SeisfmError as exc:
             _notify.show_error(str(exc))
             return
-        dt = self.sample_interval.value() or None
+        dt = self.sample_interval.value or None
         if placement["axis"] == 2:  # a time slice has no time axis
             dt = None
         kwargs = dict(
-            lowpass_hz=self.lowpass.value() or None,
-            trim_multiple=32 if self.trim.isChecked() else 1,
-            cosmos_dir=self.cosmos_dir.text().strip() or None,
+            lowpass_hz=self.lowpass.value or None,
+            trim_multiple=32 if self.trim.value else 1,
+            cosmos_dir=self.cosmos_dir.value.strip() or None,
             progress=self.jobs.report,
             cancel=self.jobs.cancel_event,
             mae_model=self.mae_model.currentText().strip() or None,
@@ -286,9 +278,9 @@ class CodecWidget(QWidget):
         except SeisfmError as exc:
             _notify.show_error(str(exc))
             return
-        dt = None if placement["axis"] == 2 else (self.sample_interval.value() or None)
+        dt = None if placement["axis"] == 2 else (self.sample_interval.value or None)
         self.jobs.start(masking_study, section, model, fractions, sample_interval_ms=dt,
-                        lowpass_hz=self.lowpass.value() or None, trim_multiple=32 if self.trim.isChecked() else 1,
+                        lowpass_hz=self.lowpass.value or None, trim_multiple=32 if self.trim.value else 1,
                         progress=self.jobs.report, cancel=self.jobs.cancel_event, on_done=self._on_masking_done,
                         on_finished=self._on_finished)
 
@@ -393,6 +385,21 @@ class CodecWidget(QWidget):
 
     def _on_finished(self):
         self.progress.setRange(0, 1)
+
+
+def _form(*widgets) -> Container:
+    """A labelled form flush with the rows above it; widgets added one by one so magicgui lines up
+    their labels (it does not for ``Container(widgets=...)``)."""
+    form = Container()
+    form.margins = (0, 0, 0, 0)
+    form.extend(widgets)
+    return form
+
+
+def _units(spin: FloatSpinBox, suffix: str, at_zero: str) -> None:
+    """Show the unit after the number, and what 0 means instead of 0."""
+    spin.native.setSuffix(suffix)
+    spin.native.setSpecialValueText(at_zero)
 
 
 def _compare_and_draw(compare, size, section, names, dt, **kwargs):
