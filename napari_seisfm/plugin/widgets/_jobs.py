@@ -25,6 +25,7 @@ import threading
 from typing import Callable
 
 from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtWidgets import QMainWindow
 
 from . import _notify
 
@@ -71,9 +72,7 @@ class JobController:
         # teardown: the lambdas hold the controller, not the widget (gone by the time destroyed fires)
         widget.destroyed.connect(lambda *_: self.teardown())
         self._watcher = None
-        window = getattr(getattr(viewer, "window", None), "_qt_window", None)
-        if window is not None:
-            self._watcher = _CloseWatcher(self, window)
+        on_main_window(widget, viewer, lambda window: setattr(self, "_watcher", _CloseWatcher(self, window)))
 
     # ------------------------------------------------------------------ state
     @property
@@ -227,10 +226,37 @@ def watch_close(widget, viewer) -> _Closed:
     land afterwards (a map worker) must not touch the layers of a viewer being torn down."""
     flag = _Closed()
     widget.destroyed.connect(lambda *_: flag.teardown())
-    window = getattr(getattr(viewer, "window", None), "_qt_window", None)
-    if window is not None:
-        flag._watcher = _CloseWatcher(flag, window)
+    on_main_window(widget, viewer, lambda window: setattr(flag, "_watcher", _CloseWatcher(flag, window)))
     return flag
+
+
+def on_main_window(widget, viewer, attach) -> None:
+    """Call ``attach(main_window)`` once the viewer's Qt main window is known. A viewer handed over directly
+    gives it at once. A dock opened from the Plugins menu gets napari's public-only proxy of the viewer, whose
+    private attributes (the Qt window) are out of bounds: then it is the window the widget is shown in."""
+    if not hasattr(viewer, "__wrapped__"):
+        window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+        if window is not None:
+            attach(window)
+        return
+    widget._seisfm_window_watch = _ShownIn(widget, attach)
+
+
+class _ShownIn(QObject):
+    """Calls ``attach(window)`` the first time ``widget`` is shown inside a main window."""
+
+    def __init__(self, widget, attach):
+        super().__init__(widget)
+        self._attach = attach
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if self._attach is not None and event.type() in (QEvent.Type.ParentChange, QEvent.Type.Show):
+            top = obj.window()
+            if isinstance(top, QMainWindow):
+                attach, self._attach = self._attach, None
+                attach(top)
+        return False
 
 
 class _CloseWatcher(QObject):
