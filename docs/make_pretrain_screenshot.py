@@ -32,10 +32,10 @@ def main(steps: int = 150):
     viewer.layers.selection.active = layers[0]
     widget = PretrainWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Pretrain on this survey", area="right")
-    widget.budget_unit.setCurrentText("steps")
-    widget.budget.setValue(steps)
-    widget.batch_size.setValue(16)
-    widget.name.setText("my-survey-test")
+    widget.budget_unit.value = "steps"
+    widget.budget.value = steps
+    widget.batch_size.value = 16
+    widget.name.value = "my-survey-test"
     widget.run()
     while widget.jobs.worker is not None:
         QApplication.processEvents()

@@ -276,11 +276,11 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     w.run_masking()  # no model chosen yet
     assert shown and "choose an MAE model" in shown[-1] and w.jobs.worker is None
     w.mae_model.setCurrentText("mine")
-    w.masking.setText("0,1.5")
+    w.masking.value = "0,1.5"
     w.run_masking()
     assert "must be in [0, 1)" in shown[-1] and w.jobs.worker is None
 
-    w.codecs.setText("quant8")
+    w.codecs.value = "quant8"
     w.run()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60000)
     comp, _ = w.result
@@ -289,7 +289,7 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     w.table.selectRow(2)
     assert viewer.layers["line codec reconstruction"].metadata["codec"] == "mae-r0.85"
 
-    w.masking.setText("0,0.5")
+    w.masking.value = "0,0.5"
     w.run_masking()
     assert w.jobs.worker is not None and not w.mask_button.isEnabled()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60000)

@@ -46,7 +46,7 @@ def test_runs_on_the_current_inline_and_adds_placed_layers(widget, qtbot):
     viewer.dims.order = (0, 2, 1)  # inline slider, time down the screen
     viewer.dims.set_point(0, 101)  # inline 101 = index 1
     assert w.layer.currentText() == "cube" and w.sample_interval.value == 4.0
-    w.codecs.setText("quant4,quant8,zstd,zfp-rate4,ans")
+    w.codecs.value = "quant4,quant8,zstd,zfp-rate4,ans"
     run_and_wait(qtbot, w)
     comp, placement = w.result
     assert placement["axis"] == 0 and placement["index"] == 1
@@ -86,7 +86,7 @@ def test_time_slice_and_2d_layer(widget, qtbot):
     add_cube(viewer, cube_data(ni=64, nx=64, nt=40))
     viewer.dims.order = (2, 0, 1)  # time slider
     viewer.dims.set_point(2, 20.0)  # 20 ms = index 5
-    w.codecs.setText("quant8")
+    w.codecs.value = "quant8"
     run_and_wait(qtbot, w)
     comp, placement = w.result
     assert placement["axis"] == 2 and placement["index"] == 5
@@ -122,13 +122,13 @@ def test_errors_are_notifications(widget, qtbot, monkeypatch):
     data[0, 3, 5] = np.nan
     add_cube(viewer, data)
     viewer.dims.set_point(0, 100)
-    w.codecs.setText("quant8")
+    w.codecs.value = "quant8"
     run_and_wait(qtbot, w)
     assert "1 NaN" in shown[-1]
-    w.codecs.setText("zip9")
+    w.codecs.value = "zip9"
     run_and_wait(qtbot, w)
     assert "unknown codec 'zip9'" in shown[-1]
-    w.codecs.setText("cosmos-CI8x8")
+    w.codecs.value = "cosmos-CI8x8"
     run_and_wait(qtbot, w)
     assert "not installed" in shown[-1] and w.result is None
 
@@ -140,7 +140,7 @@ def test_cancel(widget, qtbot, monkeypatch):
     infos = []
     monkeypatch.setattr(notifications, "show_info", infos.append)
     add_cube(viewer, cube_data(nx=512, nt=512))
-    w.codecs.setText("default")
+    w.codecs.value = "default"
     report = w.jobs.report  # the worker's progress callback: cancel once the first codec is done
 
     def cancel_after_first(done, total, name):

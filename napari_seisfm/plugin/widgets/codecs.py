@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -21,7 +21,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -59,32 +58,37 @@ class CodecWidget(QWidget):
         self.viewer = napari_viewer
         self.result = None  # (Comparison, placement) of the last finished run
 
-        # the pickers and the fields other tests type into: Qt widgets
+        # the layer and model pickers: Qt combos (the model one also takes a typed id or folder)
         self.layer = QComboBox()
-        self.codecs = QLineEdit("default")
-        self.codecs.setToolTip("comma-separated: default, cosmos, quant4..16, lz4, snappy, deflate, zstd, gdeflate, ans, "
-                               "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ...")
         self.mae_model = QComboBox()
         self.mae_model.setEditable(True)
         self.mae_model.setToolTip("an MAE whose weights hold a decoder (seisfm pretrain): its id, or the run folder; "
                                   "empty: no MAE rows")
         self.mae_model.addItems(["", *self._decoder_models()])
         self.mae_model.lineEdit().setPlaceholderText("MAE with a decoder: model id or folder (optional)")
-        self.masking = QLineEdit("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
-        self.masking.setToolTip("fractions of latent tokens masked, in [0, 1)")
-        self.mask_button = QPushButton("Masking study")
-        # the settings of compare: a magicgui form
+        # the settings of compare and of the masking study: a magicgui form
         self.region = ComboBox(choices=REGIONS, label="region")
+        self.codecs = LineEdit(value="default", label="codecs", tooltip=(
+            "comma-separated: default, cosmos, quant4..16, lz4, snappy, deflate, zstd, gdeflate, ans, "
+            "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ..."))
         self.cosmos_dir = LineEdit(label="Cosmos folder",
                                    tooltip="TorchScript files are code: they are loaded only from the folder you give here")
         self.cosmos_dir.native.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/encoder.jit (optional)")
+        self.masking = LineEdit(value="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+                                tooltip="fractions of latent tokens masked, in [0, 1)")
+        mask_button = PushButton(text="Masking study")
+        self.mask_button = mask_button.native  # a Qt button, like Compare: the job controller enables it
         self.sample_interval = FloatSpinBox(min=0, max=1000, label="sample interval")
         self.sample_interval.native.setDecimals(3)
         _units(self.sample_interval, " ms", "unknown")
         self.lowpass = FloatSpinBox(min=0, max=10000, label="low-pass")
         _units(self.lowpass, " Hz", "off")
         self.trim = CheckBox(value=True, text="trim to multiples of 32 (as the paper)")
-        self.form = _form(self.region, self.cosmos_dir, self.sample_interval, self.lowpass, self.trim)
+        masking = Container(widgets=[self.masking, mask_button], layout="horizontal", labels=False,
+                            label="masked fractions")
+        masking.margins = (0, 0, 0, 0)
+        self.form = _form(self.region, self.codecs, self.cosmos_dir, masking, self.sample_interval, self.lowpass,
+                          self.trim)
         self.progress = QProgressBar()
         self.status = QLabel("")
         # a new status text must never re-lay out the window (the canvas beside it resizes: ~100 ms)
@@ -123,11 +127,6 @@ class CodecWidget(QWidget):
         pickers = QFormLayout()
         pickers.addRow("image layer", self.layer)
         pickers.addRow("MAE model", self.mae_model)
-        pickers.addRow("codecs", self.codecs)
-        mask_row = QHBoxLayout()
-        mask_row.addWidget(self.masking)
-        mask_row.addWidget(self.mask_button)
-        pickers.addRow("masked fractions", mask_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -232,7 +231,7 @@ class CodecWidget(QWidget):
     def codec_names(self) -> list[str]:
         from ...codecs import expand_codecs
 
-        return expand_codecs(self.codecs.text(), self.cosmos_dir.value.strip() or None)
+        return expand_codecs(self.codecs.value, self.cosmos_dir.value.strip() or None)
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -273,7 +272,7 @@ class CodecWidget(QWidget):
             model = self.mae_model.currentText().strip()
             if not model:
                 raise SeisfmError("masking study: choose an MAE model with a decoder (trained by seisfm pretrain)")
-            fractions = parse_fractions(self.masking.text(), "masked fractions")
+            fractions = parse_fractions(self.masking.value, "masked fractions")
             section, placement = self.current_section()
         except SeisfmError as exc:
             _notify.show_error(str(exc))
