@@ -140,6 +140,7 @@ def _settings(cube, model, checkpoint, stride, pca, dtype, device, precision, ba
         "dim": out_dim,
         "dtype": dtype,
         "checkpoint_sha256": embedder.checkpoint_sha256(),
+        "pca": bool(pca),  # a basis fitted or not (not an attribute: read from the store's arrays)
     }
     return embedder, grid, wanted, out_dim
 
@@ -486,7 +487,9 @@ def _chunks(chunks, embedder: Embedder, grid: GridSpec) -> tuple[int, int, int]:
 def _open_for_resume(out: Path, wanted: dict, content: str | None = None) -> FeatureVolume:
     fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
     attrs = fv._group.attrs
-    diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if _norm(attrs.get(k)) != _norm(v)]
+    diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if k != "pca" and _norm(attrs.get(k)) != _norm(v)]
+    if "pca" in wanted and wanted["pca"] != (fv.pca_components is not None):
+        diff.append(f"PCA {'on' if fv.pca_components is not None else 'off'} != {'on' if wanted['pca'] else 'off'} (--pca 0 is off)")
     if content is not None and fv.cube_content and fv.cube_content != content:
         diff.append(f"cube_content_sha256 {fv.cube_content!r} != {content!r} (another cube with the same geometry)")
     if diff:

@@ -259,6 +259,8 @@ def test_existing_store_rules(survey_cube, tmp_path):
         extract_features(survey_cube, out, stride=4)
     with pytest.raises(SeisfmError, match="other settings.*dtype"):
         extract_features(survey_cube, out, stride=8, dtype="f16")
+    with pytest.raises(SeisfmError, match=r"other settings \(PCA on != off"):  # asked without PCA: not silently with
+        extract_features(survey_cube, out, stride=8, pca=0)
     other = Cube.from_array(survey_cube.read(), Geometry.regular(survey_cube.shape, first_inline=1))
     with pytest.raises(SeisfmError, match="cube_fingerprint"):
         extract_features(other, out, stride=8)
