@@ -308,13 +308,14 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
 def _entry(fv: FeatureVolume) -> dict:
     return {"path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim, "dtype": fv.dtype,
             "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride), "origin": list(fv.grid.origin),
-            "geometry": fv.cube_geometry, "cube_fingerprint": fv.cube_fingerprint,
+            "geometry": fv.cube_geometry, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
             "checkpoint_sha256": fv.checkpoint_sha256}
 
 
 def _signature(entry: dict) -> tuple:
     """What makes a store's keys decode the same way: a store re-embedded with other settings differs."""
-    return tuple(str(entry.get(k)) for k in ("model", "dim", "dtype", "grid_shape", "stride", "origin", "cube_fingerprint"))
+    keys = ("model", "dim", "dtype", "grid_shape", "stride", "origin", "cube_fingerprint", "cube_content", "checkpoint_sha256")
+    return tuple(str(entry.get(k)) for k in keys)
 
 
 def _drop(index, store_ids) -> None:
