@@ -25,6 +25,7 @@ in this process (``extract_features``, its chunks in threads).
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from contextlib import ExitStack
@@ -127,20 +128,23 @@ def _chunk_task(cube: str, out: str, indices: list, options: dict) -> list:
     return embed_chunks(_worker_cube(cube), out, indices, embedder=_worker_embedder(options))
 
 
-_WORKER_CUBES: dict = {}  # path -> open Cube, kept between a worker's tasks (a SEG-Y's headers are scanned once)
-_WORKER_EMBEDDERS: dict = {}  # embedder options -> embedder (a ViT's weights are loaded once)
+# Kept between a worker's tasks, per thread (cube readers are not thread-safe, and a worker of a remote cluster
+# may run several tasks at once): open cubes (a SEG-Y's headers are scanned once) and embedders (a ViT's weights
+# are loaded once).
+_WORKER = threading.local()
 
 
 def _worker_cube(path: str):
     from .cube import open_cube
 
+    cubes = _WORKER.__dict__.setdefault("cubes", {})
     key = (path, Path(path).stat().st_mtime_ns)
-    if key not in _WORKER_CUBES:
-        while len(_WORKER_CUBES) >= 2:  # a worker runs one cube at a time, mostly: keep two open at most
-            old = _WORKER_CUBES.pop(next(iter(_WORKER_CUBES)))
+    if key not in cubes:
+        while len(cubes) >= 2:  # a worker runs one cube at a time, mostly: keep two open at most
+            old = cubes.pop(next(iter(cubes)))
             getattr(old, "close", lambda: None)()
-        _WORKER_CUBES[key] = open_cube(path)
-    return _WORKER_CUBES[key]
+        cubes[key] = open_cube(path)
+    return cubes[key]
 
 
 def _worker_embedder(options: dict):
@@ -149,11 +153,11 @@ def _worker_embedder(options: dict):
     opts = {k: options.get(k) for k in EMBEDDER_OPTIONS}
     opts["device"] = worker_device(opts.get("device") or "auto", _worker_name())
     key = tuple(sorted((k, str(v)) for k, v in opts.items()))
-    if key not in _WORKER_EMBEDDERS:
-        _WORKER_EMBEDDERS.clear()
-        _WORKER_EMBEDDERS[key] = get_embedder(opts["model"], checkpoint=opts["checkpoint"], device=opts["device"],
-                                              precision=opts["precision"] or "auto", batch_size=opts["batch_size"])
-    return _WORKER_EMBEDDERS[key]
+    if getattr(_WORKER, "embedder_key", None) != key:
+        _WORKER.embedder = get_embedder(opts["model"], checkpoint=opts["checkpoint"], device=opts["device"],
+                                        precision=opts["precision"] or "auto", batch_size=opts["batch_size"])
+        _WORKER.embedder_key = key
+    return _WORKER.embedder
 
 
 def _worker_name():

@@ -226,6 +226,18 @@ def test_pca_picks_too_big_to_ship_are_embedded_again(survey_dir, tmp_path, clie
     _same_stores(survey_dir / "reference", tmp_path / "out", ["area0"])
 
 
+def test_a_worker_running_several_tasks_at_once(survey_dir, tmp_path):
+    """Workers of a remote cluster may have several threads: each keeps cubes and embedders of its own."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as c:
+        with distributed.get_task_stream(c) as ts:
+            embed_survey([survey_dir / "cubes" / "area2.npy"], tmp_path / "out", client=c, **OPTIONS)
+    spans = sorted((t["startstops"][0]["start"], t["startstops"][0]["stop"]) for t in ts.data if str(t["key"]).startswith("chunk-"))
+    assert any(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:]))  # two chunk tasks did overlap
+    _same_stores(survey_dir / "reference", tmp_path / "out", ["area2"])
+
+
 def test_one_gpu_per_worker():
     assert worker_device("auto", 0, n_gpus=4) == "cuda:0"
     assert worker_device("cuda", 5, n_gpus=4) == "cuda:1"
