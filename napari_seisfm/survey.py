@@ -12,7 +12,7 @@ of its own:
    writes those chunks from the vectors shipped back (up to 64 MB each; bigger ones are embedded again);
 3. one *chunk* task per chunk to do (:func:`~napari_seisfm.extract.embed_chunks`) embeds and writes its
    data; the coordinator flags the chunk when the task has finished and marks the store complete when
-   the last one is flagged. A worker keeps the cube open and the embedder loaded between its tasks.
+   the last one is flagged. Each worker thread keeps the cube open and the embedder loaded between its tasks.
 
 What long survey runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
 task again on another worker, which writes it whole (same bytes); failures are retried ``retries`` times; a
