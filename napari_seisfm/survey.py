@@ -25,6 +25,7 @@ in this process (``extract_features``, its chunks in threads).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import zlib
@@ -224,8 +225,22 @@ def connect(scheduler: str | None = None, workers: int | None = None, gpus: int 
             return Client(scheduler, timeout="10s")
         except OSError as exc:
             raise SeisfmError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
-    cluster = LocalCluster(n_workers=workers or gpus or None, threads_per_worker=1, processes=True, dashboard_address=":0")
+    cluster = LocalCluster(n_workers=workers or gpus or None, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=logging.ERROR)
     return Client(cluster)
+
+
+def disconnect(client) -> None:
+    """Close ``client`` and the local cluster :func:`connect` started for it (a remote one is left running).
+    Quietly: after Ctrl-C, Dask's own shutdown would print pages of warnings about the tasks it cancels."""
+    cluster = getattr(client, "cluster", None)
+    logging.disable(logging.CRITICAL)
+    try:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def store_progress(stores) -> tuple[int, int]:

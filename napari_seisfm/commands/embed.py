@@ -81,7 +81,7 @@ def run(args) -> int:
 def run_survey(args, options) -> int:
     from tqdm import tqdm
 
-    from ..survey import connect, embed_survey, local_gpus, survey_cubes
+    from ..survey import connect, disconnect, embed_survey, local_gpus, survey_cubes
 
     out = Path(args.out)
     if out.suffix.lower() == ".zarr" or (out.exists() and not out.is_dir()):
@@ -102,10 +102,7 @@ def run_survey(args, options) -> int:
     finally:
         bar.close()
         if client is not None:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None and args.scheduler is None:
-                cluster.close()
+            disconnect(client)
     for r in results:
         print(f"wrote {r.store} ({r.chunks} chunks, {r.seconds:.1f} s)")
     return 0
