@@ -19,7 +19,7 @@ import numpy as np
 
 from .encoders.base import Embedder
 from .errors import SeisfmCancelled, SeisfmError
-from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, cube_content_hash, store_state
+from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, chunk_region, cube_content_hash, store_state
 
 CLIP = 3.0  # NCS recipe: unit variance per cube, amplitudes clipped at 3 std
 DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
@@ -93,7 +93,7 @@ def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index,
     then the chunk is embedded again by a chunk task rather than shipped)."""
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
     index = tuple(int(i) for i in chunk_index)
-    region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunks, grid.shape))
+    region = chunk_region(index, chunks, grid.shape)
     vectors = embedder.embed_block(reader.block(region), grid.stride)
     keep = vectors.nbytes <= KEEP_BYTES // PCA_SAMPLE_CHUNKS
     return pca_sample(vectors, index, share), (vectors, _live(cube.geometry.dead, grid, region)) if keep else None
@@ -371,7 +371,7 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
     for idx, share in pca_picks(grid, chunks).items():
         if _cancelled(cancel):
             raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
-        region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, grid.shape))
+        region = chunk_region(idx, chunks, grid.shape)
         with _batch_hook(embedder, _within_chunk(None, cancel, 0, 1, "the PCA basis", fitting=True)):
             block_vectors = embedder.embed_block(reader.block(region), grid.stride)
         if keep is not None and sum(a.nbytes for a in keep.values()) + block_vectors.nbytes <= KEEP_BYTES:
@@ -388,7 +388,7 @@ def pca_picks(grid: GridSpec, chunks) -> dict[tuple[int, int, int], int]:
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
     picks = [tuple(int(i) for i in idx) for idx in all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]]
-    sizes = [int(np.prod([min((i + 1) * c, n) - i * c for i, c, n in zip(idx, chunks, grid.shape)])) for idx in picks]
+    sizes = [int(np.prod([sl.stop - sl.start for sl in chunk_region(idx, chunks, grid.shape)])) for idx in picks]
     return {idx: -(-PCA_SAMPLE_VECTORS * size // sum(sizes)) for idx, size in zip(picks, sizes)}
 
 

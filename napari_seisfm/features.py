@@ -248,6 +248,11 @@ def _triple(v) -> tuple[int, int, int]:
     return t
 
 
+def chunk_region(chunk_index, chunks, grid_shape) -> tuple[slice, slice, slice]:
+    """The grid slices of chunk ``chunk_index`` when the grid is cut into ``chunks`` (the last ones shorter)."""
+    return tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk_index, chunks, grid_shape))
+
+
 def encode_vectors(vectors, dtype: str = "int8", quant_scale: float = 127.0, pca_mean=None, pca_components=None):
     """Raw float embeddings ``(..., dim)`` -> (stored values, valid mask): the one vector encoding of the
     feature store and the search matrix. Optional PCA, then unit length, then ``dtype`` (int8: x quant_scale,
@@ -428,7 +433,7 @@ class FeatureVolume:
             yield idx, self.chunk_region(idx)
 
     def chunk_region(self, chunk_index) -> tuple[slice, slice, slice]:
-        return tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk_index, self.chunks, self.grid.shape))
+        return chunk_region(chunk_index, self.chunks, self.grid.shape)
 
     def chunk_done(self, chunk_index) -> bool:
         return bool(self._done[tuple(chunk_index)])
