@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("cubes", nargs="+", metavar="CUBE", help="seismic cube (.sgy, .segy, .sgz, .npy); several cubes or folders: a survey")
     p.add_argument("--out", required=True, metavar="FEATURES.zarr|DIR", help="feature store to write (a survey: a folder of stores)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a survey: Dask scheduler to use (default: a local cluster; 'none': no Dask)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="a survey: worker processes of the local cluster (default: Dask's choice)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="a survey: worker processes of the local cluster (default: one per GPU for a ViT model on a GPU machine, else Dask's choice)")
     p.add_argument("--model", default=None, metavar="ID", help="model card id (default: the embedded default model; see `seisfm models`)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="weights file for the model")
     p.add_argument("--stride", default="4", help="grid stride: one number or three (inline,crossline,time), e.g. 4 or 4,4,2 (default 4)")
