@@ -2,13 +2,13 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_library.py                        # 1e5, 3e5, 1e6 vectors
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_library.py --sizes 100000 1000000 3000000
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_library.py --sizes 3000000 --connectivity 32   # denser graph
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_library.py --sizes 3000000 --connectivity 16   # usearch's default graph
 
 The index is built exactly as ``napari_seisfm.search.library`` builds it (usearch HNSW, int8 scalars, cosine,
-default connectivity and expansion_add, batches of ``BATCH``), saved and reopened memory-mapped
+its connectivity, default expansion_add, batches of ``BATCH``), saved and reopened memory-mapped
 (``Index.restore(view=True)``), then searched one query at a time (a click) for the top 100 at several
-``expansion_search`` beam widths. ``--connectivity`` overrides the graph's edges per node (usearch's default, which
-the library uses, is 16) to test whether a denser graph lifts recall at large N. Exact top 100: brute-force cosine over the same int8 vectors (numpy float32, in blocks of 2^20 rows).
+``expansion_search`` beam widths. ``--connectivity`` overrides the graph's edges per node (the library's
+``CONNECTIVITY``, 32; usearch's default is 16) to compare graphs. Exact top 100: brute-force cosine over the same int8 vectors (numpy float32, in blocks of 2^20 rows).
 Vectors: structured like feature stores (256 cluster centres + noise, unit length, ``round(v * 127)``); queries
 are stored vectors (clicks land on grid points). Latency is the median over the queries, one search thread.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_seisfm.search.library import BATCH, DEFAULT_EXPANSION
+from napari_seisfm.search.library import BATCH, CONNECTIVITY, DEFAULT_EXPANSION
 
 TARGET = 100_000_000
 
@@ -64,7 +64,7 @@ def exact_top(data: np.ndarray, queries: np.ndarray, top: int, block: int = 1 <<
 
 
 def main(argv=None) -> int:
-    from usearch.index import DEFAULT_CONNECTIVITY, Index
+    from usearch.index import Index
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--top", type=int, default=100)
     p.add_argument("--expansions", type=int, nargs="+", default=[128, 256, DEFAULT_EXPANSION])
     p.add_argument("--threads", type=int, default=2, help="build threads (search: one query, one thread)")
-    p.add_argument("--connectivity", type=int, default=DEFAULT_CONNECTIVITY,
-                   help="HNSW edges per node (default: usearch's, as the library builds it)")
+    p.add_argument("--connectivity", type=int, default=CONNECTIVITY,
+                   help="HNSW edges per node (default: the library's)")
     a = p.parse_args(argv)
     out = {"dim": a.dim, "connectivity": a.connectivity, "top": a.top, "queries": a.queries, "build_threads": a.threads,
            "cores": len(os.sched_getaffinity(0)), "load_average_start": os.getloadavg()[0], "sizes": {}}

@@ -12,7 +12,7 @@ from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.features import FeatureVolume
 from napari_seisfm.search import FeatureMatrix
-from napari_seisfm.search.library import SurveyLibrary, add_stores, search_library
+from napari_seisfm.search.library import CONNECTIVITY, SurveyLibrary, add_stores, search_library
 
 pytest.importorskip("usearch")
 
@@ -96,6 +96,7 @@ def test_adding_a_store_twice_is_a_no_op(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     assert cli(["library", "add", str(stores / "a.zarr"), "--library", str(lib)]) == 0
     size = SurveyLibrary.open(lib).size
+    assert SurveyLibrary.open(lib)._index.connectivity == CONNECTIVITY == 32  # the denser graph (recall at 3 M)
     capsys.readouterr()
     assert cli(["library", "add", str(stores / "a.zarr"), str(stores / "a.zarr"), "--library", str(lib)]) == 0
     assert "already in the library" in capsys.readouterr().out
