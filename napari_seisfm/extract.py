@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from . import progress as progress_
 from .encoders.base import Embedder
 from .errors import SeisfmCancelled, SeisfmError
 from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, chunk_region, cube_content_hash, store_state
@@ -161,12 +163,17 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
                                  basis_wanted)
     if fv.complete:
         return FeatureVolume.open(out)
-    reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), fv.normalisation)
     done, total = fv.progress()
+    for index, vectors in sorted(fitted.items()):  # the PCA fit's chunks first: progress never goes back
+        if not fv.chunk_done(index):
+            fv.write_chunk(index, vectors, _live(cube.geometry.dead, grid, fv.chunk_region(index)))
+            done += 1
+    fitted.clear()
     _report(progress, done, total)
+    reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), fv.normalisation)
     todo = [(index, region) for index, region in fv.chunk_slices() if not fv.chunk_done(index)]
     n_workers = _workers(workers, embedder, len(todo))
-    for index, region, vectors in _embedded(todo, embedder, reader, grid, fitted, n_workers, progress, cancel, out, done, total):
+    for index, region, vectors in _embedded(todo, embedder, reader, grid, n_workers, progress, cancel, out, done, total):
         fv.write_chunk(index, vectors, _live(cube.geometry.dead, grid, region))
         done += 1
         _report(progress, done, total)
@@ -184,9 +191,25 @@ def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
         return plan, {}
     fitted = {}  # chunk index -> vectors embedded for the PCA fit, written instead of embedded again
     basis = None
+    cache = _fit_cache(out, wanted, plan)
     if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
-        basis = fit_pca(cube, embedder, grid, plan["normalisation"], out_dim, plan["chunks"], cancel, keep=fitted)
-    return FeatureVolume.create(out, pca=basis, **plan), fitted
+        basis = fit_pca(cube, embedder, grid, plan["normalisation"], out_dim, plan["chunks"], cancel, keep=fitted,
+                        progress=progress, cache=cache)
+    fv = FeatureVolume.create(out, pca=basis, **plan)
+    shutil.rmtree(cache.parent, ignore_errors=True)  # the picks now live in the store
+    return fv, fitted
+
+
+def _fit_cache(out: Path, wanted: dict, plan: dict) -> Path:
+    """Where the PCA fit keeps the sample chunks it has embedded (beside the store, which does not exist
+    yet), so a run stopped during the fit resumes there; one folder per settings."""
+    import hashlib
+    import json
+
+    key = json.dumps({"wanted": wanted, "chunks": list(plan["chunks"]), "normalisation": plan["normalisation"],
+                      "content": plan.get("cube_content")},
+                     sort_keys=True, default=str)
+    return out.with_name(out.name + ".pca-fit") / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite):
@@ -228,48 +251,59 @@ def _workers(workers, embedder, n_chunks) -> int:
     return max(1, min(int(workers), n_chunks))
 
 
-def _embedded(todo, embedder, reader, grid, fitted, workers, progress, cancel, out, done, total):
+def _embedded(todo, embedder, reader, grid, workers, progress, cancel, out, done, total):
     """``(index, region, vectors)`` for every chunk in ``todo``, in order. One worker: chunk after
-    chunk, with progress and cancel within a chunk (the ViTs' batches). Several: blocks are read here
-    (cube readers are not thread-safe) and embedded in threads, at most ``workers + 1`` in flight;
-    BLAS is held to one thread meanwhile (the workers are the parallelism). Cancel is checked before
-    each chunk is handed out, as in the sequential loop; blocks in flight then are dropped unwritten."""
-
-    def stop():
-        return SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
-
+    chunk. Several: blocks are read here (cube readers are not thread-safe) and embedded in threads, at
+    most ``workers + 1`` in flight; BLAS is held to one thread meanwhile (the workers are the parallelism).
+    Either way progress moves and cancel is heard within a chunk, at every step of the embedder (a stage
+    of the attribute embedder, a batch of a ViT); chunks in flight when it stops are dropped unwritten."""
     if workers <= 1:
         for k, (index, region) in enumerate(todo):
             if _cancelled(cancel):
-                raise stop()
-            if tuple(index) in fitted:
-                yield index, region, fitted.pop(tuple(index))
-                continue
-            with _batch_hook(embedder, _within_chunk(progress, cancel, done + k, total, out)):
+                raise SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
+            with progress_.steps(_within_chunk(progress, cancel, done + k, total, out)):
                 vectors = embedder.embed_block(reader.block(region), grid.stride)
             yield index, region, vectors
         return
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     from threadpoolctl import threadpool_limits
 
+    fractions = {}  # chunk index -> fraction embedded, written by the worker threads
+
+    def embed(index, block):
+        def hook(s_done, s_total):
+            if s_done is not None:
+                fractions[index] = s_done / max(s_total, 1)
+            if _cancelled(cancel):
+                raise SeisfmCancelled(f"{out}: stopped; run again to resume")
+
+        with progress_.steps(hook):
+            return embedder.embed_block(block, grid.stride)
+
     pool = ThreadPoolExecutor(workers)
     pending = []
+    shown = float(done)
     try:
         with threadpool_limits(1):
             for k in range(len(todo)):
-                if _cancelled(cancel):
-                    raise stop()
                 while len(pending) <= workers and k + len(pending) < len(todo):
                     index, region = todo[k + len(pending)]
-                    job = fitted.pop(tuple(index), None)
-                    if job is None:
-                        job = pool.submit(embedder.embed_block, reader.block(region), grid.stride)
-                    pending.append((index, region, job))
-                index, region, job = pending.pop(0)
-                yield index, region, job if isinstance(job, np.ndarray) else job.result()
-    finally:  # cancelled or failed: blocks not started are dropped, running ones are not waited for
-        pool.shutdown(wait=not pending, cancel_futures=True)
+                    pending.append((index, region, pool.submit(embed, tuple(index), reader.block(region))))
+                index, region, job = pending[0]
+                while not wait([job], timeout=0.25).done:  # progress from this thread only, cancel within a chunk
+                    if _cancelled(cancel):
+                        raise SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
+                    now = done + k + sum(min(f, 0.99) for i, f in list(fractions.items()))
+                    if progress is not None and now > shown:
+                        shown = now
+                        progress(now, total)
+                pending.pop(0)
+                fractions.pop(tuple(index), None)
+                yield index, region, job.result()
+    finally:  # cancelled or failed: blocks not started are dropped; running ones stop at their next step
+        pool.shutdown(wait=False, cancel_futures=True)
+
 
 def repair_store(
     out,
@@ -362,22 +396,63 @@ def estimate_normalisation(cube, max_traces: int = 4000, seed: int = 0) -> dict:
     return {"method": "unit-variance, clip 3 std", "mean": float(sample.mean()), "std": std, "clip": CLIP, "traces": int(len(sample))}
 
 
-def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: int, chunks, cancel=None, keep=None):
+def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: int, chunks, cancel=None, keep=None,
+            progress=None, cache: Path | None = None):
     """PCA basis ``(mean, components)`` of the embeddings of a few chunks spread over the grid.
     ``keep``: a dict that receives the chunks' vectors by chunk index (up to ``KEEP_BYTES`` in all),
-    so that extraction writes them instead of embedding them again."""
+    so that extraction writes them instead of embedding them again. ``progress(done, total)`` counts the
+    picks embedded so far in chunks of the store (they are its first chunks written). ``cache``: a folder
+    where each pick is saved once embedded and read back by a rerun (a run stopped during the fit loses
+    at most the pick in progress)."""
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
     rows = []
-    for idx, share in pca_picks(grid, chunks).items():
+    total = int(np.prod([-(-n // c) for n, c in zip(grid.shape, chunks)]))
+    picks = pca_picks(grid, chunks)
+    for k, (idx, share) in enumerate(picks.items()):
         if _cancelled(cancel):
-            raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
+            raise SeisfmCancelled(_fit_stopped(k, len(picks), cache))
         region = chunk_region(idx, chunks, grid.shape)
-        with _batch_hook(embedder, _within_chunk(None, cancel, 0, 1, "the PCA basis", fitting=True)):
-            block_vectors = embedder.embed_block(reader.block(region), grid.stride)
+        block_vectors = _cached_pick(cache, idx)
+        if block_vectors is None:
+            hook = _within_chunk(progress, cancel, k, total, _fit_stopped(k, len(picks), cache), fitting=True)
+            with progress_.steps(hook):
+                block_vectors = embedder.embed_block(reader.block(region), grid.stride)
+            _cache_pick(cache, idx, block_vectors)
         if keep is not None and sum(a.nbytes for a in keep.values()) + block_vectors.nbytes <= KEEP_BYTES:
             keep[idx] = block_vectors
         rows.append(pca_sample(block_vectors, idx, share))
     return pca_basis(np.concatenate(rows).astype(np.float64), dim)
+
+
+def _fit_stopped(k: int, n: int, cache) -> str:
+    kept = f"{k} of {n} sample chunks kept" if cache is not None else "nothing was written"
+    return f"stopped while fitting the PCA basis ({kept}); run again to resume"
+
+
+def _pick_file(cache: Path, idx) -> Path:
+    return cache / ("pick_" + "_".join(str(int(i)) for i in idx) + ".npy")
+
+
+def _cached_pick(cache, idx):
+    if cache is None or not _pick_file(cache, idx).is_file():
+        return None
+    try:
+        return np.load(_pick_file(cache, idx), allow_pickle=False)
+    except (OSError, ValueError):  # cut off mid-write: embedded again
+        return None
+
+
+def _cache_pick(cache, idx, vectors) -> None:
+    """Best effort (a full disk only costs the resume): written whole, then renamed."""
+    if cache is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / (_pick_file(cache, idx).stem + ".partial.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, _pick_file(cache, idx))
+    except OSError:
+        pass
 
 
 def pca_picks(grid: GridSpec, chunks) -> dict[tuple[int, int, int], int]:
@@ -501,53 +576,28 @@ def _norm(v):
     return list(v) if isinstance(v, (list, tuple)) else v
 
 
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
-
-
-def _report(progress, done, total):
-    if progress is not None:
-        progress(done, total)
+_cancelled = progress_.cancelled  # kept for the modules that import them (feature import, images, Dask runs)
+_report = progress_.report
 
 
 def _within_chunk(progress, cancel, done, total, out, fitting=False):
-    """The embedder's ``on_batch`` for one chunk: progress as a fraction of the chunk
-    (``done + batches/batches_total``, never backwards) and cancel between batches (the chunk is
-    not written, so the store stays resumable and incomplete)."""
+    """The step hook for one chunk (:func:`napari_seisfm.progress.steps`): progress as a fraction of the
+    chunk (``done + steps/steps_total``, never backwards) and cancel at every step (the chunk is not
+    written, so the store stays resumable and incomplete). ``fitting``: a chunk embedded to fit the PCA
+    basis, before the store exists (``out`` is then the message to stop with)."""
     shown = [0.0]
 
-    def on_batch(b_done, b_total):
-        frac = min(max(b_done / max(b_total, 1), shown[0]), 1.0)
+    def hook(s_done, s_total):
+        frac = shown[0] if s_done is None else min(max(s_done / max(s_total, 1), shown[0]), 1.0)
         if progress is not None and frac > shown[0] and frac < 1.0:
             shown[0] = frac
             progress(done + frac, total)
         if _cancelled(cancel):
-            if fitting:
-                raise SeisfmCancelled("stopped while fitting the PCA basis; nothing was written")
-            raise SeisfmCancelled(f"{out}: stopped after {done}/{total} chunks; run again to resume")
+            if fitting:  # ``out`` is then the whole message
+                raise SeisfmCancelled(out)
+            raise SeisfmCancelled(f"{out}: stopped after {int(done)}/{total} chunks; run again to resume")
 
-    return on_batch
-
-
-class _batch_hook:
-    """Install ``on_batch`` on an embedder (and on the parts of a combined one) for one call."""
-
-    def __init__(self, embedder, on_batch):
-        self.targets = [embedder, *getattr(embedder, "parts", ())]
-        self.on_batch = on_batch
-
-    def __enter__(self):
-        self.saved = [t.__dict__.get("on_batch") for t in self.targets]
-        for t in self.targets:
-            t.on_batch = self.on_batch
-
-    def __exit__(self, *exc):
-        for t, old in zip(self.targets, self.saved):
-            t.on_batch = old
+    return hook
 
 
 # ---------------------------------------------------------------------------- reduction check

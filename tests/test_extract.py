@@ -206,7 +206,8 @@ def test_dead_traces_and_non_finite_vectors_masked(tmp_path):
 
 
 def test_resume_after_interruption(survey_cube, tmp_path):
-    ref = extract_features(survey_cube, tmp_path / "ref.zarr", chunks=(8, 8, 8))
+    chunks = (4, 4, 4)  # 36 chunks, 8 of them embedded first to fit the PCA basis
+    ref = extract_features(survey_cube, tmp_path / "ref.zarr", chunks=chunks)
     out = tmp_path / "part.zarr"
     seen = []
 
@@ -215,34 +216,35 @@ def test_resume_after_interruption(survey_cube, tmp_path):
 
     stop = threading.Event()
 
-    def cancel():  # stop after 3 chunks
-        return bool(seen) and seen[-1][0] >= 3
+    def cancel():  # stop once 10 chunks are written (whole numbers: chunks written; fractions: within one)
+        return bool(seen) and seen[-1][0] >= 10 and float(seen[-1][0]).is_integer()
 
     with pytest.raises(SeisfmCancelled, match="resume"):
-        extract_features(survey_cube, out, chunks=(8, 8, 8), progress=progress, cancel=cancel)
-    assert seen[-1] == (3, 8)
-    with pytest.raises(SeisfmError, match=r"incomplete \(3/8 chunks\)"):
+        extract_features(survey_cube, out, chunks=chunks, progress=progress, cancel=cancel)
+    assert seen[-1] == (10, 36)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never backwards, the PCA fit included
+    with pytest.raises(SeisfmError, match=r"incomplete \(10/36 chunks\)"):
         FeatureVolume.open(out)
     part = FeatureVolume.open(out, allow_partial=True)
-    assert not part.complete and part.progress() == (3, 8)
+    assert not part.complete and part.progress() == (10, 36)
     with pytest.raises(SeisfmError, match="chunks missing"):
         FeatureVolume.open(out, allow_partial=True, mode="r+").mark_complete()
     seen.clear()
-    fv = extract_features(survey_cube, out, chunks=(8, 8, 8), progress=progress, cancel=stop)
-    assert seen[0] == (3, 8) and seen[-1] == (8, 8)
+    fv = extract_features(survey_cube, out, chunks=chunks, progress=progress, cancel=stop)
+    assert seen[0] == (10, 36) and seen[-1] == (36, 36)
     assert fv.complete
     a, va = fv.load()
     b, vb = ref.load()
     assert np.array_equal(a, b) and np.array_equal(va, vb)
     # a complete store with the same settings is returned as is
-    again = extract_features(survey_cube, out, chunks=(8, 8, 8))
-    assert again.complete and again.progress() == (8, 8)
+    again = extract_features(survey_cube, out, chunks=chunks)
+    assert again.complete and again.progress() == (36, 36)
 
 
 def test_cancel_with_event_before_start(survey_cube, tmp_path):
     stop = threading.Event()
     stop.set()
-    with pytest.raises(SeisfmCancelled, match="fitting the PCA basis; nothing was written"):
+    with pytest.raises(SeisfmCancelled, match=r"fitting the PCA basis \(0 of \d+ sample chunks kept\); run again to resume"):
         extract_features(survey_cube, tmp_path / "c.zarr", chunks=(4, 4, 4), cancel=stop)
     assert store_state(tmp_path / "c.zarr") == "missing"
     with pytest.raises(SeisfmCancelled, match="resume"):  # no basis to fit: the store exists, empty and resumable
@@ -368,7 +370,8 @@ def test_features_reader_layer(survey_cube, tmp_path):
     assert reader is not None
     [(rgb, kwargs, kind)] = reader(str(out))
     assert kind == "image" and kwargs["rgb"] and rgb.shape == (*fv.grid.shape, 3)
-    assert rgb.min() >= 0 and rgb.max() <= 1 and rgb.std() > 0.05
+    assert rgb.dtype == np.uint8 and kwargs["contrast_limits"] == (0, 255) and rgb.std() > 0.05 * 255
+    assert not kwargs["visible"] and kwargs["opacity"] < 1  # the colours never cover the seismic by themselves
     assert kwargs["scale"] == (4.0, 4.0, 8.0)  # stride x spacing (4 ms samples)
     assert kwargs["translate"] == (1000.0, 2000.0, 0.0)
     md = kwargs["metadata"]

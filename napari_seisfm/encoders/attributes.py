@@ -38,6 +38,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
+from ..progress import step
 from .base import Embedder, ModelCard, grid_points
 
 TRUNCATE = 3.0  # Gaussians are cut at 3 sigma: radius = int(3 * sigma + 0.5)
@@ -129,6 +130,9 @@ DEFAULT_CARD = ModelCard(
 _PAIRS = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
 
 
+STAGES = 9  # progress steps of one block (`progress.step` between the stages of `_embed`)
+
+
 class AttributeEmbedder(Embedder):
     """Local and context attributes: amplitude, complex trace, spectrum, energy, coherence, dip,
     discordance and vertical energy asymmetry at scales of 1 to 32 samples (32 dims)."""
@@ -189,6 +193,7 @@ class AttributeEmbedder(Embedder):
         gshape = tuple(grid_points(n - 2 * h, s) for n, h, s in zip(x.shape, halo, stride))
         at = _Sampler(x.shape, halo, stride, gshape, flat)
         o: dict[str, np.ndarray] = {}
+        step(0, STAGES)  # may stop here (cancel) before any work
 
         # complex trace along time, on the lateral crop the local smoothings read (time: whole traces)
         loc = at.crop(LOCAL, axes=(0, 1))
@@ -207,6 +212,7 @@ class AttributeEmbedder(Embedder):
         for s in (2.0, 4.0):
             o[f"inst_freq_s{s:.0f}"] = loc.smooth(num, s) / (2 * np.pi * (loc.smooth(env2, s) + EPS))
         del h, env, env2, num
+        step(1, STAGES)
         # spectral band energies: high | mid | low split by time-axis Gaussians, as energy fractions
         lo1 = loc.filter(xl, (("gauss", BAND_SIGMAS[0]),), 2)
         lo2 = loc.filter(xl, (("gauss", BAND_SIGMAS[1]),), 2)
@@ -215,11 +221,13 @@ class AttributeEmbedder(Embedder):
         for name, b in zip(("band_low", "band_mid", "band_high"), bands):
             o[name] = np.sqrt(b / total)
         del lo1, lo2, xl, bands
+        step(2, STAGES)
 
         # energy: local and regional RMS, brightness relative to the region
         x2 = x * x
         for s in (2.0, 4.0, *WIDE):
             o[f"rms_s{s:.0f}"] = np.sqrt(at.smooth(x2, s))
+        step(3, STAGES)
         regional = o["rms_s8"] + FLOOR
         o["rel_envelope"] = np.log((o["envelope"] + FLOOR) / regional)
         o["rel_rms_s2"] = np.log((o["rms_s2"] + FLOOR) / regional)
@@ -236,6 +244,7 @@ class AttributeEmbedder(Embedder):
                 o["above_rel"] = np.log((np.sqrt(above) + FLOOR) / regional)
                 o["below_rel"] = np.log((np.sqrt(below) + FLOOR) / regional)
         del x2
+        step(4, STAGES)
 
         # structure tensor: gradients of the sigma-1 smoothed block; energy-weighted products at
         # sigma 1, 2, 4 (local), and products of unit-energy gradients at 4, 8, 16 (context: a weak
@@ -249,6 +258,7 @@ class AttributeEmbedder(Embedder):
             for axis in range(3):
                 if g[k] is not None and axis not in flat:
                     g[k] = at.filter(g[k], (("gauss", GRAD_SIGMA),), axis)
+        step(5, STAGES)
         near = at.crop(LOCAL)
         local = self._tensor(near, [None if gi is None else gi[near.region] for gi in g], (1.0, 2.0, 4.0), gshape)
         energy = sum(gi * gi for gi in g if gi is not None)
@@ -257,14 +267,17 @@ class AttributeEmbedder(Embedder):
             if k not in flat:
                 norm = at.filter(norm, (("gauss", 2.0),), k)
         del energy
+        step(6, STAGES)
         np.sqrt(norm, out=norm)
         norm += 0.02
         wide = at.crop(_radius(WIDE[-1]))
         norm = norm[wide.region]
         g = [None if gi is None else gi[wide.region] / norm for gi in g]
         del norm
+        step(7, STAGES)
         context = self._tensor(wide, g, (4.0, *WIDE), gshape)
         del g
+        step(8, STAGES)
         for s, (lam, _) in local.items():
             o[f"planarity_s{s:.0f}"] = (lam[..., 2] - lam[..., 1]) / (lam[..., 2] + EPS)
             if s > 1:
@@ -402,6 +415,7 @@ class _Operator:
         """Apply along ``axis`` to ``v``, whose index 0 on that axis is column ``origin``."""
         if self.lo < origin or self.hi > origin + v.shape[axis]:
             raise ValueError(f"operator reads columns {self.lo}..{self.hi}, the field covers {origin}..{origin + v.shape[axis]}")
+        step()  # a point where extraction may stop (Cancel) inside a long stage
         shape = list(v.shape)
         shape[axis] = len(self.matrix)
         out = np.empty(shape, np.float32)

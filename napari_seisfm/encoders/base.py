@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +40,9 @@ class Embedder(ABC):
     """Maps a standardised block of seismic to embeddings on a strided grid."""
 
     card: ModelCard
-    #: Set by the extraction for the length of one ``embed_block`` call: embedders that work in
-    #: batches (the ViTs) call ``on_batch(done, total)`` after each batch. It reports progress
-    #: within a block and may raise ``SeisfmCancelled`` to stop the call (nothing is returned).
-    on_batch: Callable[[int, int], None] | None = None
+    # Long ``embed_block`` calls report their own steps (a ViT's batches, the attribute embedder's stages)
+    # with ``napari_seisfm.progress.step(done, total)``: the extraction shows progress within a block and
+    # may stop the call there (``SeisfmCancelled``; nothing is returned).
 
     @property
     def dim(self) -> int:

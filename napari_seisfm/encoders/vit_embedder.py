@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SeisfmError
+from ..progress import step
 from .base import Embedder, ModelCard, grid_points
 from .tokenizers import view_steps
 from .vit import ViTEncoder
@@ -321,8 +322,7 @@ class ViTEmbedder(Embedder):
                 continue
             scatter(batch, tokens)
             i += len(batch)
-            if self.on_batch is not None:  # progress within the block; may raise SeisfmCancelled
-                self.on_batch(i, len(jobs))
+            step(i, len(jobs))  # progress within the block; may raise SeisfmCancelled
 
 
 def sample_views(vol: torch.Tensor, centre: torch.Tensor, steps: torch.Tensor, window: int) -> torch.Tensor:
