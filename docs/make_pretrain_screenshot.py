@@ -20,7 +20,7 @@ def main(steps: int = 150):
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_seisfm.display import orient_viewer
+    from napari_seisfm.plugin.view import orient_viewer
     from napari_seisfm.plugin.widgets.pretrain import PretrainWidget
 
     HERE.mkdir(exist_ok=True)

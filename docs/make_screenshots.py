@@ -7,7 +7,7 @@ from pathlib import Path
 
 import napari
 
-from napari_seisfm.display import orient_viewer
+from napari_seisfm.plugin.view import orient_viewer
 
 HERE = Path(__file__).parent / "images"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -16,12 +16,15 @@ import numpy as np
 
 from .cube import Cube, prepare_output, write_failed
 from .errors import SeisfmError
+from .progress import check, report
 
 FORMATS = (".sgy", ".segy", ".sgz", ".npy", ".zarr")
 
 
-def to_cube_grid(data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0), *, labels: bool = False) -> np.ndarray:
-    """Nearest (labels) or linear (maps) interpolation from a strided grid to every cube sample."""
+def to_cube_grid(data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0), *, labels: bool = False,
+                 progress=None, cancel=None) -> np.ndarray:
+    """Nearest (labels) or linear (maps) interpolation from a strided grid to every cube sample;
+    ``progress(done, total)`` in inlines, ``cancel`` checked between them."""
     from scipy.ndimage import map_coordinates
 
     data = np.asarray(data)
@@ -34,24 +37,37 @@ def to_cube_grid(data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0
     out = np.empty(cube_shape, np.float32)
     src = np.nan_to_num(data.astype(np.float32))
     for i, a in enumerate(axes[0]):  # slab by slab keeps the coordinate arrays small
+        check(cancel, "export stopped; nothing was written")
+        report(progress, i, len(axes[0]))
         grid = np.meshgrid([a], axes[1], axes[2], indexing="ij")
         out[i] = map_coordinates(src, np.stack([g.ravel() for g in grid]), order=1, mode="nearest").reshape(cube_shape[1:])
     return out
 
 
-def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origin=(0, 0, 0), labels: bool = False) -> Path:
-    """Write ``data`` (on the cube grid, or on a strided grid of it) in the format its suffix names."""
+def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origin=(0, 0, 0), labels: bool = False,
+                  progress=None, cancel=None) -> Path:
+    """Write ``data`` (on the cube grid, or on a strided grid of it) in the format its suffix names.
+    ``progress(done, total, phase)``: the interpolation to the cube grid, then the SEG-Y traces; ``cancel``
+    stops it with nothing left at ``path`` (the partial file is removed)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise SeisfmError(f"{path}: unsupported export format {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
-    full = to_cube_grid(data, cube.shape, stride, origin, labels=labels)
+    segy = suffix in (".sgy", ".segy")
+    share = 0.5 if segy else 1.0  # of the bar: interpolating, then (SEG-Y) writing trace by trace
+
+    def phase(offset, name):
+        return None if progress is None else (lambda d, t: progress(offset + share * d / max(t, 1), 1.0, name))
+
+    full = to_cube_grid(data, cube.shape, stride, origin, labels=labels,
+                        progress=phase(0.0, "resampling to the cube grid"), cancel=cancel)
+    check(cancel, "export stopped; nothing was written")
     if labels:
         full = full.astype(np.int32)
-    if suffix in (".sgy", ".segy"):
+    if segy:
         from .io.segy import write_like
 
-        return write_like(path, full, cube)
+        return write_like(path, full, cube, progress=phase(0.5, f"writing {path.name}"), cancel=cancel)
     if suffix == ".sgz":
         from .io.sgz import write_sgz
 

@@ -390,15 +390,19 @@ class ClickToMapSession:
         return kmeans_facies(self.features, k, progress=progress, cancel=cancel)
 
     # ------------------------------------------------------------------ export, save, open
-    def export(self, path, data: np.ndarray, cube, *, labels: bool = False) -> Path:
+    def export(self, path, data: np.ndarray, cube, *, labels: bool = False, progress=None, cancel=None) -> Path:
         """Write a map or classes on the feature grid to the cube grid (SEG-Y with the cube's headers, .sgz,
-        .npy, .zarr). ``cube`` is a Cube or its path."""
+        .npy, .zarr). ``cube`` is a Cube or its path (opened and closed here)."""
         from .cube import open_cube
         from .export import export_volume
 
-        c = open_cube(cube) if isinstance(cube, (str, Path)) else cube
         g = self.features.grid
-        return export_volume(path, data, c, stride=g.stride, origin=g.origin, labels=labels)
+        if isinstance(cube, (str, Path)):
+            with open_cube(cube) as c:
+                return export_volume(path, data, c, stride=g.stride, origin=g.origin, labels=labels, progress=progress,
+                                     cancel=cancel)
+        return export_volume(path, data, cube, stride=g.stride, origin=g.origin, labels=labels, progress=progress,
+                             cancel=cancel)
 
     def interpretation(self, *, threshold: float | None = None, **labels) -> Interpretation:
         """What the geoscientist did, for :func:`save`: clicks in survey units, parameters, and the painted

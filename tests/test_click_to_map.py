@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 from stores import two_region_store
 
 from napari_seisfm import cli
@@ -61,7 +62,7 @@ def _widget(make_napari_viewer, qtbot, cube, store):
 
 def _wait_map(qtbot, widget, n_pos, n_neg=0):
     """Until the shown map is the one for these click counts."""
-    qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None and widget.session.is_current(widget.result)
+    qtbot.waitUntil(lambda: widget.result is not None and not widget.map_running and widget.session.is_current(widget.result)
                     and len(widget.session.grid_positives) == n_pos and len(widget.session.grid_negatives) == n_neg, timeout=WAIT)
 
 
@@ -169,11 +170,19 @@ def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors,
     knn = viewer.layers[KNN]
     expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
     np.testing.assert_array_equal(knn.data, expect)
-    # a legend: one swatch per class in the layer's colour, with its share of the grid
-    legend = widget.segmentation.legend.text()
-    assert "class 1: 50%" in legend and "class 2: 50%" in legend
-    colour = "#" + "".join(f"{int(round(255 * v)):02x}" for v in np.asarray(knn.get_color(2))[:3])
-    assert f'color:{colour}' in legend
+    # a legend: a row per class with its name, the painted strokes' colour and its share of the grid; the
+    # largest class (the background of most sections) is drawn transparent until ticked
+    legend = widget.segmentation.legend
+    assert legend.names() == {1: "class 1", 2: "class 2"}
+    assert [legend.item(r, 2).text() for r in range(2)] == ["50%", "50%"]
+    assert legend.hidden_names() == ["class 1"] and "transparent" in widget.status.text_plain()
+    assert knn.colormap.map(1)[3] == 0  # see-through
+    np.testing.assert_allclose(knn.colormap.map(2)[:3], np.asarray(training.get_color(2))[:3], atol=1e-6)
+    legend.item(0, 0).setCheckState(Qt.CheckState.Checked)  # shown again
+    assert knn.colormap.map(1)[3] == 1
+    legend.item(1, 1).setText("salt")  # named: kept with the training labels, shown when hovering the overlay
+    assert training.metadata["class_names"] == {"1": "class 1", "2": "salt"}
+    assert list(knn.features["class"]) == ["class 1", "salt"]
     np.testing.assert_allclose(knn.scale, 2 * np.asarray(cube.geometry.spacing))
     # the headless twin: `seisfm segment` on the same labels gives the same classes
     labels = tmp_path / "labels.npy"
@@ -223,10 +232,9 @@ def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, er
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
     _wait_map(qtbot, widget, 1)
     out = tmp_path / "similarity.sgy"
-    worker = widget.files.export(SIMILARITY, out)
-    with qtbot.waitSignal(worker.finished, timeout=WAIT):
-        pass
-    assert not errors["error"]
+    assert widget.files.export(SIMILARITY, out)  # the dock's job: progress and Cancel
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=WAIT)
+    assert not errors["error"] and str(out) in widget.status.text_plain()
     back = open_cube(out)
     assert back.shape == cube.shape
     with segyio.open(sgy, ignore_geometry=True) as a, segyio.open(out, ignore_geometry=True) as b:
@@ -238,9 +246,15 @@ def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, er
     full = back[:]
     np.testing.assert_allclose(full[::2, ::2, ::2], widget.result.score, atol=1e-6)
     npy = tmp_path / "similarity.npy"
-    with qtbot.waitSignal(widget.files.export(SIMILARITY, npy).finished, timeout=WAIT):
-        pass
+    assert widget.files.export(SIMILARITY, npy)
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=WAIT)
     assert np.load(npy).shape == cube.shape
+    # Cancel during the export: nothing is left at the path, the partial file is gone
+    stopped = tmp_path / "stopped.sgy"
+    widget.jobs.report = lambda *a: widget.jobs.cancel()  # Cancel pressed at the first progress report
+    assert widget.files.export(SIMILARITY, stopped)
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=WAIT)
+    assert not stopped.exists() and not list(tmp_path.glob("stopped*"))
 
 
 def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, tmp_path, errors):
@@ -304,7 +318,7 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     _wait_map(qtbot, widget, 1)
     widget.decision.value = "centroid"
     qtbot.waitUntil(lambda: widget.result is not None and widget.result.snapshot.decision == "centroid"
-                    and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
+                    and not widget.map_running and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     qtbot.waitUntil(lambda: widget.result.score.min() < 0, timeout=WAIT)  # a cosine map, not a probability
     ref = CentroidSearch(widget.features)
     ref.set_clicks(widget.session.grid_positives)
@@ -416,8 +430,8 @@ def test_a_map_that_lands_after_the_viewer_closed_touches_nothing(make_napari_vi
     viewer, widget = _widget(make_napari_viewer, qtbot, open_cube(sgy), store)
     g = open_cube(sgy).geometry
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
-    qtbot.waitUntil(lambda: widget._map_worker is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: widget.map_running, timeout=WAIT)
     viewer.close()  # while the map is computed
-    qtbot.waitUntil(lambda: widget._map_worker is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: not widget.map_running, timeout=WAIT)
     qtbot.wait(200)  # any exception in a late callback fails the test (pytest-qt)
-    assert widget._closed.is_set() and SIMILARITY not in viewer.layers
+    assert widget.maps.closed and SIMILARITY not in viewer.layers

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from stores import two_region_store
 
-from napari_seisfm import display
 from napari_seisfm.cube import open_cube
+from napari_seisfm.plugin import view
 from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 
 WAIT = 10_000  # ms; workers on a busy 2-core machine
@@ -68,8 +68,8 @@ def _open(make_napari_viewer, qtbot, sgy, store):
 
 def test_section_fills_the_canvas(make_napari_viewer, qtbot, tall_cube):
     viewer, layer, widget = _open(make_napari_viewer, qtbot, *tall_cube)
-    assert display.viewer_exaggeration(viewer) < 1  # 640 ms against 48 traces: time is squeezed
-    assert widget.display.exaggeration.value() == pytest.approx(display.viewer_exaggeration(viewer))
+    assert view.exaggeration(viewer) < 1  # 640 ms against 48 traces: time is squeezed
+    assert widget.display.exaggeration.value() == pytest.approx(view.exaggeration(viewer))
     filled = _section_fraction(viewer.screenshot(canvas_only=True))
     widget.display.exaggeration.setValue(1.0)  # true scale: a strip 13 times taller than wide
     strip = _section_fraction(viewer.screenshot(canvas_only=True))
@@ -88,10 +88,10 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     seismic_only = viewer.screenshot(canvas_only=True)
     survey = np.array([il, 2000 + 20, 120.0])  # upper half (time < 320 ms): the target
     pos, neg = viewer.layers[POSITIVE], viewer.layers[NEGATIVE]
-    pos.add(pos.world_to_data(display.to_world(viewer, survey)))  # what napari's add tool does with a click
-    neg.add(neg.world_to_data(display.to_world(viewer, [il, 2030, 560.0])))  # the lower half is not it
+    pos.add(pos.world_to_data(view.to_world(viewer, survey)))  # what napari's add tool does with a click
+    neg.add(neg.world_to_data(view.to_world(viewer, [il, 2030, 560.0])))  # the lower half is not it
     qtbot.waitUntil(lambda: widget.result is not None and THRESHOLDED in viewer.layers
-                    and len(widget.session.grid_negatives) == 1 and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
+                    and len(widget.session.grid_negatives) == 1 and not widget.map_running and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     expected_grid = widget.features.to_grid(survey, "survey")
     assert widget.session.grid_positives == [expected_grid]
 
@@ -106,7 +106,7 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
         imageio.imwrite(os.environ["SEISFM_SHOTS"] + "/overlay.png", img)
         viewer.screenshot(os.environ["SEISFM_SHOTS"] + "/overlay-full.png", canvas_only=False)
     # (c) the marker is drawn at the clicked place
-    r, c = _canvas_pixel(viewer, img, display.to_world(viewer, survey))
+    r, c = _canvas_pixel(viewer, img, view.to_world(viewer, survey))
     lime = _lime(img)
     assert lime.any()
     rows, cols = np.nonzero(lime)
@@ -122,15 +122,15 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert under.std() > 10 and np.corrcoef(under, plain)[0, 1] > 0.5
 
     # after changing the exaggeration the marker, the overlays and the click's grid point stay put
-    widget.display.exaggeration.setValue(0.5 * display.viewer_exaggeration(viewer))
-    assert viewer.layers[SIMILARITY].scale[2] == pytest.approx(4 * 4 * display.viewer_exaggeration(viewer))
+    widget.display.exaggeration.setValue(0.5 * view.exaggeration(viewer))
+    assert viewer.layers[SIMILARITY].scale[2] == pytest.approx(4 * 4 * view.exaggeration(viewer))
     img = viewer.screenshot(canvas_only=True)
-    r, c = _canvas_pixel(viewer, img, display.to_world(viewer, survey))
+    r, c = _canvas_pixel(viewer, img, view.to_world(viewer, survey))
     rows, cols = np.nonzero(_lime(img))
     assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6
     second = np.array([il, 2000 + 8, 500.0])  # lower half, clicked at the new exaggeration
-    pos.add(pos.world_to_data(display.to_world(viewer, second)))
-    qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and widget._map_worker is None and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
+    pos.add(pos.world_to_data(view.to_world(viewer, second)))
+    qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and not widget.map_running and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
     assert widget.session.grid_positives == [expected_grid, widget.features.to_grid(second, "survey")]
     np.testing.assert_allclose(pos.data[1], second)  # points stay in survey units (saved as such)
     assert widget.files.interpretation().positives[1] == pytest.approx(tuple(second))

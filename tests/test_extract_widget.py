@@ -31,7 +31,8 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     data, kwargs, _ = cube_layer(open_cube(npy_cube))
     viewer.add_image(data, **kwargs)
     widget = ExtractWidget(viewer)
-    assert widget.cube.currentText() == "survey"
+    assert widget.cube.value.name == "survey"
+    assert widget.out.line_edit.native.placeholderText().endswith("survey_attributes_s4-4-4.zarr")  # where it goes
     assert "attributes" in widget.model.choices
     out = tmp_path / "w.zarr"
     widget.out.value = str(out)
@@ -51,6 +52,7 @@ def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_
     spacing = np.asarray(open_cube(npy_cube).geometry.spacing)
     np.testing.assert_allclose(layer.scale, np.array([4, 4, 2]) * spacing)
     assert widget.run_button.isEnabled()
+    assert str(out) in widget.status.text_plain() and "Click-to-map" in widget.status.text_plain()  # where and what next
     # a second run into the same store replaces the layer, no "[1]" copies
     n = len(viewer.layers)
     widget.overwrite.value = True
@@ -64,13 +66,15 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
 
     monkeypatch.setattr(w.tempfile, "gettempdir", lambda: str(tmp_path))
     errors = []
-    monkeypatch.setattr(w._notify, "show_error", errors.append)
+    from napari_seisfm.plugin.widgets import _notify
+
+    monkeypatch.setattr(_notify, "show_error", errors.append)
     viewer = make_napari_viewer()
     widget = w.ExtractWidget(viewer)
     widget.run()  # no cube yet
     assert errors and "no cube selected" in errors[-1]
     viewer.add_image(make_survey((32, 32, 48), seed=1).amplitude, name="mem", metadata={"kind": "seismic"})
-    assert widget.cube.currentText() == "mem"
+    assert widget.cube.value.name == "mem"  # the picker follows the layer list
     widget.stride.value = "4,x"
     widget.run()
     assert errors[-1].startswith("stride '4,x'") and "--" not in errors[-1] and widget.jobs.worker is None  # the dock's word, not the CLI's
@@ -157,7 +161,7 @@ def test_closing_the_viewer_stops_the_extraction(make_napari_viewer, qtbot, tmp_
     assert fv.complete
 
 
-def test_reader_refuses_store_of_another_cube(make_napari_viewer, tmp_path):
+def test_reader_refuses_store_of_another_cube(make_napari_viewer, qtbot, tmp_path):
     s = make_survey((32, 32, 48), seed=2)
     cube = Cube.from_array(s.amplitude, Geometry.regular(s.amplitude.shape, first_inline=100, source="a"))
     out = tmp_path / "f.zarr"
@@ -168,6 +172,8 @@ def test_reader_refuses_store_of_another_cube(make_napari_viewer, tmp_path):
     viewer.add_image(data, **kwargs)
     layers = viewer.open(str(out), plugin="napari-seisfm")
     assert layers[-1].rgb and layers[-1].metadata["feature_volume"]["model"] == "attributes"
+    qtbot.waitUntil(lambda: "loading" not in layers[-1].metadata, timeout=60_000)  # coloured off the GUI thread
+    assert layers[-1].data.shape == (*fv.grid.shape, 3) and not layers[-1].visible  # the seismic stays in view
     np.testing.assert_allclose(layers[-1].translate, viewer.layers["a"].translate)
     # only a different cube in the viewer: refused with a clear message
     viewer.layers.clear()

@@ -370,7 +370,7 @@ def test_click_to_map_dock_on_an_imported_store(make_napari_viewer, qtbot, data,
         g = cube.geometry
         viewer.layers[POSITIVE].add([g.ilines[8], g.xlines[12], g.samples[32]])
         viewer.layers[NEGATIVE].add([g.ilines[32], g.xlines[28], g.samples[8]])
-        qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None
+        qtbot.waitUntil(lambda: widget.result is not None and not widget.map_running
                         and widget.session.is_current(widget.result), timeout=10_000)
         maps.append(np.asarray(viewer.layers[SIMILARITY].data))
     assert maps[0].shape == GRID

@@ -57,9 +57,8 @@ def test_search_library_lists_matches_in_both_cubes_and_opens_the_other(make_nap
     assert "add a positive click first" in errors[-1]
     viewer.layers[POSITIVE].add(list(CLICK))
     qtbot.waitUntil(lambda: bool(widget.session.positives), timeout=WAIT)
-    worker = widget.library.search()  # the default library: seisfm-library beside the store
-    with qtbot.waitSignal(worker.finished, timeout=WAIT):
-        pass
+    assert widget.library.search()  # the default library: seisfm-library beside the store, in the dock's job
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=WAIT)
     matches = widget.library.matches
     assert widget.library.results.count() == len(matches) > 0
     stores = {m.store.rsplit("/", 1)[-1] for m in matches}
@@ -69,10 +68,10 @@ def test_search_library_lists_matches_in_both_cubes_and_opens_the_other(make_nap
     # activating it opens cube B at that place and points the dock at B's store
     m = widget.library.open_match(i)
     assert m is matches[i] and "b" in viewer.layers
-    assert widget.cube.currentText() == "b" and widget.store.currentText().endswith("b.zarr")
-    from napari_seisfm import display
+    assert widget.cube.value.name == "b" and widget.store.currentText().endswith("b.zarr")
+    from napari_seisfm.plugin import view
 
-    np.testing.assert_allclose(display.to_survey(viewer, viewer.dims.point), CLICK)
+    np.testing.assert_allclose(view.to_survey(viewer, viewer.dims.point), CLICK)
 
 
 def test_a_missing_library_is_one_line(make_napari_viewer, qtbot, survey, errors, tmp_path):

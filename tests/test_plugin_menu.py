@@ -65,6 +65,6 @@ def test_click_to_map_from_the_menu_maps_a_click(make_napari_viewer, qtbot, tmp_
     qtbot.waitUntil(lambda: widget.features is not None, timeout=30_000)
     g = cube.geometry
     viewer.layers[POSITIVE].add([g.ilines[16], g.xlines[16], g.samples[16]])
-    qtbot.waitUntil(lambda: widget.result is not None and widget._map_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.result is not None and not widget.map_running, timeout=30_000)
     assert widget.session.grid_positives == [(8, 8, 8)]
     assert viewer.layers["similarity"].data.shape == (16, 16, 16)

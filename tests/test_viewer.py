@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_seisfm import display
 from napari_seisfm.display import section_order
+from napari_seisfm.plugin import view
 
 
 def test_reader_opens_cube_with_survey_units(shared_data, make_napari_viewer):  # data first: a skip before the viewer
@@ -17,8 +17,8 @@ def test_reader_opens_cube_with_survey_units(shared_data, make_napari_viewer):  
     layer = layers[0]
     assert layer.data.shape == (23, 18, 75)
     # time is stretched by the viewer's vertical exaggeration: 18 crosslines / (300 ms x canvas width/height)
-    ve = display.viewer_exaggeration(viewer)
-    assert ve == pytest.approx(float(f"{18 / (300 * display.canvas_aspect(viewer)):.2g}"))
+    ve = view.exaggeration(viewer)
+    assert ve == pytest.approx(float(f"{18 / (300 * view.canvas_aspect(viewer)):.2g}"))
     np.testing.assert_allclose(layer.scale, (1, 1, 4 * ve))
     np.testing.assert_allclose(layer.translate, (111, 875, 4 * ve))
     assert tuple(layer.axis_labels) == ("inline", "crossline", "time (ms)")
@@ -33,8 +33,8 @@ def test_reader_opens_cube_with_survey_units(shared_data, make_napari_viewer):  
     # world coordinates are survey coordinates (time x exaggeration): the centre of the cube in inline/crossline/ms
     world = layer.data_to_world((11, 9, 37))
     np.testing.assert_allclose(world, (122, 884, 152 * ve))
-    np.testing.assert_allclose(display.to_survey(viewer, world), (122, 884, 152))
-    assert display.survey_status(viewer, world) == "inline 122, crossline 884, time 152 ms"
+    np.testing.assert_allclose(view.to_survey(viewer, world), (122, 884, 152))
+    assert view.survey_status(viewer, world) == "inline 122, crossline 884, time 152 ms"
 
 
 def test_2d_line_shows_the_line(shared_data, make_napari_viewer):

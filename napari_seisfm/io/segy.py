@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..cube import Cube, Geometry, mask_nonfinite_traces, prepare_output, write_failed
-from ..errors import SeisfmError
+from ..errors import SeisfmCancelled, SeisfmError
+from ..progress import check, report
 
 # sample format code -> bytes per sample (the codes segyio reads)
 FORMATS = {1: 4, 2: 4, 3: 2, 5: 4, 6: 8, 8: 1, 9: 8, 10: 4, 11: 2, 12: 8, 16: 1}
@@ -262,12 +263,14 @@ def _replace(tmp: Path, path: Path) -> None:
         raise write_failed(path, exc) from None
 
 
-def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None = None) -> Path:
+def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None = None, progress=None,
+               cancel=None) -> Path:
     """Write ``data`` (on ``cube``'s grid) as SEG-Y with the source file's text, binary and trace headers.
 
     The source sample format is kept when the data survive it exactly (float formats, or
     integers in range); otherwise IEEE float (5) is used, so a similarity map in [-1, 1] is never
     squeezed into 2-byte integers. Sources that are not SEG-Y get fresh headers (:func:`write_segy`).
+    ``progress(done, total)`` counts traces; ``cancel`` stops the write and removes the partial file.
     """
     import segyio
 
@@ -300,8 +303,14 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
             dst.bin = src.bin
             dst.bin.update({3225: fmt})
             dst.header = src.header
-            for (i, j), t in zip(pos, tr):
+            for n, ((i, j), t) in enumerate(zip(pos, tr)):
+                if n % 1024 == 0:
+                    check(cancel, f"export of {path.name} stopped; nothing was written")
+                    report(progress, n, len(tr))
                 dst.trace[int(t)] = values[i, j]
+    except SeisfmCancelled:
+        tmp.unlink(missing_ok=True)
+        raise
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None

@@ -3,8 +3,12 @@ computed elsewhere (4-D ``.npy``, ``.npz``, ``.h5``, zarr arrays), imported into
 
 Shows a quick look at the embeddings: the first three principal components of the stored
 vectors as an RGB volume on the feature grid, placed over the cube it belongs to
-(``scale = stride * spacing``). A store extracted from another cube than the one open in the
-viewer is refused with a clear message instead of being shown misaligned.
+(``scale = stride * spacing``). The layer arrives hidden (its colours would cover the seismic and the
+maps made from the store): one click on its eye shows it. A store extracted from another cube than the
+one open in the viewer is refused with a clear message instead of being shown misaligned.
+
+The colours (and, for an array, its import into a store) are computed off the GUI thread: the reader
+hands napari a placeholder layer named "... (loading)" at once, filled when the work is done.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..errors import SeisfmError
 from ..features import FORMAT, FeatureVolume
 
 SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
+COLOUR_OPACITY = 0.6  # once shown, the seismic still reads through the colours
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".zarr")  # feature arrays computed elsewhere
 
 
@@ -93,10 +98,18 @@ def plan_for_viewer(path: Path, viewer) -> tuple[Path, Path]:
 
 
 def _read_array(path, cube_path, out, _path=None):
+    return [_load_in_background(out, _import_and_colour, path, cube_path, out, what=f"importing {path.name}")]
+
+
+def _import_and_colour(path, cube_path, out, progress=None, cancel=None):
     from ..feature_import import import_features
 
-    fv = import_features(path, cube_path, out)  # resumes / reuses a store imported from this file before
-    return [pca_colour_layer(fv)]
+    fv = import_features(path, cube_path, out, progress=progress, cancel=cancel)  # resumes / reuses an earlier import
+    return fv, pca_colour_layer(fv)
+
+
+def _colour(fv, progress=None, cancel=None):
+    return fv, pca_colour_layer(fv)
 
 
 def is_feature_store(path: Path) -> bool:
@@ -125,26 +138,79 @@ def check_viewer_cubes(fv: FeatureVolume, viewer) -> None:
 
 
 def _read(fv: FeatureVolume, path=None):
-    return [pca_colour_layer(fv)]
+    return [_load_in_background(fv.path, _colour, fv, what=f"colouring {fv.path.name}", fv=fv)]
+
+
+def _load_in_background(store, fn, *args, what: str, fv: FeatureVolume | None = None):
+    """A hidden placeholder layer now, filled by ``fn(*args) -> (fv, layer data)`` in a worker (napari
+    readers run on the GUI thread). Without a viewer to put the result in, the work runs here."""
+    viewer = _current_viewer()
+    name = f"{Path(store).stem} PCA colours"
+    if viewer is None:
+        return fn(*args)[1]
+    from .widgets._jobs import background_job
+
+    token = f"{name}:{id(args)}"
+    meta = {"kind": "features", "path": str(store), "loading": token}
+    if fv is not None:
+        meta.update(feature_volume=info(fv), survey=fv.cube_fingerprint)
+    placement = _placement(fv) if fv is not None else {}
+    placeholder = np.zeros((1, 1, 1, 3), np.uint8)
+
+    def done(result):
+        _, (rgb, kwargs, _) = result
+        layer = _placeholder(viewer, token)
+        if layer is None:  # removed meanwhile
+            return
+        layer.data = rgb
+        for key in ("scale", "translate"):
+            setattr(layer, key, kwargs[key])
+        layer.metadata = kwargs["metadata"]
+        layer.name = kwargs["name"]
+        layer.contrast_limits = kwargs["contrast_limits"]
+
+    def failed(exc):
+        layer = _placeholder(viewer, token)
+        if layer is not None:
+            viewer.layers.remove(layer)
+        from .widgets._notify import report
+
+        report(exc, what)
+
+    background_job(viewer, fn, *args, what=what, on_done=done, on_error=failed)
+    kwargs = {"name": f"{name} (loading)", "rgb": True, "contrast_limits": (0, 255), "visible": False,
+              "opacity": COLOUR_OPACITY, "blending": "translucent", "metadata": meta, **placement}
+    kwargs.pop("axis_labels", None)
+    return placeholder, kwargs, "image"
+
+
+def _placeholder(viewer, token):
+    for layer in viewer.layers:
+        if layer.metadata.get("loading") == token:
+            return layer
+    return None
 
 
 def pca_colour_layer(fv: FeatureVolume, sample_points: int = SAMPLE_POINTS):
-    """``(rgb, kwargs, "image")``: first three principal components of the stored vectors in [0, 1]."""
+    """``(rgb, kwargs, "image")``: the first three principal components of the stored vectors as colours
+    (uint8), hidden and translucent: shown, they would cover the seismic and the maps."""
     mean, comps, lo, hi = _colour_basis(fv, sample_points)
-    rgb = np.zeros((*fv.grid.shape, 3), np.float32)
+    rgb = np.zeros((*fv.grid.shape, 3), np.uint8)
     step = fv.chunks[0]
     for i0 in range(0, fv.grid.shape[0], step):  # one slab of chunks at a time: bounded memory
         sl = slice(i0, min(i0 + step, fv.grid.shape[0]))
         v = fv.decode(fv.embeddings[sl])
         ok = np.asarray(fv.valid[sl], bool)
         c = np.clip(((v - mean) @ comps.T - lo) / (hi - lo), 0.0, 1.0)
-        rgb[sl] = np.where(ok[..., None], c, 0.0)
+        rgb[sl] = np.where(ok[..., None], np.round(255 * c), 0).astype(np.uint8)
     kwargs = {
         "name": f"{fv.path.stem} PCA colours",
         "rgb": True,
-        "contrast_limits": (0.0, 1.0),
+        "contrast_limits": (0, 255),
         "blending": "translucent",
-        "metadata": {"kind": "features", "path": str(fv.path), "feature_volume": info(fv)},
+        "visible": False,
+        "opacity": COLOUR_OPACITY,
+        "metadata": {"kind": "features", "path": str(fv.path), "feature_volume": info(fv), "survey": fv.cube_fingerprint},
         **_placement(fv),
     }
     return rgb, kwargs, "image"
@@ -191,15 +257,15 @@ def _placement(fv: FeatureVolume) -> dict:
     """scale/translate in survey units (from the store's copy of the cube geometry), time stretched by
     the current viewer's vertical exaggeration so that it lies on the cube shown there."""
     from ..cube import geometry_from_summary
-    from ..display import viewer_exaggeration, world_transform
+    from ..display import world_transform
+    from .view import exaggeration
 
     try:
         geometry = geometry_from_summary(fv.cube_geometry)
     except SeisfmError:  # no geometry recorded: grid in cube-index units
         return {"scale": tuple(float(s) for s in fv.grid.stride), "translate": tuple(float(o) for o in fv.grid.origin)}
-    viewer = _current_viewer()
     return world_transform(geometry, fv.grid.stride, fv.grid.origin,
-                           exaggeration=viewer_exaggeration(viewer) if viewer is not None else 1.0)
+                           exaggeration=exaggeration(_current_viewer(), fv.cube_fingerprint))
 
 
 def _current_viewer():

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..cube import SUFFIXES, open_cube
-from ..display import SEISMIC_COLORMAP, cube_layer, ensure_exaggeration, orient_when_added
+from ..display import SEISMIC_COLORMAP, cube_layer
 from ..errors import SeisfmError
+from .view import ensure_exaggeration, orient_when_added
 
 
 def get_reader(path):
@@ -47,8 +48,9 @@ def _read(cube, path=None):
     if viewer is not None:
         orient_when_added(viewer)
     _register_seismic_colormap()
-    # in the viewer's vertical exaggeration (the first cube sets the default that fills the canvas)
-    return [cube_layer(cube, exaggeration=ensure_exaggeration(viewer, cube.shape, cube.geometry.spacing))]
+    # in its survey's vertical exaggeration (a survey new to the viewer gets the default that fills the canvas)
+    factor = ensure_exaggeration(viewer, cube.geometry.fingerprint(), cube.shape, cube.geometry.spacing)
+    return [cube_layer(cube, exaggeration=factor)]
 
 
 def _register_seismic_colormap() -> None:

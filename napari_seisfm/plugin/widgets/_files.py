@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QPushButton, QVBoxLayout
 
-from ... import display
 from ...display import KNN, SIMILARITY
 from ...errors import SeisfmError
+from .. import view
 from . import _notify
 from ._layers import cube_behind
 
@@ -19,7 +19,6 @@ class FilesBox(QGroupBox):
         super().__init__("Files")
         self.dock = dock
         self.viewer = dock.viewer
-        self.worker = None  # the latest export's worker
         self.export_sim_button = QPushButton("Export similarity...")
         self.export_knn_button = QPushButton("Export classes...")
         self.save_button = QPushButton("Save interpretation...")
@@ -36,8 +35,10 @@ class FilesBox(QGroupBox):
         self.open_button.clicked.connect(self._open_dialog)
 
     # ------------------------------------------------------------------ export
-    def export(self, kind: str, path):
-        """Write the similarity map or the segmentation classes on the cube grid (SEG-Y with the source headers, .sgz, .npy, .zarr)."""
+    def export(self, kind: str, path) -> bool:
+        """Write the similarity map or the segmentation classes on the cube grid (SEG-Y with the source headers,
+        .sgz, .npy, .zarr) in the dock's job: progress, Cancel (nothing is left at ``path``). False when it
+        cannot start."""
         try:
             if self.dock.session is None:
                 raise SeisfmError("load a feature store first")
@@ -52,15 +53,17 @@ class FilesBox(QGroupBox):
                 data, labels = np.asarray(layer.data), True  # as shown: the user may have corrected it
             cube = cube_behind(self.dock.seismic)
         except SeisfmError as exc:
-            _notify.show_error(str(exc))
-            return None
+            self.dock.error(exc)
+            return False
 
         def wrote(p):
-            self.dock._say(f"wrote {p}")
+            self.dock.say(f"wrote {p}")
             _notify.show_info(f"wrote {p}")
 
-        self.worker = self.dock._start(self.dock.session.export, path, data, cube, labels=labels, returned=wrote)
-        return self.worker
+        self.dock.say(f"exporting {kind} to {path} ...")
+        jobs = self.dock.jobs
+        return jobs.start(self.dock.session.export, path, data, cube, labels=labels, progress=jobs.report,
+                          cancel=jobs.cancel_event, on_done=wrote)
 
     def _export_dialog(self, kind):
         path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", "", "SEG-Y (*.sgy *.segy);;seismic-zfp (*.sgz);;numpy (*.npy);;zarr (*.zarr)")
@@ -75,9 +78,10 @@ class FilesBox(QGroupBox):
         if not (name and name in self.viewer.layers):
             return {}
         layer = self.viewer.layers[name]
+        survey = self.dock.survey
         return {"labels": np.asarray(layer.data), "labels_name": name,
-                "labels_scale": tuple(float(v) for v in display.to_survey(self.viewer, layer.scale)),
-                "labels_translate": tuple(float(v) for v in display.to_survey(self.viewer, layer.translate))}
+                "labels_scale": tuple(float(v) for v in view.to_survey(self.viewer, layer.scale, survey)),
+                "labels_translate": tuple(float(v) for v in view.to_survey(self.viewer, layer.translate, survey))}
 
     def interpretation(self):
         """The current state as an :class:`~napari_seisfm.interpretation.Interpretation`."""
@@ -114,18 +118,27 @@ class FilesBox(QGroupBox):
         return interp
 
     def _place_labels(self, interp):
+        """The saved training labels into the layer of that name (reused, never a second "[1]" copy)."""
+        survey = self.dock.survey
         if interp.labels_scale is not None:
-            kw = {"scale": tuple(display.to_world(self.viewer, interp.labels_scale)),
-                  "translate": tuple(display.to_world(self.viewer, interp.labels_translate))}
+            kw = {"scale": tuple(view.to_world(self.viewer, interp.labels_scale, survey)),
+                  "translate": tuple(view.to_world(self.viewer, interp.labels_translate, survey))}
         elif interp.labels.shape == tuple(self.dock.session.features.shape):  # no placement saved: infer it from the shape
             kw = {k: v for k, v in self.dock.grid_transform().items() if k != "axis_labels"}
         else:
             kw = {"scale": self.dock.seismic.scale, "translate": self.dock.seismic.translate}
         layer = self.dock._layer(interp.labels_name)
-        if layer is not None and type(layer).__name__ == "Labels" and layer.data.shape == interp.labels.shape:
-            layer.data = interp.labels
-        else:
-            layer = self.viewer.add_labels(interp.labels, name=interp.labels_name, **kw)
+        if layer is not None and type(layer).__name__ == "Labels":
+            if layer.data.shape == interp.labels.shape:
+                layer.data = interp.labels
+                layer.scale, layer.translate = kw["scale"], kw["translate"]
+                return self._select(layer)
+            self.viewer.layers.remove(layer)  # another grid: replaced, not duplicated
+        layer = self.viewer.add_labels(interp.labels, name=interp.labels_name, metadata={"survey": survey}, **kw)
+        self._select(layer)
+
+    def _select(self, layer):
+        self.dock.segmentation.refresh_labels()
         self.dock.segmentation.training.setCurrentText(layer.name)
 
     def _save_dialog(self):

@@ -13,24 +13,34 @@ What it guarantees (the docks rely on it, docs/architecture.md says it once):
   reports. ``keep_all=True`` also keeps every report for docks that plot a history.
 - **Errors are one line** (:func:`._notify.report`): cancellation as info, ``SeisfmError`` as is,
   anything else with its type. Never a traceback dialog, never re-raised in the GUI thread.
+- **Progress you can read.** ``report(done, total, *detail)``: the bar shows the percentage and the
+  time left from the pace so far; a text detail (the codec, the phase) goes on the dock's status line.
+  The bar never moves backwards within a job.
 - **Teardown.** When the dock is destroyed or the viewer window closes, the job is cancelled and
-  waited for (up to ``wait_s``); afterwards no callback touches a Qt object again, so a job that
-  ends later ends silently. Headless functions leave their output resumable on cancel (feature
-  stores stay marked incomplete, pretraining keeps a checkpoint).
+  waited for briefly (``wait_s``, a second: cancel is heard within a step of the work); afterwards no
+  callback touches a Qt object again, so a job that ends later ends silently. When the application
+  quits, it waits for such jobs to end (they were cancelled) before Python shuts down, so the process
+  exits cleanly. Headless functions leave their output resumable on cancel (feature stores stay
+  marked incomplete, pretraining keeps a checkpoint).
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
+import weakref
 from typing import Callable
 
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from qtpy.QtWidgets import QMainWindow
 
+from ...progress import Rate, format_eta
 from . import _notify
 
 REFRESH_MS = 150  # progress shown at most ~7 times a second
-TEARDOWN_WAIT_S = 10.0  # how long closing the viewer waits for a cancelled job to stop
+TEARDOWN_WAIT_S = 1.0  # how long closing the viewer waits for a cancelled job to stop (cancel is heard within a step)
+QUIT_WAIT_S = 30.0  # how long quitting the application waits for cancelled jobs, so Python never shuts down under them
+_RUNNING: "weakref.WeakSet" = weakref.WeakSet()  # controllers whose job has not returned yet
 
 
 class JobController:
@@ -44,12 +54,16 @@ class JobController:
 
     def __init__(self, widget, *, run_buttons=(), cancel_button=None, progress_bar=None,
                  on_progress: Callable | None = None, what: str = "job", interval_ms: int = REFRESH_MS,
-                 keep_all: bool = False, viewer=None, wait_s: float = TEARDOWN_WAIT_S):
+                 keep_all: bool = False, viewer=None, wait_s: float = TEARDOWN_WAIT_S,
+                 on_detail: Callable[[str], None] | None = None):
         self.widget = widget
         self.run_buttons = tuple(run_buttons)
         self.cancel_button = cancel_button
         self.progress_bar = progress_bar
         self.on_progress = on_progress or self._show_progress
+        self.on_detail = on_detail  # the default display's text detail (a phase, a codec): the status line
+        self._rate = Rate()
+        self._fraction = 0.0
         self.what = what
         self.keep_all = keep_all
         self.wait_s = wait_s
@@ -85,12 +99,13 @@ class JobController:
         return self._done
 
     # ------------------------------------------------------------------ start / cancel
-    def start(self, fn, *args, on_done=None, on_error=None, on_finished=None, **kwargs) -> bool:
+    def start(self, fn, *args, on_done=None, on_error=None, on_finished=None, on_yield=None, **kwargs) -> bool:
         """Run ``fn(*args, **kwargs)`` in a thread; False (nothing started) when a job runs already.
 
         ``on_done(result)`` runs in the GUI thread when ``fn`` returns; ``on_error(exc)`` replaces
-        the one-line report; ``on_finished()`` runs after either. Pass ``cancel=ctl.cancel_event``
-        and ``progress=ctl.report`` to ``fn`` yourself, under the names it takes.
+        the one-line report; ``on_finished()`` runs after either. A generator ``fn`` hands each value it
+        yields to ``on_yield`` (in the GUI thread) and its return value to ``on_done``. Pass
+        ``cancel=ctl.cancel_event`` and ``progress=ctl.report`` to ``fn`` yourself, under the names it takes.
         """
         from napari.qt.threading import create_worker
 
@@ -101,23 +116,35 @@ class JobController:
             self._latest, self._shown, self._all = None, None, []
         self._on_done, self._on_error, self._on_finished = on_done, on_error, on_finished
         done = self._done = threading.Event()
+        connect = {"returned": self._returned, "errored": self._errored, "finished": self._finished}
+        if inspect.isgeneratorfunction(fn):
+            def body():
+                try:
+                    return (yield from fn(*args, **kwargs))
+                finally:
+                    done.set()
 
-        def body():
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                done.set()
+            if on_yield is not None:
+                connect["yielded"] = lambda value: None if self.closed else on_yield(value)
+        else:
+            def body():
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    done.set()
 
         # errored is always connected: napari then never re-raises the exception in the GUI thread
-        self.worker = create_worker(body, _start_thread=False,
-                                    _connect={"returned": self._returned, "errored": self._errored,
-                                              "finished": self._finished})
+        self.worker = create_worker(body, _start_thread=False, _connect=connect)
         for b in self.run_buttons:
             b.setEnabled(False)
         if self.cancel_button is not None:
             self.cancel_button.setEnabled(True)
+        self._rate, self._fraction = Rate(), 0.0
         if self.progress_bar is not None:
             self.progress_bar.setRange(0, 0)  # busy until the first report
+            self.progress_bar.setFormat("%p%")
+        _RUNNING.add(self)
+        _quit_waits_for_jobs()
         self._timer.start()
         self.worker.start()
         return True
@@ -151,13 +178,19 @@ class JobController:
         self._shown = latest
         self.on_progress(*latest)
 
-    def _show_progress(self, done, total, *_):
+    def _show_progress(self, done, total, *detail):
+        """The default display: percentage and time left on the bar, a text detail on the status line."""
+        fraction = max(min(max(float(done) / max(float(total), 1e-12), 0.0), 1.0), self._fraction)
+        self._fraction = fraction
+        eta = format_eta(self._rate.eta(fraction))
         bar = self.progress_bar
-        if bar is None:
-            return
-        if bar.maximum() != 1000:
-            bar.setRange(0, 1000)
-        bar.setValue(int(round(1000 * min(max(float(done) / max(float(total), 1e-12), 0.0), 1.0))))
+        if bar is not None:
+            if bar.maximum() != 1000:
+                bar.setRange(0, 1000)
+            bar.setValue(int(round(1000 * fraction)))
+            bar.setFormat(f"%p%  ·  {eta}" if eta else "%p%")
+        if self.on_detail is not None and detail and isinstance(detail[0], str):
+            self.on_detail(detail[0])
 
     # ------------------------------------------------------------------ worker signals (GUI thread)
     def _returned(self, result):
@@ -178,6 +211,7 @@ class JobController:
 
     def _finished(self):
         self.worker = None
+        _RUNNING.discard(self)
         if self.closed:
             return
         self._timer.stop()
@@ -185,8 +219,10 @@ class JobController:
             b.setEnabled(True)
         if self.cancel_button is not None:
             self.cancel_button.setEnabled(False)
-        if self.progress_bar is not None and self.progress_bar.maximum() == 0:
-            self.progress_bar.setRange(0, 1)  # stopped before any report: not busy any more
+        if self.progress_bar is not None:
+            self.progress_bar.setFormat("%p%")
+            if self.progress_bar.maximum() == 0:
+                self.progress_bar.setRange(0, 1)  # stopped before any report: not busy any more
         if self._on_finished is not None:
             self._on_finished()
 
@@ -206,6 +242,32 @@ class JobController:
         except RuntimeError:  # the timer went with the widget
             pass
         return self._done.wait(self.wait_s if wait_s is None else wait_s)
+
+
+def _quit_waits_for_jobs() -> None:
+    """Once per application: when it is about to quit (the last window closed), wait for the jobs still
+    running (cancelled by the close) before the script goes on to shut Python down under them."""
+    app = QCoreApplication.instance()
+    if app is None or getattr(app, "_seisfm_waits_for_jobs", False):
+        return
+    app._seisfm_waits_for_jobs = True
+    app.aboutToQuit.connect(wait_for_jobs)
+
+
+def wait_for_jobs(timeout_s: float = QUIT_WAIT_S) -> bool:
+    """Cancel every job still running and wait for them (up to ``timeout_s`` in all); True when none is left."""
+    import time
+
+    from qtpy.QtCore import QThreadPool
+
+    end = time.monotonic() + timeout_s
+    for ctl in list(_RUNNING):
+        ctl.cancel_event.set()
+    for ctl in list(_RUNNING):
+        if not ctl.done_event.wait(max(0.0, end - time.monotonic())):
+            return False
+    # the functions have returned; let their workers finish emitting before Qt and Python go
+    return QThreadPool.globalInstance().waitForDone(int(1000 * max(0.0, end - time.monotonic())))
 
 
 class _Closed:
@@ -277,3 +339,12 @@ class _CloseWatcher(QObject):
         if event.type() == QEvent.Type.Close and not event.spontaneous():
             self._controller.teardown()
         return False
+
+
+def background_job(viewer, fn, *args, what: str, on_done=None, on_error=None) -> JobController:
+    """Run ``fn(*args, progress=..., cancel=...)`` off the GUI thread for work no dock owns (a reader's
+    load): one-line errors, cancelled when the viewer closes, waited for when the application quits."""
+    window = viewer.window._qt_window
+    ctl = JobController(window, what=what, viewer=viewer)
+    ctl.start(fn, *args, progress=ctl.report, cancel=ctl.cancel_event, on_done=on_done, on_error=on_error)
+    return ctl

@@ -19,7 +19,6 @@ class LibraryBox(QGroupBox):
         self.dock = dock
         self.viewer = dock.viewer
         self.matches: list = []
-        self.worker = None
         self.library = FileEdit(mode="d", label="library", tooltip="a folder made by `seisfm library add STORE...` "
                                 "(default: seisfm-library beside the feature store)")
         self.search_button = QPushButton("Search library")
@@ -57,11 +56,9 @@ class LibraryBox(QGroupBox):
         except SeisfmError as exc:
             _notify.show_error(str(exc))
             return None
-        self.search_button.setEnabled(False)
-        self.dock._say(f"searching {library} ...")
-        self.worker = self.dock._start(search_library, library, session.features, list(session.positives), top=top,
-                                       returned=self._show, finished=lambda: self.search_button.setEnabled(True))
-        return self.worker
+        self.dock.say(f"searching {library} ...")
+        return self.dock.jobs.start(search_library, library, session.features, list(session.positives), top=top,
+                                    on_done=self._show)
 
     def _show(self, matches):
         self.matches = list(matches)
@@ -75,8 +72,8 @@ class LibraryBox(QGroupBox):
     def open_match(self, i: int):
         """Go to match ``i``: in this cube, move there; in another, open that cube first (its feature store is
         then one Load away)."""
-        from ... import display
         from ...features import FeatureVolume
+        from .. import view
 
         if not 0 <= i < len(self.matches):
             return None
@@ -92,8 +89,9 @@ class LibraryBox(QGroupBox):
             except SeisfmError as exc:
                 _notify.show_error(str(exc))
                 return None
-            self.dock.cube.setCurrentText(layers[0].name)
+            self.dock.cube.value = layers[0]
             self.dock.store.setCurrentText(str(m.store))
         if m.survey is not None:
-            self.viewer.dims.set_point(list(range(3)), list(display.to_world(self.viewer, m.survey)))
+            survey = view.survey_of(self.dock.cube.value) if self.dock.cube.value is not None else None
+            self.viewer.dims.set_point(list(range(3)), list(view.to_world(self.viewer, m.survey, survey)))
         return m

@@ -5,17 +5,20 @@ segmentation, save/open); this widget wires napari layers and Qt controls to it:
 
 - "Positive" (green) and "Negative" (magenta) Points in survey coordinates: their data goes to the session
   on every edit; a click the session refuses (outside the volume, no vector) is removed with a message.
+  A click is drawn on every slice where it counts (the grid point it snapped to reaches half a stride
+  either side): napari's thick slices with ``projection_mode="rescale_linear"``, so off its own slice it is
+  drawn smaller, shrinking to nothing where it stops counting. The match ring does the same.
 - "similarity" Image and "similarity > threshold" Labels on the feature grid (``scale = stride * spacing``),
   "segmentation" and "facies (k-means)" Labels, a ring at the match being looked at.
 
-Maps are computed in a worker from a snapshot of the session as soon as a click lands (clicks made while
-one runs coalesce into one more run); a result that comes back after the clicks changed is dropped by the
-session and the next one follows.
+Every job runs through a :class:`._jobs.JobController`: loading a store, exports and the library search on
+the dock's own (Cancel, progress), maps on a lane of their own (computed in a worker as soon as a click
+lands; clicks made while one runs coalesce into one more run; a result that comes back after the clicks
+changed is dropped by the session and the next one follows), segmentation and facies on the Segmentation
+box's.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container
@@ -31,17 +34,18 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSlider,
     QVBoxLayout,
-    QWidget,
 )
 
 from ... import display
 from ...display import SIMILARITY, THRESHOLDED
 from ...errors import SeisfmError
 from ...session import THRESHOLD_RANGE, THRESHOLD_STEP, ClickToMapSession
+from .. import view
 from . import _notify
 from ._display import DisplayBox
+from ._dock import Dock, form
 from ._files import FilesBox
-from ._jobs import watch_close
+from ._jobs import JobController
 from ._layers import fingerprint_of, is_cube_layer, with_browse
 from ._library import LibraryBox
 from ._segmentation import SegmentationBox
@@ -51,35 +55,37 @@ MATCH = "match"
 DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity", "centroid")]
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
-MARKER_PIXELS = (9, 40)  # click markers on screen: one grid cell, but never a 4-px dot nor a blot
+MARKER_PIXELS = (4, 40)  # click markers on screen: never a blot; small off their slice (projection shrinks them)
+MARKER_CELLS = 1.5  # a click marker on its own slice: this many grid cells across
 PREVIEW_POINTS = 1 << 20  # grids larger than this (~100^3) show the section on screen before the whole map
 
 
-class ClickToMapWidget(QWidget):
+class ClickToMapWidget(Dock):
+    what = "click-to-map"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, run_text="Load features")
         self.session: ClickToMapSession | None = None
         self.seismic = None  # the seismic layer the session's features belong to
         self._match_pos = -1
         self._syncing = False  # writing the session's clicks back into the Points layers
         self._dirty = False  # the clicks changed while a map worker ran
-        self._map_worker = self._io_worker = None
-        self._closed = watch_close(self, napari_viewer)  # set when the dock or the viewer goes
+        self.load_button = self.run_button
+        # maps: a lane of their own (no buttons; a new click never waits for an export)
+        self.maps = JobController(self, what="click-to-map", viewer=napari_viewer)
         # the mask follows the slider once it rests: on a 256^3 grid each mask costs ~0.15 s (compare + labelling)
         self._threshold_timer = self._single_shot(THRESHOLD_REST_MS, self._show_mask)
 
         # --- inputs
-        self.cube = QComboBox()
+        self.cube = self.layer_picker("seismic", is_cube_layer, tooltip="the seismic layer the features were extracted from")
         self.store = QComboBox()
         self.store.setEditable(True)
+        self.store.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.store.setMinimumContentsLength(12)  # a long path never widens the dock
         self.store.setToolTip("feature store (.zarr) of this cube; feature layers opened in napari are listed")
-        self.load_button = QPushButton("Load features")
-        self.status = QLabel("Load a feature store of the seismic cube.")
-        self.status.setWordWrap(True)
-        form = QFormLayout()
-        form.addRow("seismic", self.cube)
-        form.addRow("features", with_browse(self.store, self._browse_store, "choose a feature store (.zarr folder)"))
+        self.store.lineEdit().setPlaceholderText("FEATURES.zarr (made by Extract embeddings)")
+        inputs = QFormLayout()
+        inputs.addRow("features", with_browse(self.store, self._browse_store, "choose a feature store (.zarr folder)"))
 
         # --- click-to-map: parameters as a magicgui form, then the slider, click and match controls
         self.decision = ComboBox(choices=DECISIONS, label="decision", tooltip=(
@@ -101,26 +107,24 @@ class ClickToMapWidget(QWidget):
         sl.addWidget(Container(widgets=[self.decision, self.connected]).native)
         sl.addLayout(_row(self.threshold_label, self.threshold, self.auto_button))
         sl.addLayout(_row(self.undo_button, self.clear_button))
-        sl.addWidget(QLabel("top matches"))
+        sl.addWidget(QLabel("top matches (one per body)"))
         sl.addWidget(self.match_list)
         sl.addWidget(self.next_button)
 
         self.segmentation = SegmentationBox(self)
-
         self.display = DisplayBox(self.viewer, self._seismic_layer)
-
         self.files = FilesBox(self)
         self.library = LibraryBox(self)
 
-        from ._scroll import scrolling_layout
-
-        layout = scrolling_layout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.load_button)
-        layout.addWidget(self.status)
+        self.body.addWidget(form(self.cube).native)
+        self.body.addLayout(inputs)
+        self.add_job_row()
         for box in (self.display, sim, self.library, self.segmentation, self.files):
-            layout.addWidget(box)
-        layout.addStretch()
+            self.body.addWidget(box)
+        self.body.addStretch()
+        # one dock job at a time (load, export, library search): their buttons wait while one runs
+        self.jobs.run_buttons = (self.load_button, self.library.search_button, self.files.export_sim_button,
+                                 self.files.export_knn_button)
 
         self.load_button.clicked.connect(lambda: self.load_features())
         self.decision.changed.connect(self._decision_changed)
@@ -131,10 +135,10 @@ class ClickToMapWidget(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.match_list.currentRowChanged.connect(lambda i: self.jump_to_match(i) if i >= 0 else None)
         self.next_button.clicked.connect(self.next_match)
-        self.viewer.layers.events.inserted.connect(self._refresh_inputs)
-        self.viewer.layers.events.removed.connect(self._refresh_inputs)
-        self._refresh_inputs()
+        self.cube.changed.connect(lambda *_: self.display.sync())
+        self.reset_choices()
         self._show_threshold(0.9)
+        self.say("Load a feature store of the seismic cube (Extract embeddings makes one).")
 
     def _single_shot(self, ms, slot) -> QTimer:
         timer = QTimer(self)
@@ -152,13 +156,23 @@ class ClickToMapWidget(QWidget):
     def result(self):
         return None if self.session is None else self.session.result
 
+    @property
+    def map_running(self) -> bool:
+        return self.maps.running
+
+    @property
+    def survey(self) -> str | None:
+        """The survey the session's layers belong to (their vertical exaggeration)."""
+        if self.session is not None:
+            return self.session.cube_fingerprint
+        layer = self.cube.value
+        return view.survey_of(layer) if layer is not None else None
+
     # ------------------------------------------------------------------ inputs
-    def _refresh_inputs(self, event=None):
-        current = self.cube.currentText()
-        self.cube.clear()
-        self.cube.addItems([layer.name for layer in self.viewer.layers if is_cube_layer(layer)])
-        if current:
-            self.cube.setCurrentText(current)
+    def reset_choices(self, *_):
+        super().reset_choices()
+        if not hasattr(self, "store"):
+            return
         paths = [layer.metadata["path"] for layer in self.viewer.layers
                  if layer.metadata.get("kind") == "features" and layer.metadata.get("path")]
         for p in paths:
@@ -175,35 +189,37 @@ class ClickToMapWidget(QWidget):
             self.store.setCurrentText(path)
 
     def _seismic_layer(self):
-        name = self.cube.currentText()
-        for layer in self.viewer.layers:
-            if layer.name == name and is_cube_layer(layer):
-                return layer
-        raise SeisfmError("no seismic layer: open a cube first")
+        layer = self.cube.value
+        if layer is None or layer not in self.viewer.layers:
+            raise SeisfmError("no seismic layer: open a cube first")
+        return layer
 
     def _layer(self, name):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def _say(self, text: str):
-        self.status.setText(text)
+        self.say(text)
 
     def _error(self, exc) -> None:
-        """A worker's exception as one notification (and on the status line when it is the user's)."""
-        message = _notify.report(exc, "click-to-map")
-        if isinstance(exc, SeisfmError):
-            self._say(message)
+        self.error(exc)
 
-    def _start(self, fn, *args, returned=None, finished=None, **kw):
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(fn, *args, _ignore_errors=True, **kw)
-        if returned is not None:
-            worker.returned.connect(returned)
-        worker.errored.connect(self._error)
-        if finished is not None:
-            worker.finished.connect(finished)
-        worker.start()
-        return worker
+    def offer_store(self, path, layer) -> str | None:
+        """A store just extracted from ``layer``'s cube (the Extract dock): chosen here, and loaded when no
+        session is loaded yet. Returns "loading", "chosen" or None (this dock shows another cube)."""
+        try:
+            seismic = self._seismic_layer()
+        except SeisfmError:
+            seismic = None
+        if seismic is not None and fingerprint_of(seismic) != fingerprint_of(layer):
+            return None
+        if seismic is None:
+            self.cube.value = layer
+        self.store.setCurrentText(str(path))
+        if self.session is None and not self.jobs.running:
+            self.load_features(path)
+            return "loading"
+        self.say(f"new feature store {path}: press Load features to use it")
+        return "chosen"
 
     # ------------------------------------------------------------------ features -> session
     def load_features(self, path=None):
@@ -214,15 +230,13 @@ class ClickToMapWidget(QWidget):
             if not path:
                 raise SeisfmError("choose a feature store (.zarr) first")
         except SeisfmError as exc:
-            _notify.show_error(str(exc))
+            self.error(exc)
             return
         self.store.setCurrentText(path)
-        self._say(f"loading {path} ...")
-        self.load_button.setEnabled(False)
-        self._io_worker = self._start(
-            ClickToMapSession.open, path, fingerprint=fingerprint_of(seismic), cube_path=seismic.metadata.get("path"),
-            decision=self.decision.value, connected=self.connected.value,
-            returned=lambda s: self._on_session(s, seismic), finished=lambda: self.load_button.setEnabled(True))
+        self.say(f"loading {path} ...")
+        self.jobs.start(ClickToMapSession.open, path, fingerprint=fingerprint_of(seismic),
+                        cube_path=seismic.metadata.get("path"), decision=self.decision.value,
+                        connected=self.connected.value, on_done=lambda s: self._on_session(s, seismic))
 
     def _on_session(self, session: ClickToMapSession, seismic):
         self.session, self.seismic = session, seismic
@@ -230,21 +244,27 @@ class ClickToMapWidget(QWidget):
         session.map_changed.connect(self._show_map)
         self.segmentation.apply_settings()
         self._ensure_points_layers()
+        view.on_exaggeration(self.viewer, lambda survey, _: self.show_clicks_across_slices()
+                             if survey == self.survey else None)
         fm = session.features
-        self._say(f"{fm.grid.shape} grid, stride {fm.grid.stride}, {fm.dim}-d {fm.dtype}. " + NO_POSITIVE)
+        self.say(f"{fm.grid.shape} grid, stride {fm.grid.stride}, {fm.dim}-d {fm.dtype}. " + NO_POSITIVE)
         self._sync_from_layers()
 
     def grid_transform(self) -> dict:
-        """scale/translate of a layer on the feature grid (survey units, the viewer's exaggeration)."""
+        """scale/translate of a layer on the feature grid (survey units, the survey's exaggeration)."""
         fm = self.session.features
         return display.world_transform(fm.cube_geometry, fm.grid.stride, fm.grid.origin,
-                                       exaggeration=display.viewer_exaggeration(self.viewer))
+                                       exaggeration=view.exaggeration(self.viewer, self.survey))
+
+    def layer_kwargs(self, **metadata) -> dict:
+        """What every layer this dock adds on the feature grid carries: placement and its survey."""
+        return {**self.grid_transform(), "metadata": {"survey": self.survey, **metadata}}
 
     def _points_scale(self) -> tuple[float, float, float]:
         """Points layers hold survey coordinates; their scale carries the exaggeration (world = data x scale)."""
-        return (1.0, 1.0, display.viewer_exaggeration(self.viewer))
+        return (1.0, 1.0, view.exaggeration(self.viewer, self.survey))
 
-    def _marker_size(self, cells: float = 1.0) -> float:
+    def _marker_size(self, cells: float = MARKER_CELLS) -> float:
         """Points ``size`` for ``cells`` grid cells on screen (napari scales a point's size by the last axis' scale)."""
         return cells * max(self.grid_transform()["scale"]) / self._points_scale()[2]
 
@@ -252,14 +272,26 @@ class ClickToMapWidget(QWidget):
         for name, colour in ((POSITIVE, "lime"), (NEGATIVE, "magenta")):
             layer = self._layer(name)
             if layer is None:
-                with warnings.catch_warnings():  # deprecated in 0.9 but still the way to see a click on a nearby slice
-                    warnings.simplefilter("ignore", FutureWarning)
-                    layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour,
-                                                   border_color="white", size=self._marker_size(), out_of_slice_display=True,
-                                                   scale=self._points_scale(), canvas_size_limits=MARKER_PIXELS)
+                layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour,
+                                               border_color="white", size=self._marker_size(),
+                                               projection_mode="rescale_linear", scale=self._points_scale(),
+                                               canvas_size_limits=MARKER_PIXELS, metadata={"survey": self.survey})
                 layer.events.data.connect(self._on_points_event)
             layer.current_face_color = colour
+        self.show_clicks_across_slices()
         self.viewer.layers.selection.active = self._layer(POSITIVE)
+
+    def show_clicks_across_slices(self):
+        """Thick slices as deep as a click's reach: the grid point a click snapped to is used on the sections
+        within half a stride of it, so the click is drawn there too (smaller off its own section)."""
+        if self.session is None:
+            return
+        t = self.grid_transform()
+        # the reach plus one section, so a click on the last section where it counts still shows (small)
+        spacing = np.asarray(t["scale"], float) / np.asarray(self.session.features.grid.stride, float)
+        margins = tuple(float(s / 2 + d) for s, d in zip(t["scale"], spacing))
+        self.viewer.dims.margin_left = margins
+        self.viewer.dims.margin_right = margins
 
     # ------------------------------------------------------------------ clicks
     def _on_points_event(self, event):
@@ -276,6 +308,7 @@ class ClickToMapWidget(QWidget):
         if refused:
             self._write_layers()
             _notify.show_error(f"click refused: {refused[0]}")
+            self.say(f"click refused: {refused[0]}")
 
     def _write_layers(self):
         """Session -> Points layers (undo, clear, open, refused clicks)."""
@@ -307,28 +340,26 @@ class ClickToMapWidget(QWidget):
         if s is None:
             return
         if not s.grid_positives:
-            self._say(NO_POSITIVE)
+            self.say(NO_POSITIVE)
             if s.grid_negatives:
                 _notify.show_info(NO_POSITIVE)
             return
-        if self._map_worker is not None:
+        if self.maps.running:
             self._dirty = True
             return
         self._dirty = False
         region = self.visible_region() if s.features.grid.size > PREVIEW_POINTS else None
-        self._map_worker = self._start(_map_job, s, s.snapshot(), region, returned=s.accept,
-                                       finished=self._on_map_finished)
-        self._map_worker.yielded.connect(self._show_preview)
+        self.maps.start(_map_job, s, s.snapshot(), region, on_done=s.accept, on_yield=self._show_preview,
+                        on_finished=self._on_map_finished)
 
     def _on_map_finished(self):
-        self._map_worker = None
-        if self._dirty and not self._closed.is_set():
+        if self._dirty:
             self._recompute()
 
     def _show_preview(self, item):
         """The section on screen, ahead of the whole map (dropped when the clicks changed meanwhile)."""
         preview, shown = item
-        if self._closed.is_set() or not self.session.is_current(preview):
+        if not self.session.is_current(preview):
             return
         finite = preview.score[np.isfinite(preview.score)]
         hi = float(finite.max()) if finite.size else preview.default_threshold + 1e-3
@@ -338,7 +369,7 @@ class ClickToMapWidget(QWidget):
         layer = self._layer(SIMILARITY)
         if layer is None:
             self.viewer.add_image(data, name=SIMILARITY, colormap=dict(display.SIMILARITY_COLORMAP), blending="translucent",
-                                  contrast_limits=limits, metadata={"kind": "similarity"}, **self.grid_transform())
+                                  contrast_limits=limits, **self.layer_kwargs(kind="similarity"))
             self._raise_points()
         else:
             layer.data = data
@@ -346,14 +377,14 @@ class ClickToMapWidget(QWidget):
 
     def _show_map(self, result):
         """The session accepted a map (or dropped it: no positive click left)."""
-        if self._closed.is_set():  # a map that lands while the viewer closes
+        if self.maps.closed:  # a map that lands while the viewer closes
             return
         if result is None:
             for name in (SIMILARITY, THRESHOLDED):
                 if name in self.viewer.layers:
                     self.viewer.layers.remove(name)
             self.match_list.clear()
-            self._say(NO_POSITIVE)
+            self.say(NO_POSITIVE)
             return
         self._set_similarity(result.score, result.display_limits)
         self._show_threshold(self.session.threshold)
@@ -367,7 +398,7 @@ class ClickToMapWidget(QWidget):
         self._match_pos = -1
         snap = result.snapshot
         best = f"; best match {result.matches[0].score:.3f}" if result.matches else ""
-        self._say(f"map from {len(snap.positives)} positive / {len(snap.negatives)} negative clicks{best}")
+        self.say(f"map from {len(snap.positives)} positive / {len(snap.negatives)} negative clicks{best}")
 
     def _raise_points(self):
         for name in (POSITIVE, NEGATIVE):
@@ -422,7 +453,7 @@ class ClickToMapWidget(QWidget):
             return
         layer = self._layer(THRESHOLDED)
         if layer is None:
-            self.viewer.add_labels(mask, name=THRESHOLDED, opacity=0.35, **self.grid_transform())
+            self.viewer.add_labels(mask, name=THRESHOLDED, opacity=0.35, **self.layer_kwargs())
             self._raise_points()
         else:
             layer.data = mask
@@ -440,17 +471,18 @@ class ClickToMapWidget(QWidget):
             return
         m = self.matches[i]
         self._match_pos = i
-        world = m.survey if m.survey is not None else m.cube_index
-        self.viewer.dims.set_point(list(range(3)), list(display.to_world(self.viewer, world)))
+        where = m.survey if m.survey is not None else m.cube_index
+        self.viewer.dims.set_point(list(range(3)), list(view.to_world(self.viewer, where, self.survey)))
         marker = self._layer(MATCH)
         if marker is None:
-            marker = self.viewer.add_points(np.asarray([world], float), name=MATCH, symbol="ring", face_color="yellow",
-                                            size=self._marker_size(2), ndim=3, scale=self._points_scale(),
+            marker = self.viewer.add_points(np.asarray([where], float), name=MATCH, symbol="ring", face_color="yellow",
+                                            size=self._marker_size(2 * MARKER_CELLS), ndim=3, scale=self._points_scale(),
+                                            projection_mode="rescale_linear", metadata={"survey": self.survey},
                                             canvas_size_limits=(2 * MARKER_PIXELS[0], 2 * MARKER_PIXELS[1]))
             marker.editable = False
             self._raise_points()
         else:
-            marker.data = np.asarray([world], float)
+            marker.data = np.asarray([where], float)
         if self.match_list.currentRow() != i:
             self.match_list.blockSignals(True)
             self.match_list.setCurrentRow(i)

@@ -1,8 +1,10 @@
 """Dock widget "Extract embeddings": a form over :func:`napari_seisfm.extract.extract_features`.
 
-The extraction runs in a thread through the docks' :class:`._jobs.JobController` (progress bar,
-Cancel, teardown when the viewer closes); when it finishes the PCA colour view of the new feature
-store is added to the viewer. Errors are notifications.
+The extraction runs off the GUI thread (the dock base's job: progress within a chunk with the time left,
+Cancel heard within a second, teardown when the viewer closes). When it finishes, the PCA colours of the
+new store arrive hidden (they would cover the seismic), the status line says where the store went, and an
+open Click-to-map dock on the same cube gets the store by itself. A cancelled run keeps its finished chunks:
+Run again resumes it.
 """
 
 from __future__ import annotations
@@ -10,24 +12,24 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, LineEdit, SpinBox
-from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QProgressBar, QPushButton, QWidget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, LineEdit, SpinBox
 
-from ...errors import SeisfmError
-from . import _notify
-from ._jobs import JobController
+from ...errors import SeisfmCancelled, SeisfmError
+from ._dock import Dock, form
 from ._layers import cube_behind, is_cube_layer
-from ._scroll import scrolling_layout
+
+NEXT_STEP = "Next: Click-to-map > Load features, then click the feature on the Positive layer"
 
 
-class ExtractWidget(QWidget):
+class ExtractWidget(Dock):
+    what = "extraction"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.result = None  # the FeatureVolume of the last finished run
 
-        self.cube = QComboBox()
-        # the parameters: a magicgui form (one widget per argument of extract_features)
+        self.cube = self.layer_picker("cube", is_cube_layer, tooltip="the seismic layer to embed")
+        # the parameters: one widget per argument of extract_features
         self.model = ComboBox(choices=_model_ids(), label="model")
         self.checkpoint = FileEdit(mode="r", filter="Weights (*.pth *.pt *.safetensors *.bin)", label="checkpoint",
                                    tooltip="weights file (optional; default: the model card's)")
@@ -38,51 +40,27 @@ class ExtractWidget(QWidget):
         self.pca = SpinBox(value=64, min=0, max=4096, label="PCA dims (0: off)", tooltip="reduce to this many dimensions (0: keep all)")
         self.dtype = ComboBox(choices=["i8", "f16", "f32"], label="dtype")
         self.out = FileEdit(mode="w", filter="Feature store (*.zarr)", label="output",
-                            tooltip="FEATURES.zarr (default: next to the cube)")
+                            tooltip="FEATURES.zarr (default: next to the cube, as shown)")
         self.overwrite = CheckBox(value=False, text="overwrite an existing store")
-        self.form = Container(widgets=[self.model, self.checkpoint, self.device, self.precision, self.stride,
-                                       self.batch_size, self.pca, self.dtype, self.out, self.overwrite])
-        self.progress = QProgressBar()
-        self.run_button = QPushButton("Run")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
+        self.form = form(self.cube, self.model, self.checkpoint, self.device, self.precision, self.stride,
+                         self.batch_size, self.pca, self.dtype, self.out, self.overwrite)
+        self.body.addWidget(self.form.native)
+        self.add_job_row()
+        self.body.addStretch()
 
-        cube_row = QFormLayout()
-        cube_row.addRow("cube", self.cube)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout = scrolling_layout(self)
-        layout.addLayout(cube_row)
-        layout.addWidget(self.form.native)
-        layout.addWidget(self.progress)
-        layout.addLayout(buttons)
-        layout.addStretch()
-
-        self.jobs = JobController(self, run_buttons=[self.run_button], cancel_button=self.cancel_button,
-                                  progress_bar=self.progress, what="extraction", viewer=napari_viewer)
         self.run_button.clicked.connect(self.run)
-        self.viewer.layers.events.inserted.connect(self._refresh_cubes)
-        self.viewer.layers.events.removed.connect(self._refresh_cubes)
-        self._refresh_cubes()
+        for w in (self.cube, self.model, self.stride):
+            w.changed.connect(self._show_default_out)
+        self.reset_choices()
+        self._show_default_out()
+        self.say("Choose a cube and press Run: the store is written next to the cube.")
 
     # ------------------------------------------------------------------ inputs
-    def _cube_layers(self):
-        return [layer for layer in self.viewer.layers if is_cube_layer(layer)]
-
-    def _refresh_cubes(self, event=None):
-        current = self.cube.currentText()
-        self.cube.clear()
-        self.cube.addItems([layer.name for layer in self._cube_layers()])
-        if current:
-            self.cube.setCurrentText(current)
-
     def _selected_layer(self):
-        name = self.cube.currentText()
-        for layer in self._cube_layers():
-            if layer.name == name:
-                return layer
-        raise SeisfmError("no cube selected: open a seismic cube first")
+        layer = self.cube.value
+        if layer is None:
+            raise SeisfmError("no cube selected: open a seismic cube first")
+        return layer
 
     def _default_out(self, layer, model, stride) -> Path:
         tag = f"{model or 'default'}_s{'-'.join(str(s) for s in stride)}"
@@ -91,6 +69,17 @@ class ExtractWidget(QWidget):
             p = Path(path)
             return p.with_name(f"{p.stem}_{tag}.zarr")
         return Path(tempfile.gettempdir()) / f"{layer.name}_{tag}.zarr"
+
+    def _show_default_out(self, *_):
+        """The output field's hint: where the store goes when the field is left empty."""
+        from ...parsing import parse_triple
+
+        try:
+            hint = str(self._default_out(self._selected_layer(), self.model.value or None,
+                                         parse_triple(self.stride.value, "stride", "4 or 4,4,2")))
+        except SeisfmError:
+            hint = "FEATURES.zarr (default: next to the cube)"
+        self.out.line_edit.native.setPlaceholderText(hint)
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -107,7 +96,7 @@ class ExtractWidget(QWidget):
             model = self.model.value or None
             out = _path(self.out) or self._default_out(layer, model, stride)
         except SeisfmError as exc:
-            _notify.show_error(str(exc))
+            self.error(exc)
             return
         kwargs = dict(
             model=model,
@@ -122,19 +111,33 @@ class ExtractWidget(QWidget):
             progress=self.jobs.report,
             cancel=self.jobs.cancel_event,
         )
-        self.jobs.start(_extract_and_view, extract_features, cube, out, kwargs, on_done=self._on_done)
+        self._run = (layer, out)
+        self.say(f"embedding {layer.name} into {out} ...")
+        self.jobs.start(_extract_and_view, extract_features, cube, out, kwargs, on_done=self._on_done,
+                        on_error=self._on_error)
 
     def cancel(self):
-        """Stop at the next batch of the chunk in progress; the store stays resumable."""
+        """Stop within a step of the work; the finished chunks stay in the store and Run resumes it."""
         self.jobs.cancel()
+
+    def _on_error(self, exc):
+        self.error(exc)
+        if isinstance(exc, SeisfmCancelled):
+            self.say(f"{exc}. Press Run to continue from there.")
 
     def _on_done(self, result):
         fv, (data, kwargs, _) = result
         self.result = fv
         if kwargs["name"] in self.viewer.layers:  # a re-run replaces its layer instead of stacking "[1]", "[2]"
             self.viewer.layers.remove(kwargs["name"])
-        # hidden and half transparent: the colours must not cover the seismic or the maps made from the store
-        self.viewer.add_image(data, **{**kwargs, "visible": False, "opacity": 0.6})
+        self.viewer.add_image(data, **kwargs)  # hidden: the colours must not cover the seismic
+        picked = _hand_to_click_to_map(self.viewer, fv, self._run[0])
+        done, total = fv.progress()
+        where = (f"the Click-to-map dock has it ({'loading' if picked == 'loading' else 'chosen'})"
+                 if picked else NEXT_STEP)
+        self.say(f"Feature store ready: {fv.path} ({total} chunks, {fv.grid.shape[0]}x{fv.grid.shape[1]}x"
+                 f"{fv.grid.shape[2]} grid, {fv.dim}-d). {where}. Its PCA colours are the hidden layer "
+                 f"{kwargs['name']!r}.")
 
 
 def _extract_and_view(extract, cube, out, kwargs):
@@ -143,6 +146,21 @@ def _extract_and_view(extract, cube, out, kwargs):
 
     fv = extract(cube, out, **kwargs)
     return fv, pca_colour_layer(fv)
+
+
+def _hand_to_click_to_map(viewer, fv, layer) -> str | None:
+    """Give the new store to an open Click-to-map dock on the same cube: chosen, and loaded when the dock
+    has nothing loaded yet. Returns "loading", "chosen" or None (no such dock)."""
+    from .click_to_map import ClickToMapWidget
+
+    try:
+        docks = [w for w in viewer.window.dock_widgets.values() if isinstance(w, ClickToMapWidget)]
+    except (AttributeError, RuntimeError):
+        return None
+    state = None
+    for dock in docks:
+        state = dock.offer_store(fv.path, layer) or state
+    return state
 
 
 def _path(edit) -> Path | None:
@@ -158,9 +176,7 @@ def add_model(dock, model_id: str) -> None:
 
 
 def _model_ids() -> list[str]:
-    try:
-        from ...encoders.registry import DEFAULT_MODEL, list_cards
-    except ImportError:
-        return ["attributes"]
+    from ...encoders.registry import DEFAULT_MODEL, list_cards
+
     ids = [getattr(c, "id", c) for c in list_cards()]
     return [DEFAULT_MODEL] + [i for i in ids if i != DEFAULT_MODEL]
