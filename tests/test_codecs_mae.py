@@ -269,7 +269,9 @@ def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_mode
     w = mod.CodecWidget(viewer)
     viewer.window.add_dock_widget(w)
     shown = []
-    monkeypatch.setattr(mod._notify, "show_error", shown.append)
+    from napari_seisfm.plugin.widgets import _notify
+
+    monkeypatch.setattr(_notify, "show_error", shown.append)
     assert [w.mae_model.itemText(i) for i in range(w.mae_model.count())] == ["", "mine", "seisfm-micro-2.5d"]
     viewer.add_image(section(64, 96), name="line")
 

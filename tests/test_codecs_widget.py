@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_seisfm.codecs.table import COLUMNS
+from napari_seisfm.plugin.widgets._dock import select
 
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
@@ -45,7 +46,7 @@ def test_runs_on_the_current_inline_and_adds_placed_layers(widget, qtbot):
     layer = add_cube(viewer, data)
     viewer.dims.order = (0, 2, 1)  # inline slider, time down the screen
     viewer.dims.set_point(0, 101)  # inline 101 = index 1
-    assert w.layer.currentText() == "cube" and w.sample_interval.value == 4.0
+    assert w.layer.value.name == "cube" and w.sample_interval.value == 4.0
     w.codecs.value = "quant4,quant8,zstd,zfp-rate4,ans"
     run_and_wait(qtbot, w)
     comp, placement = w.result
@@ -78,7 +79,13 @@ def test_runs_on_the_current_inline_and_adds_placed_layers(widget, qtbot):
     assert len(viewer.layers) == n_layers
     # the figure in the dock has the three panels
     assert len(w.figure.axes) == 3 and w.figure.axes[0].get_title() == "Average power spectra"
-    assert not w.canvas.pixmap().isNull() and w.canvas.pixmap().width() >= 600  # drawn off the GUI thread
+    assert not w.canvas.pixmap().isNull() and w.canvas.pixmap().width() >= 480  # drawn off the GUI thread
+    # table and figure live in a wide dock of their own below the canvas (readable at 1080p)
+    from qtpy.QtCore import Qt
+
+    window = viewer.window._qt_window
+    assert window.dockWidgetArea(w._results_dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert w._results_dock.widget().findChild(type(w.table)) is w.table
 
 
 def test_time_slice_and_2d_layer(widget, qtbot):
@@ -95,7 +102,7 @@ def test_time_slice_and_2d_layer(widget, qtbot):
     assert viewer.layers["cube codec reconstruction"].translate[2] == 20.0
 
     viewer.add_image(cube_data()[0], name="line")
-    w.layer.setCurrentText("line")
+    select(w.layer, "line")
     run_and_wait(qtbot, w)
     assert w.result[1]["axis"] is None and viewer.layers["line codec reconstruction"].data.shape == (64, 96)
 
@@ -115,7 +122,9 @@ def test_errors_are_notifications(widget, qtbot, monkeypatch):
 
     viewer, w = widget
     shown = []
-    monkeypatch.setattr(mod._notify, "show_error", shown.append)
+    from napari_seisfm.plugin.widgets import _notify
+
+    monkeypatch.setattr(_notify, "show_error", shown.append)
     w.run()  # no layer
     assert shown and "no image layer" in shown[-1]
     data = cube_data()

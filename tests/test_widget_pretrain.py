@@ -8,6 +8,7 @@ import pytest
 
 from napari_seisfm.encoders import registry
 from napari_seisfm.errors import SeisfmCancelled
+from napari_seisfm.plugin.widgets._dock import select
 
 pytestmark = pytest.mark.gui
 
@@ -42,7 +43,7 @@ def test_short_run_lists_the_model(make_napari_viewer, qtbot, user_models, messa
     viewer = make_napari_viewer()
     viewer.add_image(cube(), name="my survey")
     w = dock(viewer)
-    assert w.layer.currentText() == "my survey"
+    assert w.layer.value.name == "my survey"
     assert w.run_button.text() == "Run"
     out, name = w.run_folder()  # default: <user model dir>/<layer>-<time>
     assert out.parent == user_models and name.startswith("my-survey-") and out.name == name
@@ -184,12 +185,49 @@ def test_layer_with_a_cube_file_and_held_out_loss(make_napari_viewer, qtbot, use
     viewer.add_image(np.zeros((40, 40, 64), np.float32), name="val", metadata={"path": str(tmp_path / "val.npy")})
     viewer.add_image(cube(), name="in memory")
     w = dock(viewer, steps=2)
-    assert [w.heldout.itemText(i) for i in range(w.heldout.count())] == ["none", "train", "val"]
-    w.layer.setCurrentText("train")  # zeros on screen: the file is what trains
-    w.heldout.setCurrentText("val")
+    assert [w.heldout.native.itemText(i) for i in range(w.heldout.native.count())] == ["none", "train", "val"]
+    select(w.layer, "train")  # zeros on screen: the file is what trains
+    select(w.heldout, "val")
     w.run()
     qtbot.waitUntil(lambda: w.jobs.worker is None, timeout=60_000)
     assert not messages["error"], messages["error"]
     assert w.result.card.is_file()
     assert f"cube:{(tmp_path / 'train.npy').resolve()}" in w.result.card.read_text()
     assert list(w.val_line.get_xdata()) == [2] and w.val_line.get_label() == "held out"
+
+
+def test_opening_the_dock_leaves_torch_to_a_worker_thread(tmp_path):
+    """Opening the Pretrain dock froze napari for 4-16 s: it imported torch to list the devices. Now torch is
+    imported by a worker thread, whatever finds it first, and the device list fills in when it is ready."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "open_dock.py"
+    script.write_text(textwrap.dedent("""
+        import sys, threading
+        first = []
+
+        class Spy:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" and not first:
+                    first.append(threading.current_thread() is threading.main_thread())
+                return None
+
+        sys.meta_path.insert(0, Spy())
+        import napari
+        from napari_seisfm.plugin.widgets.pretrain import PretrainWidget
+
+        viewer = napari.Viewer(show=False)
+        w = PretrainWidget(viewer)
+        w._devices.done_event.wait(120)
+        from qtpy.QtWidgets import QApplication
+        for _ in range(50):
+            QApplication.processEvents()
+        print("first import on the GUI thread:", first, "devices:", w.device.choices)
+        viewer.close()
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "first import on the GUI thread: [False]" in run.stdout, run.stdout
+    assert "'cpu'" in run.stdout

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 
+import napari.viewer
 import numpy as np
 
 from ..display import (
@@ -165,8 +166,8 @@ def fit(viewer, survey: str | None = None) -> float | None:
     return value
 
 
-def fit_view(viewer) -> None:
-    """Menu command (Layers > Visualize > Fit seismic section)."""
+def fit_view(viewer: napari.viewer.Viewer) -> None:
+    """Menu command (Layers > Visualize > Fit seismic section); napari hands it the viewer."""
     fit(viewer)
 
 

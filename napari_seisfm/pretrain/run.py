@@ -36,12 +36,17 @@ class PretrainResult:
         return len(self.history.loss)
 
     @property
+    def loss_window(self) -> int:
+        """Steps averaged for the first and last loss: 50, or a fifth of a short run (never the same steps twice)."""
+        return max(1, min(50, len(self.history.loss) // 5))
+
+    @property
     def first_loss(self) -> float:
-        return float(np.mean(self.history.loss[:50]))
+        return float(np.mean(self.history.loss[: self.loss_window]))
 
     @property
     def last_loss(self) -> float:
-        return float(np.mean(self.history.loss[-50:]))
+        return float(np.mean(self.history.loss[-self.loss_window:]))
 
 
 def synthetic_source(seed: int, size: int = SYNTHETIC_SIZE, weight: float = 1.0) -> Source:
@@ -149,10 +154,10 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
     if sources is None:
         w = state.get("weights") if resume else parse_weights(weights, len(specs))
         sources = open_sources(specs, w)
-    sampler = WindowSampler(sources, settings.tokenization, _window(settings), seed=settings.seed, rank=_rank())
+    sampler = WindowSampler(sources, settings.tokenization, window_size(settings), seed=settings.seed, rank=_rank())
     val_sampler = None
     if val:
-        val_sampler = WindowSampler([open_cube_source(val)], settings.tokenization, _window(settings), seed=settings.seed + 1)
+        val_sampler = WindowSampler([open_cube_source(val)], settings.tokenization, window_size(settings), seed=settings.seed + 1)
     trainer = Pretrainer(settings, sampler, out, device=device, val_sampler=val_sampler, init=None if resume else init,
                          resume=resume, sources=specs)
     try:
@@ -168,7 +173,8 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
             end_distributed()
 
 
-def _window(settings: PretrainSettings) -> int:
+def window_size(settings: PretrainSettings) -> int:
+    """The training window of a run's model size (its card's ``window``)."""
     from ..encoders.vit import config
 
     try:

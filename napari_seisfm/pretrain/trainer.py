@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import SeisfmCancelled, SeisfmError
+from . import CHECKPOINT, MINUTES_PROBE
 from .data import WindowSampler, step_generator
 
 # The MAE recipe's rate suits its batches of 1024-4096; at the batch of 32 a CPU affords it gives 1.9e-5
@@ -39,9 +40,7 @@ from .data import WindowSampler, step_generator
 # the rate is never below 3e-3 x 32 / 256; an explicit --base-lr is taken as given.
 MAE_BASE_LR = 1.5e-4
 SHORT_RUN_LR = 3e-3 * 32 / 256
-CHECKPOINT = "checkpoint.pt"
 FORMAT = "seisfm-pretrain-1"
-MINUTES_PROBE = 5  # steps timed to turn a --minutes budget into a step count
 # Schedule length assumed while those steps are timed: long, so that their learning rates stay
 # below the real warm-up's (a short guess peaked during the probe and then dropped back).
 PROBE_TOTAL = 1_000_000

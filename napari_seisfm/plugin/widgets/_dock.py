@@ -71,7 +71,7 @@ class Dock(QWidget):
             layers = [(layer.name, layer) for layer in viewer.layers if _accepts(accepts, layer)]
             return ([(none, None)] if none is not None else []) + layers
 
-        picker = ComboBox(choices=choices, label=label, tooltip=tooltip, nullable=none is not None)
+        picker = ComboBox(choices=choices, label=label, tooltip=tooltip)
         self._pickers.append(picker)
         return picker
 

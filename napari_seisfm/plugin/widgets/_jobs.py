@@ -62,6 +62,7 @@ class JobController:
         self.progress_bar = progress_bar
         self.on_progress = on_progress or self._show_progress
         self.on_detail = on_detail  # the default display's text detail (a phase, a codec): the status line
+        self.on_teardown: Callable[[], None] | None = None  # what else goes when the dock or the viewer goes
         self._rate = Rate()
         self._fraction = 0.0
         self.what = what
@@ -234,6 +235,11 @@ class JobController:
             return self._done.is_set()
         self.closed = True
         self.cancel_event.set()
+        if self.on_teardown is not None:
+            try:
+                self.on_teardown()
+            except RuntimeError:  # its Qt objects went first
+                pass
         worker = self.worker
         if worker is not None:
             worker.quit()  # napari's abort flag: the result of a job that still finishes is dropped

@@ -1,11 +1,12 @@
 """Dock widget "Codec comparison": the section on screen through :func:`napari_seisfm.codecs.compare`.
 
 Thin: it cuts the current slice (or the part of it visible on the canvas) out of the selected
-Image layer, runs ``compare`` in a thread (the docks' :class:`._jobs.JobController`: progress
-bar, Cancel, teardown on close), and shows the result as a
-sortable table, the spectra / trade-off figure, and two layers (reconstruction and residual of the
-selected row) placed exactly on the slice they came from. An MAE with a decoder (a model trained by
-``seisfm pretrain``) adds its rows, and its latent-masking study is drawn in a small plot.
+Image layer, runs ``compare`` in a thread (the dock base's job: progress bar, Cancel, teardown on
+close), and shows the result in a wide dock of its own below the canvas ("Codec comparison: results"):
+a sortable, scrollable table beside the spectra / trade-off figure, drawn for the room it has. Two
+layers (reconstruction and residual of the selected row) are placed exactly on the slice they came
+from. An MAE with a decoder (a model trained by ``seisfm pretrain``) adds its rows, and its
+latent-masking study is drawn beside them.
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from ...errors import SeisfmError
-from . import _notify
-from ._jobs import JobController
+from ._dock import Dock, form
 
 REGIONS = ("section on screen", "visible part of the section")
 
@@ -52,20 +49,59 @@ class _SortItem(QTableWidgetItem):
         return str(a) < str(b)
 
 
-class CodecWidget(QWidget):
-    def __init__(self, napari_viewer):
+class CodecResults(QWidget):
+    """The comparison's table, figure and masking plot side by side: a dock of its own below the canvas,
+    where the table has the width for its columns and the figure the room to be read."""
+
+    def __init__(self, columns):
         super().__init__()
-        self.viewer = napari_viewer
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.table = QTableWidget(0, len(columns))
+        self.table.setHorizontalHeaderLabels([h for h, _, _ in columns])
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setMinimumSize(200, 120)
+        # the comparison figure is drawn in the worker thread (a 3-panel draw is ~250 ms) and shown as a picture
+        self.canvas = QLabel()
+        self.canvas.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.canvas.setMinimumSize(200, 120)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.mask_figure = Figure(figsize=(4, 2.4), layout="constrained")
+        self.mask_canvas = FigureCanvasQTAgg(self.mask_figure)
+        self.mask_canvas.setMinimumSize(200, 120)
+        self.mask_canvas.hide()  # until a masking study is drawn
+        row = QHBoxLayout(self)
+        row.addWidget(self.table, stretch=3)
+        row.addWidget(self.canvas, stretch=4)
+        row.addWidget(self.mask_canvas, stretch=2)
+
+    def figure_size(self) -> tuple[int, int, float]:
+        """(width, height, device pixel ratio) the comparison figure is drawn at: the room it will have."""
+        return max(self.canvas.width(), 480), max(self.canvas.height(), 240), self.canvas.devicePixelRatioF()
+
+
+class CodecWidget(Dock):
+    what = "codec comparison"
+
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer, run_text="Compare")
         self.result = None  # (Comparison, placement) of the last finished run
 
-        # the layer and model pickers: Qt combos (the model one also takes a typed id or folder)
-        self.layer = QComboBox()
+        from napari.layers import Image
+
+        self.layer = self.layer_picker("image layer", lambda ly: isinstance(ly, Image) and not ly.metadata.get("codec_result"),
+                                       tooltip="the section on screen of this layer is compared")
         self.mae_model = QComboBox()
         self.mae_model.setEditable(True)
+        self.mae_model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mae_model.setMinimumContentsLength(12)
         self.mae_model.setToolTip("an MAE whose weights hold a decoder (seisfm pretrain): its id, or the run folder; "
                                   "empty: no MAE rows")
         self.mae_model.addItems(["", *self._decoder_models()])
-        self.mae_model.lineEdit().setPlaceholderText("MAE with a decoder: model id or folder (optional)")
+        self.mae_model.lineEdit().setPlaceholderText("MAE with a decoder (optional)")
         # the settings of compare and of the masking study: a magicgui form
         self.region = ComboBox(choices=REGIONS, label="region")
         self.codecs = LineEdit(value="default", label="codecs", tooltip=(
@@ -73,7 +109,7 @@ class CodecWidget(QWidget):
             "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ..."))
         self.cosmos_dir = LineEdit(label="Cosmos folder",
                                    tooltip="TorchScript files are code: they are loaded only from the folder you give here")
-        self.cosmos_dir.native.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/encoder.jit (optional)")
+        self.cosmos_dir.native.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/ (optional)")
         self.masking = LineEdit(value="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
                                 tooltip="fractions of latent tokens masked, in [0, 1)")
         mask_button = PushButton(text="Masking study")
@@ -87,68 +123,35 @@ class CodecWidget(QWidget):
         masking = Container(widgets=[self.masking, mask_button], layout="horizontal", labels=False,
                             label="masked fractions")
         masking.margins = (0, 0, 0, 0)
-        self.form = _form(self.region, self.codecs, self.cosmos_dir, masking, self.sample_interval, self.lowpass,
-                          self.trim)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        # a new status text must never re-lay out the window (the canvas beside it resizes: ~100 ms)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.status.setMinimumWidth(0)
-        self.run_button = QPushButton("Compare")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
+        self.form = form(self.layer, self.region, self.codecs, self.cosmos_dir, masking, self.sample_interval,
+                         self.lowpass, self.trim)
         from ...codecs.table import COLUMNS
 
         self.columns = COLUMNS
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([h for h, _, _ in COLUMNS])
-        self.table.setSortingEnabled(True)
+        self.results = CodecResults(COLUMNS)
+        self.table, self.canvas = self.results.table, self.results.canvas
+        self.mask_figure, self.mask_canvas = self.results.mask_figure, self.results.mask_canvas
+        self.figure = None  # the comparison figure last drawn
+        self.masking_result = None
+        self._results_dock = None
         self._sorted_by_user = False
         self.table.horizontalHeader().sectionClicked.connect(lambda _: setattr(self, "_sorted_by_user", True))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._on_row_selected)
 
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        # the comparison figure is drawn in the worker thread (a 3-panel draw is ~250 ms) and shown
-        # as a picture; ``figure`` is the last one drawn
-        self.figure = Figure(figsize=(9, 3), layout="constrained")
-        self.canvas = QLabel()
-        self.canvas.setMinimumHeight(260)
-        self.canvas.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.mask_figure = Figure(figsize=(6, 2.4), layout="constrained")
-        self.mask_canvas = FigureCanvasQTAgg(self.mask_figure)
-        self.mask_canvas.setMinimumHeight(180)
-        self.masking_result = None
-
         pickers = QFormLayout()
-        pickers.addRow("image layer", self.layer)
         pickers.addRow("MAE model", self.mae_model)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(pickers)
-        layout.addWidget(self.form.native)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.table, stretch=1)
-        layout.addWidget(self.canvas, stretch=1)
-        layout.addWidget(self.mask_canvas)
-
-        self.jobs = JobController(self, run_buttons=[self.run_button, self.mask_button],
-                                  cancel_button=self.cancel_button, progress_bar=self.progress,
-                                  on_progress=self._on_progress, what="codec comparison", viewer=napari_viewer)
+        self.body.addWidget(self.form.native)
+        self.body.addLayout(pickers)
+        self.add_job_row()
+        self.body.addStretch()
+        self.jobs.run_buttons = (self.run_button, self.mask_button)
+        self.jobs.on_progress = self._on_progress
         self.run_button.clicked.connect(self.run)
         self.mask_button.clicked.connect(self.run_masking)
-        self.layer.currentTextChanged.connect(self._guess_sample_interval)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.layer.changed.connect(self._guess_sample_interval)
+        self.reset_choices()
+        self._guess_sample_interval()
+        self.say("Compare the section on screen: the table and plots open below the canvas.")
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
@@ -160,26 +163,11 @@ class CodecWidget(QWidget):
         except SeisfmError:
             return []
 
-    def _image_layers(self):
-        from napari.layers import Image
-
-        return [ly for ly in self.viewer.layers if isinstance(ly, Image) and not ly.metadata.get("codec_result")]
-
-    def _refresh_layers(self, event=None):
-        current = self.layer.currentText()
-        self.layer.blockSignals(True)
-        self.layer.clear()
-        self.layer.addItems([ly.name for ly in self._image_layers()])
-        if current:
-            self.layer.setCurrentText(current)
-        self.layer.blockSignals(False)
-        self._guess_sample_interval()
-
     def _selected_layer(self):
-        for ly in self._image_layers():
-            if ly.name == self.layer.currentText():
-                return ly
-        raise SeisfmError("no image layer selected: open a seismic cube or section first")
+        layer = self.layer.value
+        if layer is None:
+            raise SeisfmError("no image layer selected: open a seismic cube or section first")
+        return layer
 
     def _guess_sample_interval(self, *_):
         """Seismic layers carry their geometry: take the time step from it."""
@@ -244,7 +232,7 @@ class CodecWidget(QWidget):
             section, placement = self.current_section()
             names = self.codec_names()
         except SeisfmError as exc:
-            _notify.show_error(str(exc))
+            self.error(exc)
             return
         dt = self.sample_interval.value or None
         if placement["axis"] == 2:  # a time slice has no time axis
@@ -257,9 +245,10 @@ class CodecWidget(QWidget):
             cancel=self.jobs.cancel_event,
             mae_model=self.mae_model.currentText().strip() or None,
         )
-        size = (max(self.canvas.width(), 600), max(self.canvas.height(), 260), self.canvas.devicePixelRatioF())
-        self.jobs.start(_compare_and_draw, compare_with_mae, size, section, names, dt,
-                        on_done=lambda done: self._on_done(done, placement), on_finished=self._on_finished, **kwargs)
+        self.show_results()  # laid out before the figure is drawn for its room
+        self.say(f"comparing {len(names)} codecs on a {section.shape[0]}x{section.shape[1]} section ...")
+        self.jobs.start(_compare_and_draw, compare_with_mae, self.results.figure_size(), section, names, dt,
+                        on_done=lambda done: self._on_done(done, placement), **kwargs)
 
     def run_masking(self):
         """Start the latent-masking study of the MAE model on the section on screen (in a thread)."""
@@ -275,32 +264,46 @@ class CodecWidget(QWidget):
             fractions = parse_fractions(self.masking.value, "masked fractions")
             section, placement = self.current_section()
         except SeisfmError as exc:
-            _notify.show_error(str(exc))
+            self.error(exc)
             return
         dt = None if placement["axis"] == 2 else (self.sample_interval.value or None)
         self.jobs.start(masking_study, section, model, fractions, sample_interval_ms=dt,
                         lowpass_hz=self.lowpass.value or None, trim_multiple=32 if self.trim.value else 1,
-                        progress=self.jobs.report, cancel=self.jobs.cancel_event, on_done=self._on_masking_done,
-                        on_finished=self._on_finished)
+                        progress=self.jobs.report, cancel=self.jobs.cancel_event, on_done=self._on_masking_done)
 
     def _on_masking_done(self, study):
         from ...codecs.mae_masking import masking_figure
 
         self.masking_result = study
+        self.show_results()
+        self.mask_canvas.show()
         masking_figure(study, fig=self.mask_figure)
         self.mask_canvas.draw_idle()
-        self.status.setText(f"masking study of {study.model_id}: {len(study.rows)} runs, {study.seconds:.2f} s")
+        self.say(f"masking study of {study.model_id}: {len(study.rows)} runs, {study.seconds:.2f} s (plot below the canvas)")
 
     def cancel(self):
         """Stop after the codec in progress."""
         self.jobs.cancel()
 
-    def _on_progress(self, done, total, name):
-        """GUI thread, at most every REFRESH_MS: the latest report only."""
-        if self.progress.maximum() != max(total, 1):
-            self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.status.setText(f"{name} ({done}/{total})" if name != "done" else "")
+    def _on_progress(self, done, total, name=""):
+        """GUI thread, at most every REFRESH_MS: the latest report only (the bar with the time left, the codec)."""
+        self.jobs._show_progress(done, total)
+        if name and name != "done":
+            self.say(f"{name} ({done}/{total})")
+
+    def show_results(self):
+        """The results dock below the canvas (made once; shown again if the user closed it)."""
+        if self._results_dock is not None:
+            try:
+                self._results_dock.show()
+                return
+            except RuntimeError:  # the user closed it and Qt deleted it
+                self._results_dock = None
+        try:
+            self._results_dock = self.viewer.window.add_dock_widget(self.results, name="Codec comparison: results",
+                                                                    area="bottom")
+        except (AttributeError, RuntimeError):  # no window (a script): the results widget stands alone
+            self._results_dock = None
 
     def _on_done(self, done, placement):
         from qtpy.QtGui import QImage, QPixmap
@@ -314,7 +317,9 @@ class CodecWidget(QWidget):
         pixmap.setDevicePixelRatio(dpr)
         self.canvas.setPixmap(pixmap)
         info = comp.info()
-        self.status.setText(f"{info['compared_shape'][0]}x{info['compared_shape'][1]} samples, {info['total_s']:.2f} s")
+        self.say(f"{len(comp.rows)} codecs on {info['compared_shape'][0]}x{info['compared_shape'][1]} samples in "
+                 f"{info['total_s']:.2f} s: the table and plots are below the canvas; select a row to see its "
+                 "reconstruction and residual")
         first = next((i for i, r in enumerate(comp.rows) if r.ok and r.kind != "lossless"), None)
         if first is None:
             first = next((i for i, r in enumerate(comp.rows) if r.ok), None)
@@ -365,9 +370,9 @@ class CodecWidget(QWidget):
                 layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
                 layer.metadata.update(meta)
             else:
-                self.viewer.add_image(data, name=layer_name, metadata=meta, colormap=source.colormap,
-                                      contrast_limits=source.contrast_limits, **kwargs)
-        self.status.setText(f"showing {name}")
+                self.viewer.add_image(data, name=layer_name, metadata={**meta, "survey": source.metadata.get("survey")},
+                                      colormap=source.colormap, contrast_limits=source.contrast_limits, **kwargs)
+        self.say(f"showing {name}: layers {source.name!r} codec reconstruction / residual")
 
     @staticmethod
     def _placement_kwargs(source, placement) -> dict:
@@ -382,17 +387,6 @@ class CodecWidget(QWidget):
             translate[a] += off * scale[a]
         return {"scale": tuple(scale), "translate": tuple(translate)}
 
-    def _on_finished(self):
-        self.progress.setRange(0, 1)
-
-
-def _form(*widgets) -> Container:
-    """A labelled form flush with the rows above it; widgets added one by one so magicgui lines up
-    their labels (it does not for ``Container(widgets=...)``)."""
-    form = Container()
-    form.margins = (0, 0, 0, 0)
-    form.extend(widgets)
-    return form
 
 
 def _units(spin: FloatSpinBox, suffix: str, at_zero: str) -> None:

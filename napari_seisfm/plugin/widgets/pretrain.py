@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, FloatSpinBox, LineEdit, PushButton, SpinBox
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from qtpy.QtWidgets import QFileDialog, QLabel
 
 from ...errors import SeisfmCancelled, SeisfmError
+from ...pretrain import CHECKPOINT, MINUTES_PROBE
 from . import _notify
+from ._dock import Dock, form, row
 from ._jobs import JobController
-from ._scroll import scrolling_layout
 
 SIZES = ("test", "tiny", "small")
 TOKENIZATIONS = ("2.5d", "2d", "3d")
@@ -34,10 +35,11 @@ REFRESH_MS = 250  # the plot and the labels follow the run at most 4 times a sec
 NO_HELDOUT = "none"
 
 
-class PretrainWidget(QWidget):
+class PretrainWidget(Dock):
+    what = "pretraining"
+
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.result = None  # the PretrainResult of the last finished run
         self.message = ""  # the last outcome shown (model ready, stopped at step k, error)
         self._latest = None
@@ -49,11 +51,11 @@ class PretrainWidget(QWidget):
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
 
-        # the layers: Qt pickers, refilled as layers come and go
-        self.layer = QComboBox()
-        self.heldout = QComboBox()
-        self.heldout.setToolTip("a cube file (layer opened from SEG-Y, .sgz or .npy) for a held-out loss")
-        # the parameters: a magicgui form (one widget per argument of pretrain)
+        self.layer = self.layer_picker("seismic layer", _is_training_layer, tooltip="a 3-D seismic layer to train on")
+        self.heldout = self.layer_picker("held-out cube", lambda ly: _is_training_layer(ly) and _has_file(ly),
+                                         none=NO_HELDOUT,
+                                         tooltip="a cube file (layer opened from SEG-Y, .sgz or .npy) for a held-out loss")
+        # the parameters: one widget per argument of pretrain
         self.size = ComboBox(choices=SIZES, label="model size",
                              tooltip="ViT size: test trains in minutes on a CPU; tiny and small want a GPU")
         self.tokenization = ComboBox(choices=TOKENIZATIONS, label="tokenization")
@@ -65,20 +67,12 @@ class PretrainWidget(QWidget):
         self.out = LineEdit()
         browse = PushButton(text="...", tooltip="choose a folder")
         browse.max_width = 30
-        self.device = ComboBox(choices=_devices(), label="device")
-        self.form = _form(self.size, self.tokenization, _row("budget", self.budget, self.budget_unit),
-                          self.batch_size, self.name, _row("output folder", self.out, browse), self.device)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
+        # the devices torch sees are known once torch is imported, off the GUI thread (seconds on a cold machine)
+        self.device = ComboBox(choices=["auto", "cpu"], label="device", tooltip="checking for GPUs ...")
+        self.form = form(self.layer, self.heldout, self.size, self.tokenization,
+                         row("budget", self.budget, self.budget_unit), self.batch_size, self.name,
+                         row("output folder", self.out, browse), self.device)
         self.progress.setTextVisible(False)
-        self.progress.setFormat("step %v of %m")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.run_button = QPushButton("Run")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
 
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
@@ -91,61 +85,38 @@ class PretrainWidget(QWidget):
         self.thumbnail = QLabel()
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
-        pickers = QFormLayout()
-        pickers.addRow("seismic layer", self.layer)
-        pickers.addRow("held-out cube", self.heldout)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout = scrolling_layout(self)
-        layout.addLayout(pickers)
-        layout.addWidget(self.form.native)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.canvas)
-        layout.addWidget(self.thumbnail)
-        layout.addStretch()
+        self.body.addWidget(self.form.native)
+        self.add_job_row()
+        self.body.addWidget(self.canvas)
+        self.body.addWidget(self.thumbnail)
+        self.body.addStretch()
 
         # closing the viewer (or this dock) stops a run at its next step, leaving a checkpoint
-        self.jobs = JobController(self, run_buttons=[self.run_button], cancel_button=self.cancel_button,
-                                  on_progress=lambda *_: self._drain(), what="pretraining", interval_ms=REFRESH_MS,
-                                  keep_all=True, viewer=napari_viewer)
+        self.jobs.on_progress = lambda *_: self._drain()
+        self.jobs.keep_all = True
+        self.jobs._timer.setInterval(REFRESH_MS)
         self.run_button.clicked.connect(self.run)
         browse.changed.connect(self._browse_out)
         self.budget_unit.changed.connect(self._set_budget_unit)
-        self.layer.currentTextChanged.connect(self._new_default_name)
+        self.layer.changed.connect(self._new_default_name)
         self.name.changed.connect(self._refresh_run_button)
         self.out.changed.connect(self._refresh_run_button)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.reset_choices()
         self._new_default_name()
+        self._devices = JobController(self, what="device check", viewer=napari_viewer)
+        self._devices.start(_devices, on_done=self._show_devices, on_error=lambda exc: None)
 
     # ------------------------------------------------------------------ inputs
-    def _image_layers(self):
-        from napari.layers import Image
+    def _show_devices(self, devices):
+        current = self.device.value
+        self.device.choices = devices
+        self.device.value = current if current in devices else "auto"
+        self.device.tooltip = "auto: a GPU when there is one"
 
-        return [ly for ly in self.viewer.layers
-                if isinstance(ly, Image) and ly.ndim == 3 and not ly.rgb and not ly.multiscale]
-
-    def _refresh_layers(self, event=None):
-        for combo, names in ((self.layer, [ly.name for ly in self._image_layers()]),
-                             (self.heldout, [NO_HELDOUT] + [ly.name for ly in self._image_layers() if _has_file(ly)])):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
-        self._new_default_name()
-
-    def _layer_named(self, name: str):
-        for ly in self._image_layers():
-            if ly.name == name:
-                return ly
-        return None
+    def reset_choices(self, *_):
+        super().reset_choices()
+        if hasattr(self, "name"):
+            self._new_default_name()
 
     def _set_budget_unit(self, unit: str):
         self._minutes_mode = unit == "minutes"
@@ -157,7 +128,7 @@ class PretrainWidget(QWidget):
 
     def _new_default_name(self, *_):
         """A fresh model id: the layer's name and the time (shown as the name field's hint)."""
-        base = _plain_name(self.layer.currentText()) or "survey"
+        base = _plain_name(self.layer.value.name if self.layer.value is not None else "") or "survey"
         self.name.native.setPlaceholderText(f"{base}-{time.strftime('%Y%m%d-%H%M%S')}")
         self._refresh_run_button()
 
@@ -179,8 +150,6 @@ class PretrainWidget(QWidget):
 
     def _folder_state(self) -> str:
         """"new", "unfinished" (a checkpoint, no model) or "finished" (a model card)."""
-        from ...pretrain.trainer import CHECKPOINT
-
         out, _ = self.run_folder()
         if out.is_dir() and any(out.glob("*.toml")):
             return "finished"
@@ -210,11 +179,11 @@ class PretrainWidget(QWidget):
         try:
             out, name = self.run_folder()
             resume = self._folder_state() == "unfinished"
-            layer = self._layer_named(self.layer.currentText())
+            layer = self.layer.value
             if layer is None and not resume:
                 raise SeisfmError("no seismic layer selected: open a 3-D seismic cube first")
             given = _layer_input(layer) if layer is not None else None
-            heldout = self._layer_named(self.heldout.currentText())
+            heldout = self.heldout.value
             val = _layer_path(heldout) if heldout is not None else None
         except SeisfmError as exc:
             self._show_error(exc)
@@ -233,9 +202,10 @@ class PretrainWidget(QWidget):
         self._clear_plot()
         self.progress.setRange(0, 0)  # busy until the first step
         self.progress.setTextVisible(True)
-        self.status.setText(("resuming" if resume else "starting") + f" {name} in {out} ...")
+        self.say(("resuming" if resume else "starting") + f" {name} in {out} ...")
         self.jobs.start(_train, given, kwargs, on_done=self._on_done, on_error=self._on_error,
                         on_finished=self._on_finished)
+        self.progress.setFormat("step %v of %m")
 
     def cancel(self):
         """Stop before the next step; the folder keeps a checkpoint that Resume continues."""
@@ -259,11 +229,13 @@ class PretrainWidget(QWidget):
         else:
             self.progress.setRange(0, max(p.total, 1))
             self.progress.setValue(p.step)
+            eta = _eta_text(self.jobs._rate.eta(p.step / max(p.total, 1)))
+            self.progress.setFormat(f"step %v of %m{'  ·  ' + eta if eta else ''}")
             of = f"of {p.total}"
         text = f"step {p.step} {of} · loss {p.loss:.3f} · {p.samples_per_s:.0f} windows/s"
         if self.val_losses:
             text += f" · held-out {self.val_losses[-1]:.3f}"
-        self.status.setText(text)
+        self.say(text)
         self._update_plot()
 
     def _on_done(self, result):
@@ -281,8 +253,10 @@ class PretrainWidget(QWidget):
             text = (f"model {result.model_id!r} is ready in {result.out}, but its id is taken by another model: "
                     f"use it with seisfm embed --model {result.out}")
         self.message = text
-        self.status.setText(f"{text}. Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps. "
-                            f"Folder {result.out}: the model, losses.png and reconstructions.png (below)")
+        n = result.loss_window
+        self.say(f"{text}. Loss {result.first_loss:.3f} (mean of the first {n} steps) -> {result.last_loss:.3f} "
+                 f"(the last {n}) over {result.steps} steps. Folder {result.out}: the model, losses.png and "
+                 "reconstructions.png (below)")
         if picture.is_file():
             self._show_thumbnail(picture)
         _notify.show_info(text)
@@ -298,24 +272,20 @@ class PretrainWidget(QWidget):
             else:
                 where = f"at step {p.step} of {p.total}"
             self.message = f"pretraining stopped {where}; Resume continues it ({self._run_out})"
-            self.status.setText(self.message)
+            self.say(self.message)
             _notify.show_info(self.message)
             if self._run_out is not None and not self.out.value.strip():
                 # keep the run's folder in the form, so the button says Resume
                 self.name.value = self._run_name
                 self.out.value = str(self._run_out)
             return
-        self.status.setText("")
         self._show_error(exc)
 
     def _show_error(self, exc):
-        self.message = _notify.report(exc, "pretraining")
-        if isinstance(exc, SeisfmError):
-            self.status.setText(self.message)
-        else:
-            self.status.setText(f"pretraining failed: {exc.__class__.__name__}: {exc}")
+        self.message = self.error(exc)
 
     def _on_finished(self):
+        self.progress.setFormat("step %v of %m")
         if self.progress.maximum() == 0:  # stopped before a step count was known
             self.progress.setRange(0, 1)
             self.progress.setTextVisible(False)
@@ -371,28 +341,11 @@ class PretrainWidget(QWidget):
         self.thumbnail.setToolTip(str(path))
 
 
-def _form(*widgets) -> Container:
-    """A labelled form flush with the picker rows above it; widgets added one by one so magicgui
-    lines up their labels (it does not for ``Container(widgets=...)``)."""
-    form = Container()
-    form.margins = (0, 0, 0, 0)
-    form.extend(widgets)
-    return form
-
-
-def _row(label: str, *widgets) -> Container:
-    """Widgets side by side on one labelled row of the form, the first one taking the spare width."""
-    row = Container(widgets=widgets, layout="horizontal", labels=False, label=label)
-    row.margins = (0, 0, 0, 0)
-    row.native.layout().setStretch(0, 1)
-    return row
-
-
 def _train(given, kwargs):
     """Worker body: the training source (read off the GUI thread), a size check before any folder
     is made, then ``pretrain``."""
     from ...pretrain.data import check_fits
-    from ...pretrain.run import _window, pretrain
+    from ...pretrain.run import pretrain, window_size
     from ...pretrain.trainer import PretrainSettings, read_checkpoint
 
     sources = None
@@ -406,7 +359,7 @@ def _train(given, kwargs):
             sources = [_open_source(given)]
     else:
         sources = [_open_source(given)]
-        window = _window(PretrainSettings(size=kwargs["size"]))
+        window = window_size(PretrainSettings(size=kwargs["size"]))
         for src in sources:
             check_fits(src, kwargs["tokenization"], window)
     return pretrain(sources=sources, **kwargs)
@@ -463,12 +416,23 @@ def _model_dir() -> Path:
 
 
 def _minutes_probe() -> int:
-    from ...pretrain.trainer import MINUTES_PROBE
-
     return MINUTES_PROBE
 
 
+def _is_training_layer(layer) -> bool:
+    from napari.layers import Image
+
+    return isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb and not layer.multiscale
+
+
+def _eta_text(seconds) -> str:
+    from ...progress import format_eta
+
+    return format_eta(seconds)
+
+
 def _devices() -> list[str]:
+    """The devices torch can train on (worker thread: importing torch takes seconds on a cold machine)."""
     import torch
 
     out = ["auto", "cpu"]

@@ -4,26 +4,23 @@ Forward-model the velocity map in an Image layer (its current 2-D slice, in m/s)
 with the finite-difference solver; sample seismic-velocity pairs from a WaveDiffusion model (the
 bundled tiny one unless you pick another) and show, beside each generated pair, the gathers the
 solver makes from the generated velocity and the PDE residual between the two.
+
+Results are not seismic of the survey: they open in a window of their own ("Velocity <-> seismic:
+results"), side by side (napari's grid), in physical units (seconds, metres) with sliders named "pair"
+and "shot". The model is loaded and torch imported in the worker, never on the GUI thread.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import (
-    QComboBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from magicgui.widgets import LineEdit, SpinBox
+from qtpy.QtWidgets import QPushButton
 
 from ...errors import SeisfmCancelled, SeisfmError
-from ._jobs import JobController
+from ._dock import Dock, form
+
+RESULTS_TITLE = "Velocity <-> seismic: results"
+AXES = ("pair", "shot", "time (s) | depth (m)", "receiver | x (m)")
 
 
 def forward_model_slice(data: np.ndarray, setup) -> np.ndarray:
@@ -50,7 +47,7 @@ def sample_pairs(model, n: int, seed: int, progress=None, cancel=None) -> dict:
 
     def step(done, total):
         if cancel is not None and cancel.is_set():
-            raise SeisfmCancelled("sampling cancelled")
+            raise SeisfmCancelled("sampling stopped; nothing was kept")
         if progress:
             progress(done, total)
 
@@ -62,105 +59,131 @@ def sample_pairs(model, n: int, seed: int, progress=None, cancel=None) -> dict:
             "deviation": (s - s_true).pow(2).flatten(1).mean(1).numpy()}
 
 
-class WaveDiffWidget(QWidget):
-    def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self.model = None
-        self.layer = QComboBox()
-        self.model_path = QLineEdit()
-        self.model_path.setPlaceholderText("bundled tiny model (or a .safetensors from seisfm wavediff train)")
-        self.n = QSpinBox()
-        self.n.setRange(1, 64)
-        self.n.setValue(4)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.forward_button = QPushButton("Forward model")
-        self.sample_button = QPushButton("Sample pairs")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        form = QFormLayout()
-        form.addRow("velocity layer", self.layer)
-        form.addRow("model", self.model_path)
-        form.addRow("pairs", self.n)
-        form.addRow("seed", self.seed)
-        buttons = QHBoxLayout()
-        for b in (self.forward_button, self.sample_button, self.cancel_button):
-            buttons.addWidget(b)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addStretch()
-        self.jobs = JobController(self, run_buttons=[self.forward_button, self.sample_button], cancel_button=self.cancel_button,
-                                  progress_bar=self.progress, what="WaveDiffusion", viewer=napari_viewer)
-        self.forward_button.clicked.connect(self.forward)
-        self.sample_button.clicked.connect(self.sample)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+class WaveDiffWidget(Dock):
+    what = "WaveDiffusion"
 
-    def _refresh_layers(self, *_):
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer, run_text="Forward model")
         from napari.layers import Image
 
-        current = self.layer.currentText()
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
-        self.layer.clear()
-        self.layer.addItems(names)
-        if current in names:
-            self.layer.setCurrentText(current)
+        self.model = None  # (path, WaveDiffusion) last loaded, in a worker
+        self.results_viewer = None
+        self.layer = self.layer_picker("velocity layer", lambda ly: isinstance(ly, Image) and not ly.rgb,
+                                       tooltip="an Image layer of velocities in m/s (its slice on screen)")
+        self.model_path = LineEdit(label="model", tooltip="a .safetensors from seisfm wavediff train (empty: the "
+                                                          "bundled tiny model)")
+        self.model_path.native.setPlaceholderText("bundled tiny model")
+        self.n = SpinBox(value=4, min=1, max=64, label="pairs")
+        self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
+        self.forward_button = self.run_button
+        self.sample_button = QPushButton("Sample pairs")
+        self.body.addWidget(form(self.layer, self.model_path, self.n, self.seed).native)
+        self.add_job_row(self.sample_button)
+        self.body.addStretch()
+        self.jobs.run_buttons = (self.forward_button, self.sample_button)
+        self.forward_button.clicked.connect(self.forward)
+        self.sample_button.clicked.connect(self.sample)
+        self.jobs.on_teardown = self._close_results  # the results window goes with the dock or the viewer
+        self.reset_choices()
+        self.say("Forward-model a velocity layer, or sample seismic-velocity pairs: results open in a window of their own.")
 
-    def _load_model(self):
+    # ------------------------------------------------------------------ jobs
+    def _path(self) -> str | None:
+        return self.model_path.value.strip() or None
+
+    def _model_in_worker(self, path):
+        """The model for ``path`` (loaded once; torch is imported here, in the worker)."""
         from ...wavediff.model import load
 
-        path = self.model_path.text().strip() or None
         if self.model is None or self.model[0] != path:
             self.model = (path, load(path)[0])
         return self.model[1]
 
     def forward(self) -> bool:
-        from ._notify import report
-
         try:
-            name = self.layer.currentText()
-            if not name:
+            layer = self.layer.value
+            if layer is None:
                 raise SeisfmError("no Image layer with a velocity map (m/s) to forward-model")
-            layer = self.viewer.layers[name]
             data = np.asarray(layer.data)
             if data.ndim > 2:  # the slice on screen
                 data = data[tuple(self.viewer.dims.current_step[-data.ndim:-2])]
-            setup = self._load_model().setup
         except SeisfmError as exc:
-            self.status.setText(report(exc, "forward modelling"))
+            self.error(exc)
             return False
-        self.status.setText("forward modelling ...")
-        return self.jobs.start(forward_model_slice, data, setup, on_done=self._show_gathers)
+        path = self._path()
 
-    def _show_gathers(self, gathers):
-        self.viewer.add_image(gathers, name="shot gathers (F)", colormap="gray")
-        self.status.setText(f"{gathers.shape[0]} shot gathers of {gathers.shape[1]} samples x {gathers.shape[2]} receivers")
+        def job():
+            setup = self._model_in_worker(path).setup
+            return forward_model_slice(data, setup), setup
+
+        self.say("forward modelling ...")
+        return self.jobs.start(job, on_done=lambda r: self._show_gathers(*r))
 
     def sample(self) -> bool:
-        from ._notify import report
+        path = self._path()
 
+        def job(progress=None, cancel=None):
+            model = self._model_in_worker(path)
+            return model, sample_pairs(model, self.n.value, self.seed.value, progress=progress, cancel=cancel)
+
+        self.say("sampling ...")
+        return self.jobs.start(job, progress=self.jobs.report, cancel=self.jobs.cancel_event,
+                               on_done=lambda r: self._show_pairs(*r))
+
+    # ------------------------------------------------------------------ results
+    def _close_results(self):
+        if self.results_viewer is not None:
+            try:
+                self.results_viewer.close()
+            except RuntimeError:  # closed by the user already
+                pass
+            self.results_viewer = None
+
+    def _results(self):
+        """The results window (made once, again if the user closed it), emptied for the new results."""
+        import napari
+
+        v = self.results_viewer
         try:
-            model = self._load_model()
-        except SeisfmError as exc:
-            self.status.setText(report(exc, "sampling"))
-            return False
-        self.status.setText("sampling ...")
-        return self.jobs.start(sample_pairs, model, self.n.value(), self.seed.value(), progress=self.jobs.report,
-                               cancel=self.jobs.cancel_event, on_done=self._show_pairs)
+            if v is not None:
+                v.layers.clear()
+                return v
+        except RuntimeError:
+            pass
+        v = self.results_viewer = napari.Viewer(title=RESULTS_TITLE, show=self.isVisible())
+        v.grid.enabled = True
+        return v
 
-    def _show_pairs(self, r):
-        self.viewer.add_image(r["velocity"], name="generated velocity", colormap="viridis")
-        self.viewer.add_image(r["seismic"], name="generated seismic", colormap="gray")
-        self.viewer.add_image(r["simulated"], name="F(generated velocity)", colormap="gray")
-        self.viewer.add_image(r["seismic"] - r["simulated"], name="PDE residual", colormap="gray")
+    def _add(self, v, data, name, scale, colormap):
+        data = np.asarray(data, np.float32)
+        while data.ndim < 4:
+            data = data[None]
+        v.add_image(data, name=name, colormap=colormap, scale=(1, 1, *scale))
+
+    def _show_gathers(self, gathers, setup):
+        g = setup.geometry
+        v = self._results()
+        drec = (g.nx - 1) * g.dx / max(g.n_receivers - 1, 1)
+        self._add(v, gathers, "shot gathers (F)", (g.dt, drec), "gray")
+        v.dims.axis_labels = AXES
+        v.reset_view()
+        self.gathers = gathers
+        self.say(f"{gathers.shape[0]} shot gathers of {gathers.shape[1]} samples x {gathers.shape[2]} receivers "
+                 f"({g.nt * g.dt:g} s, {g.dt * 1000:g} ms sampling) in the window {RESULTS_TITLE!r}")
+
+    def _show_pairs(self, model, r):
+        setup = model.setup
+        g = setup.geometry
+        v = self._results()
+        t_step = g.nt * g.dt / setup.seis_size[0]
+        x_step = (g.nx - 1) * g.dx / max(setup.seis_size[1] - 1, 1)
+        self._add(v, r["velocity"][:, None], "generated velocity", (g.dx, g.dx), "viridis")
+        self._add(v, r["seismic"], "generated seismic", (t_step, x_step), "gray")
+        self._add(v, r["simulated"], "F(generated velocity)", (t_step, x_step), "gray")
+        self._add(v, r["seismic"] - r["simulated"], "PDE residual", (t_step, x_step), "gray")
+        v.dims.axis_labels = AXES
+        v.reset_view()
+        self.pairs = r
         dev = r["deviation"]
-        self.status.setText(f"{len(dev)} pairs; PDE deviation mean {dev.mean():.5f} (per pair: "
-                            + ", ".join(f"{d:.4f}" for d in dev) + ")")
+        self.say(f"{len(dev)} pairs in the window {RESULTS_TITLE!r}; PDE deviation mean {dev.mean():.5f} (per pair: "
+                 + ", ".join(f"{d:.4f}" for d in dev) + ")")
