@@ -22,3 +22,23 @@ def user_models(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SEISFM_MODELS", str(d))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return d
+
+
+@pytest.fixture
+def reader_messages(monkeypatch) -> list:
+    """What the napari readers tell the user (napari notifications), in order."""
+    import napari_seisfm.plugin.reader as reader
+
+    seen: list = []
+    monkeypatch.setattr(reader, "_notify", seen.append)
+    return seen
+
+
+def refused_with(reader, path, messages: list) -> str:
+    """A reader that refuses ``path``: it opens nothing (npe2's null-layer answer, so napari adds no
+    message of its own) and says why once; returns what it said."""
+    assert callable(reader), "a file of ours is claimed and refused, not declined to napari's generic error"
+    before = len(messages)
+    assert reader(str(path)) == [(None,)]
+    assert len(messages) == before + 1
+    return messages[-1]

@@ -140,13 +140,11 @@ def test_long_file_without_geometry_opens_as_traces(shared_data):
     assert np.isfinite(cube[:, :, :1000]).all()
 
 
-def test_reader_declines_broken_files(shared_data, tmp_path, monkeypatch):
-    import napari_seisfm.plugin.reader as reader
+def test_reader_declines_broken_files(shared_data, tmp_path, reader_messages):
+    from conftest import refused_with
 
-    messages = []
-    monkeypatch.setattr(reader, "_notify", messages.append)
-    assert get_reader(str(shared_data / "segyio-test" / "broken.sgy")) is None
-    assert "truncated" in messages[-1]
+    broken = shared_data / "segyio-test" / "broken.sgy"
+    assert "truncated" in refused_with(get_reader(str(broken)), broken, reader_messages)
     assert get_reader(str(tmp_path / "x.txt")) is None  # not ours: declined silently
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

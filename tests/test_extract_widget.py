@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import refused_with
 
 from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.display import cube_layer
@@ -161,7 +162,7 @@ def test_closing_the_viewer_stops_the_extraction(make_napari_viewer, qtbot, tmp_
     assert fv.complete
 
 
-def test_reader_refuses_store_of_another_cube(make_napari_viewer, qtbot, tmp_path):
+def test_reader_refuses_store_of_another_cube(make_napari_viewer, qtbot, tmp_path, reader_messages):
     s = make_survey((32, 32, 48), seed=2)
     cube = Cube.from_array(s.amplitude, Geometry.regular(s.amplitude.shape, first_inline=100, source="a"))
     out = tmp_path / "f.zarr"
@@ -182,16 +183,15 @@ def test_reader_refuses_store_of_another_cube(make_napari_viewer, qtbot, tmp_pat
     viewer.add_image(data, **kwargs)
     with pytest.raises(SeisfmError, match=r"extracted from another cube \(a, shape \[32, 32, 48\]\).*'b'"):
         check_viewer_cubes(fv, viewer)
-    assert get_features_reader(str(out)) is None
-    with pytest.raises(ValueError):
-        viewer.open(str(out), plugin="napari-seisfm")
+    assert "extracted from another cube" in refused_with(get_features_reader(str(out)), out, reader_messages)
+    assert viewer.open(str(out), plugin="napari-seisfm") == []  # our one message, no second one from napari
     assert len(viewer.layers) == 1
 
 
-def test_reader_declines_partial_store(make_napari_viewer, tmp_path):
+def test_reader_declines_partial_store(make_napari_viewer, tmp_path, reader_messages):
     cube = Cube.from_array(make_survey((32, 32, 48), seed=2).amplitude)
     out = tmp_path / "p.zarr"
     with pytest.raises(SeisfmError):
-        extract_features(cube, out, chunks=(2, 2, 2), cancel=lambda: True)
+        extract_features(cube, out, chunks=(2, 2, 2), cancel=lambda: True, pca=0)  # created, nothing embedded
     make_napari_viewer()
-    assert get_features_reader(str(out)) is None
+    assert "incomplete" in refused_with(get_features_reader(str(out)), out, reader_messages)

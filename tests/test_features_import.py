@@ -321,19 +321,23 @@ def test_bad_input(data, tmp_path, capsys):
 
 
 @pytest.mark.gui
-def test_napari_reader_imports_against_the_open_cube(make_napari_viewer, data, tmp_path):
+def test_napari_reader_imports_against_the_open_cube(make_napari_viewer, qtbot, data, tmp_path, reader_messages):
+    from conftest import refused_with
+
     from napari_seisfm.plugin.features_reader import get_feature_array_reader
     from napari_seisfm.plugin.reader import get_reader
 
     viewer = make_napari_viewer()
     arr = tmp_path / "cluster.npy"
     np.save(arr, np.ascontiguousarray(np.moveaxis(data["raw"], -1, 0)))  # channel-first
-    assert get_feature_array_reader(str(arr)) is None  # no cube open: declined (with the command to run)
+    said = refused_with(get_feature_array_reader(str(arr)), arr, reader_messages)  # no cube open
+    assert "seisfm features import" in said  # with the command to run
     viewer.open(str(data["cube"]), plugin="napari-seisfm")  # the cube reader still opens 3-D .npy cubes
     assert viewer.layers[-1].metadata["kind"] == "seismic"
     layers = viewer.open(str(arr), plugin="napari-seisfm")  # dispatched by the cube reader: 4-D is a feature array
     layer = layers[0]
-    assert layer.metadata["kind"] == "features" and layer.rgb
+    assert layer.metadata["kind"] == "features" and layer.rgb and not layer.visible
+    qtbot.waitUntil(lambda: "loading" not in layer.metadata, timeout=60_000)  # imported off the GUI thread
     store = tmp_path / "cluster.features.zarr"
     assert layer.metadata["path"] == str(store)
     fv = FeatureVolume.open(store)
@@ -343,10 +347,12 @@ def test_napari_reader_imports_against_the_open_cube(make_napari_viewer, data, t
     # HDF5 through its own reader entry; a grid that does not fit is declined, never shown misaligned
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["emb"] = np.zeros((11, 9, 16, 4), np.float32)
-    assert get_feature_array_reader(str(tmp_path / "bad.h5")) is None
+    assert refused_with(get_feature_array_reader(str(tmp_path / "bad.h5")), tmp_path / "bad.h5", reader_messages)
     with h5py.File(tmp_path / "good.h5", "w") as f:
         f["emb"] = data["raw"]
-    assert viewer.open(str(tmp_path / "good.h5"), plugin="napari-seisfm")[0].metadata["kind"] == "features"
+    good = viewer.open(str(tmp_path / "good.h5"), plugin="napari-seisfm")[0]
+    assert good.metadata["kind"] == "features"
+    qtbot.waitUntil(lambda: "loading" not in good.metadata, timeout=60_000)
     assert get_reader(str(tmp_path / "good.h5")) is None  # not the cube reader's
 
 

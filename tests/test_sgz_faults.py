@@ -137,12 +137,14 @@ def test_zero_samples_is_a_one_line_error(shared_data, tmp_path, capsys):
     assert "0 samples" in capsys.readouterr().err
 
 
-def test_napari_reader_refuses_a_damaged_sgz(shared_data, tmp_path):
+def test_napari_reader_refuses_a_damaged_sgz(shared_data, tmp_path, reader_messages):
+    from conftest import refused_with
+
     from napari_seisfm.plugin import reader as _reader
 
     p = tmp_path / "cut.sgz"
     p.write_bytes((shared_data / "sgz-test" / "small-2d.sgz").read_bytes()[:9000])
-    assert _reader.get_reader(str(p)) is None
+    assert "cut.sgz" in refused_with(_reader.get_reader(str(p)), p, reader_messages)
 
 
 def test_intact_sgz_files_still_open(shared_data):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SeisfmError
 from ..features import FORMAT, FeatureVolume
+from .reader import refused
 
 SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
 COLOUR_OPACITY = 0.6  # once shown, the seismic still reads through the colours
@@ -40,8 +41,7 @@ def get_features_reader(path):
         fv = FeatureVolume.open(path)
         check_viewer_cubes(fv, _current_viewer())
     except SeisfmError as exc:
-        _notify(str(exc))
-        return None
+        return refused(str(exc))
     return partial(_read, fv)
 
 
@@ -54,13 +54,12 @@ def get_feature_array_reader(path):
             return None
         path = path[0]
     path = Path(path)
-    if path.suffix.lower() not in ARRAY_SUFFIXES or is_feature_store(path):
+    if path.suffix.lower() not in ARRAY_SUFFIXES or is_feature_store(path) or not path.exists():
         return None
     try:
         cube_path, out = plan_for_viewer(path, _current_viewer())
     except SeisfmError as exc:
-        _notify(str(exc))
-        return None
+        return refused(str(exc))
     return partial(_read_array, path, cube_path, out)
 
 

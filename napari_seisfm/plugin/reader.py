@@ -1,7 +1,14 @@
-"""napari reader for seismic cubes (.sgy, .segy, .sgz, .npy): glue over ``open_cube`` and ``display``."""
+"""napari reader for seismic cubes (.sgy, .segy, .sgz, .npy): glue over ``open_cube`` and ``display``.
+
+A file we cannot read gets one message, ours: the reader claims it and opens nothing (npe2's "no layers"
+answer), so napari adds no generic "no reader" error of its own. A ``.npy`` that is not 3-D or 4-D is not
+ours to judge: it is declined silently, for napari's own reader. What the file opening has to say (a file
+with no geometry headers opening as a line of traces) is a notification, not only a line on stderr.
+"""
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -13,8 +20,11 @@ from ..errors import SeisfmError
 from .view import ensure_exaggeration, orient_when_added
 
 
+NOTHING = [(None,)]  # npe2: the file was ours and opens no layer (no second, generic error from napari)
+
+
 def get_reader(path):
-    """Open the file now, so a broken one is declined with a clear message instead of a traceback."""
+    """Open the file now, so a broken one is refused with one clear message instead of a traceback."""
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
             return None
@@ -22,16 +32,34 @@ def get_reader(path):
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES or path.is_dir():
         return None
-    if path.suffix.lower() == ".npy" and _ndim(path) == 4:  # a feature array computed elsewhere, not a cube
-        from .features_reader import get_feature_array_reader
+    if path.suffix.lower() == ".npy":
+        ndim = _ndim(path)
+        if ndim == 4:  # a feature array computed elsewhere, not a cube
+            from .features_reader import get_feature_array_reader
 
-        return get_feature_array_reader(path)
-    try:
-        cube = open_cube(path)
-    except SeisfmError as exc:
-        _notify(str(exc))
-        return None
+            return get_feature_array_reader(path)
+        if ndim is not None and ndim != 3:
+            return None  # not a cube: napari's own reader shows it
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            cube = open_cube(path)
+        except SeisfmError as exc:
+            return refused(str(exc))
+    for w in said:
+        if issubclass(w.category, UserWarning):
+            _notify(str(w.message))
     return partial(_read, cube)
+
+
+def refused(message: str):
+    """A reader that shows ``message`` as the only word on the file and opens nothing."""
+
+    def _refuse(_path=None, **_):
+        _notify(message)
+        return NOTHING
+
+    return _refuse
 
 
 def _ndim(path: Path) -> int | None:

@@ -213,6 +213,8 @@ class JobController:
     def _finished(self):
         self.worker = None
         _RUNNING.discard(self)
+        on_finished = self._on_finished
+        self._on_done = self._on_error = self._on_finished = None  # the job's closures (layers, viewers) go
         if self.closed:
             return
         self._timer.stop()
@@ -224,8 +226,8 @@ class JobController:
             self.progress_bar.setFormat("%p%")
             if self.progress_bar.maximum() == 0:
                 self.progress_bar.setRange(0, 1)  # stopped before any report: not busy any more
-        if self._on_finished is not None:
-            self._on_finished()
+        if on_finished is not None:
+            on_finished()
 
     # ------------------------------------------------------------------ teardown
     def teardown(self, wait_s: float | None = None) -> bool:
@@ -350,7 +352,6 @@ class _CloseWatcher(QObject):
 def background_job(viewer, fn, *args, what: str, on_done=None, on_error=None) -> JobController:
     """Run ``fn(*args, progress=..., cancel=...)`` off the GUI thread for work no dock owns (a reader's
     load): one-line errors, cancelled when the viewer closes, waited for when the application quits."""
-    window = viewer.window._qt_window
-    ctl = JobController(window, what=what, viewer=viewer)
+    ctl = JobController(QObject(), what=what, viewer=viewer)  # holds no window: it goes with the job
     ctl.start(fn, *args, progress=ctl.report, cancel=ctl.cancel_event, on_done=on_done, on_error=on_error)
     return ctl
