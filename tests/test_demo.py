@@ -56,6 +56,7 @@ def test_headline_is_the_simulated_interpreter_with_the_default_decision(demo):
     again = bench.simulated_interpreter(fm, truth, decision=DEFAULT_DECISION, grow=True)
     assert again["ious"][:len(s["ious"])] == s["ious"] and (again["noc"] <= bench.MAX_CLICKS) == (s["noc"] is not None)
     assert len(s["clicks"]) == again["positives"] + again["negatives"] and s["clicks"][0]["positive"]
+    assert s["shown_iou"] == s["ious"][s["shown_after"] - 1]  # the figure's mask is the protocol's
     # the fixed 3 + 3 clicks stay as the second line
     assert lines[2].startswith("  flat spot, 3 positive + 3 negative fixed clicks") and f"IoU {report['flat_spot']['iou']:.3f}" in lines[2]
     assert "mIoU" in lines[3] and report["knn"]["method"] == DEFAULT_SEGMENTER

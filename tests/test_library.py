@@ -174,6 +174,14 @@ def test_bad_input_is_one_line(stores, tmp_path, capsys, argv, match):
     one_line_error(capsys, *argv, match=match)
 
 
+def test_a_damaged_seabed_band_is_named(stores, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    add_stores(lib, [stores / "a.zarr"])
+    (lib / SurveyLibrary.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
+    one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
+                   "--library", str(lib), match="unreadable seabed band")
+
+
 def test_a_damaged_index_is_named(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
