@@ -19,8 +19,6 @@ FIGURE_INCHES, FIGURE_DPI = (11.0, 4.8), 100  # every figure is 1100 x 480 pixel
 
 
 def register(sub):
-    from ..bench import MAX_CLICKS
-
     p = sub.add_parser("demo", help="synthetic survey -> embeddings -> clicks on the flat spot -> map and segmentation",
                        description=__doc__)
     p.add_argument("--out", default="seisfm-demo", metavar="DIR", help="output folder (default: ./seisfm-demo)")
@@ -28,8 +26,8 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, help="survey seed (default: %(default)s)")
     p.add_argument("--stride", type=int, default=2, help="feature grid stride (default: %(default)s)")
     p.add_argument("--clicks", type=int, default=3, help="scripted positive clicks on the flat spot, and as many negatives (default: %(default)s)")
-    p.add_argument("--max-clicks", type=int, default=MAX_CLICKS, metavar="N",
-                   help="clicks the simulated interpreter may make, as in `seisfm bench` (default: %(default)s)")
+    p.add_argument("--max-clicks", type=int, default=None, metavar="N",
+                   help="clicks the simulated interpreter may make (default: as in `seisfm bench`)")
     p.add_argument("--model", default=None, help="embedder id (default: the registry default)")
     p.add_argument("--gui", action="store_true", help="open napari with the cube and the Click-to-map dock")
     p.set_defaults(run=run)
@@ -70,6 +68,8 @@ def run(args) -> int:
 
     if args.size < 32:
         raise SeisfmError(f"--size: at least 32 samples per axis, got {args.size}")
+    if args.max_clicks is None:
+        args.max_clicks = bench.MAX_CLICKS
     if args.max_clicks < 1:
         raise SeisfmError(f"--max-clicks must be at least 1, got {args.max_clicks}")
     out = Path(args.out)
