@@ -270,6 +270,16 @@ def encode_vectors(vectors, dtype: str = "int8", quant_scale: float = 127.0, pca
     return v.astype(dtype), ok
 
 
+def _absolute_source(geometry: dict | None) -> dict:
+    """The cube summary with its ``source`` file made absolute (resolved), so the cube is found from any
+    working directory later (a library match opening its cube); a source that is no file (``array``) stays."""
+    geometry = dict(geometry or {})
+    source = geometry.get("source")
+    if source and Path(source).exists():
+        geometry["source"] = str(Path(source).resolve())
+    return geometry
+
+
 class FeatureVolume:
     """A feature store on disk. Create it with :meth:`create`, open it with :meth:`open`."""
 
@@ -373,7 +383,7 @@ class FeatureVolume:
                     "checkpoint_sha256": checkpoint_sha256,
                     "cube_fingerprint": cube_fingerprint,
                     "cube_content_sha256": cube_content,
-                    "cube_geometry": cube_geometry or {},
+                    "cube_geometry": _absolute_source(cube_geometry),
                     "normalisation": normalisation or {},
                     "quant_scale": float(quant_scale or 1.0),
                     "normalized": True,

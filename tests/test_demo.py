@@ -1,30 +1,93 @@
-"""`seisfm demo`: the whole loop on a small synthetic survey writes its pictures, maps and report."""
+"""`seisfm demo`: the whole loop on a small synthetic survey writes its figures, maps and report, prints the
+simulated interpreter's headline and no warning. Run as a user runs it: in a fresh process, stdout and
+stderr read apart."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import struct
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
-from napari_seisfm import cli
+from napari_seisfm import bench, cli
+from napari_seisfm.commands.demo import FIGURE_DPI, FIGURE_INCHES, FIGURES
 from napari_seisfm.interpretation import load_interpretation
+from napari_seisfm.search import DEFAULT_DECISION, DEFAULT_SEGMENTER, FeatureMatrix
+from napari_seisfm.synthetic import CLASSES
 
 
-def test_demo_runs_and_writes_report(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--size", "64"]) == 0
-    text = capsys.readouterr().out
-    assert "flat spot" in text and "kNN" in text and "mIoU" in text
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS",)}  # the user's warning filters
+    run = subprocess.run([sys.executable, "-m", "napari_seisfm.cli", "demo", "--out", str(out), "--size", "64"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return out, run.stdout, run.stderr
+
+
+def test_demo_prints_no_warning(demo):
+    _, stdout, stderr = demo
+    assert stderr == ""  # the napari deprecation warning (out_of_slice_display) used to open it
+    assert "warning" not in stdout.lower() and "deprecat" not in stdout.lower()
+
+
+def test_headline_is_the_simulated_interpreter_with_the_default_decision(demo):
+    out, stdout, _ = demo
     report = json.loads((out / "report.json").read_text())
-    for name in report["pngs"]:
-        png = out / name
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert {"demo_similarity.png", "demo_knn.png"} <= set(report["pngs"])
+    lines = stdout.splitlines()
+    assert lines[1].startswith("  flat spot, simulated interpreter")  # right under the title
+    s = report["interpreter"]
+    assert s["decision"] == DEFAULT_DECISION and s["connected"] is True and s["max_clicks"] == bench.MAX_CLICKS
+    shown = re.search(r"IoU after each click: ([0-9. ]+)$", lines[1]).group(1).split()
+    assert [float(v) for v in shown] == [round(v, 2) for v in s["ious"]] and len(shown) == len(s["clicks"])
+    if s["noc"] is not None:
+        assert f"NoC@0.8 = {s['noc']}" in lines[1] and s["ious"][s["noc"] - 1] >= 0.8 > max(s["ious"][:s["noc"] - 1], default=0)
+    else:
+        assert f"not reached in {s['max_clicks']} clicks" in lines[1] and max(s["ious"]) < 0.8
+    # the same numbers as `seisfm bench`'s protocol on the demo's own store and ground truth
+    fm = FeatureMatrix.open(out / "features.zarr")
+    truth = bench.grid_labels(np.load(out / "ground_truth.npy"), fm.grid) == CLASSES["flat_spot"]
+    again = bench.simulated_interpreter(fm, truth, decision=DEFAULT_DECISION, grow=True)
+    assert again["ious"][:len(s["ious"])] == s["ious"] and (again["noc"] <= bench.MAX_CLICKS) == (s["noc"] is not None)
+    assert len(s["clicks"]) == again["positives"] + again["negatives"] and s["clicks"][0]["positive"]
+    assert s["shown_iou"] == s["ious"][s["shown_after"] - 1]  # the figure's mask is the protocol's
+    # the fixed 3 + 3 clicks stay as the second line
+    assert lines[2].startswith("  flat spot, 3 positive + 3 negative fixed clicks") and f"IoU {report['flat_spot']['iou']:.3f}" in lines[2]
+    assert "mIoU" in lines[3] and report["knn"]["method"] == DEFAULT_SEGMENTER
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_figures_are_drawn_at_their_size(demo):
+    out, stdout, _ = demo
+    report = json.loads((out / "report.json").read_text())
+    assert report["pngs"] == list(FIGURES)
+    want = (round(FIGURE_INCHES[0] * FIGURE_DPI), round(FIGURE_INCHES[1] * FIGURE_DPI))
+    for name in FIGURES:
+        assert _png_size(out / name) == want == (1100, 480)
+        assert (out / name).stat().st_size > 30_000  # a section with overlays, not an empty canvas
+        assert name in stdout
+
+
+def test_maps_store_and_interpretation_reopen(demo, tmp_path):
+    out, _, _ = demo
+    report = json.loads((out / "report.json").read_text())
     assert 0.5 < report["flat_spot"]["auc"] <= 1 and 0 <= report["flat_spot"]["iou"] <= 1
     assert 0 < report["knn"]["miou"] <= 1 and "flat_spot" in report["knn"]["iou_per_class"]
     assert report["seconds"]["total"] > 0
     sim = np.load(out / "similarity.npy")
     assert sim.shape == tuple(report["grid"]) == (32, 32, 32)
+    assert np.load(out / "knn_classes.npy").shape == (32, 32, 32)
     interp = load_interpretation(out / "interpretation.json")
     assert len(interp.positives) == 3 and len(interp.negatives) == 3
     assert interp.labels.shape == (32, 32, 32) and (interp.labels > 0).sum() <= 700
@@ -37,6 +100,8 @@ def test_demo_runs_and_writes_report(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), sim)
 
 
-def test_demo_refuses_a_tiny_cube(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path), "--size", "8"]) == 2
-    assert "--size" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, match", [(["--size", "8"], "--size"), (["--size", "64", "--max-clicks", "0"], "--max-clicks")])
+def test_demo_refuses_bad_options(tmp_path, capsys, argv, match):
+    assert cli.main(["demo", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]

@@ -120,7 +120,7 @@ def test_a_store_re_embedded_with_other_settings_is_replaced(stores, tmp_path, c
     assert library.size == FeatureVolume.open(store).grid.size + b_size  # the stride-4 vectors are gone
     fv = FeatureVolume.open(store)
     flat = int(np.ravel_multi_index((1, 1, 1), fv.grid.shape))
-    hits = library.search(fv.decode(fv.load()[0][flat][None])[0], top=3)
+    hits = library.search(fv.decode(fv.load()[0][flat][None])[0], top=3, radius=0, seabed=True)  # the raw nearest
     assert (str(store.resolve()), (1, 1, 1)) in [(h.store, h.grid_index) for h in hits]  # decoded on the new grid
 
 
@@ -174,6 +174,14 @@ def test_bad_input_is_one_line(stores, tmp_path, capsys, argv, match):
     one_line_error(capsys, *argv, match=match)
 
 
+def test_a_damaged_seabed_band_is_named(stores, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    add_stores(lib, [stores / "a.zarr"])
+    (lib / SurveyLibrary.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
+    one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
+                   "--library", str(lib), match="unreadable seabed band")
+
+
 def test_a_damaged_index_is_named(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
@@ -181,21 +189,176 @@ def test_a_damaged_index_is_named(stores, tmp_path, capsys):
     one_line_error(capsys, "library", "info", str(lib), match="vectors.usearch")
 
 
-def test_spread_matches_keep_the_best_of_each_neighbourhood(stores, tmp_path):
-    """The dock's and the CLI's default: no two matches within 2 grid points in one cube, best first."""
+def test_one_entry_per_body(stores, tmp_path):
+    """The dock's and the CLI's default: the nearest vectors grouped into connected bodies per cube, each listed
+    once at its best hit. Checked against scipy's 26-connected labelling of the same candidates on each grid."""
+    from scipy import ndimage
+
     lib = tmp_path / "lib"
-    add_stores(lib, [stores / "a.zarr", stores / "b.zarr"])
+    add_stores(lib, [stores / "a.zarr", stores / "b.zarr"], threads=1)
+    library = SurveyLibrary.open(lib)
     fa = FeatureMatrix.open(stores / "a.zarr")
-    raw = search_library(lib, fa, [CLICK], top=20, radius=0)
-    spread = search_library(lib, fa, [CLICK], top=20)
-    assert spread[0] == raw[0] and [m.rank for m in spread] == list(range(1, len(spread) + 1))
-    for i, m in enumerate(spread):
-        for n in spread[:i]:
-            if n.store == m.store:
-                assert max(abs(a - b) for a, b in zip(m.grid_index, n.grid_index)) > 2
-    scores = [m.score for m in spread]
+    click = (1020.0, 2020.0, 128.0)  # below the seabed band
+    got = search_library(library, fa, [click], top=20)
+    pool = library.last["candidates"]
+    raw = search_library(lib, fa, [click], top=pool, radius=0, seabed=True)  # the same nearest vectors
+    assert len(raw) == pool
+    bands = library.seabed_bands()
+    by_path = {e["path"]: e for e in library.stores}
+    bodies = []  # (best score, store, best grid index, size) from ndimage.label
+    for path, entry in by_path.items():
+        hits = [m for m in raw if m.store == path]
+        band = bands[entry["id"]]
+        hits = [m for m in hits if m.grid_index[2] >= band[m.grid_index[0], m.grid_index[1]]]
+        grid = np.zeros(entry["grid_shape"], bool)
+        for m in hits:
+            grid[m.grid_index] = True
+        labels, _ = ndimage.label(grid, structure=np.ones((3, 3, 3)))
+        for lab in np.unique([labels[m.grid_index] for m in hits]):
+            members = [m for m in hits if labels[m.grid_index] == lab]
+            bodies.append((members[0].score, path, members[0].grid_index, len(members)))
+    bodies.sort(key=lambda b: -b[0])
+    assert len(got) == min(20, len(bodies)) > 3
+    assert [(m.store, m.grid_index, m.hits) for m in got] == [(b[1], b[2], b[3]) for b in bodies[:len(got)]]
+    assert sum(m.hits for m in got) + library.last["seabed_left_out"] <= pool and max(m.hits for m in got) > 1  # neighbours folded in
+    assert got[0].store.endswith("a.zarr") and tuple(got[0].survey) == click and got[0].score > 0.999  # itself first
+    assert [m.rank for m in got] == list(range(1, len(got) + 1))
+    scores = [m.score for m in got]
     assert scores == sorted(scores, reverse=True)
-    assert len({m.store for m in spread}) == 2  # both cubes in the list
+    assert len({m.store for m in got}) == 2  # both cubes in the list
+
+
+def _truth_seabed(size=40):
+    """The seabed sample per trace of `seisfm synth --size 40` (seed 0): the first sample below the water."""
+    from napari_seisfm.synthetic import make_survey
+
+    survey = make_survey((size,) * 3, seed=0)
+    return survey, (survey.horizons > 0).argmax(axis=2)
+
+
+def test_the_seabed_band_follows_the_seabed(stores, tmp_path):
+    survey, seabed = _truth_seabed()
+    np.testing.assert_array_equal(np.load(stores / "a.npy"), survey.amplitude)  # the fixture's cube
+    lib = tmp_path / "lib"
+    add_stores(lib, [stores / "a.zarr"])
+    entry = SurveyLibrary.open(lib).stores[0]
+    band = np.load(lib / entry["seabed"]["file"])
+    fv = FeatureVolume.open(stores / "a.zarr")
+    assert band.shape == fv.grid.shape[:2] and entry["seabed"]["rows"] == [int(band.min()), int(band.max())]
+    step = fv.grid.stride[2]
+    truth = seabed[::fv.grid.stride[0], ::fv.grid.stride[1]]  # the grid columns' traces
+    below = band * step  # the first sample kept in each column
+    assert (below > truth).all()  # the water, the seabed sample and what lies right under it are in the band
+    assert (below <= truth + 2 * step + 4).all()  # and no more than about two grid steps below it
+
+
+def _shallow_click(library, fa, store):
+    """A click one grid row under the band whose nearest places (seabed kept) reach into the band."""
+    band = library.seabed_bands()[library.stores[0]["id"]]
+    for i in range(0, fa.shape[0], 2):
+        for j in range(0, fa.shape[1], 2):
+            k = int(band[i, j])
+            if k >= fa.shape[2]:
+                continue
+            click = fa.to_survey((i, j, k))
+            kept = search_library(library, fa, [click], top=12, seabed=True)
+            if any(m.store == store and m.grid_index[2] < band[m.grid_index[:2]] for m in kept):
+                return click, kept
+    raise AssertionError("no click under the band finds the seabed: the test cube lost its seabed")
+
+
+def test_hits_in_the_seabed_band_are_left_out_unless_asked_for(stores, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    add_stores(lib, [stores / "a.zarr"], threads=1)
+    library = SurveyLibrary.open(lib)
+    fa = FeatureMatrix.open(stores / "a.zarr")
+    store = library.stores[0]["path"]
+    band = library.seabed_bands()[library.stores[0]["id"]]
+    click, kept = _shallow_click(library, fa, store)
+    got = search_library(library, fa, [click], top=12)
+    assert got and not any(m.grid_index[2] < band[m.grid_index[:2]] for m in got)
+    assert library.last["seabed_left_out"] > 0 and not library.last["clicked_in_seabed_band"]
+    # the CLI says so, and --keep-seabed lists them
+    argv = ["library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(f"{v:g}" for v in click),
+            "--library", str(lib), "--top", "12"]
+    assert cli(argv) == 0
+    assert "in the seabed band left out (--keep-seabed lists them)" in capsys.readouterr().out
+    assert cli([*argv, "--keep-seabed", "--json"]) == 0
+    assert [tuple(m["grid_index"]) for m in json.loads(capsys.readouterr().out)] == [m.grid_index for m in kept]
+    # a click in the band itself: the user is after the seabed, so it is searched
+    top_of_band = fa.to_survey((5, 5, 0))
+    got = search_library(library, fa, [top_of_band], top=12)
+    assert library.last["clicked_in_seabed_band"] and got[0].grid_index == (5, 5, 0)
+
+
+def test_a_store_whose_cube_is_away_gets_its_band_when_added_again(stores, tmp_path, capsys):
+    d = tmp_path / "away"
+    d.mkdir()
+    for suffix in (".npy", ".npy.json"):
+        shutil.copy(stores / f"a{suffix}", d / f"c{suffix}")
+    assert cli(["embed", str(d / "c.npy"), "--out", str(d / "c.zarr"), "--stride", "4"]) == 0
+    (d / "c.npy").rename(d / "c.moved")
+    lib = tmp_path / "lib"
+    capsys.readouterr()
+    assert cli(["library", "add", str(d / "c.zarr"), "--library", str(lib)]) == 0
+    assert f"no seabed band: its cube ({d / 'c.npy'}) is not on this machine" in capsys.readouterr().out
+    assert SurveyLibrary.open(lib).seabed_bands() == {0: None}
+    (d / "c.moved").rename(d / "c.npy")
+    assert cli(["library", "add", str(d / "c.zarr"), "--library", str(lib)]) == 0
+    assert "already in the library, skipped; seabed band picked from" in capsys.readouterr().out
+    again = SurveyLibrary.open(lib)
+    np.testing.assert_array_equal(again.seabed_bands()[0], np.load(_band_file(stores, tmp_path)))
+    assert cli(["library", "remove", str(d / "c.zarr"), "--library", str(lib)]) == 0
+    assert not list(lib.glob("seabed-*.npy"))  # its band goes with it
+
+
+def _band_file(stores, tmp_path):
+    ref = tmp_path / "ref"
+    add_stores(ref, [stores / "a.zarr"])
+    return ref / SurveyLibrary.open(ref).stores[0]["seabed"]["file"]
+
+
+def test_cube_paths_are_absolute_so_a_match_opens_from_anywhere(stores, tmp_path, monkeypatch):
+    d = tmp_path / "work"
+    d.mkdir()
+    for suffix in (".npy", ".npy.json"):
+        shutil.copy(stores / f"b{suffix}", d / f"rel{suffix}")
+    monkeypatch.chdir(d)
+    assert cli(["embed", "rel.npy", "--out", "rel.zarr", "--stride", "4"]) == 0  # relative paths, as typed
+    assert FeatureVolume.open(d / "rel.zarr").cube_geometry["source"] == str((d / "rel.npy").resolve())
+    assert cli(["library", "add", "rel.zarr", str(stores / "a.zarr"), "--library", "lib"]) == 0
+    monkeypatch.chdir(tmp_path)  # somewhere else
+    fa = FeatureMatrix.open(stores / "a.zarr")
+    got = search_library(d / "lib", fa, [(1020.0, 2020.0, 128.0)], top=20)
+    rel = [m for m in got if m.store.endswith("rel.zarr")]
+    assert rel and all(m.cube == str((d / "rel.npy").resolve()) for m in rel)
+    assert all(m.cube == str((stores / "a.npy").resolve()) for m in got if m.store.endswith("a.zarr"))
+
+
+def test_an_older_store_with_a_relative_cube_path_is_found_beside_it(stores, tmp_path, monkeypatch):
+    """Stores embedded before paths were resolved say `rel.npy`; the library looks beside the store."""
+    import zarr
+
+    d = tmp_path / "old"
+    d.mkdir()
+    for suffix in (".npy", ".npy.json"):
+        shutil.copy(stores / f"b{suffix}", d / f"rel{suffix}")
+    shutil.copytree(stores / "b.zarr", d / "rel.zarr")
+    group = zarr.open_group(str(d / "rel.zarr"), mode="r+")
+    group.attrs["cube_geometry"] = {**group.attrs["cube_geometry"], "source": "rel.npy"}  # as an older embed wrote it
+    lib = tmp_path / "lib"
+    add_stores(lib, [d / "rel.zarr"])
+    entry = SurveyLibrary.open(lib).stores[0]
+    assert entry["cube"] == str((d / "rel.npy").resolve()) and entry["seabed"]["file"]
+    man = json.loads((lib / "library.json").read_text())
+    del man["stores"][0]["cube"]  # a library built before cube paths were kept
+    (lib / "library.json").write_text(json.dumps(man))
+    monkeypatch.chdir(tmp_path)
+    fm = FeatureMatrix.open(d / "rel.zarr")
+    got = search_library(lib, fm, [(1020.0, 2020.0, 128.0)], top=3)
+    assert got and all(m.cube == str((d / "rel.npy").resolve()) for m in got)
+    (d / "rel.npy").unlink()  # gone: the path stays as recorded, and the dock says it is not here
+    assert search_library(lib, fm, [(1020.0, 2020.0, 128.0)], top=1)[0].cube == "rel.npy"
 
 
 def test_remove_a_store_even_once_it_is_gone_from_disk(stores, tmp_path, capsys):

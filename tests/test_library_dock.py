@@ -85,3 +85,67 @@ def test_a_missing_library_is_one_line(make_napari_viewer, qtbot, survey, errors
     widget.library.library.value = str(tmp_path / "nowhere")
     assert widget.library.search() is None
     assert "no survey library there" in errors[-1] and "seisfm library add" in errors[-1]
+
+
+def _search_and_wait(widget, qtbot):
+    worker = widget.library.search()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    return widget.library.matches
+
+
+def test_a_match_in_a_cube_embedded_from_a_relative_path_opens_from_anywhere(make_napari_viewer, qtbot, survey,
+                                                                            errors, tmp_path, monkeypatch):
+    """`seisfm embed rel.npy` in one folder, the library searched and the match opened from another."""
+    import shutil
+
+    from napari_seisfm.search.library import add_stores
+
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    for suffix in (".npy", ".npy.json"):
+        shutil.copy(survey / f"b{suffix}", d / f"rel{suffix}")
+    monkeypatch.chdir(d)
+    assert cli(["embed", "rel.npy", "--out", "rel.zarr", "--stride", "4"]) == 0
+    add_stores(tmp_path / "lib", [survey / "a.zarr", d / "rel.zarr"], threads=1)
+    monkeypatch.chdir(tmp_path)  # the desk runs from another folder
+    viewer = make_napari_viewer()
+    viewer.open(str(survey / "a.npy"), plugin="napari-seisfm")
+    widget = ClickToMapWidget(viewer)
+    widget.load_features(str(survey / "a.zarr"))
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=WAIT)
+    viewer.layers[POSITIVE].add(list(CLICK))
+    qtbot.waitUntil(lambda: bool(widget.session.positives), timeout=WAIT)
+    widget.library.library.value = str(tmp_path / "lib")
+    matches = _search_and_wait(widget, qtbot)
+    i = next(k for k, m in enumerate(matches) if m.store.endswith("rel.zarr"))
+    assert matches[i].cube == str((d / "rel.npy").resolve())
+    assert widget.library.open_match(i) is matches[i] and not errors
+    assert "rel" in viewer.layers and widget.store.currentText().endswith("rel.zarr")
+    row = widget.library.results.item(0).text()
+    assert row.startswith("1. a ") and "hits)" in row  # one row per body, its size shown
+
+
+def test_the_seabed_box_lists_the_band(make_napari_viewer, qtbot, survey, errors):
+    from napari_seisfm.search.library import SurveyLibrary
+
+    viewer = make_napari_viewer()
+    viewer.open(str(survey / "a.npy"), plugin="napari-seisfm")
+    widget = ClickToMapWidget(viewer)
+    widget.load_features(str(survey / "a.zarr"))
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=WAIT)
+    lib = SurveyLibrary.open(survey / "seisfm-library")
+    bands = {e["path"]: lib.seabed_bands()[e["id"]] for e in lib.stores}
+
+    def in_band(m):
+        return m.grid_index[2] < bands[m.store][m.grid_index[:2]]
+
+    shallow = (1020.0, 2020.0, 32.0)  # just under the band of a's column there
+    g = widget.session.features.to_grid(shallow, "survey")
+    assert not lib.in_seabed_band(survey / "a.zarr", g) and lib.in_seabed_band(survey / "a.zarr", (g[0], g[1], g[2] - 1))
+    viewer.layers[POSITIVE].add(list(shallow))
+    qtbot.waitUntil(lambda: bool(widget.session.positives), timeout=WAIT)
+    assert not widget.library.seabed.isChecked()  # left out by default
+    assert not any(in_band(m) for m in _search_and_wait(widget, qtbot))
+    widget.library.seabed.setChecked(True)
+    assert any(in_band(m) for m in _search_and_wait(widget, qtbot))

@@ -177,8 +177,9 @@ def _centre_of_largest(mask: np.ndarray):
 
 
 def simulated_interpreter(fm, truth: np.ndarray, *, decision: str = "probe", grow: bool = True,
-                          max_clicks: int = MAX_CLICKS, **options) -> dict:
-    """Clicks against the product's mask until IoU reaches 0.8 or ``max_clicks`` (see the module doc)."""
+                          max_clicks: int = MAX_CLICKS, trace: bool = False, **options) -> dict:
+    """Clicks against the product's mask until IoU reaches 0.8 or ``max_clicks`` (see the module doc).
+    ``trace``: also return the clicks in order, ``"clicks": [(i, j, k, +1 positive / -1 negative), ...]``."""
     from ..search import make_search
 
     truth = np.asarray(truth, bool) & fm.valid.reshape(fm.shape)
@@ -187,6 +188,7 @@ def simulated_interpreter(fm, truth: np.ndarray, *, decision: str = "probe", gro
     if first is None:
         raise ValueError("the target is empty on the feature grid")
     search.add(first)
+    clicks = [(*first, 1)]
     ious, seconds = [], 0.0
     for n in range(1, max_clicks + 1):
         t0 = time.perf_counter()
@@ -200,13 +202,18 @@ def simulated_interpreter(fm, truth: np.ndarray, *, decision: str = "probe", gro
         alarm, alarm_size = _centre_of_largest(mask & ~truth)
         if miss_size >= alarm_size:
             search.add(miss)
+            clicks.append((*miss, 1))
         else:
             search.add(alarm, negative=True)
+            clicks.append((*alarm, -1))
     ious += [ious[-1]] * (max_clicks - len(ious))  # a perfect mask stays perfect
     noc = next((i + 1 for i, v in enumerate(ious) if v >= NOC_IOU), max_clicks + 1)
-    return {"decision": decision, "grow": grow, "iou_at": {str(c): ious[c - 1] for c in (1, 3, 5, 10) if c <= max_clicks},
-            "noc": noc, "ious": ious, "ms_per_click": round(1e3 * seconds / max(len(search.positives) + len(search.negatives), 1), 2),
-            "positives": len(search.positives), "negatives": len(search.negatives)}
+    out = {"decision": decision, "grow": grow, "iou_at": {str(c): ious[c - 1] for c in (1, 3, 5, 10) if c <= max_clicks},
+           "noc": noc, "ious": ious, "ms_per_click": round(1e3 * seconds / max(len(search.positives) + len(search.negatives), 1), 2),
+           "positives": len(search.positives), "negatives": len(search.negatives)}
+    if trace:
+        out["clicks"] = clicks
+    return out
 
 
 def click_quality(fm, truth_grid: np.ndarray, class_id: int, *, n_pos: int = 3, n_neg: int = 3, seed: int = 0,

@@ -1,8 +1,9 @@
 """`seisfm library add|search|remove|info`: many cubes' feature stores in one usearch index, searched from a click.
 
 ``add`` indexes stores (int8, cosine; every ``--stride``-th grid point) in a library folder, by default
-``seisfm-library`` beside the first store; ``search`` takes clicks in one store and lists the best matches
-across every cube of the library with their survey coordinates; ``remove`` takes stores out (also stores
+``seisfm-library`` beside the first store, and picks each cube's seabed band; ``search`` takes clicks in one
+store and lists the best places across every cube of the library, one per body, with their survey coordinates
+(hits in the seabed band left out unless ``--keep-seabed``); ``remove`` takes stores out (also stores
 deleted from disk); ``info`` lists what a library holds.
 docs/search.md ("Survey library").
 """
@@ -34,8 +35,11 @@ def register(subparsers) -> None:
                    help="units of --pos: survey (inline, crossline, time/depth; default), cube sample or feature-grid indices")
     s.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside --from)")
     s.add_argument("--top", type=int, default=20, metavar="N", help="number of matches (default: %(default)s)")
-    s.add_argument("--radius", type=int, default=2, metavar="R",
-                   help="no two matches within R grid points in one cube, as in the dock (default: %(default)s; 0: raw nearest vectors)")
+    s.add_argument("--radius", type=int, default=1, metavar="R",
+                   help="one entry per body: hits of one cube within R indexed grid points of each other are one body, "
+                        "listed at its best hit (default: %(default)s: connected; 0: the raw nearest vectors)")
+    s.add_argument("--keep-seabed", action="store_true",
+                   help="also list hits in the cubes' seabed bands (left out by default unless a click is in its cube's band)")
     s.add_argument("--json", action="store_true", help="print the matches as one JSON list")
     s.set_defaults(run=run_search)
 
@@ -61,9 +65,10 @@ def run_remove(args) -> int:
 
 def run_add(args) -> int:
     import time
+    from pathlib import Path
 
     from ..errors import SeisfmError
-    from ..search.library import add_stores, default_library
+    from ..search.library import SurveyLibrary, add_stores, default_library
 
     step = parse_triple(args.stride, "--stride", "2 or 2,2,1")
     if args.threads < 0:
@@ -73,8 +78,10 @@ def run_add(args) -> int:
     report = add_stores(library, args.stores, step=step, threads=args.threads)
     dt = time.perf_counter() - t0
     added = sum(n for _, n in report)
+    notes = {str(Path(e["path"]).resolve()): (e.get("seabed") or {}).get("note") for e in SurveyLibrary.open(library).stores}
     for store, n in report:
-        print(f"{store}: {n} vectors added" if n else f"{store}: already in the library, skipped")
+        note = notes.get(str(Path(store).resolve()))
+        print((f"{store}: {n} vectors added" if n else f"{store}: already in the library, skipped") + (f"; {note}" if note else ""))
     rate = f" ({added / dt / 1e6:.2f} M vectors/s)" if added and dt > 0 else ""
     print(f"library {library}: {added} vectors added in {dt:.1f} s{rate}")
     return 0
@@ -84,7 +91,7 @@ def run_search(args) -> int:
     import json
 
     from ..errors import SeisfmError
-    from ..search.library import default_library, search_library
+    from ..search.library import SurveyLibrary, default_library, describe_search, search_library
 
     if args.top < 1:
         raise SeisfmError(f"--top must be at least 1, got {args.top}")
@@ -93,15 +100,19 @@ def run_search(args) -> int:
     if not args.pos:
         raise SeisfmError("give at least one --pos IL,XL,T in the --from store")
     points = [parse_point(t) for t in args.pos]
-    library = args.library or default_library(args.source)
-    matches = search_library(library, args.source, points, space=args.coords, top=args.top, radius=args.radius)
+    lib = SurveyLibrary.open(args.library or default_library(args.source))
+    matches = search_library(lib, args.source, points, space=args.coords, top=args.top, radius=args.radius,
+                             seabed=args.keep_seabed)
     if args.json:
         print(json.dumps([m.as_dict() for m in matches]))
         return 0
     for m in matches:
         where = "" if m.survey is None else f"inline {m.survey[0]:g} crossline {m.survey[1]:g} time {m.survey[2]:g}  "
-        print(f"{m.rank:>4}  {m.score:.4f}  {where}grid {m.grid_index}  {m.store}")
+        body = f"  ({m.hits} hits)" if m.hits > 1 else ""
+        print(f"{m.rank:>4}  {m.score:.4f}  {where}grid {m.grid_index}  {m.store}{body}")
+    print(describe_search(lib.last))
     return 0
+
 
 
 def run_info(args) -> int:
@@ -118,4 +129,5 @@ def run_info(args) -> int:
     for s in info["stores"]:
         state = "" if s["on_disk"] else "  MISSING from disk"
         print(f"  [{s['id']}] {s['path']}: {s['vectors']} vectors, grid {tuple(s['grid'])}, every {tuple(s['index_step'])}{state}")
+        print(f"      cube {s['cube']}; {s['seabed']}")
     return 0

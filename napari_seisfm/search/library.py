@@ -10,7 +10,14 @@ One folder (default ``seisfm-library`` beside the first store added) holds:
   model and dimension every store must share.
 
 A key is ``store_id << 40 | flat grid index`` on the store's own feature grid, so a match maps back to
-(store, grid index, cube index, inline/crossline/time) without reading the store. Adding a store already in
+(store, grid index, cube index, inline/crossline/time) without reading the store.
+
+A search lists one entry per body, as the in-cube match list does: the nearest vectors are grouped per cube
+into bodies (hits within ``radius`` indexed grid points of each other, chained) and each body is listed once,
+at its best hit. Hits in a cube's seabed band (the water column, the first strong reflector and one grid step
+below it, picked per trace from the cube's amplitudes when the store is added; ``seabed-<id>.npy``) are left
+out unless asked for, or unless a clicked point lies in its own cube's band. Each store's cube path is kept
+absolute, so a match's cube opens from any working directory. Adding a store already in
 the library (same resolved path) is a no-op, unless it was re-embedded there with other settings (model, grid,
 cube): then its old vectors are replaced; a store of another model or dimension is refused. Search needs
 every listed store on disk (a match must be openable), and says which one is missing.
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -35,8 +42,16 @@ DEFAULT_NAME = "seisfm-library"
 INDEX_FILE = "vectors.usearch"
 MANIFEST_FILE = "library.json"
 KEY_BITS = 40  # flat grid index bits; the store id sits above them
-SPREAD = 8  # candidates per wanted match when the list is spread (search(radius=...))
 BATCH = 1 << 16  # vectors per usearch add
+# Candidates per wanted entry in a grouped or filtered search, and the most candidates one search looks at
+# (the pool grows 4x at a time while one body or the seabed band takes most of it).
+SPREAD = 16
+MAX_CANDIDATES = 1 << 14
+# The seabed band of a trace: every sample down to the first one whose amplitude departs from the cube's mean
+# by SEABED_STD of its standard deviations (the store's NCS standardisation constants; the first strong
+# reflector), then SEABED_MARGIN grid steps below it (the reflection's wavelet).
+SEABED_STD = 2.0
+SEABED_MARGIN = 1
 DEFAULT_EXPANSION = 512  # search beam width (usearch expansion_search): recall@100 0.995 at 1 M vectors (bench_library.py)
 # HNSW edges per node of a new library. usearch's default (16) levelled off near recall@100 0.98 at 3 M vectors
 # (0.939 / 0.957 at the default beam, two builds); 32 gave 0.992 at 3.95 ms, for 60 % more index bytes
@@ -54,6 +69,8 @@ class LibraryMatch:
     cube_index: tuple[int, int, int]
     survey: tuple[float, float, float] | None  # inline, crossline, time/depth; None without a geometry
     score: float
+    cube: str | None = None  # the store's cube, absolute (None: the store names no cube file)
+    hits: int = 1  # candidate hits grouped into this body (1 in a raw search)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +99,8 @@ class SurveyLibrary:
         self.path = Path(path)
         self.manifest = manifest
         self._index = index
+        self._bands = None
+        self.last: dict = {}
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -141,7 +160,9 @@ class SurveyLibrary:
         return {"library": str(self.path), "model": self.model, "dim": self.dim, "vectors": self.size,
                 "index_bytes": f.stat().st_size if f.is_file() else 0, "metric": "cos", "scalar": "i8",
                 "stores": [{"id": s["id"], "path": s["path"], "vectors": s["vectors"], "grid": s["grid_shape"],
-                            "index_step": s["step"], "on_disk": Path(s["path"]).exists()} for s in self.stores]}
+                            "index_step": s["step"], "on_disk": Path(s["path"]).exists(), "cube": entry_cube(s),
+                            "seabed": (s.get("seabed") or {}).get("note", "no seabed band (added before bands were picked)")}
+                           for s in self.stores]}
 
     def check_compatible(self, model: str, dim: int, what) -> None:
         if self.model is not None and (model != self.model or int(dim) != int(self.dim)):
@@ -155,11 +176,17 @@ class SurveyLibrary:
                               f"({len(missing)} missing); put it back, or take it out with `seisfm library remove`")
 
     # ------------------------------------------------------------------ search
-    def search(self, query: np.ndarray, top: int = 20, *, radius: int = 0, expansion: int = DEFAULT_EXPANSION,
-               threads: int = 0) -> list[LibraryMatch]:
-        """The ``top`` stored vectors most similar (cosine) to one float query, over every store. ``radius``
-        > 0 spreads them: no two within ``radius`` grid points of each other in one store (the best of each
-        neighbourhood is kept, from ``SPREAD`` times as many candidates), so one body does not fill the list."""
+    def search(self, query: np.ndarray, top: int = 20, *, radius: int = 1, seabed: bool = False,
+               expansion: int = DEFAULT_EXPANSION, threads: int = 0) -> list[LibraryMatch]:
+        """The ``top`` places most similar (cosine) to one float query, over every store, best first.
+
+        ``radius`` > 0: one entry per body, the hits of one store within ``radius`` indexed grid points of each
+        other (per axis, chained) being one body, listed at its best hit with ``hits`` counting its members;
+        with ``radius=1`` these are the connected bodies of the library-wide map thresholded at the weakest
+        candidate's score. The candidates are the nearest ``SPREAD * top`` vectors, 4x more at a time while that
+        gives more entries (up to ``MAX_CANDIDATES``), so a list can hold fewer than ``top`` entries when the
+        near vectors form fewer bodies. ``radius=0``: the raw nearest vectors. ``seabed``: keep hits in the stores' seabed
+        bands (left out by default). ``self.last`` says what the search looked at and left out."""
         if top < 1:
             raise SeisfmError(f"--top must be at least 1, got {top}")
         if self._index is None:
@@ -171,44 +198,137 @@ class SurveyLibrary:
         if not np.isfinite(peak) or peak == 0:
             raise SeisfmError("the query vector is zero or not finite")
         q8 = np.clip(np.rint(q * (127.0 / peak)), -127, 127).astype(np.int8)  # cosine: the scale does not matter
-        want = int(top) if radius <= 0 else min(int(top) * SPREAD, self.size)
-        self._index.expansion_search = max(int(expansion), want)
-        found = self._index.search(q8, want, threads=threads)
-        keys = np.asarray(found.keys, np.uint64).reshape(-1)
-        dist = np.asarray(found.distances, np.float32).reshape(-1)
-        keep = keys != np.iinfo(np.uint64).max  # usearch pads missing results
-        matches = self.decode(keys[keep], 1.0 - dist[keep])
-        return matches if radius <= 0 else spread(matches, radius, int(top))
+        bands = {} if seabed else {sid: b for sid, b in self.seabed_bands().items() if b is not None}
+        plain = radius <= 0 and not bands
+        limit = min(self.size, max(MAX_CANDIDATES, int(top)))
+        want = min(int(top) if plain else int(top) * SPREAD, limit)
+        best = None
+        while True:  # a bigger pool while it gives more entries: the band took candidates, or one body did
+            self._index.expansion_search = max(int(expansion), want)
+            found = self._index.search(q8, want, threads=threads)
+            keys = np.asarray(found.keys, np.uint64).reshape(-1)
+            dist = np.asarray(found.distances, np.float32).reshape(-1)
+            ok = keys != np.iinfo(np.uint64).max  # usearch pads missing results
+            sid, grid = self._split(keys[ok])
+            scores = 1.0 - dist[ok]
+            inside = self._in_band(sid, grid, bands)
+            keep = np.flatnonzero(~inside)
+            if radius > 0:
+                keep, hits = _bodies(sid[keep], grid[keep], keep, radius, self._steps())
+            else:
+                hits = np.ones(len(keep), np.int64)
+            if best is not None and len(keep) <= len(best[3]):
+                break  # the lower cut-off merged bodies faster than it found new ones: the smaller pool stands
+            best = (sid, grid, scores, keep, hits, inside)
+            if len(keep) >= top or want >= limit or plain:
+                break
+            want = min(want * 4, limit)
+        sid, grid, scores, keep, hits, inside = best
+        self.last = {"candidates": int(len(sid)), "seabed_left_out": int(inside.sum()), "entries": int(min(len(keep), top)),
+                     "seabed_bands": len(bands)}
+        keep, hits = keep[:top], hits[:top]
+        return self._matches(sid[keep], grid[keep], scores[keep], hits)
 
-    def decode(self, keys: np.ndarray, scores: np.ndarray) -> list[LibraryMatch]:
-        """Keys -> matches with store, grid, cube and survey coordinates (from the manifest alone)."""
-        by_id = {int(s["id"]): s for s in self.stores}
+    def _split(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keys -> (store ids, grid indices ``(n, 3)`` on each store's grid)."""
         keys = np.asarray(keys, np.uint64)
         sid = (keys >> np.uint64(KEY_BITS)).astype(np.int64)
         flat = (keys & np.uint64((1 << KEY_BITS) - 1)).astype(np.int64)
+        grid = np.zeros((len(keys), 3), np.int64)
+        by_id = {int(e["id"]): e for e in self.stores}
+        for i in np.unique(sid):
+            at = sid == i
+            grid[at] = np.stack(np.unravel_index(flat[at], tuple(by_id[int(i)]["grid_shape"])), -1)
+        return sid, grid
+
+    def _steps(self) -> dict:
+        return {int(e["id"]): np.asarray(e.get("step", (1, 1, 1)), np.int64) for e in self.stores}
+
+    @staticmethod
+    def _in_band(sid: np.ndarray, grid: np.ndarray, bands: dict) -> np.ndarray:
+        inside = np.zeros(len(sid), bool)
+        for i, band in bands.items():
+            at = np.flatnonzero(sid == i)
+            if len(at):
+                g = grid[at]
+                inside[at] = g[:, 2] < band[g[:, 0], g[:, 1]]
+        return inside
+
+    def decode(self, keys: np.ndarray, scores: np.ndarray) -> list[LibraryMatch]:
+        """Keys -> matches with store, grid, cube and survey coordinates (from the manifest alone)."""
+        sid, grid = self._split(keys)
+        return self._matches(sid, grid, np.asarray(scores, np.float32), np.ones(len(sid), np.int64))
+
+    def _matches(self, sid, grid, scores, hits) -> list[LibraryMatch]:
+        by_id = {int(s["id"]): s for s in self.stores}
+        cubes = {}
         out = []
-        for rank, (i, f, s) in enumerate(zip(sid, flat, scores), 1):
+        for rank, (i, g, s, n) in enumerate(zip(sid, grid, scores, hits), 1):
             st = by_id[int(i)]
-            g = np.unravel_index(int(f), tuple(st["grid_shape"]))
+            if int(i) not in cubes:
+                cubes[int(i)] = entry_cube(st)
             c = np.asarray(st["origin"]) + np.asarray(st["stride"]) * np.asarray(g)
             sv = _survey(st["geometry"], c[None])
             out.append(LibraryMatch(rank, st["path"], tuple(int(x) for x in g), tuple(int(x) for x in c),
-                                    None if sv is None else tuple(float(x) for x in sv[0]), float(s)))
+                                    None if sv is None else tuple(float(x) for x in sv[0]), float(s),
+                                    cubes[int(i)], int(n)))
         return out
 
+    # ------------------------------------------------------------------ seabed bands
+    def seabed_bands(self) -> dict:
+        """Per store id: its seabed band (grid rows from the top left out, per (inline, crossline) grid column),
+        or None where none was picked (its cube was not on disk when it was added)."""
+        if self._bands is None:
+            self._bands = {}
+            for e in self.stores:
+                info = e.get("seabed") or {}
+                f = self.path / info["file"] if info.get("file") else None
+                try:
+                    self._bands[int(e["id"])] = np.load(f) if f is not None else None
+                except (OSError, ValueError):
+                    raise SeisfmError(f"{f}: unreadable seabed band of {e['path']}; add the store again "
+                                      "(`seisfm library remove`, then `add`)") from None
+        return self._bands
 
-def spread(matches: list[LibraryMatch], radius: int, top: int) -> list[LibraryMatch]:
-    """Greedy, best first: drop a match within ``radius`` grid points (Chebyshev) of a kept one in the same
-    store; ranks renumbered."""
-    kept: list[LibraryMatch] = []
-    for m in matches:
-        g = np.asarray(m.grid_index)
-        if any(k.store == m.store and np.abs(g - np.asarray(k.grid_index)).max() <= radius for k in kept):
+    def in_seabed_band(self, store, grid_index) -> bool:
+        """Whether a grid point of ``store`` (a path) lies in that store's seabed band (False when the store
+        is not in the library or has no band)."""
+        key = str(Path(store).resolve())
+        for e in self.stores:
+            if str(Path(e["path"]).resolve()) == key:
+                band = self.seabed_bands().get(int(e["id"]))
+                g = tuple(int(v) for v in grid_index)
+                return band is not None and g[2] < int(band[g[0], g[1]])
+        return False
+
+
+def _bodies(sid: np.ndarray, grid: np.ndarray, order: np.ndarray, radius: int, steps: dict):
+    """Group hits (best first) into bodies per store: hits within ``radius`` indexed grid points of each other
+    (Chebyshev, in units of the store's index step) are chained into one. Returns (``order`` at each body's
+    best hit, the number of hits per body), bodies best first."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    best, size = [], []
+    for i in np.unique(sid):
+        at = np.flatnonzero(sid == i)  # best first: usearch returns hits by distance
+        if len(at) == 1:
+            best.append(at)
+            size.append([1])
             continue
-        kept.append(replace(m, rank=len(kept) + 1))
-        if len(kept) == top:
-            break
-    return kept
+        pts = grid[at] / steps.get(int(i), np.ones(3))
+        pairs = cKDTree(pts).query_pairs(r=radius + 1e-6, p=np.inf, output_type="ndarray")
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(at), len(at)))
+        _, labels = connected_components(graph, directed=False)
+        _, first, counts = np.unique(labels, return_index=True, return_counts=True)
+        best.append(at[first])
+        size.append(counts)
+    if not best:
+        return order[:0], np.zeros(0, np.int64)
+    best, size = np.concatenate(best), np.concatenate(size)
+    rank = np.argsort(best, kind="stable")  # positions in the best-first hit list = score order
+    return order[best[rank]], size[rank].astype(np.int64)
 
 
 # ---------------------------------------------------------------------- building
@@ -271,17 +391,26 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
                 continue
             seen.add(key)
             todo.append(fv)
+        backfill = [(known[str(fv.path.resolve())], fv) for fv in volumes
+                    if str(fv.path.resolve()) in known and not (known[str(fv.path.resolve())].get("seabed") or {}).get("file")]
         model, dim = (lib.model, lib.dim) if len(stale) < len(lib.stores) else (None, None)
         for fv in todo:
             if model is not None and (fv.model != model or fv.dim != dim):
                 raise SeisfmError(f"{fv.path}: model {fv.model} ({fv.dim}-d) does not match the library {library} "
                                   f"(model {model}, {dim}-d); a library holds one model")
             model, dim = fv.model, fv.dim
+        man = lib.manifest
+        if backfill:  # an older entry, or one whose cube was away when it was added: pick its band now
+            for entry, fv in {id(e): (e, f) for e, f in backfill}.values():
+                entry.setdefault("cube", cube_path(fv.path, fv.cube_geometry.get("source")))
+                entry["seabed"] = _write_band(library, int(entry["id"]), fv, entry_cube(entry))
+            if not todo:
+                _write_json_atomic(library / MANIFEST_FILE, man)
         if not todo:
             return report
-        man = lib.manifest
         if stale:  # its old vectors out first: their grid positions no longer mean anything
             _drop(lib._index, [e["id"] for e in stale])
+            _remove_bands(library, stale)
             man["stores"] = [e for e in man["stores"] if e not in stale]
             if not man["stores"]:
                 lib._index = None
@@ -299,7 +428,9 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
                 n += len(keys)
                 if progress is not None:
                     progress(str(fv.path), n, total)
-            man["stores"].append({"id": sid, **_entry(fv), "step": list(step), "vectors": n})
+            entry = {"id": sid, **_entry(fv), "step": list(step), "vectors": n}
+            entry["seabed"] = _write_band(library, sid, fv, entry["cube"])
+            man["stores"].append(entry)
             man["next_id"] = sid + 1
             report.append((str(fv.path), n))
         tmp = library / f".{INDEX_FILE}.{os.getpid()}.tmp"
@@ -313,7 +444,86 @@ def _entry(fv: FeatureVolume) -> dict:
     return {"path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim, "dtype": fv.dtype,
             "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride), "origin": list(fv.grid.origin),
             "geometry": fv.cube_geometry, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
-            "checkpoint_sha256": fv.checkpoint_sha256}
+            "checkpoint_sha256": fv.checkpoint_sha256, "cube": cube_path(fv.path, fv.cube_geometry.get("source"))}
+
+
+# ---------------------------------------------------------------------- cubes and their seabed bands
+def cube_path(store, source) -> str | None:
+    """The cube file behind ``store`` as an absolute path. Stores record it resolved; one recorded relative
+    (an older ``seisfm embed`` given a relative path) is looked for beside the store, then in the working
+    directory, and stays as recorded when found in neither. None: the store names no cube file."""
+    if not source or source == "array":
+        return None
+    p = Path(source).expanduser()
+    if p.is_absolute():
+        return str(p)
+    for base in (Path(store).resolve().parent, Path.cwd()):
+        if (base / p).exists():
+            return str((base / p).resolve())
+    return str(p)
+
+
+def entry_cube(entry: dict) -> str | None:
+    """The cube of a library entry: as resolved when it was added, else from its store's geometry summary."""
+    return cube_path(entry["path"], entry.get("cube") or (entry.get("geometry") or {}).get("source"))
+
+
+def seabed_band(fv: FeatureVolume, cube) -> np.ndarray:
+    """Grid rows of the seabed band per (inline, crossline) grid column of ``fv``'s grid: the rows down to the
+    first sample whose amplitude departs from the cube's mean by ``SEABED_STD`` standard deviations (the first
+    strong reflector: the seabed offshore, the first strong event on land) plus ``SEABED_MARGIN`` grid steps,
+    median-filtered over 3 x 3 columns (a stray pick does not cut a hole). Reads the cube's grid inlines once.
+    A trace with no such sample (dead) has no band."""
+    from scipy import ndimage
+
+    norm = fv.normalisation or {}
+    mean, std = norm.get("mean"), norm.get("std")
+    if not std:  # an imported store: the constants extraction would have used
+        from ..extract import estimate_normalisation
+
+        n = estimate_normalisation(cube)
+        mean, std = n["mean"], n["std"]
+    gi, gx, gt = fv.grid.shape
+    (o0, o1, o2), (s0, s1, s2) = fv.grid.origin, fv.grid.stride
+    columns = o1 + s1 * np.arange(gx)
+    band = np.zeros((gi, gx), np.int16)
+    for i in range(gi):
+        traces = np.asarray(cube[int(o0 + s0 * i)], np.float32).reshape(cube.shape[1], -1)[columns]
+        with np.errstate(invalid="ignore"):
+            strong = np.abs(traces - np.float32(mean)) >= np.float32(SEABED_STD * std)
+        first = strong.argmax(axis=1) + SEABED_MARGIN * s2  # the deepest sample in the band
+        rows = np.clip((first - o2) // s2 + 1, 0, gt)
+        band[i] = np.where(strong.any(axis=1), rows, 0)
+    return ndimage.median_filter(band, size=3, mode="nearest")
+
+
+def _write_band(library: Path, sid: int, fv: FeatureVolume, cube_file: str | None) -> dict:
+    """Pick the store's seabed band from its cube and keep it beside the index (``seabed-<id>.npy``); the
+    manifest's note of it, with the reason when there is none."""
+    from ..cube import open_cube
+
+    if not cube_file or not Path(cube_file).exists():
+        return {"file": None, "note": f"no seabed band: its cube ({cube_file or 'unknown'}) is not on this machine"}
+    try:
+        cube = open_cube(cube_file)
+    except SeisfmError as exc:
+        return {"file": None, "note": f"no seabed band: {exc}"}
+    if cube.geometry.fingerprint() != fv.cube_fingerprint:
+        return {"file": None, "note": f"no seabed band: {cube_file} is not the cube the store was embedded from"}
+    band = seabed_band(fv, cube)
+    name = f"seabed-{sid}.npy"
+    tmp = library / f".{name}.{os.getpid()}.tmp.npy"
+    np.save(tmp, band)
+    os.replace(tmp, library / name)
+    return {"file": name, "rows": [int(band.min()), int(band.max())], "std": SEABED_STD, "margin_steps": SEABED_MARGIN,
+            "note": f"seabed band picked from {cube_file}: grid rows 0-{int(band.max()) - 1} at most"}
+
+
+def _remove_bands(library: Path, entries) -> None:
+    for e in entries:
+        f = (e.get("seabed") or {}).get("file")
+        if f:
+            (library / f).unlink(missing_ok=True)
 
 
 def _signature(entry: dict) -> tuple:
@@ -346,6 +556,7 @@ def remove_stores(library, stores) -> list[tuple[str, int]]:
                 gone.append(entry)
         man = lib.manifest
         _drop(lib._index, [e["id"] for e in gone])
+        _remove_bands(library, gone)
         man["stores"] = [s for s in man["stores"] if s not in gone]
         if not man["stores"]:
             man["model"] = man["dim"] = None
@@ -370,12 +581,14 @@ def query_from_points(features, points, *, space: str = "survey") -> np.ndarray:
     return (q / norm).astype(np.float32)
 
 
-def search_library(library, features, points, *, space: str = "survey", top: int = 20, radius: int = 2,
-                   model: str | None = None, expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
-    """Clicks in one cube -> the best matches across every cube of the library (what the dock's button calls).
+def search_library(library, features, points, *, space: str = "survey", top: int = 20, radius: int = 1,
+                   seabed: bool = False, model: str | None = None, expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
+    """Clicks in one cube -> the best places across every cube of the library, one per body (what the dock's
+    button calls); see :meth:`SurveyLibrary.search` for ``radius`` and ``seabed``.
 
     ``features``: the clicked cube's FeatureMatrix (the dock has it loaded) or its store path; ``model``: its
-    model id when ``features`` is a FeatureMatrix (checked against the library's when given).
+    model id when ``features`` is a FeatureMatrix (checked against the library's when given). The seabed band
+    is searched too when a clicked point lies in its own cube's band (the user clicked the seabed).
     """
     from .matrix import FeatureMatrix
 
@@ -387,4 +600,21 @@ def search_library(library, features, points, *, space: str = "survey", top: int
     else:
         lib.check_compatible(model or lib.model, features.dim, features.name)
     lib.check_stores_on_disk()
-    return lib.search(query_from_points(features, points, space=space), top, radius=radius, expansion=expansion)
+    query = query_from_points(features, points, space=space)
+    clicked = [features.to_grid(p, space) for p in np.asarray(points, float).reshape(-1, 3)]
+    in_band = not seabed and any(lib.in_seabed_band(features.name, g) for g in clicked)
+    found = lib.search(query, top, radius=radius, seabed=seabed or in_band, expansion=expansion)
+    lib.last["clicked_in_seabed_band"] = in_band
+    return found
+
+
+def describe_search(last: dict, keep_hint: str = "--keep-seabed lists them") -> str:
+    """One line on what a library search looked at and left out (the CLI and the dock); ``last``:
+    :attr:`SurveyLibrary.last`; ``keep_hint``: how to list the seabed hits."""
+    if last.get("clicked_in_seabed_band"):
+        seabed = "the seabed band searched too: a click is in it"
+    elif last.get("seabed_left_out"):
+        seabed = f"{last['seabed_left_out']} hits in the seabed band left out ({keep_hint})"
+    else:
+        seabed = "no hit in a seabed band" if last.get("seabed_bands") else "no seabed band known"
+    return f"{last.get('entries', 0)} places from the {last.get('candidates', 0)} nearest vectors; {seabed}"
