@@ -118,7 +118,6 @@ def test_visible_part(widget, qtbot):
 
 
 def test_errors_are_notifications(widget, qtbot, monkeypatch):
-    import napari_seisfm.plugin.widgets.codecs as mod
 
     viewer, w = widget
     shown = []

@@ -83,14 +83,13 @@ def test_a_missing_library_is_one_line(make_napari_viewer, qtbot, survey, errors
     viewer.layers[POSITIVE].add(list(CLICK))
     qtbot.waitUntil(lambda: bool(widget.session.positives), timeout=WAIT)
     widget.library.library.value = str(tmp_path / "nowhere")
-    assert widget.library.search() is None
+    assert not widget.library.search()
     assert "no survey library there" in errors[-1] and "seisfm library add" in errors[-1]
 
 
 def _search_and_wait(widget, qtbot):
-    worker = widget.library.search()
-    with qtbot.waitSignal(worker.finished, timeout=WAIT):
-        pass
+    assert widget.library.search()
+    qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=WAIT)
     return widget.library.matches
 
 

@@ -19,7 +19,6 @@ from ..display import SEISMIC_COLORMAP, cube_layer
 from ..errors import SeisfmError
 from .view import ensure_exaggeration, orient_when_added
 
-
 NOTHING = [(None,)]  # npe2: the file was ours and opens no layer (no second, generic error from napari)
 
 
