@@ -105,3 +105,29 @@ def test_demo_refuses_bad_options(tmp_path, capsys, argv, match):
     assert cli.main(["demo", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
+
+
+@pytest.mark.gui
+def test_gui_opens_the_cube_the_dock_and_the_interpretation(demo, make_napari_viewer, qtbot, monkeypatch):
+    """`seisfm demo --gui`: the cube through the plugin's reader, the Click-to-map dock from the manifest,
+    its store loaded and the demo's clicks reopened (napari.run is the test's event loop here)."""
+    import napari
+
+    from napari_seisfm.commands import demo as demo_cmd
+
+    out, _, _ = demo
+    seen = {}
+
+    def run():
+        viewer = napari.current_viewer()
+        widget = next(w for w in viewer.window.dock_widgets.values() if type(w).__name__ == "ClickToMapWidget")
+        qtbot.waitUntil(lambda: widget.session is not None and len(widget.session.positives) > 0, timeout=120_000)
+        seen.update(viewer=viewer, widget=widget)
+
+    monkeypatch.setattr(napari, "run", run)
+    monkeypatch.setattr(napari, "Viewer", lambda **kw: make_napari_viewer(**kw))
+    demo_cmd.open_gui(out, out / "synthetic.sgy", out / "features.zarr")
+    viewer, widget = seen["viewer"], seen["widget"]
+    assert viewer.layers[0].metadata["kind"] == "seismic" and tuple(viewer.dims.order) == (0, 2, 1)
+    saved = load_interpretation(out / "interpretation.json")
+    assert len(widget.session.positives) == len(saved.positives)

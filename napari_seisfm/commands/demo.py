@@ -405,15 +405,10 @@ def open_gui(out, cube_path, features_path):
     """napari with the seismic, the Click-to-map dock loaded with the demo's store and interpretation."""
     import napari
 
-    from ..cube import open_cube
-    from ..display import cube_layer, orient_viewer
-
     viewer = napari.Viewer(title="seisfm demo")
-    cube = open_cube(cube_path)
-    data, kw, _ = cube_layer(cube, name="synthetic")
-    seismic = viewer.add_image(data, **kw)
-    orient_viewer(viewer, seismic)
-    # the dock the Plugins menu opens, through the plugin manifest: the CLI never imports the widgets
+    # the cube through the plugin's reader (survey units, inline view) and the dock the Plugins menu opens,
+    # both through the plugin manifest: the CLI never imports the napari glue
+    viewer.open(str(cube_path), plugin="napari-seisfm")
     _, widget = viewer.window.add_plugin_dock_widget("napari-seisfm", "Click-to-map")
     widget.load_features(str(features_path))
 
@@ -421,8 +416,9 @@ def open_gui(out, cube_path, features_path):
         if widget.features is None:
             return
         timer.stop()
-        widget.open_interpretation(out / "interpretation.json")
-        widget.run_knn()
+        interp = widget.files.open_interpretation(out / "interpretation.json")
+        if interp is not None and interp.labels is not None:
+            widget.segmentation.run_knn()
 
     from qtpy.QtCore import QTimer
 
