@@ -107,6 +107,7 @@ def main(argv=None):
     import napari
     from qtpy.QtWidgets import QApplication
 
+    from napari_seisfm.plugin.widgets._dock import select
     from napari_seisfm.synthetic import make_survey
 
     work = Path(tempfile.mkdtemp(prefix="gui_stalls_"))
@@ -151,8 +152,8 @@ def main(argv=None):
 
             w = CodecWidget(viewer)
             dock = viewer.window.add_dock_widget(w, name="Codec comparison")
-            w.layer.setCurrentText("section cube")
-            w.codecs.setText("default")
+            select(w.layer, "section cube")
+            w.codecs.value = "default"
             out[f"codec_default_{rep}"] = run_job(app, meter, w, w.run)
             out[f"codec_default_{rep}"]["rows"] = w.table.rowCount()
             viewer.window.remove_dock_widget(dock)
@@ -161,14 +162,14 @@ def main(argv=None):
 
             w = PretrainWidget(viewer)
             dock = viewer.window.add_dock_widget(w, name="Pretrain on this survey")
-            w.layer.setCurrentText("cube")
-            w.size.setCurrentText("test")
-            w.budget_unit.setCurrentText("steps")
-            w.budget.setValue(40)
-            w.batch_size.setValue(8)
-            w.device.setCurrentText("cpu")
-            w.out.setText(str(work / f"run{rep}"))
-            w.name.setText(f"stalls{rep}")
+            select(w.layer, "cube")
+            w.size.value = "test"
+            w.budget_unit.value = "steps"
+            w.budget.value = 40
+            w.batch_size.value = 8
+            w.device.value = "cpu"
+            w.out.value = str(work / f"run{rep}")
+            w.name.value = f"stalls{rep}"
             out[f"pretrain_test_40_steps_{rep}"] = run_job(app, meter, w, w.run)
             viewer.window.remove_dock_widget(dock)
     viewer.close()

@@ -71,6 +71,9 @@ def _ndim(path: Path) -> int | None:
 def _read(cube, path=None):
     import napari
 
+    from .warmup import warm_up
+
+    warm_up()  # the first overlay and Labels layer will need these
     viewer = napari.current_viewer()
     if viewer is not None:
         orient_when_added(viewer)

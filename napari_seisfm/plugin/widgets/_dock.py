@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import SeisfmError
+from ..warmup import LAYERS, TORCH, warm_up
 from . import _notify
 from ._jobs import JobController
 from ._scroll import scrolling_layout
@@ -36,6 +37,7 @@ class Dock(QWidget):
     """Base of the plugin's docks (see the module docstring)."""
 
     what = "job"  # the work's name in error messages
+    needs_torch = False  # its jobs import torch: warmed up in the background when the dock opens
 
     def __init__(self, napari_viewer, *, run_text: str = "Run", scroll: bool = True):
         super().__init__()
@@ -60,6 +62,7 @@ class Dock(QWidget):
         for event in ("inserted", "removed", "reordered"):
             getattr(self.viewer.layers.events, event).connect(self.reset_choices)
         self._tabs = _TabWithSiblings(self)
+        warm_up(*LAYERS, *(TORCH if self.needs_torch else ()))
 
     # ------------------------------------------------------------------ building
     def layer_picker(self, label: str, accepts: Callable, *, none: str | None = None, tooltip: str = "") -> ComboBox:

@@ -37,6 +37,7 @@ NO_HELDOUT = "none"
 
 class PretrainWidget(Dock):
     what = "pretraining"
+    needs_torch = True
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)

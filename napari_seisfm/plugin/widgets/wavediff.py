@@ -59,8 +59,20 @@ def sample_pairs(model, n: int, seed: int, progress=None, cancel=None) -> dict:
             "deviation": (s - s_true).pow(2).flatten(1).mean(1).numpy()}
 
 
+def _slice_on_screen(layer, viewer) -> np.ndarray:
+    """The 2-D slice of ``layer`` the viewer shows (its leading axes at the viewer's position, clipped into
+    the layer: a velocity layer need not share the survey's extent)."""
+    data = np.asarray(layer.data)
+    if data.ndim <= 2:
+        return data
+    point = layer.world_to_data(viewer.dims.point[-layer.ndim:])
+    lead = tuple(int(np.clip(round(float(point[k])), 0, data.shape[k] - 1)) for k in range(data.ndim - 2))
+    return data[lead]
+
+
 class WaveDiffWidget(Dock):
     what = "WaveDiffusion"
+    needs_torch = True
 
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer, run_text="Forward model")
@@ -104,9 +116,7 @@ class WaveDiffWidget(Dock):
             layer = self.layer.value
             if layer is None:
                 raise SeisfmError("no Image layer with a velocity map (m/s) to forward-model")
-            data = np.asarray(layer.data)
-            if data.ndim > 2:  # the slice on screen
-                data = data[tuple(self.viewer.dims.current_step[-data.ndim:-2])]
+            data = _slice_on_screen(layer, self.viewer)
         except SeisfmError as exc:
             self.error(exc)
             return False
