@@ -101,9 +101,9 @@ def test_clicks_show_on_every_slice_where_they_count(make_napari_viewer, qtbot, 
         return pos._view_size[pos._view_size > 0]  # sizes of the points napari draws on this slice
 
     on = drawn_at(26)
-    assert len(on) == 1
-    near = drawn_at(25)  # one inline away: drawn, smaller
-    assert len(near) == 1 and 0 < near[0] < on[0]
+    assert len(on) == 1 and pos.face_color[0, 3] == 1
+    near = drawn_at(25)  # one inline away: drawn, smaller and fainter
+    assert len(near) == 1 and 0 < near[0] < on[0] and pos.face_color[0, 3] < 1
     assert len(drawn_at(24)) == 1  # two inlines away, still where it counts
     assert len(drawn_at(29)) == 0  # beyond its reach: not drawn
 

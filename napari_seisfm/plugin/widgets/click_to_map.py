@@ -55,7 +55,8 @@ MATCH = "match"
 DECISIONS = [("probe learned from the clicks", "probe"), ("centroid similarity", "centroid")]
 THRESHOLD_REST_MS = 80
 NO_POSITIVE = "No positive click yet: click the feature on the Positive layer"
-MARKER_PIXELS = (4, 40)  # click markers on screen: never a blot; small off their slice (projection shrinks them)
+MARKER_PIXELS = (4, 30)  # click markers on screen: never a blot; small off their slice (projection shrinks them)
+OFF_SLICE_ALPHA = 0.45  # a click seen from a nearby section: fainter as well as smaller
 MARKER_CELLS = 1.5  # a click marker on its own slice: this many grid cells across
 PREVIEW_POINTS = 1 << 20  # grids larger than this (~100^3) show the section on screen before the whole map
 
@@ -280,6 +281,9 @@ class ClickToMapWidget(Dock):
             layer.current_face_color = colour
         self.show_clicks_across_slices()
         self.viewer.layers.selection.active = self._layer(POSITIVE)
+        if not getattr(self, "_fading", False):
+            self._fading = True
+            self.viewer.dims.events.point.connect(lambda *_: self.fade_off_slice())
 
     def show_clicks_across_slices(self):
         """Thick slices as deep as a click's reach: the grid point a click snapped to is used on the sections
@@ -293,10 +297,30 @@ class ClickToMapWidget(Dock):
         self.viewer.dims.margin_left = margins
         self.viewer.dims.margin_right = margins
 
+    def fade_off_slice(self):
+        """Clicks on the section on screen opaque, those seen from a nearby section faint (napari's projection
+        already draws them smaller)."""
+        if self.viewer.dims.ndisplay != 2:
+            return
+        axis = self.viewer.dims.not_displayed[0]
+        here = self.viewer.dims.point[axis]
+        half = 0.5 * abs(float(self._seismic_layer().scale[axis])) if self.cube.value is not None else 0.5
+        for name in (POSITIVE, NEGATIVE, MATCH):
+            layer = self._layer(name)
+            if layer is None or not len(layer.data):
+                continue
+            world = np.asarray(layer.data, float)[:, axis] * layer.scale[axis] + layer.translate[axis]
+            alpha = np.where(np.abs(world - here) <= half, 1.0, OFF_SLICE_ALPHA)
+            colours = np.array(layer.face_color, float)
+            if colours.shape[0] == len(alpha) and not np.allclose(colours[:, 3], alpha):
+                colours[:, 3] = alpha
+                layer.face_color = colours
+
     # ------------------------------------------------------------------ clicks
     def _on_points_event(self, event):
         if not self._syncing and getattr(event, "action", None) in ("added", "removed", "changed"):
             QTimer.singleShot(0, self._sync_from_layers)  # after napari has finished its own bookkeeping
+            QTimer.singleShot(0, self.fade_off_slice)
 
     def _sync_from_layers(self):
         """Points layers -> session; clicks it refuses are taken off the layers with the reason."""

@@ -32,6 +32,7 @@ from ...errors import SeisfmError
 from ._dock import Dock, form
 
 REGIONS = ("section on screen", "visible part of the section")
+RESULTS_HEIGHT = 340  # px: the results dock below the canvas, tall enough for the table's first rows and the plots
 
 
 class _SortItem(QTableWidgetItem):
@@ -79,8 +80,22 @@ class CodecResults(QWidget):
         row.addWidget(self.mask_canvas, stretch=2)
 
     def figure_size(self) -> tuple[int, int, float]:
-        """(width, height, device pixel ratio) the comparison figure is drawn at: the room it will have."""
-        return max(self.canvas.width(), 480), max(self.canvas.height(), 240), self.canvas.devicePixelRatioF()
+        """(width, height, device pixel ratio) the comparison figure is drawn at: the room it will have (before
+        the dock is laid out: a share of the window's width and the dock's height)."""
+        w, h = self.canvas.width(), self.canvas.height()
+        if w < 300 or h < 200:
+            top = self.window()
+            w, h = int(0.45 * top.width()) if top is not self else 900, RESULTS_HEIGHT - 30
+        return max(w, 480), max(h, 240), self.canvas.devicePixelRatioF()
+
+    def show_picture(self, pixmap):
+        """The figure, shrunk to the room it has if the dock is smaller than it was drawn for."""
+        room = self.canvas.size()
+        if room.width() > 50 and room.height() > 50 and (pixmap.width() > room.width() or pixmap.height() > room.height()):
+            dpr = pixmap.devicePixelRatio()
+            pixmap = pixmap.scaled(room * dpr, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            pixmap.setDevicePixelRatio(dpr)
+        self.canvas.setPixmap(pixmap)
 
 
 class CodecWidget(Dock):
@@ -302,6 +317,8 @@ class CodecWidget(Dock):
         try:
             self._results_dock = self.viewer.window.add_dock_widget(self.results, name="Codec comparison: results",
                                                                     area="bottom")
+            window = self._results_dock.window()
+            window.resizeDocks([self._results_dock], [RESULTS_HEIGHT], Qt.Orientation.Vertical)
         except (AttributeError, RuntimeError):  # no window (a script): the results widget stands alone
             self._results_dock = None
 
@@ -315,7 +332,7 @@ class CodecWidget(Dock):
         image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         pixmap = QPixmap.fromImage(image)  # a copy: the array may go
         pixmap.setDevicePixelRatio(dpr)
-        self.canvas.setPixmap(pixmap)
+        self.results.show_picture(pixmap)
         info = comp.info()
         self.say(f"{len(comp.rows)} codecs on {info['compared_shape'][0]}x{info['compared_shape'][1]} samples in "
                  f"{info['total_s']:.2f} s: the table and plots are below the canvas; select a row to see its "
@@ -371,7 +388,8 @@ class CodecWidget(Dock):
                 layer.metadata.update(meta)
             else:
                 self.viewer.add_image(data, name=layer_name, metadata={**meta, "survey": source.metadata.get("survey")},
-                                      colormap=source.colormap, contrast_limits=source.contrast_limits, **kwargs)
+                                      colormap=source.colormap, contrast_limits=source.contrast_limits,
+                                      visible=suffix == "reconstruction", **kwargs)  # the residual: one click away
         self.say(f"showing {name}: layers {source.name!r} codec reconstruction / residual")
 
     @staticmethod

@@ -135,7 +135,7 @@ class ExtractWidget(Dock):
         done, total = fv.progress()
         where = (f"the Click-to-map dock has it ({'loading' if picked == 'loading' else 'chosen'})"
                  if picked else NEXT_STEP)
-        self.say(f"Feature store ready: {fv.path} ({total} chunks, {fv.grid.shape[0]}x{fv.grid.shape[1]}x"
+        self.say(f"Feature store ready: {fv.path} ({total} chunk{'s' if total != 1 else ''}, {fv.grid.shape[0]}x{fv.grid.shape[1]}x"
                  f"{fv.grid.shape[2]} grid, {fv.dim}-d). {where}. Its PCA colours are the hidden layer "
                  f"{kwargs['name']!r}.")
 
