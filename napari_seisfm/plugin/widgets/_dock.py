@@ -186,7 +186,7 @@ def tabify_with_siblings(widget: QWidget) -> bool:
     window = widget.window()
     if not isinstance(window, QMainWindow):
         return False
-    mine = _dock_of(widget)
+    mine = dock_of(widget)
     if mine is None or window.dockWidgetArea(mine) == Qt.DockWidgetArea.NoDockWidgetArea:
         return False
     area = window.dockWidgetArea(mine)
@@ -201,7 +201,8 @@ def tabify_with_siblings(widget: QWidget) -> bool:
     return False
 
 
-def _dock_of(widget: QWidget):
+def dock_of(widget: QWidget):
+    """The QDockWidget holding ``widget`` (None outside one)."""
     w = widget
     while w is not None and not isinstance(w, QDockWidget):
         w = w.parentWidget()

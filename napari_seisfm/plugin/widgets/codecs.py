@@ -23,16 +23,18 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSizePolicy,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
 )
 
 from ...errors import SeisfmError
-from ._dock import Dock, form
+from ._dock import Dock, dock_of, form
 
 REGIONS = ("section on screen", "visible part of the section")
 RESULTS_HEIGHT = 340  # px: the results dock below the canvas, tall enough for the table's first rows and the plots
+TABLE_WIDTH = 720  # px of the results dock for the table at first (a splitter: the user moves it)
 
 
 class _SortItem(QTableWidgetItem):
@@ -74,18 +76,21 @@ class CodecResults(QWidget):
         self.mask_canvas = FigureCanvasQTAgg(self.mask_figure)
         self.mask_canvas.setMinimumSize(200, 120)
         self.mask_canvas.hide()  # until a masking study is drawn
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        for w in (self.table, self.canvas, self.mask_canvas):
+            self.splitter.addWidget(w)
+        self.splitter.setSizes([TABLE_WIDTH, 1200, 0])
         row = QHBoxLayout(self)
-        row.addWidget(self.table, stretch=3)
-        row.addWidget(self.canvas, stretch=4)
-        row.addWidget(self.mask_canvas, stretch=2)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.splitter)
 
     def figure_size(self) -> tuple[int, int, float]:
         """(width, height, device pixel ratio) the comparison figure is drawn at: the room it will have (before
         the dock is laid out: a share of the window's width and the dock's height)."""
         w, h = self.canvas.width(), self.canvas.height()
-        if w < 300 or h < 200:
+        if not self.canvas.isVisible() or w < 300 or h < 200:  # not laid out yet (an unshown label says 640x480)
             top = self.window()
-            w, h = int(0.45 * top.width()) if top is not self else 900, RESULTS_HEIGHT - 30
+            w, h = (top.width() - TABLE_WIDTH - 40) if top is not self else 900, RESULTS_HEIGHT - 40
         return max(w, 480), max(h, 240), self.canvas.devicePixelRatioF()
 
     def show_picture(self, pixmap):
@@ -292,6 +297,9 @@ class CodecWidget(Dock):
         self.masking_result = study
         self.show_results()
         self.mask_canvas.show()
+        sizes = self.results.splitter.sizes()
+        if sizes[2] == 0:  # room for the masking plot, taken from the comparison figure
+            self.results.splitter.setSizes([sizes[0], max(sizes[1] - 400, 200), 400])
         masking_figure(study, fig=self.mask_figure)
         self.mask_canvas.draw_idle()
         self.say(f"masking study of {study.model_id}: {len(study.rows)} runs, {study.seconds:.2f} s (plot below the canvas)")
@@ -315,10 +323,10 @@ class CodecWidget(Dock):
             except RuntimeError:  # the user closed it and Qt deleted it
                 self._results_dock = None
         try:
-            self._results_dock = self.viewer.window.add_dock_widget(self.results, name="Codec comparison: results",
-                                                                    area="bottom")
-            window = self._results_dock.window()
-            window.resizeDocks([self._results_dock], [RESULTS_HEIGHT], Qt.Orientation.Vertical)
+            self.viewer.window.add_dock_widget(self.results, name="Codec comparison: results", area="bottom")
+            # the Qt dock itself (a dock opened from the Plugins menu sees napari's proxies of the viewer's objects)
+            self._results_dock = dock_of(self.results)
+            self.results.window().resizeDocks([self._results_dock], [RESULTS_HEIGHT], Qt.Orientation.Vertical)
         except (AttributeError, RuntimeError):  # no window (a script): the results widget stands alone
             self._results_dock = None
 

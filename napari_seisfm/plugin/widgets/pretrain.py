@@ -104,6 +104,7 @@ class PretrainWidget(Dock):
         self.out.changed.connect(self._refresh_run_button)
         self.reset_choices()
         self._new_default_name()
+        self.say("Choose the seismic layer and a budget, then Run: the model joins Extract embeddings' list when done.")
         self._devices = JobController(self, what="device check", viewer=napari_viewer)
         self._devices.start(_devices, on_done=self._show_devices, on_error=lambda exc: None)
 
