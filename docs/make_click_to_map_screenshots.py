@@ -83,7 +83,7 @@ def main():
     viewer.layers[SIMILARITY].rendering = "mip"
     seismic.visible = False
     viewer.dims.ndisplay = 3
-    viewer.camera.angles = (0, 30, 60)
+    viewer.scene.camera.angles = (0, 30, 60)
     shot(viewer, "ctm-3d.png", canvas_only=True)
     viewer.close()
     if PENOBSCOT.exists():

@@ -133,7 +133,7 @@ def test_no_positive_click_message(make_napari_viewer, qtbot, survey_store, erro
     g = open_cube(sgy).geometry
     viewer.layers[NEGATIVE].add([g.ilines[10], g.xlines[10], g.samples[10]])
     qtbot.waitUntil(lambda: any("No positive click yet" in m for m in errors["info"]), timeout=WAIT)
-    assert "No positive click yet" in widget.status.text()
+    assert "No positive click yet" in widget.status.text_plain()
     assert SIMILARITY not in viewer.layers and widget.result is None
 
 
@@ -287,6 +287,10 @@ def test_save_and_open_interpretation(make_napari_viewer, qtbot, survey_store, t
     np.testing.assert_allclose(restored.scale, training.scale)
     assert widget2.segmentation.k.value == 7 and widget2.segmentation.weighted.value
     assert widget2.threshold_value() == pytest.approx(0.42)
+    # opened again, here and in the viewer it was saved from: the labels go into the same layer, no "[1]" copy
+    for v, w in ((viewer2, widget2), (viewer, widget)):
+        w.files.open_interpretation(path)
+        assert [ly.name for ly in v.layers if ly.name.startswith("training labels")] == ["training labels"]
     # the CLI twin: `seisfm search` with the same clicks gives the same map
     out = tmp_path / "map.npy"
     args = ["search", str(store), "--out", str(out), "--top", "0"]
@@ -306,7 +310,7 @@ def test_clear_removes_map(make_napari_viewer, qtbot, survey_store):
     widget.clear()
     qtbot.waitUntil(lambda: SIMILARITY not in viewer.layers, timeout=WAIT)
     assert len(viewer.layers[POSITIVE].data) == 0 and widget.result is None
-    assert "No positive click yet" in widget.status.text()
+    assert "No positive click yet" in widget.status.text_plain()
 
 
 def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path):

@@ -60,21 +60,21 @@ def test_the_view_refits_when_a_dock_narrows_the_canvas(make_napari_viewer, qtbo
     layer = viewer.open(str(two_surveys[0]), plugin="napari-seisfm")[0]
     qtbot.wait(200)
     view.fit(viewer)
-    zoom = viewer.camera.zoom
+    zoom = view.camera(viewer).zoom
     from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
     viewer.window.add_dock_widget(ExtractWidget(viewer), name="Extract embeddings", area="right")
-    qtbot.waitUntil(lambda: viewer.camera.zoom < zoom * 0.98, timeout=5000)  # refit to the narrower canvas
+    qtbot.waitUntil(lambda: view.camera(viewer).zoom < zoom * 0.98, timeout=5000)  # refit to the narrower canvas
     # the whole section is in view: its world box fits the canvas
     h, w = viewer.canvas.size
     box = np.asarray(layer.extent.world)[:, [2, 1]]
-    assert (box[1] - box[0]).max() * viewer.camera.zoom <= max(h, w) + 1
+    assert (box[1] - box[0]).max() * view.camera(viewer).zoom <= max(h, w) + 1
     # a view the user moved is left alone
-    viewer.camera.zoom = viewer.camera.zoom * 3
-    moved = viewer.camera.zoom
+    view.camera(viewer).zoom = view.camera(viewer).zoom * 3
+    moved = view.camera(viewer).zoom
     viewer.window._qt_window.resize(1400, 900)
     qtbot.wait(300)
-    assert viewer.camera.zoom == pytest.approx(moved)
+    assert view.camera(viewer).zoom == pytest.approx(moved)
 
 
 def test_clicks_show_on_every_slice_where_they_count(make_napari_viewer, qtbot, tmp_path):
@@ -158,3 +158,35 @@ def test_closing_the_last_window_mid_extraction_exits_cleanly(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "closing" in run.stdout and "returned" in run.stdout
     assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.stderr[-3000:]
+
+
+def test_a_new_store_goes_to_the_open_click_to_map_dock(make_napari_viewer, qtbot, tmp_path):
+    """Extraction ends: the Click-to-map dock on the same cube loads the store by itself, and the status line
+    says where the store went."""
+    a = make_survey((32, 32, 32), seed=4).amplitude
+    sgy = write_segy(tmp_path / "c.sgy", a, Geometry.regular(a.shape))
+    viewer = make_napari_viewer()
+    viewer.open(str(sgy), plugin="napari-seisfm")
+    _, ex = viewer.window.add_plugin_dock_widget("napari-seisfm", "Extract embeddings")
+    _, ctm = viewer.window.add_plugin_dock_widget("napari-seisfm", "Click-to-map")
+    ex.out.value = str(tmp_path / "new.zarr")
+    ex.run()
+    qtbot.waitUntil(lambda: ctm.session is not None, timeout=WAIT)
+    assert ctm.session.features_path == str(tmp_path / "new.zarr") or str(ctm.session.features_path).endswith("new.zarr")
+    assert "new.zarr" in ex.status.text_plain() and "Click-to-map dock has it" in ex.status.text_plain()
+
+
+def test_a_file_without_geometry_headers_says_so_in_napari(make_napari_viewer, tmp_path, reader_messages):
+    """A SEG-Y whose inline/crossline headers are empty opens as a line of traces; the reason is a
+    notification in napari, not only a line on stderr."""
+    import segyio
+
+    a = make_survey((32, 32, 32), seed=5).amplitude
+    sgy = write_segy(tmp_path / "c.sgy", a, Geometry.regular(a.shape))
+    with segyio.open(sgy, "r+", ignore_geometry=True) as f:
+        for i in range(f.tracecount):
+            f.header[i].update({segyio.TraceField.INLINE_3D: 0, segyio.TraceField.CROSSLINE_3D: 0})
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(sgy), plugin="napari-seisfm")
+    assert len(layers) == 1 and reader_messages, reader_messages
+    assert "traces" in reader_messages[-1] and "c.sgy" in reader_messages[-1]

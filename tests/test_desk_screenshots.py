@@ -46,9 +46,9 @@ def _section_fraction(img) -> float:
 def _canvas_pixel(viewer, img, world) -> tuple[float, float]:
     """(row, col) of a world point on the 2-D canvas screenshot: camera centre and zoom (pixels per world unit)."""
     rows_axis, cols_axis = viewer.dims.displayed
-    centre = np.asarray(viewer.camera.center)[-2:]
+    centre = np.asarray(viewer.scene.camera.center)[-2:]
     h, w = img.shape[:2]
-    zoom = viewer.camera.zoom * h / viewer.canvas.size[0]  # screenshot pixels per canvas pixel (1 under Xvfb)
+    zoom = viewer.scene.camera.zoom * h / viewer.canvas.size[0]  # screenshot pixels per canvas pixel (1 under Xvfb)
     return (h / 2 + (world[rows_axis] - centre[0]) * zoom, w / 2 + (world[cols_axis] - centre[1]) * zoom)
 
 

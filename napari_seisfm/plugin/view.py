@@ -177,8 +177,15 @@ def reset_view(viewer) -> None:
     _FITTED[viewer] = _camera(viewer)
 
 
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9; ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
 def _camera(viewer):
-    return tuple(np.round(viewer.camera.center, 6)), round(float(viewer.camera.zoom), 9)
+    cam = camera(viewer)
+    return tuple(np.round(cam.center, 6)), round(float(cam.zoom), 9)
 
 
 def _on_canvas_resized(viewer) -> None:
