@@ -114,7 +114,7 @@ class FilesBox(QGroupBox):
         self.dock._write_layers()
         if interp.labels is not None:
             self._place_labels(interp)
-        self.dock._say(f"opened {path}: {len(interp.positives)} positive, {len(interp.negatives)} negative clicks")
+        self.dock.say(f"opened {path}: {len(interp.positives)} positive, {len(interp.negatives)} negative clicks")
         return interp
 
     def _place_labels(self, interp):

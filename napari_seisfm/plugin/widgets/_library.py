@@ -74,7 +74,7 @@ class LibraryBox(QGroupBox):
             body = f"  ({m.hits} hits)" if m.hits > 1 else ""
             self.results.addItem(f"{m.rank}. {Path(m.store).stem}  il {where[0]:g} xl {where[1]:g} t {where[2]:g}  {m.score:.3f}{body}")
         cubes = len({m.store for m in self.matches})
-        self.dock._say(f"library: {len(self.matches)} places in {cubes} cube(s) ({note}); activate a row to go there")
+        self.dock.say(f"library: {len(self.matches)} places in {cubes} cube(s) ({note}); activate a row to go there")
 
     def open_match(self, i: int):
         """Go to match ``i``: in this cube, move there; in another, open that cube first (its feature store is

@@ -160,7 +160,7 @@ class SegmentationBox(QGroupBox):
             _notify.show_error(str(exc))
             return
         self._training = layer
-        self.dock._say(f"{self.method.current_choice}: visible slice first ...")
+        self.dock.say(f"{self.method.current_choice}: visible slice first ...")
         region, relay, jobs = self.dock.visible_region(), self._relay, self.jobs
 
         def job():
@@ -178,7 +178,7 @@ class SegmentationBox(QGroupBox):
         if self.dock.session is None:
             _notify.show_error("load a feature store first")
             return
-        self.dock._say(f"k-means: {self.n_facies.value} facies ...")
+        self.dock.say(f"k-means: {self.n_facies.value} facies ...")
         self.jobs.start(self.dock.session.facies, self.n_facies.value, progress=self.jobs.report,
                         cancel=self.jobs.cancel_event.is_set, on_done=self._on_facies)
 
@@ -219,14 +219,14 @@ class SegmentationBox(QGroupBox):
         full = np.zeros(self.dock.session.features.shape, np.int32)
         full[result.region] = result.classes.reshape(full[result.region].shape)
         self._show_classes(full)
-        self.dock._say(f"{self.method.current_choice}: visible slice done, whole cube running ...")
+        self.dock.say(f"{self.method.current_choice}: visible slice done, whole cube running ...")
 
     def _on_segmentation(self, result):
         self.knn_result = result
         self._show_classes(result.classes, result.class_ids)
         hidden = self.legend.hidden_names()
         note = f"; {', '.join(hidden)} drawn transparent (tick it in the legend to show it)" if hidden else ""
-        self.dock._say(f"{self.method.current_choice}: {len(result.class_ids)} classes over the whole grid{note}")
+        self.dock.say(f"{self.method.current_choice}: {len(result.class_ids)} classes over the whole grid{note}")
 
     def _on_facies(self, result):
         self.facies_result = result
@@ -235,7 +235,7 @@ class SegmentationBox(QGroupBox):
         colours = {c: np.asarray(layer.get_color(c), float) for c in ids}
         self.legend.show_classes(ids, {c: f"facies {c}" for c in ids}, colours, result.classes, layer=layer,
                                  hide_largest=False)
-        self.dock._say(f"k-means: {len(result.counts)} facies in {result.seconds:.1f} s ({result.iterations} iterations)")
+        self.dock.say(f"k-means: {len(result.counts)} facies in {result.seconds:.1f} s ({result.iterations} iterations)")
 
     def _legend_changed(self):
         """Names typed in the legend go to the training layer (saved with it) and the overlay's status text."""

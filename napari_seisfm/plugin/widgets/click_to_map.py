@@ -198,12 +198,6 @@ class ClickToMapWidget(Dock):
     def _layer(self, name):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
-    def _say(self, text: str):
-        self.say(text)
-
-    def _error(self, exc) -> None:
-        self.error(exc)
-
     def offer_store(self, path, layer) -> str | None:
         """A store just extracted from ``layer``'s cube (the Extract dock): chosen here, and loaded when no
         session is loaded yet. Returns "loading", "chosen" or None (this dock shows another cube)."""
