@@ -60,6 +60,13 @@ def run(args) -> int:
 
     if args.size < 32:
         raise SeisfmError(f"--size: at least 32 samples per axis, got {args.size}")
+    if args.clicks < 1:
+        raise SeisfmError(f"--clicks {args.clicks}: at least one positive click (and as many negatives)")
+    if args.seed < 0:
+        raise SeisfmError(f"--seed {args.seed}: must be 0 or more")
+    from .synth import check_memory
+
+    check_memory((args.size,) * 3, "--size")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clock = _Clock()
