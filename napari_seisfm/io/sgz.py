@@ -95,7 +95,8 @@ def check_header(path: Path) -> dict:
             f"{path}: truncated or inconsistent .sgz: its header describes {expected} bytes "
             f"({n_blocks} header blocks, {data_blocks} data blocks, {n_arrays} trace header arrays), the file has {size}"
         )
-    return {"samples": ns, "inlines": ni, "crosslines": nx, "traces": traces, "two_d": two_d}
+    return {"samples": ns, "inlines": ni, "crosslines": nx, "traces": traces, "two_d": two_d,
+            "wide_headers": size == wide and size != expected}
 
 
 def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
@@ -112,7 +113,7 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
             raise SeisfmError(f"{path}: pre-stack data ({reader.n_offsets} offsets); napari-seisfm needs a post-stack cube")
         samples = np.asarray(reader.zslices, np.float64)
         _check_axes(path, reader, samples, declared)
-        _check_coordinates(path, reader, samples)
+        _check_coordinates(path, reader, samples, per_trace=not declared["wide_headers"])
         notes = []
         if reader.is_2d:
             backend = SgzTraces(reader)
@@ -166,7 +167,7 @@ MAX_COORDINATE = 1e7  # |first sample| in ms or m
 MAX_LINE_STEP = 1_000_000
 
 
-def _check_coordinates(path, reader, samples) -> None:
+def _check_coordinates(path, reader, samples, per_trace: bool = True) -> None:
     """Coordinates must be plausible and agree with the copies the file keeps of them.
 
     The data blocks do not depend on the header's first sample, sample interval or line numbers and
@@ -174,7 +175,8 @@ def _check_coordinates(path, reader, samples) -> None:
     5e-324 ms, inline 67108869). Refused: a sample interval or first sample outside plausible limits, a
     line step over a million; a sample interval (or first sample) that differs from the SEG-Y binary
     header (trace headers) copied into the file; line numbers that differ from the per-trace inline and
-    crossline header arrays at nine grid positions (corners, edges' middles, centre).
+    crossline header arrays at nine grid positions (corners, edges' middles, centre; not in files whose header
+    arrays were stored 64 bits wide, which seismic-zfp reads as 32-bit garbage).
     """
     bad = f"{path}: inconsistent .sgz header:"
     if len(samples) > 1:
@@ -202,6 +204,8 @@ def _check_coordinates(path, reader, samples) -> None:
     for name, values in (("inline", ilines), ("crossline", xlines)):
         if len(values) > 1 and not 1 <= int(values[1] - values[0]) <= MAX_LINE_STEP:
             raise SeisfmError(f"{bad} {name} step {int(values[1] - values[0])}")
+    if not per_trace:
+        return
     ni, nx = len(ilines), len(xlines)
     picks = [(i, j) for i in sorted({0, ni // 2, ni - 1}) for j in sorted({0, nx // 2, nx - 1})]
     for field, name, axis in ((189, "inline", 0), (193, "crossline", 1)):
