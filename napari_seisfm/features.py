@@ -736,7 +736,7 @@ def _compressors():
 def _chunk_error(exc: BaseException) -> str:
     """A short phrase for a chunk that failed to decode."""
     if "checksum" in str(exc).lower():
-        return "checksum mismatch (CRC-32C)"
+        return "unreadable (CRC-32C checksum mismatch)"
     return f"unreadable ({exc.__class__.__name__})"
 
 

@@ -87,7 +87,7 @@ def test_a_changed_basis_is_found_by_its_hash_and_a_flipped_one_by_its_checksum(
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0x10
     f.write_bytes(bytes(data))
-    one_line_error(capsys, "check", store, match="pca_mean checksum mismatch")
+    one_line_error(capsys, "check", store, match="pca_mean unreadable (CRC-32C checksum mismatch)")
 
 
 def test_basis_arrays_gone_while_the_store_says_reduced(made, tmp_path, capsys):
@@ -138,7 +138,7 @@ def test_every_single_bit_flip_in_a_chunk_is_found_and_repaired(made, tmp_path, 
         assert cli(["check", str(store)]) == 2
         out = capsys.readouterr().out
         assert out.count("chunk (") == 1 and f"{array} " in out, (trial, pos, out)
-        found += "checksum mismatch" in out or "unreadable" in out
+        found += "CRC-32C checksum mismatch" in out
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             v, ok = FeatureVolume.open(store).load()
