@@ -173,8 +173,9 @@ def _check_coordinates(path, reader, samples, per_trace: bool = True) -> None:
     The data blocks do not depend on the header's first sample, sample interval or line numbers and
     steps, so a flipped bit there reads the right amplitudes at the wrong place (a sample interval of
     5e-324 ms, inline 67108869). Refused: a sample interval or first sample outside plausible limits, a
-    line step over a million; a sample interval (or first sample) that differs from the SEG-Y binary
-    header (trace headers) copied into the file; line numbers that differ from the per-trace inline and
+    line step over a million; a sample interval that differs from both the SEG-Y binary header and the trace
+    headers copied into the file (either may be the one segyio used), a first sample other than the delay
+    every trace header records; line numbers that differ from the per-trace inline and
     crossline header arrays at nine grid positions (corners, edges' middles, centre; not in files whose header
     arrays were stored 64 bits wide, which seismic-zfp reads as 32-bit garbage).
     """
@@ -193,8 +194,10 @@ def _check_coordinates(path, reader, samples, per_trace: bool = True) -> None:
     except Exception:
         segy_dt = 0
     template = getattr(reader, "segy_traceheader_template", {}) or {}
-    if segy_dt and dt is not None and abs(dt * 1000 - segy_dt) > 0.5:
-        raise SeisfmError(f"{bad} sample interval {dt:g} ms, {segy_dt / 1000:g} ms in its copy of the SEG-Y binary header")
+    trace_dt = template.get(117)  # the trace headers' sample interval, when the same in every trace
+    copies = [v for v in (segy_dt, trace_dt if type(trace_dt) is int else 0) if v]  # noqa: E721
+    if copies and dt is not None and all(abs(dt * 1000 - v) > 0.5 for v in copies):
+        raise SeisfmError(f"{bad} sample interval {dt:g} ms, {copies[0] / 1000:g} ms in its copy of the SEG-Y headers")
     delay = template.get(109)
     if segy_dt and type(delay) is int and abs(float(samples[0]) - delay) > 1e-6:  # noqa: E721 (a FileOffset is an int too)
         raise SeisfmError(f"{bad} first sample {float(samples[0]):g}, {delay} in every trace header (delay recording time)")
