@@ -338,14 +338,14 @@ class FeatureVolume:
         which would silently project every vector onto nothing, so each chunk file must exist, the shapes fit
         ``dim``/``dim_in``, the values be finite and (stores that record it) the hash match."""
         a = group.attrs
-        dim_in = int(a.get("dim_in", self.dim))
+        dim_in = int(a["dim_in"]) if a.get("dim_in") is not None else None  # absent: taken from the basis
         names = []
         for name in ("pca_mean", "pca_components"):
             self._opening = name
             if name in group:
                 names.append(name)
         if not names:
-            if dim_in != self.dim:
+            if dim_in is not None and dim_in != self.dim:
                 self._damaged_basis(f"{dim_in}-d embeddings reduced to {self.dim} but no basis arrays")
             return None, None
         if len(names) == 1:
@@ -361,6 +361,7 @@ class FeatureVolume:
             except Exception as exc:  # garbled bytes, checksum mismatch: the codec's own error type
                 self._damaged_basis(f"{name} {_chunk_error(exc)}")
         mean, components = arrays["pca_mean"], arrays["pca_components"]
+        dim_in = dim_in if dim_in is not None else (components.shape[-1] if components.ndim == 2 else -1)
         if components.shape != (self.dim, dim_in) or mean.shape != (dim_in,):
             self._damaged_basis(f"shapes {components.shape} and {mean.shape}, expected ({self.dim}, {dim_in}) and ({dim_in},)")
         if not (np.isfinite(components).all() and np.isfinite(mean).all()):
