@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-POINT_OPTIONS = ("--pos", "--neg")  # IL,XL,T values, which may start with a minus sign
+POINT_OPTIONS = ("--pos", "--neg", "--origin")  # IL,XL,T values, which may start with a minus sign
 DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 

@@ -377,6 +377,50 @@ def prepare_output(path, *, folder_ok: bool = False) -> Path:
     return path
 
 
+SPACE_MARGIN = 64 << 10  # bytes beyond an output's predicted size (HDF5 metadata, .npy header, side-cars)
+
+
+def check_free_space(path, needed: int, what: str = "the output") -> None:
+    """Refuse before writing ``path`` when ``needed`` bytes (plus a margin) do not fit on its file system:
+    a full disk then costs nothing, and writers that fail badly on one (memory maps, writer threads) are
+    not reached. A disk that fills up meanwhile is still each writer's own OSError."""
+    import shutil
+
+    path = Path(path)
+    try:
+        free = shutil.disk_usage(next((p for p in (path.parent, *path.parents) if p.exists()), Path("."))).free
+    except OSError:
+        return
+    if needed + SPACE_MARGIN > free:
+        raise SeisfmError(f"{path}: not enough free space: {what} needs {format_bytes(needed)}, "
+                          f"{format_bytes(free)} free on {path.parent}")
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KiB"``; absurd sizes in PiB with three digits."""
+    n = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"
+
+
+def discard(path) -> None:
+    """Remove a temporary file or folder left by a failed write, quietly: on a read-only or failing disk the
+    removal fails too, and that second error must not replace the first (it named the temporary file)."""
+    import shutil
+
+    path = Path(path)
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def write_failed(path, exc: OSError) -> SeisfmError:
     """The one-line error for an OSError while writing ``path`` (read-only, permissions, disk full)."""
     return SeisfmError(f"{path}: cannot write it ({exc.strerror or ' '.join(str(exc).split())})")

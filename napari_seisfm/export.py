@@ -9,12 +9,11 @@ name and renamed when complete, so an interrupted export never leaves a file tha
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .cube import Cube, prepare_output, write_failed
+from .cube import Cube, discard, prepare_output, write_failed
 from .errors import SeisfmError
 from .progress import check, report
 
@@ -105,7 +104,4 @@ def write_array(path, data: np.ndarray, attrs: dict | None = None) -> Path:
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    discard(path)  # quietly: a read-only place fails the write itself, named by the output

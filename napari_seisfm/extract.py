@@ -21,7 +21,7 @@ import numpy as np
 from . import progress as progress_
 from .encoders.base import Embedder
 from .errors import SeisfmCancelled, SeisfmError
-from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, chunk_region, cube_content_hash, store_state
+from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, check_stride, chunk_region, cube_content_hash, store_state
 
 CLIP = 3.0  # NCS recipe: unit variance per cube, amplitudes clipped at 3 std
 DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
@@ -131,7 +131,7 @@ def _settings(cube, model, checkpoint, stride, pca, dtype, device, precision, ba
         raise SeisfmError(f"pca must be 0 (off) or a positive number of dimensions, got {pca}")
     if embedder is None:
         embedder = get_embedder(model, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size)
-    grid = GridSpec.for_cube(cube.shape, stride)
+    grid = GridSpec.for_cube(cube.shape, check_stride(cube.shape, stride, getattr(cube, "path", None) or "the cube"))
     out_dim = int(pca) if pca and embedder.dim > int(pca) else embedder.dim
     wanted = {
         "model": embedder.card.id,

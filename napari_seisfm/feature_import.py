@@ -99,6 +99,8 @@ def open_feature_array(path, dataset: str | None = None) -> FeatureArray:
         raise SeisfmError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        if dataset:
+            raise SeisfmError(f"{path}: a .npy file holds one array; drop --dataset {dataset!r}")
         src = _open_npy(path)
     elif suffix == ".npz":
         src = _open_npz(path, dataset)
@@ -176,6 +178,9 @@ def _npy_header(f):
 def _open_zarr(path: Path, dataset) -> FeatureArray:
     import zarr
 
+    if path.is_dir():
+        _refuse_links_out(path)
+
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:
@@ -208,11 +213,43 @@ def _open_hdf5(path: Path, dataset) -> FeatureArray:
         f.visititems(lambda name, obj: datasets.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
         name = _pick(path, dataset.strip("/") if dataset else None, {k: d.shape for k, d in datasets.items()}, "dataset")
         ds = datasets[name]
+        _refuse_outside_data(path, name, ds)
         attrs = _meta({k: _plain(v) for k, v in ds.attrs.items()})
     except BaseException:
         f.close()
         raise
     return FeatureArray(path, "hdf5", ds, dataset=name, attrs=attrs, _closer=f.close)
+
+
+def _refuse_outside_data(path, name, ds) -> None:
+    """A shared feature file must never make us read other local files: HDF5 external storage (raw data
+    kept in other files, e.g. ``/etc/passwd``) and virtual datasets (data mapped from other HDF5 files)
+    are refused, whatever those files are."""
+    try:
+        external = ds.external
+        virtual = ds.is_virtual
+    except Exception as exc:  # noqa: BLE001 - an unreadable creation property list is no better
+        raise SeisfmError(f"{path}: dataset {name!r} has an unreadable storage layout ({exc.__class__.__name__})") from None
+    if external:
+        files = ", ".join(str(e[0]) for e in external[:3]) + (", ..." if len(external) > 3 else "")
+        raise SeisfmError(f"{path}: dataset {name!r} keeps its data in other files (HDF5 external storage: {files}); "
+                          "refused: a feature file must hold its own data")
+    if virtual:
+        raise SeisfmError(f"{path}: dataset {name!r} is an HDF5 virtual dataset (its data comes from other files); "
+                          "refused: a feature file must hold its own data (copy it into a plain dataset)")
+
+
+def _refuse_links_out(path: Path) -> None:
+    """Symbolic links inside a .zarr folder that lead out of it would make its chunks other local files."""
+    root = path.resolve()
+    for folder, dirs, files in os.walk(path):
+        for entry in dirs + files:
+            p = Path(folder) / entry
+            if p.is_symlink():
+                target = p.resolve()
+                if target != root and root not in target.parents:
+                    raise SeisfmError(f"{path}: {p.relative_to(path)} is a link to {target}, outside the array; "
+                                      "refused: a feature array must hold its own data")
 
 
 def _pick(path, wanted, shapes: dict, what: str) -> str:
@@ -570,7 +607,7 @@ def export_features(store, out, *, dtype: str = "float32", overwrite: bool = Fal
     """Write a complete store's vectors (decoded unit vectors, invalid points NaN) to ``.npy`` (with a
     ``<out>.json`` side-car) or HDF5 (dataset ``features`` with the same record in its ``seisfm``
     attribute), channel-last ``(il, xl, t, dim)``. Built in ``<out>.partial...`` and renamed when done."""
-    from .cube import prepare_output, write_failed
+    from .cube import check_free_space, discard, prepare_output, write_failed
     from .extract import DTYPE_ALIASES
 
     out = Path(out)
@@ -586,38 +623,120 @@ def export_features(store, out, *, dtype: str = "float32", overwrite: bool = Fal
     prepare_output(out)
     record = export_record(fv)
     shape = (*fv.grid.shape, fv.dim)
+    check_free_space(out, int(np.prod(shape)) * np.dtype(dtype).itemsize, "the export")
     tmp = out.with_name(out.name + ".partial" + suffix)
+    meta = out.with_name(out.name + ".json")
+    meta_tmp = out.with_name(meta.name + ".partial")
     try:
+        with open(tmp, "w+b") as raw:
+            if suffix == ".npy":
+                _write_npy(fv, raw, shape, dtype, progress)
+            else:
+                _write_hdf5(fv, raw, shape, dtype, record, progress)
+            raw.flush()
+            os.fsync(raw.fileno())  # a file system that allocates late reports a full disk here, not after the rename
         if suffix == ".npy":
-            target = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-            _export_chunks(fv, target, dtype, progress)
-            target.flush()
-            del target
+            meta_tmp.write_text(json.dumps(record, indent=1))
             os.replace(tmp, out)
-            out.with_name(out.name + ".json").write_text(json.dumps(record, indent=1))
+            os.replace(meta_tmp, meta)
         else:
-            import h5py
-
-            with h5py.File(tmp, "w") as f:
-                ds = f.create_dataset("features", shape=shape, dtype=dtype, chunks=(*fv.chunks, fv.dim))
-                ds.attrs["seisfm"] = json.dumps(record)
-                for key in ("layout", "stride", "origin", "model"):
-                    ds.attrs[key] = record[key]
-                _export_chunks(fv, ds, dtype, progress)
             os.replace(tmp, out)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise write_failed(out, exc) from None
+    finally:
+        discard(tmp)
+        discard(meta_tmp)
     return out
 
 
-def _export_chunks(fv: FeatureVolume, target, dtype, progress) -> None:
+def _write_npy(fv: FeatureVolume, f, shape, dtype, progress) -> None:
+    """The .npy written with ordinary writes, never through a memory map: a full disk is then an OSError
+    (ENOSPC), where a write into a mapped page beyond the disk's end is SIGBUS and kills the process."""
+    np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                             "fortran_order": False, "shape": tuple(int(n) for n in shape)})
+    start = f.tell()
+    row = shape[2] * shape[3] * np.dtype(dtype).itemsize  # one (inline, crossline) position: all times, all dims
+    f.truncate(start + shape[0] * shape[1] * row)
+    fd = f.fileno()
+    f.flush()
+    dim_bytes = shape[3] * np.dtype(dtype).itemsize
+
+    def write(sl, block):
+        for a in range(block.shape[0]):
+            for b in range(block.shape[1]):
+                off = start + ((sl[0].start + a) * shape[1] + sl[1].start + b) * row + sl[2].start * dim_bytes
+                data = memoryview(np.ascontiguousarray(block[a, b])).cast("B")
+                while data:
+                    n = os.pwrite(fd, data, off)
+                    data, off = data[n:], off + n
+
+    _export_chunks(fv, write, dtype, progress)
+
+
+class _FailOnce:
+    """A binary file for h5py's ``fileobj`` driver that records the first failed write and then accepts
+    (drops) every later one, so HDF5 never meets an error in its own writes: a full disk under the
+    default driver left HDF5 failing to close the file and the process segfaulting at exit."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def _guard(self, fn, *args, default=None):
+        if self.error is None:
+            try:
+                return fn(*args)
+            except OSError as exc:
+                self.error = exc
+        return default
+
+    def write(self, data):
+        return self._guard(self.f.write, data, default=len(memoryview(data).cast("B")))
+
+    def truncate(self, size=None):
+        return self._guard(self.f.truncate, size, default=size)
+
+    def flush(self):
+        self._guard(self.f.flush)
+
+    def read(self, n=-1):
+        return self.f.read(n)
+
+    def readinto(self, buffer):
+        return self.f.readinto(buffer)
+
+    def seek(self, *args):
+        return self.f.seek(*args)
+
+    def tell(self):
+        return self.f.tell()
+
+
+def _write_hdf5(fv: FeatureVolume, f, shape, dtype, record, progress) -> None:
+    import h5py
+
+    guarded = _FailOnce(f)
+    with h5py.File(guarded, "w") as h5:
+        ds = h5.create_dataset("features", shape=shape, dtype=dtype, chunks=(*fv.chunks, fv.dim))
+        ds.attrs["seisfm"] = json.dumps(record)
+        for key in ("layout", "stride", "origin", "model"):
+            ds.attrs[key] = record[key]
+
+        def write(sl, block):
+            if guarded.error is None:
+                ds[sl] = block
+
+        _export_chunks(fv, write, dtype, progress)
+    if guarded.error is not None:
+        raise guarded.error
+
+
+def _export_chunks(fv: FeatureVolume, write, dtype, progress) -> None:
     total = fv.progress()[1]
     for n, (_, sl, v, ok, _, _) in enumerate(fv.scan(), 1):  # damaged chunks come back invalid
         block = np.full((*(s.stop - s.start for s in sl), fv.dim), np.nan, dtype)
         if v is not None and ok is not None:
             block[ok] = fv.decode(v[ok]).astype(dtype)
-        target[sl] = block
+        write(sl, block)
         if progress is not None:
             progress(n, total)
 

@@ -36,6 +36,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .cube import write_failed
 from .errors import SeisfmError
 
 FORMAT = "seisfm-features"
@@ -239,10 +240,26 @@ class GridSpec:
         return int(np.prod(self.shape))
 
 
+def check_stride(cube_shape, stride, source="the cube") -> tuple[int, int, int]:
+    """``stride`` as three integers, refused when longer than the cube along an axis that has more than one
+    sample: such a grid is one point along it, which is never what was meant (``--stride 1000000`` used to end
+    in a PCA error suggesting ``--pca 0``)."""
+    stride = _triple(stride)
+    for axis, (n, s) in enumerate(zip(cube_shape, stride)):
+        if n > 1 and s > n:
+            name = ("inline", "crossline", "sample")[axis]
+            raise SeisfmError(f"stride {s} along {name} is longer than {source} ({int(n)} samples along it); "
+                              f"use a stride of at most {int(n)}, e.g. --stride 4")
+    return stride
+
+
 def _triple(v) -> tuple[int, int, int]:
     if np.isscalar(v):
         v = (v, v, v)
-    t = tuple(int(x) for x in v)
+    try:
+        t = tuple(int(x) for x in v)
+    except (TypeError, ValueError, OverflowError):
+        t = ()
     if len(t) != 3 or min(t) < 1:
         raise SeisfmError(f"stride must be one positive integer or three, got {v!r}")
     return t
@@ -291,9 +308,13 @@ class FeatureVolume:
         except SeisfmError:
             raise
         except Exception as exc:  # KeyError for a missing attribute or array, zarr's own for garbled metadata
-            what = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc.__class__.__name__
+            if isinstance(exc, KeyError) and exc.args:
+                what = repr(exc.args[0])
+            else:  # the array being opened, not the error's class (it used to say 'JSONDecodeError')
+                where = f"array {self._opening!r}" if getattr(self, "_opening", None) else "metadata"
+                what = f"{where}: {exc.__class__.__name__}"
             raise SeisfmError(
-                f"{self.path}: damaged or half-created feature store (missing or unreadable {what!r}); "
+                f"{self.path}: damaged or half-created feature store (missing or unreadable {what}); "
                 "run `seisfm embed` again (resume or --overwrite replaces it)"
             ) from None
 
@@ -312,14 +333,80 @@ class FeatureVolume:
         self.chunks = tuple(a["chunks"])
         self.provenance = dict(a.get("provenance") or {})  # imported stores: source file, hash, layout
         # every chunk is written, even all-zero ones, so a missing chunk file always means a lost chunk
-        self.embeddings = group["embeddings"].with_config({"write_empty_chunks": True})
-        self.valid = group["valid"].with_config({"write_empty_chunks": True})
-        self._done = group["done"]
-        if "pca_components" in group:
-            self.pca_mean = np.asarray(group["pca_mean"][:], np.float32)
-            self.pca_components = np.asarray(group["pca_components"][:], np.float32)
-        else:
-            self.pca_mean = self.pca_components = None
+        self.embeddings = self._array(group, "embeddings").with_config({"write_empty_chunks": True})
+        self.valid = self._array(group, "valid").with_config({"write_empty_chunks": True})
+        self._done = self._array(group, "done")
+        self.pca_mean, self.pca_components = self._read_basis(group)
+        self._opening = None
+
+    def _array(self, group, name):
+        self._opening = name  # named in the error when its metadata is garbled
+        return group[name]
+
+    def _read_basis(self, group):
+        """The PCA basis ``(mean, components)`` or ``(None, None)``, checked: a lost chunk reads as zeros in zarr,
+        which would silently project every vector onto nothing, so each chunk file must exist, the shapes fit
+        ``dim``/``dim_in``, the values be finite and (stores that record it) the hash match."""
+        a = group.attrs
+        dim_in = int(a["dim_in"]) if a.get("dim_in") is not None else None  # absent: taken from the basis
+        names = []
+        for name in ("pca_mean", "pca_components"):
+            self._opening = name
+            if name in group:
+                names.append(name)
+        if not names:
+            if dim_in is not None and dim_in != self.dim:
+                self._damaged_basis(f"{dim_in}-d embeddings reduced to {self.dim} but no basis arrays")
+            return None, None
+        if len(names) == 1:
+            self._damaged_basis(f"{'pca_mean' if names == ['pca_components'] else 'pca_components'} missing")
+        arrays = {}
+        for name in names:
+            array = self._array(group, name)
+            lost = self._missing_chunk(array)
+            if lost:
+                self._damaged_basis(f"{name} chunk {lost} missing")
+            try:
+                arrays[name] = np.asarray(array[...], np.float32)
+            except Exception as exc:  # garbled bytes, checksum mismatch: the codec's own error type
+                self._damaged_basis(f"{name} {_chunk_error(exc)}")
+        mean, components = arrays["pca_mean"], arrays["pca_components"]
+        dim_in = dim_in if dim_in is not None else (components.shape[-1] if components.ndim == 2 else -1)
+        if components.shape != (self.dim, dim_in) or mean.shape != (dim_in,):
+            self._damaged_basis(f"shapes {components.shape} and {mean.shape}, expected ({self.dim}, {dim_in}) and ({dim_in},)")
+        if not (np.isfinite(components).all() and np.isfinite(mean).all()):
+            self._damaged_basis("non-finite values")
+        if not np.any(components):
+            self._damaged_basis("all-zero components")
+        recorded = a.get("pca_sha256")
+        if recorded is not None and recorded != basis_hash(mean, components):
+            self._damaged_basis("its values differ from those recorded at creation")
+        return mean, components
+
+    def _damaged_basis(self, what: str):
+        rerun = "`seisfm features import ... --overwrite`" if self.provenance.get("imported_from") else "`seisfm embed ... --overwrite`"
+        raise SeisfmError(f"{self.path}: damaged PCA basis ({what}); every vector depends on it, so the store cannot be "
+                          f"repaired in place: rewrite it with {rerun}")
+
+    def _missing_chunk(self, array):
+        """The first chunk of ``array`` whose file is gone (zarr would read it as fill values), or None."""
+        try:
+            grid = array.cdata_shape
+            for idx in itertools.product(*(range(n) for n in grid)):
+                if not (self.path / array.basename / array.metadata.encode_chunk_key(idx)).is_file():
+                    return idx
+        except Exception:  # not a local directory store: only reading can tell
+            return None
+        return None
+
+    @property
+    def checksums(self) -> bool:
+        """Whether the chunks carry CRC-32C checksums (stores written since they were added); they are
+        verified on every read, so :meth:`verify` (`seisfm check`) finds any flipped bit."""
+        try:
+            return any(getattr(c, "to_dict", lambda: {})().get("name") == "crc32c" for c in self.embeddings.compressors)
+        except Exception:
+            return False
 
     # ---------------------------------------------------------------- create / open
     @classmethod
@@ -366,38 +453,45 @@ class FeatureVolume:
                 raise SeisfmError(f"{path}: already exists (pass overwrite/--overwrite, or resume)")
             tmp = path.with_name(path.name + ".creating")
             _remove(tmp)  # left by a run killed while creating
-            group = zarr.open_group(str(tmp), mode="w")
-            group.attrs.update(
-                {
-                    "format": FORMAT,
-                    "version": VERSION,
-                    "complete": False,
-                    "grid_shape": list(grid.shape),
-                    "stride": list(grid.stride),
-                    "origin": list(grid.origin),
-                    "chunks": list(chunks),
-                    "dim": dim,
-                    "dim_in": dim_in,
-                    "dtype": dtype,
-                    "model": model,
-                    "checkpoint_sha256": checkpoint_sha256,
-                    "cube_fingerprint": cube_fingerprint,
-                    "cube_content_sha256": cube_content,
-                    "cube_geometry": _absolute_source(cube_geometry),
-                    "normalisation": normalisation or {},
-                    "quant_scale": float(quant_scale or 1.0),
-                    "normalized": True,
-                    "every_chunk_written": True,  # a missing chunk file is a lost chunk
-                    **({"provenance": provenance} if provenance else {}),
-                }
-            )
-            group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0)
-            group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False)
-            n_chunks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks))
-            group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False)
-            if pca is not None:
-                group.create_array("pca_mean", data=mean)
-                group.create_array("pca_components", data=components)
+            try:
+                group = zarr.open_group(str(tmp), mode="w")
+                group.attrs.update(
+                    {
+                        "format": FORMAT,
+                        "version": VERSION,
+                        "complete": False,
+                        "grid_shape": list(grid.shape),
+                        "stride": list(grid.stride),
+                        "origin": list(grid.origin),
+                        "chunks": list(chunks),
+                        "dim": dim,
+                        "dim_in": dim_in,
+                        "dtype": dtype,
+                        "model": model,
+                        "checkpoint_sha256": checkpoint_sha256,
+                        "cube_fingerprint": cube_fingerprint,
+                        "cube_content_sha256": cube_content,
+                        "cube_geometry": _absolute_source(cube_geometry),
+                        "normalisation": normalisation or {},
+                        "quant_scale": float(quant_scale or 1.0),
+                        "normalized": True,
+                        "every_chunk_written": True,  # a missing chunk file is a lost chunk
+                        "checksums": "crc32c",  # every chunk ends in a CRC-32C of its compressed bytes, checked on read
+                        **({"pca_sha256": basis_hash(mean, components)} if pca is not None else {}),
+                        **({"provenance": provenance} if provenance else {}),
+                    }
+                )
+                group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0,
+                                   compressors=_compressors())
+                group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False, compressors=_compressors())
+                n_chunks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks))
+                group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False, compressors=_compressors())
+                if pca is not None:
+                    group.create_array("pca_mean", data=mean, compressors=_compressors())
+                    group.create_array("pca_components", data=components, compressors=_compressors())
+            except OSError as exc:  # a full or read-only disk: no half-built store left behind
+                _remove(tmp)
+                raise write_failed(path, exc) from None
             if path.exists():  # overwrite: move the old store aside in one step, then delete it
                 old = path.with_name(path.name + ".replaced")
                 _remove(old)
@@ -449,6 +543,12 @@ class FeatureVolume:
         return bool(self._done[tuple(chunk_index)])
 
     def write_chunk(self, chunk_index, vectors: np.ndarray, valid: np.ndarray | None = None, *, mark_done: bool = True) -> None:
+        try:
+            self._write_chunk(chunk_index, vectors, valid, mark_done)
+        except OSError as exc:  # a full disk: the chunk is not marked done, so a resumed run writes it again
+            raise write_failed(self.path, exc) from None
+
+    def _write_chunk(self, chunk_index, vectors, valid, mark_done) -> None:
         """Store raw float embeddings ``(a, b, c, dim_in)`` for one chunk, then mark it done (``mark_done=False``:
         leave the flag to the process that owns the flags, see :meth:`mark_done`)."""
         sl = self.chunk_region(chunk_index)
@@ -470,13 +570,19 @@ class FeatureVolume:
         done = np.asarray(self._done[...], bool)
         for index in chunk_indices:
             done[tuple(int(i) for i in index)] = True
-        self._done[...] = done
+        try:
+            self._done[...] = done
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
 
     def mark_complete(self) -> None:
         done, total = self.progress()
         if done != total:
             raise SeisfmError(f"{self.path}: cannot mark complete, {total - done} chunks missing")
-        self._group.attrs["complete"] = True
+        try:
+            self._group.attrs["complete"] = True
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
 
     # ---------------------------------------------------------------- vectors
     def encode(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -580,7 +686,7 @@ class FeatureVolume:
         try:
             data = np.asarray(array[sl])
         except Exception as exc:  # truncated or garbled bytes: the codec's own error type
-            return None, f"unreadable ({exc.__class__.__name__})"
+            return None, _chunk_error(exc)
         return data, None
 
     def verify(self) -> list[tuple[tuple[int, int, int], str]]:
@@ -628,6 +734,28 @@ class FeatureVolume:
     def __repr__(self) -> str:
         state = "complete" if self.complete else "partial"
         return f"FeatureVolume({self.path}, grid={self.grid.shape}, stride={self.grid.stride}, dim={self.dim}, {self.dtype}, {self.model}, {state})"
+
+
+def _compressors():
+    """zstd (zarr's default) followed by a CRC-32C of the compressed bytes: a flipped bit anywhere in a chunk
+    file fails the read instead of decoding to other values (benchmarks/bench_checksums.py: the cost)."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+
+
+def _chunk_error(exc: BaseException) -> str:
+    """A short phrase for a chunk that failed to decode."""
+    if "checksum" in str(exc).lower():
+        return "unreadable (CRC-32C checksum mismatch)"
+    return f"unreadable ({exc.__class__.__name__})"
+
+
+def basis_hash(mean, components) -> str:
+    """SHA-256 (16 hex digits) of a PCA basis as stored (float32 bytes of mean, then components)."""
+    h = hashlib.sha256(np.ascontiguousarray(mean, np.float32).tobytes())
+    h.update(np.ascontiguousarray(components, np.float32).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _remove(path: Path) -> None:

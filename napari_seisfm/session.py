@@ -269,6 +269,8 @@ class ClickToMapSession:
 
     def set_threshold(self, t: float | None) -> None:
         """A threshold chosen by the user; ``None`` goes back to the decision's default (Auto)."""
+        if t is not None and not np.isfinite(t):
+            raise SeisfmError(f"threshold {t}: must be a finite number")
         self._threshold = None if t is None else float(t)
         self.threshold_changed.emit(self.threshold)
 
@@ -421,16 +423,21 @@ class ClickToMapSession:
 
     def load(self, path) -> Interpretation:
         """Restore clicks and parameters of a saved interpretation (refused when made on another cube);
-        the labels come back in the returned Interpretation for the caller to place."""
+        the labels come back in the returned Interpretation for the caller to place. Its clicks are those that
+        count; ``refused`` gives the reason for each click of the file that was left out."""
         interp = load_interpretation(path, fingerprint=self.cube_fingerprint)
-        self.apply(interp)
+        interp.refused = self.apply(interp)
+        # what is reported is what counts: clicks outside the volume (or without a vector) were left out
+        interp.positives, interp.negatives = self.positives, self.negatives
         return interp
 
     def apply(self, interp: Interpretation) -> list[str]:
         p = interp.params
         # files from before the probe and the linear method were the centroid and kNN
+        smooth = SMOOTH if p.get("smooth") is None else p["smooth"]  # one number or three (load_interpretation checked them)
+        smooth = tuple(float(v) for v in smooth) if isinstance(smooth, (list, tuple)) else float(smooth)
         self.segmentation = SegmentationSettings(method=p.get("method") or "knn", k=int(p.get("k") or 5),
-                                                 weighted=bool(p.get("weighted")), smooth=float(p.get("smooth", SMOOTH)))
+                                                 weighted=bool(p.get("weighted")), smooth=smooth)
         self.set_decision(p.get("decision") or "centroid")
         self.connected = bool(p.get("connected", False))
         refused = self.set_clicks(interp.positives, interp.negatives)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import SeisfmError
 
 AXIS_NAMES = {"inline": 0, "il": 0, "crossline": 1, "xl": 1, "time": 2, "depth": 2, "sample": 2}
@@ -14,9 +16,12 @@ def parse_section(spec: str) -> tuple[int, float]:
     if not sep or axis is None:
         raise SeisfmError(f"--section {spec!r}: expected inline=N, crossline=N or time=T")
     try:
-        return axis, float(value)
+        number = float(value)
     except ValueError:
         raise SeisfmError(f"--section {spec!r}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise SeisfmError(f"--section {spec!r}: {value!r} is not a finite number")
+    return axis, number
 
 
 def read_section(cube, spec: str | None = None):

@@ -1,7 +1,9 @@
 """`seisfm check STORE [--repair --cube CUBE]`: verify every chunk of a feature store; recompute damaged ones.
 
-A chunk is sound when its embeddings and valid flags are present, decode to the right shape and
-(float stores) are finite, and its done flag is set in a complete store. ``--repair`` recomputes
+A chunk is sound when its embeddings and valid flags are present, pass their CRC-32C checksum (stores
+written since checksums were added), decode to the right shape and (float stores) are finite, and its
+done flag is set in a complete store. A damaged PCA basis (lost, garbled or changed) is one error line:
+every vector depends on it, so it is never "repaired" from a guess. ``--repair`` recomputes
 the damaged chunks from the cube through the extraction code path, then verifies again.
 """
 
@@ -39,7 +41,8 @@ def run(args) -> int:
         raise SeisfmError(f"{args.store}: {len(bad)} damaged chunks{hint}")
     done, total = fv.progress()
     state = "complete" if fv.complete else f"partial ({done}/{total} chunks done; resume it with `seisfm embed`)"
-    print(f"{args.store}: {total} chunks sound, {state}")
+    sums = "CRC-32C checksums verified" if fv.checksums else "no checksums in this older store: bit flips that still decode go unnoticed"
+    print(f"{args.store}: {total} chunks sound, {state}; {sums}")
     return 0
 
 

@@ -25,8 +25,12 @@ def register(sub):
 def run(args) -> int:
     from tqdm import tqdm
 
+    from ..errors import SeisfmError
     from ..search import FeatureMatrix, kmeans_facies
     from ..search.output import open_cube_for, write_map
+
+    if args.seed < 0:
+        raise SeisfmError(f"--seed {args.seed}: must be 0 or more")
 
     cube = open_cube_for(args.features, args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)

@@ -72,6 +72,13 @@ def run(args) -> int:
         args.max_clicks = bench.MAX_CLICKS
     if args.max_clicks < 1:
         raise SeisfmError(f"--max-clicks must be at least 1, got {args.max_clicks}")
+    if args.clicks < 1:
+        raise SeisfmError(f"--clicks {args.clicks}: at least one positive click (and as many negatives)")
+    if args.seed < 0:
+        raise SeisfmError(f"--seed {args.seed}: must be 0 or more")
+    from .synth import check_memory
+
+    check_memory((args.size,) * 3, "--size")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clock = _Clock()

@@ -17,6 +17,10 @@ from pathlib import Path
 from ..errors import SeisfmError
 from ..parsing import parse_triple
 
+# names of files, never of a feature store (a .zarr folder)
+FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".sgy", ".segy", ".sgz", ".json", ".csv", ".png", ".txt", ".pt", ".pth",
+                 ".safetensors")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -58,6 +62,10 @@ def run(args) -> int:
         return run_survey(args, options)
     if args.scheduler or args.workers:
         raise SeisfmError("--scheduler and --workers are for several cubes (a survey); one cube runs here")
+    out = Path(args.out)
+    if out.suffix.lower() in FILE_SUFFIXES:  # a store is a folder: x.npy would be a folder named like an array
+        raise SeisfmError(f"--out {out}: a feature store is a .zarr folder, not a {out.suffix} file; name it "
+                          f"{out.with_suffix('.zarr').name} (`seisfm features export STORE {out.name}` writes arrays)")
     bars = []  # created on the first report, so an early error prints no empty bar
 
     def progress(done, total):

@@ -35,6 +35,7 @@ def register(sub):
 
 def run(args) -> int:
     import json
+    import math
     import time
 
     from ..cube import prepare_output
@@ -48,6 +49,8 @@ def run(args) -> int:
         raise SeisfmError(f"--top must be 0 or more, got {args.top}")
     if args.radius < 0:
         raise SeisfmError(f"--radius must be 0 or more grid points, got {args.radius}")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise SeisfmError(f"--threshold {args.threshold}: must be a finite number")
     if not args.pos:
         raise SeisfmError("add a positive click first: give at least one --pos IL,XL,T")
     pos = [parse_point(t) for t in args.pos]

@@ -10,6 +10,8 @@ or a CSV with rows ``il,xl,t,class`` (units as --coords; a header line is skippe
 
 from __future__ import annotations
 
+MAX_SMOOTH = 1000.0  # grid points of Gaussian smoothing: far beyond any grid
+
 
 def register(sub):
     from ..search import DEFAULT_SEGMENTER, SEGMENTERS
@@ -119,6 +121,8 @@ def run(args) -> int:
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end
 
+    if not 0 <= args.smooth <= MAX_SMOOTH:  # NaN fails too; 1e308 used to overflow deep in the filter
+        raise SeisfmError(f"--smooth {args.smooth}: must be 0 to {MAX_SMOOTH:g} grid points")
     if args.probabilities:
         prob = Path(args.probabilities)
         if prob.suffix.lower() != ".npy":

@@ -19,7 +19,7 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from ..cube import write_failed
+    from ..cube import prepare_output, write_failed
     from ..errors import SeisfmError
     from ..synthetic import make_survey, survey_geometry
 
@@ -28,7 +28,10 @@ def run(args) -> int:
     if fmt not in ("sgy", "sgz", "npy"):
         raise SeisfmError(f"{out}: say --format sgy|sgz|npy or use one of those suffixes")
     out = out.with_suffix("." + fmt)
-    survey = make_survey(parse_triple(args.size, "--size", "128 or 128,128,256"), seed=args.seed, noise=args.noise)
+    shape = parse_triple(args.size, "--size", "128 or 128,128,256")
+    check_memory(shape, "--size")  # before anything is allocated: 40000^3 used to run until memory ran out
+    prepare_output(out)
+    survey = make_survey(shape, seed=args.seed, noise=args.noise)
     geometry = survey_geometry(survey)
     labels_path = out.with_name(out.stem + "_labels." + fmt)
     write(out, survey.amplitude, geometry, fmt)
@@ -40,6 +43,25 @@ def run(args) -> int:
         raise write_failed(classes_path, exc) from None
     print(f"wrote {out} {survey.amplitude.shape} and {labels_path} (classes in {classes_path.name})")
     return 0
+
+
+BYTES_PER_SAMPLE = 64  # peak memory of make_survey per cube sample (measured 50-60 bytes at 64^3 and 128^3)
+
+
+def check_memory(shape, option: str) -> None:
+    """Refuse a synthetic survey whose generation would not fit in half the memory available now."""
+    from ..cube import available_memory, format_bytes
+    from ..errors import SeisfmError
+
+    n = 1
+    for v in shape:
+        n *= int(v)
+    need = n * BYTES_PER_SAMPLE
+    free = available_memory()
+    if free and need > free // 2:
+        size = ",".join(str(int(v)) for v in shape)
+        raise SeisfmError(f"{option} {size}: {n:.3g} samples need about {format_bytes(need)} of memory to generate "
+                          f"({BYTES_PER_SAMPLE} bytes per sample), more than half of the {format_bytes(free)} available")
 
 
 def write(path, data, geometry, fmt, labels=False):

@@ -70,7 +70,41 @@ def _setup_args(p) -> None:
 def _common(p, fn) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(run=fn)
+    p.set_defaults(run=lambda args: _check_args(args) or fn(args))
+
+
+# option -> (least, most): every count, step and seed a wavediff command takes, checked before any work
+LIMITS = {"n": (1, 10**7), "n_random": (1, 10**6), "points": (2, 10**5), "steps": (1, 10**6), "candidates": (1, 10**6),
+          "batch_size": (1, 10**6), "seed": (0, 2**63 - 1), "stage1_steps": (0, 10**9), "stage2_steps": (0, 10**9)}
+OUTPUT_FILES = ("plot", "csv")  # written at the end: a bad place is refused first
+
+
+def _check_args(args) -> None:
+    import math
+    from pathlib import Path
+
+    from ..cube import prepare_output
+    from ..errors import SeisfmError
+
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(args, name, None)
+        if value is not None and not lo <= value <= hi:
+            raise SeisfmError(f"--{name.replace('_', '-')} {value}: must be {lo} to {hi}")
+    for name in ("dt", "dx"):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise SeisfmError(f"--{name} {value}: must be a positive number")
+    minutes = getattr(args, "minutes", None)
+    if minutes is not None and not (math.isfinite(minutes) and minutes >= 0):  # 0: stop after the first step
+        raise SeisfmError(f"--minutes {minutes}: must be 0 or more")
+    outputs = [getattr(args, name, None) for name in OUTPUT_FILES]
+    if args.wavediff_command == "sample":
+        outputs.append(args.out)
+    for out in outputs:
+        if out:
+            prepare_output(out)
+    if args.wavediff_command == "simulate":
+        prepare_output(Path(args.out) / "data.npy")  # the folder: refused here if it cannot be one
 
 
 def _setup(args):
@@ -275,6 +309,10 @@ def run_residual(args) -> int:
     from ..wavediff.residual import measure, pair_deviation
 
     model, card = _model(args)
+    if args.points > model.diff_cfg.steps:
+        from ..errors import SeisfmError
+
+        raise SeisfmError(f"--points {args.points}: this model has {model.diff_cfg.steps} diffusion steps; use at most that many")
     s, v = _pairs(args, model, 20_000 + args.seed)
     bar = _bar("backward", model.diff_cfg.steps, args.json)
     r = measure(model, s, args.n_random, args.points, args.seed, on_step=lambda *_: bar.update(1))

@@ -97,16 +97,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed|\n|$)", str(exc))
-        detail = detail.group(1).strip() if detail else str(exc).strip().splitlines()[0]
-        if "Unsupported global" in str(exc):
+        code, detail = unpickling_refusal(exc)
+        if code:
             raise SeisfmError(
                 f"{path}: refused: the checkpoint holds Python objects other than tensors ({detail}); "
                 "napari-seisfm never unpickles code (weights_only=True)"
             ) from None
         raise SeisfmError(f"{path}: not a PyTorch checkpoint ({detail})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise SeisfmError(f"{path}: not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 - any other bytes (a text file, garbage) make the unpickler fail its own way
+        raise SeisfmError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
     for _ in range(3):  # {"model": {...}} and similar, possibly nested
         if isinstance(obj, dict):
             inner = next((obj[k] for k in WRAPPERS if isinstance(obj.get(k), dict)), None)
@@ -117,6 +116,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise SeisfmError(f"{path}: holds no state dict of tensors (found {type(obj).__name__})")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def unpickling_refusal(exc: BaseException) -> tuple[bool, str]:
+    """``(holds code, short detail)`` of torch's ``weights_only`` UnpicklingError: a global it refused (a
+    function or class: code that plain unpickling would have run), or bytes it could not read."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)", text)
+    if found:
+        return True, f"Unsupported global: GLOBAL {found.group(1) or found.group(2)}"
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed|\n|$)", text)
+    detail = detail.group(1).strip() if detail and detail.group(1).strip() else None
+    if detail is None:
+        detail = next((ln.strip() for ln in text.splitlines()[1:] if ln.strip().startswith(("Unsupported", "Trying"))), None)
+    return False, (detail or text.strip().splitlines()[0])[:160]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0][:160]}" if text else exc.__class__.__name__
 
 
 def map_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary, mask_nonfinite_traces, prepare_output, write_failed
+from ..cube import (
+    ArrayBackend,
+    Cube,
+    Geometry,
+    discard,
+    geometry_from_summary,
+    mask_nonfinite_traces,
+    prepare_output,
+    write_failed,
+)
 from ..errors import SeisfmError
 
 
@@ -56,6 +65,6 @@ def write_npy(path, data: np.ndarray, geometry: Geometry | None = None) -> Path:
         if geometry is not None and tuple(geometry.shape) == tuple(np.shape(data)):
             sidecar(path).write_text(json.dumps(geometry.summary(), indent=1))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise write_failed(path, exc) from None
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry, mask_nonfinite_traces, prepare_output, write_failed
+from ..cube import Cube, Geometry, discard, mask_nonfinite_traces, prepare_output, write_failed
 from ..errors import SeisfmCancelled, SeisfmError
 from ..progress import check, report
 
@@ -142,7 +142,18 @@ def _geometry(f, path, iline, xline, info, sample_unit):
         ilines=ilines, xlines=xlines, samples=samples, sample_unit=unit, kind=kind,
         dead=dead if dead.any() else None, source=str(path), notes=tuple(notes),
     )
-    return SegyBackend(f, trace_map, len(samples)), geometry
+    # segyio's own line readers only where its idea of the grid is exactly ours: a file whose line
+    # headers are damaged may still look regular to segyio (it samples a few headers), and its
+    # "inline 1" is then not a section of the traces we show
+    lines = grid is not None and not f.unstructured and _same_lines(f, ilines, xlines)
+    return SegyBackend(f, trace_map, len(samples), segyio_lines=lines), geometry
+
+
+def _same_lines(f, ilines, xlines) -> bool:
+    try:
+        return np.array_equal(np.asarray(f.ilines), ilines) and np.array_equal(np.asarray(f.xlines), xlines)
+    except Exception:
+        return False
 
 
 def _grid_from_headers(il, xl, ntr):
@@ -193,11 +204,13 @@ def _sample_unit(f) -> str:
 class SegyBackend:
     """Reads blocks by gathering traces; whole inlines, crosslines and time slices use segyio's fast paths."""
 
-    def __init__(self, f, trace_map: np.ndarray, n_samples: int):
+    def __init__(self, f, trace_map: np.ndarray, n_samples: int, *, segyio_lines: bool = False):
         self.f = f
         self.trace_map = trace_map
         self.shape = (*trace_map.shape, n_samples)
         self.sorting = self._sorting()
+        # segyio's iline/xline readers agree with trace_map (checked by _geometry); else gather traces
+        self.segyio_lines = bool(segyio_lines) and self.sorting is not None
 
     def _sorting(self) -> str | None:
         tm = self.trace_map
@@ -211,14 +224,17 @@ class SegyBackend:
 
     def plane(self, axis: int, index: int) -> np.ndarray:
         """A whole inline, crossline or time slice."""
-        if axis < 2 and self.sorting is not None and not self.f.unstructured:
+        if axis < 2 and self.segyio_lines:
             number = (self.f.ilines, self.f.xlines)[axis][index]
-            return np.asarray((self.f.iline, self.f.xline)[axis][number], np.float32)
+            out = np.asarray((self.f.iline, self.f.xline)[axis][number], np.float32)
+            if out.shape == (self.shape[1 - axis], self.shape[2]):
+                return out
         if axis == 2:
             if self.sorting is not None:
-                # segyio's depth_slice walks every trace in C, reading one sample of each
-                flat = np.asarray(self.f.depth_slice[index], np.float32)
-                return flat.reshape(self.trace_map.shape) if self.sorting == "inline" else flat.reshape(self.trace_map.T.shape).T
+                # segyio's depth_slice walks every trace in C, reading one sample of each (in file order)
+                flat = np.asarray(self.f.depth_slice[index], np.float32).ravel()
+                if flat.size == self.trace_map.size:
+                    return flat.reshape(self.trace_map.shape) if self.sorting == "inline" else flat.reshape(self.trace_map.T.shape).T
             return self.read(slice(0, self.shape[0]), slice(0, self.shape[1]), slice(index, index + 1))[:, :, 0]
         sl = [slice(None), slice(None)]
         sl[axis] = slice(index, index + 1)
@@ -259,7 +275,7 @@ def _replace(tmp: Path, path: Path) -> None:
     try:
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise write_failed(path, exc) from None
 
 
@@ -312,7 +328,9 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
         tmp.unlink(missing_ok=True)
         raise
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
+        if isinstance(exc, OSError):  # read-only, disk full: named by the output, not its temporary file
+            raise write_failed(path, exc) from None
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
     _replace(tmp, path)
     return path
@@ -362,7 +380,9 @@ def write_segy(path, data: np.ndarray, geometry: Geometry, *, text: str | None =
     except SeisfmError:
         raise
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
+        if isinstance(exc, OSError):  # read-only, disk full: named by the output, not its temporary file
+            raise write_failed(path, exc) from None
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
     _replace(tmp, path)
     return path

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry, mask_nonfinite_traces, prepare_output, write_failed
+from ..cube import Cube, Geometry, check_free_space, discard, mask_nonfinite_traces, prepare_output, write_failed
 from ..errors import SeisfmError
 
 BLOCK = 4096  # seismic-zfp's disk block: header blocks and compressed data come in these
@@ -94,7 +95,8 @@ def check_header(path: Path) -> dict:
             f"{path}: truncated or inconsistent .sgz: its header describes {expected} bytes "
             f"({n_blocks} header blocks, {data_blocks} data blocks, {n_arrays} trace header arrays), the file has {size}"
         )
-    return {"samples": ns, "inlines": ni, "crosslines": nx, "traces": traces, "two_d": two_d}
+    return {"samples": ns, "inlines": ni, "crosslines": nx, "traces": traces, "two_d": two_d,
+            "wide_headers": size == wide and size != expected}
 
 
 def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
@@ -111,6 +113,7 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
             raise SeisfmError(f"{path}: pre-stack data ({reader.n_offsets} offsets); napari-seisfm needs a post-stack cube")
         samples = np.asarray(reader.zslices, np.float64)
         _check_axes(path, reader, samples, declared)
+        _check_coordinates(path, reader, samples, per_trace=not declared["wide_headers"])
         notes = []
         if reader.is_2d:
             backend = SgzTraces(reader)
@@ -157,6 +160,69 @@ def _check_axes(path, reader, samples, declared) -> None:
         values = np.asarray(values, np.float64)
         if len(values) != n or not np.isfinite(values).all() or (n > 1 and not (np.diff(values) > 0).all()):
             raise SeisfmError(f"{path}: inconsistent .sgz: the {name} axis is not {n} increasing numbers")
+
+
+SAMPLE_INTERVAL = (1e-3, 1e5)  # ms or m: a plausible sample interval (1 us .. 100 s)
+MAX_COORDINATE = 1e7  # |first sample| in ms or m
+MAX_LINE_STEP = 1_000_000
+
+
+def _check_coordinates(path, reader, samples, per_trace: bool = True) -> None:
+    """Coordinates must be plausible and agree with the copies the file keeps of them.
+
+    The data blocks do not depend on the header's first sample, sample interval or line numbers and
+    steps, so a flipped bit there reads the right amplitudes at the wrong place (a sample interval of
+    5e-324 ms, inline 67108869). Refused: a sample interval or first sample outside plausible limits, a
+    line step over a million; a sample interval that differs from both the SEG-Y binary header and the trace
+    headers copied into the file (either may be the one segyio used), a first sample other than the delay
+    every trace header records; line numbers that differ from the per-trace inline and
+    crossline header arrays at nine grid positions (corners, edges' middles, centre; not in files whose header
+    arrays were stored 64 bits wide, which seismic-zfp reads as 32-bit garbage).
+    """
+    bad = f"{path}: inconsistent .sgz header:"
+    if len(samples) > 1:
+        dt = float(samples[1] - samples[0])
+        if not SAMPLE_INTERVAL[0] <= dt <= SAMPLE_INTERVAL[1]:
+            raise SeisfmError(f"{bad} sample interval {dt:g} is not between {SAMPLE_INTERVAL[0]:g} and {SAMPLE_INTERVAL[1]:g}")
+    else:
+        dt = None
+    if not abs(float(samples[0])) <= MAX_COORDINATE:
+        raise SeisfmError(f"{bad} first sample {float(samples[0]):g} is beyond {MAX_COORDINATE:g}")
+    try:
+        binary = reader.get_file_binary_header()
+        segy_dt = int(binary[3217])
+    except Exception:
+        segy_dt = 0
+    template = getattr(reader, "segy_traceheader_template", {}) or {}
+    trace_dt = template.get(117)  # the trace headers' sample interval, when the same in every trace
+    copies = [v for v in (segy_dt, trace_dt if type(trace_dt) is int else 0) if v]  # noqa: E721
+    if copies and dt is not None and all(abs(dt * 1000 - v) > 0.5 for v in copies):
+        raise SeisfmError(f"{bad} sample interval {dt:g} ms, {copies[0] / 1000:g} ms in its copy of the SEG-Y headers")
+    delay = template.get(109)
+    if segy_dt and type(delay) is int and abs(float(samples[0]) - delay) > 1e-6:  # noqa: E721 (a FileOffset is an int too)
+        raise SeisfmError(f"{bad} first sample {float(samples[0]):g}, {delay} in every trace header (delay recording time)")
+    if reader.is_2d:
+        return
+    ilines, xlines = np.asarray(reader.ilines, np.int64), np.asarray(reader.xlines, np.int64)
+    for name, values in (("inline", ilines), ("crossline", xlines)):
+        if len(values) > 1 and not 1 <= int(values[1] - values[0]) <= MAX_LINE_STEP:
+            raise SeisfmError(f"{bad} {name} step {int(values[1] - values[0])}")
+    if not per_trace:
+        return
+    ni, nx = len(ilines), len(xlines)
+    picks = [(i, j) for i in sorted({0, ni // 2, ni - 1}) for j in sorted({0, nx // 2, nx - 1})]
+    for field, name, axis in ((189, "inline", 0), (193, "crossline", 1)):
+        offset = template.get(field)
+        if offset is None or type(offset) is int:  # noqa: E721 - constant (or absent): nothing per trace to compare
+            continue
+        for i, j in picks:
+            try:
+                value = int(np.frombuffer(reader.file.read_range(reader.file, int(offset) + 4 * (i * nx + j), 4), "<i4")[0])
+            except Exception:
+                return
+            expect = int((ilines, xlines)[axis][(i, j)[axis]])
+            if value != 0 and value != expect:  # 0: no trace there (irregular surveys)
+                raise SeisfmError(f"{bad} {name} {expect} at grid position ({i}, {j}), {value} in that trace's header")
 
 
 class SgzBackend:
@@ -209,12 +275,14 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
                               samples=np.asarray(geometry.samples, np.float64))
         conv.run(str(tmp), bits_per_voxel=bits_per_voxel)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise SeisfmError(f"{path}: could not write .sgz: {exc}") from None
+        discard(tmp)
+        if isinstance(exc, OSError):  # read-only, disk full: named by the output, not its temporary file
+            raise write_failed(path, exc) from None
+        raise SeisfmError(f"{path}: could not write .sgz: {' '.join(str(exc).split())}") from None
     try:
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise write_failed(path, exc) from None
     return path
 
@@ -265,8 +333,9 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
             raise SeisfmError(f"{src}: irregular 2-D geometry; seismic-zfp needs a line or a cube")
     out = prepare_output(out)
     tmp = out.with_name(out.name + ".partial")
-    tmp.unlink(missing_ok=True)
+    discard(tmp)
     done = threading.Event()
+    _catch_thread_failures()
 
     def watch(total):
         while not done.wait(0.2):
@@ -274,18 +343,26 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
                 progress(min(tmp.stat().st_size, total), total)
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # seismic-zfp prints its own banner and memory notes
+        with contextlib.redirect_stdout(io.StringIO()), _CONVERTING:  # seismic-zfp prints its own banner and memory notes
             converter = SegyConverter(str(src))
-            total = converter.get_output_size(bits_per_voxel=bits, blockshape=blockshape) if progress else 0
+            total = converter.get_output_size(bits_per_voxel=bits, blockshape=blockshape)
+            check_free_space(out, total, "the .sgz")
             watcher = threading.Thread(target=watch, args=(total,), daemon=True) if progress else None
             if watcher:
                 watcher.start()
+            _THREAD_ERRORS.clear()
             converter.run(str(tmp), bits_per_voxel=bits, blockshape=blockshape)
+            if _THREAD_ERRORS:  # its writer or compressor thread failed (disk full): the file is incomplete
+                raise _THREAD_ERRORS[0]
     except BaseException as exc:
         done.set()
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
+        if isinstance(exc, SeisfmError):
+            raise
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt: nothing left behind
+        if isinstance(exc, OSError) and exc.errno is not None:  # disk full, read-only: about the output, not the source
+            raise write_failed(out, exc) from None
         raise SeisfmError(f"{src}: seismic-zfp could not convert it: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
     finally:
         done.set()
@@ -296,9 +373,59 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
             progress(tmp.stat().st_size, max(total, tmp.stat().st_size))
         os.replace(tmp, out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     return out
+
+
+# seismic-zfp writes on a daemon thread; when that write fails (a full disk) the thread dies and the
+# main thread waits on its queue forever. Its writer and compressor are replaced by versions that keep
+# taking work from the queue after a failure (so the conversion returns) and record the error, which
+# convert_segy raises. One conversion at a time per process, so the record is unambiguous.
+_CONVERTING = threading.Lock()
+_THREAD_ERRORS: list = []
+
+
+def _catch_thread_failures() -> None:
+    from seismic_zfp import conversion_utils as cu
+
+    if getattr(cu, "_seisfm_safe", False) or not (hasattr(cu, "writer") and hasattr(cu, "compressor")):
+        return
+
+    def writer(queue, out_filehandle, header):
+        try:
+            out_filehandle.write(header)
+        except Exception as exc:  # noqa: BLE001 - recorded, raised by convert_segy
+            _THREAD_ERRORS.append(exc)
+        while True:
+            compressed = queue.get()
+            try:
+                if not _THREAD_ERRORS:
+                    out_filehandle.write(compressed)
+            except Exception as exc:  # noqa: BLE001
+                _THREAD_ERRORS.append(exc)
+            finally:
+                queue.task_done()
+
+    def compressor(queue_in, queue_out, bits_per_voxel):
+        import zfpy
+
+        def refuse(*args, **kw):  # the reading thread's next put stops the conversion early
+            raise _THREAD_ERRORS[0]
+
+        while True:
+            buffer = queue_in.get()
+            try:
+                if not _THREAD_ERRORS:
+                    queue_out.put(zfpy.compress_numpy(buffer, rate=bits_per_voxel, write_header=False))
+            except Exception as exc:  # noqa: BLE001
+                _THREAD_ERRORS.append(exc)
+            finally:
+                if _THREAD_ERRORS:
+                    queue_in.put = refuse
+                queue_in.task_done()
+
+    cu.writer, cu.compressor, cu._seisfm_safe = writer, compressor, True
 
 
 def _same_axes(src, a: Geometry, b: Geometry) -> None:

@@ -53,6 +53,10 @@ class Geometry:
 
     def check(self, vmax: float | None = None) -> None:
         """Refuse a grid/time step that would blow up, naming the CFL number and its limit."""
+        for name in ("dt", "dx"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value > 0):
+                raise SeisfmError(f"bad geometry: {name} = {value:g} must be a positive number")
         c = self.cfl(vmax)
         if not c <= CFL_LIMIT:
             v = self.vmax if vmax is None else vmax

@@ -38,6 +38,47 @@ def batch(seismic, velocity, idx, setup: Setup, device):
     return s, v
 
 
+def _read_state(path: Path) -> dict:
+    """The run's state.json, checked: a damaged or edited one is one line, not a KeyError mid-run."""
+    try:
+        state = json.loads(path.read_text())
+        ok = (isinstance(state, dict) and state.get("stage") in (1, 2, 3) and type(state.get("step")) is int
+              and state["step"] >= 0 and all(isinstance(state.get(k), list) for k in ("losses1", "losses2"))
+              and all(type(state.get(k)) is int and state[k] >= 0 for k in ("stage1_steps", "stage2_steps"))
+              and isinstance(state.get("seconds"), (int, float)))
+    except (OSError, ValueError, RecursionError):
+        ok = False
+    if not ok:
+        raise SeisfmError(f"{path}: damaged run state; start a new run folder")
+    return state
+
+
+def _load_optimizer(path: Path, opt, stage: int, device) -> None:
+    """Adam's state from optimizer.pt (``weights_only``: tensors and containers, never code), checked against
+    the optimiser it goes into; anything else is one line naming the file."""
+    import pickle
+
+    try:
+        saved = torch.load(path, weights_only=True, map_location=device)
+    except pickle.UnpicklingError as exc:
+        from ..encoders.checkpoint import unpickling_refusal
+
+        code, detail = unpickling_refusal(exc)
+        what = f"refused: it holds Python objects other than tensors ({detail}), never unpickled" if code else f"unreadable ({detail})"
+        raise SeisfmError(f"{path}: not an optimiser state: {what}; remove it to restart the optimiser") from None
+    except Exception as exc:  # noqa: BLE001 - any other bytes fail the unpickler their own way
+        raise SeisfmError(f"{path}: not an optimiser state ({exc.__class__.__name__}); remove it to restart the optimiser") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("opt"), dict):
+        raise SeisfmError(f"{path}: not an optimiser state of this run; remove it to restart the optimiser")
+    if saved.get("stage") != stage:
+        return
+    try:
+        opt.load_state_dict(saved["opt"])
+    except Exception as exc:  # noqa: BLE001 - wrong groups, shapes or types: torch raises several kinds
+        raise SeisfmError(f"{path}: optimiser state does not fit this model ({exc.__class__.__name__}); "
+                          "remove it to restart the optimiser") from None
+
+
 def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, stage1_steps: int | None = None,
           stage2_steps: int | None = None,
           batch_size: int = 32, lr1: float = 4.5e-4, lr2: float = 2e-4, seed: int = 0, device: str = "cpu",
@@ -61,7 +102,7 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
             raise SeisfmError(f"{out}: nothing to resume (no state.json); run without --resume first")
         loaded, _ = load(ckpt, device, expect=model.config())
         model.load_state_dict(loaded.state_dict())
-        state = json.loads(state_path.read_text())
+        state = _read_state(state_path)
         for stage, steps in ((1, stage1_steps), (2, stage2_steps)):
             if steps is None:
                 continue
@@ -78,9 +119,7 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
                  "stage2_steps": 2000 if stage2_steps is None else stage2_steps, "batch_size": batch_size, "seed": seed}
     opt = _optimizer(model, state["stage"], lr1, lr2)
     if resume and (out / "optimizer.pt").exists():
-        saved = torch.load(out / "optimizer.pt", weights_only=True, map_location=device)
-        if saved.get("stage") == state["stage"]:
-            opt.load_state_dict(saved["opt"])
+        _load_optimizer(out / "optimizer.pt", opt, state["stage"], device)
     t_start = time.time()
 
     def checkpoint():
