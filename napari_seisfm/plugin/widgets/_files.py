@@ -102,8 +102,8 @@ class FilesBox(QGroupBox):
             if self.dock.session is None:
                 raise SeisfmError("load the feature store of this interpretation first")
             interp = self.dock.session.load(path)
-        except SeisfmError as exc:
-            _notify.show_error(str(exc))
+        except Exception as exc:  # noqa: BLE001 - never an unhandled exception in napari (SeisfmError is the rule)
+            self.dock.error(exc)
             return None
         s = self.dock.session
         for widget, value in ((self.dock.decision, s.decision), (self.dock.connected, s.connected)):
@@ -114,7 +114,11 @@ class FilesBox(QGroupBox):
         self.dock._write_layers()
         if interp.labels is not None:
             self._place_labels(interp)
-        self.dock.say(f"opened {path}: {len(interp.positives)} positive, {len(interp.negatives)} negative clicks")
+        refused = list(getattr(interp, "refused", None) or [])
+        left_out = f"; {len(refused)} click(s) left out: {refused[0]}" if refused else ""
+        self.dock.say(f"opened {path}: {len(interp.positives)} positive, {len(interp.negatives)} negative clicks{left_out}")
+        if refused:
+            _notify.show_info(f"{path}: {len(refused)} click(s) left out: {'; '.join(refused[:3])}")
         return interp
 
     def _place_labels(self, interp):
