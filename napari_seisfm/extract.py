@@ -287,6 +287,8 @@ def _embedded(todo, embedder, reader, grid, workers, progress, cancel, out, done
     try:
         with threadpool_limits(1):
             for k in range(len(todo)):
+                if _cancelled(cancel):
+                    raise SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
                 while len(pending) <= workers and k + len(pending) < len(todo):
                     index, region = todo[k + len(pending)]
                     pending.append((index, region, pool.submit(embed, tuple(index), reader.block(region))))

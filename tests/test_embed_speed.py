@@ -107,15 +107,18 @@ def test_chunks_in_threads_write_the_same_store_and_stop_on_cancel(tmp_path):
     from napari_seisfm.errors import SeisfmCancelled
 
     cube, _ = _standardised((32, 32, 48), seed=8)
-    kw = dict(stride=4, chunks=(4, 4, 12))
+    kw = dict(stride=4, chunks=(4, 4, 4))  # 12 chunks: the PCA fit's 8 first, then 4 in threads
     one = extract_features(cube, tmp_path / "one.zarr", workers=1, **kw)
     seen = []
+
+    def stop():  # once a chunk after the PCA fit's is written (whole numbers: chunks written)
+        return bool(seen) and seen[-1] >= 9 and float(seen[-1]).is_integer()
+
     with pytest.raises(SeisfmCancelled, match="resume"):
-        extract_features(cube, tmp_path / "two.zarr", workers=2, progress=lambda d, t: seen.append(d),
-                         cancel=lambda: bool(seen) and seen[-1] >= 1, **kw)
-    assert seen[-1] == 1
+        extract_features(cube, tmp_path / "two.zarr", workers=2, progress=lambda d, t: seen.append(d), cancel=stop, **kw)
+    assert seen[-1] == 9
     two = extract_features(cube, tmp_path / "two.zarr", workers=2, **kw)
-    assert one.progress() == two.progress() == (4, 4)
+    assert one.progress() == two.progress() == (12, 12)
     a, va = one.load()
     b, vb = two.load()
     np.testing.assert_array_equal(a, b)
