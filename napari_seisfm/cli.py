@@ -11,6 +11,7 @@ import warnings
 
 from . import __version__, commands
 from .errors import SeisfmCancelled, SeisfmError
+from .threads import one_thread_per_worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
         check_common(args)
-        return int(args.run(args) or 0)
+        with one_thread_per_worker():  # the product's thread policy, not OMP_NUM_THREADS (threads.py)
+            return int(args.run(args) or 0)
     except SeisfmCancelled as exc:
         print(f"seisfm: cancelled: {exc}", file=sys.stderr)
         return 130

@@ -27,6 +27,7 @@ from typing import Callable
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QMainWindow
 
+from ...threads import one_thread_per_worker
 from . import _notify
 
 REFRESH_MS = 150  # progress shown at most ~7 times a second
@@ -104,7 +105,8 @@ class JobController:
 
         def body():
             try:
-                return fn(*args, **kwargs)
+                with one_thread_per_worker():  # one BLAS/OpenMP/torch thread per worker (napari_seisfm/threads.py)
+                    return fn(*args, **kwargs)
             finally:
                 done.set()
 
