@@ -75,7 +75,7 @@ def test_every_cli_command_runs_with_one_thread(monkeypatch, two_threads):
         return 0
 
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda command=None: parser)
     args = parser.parse_args(["info", "x.sgy"])
     monkeypatch.setattr(parser, "parse_args", lambda argv: (setattr(args, "run", run), args)[1])
     assert cli.main(["info", "x.sgy"]) == 0
@@ -90,7 +90,7 @@ def test_a_command_in_a_fresh_process_ignores_omp_num_threads(tmp_path):
             "def run(args):\n"
             "    print('threads', torch.get_num_threads(), threads.pinned())\n"
             "p = cli.build_parser()\n"
-            "cli.build_parser = lambda: p\n"
+            "cli.build_parser = lambda command=None: p\n"
             "a = p.parse_args(['info', 'x.sgy']); a.run = run\n"
             "p.parse_args = lambda argv: a\n"
             "sys.exit(cli.main(['info', 'x.sgy']))\n")
