@@ -298,7 +298,7 @@ class ClickToMapSession:
         """The map for ``snapshot`` (default: now), its matches and the mask at the threshold in force.
 
         Clicks are synced incrementally: one new click costs one vector, the store is never re-read. The
-        connected-bodies labelling of a whole cube (~0.1 s at 256^3) is done here, off the GUI thread."""
+        labelling of the bodies above the threshold (the points above it only, region.Bodies) is done here, off the GUI thread."""
         snap = snapshot or self.snapshot()
         if not snap.positives:
             raise SeisfmError("add a positive click first")
