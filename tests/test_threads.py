@@ -135,3 +135,25 @@ def test_a_worker_thread_really_runs_blas_alone_after_the_main_thread_set_a_coun
     t.join(120)
     assert seen["own"] >= 5, seen  # the work was done (and measurable)
     assert seen["others"] <= max(3, seen["own"] // 5), seen  # no BLAS helper thread worked alongside
+
+
+def test_a_dock_job_runs_with_one_thread_and_gives_the_counts_back(qtbot, two_threads):
+    """The dock's JobController runs its function inside the policy, in its worker thread."""
+    from qtpy.QtWidgets import QWidget
+
+    from napari_seisfm.plugin.widgets._jobs import JobController
+
+    w = QWidget()
+    qtbot.addWidget(w)
+    jobs = JobController(w)
+    seen = {}
+
+    def job():
+        seen.update(pinned=threads.pinned(), blas=blas_threads(), torch=torch.get_num_threads())
+        return 1
+
+    done = []
+    assert jobs.start(job, on_done=done.append)
+    qtbot.waitUntil(lambda: done == [1], timeout=20000)
+    assert seen == {"pinned": True, "blas": {1}, "torch": 1}
+    assert not threads.pinned() and blas_threads() == {2}
