@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_segment import store  # noqa: E402
 
 from napari_seisfm.search import KnnSegmenter  # noqa: E402
+from napari_seisfm.search.knn import SUB  # noqa: E402
 from napari_seisfm.threads import one_thread_per_worker  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def gemm_only(seg: KnnSegmenter) -> None:
     """The similarities of every grid point, in the engine's blocks and threads, nothing else."""
     v = seg.features.vectors
     n = len(v)
-    sub = seg.sub or seg.block
+    sub = SUB  # the engine's GEMM size now (cheaper per row than whole 2048-row blocks): the lower floor
 
     def work(ab):
         a, b = ab
@@ -75,14 +76,14 @@ def phase(seg: KnnSegmenter, reps: int) -> dict:
             if k == "gemm":
                 w, c, _ = timed(lambda: gemm_only(seg))
             else:
-                seg.sub = 0 if k == "before" else 256
+                seg.sub = 0 if k == "before" else SUB
                 w, c, out = timed(seg.segment)
                 classes[k] = out.classes
             res[k]["wall"].append(w)
             res[k]["cpu"].append(c)
         same &= bool(np.array_equal(classes["before"], classes["now"]))
         del classes
-    seg.sub = 256
+    seg.sub = SUB
     med = {k: {m: round(float(np.median(v[m])), 3) for m in v} for k, v in res.items()}
     return {
         "loadavg_start": load0, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
