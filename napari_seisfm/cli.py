@@ -11,9 +11,13 @@ import warnings
 
 from . import __version__, commands
 from .errors import SeisfmCancelled, SeisfmError
+from .threads import one_thread_per_worker
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole `seisfm` parser; with ``command`` (a subcommand's name) only that subcommand's module is
+    imported and registered. Some modules list their choices from the core (`seisfm search` and `segment`
+    import the search package and scipy with it: 0.3-0.9 s), so a command never pays for another's."""
     parser = argparse.ArgumentParser(
         prog="seisfm",
         description="Seismic foundation-model embeddings: inspect cubes, extract features, map similarity, compare codecs.",
@@ -21,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seisfm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    names = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))  # module name = command name
+    for name in [command] if command in names else names:
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
     return parser
 
 
@@ -55,11 +60,13 @@ def one_line_warning(message, category, filename, lineno, file=None, line=None) 
 
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_points(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the subcommand (options come before it)
+    args = build_parser(command).parse_args(argv)
     shown, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
         check_common(args)
-        return int(args.run(args) or 0)
+        with one_thread_per_worker():  # the product's thread policy, not OMP_NUM_THREADS (threads.py)
+            return int(args.run(args) or 0)
     except SeisfmCancelled as exc:
         print(f"seisfm: cancelled: {exc}", file=sys.stderr)
         return 130

@@ -275,15 +275,25 @@ def encode_vectors(vectors, dtype: str = "int8", quant_scale: float = 127.0, pca
     feature store and the search matrix. Optional PCA, then unit length, then ``dtype`` (int8: x quant_scale,
     rounded). Rows with NaN/inf or zero length are invalid and stored as zeros."""
     v = np.asarray(vectors, np.float32)
-    ok = np.isfinite(v).all(axis=-1)
-    v = np.where(ok[..., None], v, 0.0)
     if pca_components is not None:
-        v = (v - pca_mean) @ pca_components.T
+        # no finiteness pass or masked copy over the wide input: a NaN/inf in a row makes its projection
+        # non-finite (NaN * 0 and inf * 0 are NaN), so the check runs on the narrow output; centred in place
+        # when the float32 conversion already made a copy
+        v = (np.subtract(v, pca_mean, out=v) if v is not vectors else v - pca_mean) @ pca_components.T
+        ok = np.isfinite(v).all(axis=-1)
+        if not ok.all():
+            v[~ok] = 0.0
+    else:
+        ok = np.isfinite(v).all(axis=-1)
+        v = np.where(ok[..., None], v, 0.0)
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
     ok &= norm[..., 0] > 0
-    v = v / np.maximum(norm, 1e-12)
+    v = np.divide(v, np.maximum(norm, 1e-12), out=v if pca_components is not None else None)
     if dtype == "int8":
-        return np.clip(np.rint(v * quant_scale), -127, 127).astype(np.int8), ok
+        v *= np.float32(quant_scale)
+        np.rint(v, out=v)
+        np.clip(v, -127, 127, out=v)
+        return v.astype(np.int8), ok
     return v.astype(dtype), ok
 
 

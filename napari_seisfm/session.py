@@ -43,16 +43,15 @@ N_MATCHES = 20
 NUMPY_KNN_POINTS = 1 << 18  # grids up to 64^3: the whole-grid kNN in numpy beats a cold `import torch` (seconds)
 
 
-def bodies_above(score: np.ndarray, threshold: float, positives, connected: bool = True) -> tuple[np.ndarray, np.ndarray, set]:
+def bodies_above(score: np.ndarray, threshold: float, positives, connected: bool = True):
     """One labelling of ``score >= threshold`` gives the mask (the bodies that hold a positive click, or
-    every body) and one match per other body: (labels, 0 = below; mask uint8; clicked labels)."""
-    from scipy import ndimage
+    every body) and one match per other body: (bodies, a :class:`~napari_seisfm.search.region.Bodies` over the
+    points above only; mask uint8; clicked labels)."""
+    from .search.region import Bodies
 
-    labels, n = ndimage.label(score >= threshold)
-    clicked = {int(labels[tuple(p)]) for p in positives} - {0}
-    keep = np.zeros(n + 1, np.uint8)
-    keep[list(clicked) if connected else slice(1, None)] = 1
-    return labels, keep[labels], clicked
+    bodies = Bodies.above(score, threshold)
+    clicked = bodies.of_points(positives)
+    return bodies, bodies.mask(clicked if connected else None), clicked
 
 
 def quantise_threshold(t: float) -> float:
@@ -301,13 +300,13 @@ class ClickToMapSession:
         """The map for ``snapshot`` (default: now), its matches and the mask at the threshold in force.
 
         Clicks are synced incrementally: one new click costs one vector, the store is never re-read. The
-        connected-bodies labelling of a whole cube (~0.1 s at 256^3) is done here, off the GUI thread."""
+        labelling of the bodies above the threshold (the points above it only, region.Bodies) is done here, off the GUI thread."""
         snap = snapshot or self.snapshot()
         if not snap.positives:
             raise SeisfmError("add a positive click first")
         with self._lock:
             search = self._synced(snap)
-            score = search.score_map().copy()
+            score = search.score_map()  # read-only, and a new array for every map: the result keeps it, no copy
             default = quantise_threshold(search.default_threshold(score))
             threshold = default if snap.threshold is None else snap.threshold
             bodies, mask, clicked = bodies_above(score, threshold, snap.positives, snap.connected)

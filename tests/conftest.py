@@ -1,6 +1,17 @@
+import os
 from pathlib import Path
 
-import pytest
+for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_k] = "1"  # the product's thread policy (napari_seisfm/threads.py) for core calls made straight from tests
+
+import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+# Libraries loaded before this file (plugins) get the same: core functions called directly (the wave solver, the
+# probe fit, kNN blocks) run one BLAS/OpenMP/torch thread, as they do inside every command and dock job. On a
+# busy 2-core machine default threads made single tests 10x slower (tests/test_wavediff_forward.py's OpenFWI
+# shot: 43 s against 4 s). tests/test_threads.py sets its own counts and checks the policy itself.
+_LIMITS = threadpool_limits(limits=1)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

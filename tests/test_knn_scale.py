@@ -95,3 +95,26 @@ def test_scattered_points_and_slices_equal_the_whole_grid():
     assert np.array_equal(c, whole.classes.reshape(-1)[pick])
     sl = seg.segment_slice(1, 4)
     assert np.array_equal(sl.classes, whole.classes[:, 4, :])
+
+
+@pytest.mark.parametrize("dtype,backend", [("int8", "auto"), ("int8", "numpy"), ("float32", "auto")])
+@pytest.mark.parametrize("k", [1, 5])
+def test_blocks_split_into_cache_sized_passes_give_the_same_neighbours(dtype, backend, k):
+    """GEMM + rounds per ``sub`` rows of a block (issue 24), a short last pass included: the brute-force classes,
+    and the same classes, probabilities and confidence as whole-block passes."""
+    fm = tied_store(dtype)
+    rng = np.random.default_rng(2)
+    flat = rng.choice(fm.grid.size, 60, replace=False)
+    points = np.stack(np.unravel_index(flat, fm.shape), 1)
+    labels = rng.integers(1, 5, len(flat))
+    seg = KnnSegmenter(fm, points, labels, k=k, backend=backend, threads=2, block=200)
+    seg.sub = 48  # 200 = 4 x 48 + 8
+    split = seg.segment()
+    seg.sub = 0
+    whole = seg.segment()
+    for a, b in zip((split.classes, split.probabilities, split.confidence), (whole.classes, whole.probabilities, whole.confidence)):
+        np.testing.assert_array_equal(a, b)
+    best, _ = reference(fm.vectors, fm.valid, seg.support_flat, seg.support_class, len(seg.class_ids), k, False,
+                        1.0 / 127 ** 2 if dtype == "int8" else 1.0)
+    ids = np.asarray(seg.class_ids)
+    assert np.array_equal(split.classes.reshape(-1), np.where(best >= 0, ids[np.maximum(best, 0)], 0))

@@ -296,7 +296,7 @@ def test_minutes_become_steps_and_the_schedule_ends_near_zero(tmp_path):
     h, s = res.history, PretrainSettings(batch_size=2)
     total = read_checkpoint(tmp_path / "r")["total"]
     assert total == res.steps == len(h.lr) > 5 and h.step == list(range(total))
-    assert h.elapsed[-1] < 0.04 * 60 * 3  # about the budget (timing on a shared machine is loose)
+    # how close the run ends to its budget is a timing: benchmarks/bench_pretrain_budget.py measures it
     # steps after the 5 timed ones follow the schedule of the real length ...
     assert h.lr[5:] == pytest.approx([learning_rate(s, i, total) for i in range(5, total)])
     # ... and the timed ones stay below it (a rising warm-up, no early peak)

@@ -184,7 +184,8 @@ def line(cubes, tmp_path_factory):
     return d / "line.npy", _snapshot(d / "ref.zarr")
 
 
-@pytest.mark.parametrize("kind, share", [("volume", 0.7), ("line", 0.3)])
+@pytest.mark.parametrize("kind, share", [pytest.param("volume", 0.7, marks=pytest.mark.slow),  # over 20 s when busy
+                                         ("line", 0.3)])  # the smaller, faster variant: the same trials on a 2-D line
 def test_kill_during_creation_then_resume_or_overwrite(kind, share, cubes, reference, line, tmp_path):
     """SIGKILL `seisfm embed` at moments spread over its run (the first before it has even imported);
     a re-run, resuming or with --overwrite, must give the store of an uninterrupted run. 70 % of the

@@ -28,11 +28,15 @@ def _cube(path, size, seed):
 
 
 @pytest.fixture(scope="module")
-def survey_dir(tmp_path_factory):
+def cubes_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("survey")
     (d / "cubes").mkdir()
     for i, size in enumerate((40, 48, 56)):
         _cube(d / "cubes" / f"area{i}.npy", size, seed=10 + i)
+    return d
+
+
+def _references(d, options):
     ref = d / "reference"
     # one BLAS thread, as in a Dask worker (the cluster sets OMP_NUM_THREADS=1 there): a different thread
     # count sums in another order, and one int8 code in 10^5 can then differ by one (seen on CI)
@@ -41,8 +45,29 @@ def survey_dir(tmp_path_factory):
     with threadpool_limits(1):
         for c in sorted((d / "cubes").iterdir()):
             if c.suffix == ".npy":
-                extract_features(c, ref / f"{c.stem}.zarr", **OPTIONS)
+                extract_features(c, ref / f"{c.stem}.zarr", **options)
     return d
+
+
+@pytest.fixture(scope="module")
+def survey_dir(cubes_dir):
+    """The three cubes and their single-process stores (118 chunks of the attribute embedder: ~30 s)."""
+    return _references(cubes_dir, OPTIONS)
+
+
+# The smaller, faster variant of the cluster tests (issue 24): two 32^3 cubes, stride 4, 4^3-point chunks
+# (8 per cube) and no PCA, so every chunk is a chunk task; the same code paths on a tenth of the work.
+SMALL = {"stride": 4, "chunks": (4, 4, 4), "workers": 1, "pca": 0}
+SMALL_NAMES = ["small0", "small1"]
+
+
+@pytest.fixture(scope="module")
+def small_survey(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small_survey")
+    (d / "cubes").mkdir()
+    for i, name in enumerate(SMALL_NAMES):
+        _cube(d / "cubes" / f"{name}.npy", 32, seed=20 + i)
+    return _references(d, SMALL)
 
 
 def _same_stores(a_dir, b_dir, names):
@@ -58,7 +83,8 @@ def _same_stores(a_dir, b_dir, names):
 NAMES = ["area0", "area1", "area2"]
 
 
-def test_cubes_of_a_folder_and_refusals(survey_dir, tmp_path):
+def test_cubes_of_a_folder_and_refusals(cubes_dir, tmp_path):
+    survey_dir = cubes_dir
     assert [p.stem for p in survey_cubes([survey_dir / "cubes"])] == NAMES
     with pytest.raises(SeisfmError, match="no such file"):
         survey_cubes([tmp_path / "missing.sgy"])
@@ -71,6 +97,7 @@ def test_cubes_of_a_folder_and_refusals(survey_dir, tmp_path):
         survey_cubes([survey_dir / "cubes", twin])
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_without_dask_the_cubes_run_one_after_the_other(survey_dir, tmp_path):
     from threadpoolctl import threadpool_limits
 
@@ -93,12 +120,42 @@ def client():
     cluster.close()
 
 
+def test_a_small_survey_on_a_local_cluster_equals_single_process_runs_and_resumes(small_survey, tmp_path, client):
+    """The faster variant of the slow tests below: the cubes split over both workers give the single-process
+    stores, every chunk flagged once, a finished survey writes nothing again, and a run interrupted midway
+    resumes to the same stores."""
+    from distributed import get_task_stream
+
+    cubes = [small_survey / "cubes"]
+    with get_task_stream(client) as ts:
+        results = embed_survey(cubes, tmp_path / "out", client=client, **SMALL)
+    _same_stores(small_survey / "reference", tmp_path / "out", SMALL_NAMES)
+    _chunks_once(results)
+    assert [r.embedded for r in results] == [8, 8]  # no PCA: no sample tasks, every chunk a chunk task
+    assert len({t["worker"] for t in ts.data if str(t["key"]).startswith("chunk-")}) == 2
+    assert [r.embedded for r in embed_survey(cubes, tmp_path / "out", client=client, **SMALL)] == [0, 0]
+
+    def interrupt(done, total):
+        if done >= 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_survey(cubes, tmp_path / "again", client=client, progress=interrupt, **SMALL)
+    done_before, total = store_progress([tmp_path / "again" / f"{n}.zarr" for n in SMALL_NAMES])
+    assert 5 <= done_before < total == 16
+    while any(client.processing().values()):  # tasks already running finish (Dask does not stop them)
+        time.sleep(0.05)
+    embed_survey(cubes, tmp_path / "again", client=client, **SMALL)
+    _same_stores(small_survey / "reference", tmp_path / "again", SMALL_NAMES)
+
+
 def _chunks_once(results):
     """Every chunk a run embedded was flagged exactly once."""
     for r in results:
         assert len(r.flagged) == len(set(r.flagged)) == r.embedded
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_on_a_local_cluster_the_stores_equal_single_process_runs(survey_dir, tmp_path, client):
     from distributed import get_task_stream
 
@@ -123,6 +180,7 @@ def test_on_a_local_cluster_the_stores_equal_single_process_runs(survey_dir, tmp
     assert mtimes == {n: os.path.getmtime(tmp_path / "out" / f"{n}.zarr" / "zarr.json") for n in NAMES}
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_a_worker_killed_mid_chunk_loses_nothing(survey_dir, tmp_path, client):
     """A worker dies while it embeds a chunk: the scheduler runs that chunk's task again on another worker,
     no chunk is flagged twice or left out, and every store ends identical to a single-process run."""
@@ -146,6 +204,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing(survey_dir, tmp_path, client):
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker for the next tests
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_an_interrupted_run_resumes_where_it_stopped(survey_dir, tmp_path, client):
     out = tmp_path / "out"
     seen = []
@@ -170,6 +229,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(survey_dir, tmp_path, clien
     _same_stores(survey_dir / "reference", out, NAMES)
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_a_cube_that_fails_is_named_and_the_others_finish(survey_dir, tmp_path, client):
     bad = tmp_path / "broken.npy"
     bad.write_bytes(b"not a numpy file at all")
@@ -180,6 +240,7 @@ def test_a_cube_that_fails_is_named_and_the_others_finish(survey_dir, tmp_path, 
     assert not (tmp_path / "out" / "broken.zarr").exists()
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_a_store_in_use_or_made_otherwise_is_refused_by_name(survey_dir, tmp_path, client):
     import json
     import socket
@@ -207,6 +268,7 @@ def test_a_store_in_use_or_made_otherwise_is_refused_by_name(survey_dir, tmp_pat
     assert not list(out.glob("*.lock"))
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_pca_picks_too_big_to_ship_are_embedded_again(survey_dir, tmp_path, client):
     """Picks whose vectors are over the shipping limit (big ViT chunks) come back as samples only and are
     embedded again by chunk tasks: same store."""
@@ -226,6 +288,7 @@ def test_pca_picks_too_big_to_ship_are_embedded_again(survey_dir, tmp_path, clie
     _same_stores(survey_dir / "reference", tmp_path / "out", ["area0"])
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_a_worker_running_several_tasks_at_once(survey_dir, tmp_path):
     """Workers of a remote cluster may have several threads: each keeps cubes and embedders of its own."""
     distributed = pytest.importorskip("distributed")
@@ -252,6 +315,7 @@ def test_one_gpu_per_worker():
     assert local_gpus("seisfm-micro-2.5d", "auto") == torch.cuda.device_count()
 
 
+@pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 def test_the_cli_runs_a_folder_and_refuses_what_does_not_fit(survey_dir, tmp_path, capsys):
     assert cli(["embed", str(survey_dir / "cubes"), "--out", str(tmp_path / "stores"), "--stride", "2",
                 "--scheduler", "none"]) == 0

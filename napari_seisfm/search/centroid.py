@@ -109,7 +109,9 @@ class CentroidSearch:
     def scores(self) -> np.ndarray:
         """Flat float32 scores ``(N,)`` (NaN = no value); cached until the clicks change."""
         if self._scores is None:
-            self._scores = self.features.dots(self.query(), kernel=self.kernel.name, threads=self.kernel.threads)
+            s = self.features.dots(self.query(), kernel=self.kernel.name, threads=self.kernel.threads)
+            s.flags.writeable = False  # shared with every caller of score_map (the session's result): never changed
+            self._scores = s
         return self._scores
 
     def scores_at(self, flat_index) -> np.ndarray:
@@ -122,7 +124,7 @@ class CentroidSearch:
         return s.astype(np.float32, copy=False)
 
     def score_map(self) -> np.ndarray:
-        """Float32 map of grid shape (a view of the cached scores: copy it before changing it)."""
+        """Float32 map of grid shape (a read-only view of the cached scores: copy it to change it)."""
         return self.scores().reshape(self.features.shape)
 
     def default_threshold(self, score_map=None) -> float:
@@ -141,52 +143,111 @@ class CentroidSearch:
 
     # ------------------------------------------------------------------ top matches
     def top_matches(self, n: int = 20, *, radius: int = 2, exclude_clicks: bool = True,
-                    bodies: np.ndarray | None = None, skip_bodies=()) -> list[Match]:
+                    bodies=None, skip_bodies=()) -> list[Match]:
         """The ``n`` best grid points, best first, no two within ``radius`` grid points of each other.
 
-        Non-maximum suppression is greedy over the best candidates of ``np.argpartition`` (Chebyshev
-        distance on the grid); with ``exclude_clicks`` points within ``radius`` of a positive click are
-        skipped, so the list shows *other* places. ``radius=0`` disables suppression. ``bodies`` (integer
-        labels on the grid, 0 = none, e.g. the connected regions above the threshold) keeps one match per
-        body and none in ``skip_bodies``: a laterally continuous reflector such as the seabed is one
-        match, not the first twenty.
+        Non-maximum suppression is greedy over the grid points in order of score (equal scores in grid
+        order), Chebyshev distance on the grid; with ``exclude_clicks`` points within ``radius`` of a
+        positive click are skipped, so the list shows *other* places. ``radius=0`` disables both.
+        ``bodies`` (a :class:`~napari_seisfm.search.region.Bodies`, or integer labels on the grid, 0 = none:
+        the connected regions above the threshold) keeps one match per body and none in ``skip_bodies``: a
+        laterally continuous reflector such as the seabed is one match, not the first twenty.
+
+        The candidates come from one threshold pass over the map (:func:`ranked`), not a sort of it; with
+        a ``Bodies`` that already holds enough points, from those points alone (no pass at all).
         """
         s = self.scores()
         fm = self.features
+        shape = fm.shape
         n_finite = len(s) - len(fm.invalid_index)
-        key = s  # NaN only at invalid points: rank them last without a full masked copy when there are none
-        if len(fm.invalid_index):
-            key = s.copy()
-            key[fm.invalid_index] = -np.inf
-        blocked = [np.asarray(p) for p in self.positives] if exclude_clicks else []
-        kept: list[np.ndarray] = []
+        if n <= 0 or n_finite == 0:
+            return []
+        label_of = _body_lookup(bodies)
+        skip = {int(b) for b in skip_bodies}
+        blocked = np.asarray(self.positives if exclude_clicks and radius > 0 else [], int).reshape(-1, 3)
+        kept: list[tuple[int, int, int]] = []
         flats: list[int] = []
-        used, skip = set(), {int(b) for b in skip_bodies}
-        m = min(len(s), max(4 * n * (2 * radius + 1) ** 2, 1024))
-        taken = 0
-        while len(kept) < n and taken < n_finite:
-            cand = np.argpartition(key, len(s) - m)[len(s) - m:] if m < len(s) else np.arange(len(s))
-            cand = cand[np.argsort(-key[cand], kind="stable")][taken:]
-            cand = cand[np.isfinite(key[cand])]
-            coords = np.stack(np.unravel_index(cand, fm.shape), axis=1)
-            for f, c in zip(cand, coords):
-                body = int(bodies[tuple(c)]) if bodies is not None else 0
-                if body and (body in used or body in skip):
+        used: set = set()
+        m = max(4 * n * (2 * radius + 1) ** 2, 1024)
+        done = 0  # candidates already walked: the ranking is a total order, so a longer list starts with them
+        while True:
+            cand = ranked(s, m, n_finite, hint=getattr(bodies, "index", None))[done:]
+            coords = np.stack(np.unravel_index(cand, shape), axis=1)
+            ok = np.ones(len(cand), bool)
+            for b in blocked:  # near a positive click: never a match
+                ok &= np.abs(coords - b).max(axis=1) > radius
+            body = label_of(cand) if label_of is not None else np.zeros(len(cand), np.int64)
+            if skip:
+                ok &= ~np.isin(body, list(skip))
+            for f, c, bd in zip(cand[ok].tolist(), coords[ok].tolist(), body[ok].tolist()):
+                if bd and bd in used:
                     continue
-                if radius > 0 and any(np.abs(c - b).max() <= radius for b in kept + blocked):
+                if radius > 0 and any(max(abs(c[0] - k[0]), abs(c[1] - k[1]), abs(c[2] - k[2])) <= radius for k in kept):
                     continue
-                if body:
-                    used.add(body)
-                kept.append(c)
-                flats.append(int(f))
+                if bd:
+                    used.add(bd)
+                kept.append(tuple(c))
+                flats.append(f)
                 if len(kept) == n:
                     break
-            taken += len(cand)
-            if m >= len(s):
+            done += len(cand)
+            if len(kept) == n or done >= n_finite:
                 break
-            m = min(len(s), m * 4)
+            m *= 4
         out = []
         for rank, (c, f) in enumerate(zip(kept, flats), 1):
-            ci = tuple(int(x) for x in fm.grid.cube_index(c))
+            ci = tuple(int(x) for x in fm.grid.cube_index(np.asarray(c)))
             out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), fm.to_survey(c)))
         return out
+
+
+def _body_lookup(bodies):
+    """``flat indices -> body labels`` for a Bodies object or a label grid; None without bodies."""
+    if bodies is None:
+        return None
+    if hasattr(bodies, "at"):
+        return bodies.at
+    flat_labels = np.asarray(bodies).reshape(-1)
+    return lambda flat: flat_labels[flat]
+
+
+SAMPLE = 1 << 16  # map values sampled to guess the threshold of the best m
+
+
+def ranked(s: np.ndarray, m: int, n_finite: int | None = None, *, hint: np.ndarray | None = None) -> np.ndarray:
+    """Flat indices of at least ``min(m, finite points)`` of the highest finite scores of ``s``, all those
+    above the lowest one taken, in order of score (equal scores by index): every point outside scores
+    lower than every point inside, or equal with a larger index.
+
+    One pass over ``s`` (``s >= t``) with ``t`` guessed from a strided sample, lowered and repeated if it
+    gave fewer than ``m`` (rare); ``hint``: sorted flat indices of every point above some threshold (the
+    mask's): when it holds ``m`` points the candidates are among them, and the map is not read at all.
+    """
+    s = np.asarray(s).reshape(-1)
+    if n_finite is None:
+        n_finite = int(np.count_nonzero(~np.isnan(s)))
+    m = min(int(m), n_finite)
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    if hint is not None and len(hint) >= m:
+        cand = np.asarray(hint, np.int64)
+    elif m >= n_finite:
+        cand = np.flatnonzero(~np.isnan(s))
+    else:
+        sample = s[:: max(1, len(s) // SAMPLE)]
+        sample = np.sort(sample[~np.isnan(sample)])[::-1]
+        k = int(np.ceil(2 * m * len(sample) / len(s))) + 16  # about twice the wanted share of the sample
+        while True:
+            if k >= len(sample):
+                cand = np.flatnonzero(~np.isnan(s))
+                break
+            cand = np.flatnonzero(s >= sample[k])
+            if len(cand) >= m:
+                break
+            k *= 4
+    vals = s[cand]
+    if len(cand) > m:  # keep the best m and every point equal to the m-th (the order decides between them)
+        kth = np.partition(vals, len(vals) - m)[len(vals) - m]
+        keep = vals >= kth
+        cand, vals = cand[keep], vals[keep]
+    return cand[np.lexsort((cand, -vals))]

@@ -3,11 +3,20 @@
 The map is one matrix-vector product over the ``(N, dim)`` store. Which kernel is fastest depends on
 the stored dtype (benchmarks/bench_search.py measures them; docs/search.md has the numbers):
 
-- ``int8``: SimSIMD ``cdist(..., metric="dot")`` with its own threads (AVX-512 VNNI here); the query is
+- ``int8``: SimSIMD ``cdist(..., metric="dot")`` (AVX-512 VNNI here) on blocks of rows that stay in cache,
+  spread over this kernel's threads; the query is
   quantised to int8 with its own scale ``127 / max|q|``, so the map is exact integer arithmetic on the
   stored vectors plus the query's rounding error (at most ``0.5 * sqrt(dim) / scale``, typically
   ``~0.29 / scale``; docs/search.md). NumKong's ``dots_packed`` is the fallback when SimSIMD is absent.
-- ``float16``: SimSIMD f16 dot (numpy has no fast f16 path: ~30x slower).
+- ``float16``: SimSIMD f16 dot, blocked the same way (numpy has no fast f16 path: ~30x slower).
+
+A ``post`` function given to a call runs on each block of the finished scores while it is still in cache
+(the probe's sigmoid): no second pass over the map. Blocks, not SimSIMD's own threads: measured on a
+2-core machine (benchmarks/bench_click.py, docs/search.md), the blocked map with the probe's sigmoid costs
+about what SimSIMD's threaded map alone did, and a thread that finishes its blocks early takes the next
+ones when another job holds a core. (``cdist(..., out=...)`` also drops one reference to ``None`` per call
+in simsimd 6.5, which a call per block would soon turn into a crash; a fresh float32 result per block has
+no such bug.)
 - ``float32``: numpy ``matrix @ q`` (BLAS sgemv) -- also the reference every kernel is tested against.
 
 :func:`support_dots` is the other shape of the problem (kNN): many queries against a small support set,
@@ -16,6 +25,7 @@ one blocked GEMM -- oneDNN's exact int8 matmul for int8 stores, torch float32 ot
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -24,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 KERNELS = ("simsimd", "numkong", "numpy")
+BLOCK_ROWS = 1 << 15  # rows per SimSIMD call: 2 MiB of int8 x 64 in, 128 KiB of scores out (L2-sized)
 
 # usearch's compiled module carries its own build of the SimSIMD kernels. A standalone simsimd loaded
 # after it rejects int8 inputs ("matching datatypes"), and a numkong call after that failure can die on
@@ -80,7 +91,7 @@ class DotKernel:
         self.quant_scale = float(quant_scale) if self.dtype == "int8" else 1.0
         self.name = choose(self.dtype, kernel)
         self.threads = threads or default_threads()
-        self._pool = ThreadPoolExecutor(self.threads) if self.name in ("numkong", "numpy") and self.threads > 1 else None
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def query_error(self, query: np.ndarray) -> float:
         """Upper bound of |score - exact float32 score| that quantising the query adds (unit stored vectors)."""
@@ -92,12 +103,14 @@ class DotKernel:
             return float(np.linalg.norm(query.astype(np.float16).astype(np.float32) - query))
         return 0.0
 
-    def __call__(self, query: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, query: np.ndarray, out: np.ndarray | None = None, post=None) -> np.ndarray:
+        """Scores of every row (float32). ``post(block)``, if given, is applied in place to each finished
+        block of scores (a view of ``out``), in this kernel's threads."""
         query = np.asarray(query, np.float32).ravel()
         n = len(self.matrix)
         if out is None:
             out = np.empty(n, np.float32)
-        getattr(self, "_" + self.name)(query, out)
+        getattr(self, "_" + self.name)(query, out, post)
         return out
 
     # ------------------------------------------------------------------ kernels
@@ -115,19 +128,43 @@ class DotKernel:
             for p in parts:
                 fn(p)
 
-    def _simsimd(self, query, out):
+    def _blocks(self, fn, n: int, step: int = BLOCK_ROWS):
+        """``fn(slice)`` for blocks of ``step`` rows; each thread takes the next block when it is done."""
+        nxt = itertools.count().__next__  # atomic under the GIL
+
+        def worker():
+            while (a := nxt() * step) < n:
+                fn(slice(a, min(a + step, n)))
+
+        k = min(self.threads, -(-n // step)) if self._pool else 1
+        if k > 1:
+            list(self._pool.map(lambda _: worker(), range(k)))
+        else:
+            worker()
+
+    def _simsimd(self, query, out, post=None):
         import simsimd
 
         if self.dtype == "int8":
             q, scale = quantise_query(query)
-            factor = 1.0 / (scale * self.quant_scale)
+            factor = np.float32(1.0 / (scale * self.quant_scale))
         else:
-            q, factor = query.astype(self.dtype), 1.0
-        simsimd.cdist(self.matrix, q[None], metric="dot", threads=self.threads, out=out.reshape(-1, 1))
-        if factor != 1.0:
-            out *= np.float32(factor)
+            q, factor = query.astype(self.dtype), None
+        q = q[None]
 
-    def _numkong(self, query, out):
+        def run(rows):  # SimSIMD releases the GIL: threads over blocks use the cores
+            r = np.asarray(simsimd.cdist(self.matrix[rows], q, metric="dot", threads=1, out_dtype="float32")).reshape(-1)
+            o = out[rows]
+            if factor is None:
+                o[:] = r
+            else:
+                np.multiply(r, factor, out=o)
+            if post is not None:
+                post(o)
+
+        self._blocks(run, len(self.matrix))
+
+    def _numkong(self, query, out, post=None):
         import numkong
 
         if self.dtype == "int8":
@@ -140,12 +177,16 @@ class DotKernel:
         def run(rows):  # numkong releases the GIL, so two threads use two cores
             r = np.asarray(numkong.dots_packed(self.matrix[rows], packed)).reshape(-1)
             np.multiply(r, factor, out=out[rows], casting="unsafe")
+            if post is not None:
+                post(out[rows])
 
         self._map(run)
 
-    def _numpy(self, query, out):
+    def _numpy(self, query, out, post=None):
         if self.dtype == "float32":
             np.matmul(self.matrix, query, out=out)
+            if post is not None:
+                post(out)
             return
         q = query / np.float32(self.quant_scale)
         step = 1 << 20  # decode in blocks: never a float32 copy of the whole store
@@ -154,6 +195,8 @@ class DotKernel:
             for a in range(rows.start, rows.stop, step):
                 b = min(a + step, rows.stop)
                 np.matmul(self.matrix[a:b].astype(np.float32), q, out=out[a:b])
+                if post is not None:
+                    post(out[a:b])
 
         self._map(run)
 

@@ -10,14 +10,13 @@ decision from the clicks instead. Training set, refitted on every click (a few m
   single positive click already gives a map.
 
 The map is the probability ``sigmoid(decode(x) . q + c)``, one matrix-vector product over the stored
-matrix with the same SIMD kernel as the centroid map, and 0.5 is its natural threshold. Measured on
+matrix with the same SIMD kernel as the centroid map, the sigmoid applied to each block of dot products
+while it is in cache, and 0.5 is its natural threshold. Measured on
 `seisfm bench` with the simulated interpreter (docs/quality.md), it needs far fewer clicks than the
 centroid rule for every synthetic target.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.special import expit
@@ -43,7 +42,6 @@ class ProbeSearch(CentroidSearch):
         self.background_weight = float(background_weight)
         self.l2 = float(l2)
         self._offset = 0.0
-        self._pool = None
 
     def query(self) -> np.ndarray:
         """Fit the probe to the current clicks; returns ``q`` (the offset is kept for :meth:`scores`)."""
@@ -62,32 +60,21 @@ class ProbeSearch(CentroidSearch):
     def scores(self) -> np.ndarray:
         if self._scores is None:
             q = self.query()
-            s = self.features.dots(q, kernel=self.kernel.name, threads=self.kernel.threads)
-            self._scores = self._sigmoid(s, np.float32(self._offset))
+            offset = np.float32(self._offset)
+
+            def sigmoid(block):  # on each block of dot products while it is in cache: no second pass over the map
+                block += offset
+                expit(block, out=block)
+
+            s = self.kernel(q, post=sigmoid)
+            s[self.features.invalid_index] = np.nan
+            s.flags.writeable = False  # shared with every caller of score_map (the session's result): never changed
+            self._scores = s
         return self._scores
 
     def scores_at(self, flat_index) -> np.ndarray:
         s = super().scores_at(flat_index)  # fits the probe: query() sets the offset
         return expit(s + np.float32(self._offset))
-
-    def _sigmoid(self, s: np.ndarray, offset: np.float32) -> np.ndarray:
-        """``expit(s + offset)`` in place, in one pass per thread (NaN stays NaN): at 16.7 M points a
-        single-threaded pass costs about as much as the dot product itself."""
-
-        def part(sl):
-            x = s[sl]
-            x += offset
-            expit(x, out=x)
-
-        bounds = np.linspace(0, len(s), self.kernel.threads + 1).astype(int)
-        parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        if len(parts) > 1 and len(s) > 1 << 20:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(len(parts))
-            list(self._pool.map(part, parts))
-        else:
-            part(slice(None))
-        return s
 
     def default_threshold(self, score_map=None) -> float:
         return 0.5

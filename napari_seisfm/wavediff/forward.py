@@ -132,7 +132,14 @@ def simulate(velocity, geometry: Geometry = OPENFWI, *, device=None, batch: int 
     return out[0] if single else out
 
 
+@torch.no_grad()
 def _propagate(v: torch.Tensor, g: Geometry) -> torch.Tensor:
+    """The time loop. Every step writes into buffers made once (the Laplacian, one sum of shifted fields and
+    the next field, which lands in the oldest buffer): no tensor is allocated per step. The arithmetic is the
+    plain formula's, operation for operation (``lap = 2 S0 u + sum_k S_k (four shifted u)``,
+    ``next = (2 u - a_minus u_prev + c2 lap) a_plus``), so the gathers are bit-identical to a version that
+    allocates a new tensor per term (tests/test_wavediff_forward.py) at about 0.6x its time on a CPU
+    (benchmarks/bench_wavediff.py). No gradient flows through F (nothing needs one)."""
     dev = v.device
     b, p = v.shape[0], g.pad
     ns = g.n_sources
@@ -152,21 +159,31 @@ def _propagate(v: torch.Tensor, g: Geometry) -> torch.Tensor:
     shots = torch.arange(ns, device=dev)
     # source term: v^2 dt^2 f(t) / dx^2 at the source cell (a discrete delta)
     src_amp = c2[:, shots, sz, sx]  # (B, ns)
+    src = src_amp[:, :, None] * wav[None, None, :]  # (B, ns, nt): each step's injection, as src_amp * wav[it]
     h = 4  # stencil half-width; zeros beyond the layer
     u_prev = torch.zeros(b, ns, hz + 2 * h, hx + 2 * h, device=dev)
     u = torch.zeros_like(u_prev)
     out = torch.empty(b, ns, g.nt, len(rx), device=dev)
+    lap = torch.empty(b, ns, hz, hx, device=dev)
+    part = torch.empty_like(lap)
     inner = (slice(None), slice(None), slice(h, h + hz), slice(h, h + hx))
+    two_s0 = 2 * STENCIL[0]
     for it in range(g.nt):
         out[:, :, it] = u[:, :, h + sz, h + rx]  # the wavefield at time it * dt (zero at t = 0)
-        lap = 2 * STENCIL[0] * u[inner]
+        ui, up = u[inner], u_prev[inner]
+        torch.mul(ui, two_s0, out=lap)
         for k in range(1, 5):
-            lap = lap + STENCIL[k] * (
-                u[:, :, h - k:h - k + hz, h:h + hx] + u[:, :, h + k:h + k + hz, h:h + hx]
-                + u[:, :, h:h + hz, h - k:h - k + hx] + u[:, :, h:h + hz, h + k:h + k + hx]
-            )
-        nxt = (2 * u[inner] - a_minus * u_prev[inner] + c2 * lap) * a_plus
-        nxt[:, shots, sz, sx] += src_amp * wav[it]
-        u_prev[inner] = nxt  # the oldest buffer becomes the newest; its zero border stays zero
+            torch.add(u[:, :, h - k:h - k + hz, h:h + hx], u[:, :, h + k:h + k + hz, h:h + hx], out=part)
+            part += u[:, :, h:h + hz, h - k:h - k + hx]
+            part += u[:, :, h:h + hz, h + k:h + k + hx]
+            part *= STENCIL[k]
+            lap += part
+        up *= a_minus  # a_minus u_prev
+        torch.mul(ui, 2, out=part)
+        part -= up  # 2 u - a_minus u_prev
+        lap *= c2
+        part += lap
+        torch.mul(part, a_plus, out=up)  # the next field, in the oldest buffer (its zero border stays zero)
+        up[:, shots, sz, sx] += src[:, :, it]
         u_prev, u = u, u_prev
     return out

@@ -35,6 +35,7 @@ from qtpy.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from qtpy.QtWidgets import QMainWindow
 
 from ...progress import Rate, format_eta
+from ...threads import one_thread_per_worker
 from . import _notify
 
 REFRESH_MS = 150  # progress shown at most ~7 times a second
@@ -118,10 +119,12 @@ class JobController:
         self._on_done, self._on_error, self._on_finished = on_done, on_error, on_finished
         done = self._done = threading.Event()
         connect = {"returned": self._returned, "errored": self._errored, "finished": self._finished}
+        # one BLAS/OpenMP/torch thread per worker (napari_seisfm/threads.py), for the whole job
         if inspect.isgeneratorfunction(fn):
             def body():
                 try:
-                    return (yield from fn(*args, **kwargs))
+                    with one_thread_per_worker():
+                        return (yield from fn(*args, **kwargs))
                 finally:
                     done.set()
 
@@ -130,7 +133,8 @@ class JobController:
         else:
             def body():
                 try:
-                    return fn(*args, **kwargs)
+                    with one_thread_per_worker():
+                        return fn(*args, **kwargs)
                 finally:
                     done.set()
 
