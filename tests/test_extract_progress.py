@@ -177,11 +177,23 @@ def test_pca_fit_keeps_its_sample_chunks_when_stopped(tmp_path, workers):
     np.testing.assert_array_equal(a, b)
 
 
+class _Slow(_Counting):
+    """Five steps of 0.3 s before the real work: long enough chunks that a Cancel lands inside one."""
+
+    def embed_block(self, block, stride):
+        import time
+
+        for k in range(5):
+            progress_.step(k, 5)
+            time.sleep(0.3)
+        return super().embed_block(block, stride)
+
+
 def test_parallel_chunks_stop_within_a_chunk(tmp_path):
     """Chunks embedded in two threads: Cancel stops the chunks in flight at their next stage (the run ends
     before they are done), and progress moved within them."""
     cube = Cube.from_array(make_survey((96, 48, 48), seed=10).amplitude)
-    emb = _Counting()
+    emb = _Slow()
     stop = threading.Event()
     seen = []
 
@@ -195,4 +207,4 @@ def test_parallel_chunks_stop_within_a_chunk(tmp_path):
         extract_features(cube, out, chunks=(8, 12, 12), pca=0, embedder=emb, workers=2, progress=progress, cancel=stop)
     assert any(d != int(d) for d in seen)
     done, total = FeatureVolume.open(out, allow_partial=True).progress()
-    assert total == 3 and done < total
+    assert total == 3 and done < total and len(emb.calls) < total  # stopped inside the chunks in flight

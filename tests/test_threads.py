@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -118,23 +119,31 @@ def test_a_worker_thread_really_runs_blas_alone_after_the_main_thread_set_a_coun
     Measured by what it costs: CPU ticks of every other thread of the process during 30 products."""
     a = np.random.default_rng(0).random((700, 700))
     a @ a
+    time.sleep(1.0)  # OpenBLAS's helper threads spin a while after a threaded product: let them go idle first
     seen = {}
+
+    def others(t0, t1, me):
+        return sum(t1[k] - t0.get(k, 0) for k in t1 if k != me)
 
     def job():
         with threads.one_thread_per_worker():
             me = threading.get_native_id()
-            t0 = _task_ticks()
+            t0, w0 = _task_ticks(), time.perf_counter()
             for _ in range(30):
                 a @ a
-            t1 = _task_ticks()
+            t1, wall = _task_ticks(), time.perf_counter() - w0
             seen["own"] = t1[me] - t0[me]
-            seen["others"] = sum(t1[k] - t0.get(k, 0) for k in t1 if k != me)
+            seen["others"] = others(t0, t1, me)
+            # the process's other threads (Qt, imports, earlier tests' workers) over as long without BLAS work
+            t2 = _task_ticks()
+            time.sleep(wall)
+            seen["noise"] = others(t2, _task_ticks(), me)
 
     t = threading.Thread(target=job)
     t.start()
     t.join(120)
     assert seen["own"] >= 5, seen  # the work was done (and measurable)
-    assert seen["others"] <= max(3, seen["own"] // 5), seen  # no BLAS helper thread worked alongside
+    assert seen["others"] <= seen["noise"] + max(3, seen["own"] // 5), seen  # no BLAS helper thread worked alongside
 
 
 def test_a_dock_job_runs_with_one_thread_and_gives_the_counts_back(qtbot, two_threads):
