@@ -4,6 +4,7 @@ whatever the environment says, and what was there before restored afterwards."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -21,6 +22,24 @@ def blas_threads() -> set:
     return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
 
+FRESH = "SEISFM_TEST_FRESH_PROCESS"
+
+
+@pytest.fixture
+def fresh_process(request):
+    """Run the test in a process of its own: thread counts are process state, and what earlier tests of this
+    session left in it (OpenBLAS's per-thread counts, threadpoolctl's controlling thread) is not the state a
+    command or a dock starts from. Inside that process it gives False and the test runs; outside it gives True
+    once that run passed."""
+    if os.environ.get(FRESH):
+        return False
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{request.node.nodeid}"],
+                         capture_output=True, text=True, env={**os.environ, FRESH: "1"}, timeout=600,
+                         cwd=request.config.rootpath)
+    assert run.returncode == 0 and re.search(r"\b1 passed", run.stdout), run.stdout[-3000:] + run.stderr[-2000:]
+    return True  # the test ran, and passed, in its own process: the body here has nothing left to do
+
+
 @pytest.fixture
 def two_threads():
     """Libraries at 2 threads before the block (as on a 2-core laptop with no OMP_NUM_THREADS)."""
@@ -31,7 +50,9 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-def test_the_block_pins_blas_torch_and_the_environment_and_restores_them(two_threads):
+def test_the_block_pins_blas_torch_and_the_environment_and_restores_them(fresh_process, two_threads):
+    if fresh_process:
+        return
     np.ones(2) @ np.ones(2)  # numpy's BLAS is loaded
     env_before = {k: os.environ.get(k) for k in threads.ENV}
     assert blas_threads() == {2} and torch.get_num_threads() == 2
@@ -45,7 +66,9 @@ def test_the_block_pins_blas_torch_and_the_environment_and_restores_them(two_thr
     assert {k: os.environ.get(k) for k in threads.ENV} == env_before
 
 
-def test_nested_and_concurrent_blocks_restore_only_when_the_last_one_ends(two_threads):
+def test_nested_and_concurrent_blocks_restore_only_when_the_last_one_ends(fresh_process, two_threads):
+    if fresh_process:
+        return
     inside, release = threading.Event(), threading.Event()
     seen = []
 
@@ -146,8 +169,10 @@ def test_a_worker_thread_really_runs_blas_alone_after_the_main_thread_set_a_coun
     assert seen["others"] <= seen["noise"] + max(3, seen["own"] // 5), seen  # no BLAS helper thread worked alongside
 
 
-def test_a_dock_job_runs_with_one_thread_and_gives_the_counts_back(qtbot, two_threads):
+def test_a_dock_job_runs_with_one_thread_and_gives_the_counts_back(fresh_process, qtbot, two_threads):
     """The dock's JobController runs its function inside the policy, in its worker thread."""
+    if fresh_process:
+        return
     from qtpy.QtWidgets import QWidget
 
     from napari_seisfm.plugin.widgets._jobs import JobController

@@ -123,8 +123,7 @@ class JobController:
         if inspect.isgeneratorfunction(fn):
             def body():
                 try:
-                    with one_thread_per_worker():
-                        return (yield from fn(*args, **kwargs))
+                    return (yield from _pinned_steps(fn(*args, **kwargs)))
                 finally:
                     done.set()
 
@@ -254,6 +253,19 @@ class JobController:
         except RuntimeError:  # the timer went with the widget
             pass
         return self._done.wait(self.wait_s if wait_s is None else wait_s)
+
+
+def _pinned_steps(gen):
+    """A generator job's steps, each inside the thread policy but never across a yield: a job abandoned
+    between two steps (its viewer closed) must not leave the process pinned to one thread."""
+    value = None
+    while True:
+        with one_thread_per_worker():
+            try:
+                item = gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+        value = yield item
 
 
 def _quit_waits_for_jobs() -> None:
