@@ -324,10 +324,14 @@ class _Coordinator:
                     job = self.jobs.pop(future.key, None)
                     if job is None or job[0].error is not None:  # cancelled with its failed cube
                         continue
-                    st, kind, payload, _ = job
+                    st, kind, payload, _, again = job
                     try:
                         if future.status != "finished":
-                            raise future.exception()
+                            error = future.exception() if future.status == "error" else None
+                            if error is None and again[3] < max(self.retries, 1):  # its result went with a worker
+                                self._submit(st, kind, payload, again[0], *again[1], priority=again[2], attempt=again[3] + 1)
+                                continue
+                            raise error or SeisfmError(f"{kind} task lost ({future.status}) {again[3] + 1} times")
                         getattr(self, f"_{kind}_done")(st, payload, future.result())
                     except Exception as exc:  # noqa: BLE001 - the cube fails, the others go on
                         self._failed(st, exc)
@@ -337,11 +341,11 @@ class _Coordinator:
                 raise
         return self._results()
 
-    def _submit(self, st, kind, payload, fn, *args, priority=0):
+    def _submit(self, st, kind, payload, fn, *args, priority=0, attempt=0):
         tag = kind if payload is None else f"{kind}-" + "-".join(map(str, payload))
         key = f"{tag}-{st.path.stem}-{zlib.crc32(str(st.path).encode())}-{time.monotonic_ns()}"
         future = self.client.submit(fn, *args, key=key, retries=self.retries, pure=False, priority=priority)
-        self.jobs[future.key] = (st, kind, payload, future)
+        self.jobs[future.key] = (st, kind, payload, future, (fn, args, priority, attempt))
         self.pending.add(future)
 
     def _plan_done(self, st, _, plan):
@@ -401,7 +405,7 @@ class _Coordinator:
 
     def _failed(self, st, exc):
         st.error = exc
-        for key, (other, _, _, future) in list(self.jobs.items()):  # its other tasks would fail the same way
+        for key, (other, _, _, future, _) in list(self.jobs.items()):  # its other tasks would fail the same way
             if other is st:
                 future.cancel()
                 del self.jobs[key]
