@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
-from .context import Context, radius, smooth_grid
+from .context import Context, radius, reach, smooth_grid
 from .knn import Segmentation, SliceFirst, box_index, valid_support
 from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
@@ -41,84 +41,27 @@ CONTEXT_PENALTY = 10.0
 BLOCK = 1 << 16  # rows per GEMM block
 
 
-class LinearSegmenter(SliceFirst):
-    """Logistic regression on labelled grid points (class ids > 0) + Gaussian smoothing of the probabilities."""
+def parse_smooth(smooth) -> tuple[float, float, float]:
+    """The probability smoothing as per-axis sigmas; a bad value is a SeisfmError."""
+    try:
+        sigma = np.broadcast_to(np.asarray(smooth, float), (3,))
+    except (TypeError, ValueError):
+        sigma = np.array([np.nan])
+    if not np.isfinite(sigma).all() or (sigma < 0).any():
+        raise SeisfmError(f"smoothing must be 0 or more grid points (one number or three), got {smooth!r}")
+    return tuple(float(v) for v in sigma)
 
-    method = "linear"
 
-    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT,
-                 context_penalty: float = CONTEXT_PENALTY):
-        """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
-        neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
-        per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
-        self.features = features
-        try:
-            sigma = np.broadcast_to(np.asarray(smooth, float), (3,))
-        except (TypeError, ValueError):
-            sigma = np.array([np.nan])
-        if not np.isfinite(sigma).all() or (sigma < 0).any():
-            raise SeisfmError(f"smoothing must be 0 or more grid points (one number or three), got {smooth!r}")
-        self.smooth = tuple(float(v) for v in sigma)
-        self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
-        st = Standardiser.of(features)
-        try:
-            self.context = Context(features, st, context) if context else None
-        except ValueError as exc:
-            raise SeisfmError(str(exc)) from None
-        z = st(features.decode(features.vectors[self.support_flat]))
-        if self.context is not None:
-            z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
-        # context columns cost CONTEXT_PENALTY times more: the model leans on a point's own vector and takes
-        # the neighbourhood only where that pays, so boundaries are not blurred (see the constant)
-        penalty = np.full(z.shape[1], float(l2))
-        penalty[features.dim:] *= context_penalty
-        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=penalty)
-        # channels = z @ weights: the plain logits, then one logit contribution per context scale (smoothed later)
-        d = features.dim
-        blocks, bias = [W[:d]], b.copy()
-        for i in range(len(self.scales)):
-            Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
-            blocks.append(Wi)
-            bias -= self.context.mean[i] @ Wi
-        self._standardise = st
-        self._weights = np.hstack(blocks).astype(np.float32)  # (d, C * (1 + S))
-        self._bias = bias.astype(np.float32)
+def make_context(features, standardise, context) -> Context | None:
+    try:
+        return Context(features, standardise, context) if context else None
+    except ValueError as exc:
+        raise SeisfmError(str(exc)) from None
 
-    @property
-    def scales(self) -> tuple:
-        return self.context.scales if self.context is not None else ()
 
-    @property
-    def n_support(self) -> int:
-        return len(self.support_flat)
-
-    @property
-    def halo(self) -> tuple[int, int, int]:
-        """Grid points around a region that its result depends on: the context's reach plus the smoothing's."""
-        ctx = [max((radius(s3)[ax] for s3 in self.scales), default=0) for ax in range(3)]
-        return tuple(r + c for r, c in zip(radius(self.smooth), ctx))
-
-    # ------------------------------------------------------------------ pieces
-    def _channels(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(n, 1 + S, C) logit channels of stored rows (invalid rows count as the mean vector, z = 0)."""
-        out = np.empty((len(rows), len(self._weights[0])), np.float32)
-        for a in range(0, len(rows), BLOCK):
-            b = min(a + BLOCK, len(rows))
-            z = self._standardise(self.features.decode(rows[a:b]))
-            z[~valid[a:b]] = 0.0
-            out[a:b] = z @ self._weights
-        return out.reshape(len(rows), 1 + len(self.scales), len(self.class_ids))
-
-    def _probabilities(self, channels: np.ndarray, valid: np.ndarray, step=None) -> np.ndarray:
-        """Grid-shaped channels (..., 1 + S, C) -> softmax probabilities (..., C), 0 at invalid points."""
-        logits = channels[..., 0, :] + self._bias
-        for i, sigma3 in enumerate(self.scales):
-            logits += smooth_grid(channels[..., 1 + i, :], sigma3)
-            if step is not None:
-                step()
-        probs = softmax_(logits)
-        probs[~valid] = 0
-        return probs
+class SmoothedSegmenter(SliceFirst):
+    """What every probability read-out shares: class probabilities smoothed over valid grid points, the
+    most probable class, and its confidence. Subclasses set ``features``, ``smooth``, ``class_ids``."""
 
     def _smoothed(self, probs: np.ndarray, valid: np.ndarray, step=None) -> np.ndarray:
         """Normalised Gaussian smoothing of grid-shaped ``probs`` (..., C) over valid points, in place."""
@@ -137,6 +80,88 @@ class LinearSegmenter(SliceFirst):
         conf = np.where(valid, np.take_along_axis(probs, best[..., None], -1)[..., 0], np.nan).astype(np.float32)
         return Segmentation(classes, probs, conf, self.class_ids, region)
 
+
+class LinearSegmenter(SmoothedSegmenter):
+    """Logistic regression on labelled grid points (class ids > 0) + Gaussian smoothing of the probabilities."""
+
+    method = "linear"
+
+    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT,
+                 context_penalty: float = CONTEXT_PENALTY):
+        """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
+        neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
+        per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
+        self.features = features
+        self.smooth = parse_smooth(smooth)
+        self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
+        st = Standardiser.of(features)
+        self.context = make_context(features, st, context)
+        z = st(features.decode(features.vectors[self.support_flat]))
+        if self.context is not None:
+            z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
+        # context columns cost CONTEXT_PENALTY times more: the model leans on a point's own vector and takes
+        # the neighbourhood only where that pays, so boundaries are not blurred (see the constant)
+        penalty = np.full(z.shape[1], float(l2))
+        penalty[features.dim:] *= context_penalty
+        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=penalty)
+        # channels = z @ weights: the plain logits, then one logit contribution per fine context scale (smoothed
+        # later); a wide scale's contribution is made on its pooled grid once (pooled z @ W_i) and interpolated
+        d = features.dim
+        blocks, bias = [W[:d]], b.copy()
+        self._fine, self._wide = [], []
+        for i in range(len(self.scales)):
+            Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
+            bias -= self.context.mean[i] @ Wi
+            if self.context.is_wide(i):
+                pooled, coarse = self.context.pooled(i)
+                self._wide.append((pooled, (coarse @ Wi).astype(np.float32)))
+            else:
+                blocks.append(Wi)
+                self._fine.append(self.scales[i])
+        self._standardise = st
+        self._weights = np.hstack(blocks).astype(np.float32)  # (d, C * (1 + fine scales))
+        self._bias = bias.astype(np.float32)
+
+    @property
+    def scales(self) -> tuple:
+        return self.context.scales if self.context is not None else ()
+
+    @property
+    def n_support(self) -> int:
+        return len(self.support_flat)
+
+    @property
+    def halo(self) -> tuple[int, int, int]:
+        """Grid points around a region that its result depends on: the context's reach plus the smoothing's."""
+        return tuple(r + c for r, c in zip(radius(self.smooth), reach(self.scales)))
+
+    # ------------------------------------------------------------------ pieces
+    def _channels(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(n, 1 + fine scales, C) logit channels of stored rows (invalid rows count as the mean vector, z = 0)."""
+        out = np.empty((len(rows), len(self._weights[0])), np.float32)
+        for a in range(0, len(rows), BLOCK):
+            b = min(a + BLOCK, len(rows))
+            z = self._standardise(self.features.decode(rows[a:b]))
+            z[~valid[a:b]] = 0.0
+            out[a:b] = z @ self._weights
+        return out.reshape(len(rows), 1 + len(self._fine), len(self.class_ids))
+
+    def _probabilities(self, channels: np.ndarray, valid: np.ndarray, box, step=None) -> np.ndarray:
+        """Grid-shaped channels (..., 1 + fine scales, C) on ``box`` (three slices of the grid) -> softmax
+        probabilities (..., C), 0 at invalid points."""
+        logits = channels[..., 0, :] + self._bias
+        for i, sigma3 in enumerate(self._fine):
+            logits += smooth_grid(channels[..., 1 + i, :], sigma3)
+            if step is not None:
+                step()
+        for pooled, coarse in self._wide:
+            logits += pooled.box(coarse, box)
+            if step is not None:
+                step()
+        probs = softmax_(logits)
+        probs[~valid] = 0
+        return probs
+
     # ------------------------------------------------------------------ regions
     def segment_region(self, region) -> Segmentation:
         """A box of the grid (three slices); computed on the box plus the halo, then cropped."""
@@ -146,9 +171,9 @@ class LinearSegmenter(SliceFirst):
         outer, sub, flat = box_index(shape, [slice(max(s.start - h, 0), min(s.stop + h, n))
                                              for s, n, h in zip(region, shape, self.halo)])
         valid = fm.valid[flat]
-        channels = self._channels(fm.vectors[flat], valid).reshape(*sub, 1 + len(self.scales), -1)
+        channels = self._channels(fm.vectors[flat], valid).reshape(*sub, 1 + len(self._fine), -1)
         valid = valid.reshape(sub)
-        probs = self._smoothed(self._probabilities(channels, valid), valid)
+        probs = self._smoothed(self._probabilities(channels, valid, outer), valid)
         crop = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         return self._result(np.ascontiguousarray(probs[crop]), valid[crop], region)
 
@@ -163,7 +188,7 @@ class LinearSegmenter(SliceFirst):
         n, C = fm.grid.size, len(self.class_ids)
         steps = len(self.scales) + (C if any(self.smooth) else 0)
         total = 2 * n if steps else n
-        channels = np.empty((n, 1 + len(self.scales), C), np.float32)
+        channels = np.empty((n, 1 + len(self._fine), C), np.float32)
         for a in range(0, n, batch):
             if cancel is not None and cancel():
                 raise SeisfmCancelled(f"segmentation stopped after {a} of {n} grid points")
@@ -181,7 +206,8 @@ class LinearSegmenter(SliceFirst):
             if progress is not None:
                 progress(n + n * done[0] // steps, total)
 
-        probs = self._probabilities(channels.reshape(*fm.shape, *channels.shape[1:]), valid, step)
+        whole = tuple(slice(0, s) for s in fm.shape)
+        probs = self._probabilities(channels.reshape(*fm.shape, *channels.shape[1:]), valid, whole, step)
         del channels
         probs = self._smoothed(probs, valid, step)
-        return self._result(probs, valid, tuple(slice(0, s) for s in fm.shape))
+        return self._result(probs, valid, whole)
