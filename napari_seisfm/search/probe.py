@@ -45,9 +45,9 @@ class ProbeSearch(CentroidSearch):
         self._offset = 0.0
         self._pool = None
 
-    def query(self) -> np.ndarray:
-        """Fit the probe to the current clicks; returns ``q`` (the offset is kept for :meth:`scores`)."""
-        super().query()  # the "add a positive click first" check
+    def training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flat rows, classes 1 = target / 0, weights): the positive clicks, the negative clicks and the
+        background sample, each side weighing 1 in total (the background ``background_weight``)."""
         fm = self.features
         pos = sorted(fm.flat(g) for g in self.positives)  # sorted: the same clicks in any order give the same map
         neg = sorted(fm.flat(g) for g in self.negatives)
@@ -56,7 +56,13 @@ class ProbeSearch(CentroidSearch):
         w = np.r_[np.full(len(pos), 1.0 / len(pos)),
                   np.full(len(neg), 1.0 / max(len(neg), 1)),
                   np.full(len(self.background), self.background_weight / max(len(self.background), 1))]
-        q, self._offset = fit_linear_model(fm, rows, y, 2, weights=w, l2=self.l2).binary_query()
+        return rows, y, w
+
+    def query(self) -> np.ndarray:
+        """Fit the probe to the current clicks; returns ``q`` (the offset is kept for :meth:`scores`)."""
+        super().query()  # the "add a positive click first" check
+        rows, y, w = self.training_set()
+        q, self._offset = fit_linear_model(self.features, rows, y, 2, weights=w, l2=self.l2).binary_query()
         return q
 
     def scores(self) -> np.ndarray:
@@ -98,3 +104,55 @@ class ProbeSearch(CentroidSearch):
     def query_error(self) -> float:
         """Bound on the probability error the kernel's query quantisation adds (sigmoid slope <= 1/4)."""
         return 0.25 * self.kernel.query_error(self.query())
+
+
+class ReadoutProbe(ProbeSearch):
+    """The probe's training set (clicks + background sample) fed to a nonlinear read-out on the vectors and
+    their context (:mod:`.readouts`) once the clicks allow it: ``min_positives`` positive and
+    ``min_negatives`` negative clicks. Before that, and as the instant preview of the section on screen
+    (:meth:`scores_at`), the map is the linear probe's; the nonlinear map replaces it when the whole grid
+    is computed. The map is the read-out's probability of the target (unsmoothed), 0.5 its threshold."""
+
+    decision = "mlp"
+    readout = "mlp"
+
+    def __init__(self, features: FeatureMatrix, *, context=None, min_positives: int = 2, min_negatives: int = 1,
+                 readout_options: dict | None = None, **kw):
+        from .linear_segmenter import CONTEXT
+
+        super().__init__(features, **kw)
+        self.context = CONTEXT if context is None else context
+        self.min_positives, self.min_negatives = int(min_positives), int(min_negatives)
+        self.readout_options = dict(readout_options or {})
+        self.model = None  # the latest nonlinear fit (None while the linear probe decides)
+        self._inputs = None
+        self._rows: dict[int, np.ndarray] = {}  # inputs of the rows fitted so far: a click costs its own rows only
+
+    @property
+    def nonlinear(self) -> bool:
+        """Whether the clicks allow the nonlinear read-out (else the map is the linear probe's)."""
+        return len(self.positives) >= self.min_positives and len(self.negatives) >= self.min_negatives
+
+    def scores(self) -> np.ndarray:
+        if not self.nonlinear:
+            self.model = None
+            return super().scores()
+        if self._scores is None:
+            from .readouts import READOUTS
+
+            from .readouts import Inputs
+
+            rows, y, w = self.training_set()
+            if self._inputs is None:
+                self._inputs = Inputs(self.features, self.context)
+            new = [r for r in dict.fromkeys(rows.tolist()) if r not in self._rows]
+            if new:
+                self._rows.update(zip(new, self._inputs.at(np.asarray(new, int))))
+            X = np.stack([self._rows[r] for r in rows.tolist()])
+            self.model = READOUTS[self.readout].on_rows(self.features, rows, y, w, smooth=0, context=self.context,
+                                                        seed=0, threads=self.kernel.threads, inputs=X,
+                                                        **self.readout_options)
+            s = self.model.segment().probabilities[..., 1].reshape(-1)
+            s[~self.features.valid] = np.nan
+            self._scores = s
+        return self._scores
