@@ -186,3 +186,26 @@ def test_mlp_folded_first_layer_equals_the_materialised_inputs():
     X = seg.inputs.box(box)
     direct = seg._predict(X.reshape(-1, X.shape[-1])).reshape(*X.shape[:-1], -1)
     np.testing.assert_allclose(seg._predict_box(box), direct, atol=2e-5)
+
+
+def test_cli_segment_with_a_nonlinear_read_out_equals_the_api(tmp_path, capsys):
+    from test_search import make_store, structured
+
+    from napari_seisfm.cli import main as cli
+    from napari_seisfm.search import support_from_labels
+
+    v, region = structured(seed=5)
+    path = make_store(tmp_path / "f.zarr", v)
+    fm = FeatureMatrix.open(path)
+    lab = np.zeros(GRID, np.int32)
+    lab[2, 2, [0, 1, 2, 14, 15]] = [1, 1, 1, 2, 2]
+    lab[9, 7, [0, 1, 12, 13]] = [1, 1, 2, 2]
+    np.save(tmp_path / "lab.npy", lab)
+    out = tmp_path / "cls.npy"
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "forest",
+                "--context", "1.5,6", "--probabilities", str(tmp_path / "p.npy")]) == 0
+    assert "forest (smooth 1, context 1.5,6)" in capsys.readouterr().out
+    pts, cls = support_from_labels(lab, fm.grid)
+    r = make_segmenter(fm, pts, cls, "forest", context=(1.5, 6.0)).segment()
+    np.testing.assert_array_equal(np.load(out), r.classes)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), r.probabilities)

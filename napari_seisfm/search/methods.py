@@ -7,12 +7,12 @@ from ..errors import SeisfmError
 from .centroid import CentroidSearch
 from .knn import KnnSegmenter
 from .linear_segmenter import LinearSegmenter
-from .probe import ProbeSearch, ReadoutProbe
+from .probe import READOUT_DECISIONS, ProbeSearch
 from .readouts import READOUTS
 
 # click decisions: the linear probe, the nonlinear one once the clicks allow it (the linear map as its preview),
 # and the earlier cosine rule
-DECISIONS = {"probe": ProbeSearch, "mlp": ReadoutProbe, "centroid": CentroidSearch}
+DECISIONS = {"probe": ProbeSearch, **READOUT_DECISIONS, "centroid": CentroidSearch}
 # the read-outs of labelled points: linear (folded, fast), the nonlinear ones (search/readouts.py), and kNN (the
 # NCS paper's protocol, kept as the reference every table shows)
 SEGMENTERS = {"linear": LinearSegmenter, **READOUTS, "knn": KnnSegmenter}
@@ -27,8 +27,9 @@ def _pick(table: dict, name: str, what: str):
 
 
 def make_search(features, decision: str = DEFAULT_DECISION, **options):
-    """A click search (``probe``: logistic probe; ``mlp``: the probe's training set fed to a small MLP on the vectors
-    and their context once there are 2 positive and 1 negative clicks; ``centroid``: mean-cosine similarity)."""
+    """A click search (``probe``: logistic probe on the vectors and their context; ``mlp``, ``forest``, ``boosting``,
+    ``conv``: the probe's training set fed to that read-out once there are 2 positive and 1 negative clicks, the
+    probe before that; ``centroid``: mean-cosine similarity)."""
     return _pick(DECISIONS, decision, "decision")(features, **options)
 
 
