@@ -35,6 +35,7 @@ from scipy.special import expit
 
 from .centroid import CentroidSearch
 from .context import smooth_grid
+from .kernels import quantise_query
 from .knn import box_index
 from .linear import Standardiser, fit_linear_model, fit_logistic
 from .matrix import FeatureMatrix
@@ -136,12 +137,12 @@ class ProbeSearch(CentroidSearch):
         if self._scores is None:
             q = self.query()
             fm = self.features
-            s = fm.dots(q, kernel=self.kernel.name, threads=self.kernel.threads)
             fine, wide = self._folded
+            s = self._dots(q, precise=bool(fine or wide))
             if fine or wide:
                 grid = s.reshape(fm.shape)
                 for sigma3, qi, shift in fine:
-                    ch = fm.dots(qi, kernel=self.kernel.name, threads=self.kernel.threads)
+                    ch = self._dots(qi, precise=True)
                     ch -= np.float32(shift)
                     ch[fm.invalid_index] = 0.0  # no vector: the mean, as in training
                     grid += smooth_grid(ch.reshape(*fm.shape, 1), sigma3)[..., 0]
@@ -150,6 +151,19 @@ class ProbeSearch(CentroidSearch):
                     grid += pooled.box(coarse, whole)[..., 0]
             self._scores = self._sigmoid(s, np.float32(self._offset))
         return self._scores
+
+    def _dots(self, q: np.ndarray, *, precise: bool) -> np.ndarray:
+        """``decode(x) . q`` for every grid point with the dot kernel. ``precise``: where the kernel rounds the
+        query (int8 stores: one int8 query of scale 127 / max|q|), a second pass with the rounding residual,
+        quantised in turn, takes the error down by about 127 x. The context probe needs it: its weights mix
+        several scales, and a rounding error of 0.1 in probability could drop a clicked point below 0.5 (and
+        with it the body the mask keeps; measured on the dev seeds)."""
+        fm, name, threads = self.features, self.kernel.name, self.kernel.threads
+        s = fm.dots(q, kernel=name, threads=threads)
+        if precise and self.kernel.query_error(q) > 0:
+            q8, scale = quantise_query(np.asarray(q, np.float32))
+            s += fm.dots(np.asarray(q, np.float32) - q8.astype(np.float32) / np.float32(scale), kernel=name, threads=threads)
+        return s
 
     def scores_at(self, flat_index) -> np.ndarray:
         """Probabilities of some grid points only (the clicks' own rows, a few points): with context, the fitted
@@ -216,8 +230,19 @@ class ProbeSearch(CentroidSearch):
         return 0.5
 
     def query_error(self) -> float:
-        """Bound on the probability error the kernel's query quantisation adds (sigmoid slope <= 1/4)."""
-        return 0.25 * self.kernel.query_error(self.query())
+        """Bound on the probability error the kernel's query quantisation adds (sigmoid slope <= 1/4); with
+        context, the second passes' residual rounding of every query (a smoothing's weights sum to 1)."""
+        q = self.query()
+        fine, wide = self._folded
+        if not (fine or wide):
+            return 0.25 * self.kernel.query_error(q)
+        err = 0.0
+        for query in [q] + [qi for _, qi, _ in fine]:
+            query = np.asarray(query, np.float32)
+            if self.kernel.query_error(query) > 0:
+                q8, scale = quantise_query(query)
+                err += self.kernel.query_error(query - q8.astype(np.float32) / np.float32(scale))
+        return 0.25 * err
 
 
 class ReadoutProbe(ProbeSearch):
