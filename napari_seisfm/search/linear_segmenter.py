@@ -31,8 +31,10 @@ from .matrix import FeatureMatrix
 SMOOTH = 1.0
 L2 = 1e-3
 # Context scales (grid points): dev seeds, L2 1e-3, mean mIoU none 0.571, (1.5,) 0.586, (1.5, 3) 0.589, (2, 4)
-# 0.589; packages 0.561 -> 0.692 with (1.5, 3) (search/context.py, docs/quality.md).
-CONTEXT = (1.5, 3.0)
+# 0.589; packages 0.561 -> 0.692 with (1.5, 3) (search/context.py, docs/quality.md). Then the wide scales 6 and 12
+# (pooled grid, issue 22), dev seeds 0-2, attributes: synthetic mean 0.576 -> 0.580, TGS salt 0.579 -> 0.604
+# (benchmarks/sweep_defaults.py readouts); the same option for every read-out.
+CONTEXT = (1.5, 3.0, 6.0, 12.0)
 # The context columns' L2 is this many times the vector's own (benchmarks/sweep_defaults.py context-penalty,
 # dev seeds: mean mIoU 0.589 at 1, 0.585 at 10, 0.574 at 100, the same within seed noise). 10, because with
 # a few painted points, the dock's usual case, an unpenalised context leaks across class boundaries
