@@ -30,6 +30,7 @@ from .matrix import FeatureMatrix
 
 TRUNCATE = 2.0  # every Gaussian of the linear read-out is cut at 2 sigma: radius int(2 sigma + 0.5)
 STATS_POINTS = 1000  # random grid points that estimate each scale's mean and spread
+ROW_CACHE = 200_000  # context rows kept per matrix and scales: a refit after a stroke computes the stroke's only
 WIDE = 4.0  # a scale with a sigma this large (grid points) on some axis is computed on the pooled grid
 POOL = 4  # grid points per pooled block along an axis whose sigma is WIDE or more
 
@@ -273,9 +274,27 @@ class Context:
         return raw.mean(axis=0), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
     def at(self, points) -> np.ndarray:
-        """Re-standardised context features at grid points: (n, S * dim), the columns a model is fitted on."""
-        raw = self.raw_at(points)
-        return ((raw - self.mean) / self.std).reshape(len(raw), -1)
+        """Re-standardised context features at grid points: (n, S * dim), the columns a model is fitted on.
+
+        Rows already computed on this matrix for these scales are reused (up to :data:`ROW_CACHE` of them): a
+        refit after a new label stroke costs the stroke's points, not every labelled point again."""
+        fm = self.features
+        points = np.asarray(points, int).reshape(-1, 3)
+        flat = np.ravel_multi_index(tuple(points.T), fm.shape) if len(points) else np.zeros(0, int)
+        if not len(flat):
+            return np.zeros((0, len(self.scales) * fm.dim), np.float32)
+        cache = fm.__dict__.setdefault("_context_rows", {}).setdefault(self.scales, {})
+        found = {f: row for f in dict.fromkeys(flat.tolist()) if (row := cache.get(f)) is not None}
+        new = [f for f in dict.fromkeys(flat.tolist()) if f not in found]
+        if new:
+            new_pts = np.stack(np.unravel_index(np.asarray(new, int), fm.shape), 1)
+            raw = self.raw_at(new_pts)
+            rows = ((raw - self.mean) / self.std).reshape(len(raw), -1)
+            found.update(zip(new, rows))
+            if len(cache) + len(new) > ROW_CACHE:  # another thread may use the cache too: it keeps its own rows
+                cache.clear()
+            cache.update(zip(new, rows))
+        return np.stack([found[f] for f in flat.tolist()])
 
     def box(self, z_outer: np.ndarray, outer, region) -> np.ndarray:
         """Re-standardised context features on a box: ``region`` (three slices of the grid), from
