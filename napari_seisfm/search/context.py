@@ -209,11 +209,15 @@ class Context:
         self.kernels = [[_kernel(s) for s in sigma3] for sigma3 in self.scales]
         # wide scales: the pooled grid (shared by scales of one block size) smoothed at the coarse sigma
         self._wide: dict[int, tuple[Pooled, np.ndarray]] = {}
+        smoothed = features.__dict__.setdefault("_pooled_smoothed", {})  # per matrix, like the pooled grid
         for i, sigma3 in enumerate(self.scales):
             if is_wide(sigma3):
                 f = pool_factors(sigma3)
                 pooled = Pooled.of(features, standardise, f)
-                self._wide[i] = (pooled, smooth_grid(pooled.grid, coarse_sigma(sigma3, f)))
+                key = (f, coarse_sigma(sigma3, f))
+                if key not in smoothed:
+                    smoothed[key] = smooth_grid(pooled.grid, key[1])
+                self._wide[i] = (pooled, smoothed[key])
         # per matrix and scales, computed once: a refit after a new label stroke only smooths at its points
         cache = features.__dict__.setdefault("_context_stats", {})
         if self.scales not in cache:
