@@ -16,12 +16,14 @@ from carries the smoothing's halo).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import SeisfmCancelled, SeisfmError
-from .context import Context, radius, reach, smooth_grid
+from .context import TRUNCATE, Context, radius, reach, smooth_grid
 from .knn import Segmentation, SliceFirst, box_index, valid_support
 from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
@@ -116,13 +118,24 @@ class LinearSegmenter(SmoothedSegmenter):
             bias -= self.context.mean[i] @ Wi
             if self.context.is_wide(i):
                 pooled, coarse = self.context.pooled(i)
-                self._wide.append((pooled, (coarse @ Wi).astype(np.float32)))
+                self._add_wide(pooled, coarse @ Wi)
             else:
                 blocks.append(Wi)
                 self._fine.append(self.scales[i])
-        self._standardise = st
-        self._weights = np.hstack(blocks).astype(np.float32)  # (d, C * (1 + fine scales))
+        weights = np.hstack(blocks)  # (d, C * (1 + fine scales)) on the standardised vectors
+        decode = 1.0 / features.quant_scale if features.dtype == "int8" else 1.0
+        self._wx = (weights / st.std[:, None] * decode).astype(np.float32)  # ... on the stored values
+        self._wc = (-(st.mean / st.std) @ weights).astype(np.float32)
         self._bias = bias.astype(np.float32)
+
+    def _add_wide(self, pooled, coarse_logits) -> None:
+        """A wide scale's logit contribution on its pooled grid; scales on the same pooled grid are summed
+        there, so one interpolation serves them all (interpolation is linear)."""
+        for j, (p, c) in enumerate(self._wide):
+            if p is pooled:
+                self._wide[j] = (p, (c + coarse_logits).astype(np.float32))
+                return
+        self._wide.append((pooled, np.asarray(coarse_logits, np.float32)))
 
     @property
     def scales(self) -> tuple:
@@ -138,29 +151,44 @@ class LinearSegmenter(SmoothedSegmenter):
         return tuple(r + c for r, c in zip(radius(self.smooth), reach(self.scales)))
 
     # ------------------------------------------------------------------ pieces
-    def _channels(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(n, 1 + fine scales, C) logit channels of stored rows (invalid rows count as the mean vector, z = 0)."""
-        out = np.empty((len(rows), len(self._weights[0])), np.float32)
-        for a in range(0, len(rows), BLOCK):
-            b = min(a + BLOCK, len(rows))
-            z = self._standardise(self.features.decode(rows[a:b]))
-            z[~valid[a:b]] = 0.0
-            out[a:b] = z @ self._weights
-        return out.reshape(len(rows), 1 + len(self._fine), len(self.class_ids))
+    def _channels(self, rows: np.ndarray, valid: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(1 + fine scales, C, n) logit channels of stored rows, channel first (each one contiguous for the
+        smoothing); invalid rows count as the mean vector (z = 0, every channel 0). The standardisation and the
+        int8 decoding are folded into the weights: one float32 product per block."""
+        n = len(rows)
+        out = np.empty((self._wx.shape[1], n), np.float32) if out is None else out
+        for a in range(0, n, BLOCK):
+            b = min(a + BLOCK, n)
+            block = rows[a:b].astype(np.float32) @ self._wx
+            block += self._wc
+            block[~valid[a:b]] = 0.0
+            out[:, a:b] = block.T
+        return out.reshape(1 + len(self._fine), len(self.class_ids), n)
 
     def _probabilities(self, channels: np.ndarray, valid: np.ndarray, box, step=None) -> np.ndarray:
-        """Grid-shaped channels (..., 1 + fine scales, C) on ``box`` (three slices of the grid) -> softmax
-        probabilities (..., C), 0 at invalid points."""
-        logits = channels[..., 0, :] + self._bias
+        """Channel-first grid-shaped channels (1 + fine scales, C, ...) on ``box`` (three slices of the grid) ->
+        softmax probabilities (..., C), 0 at invalid points."""
+        C = len(self.class_ids)
+        logits = channels[0] + self._bias.reshape(C, 1, 1, 1)
         for i, sigma3 in enumerate(self._fine):
-            logits += smooth_grid(channels[..., 1 + i, :], sigma3)
+            # classes on two threads on a big box (ndimage's 1-D passes release the GIL); each adds its own class
+            def add(c, i=i, sigma3=sigma3):
+                logits[c] += ndimage.gaussian_filter(channels[1 + i, c], sigma3, mode="nearest", truncate=TRUNCATE)
+
+            if channels[0, 0].size > 1 << 20:
+                with ThreadPoolExecutor(2) as pool:
+                    list(pool.map(add, range(C)))
+            else:
+                for c in range(C):
+                    add(c)
             if step is not None:
                 step()
         for pooled, coarse in self._wide:
-            logits += pooled.box(coarse, box)
-            if step is not None:
+            logits += np.moveaxis(pooled.box(coarse, box), -1, 0)
+        if step is not None:
+            for _ in range(len(self.scales) - len(self._fine)):  # the wide scales: one summed interpolation
                 step()
-        probs = softmax_(logits)
+        probs = softmax_(np.ascontiguousarray(np.moveaxis(logits, 0, -1)))
         probs[~valid] = 0
         return probs
 
@@ -173,7 +201,7 @@ class LinearSegmenter(SmoothedSegmenter):
         outer, sub, flat = box_index(shape, [slice(max(s.start - h, 0), min(s.stop + h, n))
                                              for s, n, h in zip(region, shape, self.halo)])
         valid = fm.valid[flat]
-        channels = self._channels(fm.vectors[flat], valid).reshape(*sub, 1 + len(self._fine), -1)
+        channels = self._channels(fm.vectors[flat], valid).reshape(1 + len(self._fine), -1, *sub)
         valid = valid.reshape(sub)
         probs = self._smoothed(self._probabilities(channels, valid, outer), valid)
         crop = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
@@ -190,14 +218,21 @@ class LinearSegmenter(SmoothedSegmenter):
         n, C = fm.grid.size, len(self.class_ids)
         steps = len(self.scales) + (C if any(self.smooth) else 0)
         total = 2 * n if steps else n
-        channels = np.empty((n, 1 + len(self._fine), C), np.float32)
-        for a in range(0, n, batch):
+        channels = np.empty((1 + len(self._fine), C, n), np.float32)
+        flat_channels = channels.reshape(-1, n)
+
+        def one(a):
             if cancel is not None and cancel():
                 raise SeisfmCancelled(f"segmentation stopped after {a} of {n} grid points")
             b = min(a + batch, n)
-            channels[a:b] = self._channels(fm.vectors[a:b], fm.valid[a:b])
-            if progress is not None:
-                progress(b, total)
+            self._channels(fm.vectors[a:b], fm.valid[a:b], out=flat_channels[:, a:b])
+            return b
+
+        # batches on two worker threads: the int8 -> float32 conversion and the product release the GIL
+        with ThreadPoolExecutor(2) as pool:
+            for b in pool.map(one, range(0, n, batch)):
+                if progress is not None:
+                    progress(b, total)
         valid = fm.valid.reshape(fm.shape)
         done = [0]
 
@@ -209,7 +244,7 @@ class LinearSegmenter(SmoothedSegmenter):
                 progress(n + n * done[0] // steps, total)
 
         whole = tuple(slice(0, s) for s in fm.shape)
-        probs = self._probabilities(channels.reshape(*fm.shape, *channels.shape[1:]), valid, whole, step)
+        probs = self._probabilities(channels.reshape(*channels.shape[:2], *fm.shape), valid, whole, step)
         del channels
         probs = self._smoothed(probs, valid, step)
         return self._result(probs, valid, whole)
