@@ -163,6 +163,7 @@ class FeatureReadout(SmoothedSegmenter):
     # ------------------------------------------------------------------ subclass hooks
     def _check(self) -> None:
         """Refuse bad model options (SeisfmError)."""
+
     def _fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray) -> None:
         raise NotImplementedError
 
