@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/sweep_defaults.py segment      # smoothing x L2 x context (~15 min on 2 cores)
     .venv/bin/python benchmarks/sweep_defaults.py context-penalty   # context scales x their extra L2 (~5 min)
     .venv/bin/python benchmarks/sweep_defaults.py probe        # background size x weight x L2 (~25 min)
+    .venv/bin/python benchmarks/sweep_defaults.py readouts --images ../shared/data/real/tgs-salt/tgs_salt_train_3000.npz
+                                                               # read-outs x context scales (hours on 2 busy cores)
 
 Results and the choices they led to: docs/quality.md, "How the defaults were chosen".
 """
@@ -39,13 +41,20 @@ def synthetic_tasks(survey, fm, truth):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("segment", "context-penalty", "probe"))
+    p.add_argument("what", choices=("segment", "context-penalty", "probe", "readouts"))
     p.add_argument("--seeds", default=",".join(map(str, bench.DEV_SEEDS)))
     p.add_argument("--size", type=int, default=96)
+    p.add_argument("--model", default="attributes", help="readouts: the embedder (default: %(default)s)")
+    p.add_argument("--readouts", default="linear,forest,boosting,mlp,conv", help="readouts: which read-outs")
+    p.add_argument("--contexts", default="1.5,3;1.5,3,6,12", help="readouts: context scale sets, ';' between sets")
+    p.add_argument("--images", default=None, help="readouts: a labelled image set (the TGS patches) scored too")
+    p.add_argument("--no-synthetic", action="store_true", help="readouts: the image set only")
     a = p.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     if set(seeds) & set(bench.REPORT_SEEDS):
         p.error("the sweep chooses defaults: use dev seeds, not the report seeds")
+    if a.what == "readouts":
+        return sweep_readouts(a, seeds)
     grid = SEGMENT_GRID if a.what == "segment" else PROBE_GRID
     if a.what == "segment":  # smoothing and L2 without context, then context at the chosen smoothing
         combos = [dict(smooth=s, l2=l2, context=()) for s, l2 in itertools.product(grid["smooth"], grid["l2"])]
@@ -81,6 +90,52 @@ def main(argv=None) -> int:
     print(f"\n| parameters | {what} | runs |\n|---|---|---|")
     for key, vals in sorted(scores.items(), key=lambda kv: np.mean(kv[1]), reverse=a.what != "probe"):
         print(f"| `{key}` | {np.mean(vals):.3f} | {len(vals)} |")
+    return 0
+
+
+def sweep_readouts(a, seeds) -> int:
+    """Read-outs x context scale sets on the synthetic tasks and an image set: the mean over the synthetic
+    tasks, the image set's mIoU and the mean seconds (fit + every grid point) per combination."""
+    import time
+
+    from napari_seisfm.bench import suite
+
+    readouts = a.readouts.split(",")
+    contexts = [tuple(float(v) for v in c.split(",")) if c.strip() not in ("", "none") else () for c in a.contexts.split(";")]
+    rows = []
+
+    def emit(r):
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            if not a.no_synthetic:
+                survey, _, fm, truth, _ = bench.prepare(a.size, seed, 2, tmp, embedder=suite.make_embedder(a.model))
+                for task, (t, classes, opts) in synthetic_tasks(survey, fm, truth).items():
+                    for ro in readouts:
+                        for ctx in contexts:
+                            r = P.segmentation_quality(fm, t, classes, method=ro, seed=seed, context=ctx, **opts)
+                            emit({"seed": seed, "task": task, "readout": ro, "context": list(ctx), "miou": r["miou"],
+                                  "seconds": r["seconds"]})
+            if a.images:
+                task = suite.image_task(a.images, a.model, seed=seed)
+                for ro in readouts:
+                    for ctx in contexts:
+                        t0 = time.perf_counter()
+                        r = suite.image_rows(task, a.model, seed, [ro], context=ctx)[0]
+                        emit({"seed": seed, "task": "images", "readout": ro, "context": list(ctx), "miou": r["miou"],
+                              "seconds": round(time.perf_counter() - t0, 2)})
+    table = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        key = (r["readout"], tuple(r["context"]))
+        table[key]["images" if r["task"] == "images" else "synthetic"].append(r["miou"])
+        table[key]["seconds"].append(r["seconds"])
+    print("\n| read-out | context | synthetic mean | images | seconds, mean |\n|---|---|---|---|---|")
+    for (ro, ctx), v in sorted(table.items(), key=lambda kv: -np.mean(kv[1]["synthetic"] or [0])):
+        f = lambda x: f"{np.mean(x):.3f}" if x else "-"  # noqa: E731
+        print(f"| {ro} | {', '.join(f'{c:g}' for c in ctx) or 'none'} | {f(v['synthetic'])} | {f(v['images'])} | "
+              f"{np.mean(v['seconds']):.2f} |")
     return 0
 
 

@@ -337,7 +337,10 @@ class ClickToMapSession:
         region, shape, flat = box_index(fm.shape, region)
         with self._lock:
             search = self._synced(snapshot)
-            score = search.scores_at(flat).reshape(shape)
+            if hasattr(search, "scores_box"):  # the probe with context: the box plus the halo its scales reach
+                score = search.scores_box(region)
+            else:
+                score = search.scores_at(flat).reshape(shape)
             default = search.click_threshold()
         return Preview(snapshot, region, score, quantise_threshold(default))
 

@@ -85,18 +85,33 @@ def test_simulated_interpreter_clicks_the_largest_error_and_counts_noc():
     assert old["decision"] == "centroid" and len(old["ious"]) == 8
 
 
-def test_bench_quick_runs_and_writes_tables_json_and_figures(tmp_path, capsys):
+def _quick(tmp_path, capsys, *extra):
     import json
 
-    assert cli(["bench", "--quick", "--out", str(tmp_path)]) == 0
+    assert cli(["bench", "--quick", "--out", str(tmp_path), *extra]) == 0
     text = capsys.readouterr().out
-    assert "| packages |" in text and "probe + connected" in text and "knn" in text
     result = json.loads((tmp_path / "results.json").read_text())
+    return text, result
+
+
+def test_bench_quick_runs_and_writes_tables_json_and_figures(tmp_path, capsys):
+    text, result = _quick(tmp_path, capsys, "--readouts", "knn,linear,mlp", "--decisions", "probe,centroid")
+    assert "| packages |" in text and "probe + connected" in text and "| task | knn | linear | mlp | best |" in text
     tasks = {r["task"] for r in result["segmentation"]}
     assert {"classes", "packages", "flat_spot vs rest", "salt vs rest"} <= tasks
-    assert {r["method"] for r in result["segmentation"]} == {"knn", "linear"}
+    assert {r["method"] for r in result["segmentation"]} == {"knn", "linear", "mlp"}
+    assert {r["decision"] for r in result["clicks"]} == {"probe", "centroid"}
+    assert "| mean of the 4 synthetic tasks |" in text
     for name in ("bench-miou.png", "bench-noc.png", "bench-panels.png", "quality.md"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_bench_quick_has_every_read_out_and_decision(tmp_path, capsys):
+    text, result = _quick(tmp_path, capsys)
+    assert {r["method"] for r in result["segmentation"]} == set(bench.suite.METHODS)
+    assert {r["decision"] for r in result["clicks"]} == {d for d, _ in bench.suite.DECISIONS}
+    assert "| task | knn | linear | forest | boosting | mlp | conv | best |" in text
 
 
 def test_bench_bad_input_is_one_line(tmp_path, capsys):
@@ -105,6 +120,10 @@ def test_bench_bad_input_is_one_line(tmp_path, capsys):
     assert cli(["bench", "--seeds", "a,b"]) == 2
     assert "--seeds" in capsys.readouterr().err
     assert cli(["bench", "--max-clicks", "0"]) == 2
+    assert cli(["bench", "--readouts", "linear,svm"]) == 2
+    assert "--readouts: unknown 'svm'; choose from knn, linear" in capsys.readouterr().err
+    assert cli(["bench", "--decisions", ""]) == 2
+    assert "--decisions: give at least one name; choose from probe, mlp" in capsys.readouterr().err
     from napari_seisfm.io.npy import write_npy
     from napari_seisfm.synthetic import make_survey, survey_geometry
 

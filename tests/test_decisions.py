@@ -84,7 +84,7 @@ def _two_bodies(dtype="int8", seed=3):
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
 def test_probe_maps_the_target_from_a_few_clicks(dtype):
     fm, truth = _two_bodies(dtype)
-    s = ProbeSearch(fm)
+    s = ProbeSearch(fm, context=())  # the plain probe: one dot product (the context is tested below)
     clicks = [(5, 4, 6), (3, 2, 4), (6, 5, 9)]
     for c in clicks:
         s.add(c)
@@ -130,8 +130,52 @@ def test_probe_invalid_points_are_nan_and_never_matches():
     s = ProbeSearch(fm)
     s.add((5, 4, 6))
     assert np.isnan(s.score_map()[4, 3, 5])
+    assert np.isnan(s.scores_box((slice(4, 5), slice(None), slice(None)))[0, 3, 5])
     assert all(m.grid_index != (4, 3, 5) for m in s.top_matches(50, radius=0))
     assert fm.flat((4, 3, 5)) not in set(s.background)
+
+
+def test_probe_with_context_is_the_logistic_fit_on_the_inputs_folded_onto_the_grid():
+    """The map is sigmoid(inputs . theta + b) at every point (vector + smoothed vectors at fine and wide scales),
+    computed by one dot product per fine scale, smoothed, and the wide scales' pooled terms; the section box
+    (the preview) and scattered points give the same values."""
+    from napari_seisfm.search.readouts import Inputs
+
+    fm, truth = _two_bodies("float32")
+    s = ProbeSearch(fm, context=(1.5, (0.0, 1.0, 2.0), 6.0))
+    for c in [(5, 4, 6), (3, 2, 4)]:
+        s.add(c)
+    s.add((0, 0, 0), negative=True)
+    p = s.score_map()
+    X = Inputs(fm, s.context).box(tuple(slice(0, n) for n in GRID))
+    ref = 1 / (1 + np.exp(-(X @ s._theta + s._bias)))
+    np.testing.assert_allclose(p, ref, atol=1e-4)
+    for box in [(slice(4, 5), slice(None), slice(None)), (slice(0, 12), slice(3, 4), slice(2, 9))]:
+        np.testing.assert_allclose(s.scores_box(box), p[box], atol=1e-4)
+    pts = [(0, 0, 0), (11, 9, 15), (5, 4, 6)]
+    np.testing.assert_allclose(s.scores_at([fm.flat(q) for q in pts]), [p[q] for q in pts], atol=1e-4)
+    assert iou(p >= 0.5, truth) > 0.65
+
+
+def test_nonlinear_decisions_wait_for_clicks_and_keep_the_linear_preview():
+    from napari_seisfm.search import DECISIONS
+
+    fm, truth = _two_bodies("float32")
+    assert {"probe", "mlp", "forest", "boosting", "conv", "centroid"} == set(DECISIONS)
+    s = make_search(fm, "mlp")
+    linear = ProbeSearch(fm)
+    for search in (s, linear):
+        search.add((5, 4, 6))
+        search.add((3, 2, 4))
+    np.testing.assert_array_equal(s.score_map(), linear.score_map())  # no negative click yet: the probe decides
+    assert s.model is None
+    for search in (s, linear):
+        search.add((0, 0, 0), negative=True)
+    p = s.score_map()
+    assert s.model is not None and s.model.method == "mlp" and not np.array_equal(p, linear.score_map())
+    assert auc(p, truth) > 0.95  # two positive clicks against 2 000 background points: it ranks well, calls cautiously
+    section = (slice(5, 6), slice(None), slice(None))
+    np.testing.assert_array_equal(s.scores_box(section), linear.scores_box(section))  # the preview stays linear
 
 
 # ---------------------------------------------------------------------- connected regions

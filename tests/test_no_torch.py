@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent("""
     pts = np.array([[0, 0, 0], [1, 1, 1], [5, 5, 7], [4, 4, 6]])
     cls = np.array([1, 1, 2, 2])
     session = ClickToMapSession(fm)
-    for settings in (SegmentationSettings("knn", k=3), SegmentationSettings("linear", smooth=1.0)):
+    for settings in (SegmentationSettings("knn", k=3), SegmentationSettings("linear", smooth=1.0),
+                     SegmentationSettings("forest"), SegmentationSettings("boosting"), SegmentationSettings("mlp")):
         session.segmentation = settings
         job = session.segment(pts, cls, region=(slice(2, 3), slice(None), slice(None)), cancel=lambda: False)
         first = next(job)  # the visible slice
@@ -32,13 +33,18 @@ SCRIPT = textwrap.dedent("""
             next(job)
         except StopIteration as done:
             assert done.value.classes.shape == (6, 6, 8)
+    session.set_decision("mlp")  # the nonlinear click decision too (numpy MLP), preview and whole map
+    session.set_clicks([(0, 0, 0), (1, 1, 1)], [(5, 5, 7)], space="grid")
+    session.preview(session.snapshot(), (slice(2, 3), slice(None), slice(None)))
+    session.update()
     print("torch" in sys.modules)
 """)
 
 
 def test_first_segmentation_does_not_import_torch():
-    """A fresh process: the search modules, the dock's segmentation job (kNN and linear, slice and whole
-    small grid) and no torch in sys.modules afterwards."""
+    """A fresh process: the search modules, the dock's segmentation job (kNN, linear and the scikit-learn and
+    numpy read-outs, slice and whole small grid), the MLP click decision, and no torch in sys.modules afterwards
+    (only the conv head imports it)."""
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120,
                          env={"OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen", "PATH": ""})
     assert out.returncode == 0, out.stderr[-2000:]

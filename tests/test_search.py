@@ -510,7 +510,7 @@ def test_cli_segment_methods_and_bad_labels(tmp_path, capsys):
     # the default method is the linear segmenter, with the same classes as the API's
     assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
                 "--probabilities", str(tmp_path / "p.npy"), "--smooth", "1.5"]) == 0
-    assert "linear (smooth 1.5, context 1.5,3)" in capsys.readouterr().out
+    assert "linear (smooth 1.5, context 1.5,3,6,12)" in capsys.readouterr().out
     pts, cls = support_from_labels(lab, fm.grid)
     r = LinearSegmenter(fm, pts, cls, smooth=1.5).segment()
     np.testing.assert_array_equal(np.load(out), r.classes)

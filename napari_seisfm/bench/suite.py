@@ -27,12 +27,17 @@ import numpy as np
 
 from ..errors import SeisfmError
 from ..search.linear_segmenter import CONTEXT, SMOOTH
+from ..search.methods import DECISIONS as ALL_DECISIONS
+from ..search.methods import DEFAULT_DECISION, DEFAULT_SEGMENTER, SEGMENTERS
 from . import protocols as P
 
 DEV_SEEDS = (0, 1, 2)
 REPORT_SEEDS = (100, 101, 102)
-METHODS = ("knn", "linear")  # the paper's protocol and the product's default, side by side
-DECISIONS = (("probe", True), ("centroid", False))  # the product's default, and the earlier rule
+# every read-out of labelled points, the paper's kNN first (the reference every table keeps)
+METHODS = ("knn", *(m for m in SEGMENTERS if m != "knn"))
+# every click decision by name (the probe: the product's default; the nonlinear read-outs; the earlier cosine rule),
+# the probe and the read-outs with the bodies connected to the clicks, as the product shows them
+DECISIONS = tuple((d, d != "centroid") for d in ALL_DECISIONS)
 CONTROL = "random-vit"
 RAW = "raw-window"
 ADAPTED = "adapted"  # a model pretrained on the evaluated survey or image set alone (no labels)
@@ -132,8 +137,10 @@ def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir
     if panels is not None:
         panel = panels.setdefault("classes", {"truth": truth, "names": names, "pred": {},
                                               "inline": int(np.argmax((truth > 0).sum(axis=(1, 2))))})
+        first = not panel["pred"]  # every read-out of the first model; kNN and the default of the others
         for method in methods:
-            panel["pred"][f"{model} {method}"] = kept[("classes", method)].classes - 1
+            if first or method in ("knn", DEFAULT_SEGMENTER):
+                panel["pred"][f"{model} {method}"] = kept[("classes", method)].classes - 1
 
     click_rows = []
     for name in targets:
@@ -159,11 +166,12 @@ def _facies_row(fm, packages, seed, base) -> list[dict]:
              "seconds": round(r.seconds, 3)}]
 
 
-def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
-               seed: int = 0, methods=METHODS, n_per_class: int = 100, adapted=None) -> list[dict]:
-    """Support points from ``n_support_images`` images, mIoU over every grid pixel of ``n_eval_images`` others."""
+def image_task(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
+               seed: int = 0, n_per_class: int = 100, adapted=None) -> dict:
+    """An image set embedded as a stack of sections: its FeatureMatrix, the truth on the grid, the support
+    points (``n_per_class`` per class from the first ``n_sup`` images) and the images scored (the rest)."""
     from ..images import embed_images, load_image_set
-    from ..search import FeatureMatrix, make_segmenter
+    from ..search import FeatureMatrix
 
     s = load_image_set(path)
     rng = np.random.default_rng(seed)
@@ -186,23 +194,50 @@ def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: 
     support_truth[n_sup:] = -1  # labels come from the support images only
     classes = [int(c) for c in np.unique(truth)]
     pts, lab = P.sample_support(support_truth, classes, n_per_class, rng, fm.valid)
+    return {"name": s.name, "fm": fm, "truth": truth, "classes": classes, "points": pts, "labels": lab, "n_sup": n_sup,
+            "embed_seconds": t_embed, "n_per_class": n_per_class}
+
+
+def image_options(method: str, context=CONTEXT, smooth=SMOOTH) -> dict:
+    """A read-out's options on an image stack: smoothing and context within each image, never across the
+    unrelated patches of axis 0 (the conv head is 2-D there)."""
+    if method == "knn":
+        return {"k": 5}
+    opts = {"smooth": (0.0, smooth, smooth), "context": [(0.0, c, c) for c in context]}
+    if method == "conv":
+        opts["axes"] = (0, 1, 1)
+    return opts
+
+
+def image_rows(task: dict, model: str, seed: int, methods=METHODS, **options) -> list[dict]:
+    """mIoU of each read-out over every grid pixel of the scored images."""
+    from ..search import make_segmenter
+
+    fm, truth, classes, n_sup = task["fm"], task["truth"], task["classes"], task["n_sup"]
     rows = []
     for method in methods:
-        # smoothing and context within each image, never across unrelated patches (axis 0)
-        opts = {"k": 5} if method == "knn" else {"smooth": (0.0, SMOOTH, SMOOTH), "context": [(0.0, c, c) for c in CONTEXT]}
         t1 = time.perf_counter()
-        result = make_segmenter(fm, pts, lab, method, **opts).segment()
+        result = make_segmenter(fm, task["points"], task["labels"], method, **image_options(method, **options)).segment()
         pred = result.classes[n_sup:] - 1
         m, per = P.mean_iou(pred, truth[n_sup:], classes)
-        rows.append({"model": model, "seed": seed, "task": f"images: {s.name}", "method": method, "miou": round(m, 4),
-                     "iou_per_class": {str(c): round(v, 4) for c, v in per.items()}, "support": f"{n_per_class} per class",
-                     "support_images": n_sup, "eval_images": n - n_sup, "seconds": round(time.perf_counter() - t1, 3),
-                     "embed_seconds": round(t_embed, 2)})
+        rows.append({"model": model, "seed": seed, "task": f"images: {task['name']}", "method": method, "miou": round(m, 4),
+                     "iou_per_class": {str(c): round(v, 4) for c, v in per.items()},
+                     "support": f"{task['n_per_class']} per class", "support_images": n_sup,
+                     "eval_images": len(truth) - n_sup, "seconds": round(time.perf_counter() - t1, 3),
+                     "embed_seconds": round(task["embed_seconds"], 2)})
     return rows
 
 
+def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
+               seed: int = 0, methods=METHODS, n_per_class: int = 100, adapted=None) -> list[dict]:
+    """Support points from ``n_support_images`` images, mIoU over every grid pixel of ``n_eval_images`` others."""
+    task = image_task(path, model, n_support_images=n_support_images, n_eval_images=n_eval_images, stride=stride,
+                      seed=seed, n_per_class=n_per_class, adapted=adapted)
+    return image_rows(task, model, seed, methods)
+
+
 def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, seed: int = 0, methods=METHODS,
-              max_clicks: int = P.MAX_CLICKS, adapted=None) -> dict:
+              decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, adapted=None) -> dict:
     """A user's cube and label volume (same shape as the cube; 0 = a class too, as in the synthetic tasks)."""
     from ..cube import open_cube
     from ..extract import extract_features
@@ -229,7 +264,7 @@ def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, s
     for c in classes:
         if (truth == c).mean() > 0.5:
             continue  # the background of a click task
-        for decision, grow in DECISIONS:
+        for decision, grow in decisions:
             r = P.simulated_interpreter(fm, truth == c, decision=decision, grow=grow, max_clicks=max_clicks)
             clicks.append({**base, "target": f"class {c}", "protocol": "interpreter", **r})
     return {"segmentation": seg, "clicks": clicks, "facies": []}
@@ -271,12 +306,14 @@ def _needs_adapting(models) -> bool:
 
 def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=None, cube=None, labels=None,
         synthetic: bool = True, max_clicks: int = P.MAX_CLICKS, targets=None, n_images=(100, 400),
-        adapt_steps: int = ADAPT_STEPS, progress=print) -> dict:
+        adapt_steps: int = ADAPT_STEPS, methods=METHODS, decisions=DECISIONS, progress=print) -> dict:
     from ..pretrain.data import array_source, images_source, open_cube_source
     from ..synthetic import make_survey
 
     models = list(models or installed_models() + [CONTROL])
-    out = {"models": models, "seeds": list(seeds), "sizes": list(sizes), "stride": stride,
+    methods = [m for m in METHODS if m in methods]  # the tables' order
+    out = {"models": models, "seeds": list(seeds), "sizes": list(sizes), "stride": stride, "methods": methods,
+           "decisions": [list(d) for d in decisions], "default_method": DEFAULT_SEGMENTER,
            "segmentation": [], "clicks": [], "facies": [], "embed_seconds": [], "panels": {}}
     if _needs_adapting(models):
         out["adapt_steps"] = adapt_steps
@@ -301,7 +338,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                         ad = adapted_for(model, f"synthetic-{size}-{seed}", lambda: [array_source(
                             "survey", make_survey((size, size, size), seed=seed).amplitude)])
                         r = synthetic_case(model, size, seed, stride=stride, workdir=tmp, max_clicks=max_clicks,
-                                           targets=targets, panels=panels, adapted=ad)
+                                           targets=targets, panels=panels, adapted=ad, methods=methods, decisions=decisions)
                         for key in ("segmentation", "clicks", "facies"):
                             out[key] += r[key]
                         out["embed_seconds"].append({"model": model, "size": size, "seed": seed, "seconds": r["embed_seconds"]})
@@ -312,7 +349,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                     try:
                         ad = adapted_for(model, "images", lambda: [images_source(images)])
                         out["segmentation"] += image_case(images, model, seed=seed, n_support_images=n_images[0],
-                                                          n_eval_images=n_images[1], adapted=ad)
+                                                          n_eval_images=n_images[1], adapted=ad, methods=methods)
                     except SeisfmError as exc:  # e.g. a 2.5-D model: an image has no neighbouring lines
                         progress(f"images: {model} skipped ({exc})")
                         out.setdefault("skipped", []).append({"model": model, "task": "images", "why": str(exc)})
@@ -321,7 +358,8 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
             for model in models:
                 progress(f"cube {Path(cube).name}: {model}")
                 ad = adapted_for(model, "cube", lambda: [open_cube_source(cube)])
-                r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks, adapted=ad)
+                r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks, adapted=ad,
+                              methods=methods, decisions=decisions)
                 out["segmentation"] += r["segmentation"]
                 out["clicks"] += r["clicks"]
     out["seconds"] = round(time.perf_counter() - t_all, 1)
@@ -334,27 +372,65 @@ def _mean(rows, key):
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def segmentation_tables(result: dict) -> list[str]:
+    """One table per model: tasks x read-outs (mIoU, mean over seeds), the best read-out of each task in bold
+    and named, the mean over the synthetic tasks, and the read-outs' mean seconds (fit + whole grid)."""
+    seg = defaultdict(list)
+    for r in result["segmentation"]:
+        seg[(r["task"], r["model"], r["method"])].append(r)
+    if not seg:
+        return []
+    present = {k[2] for k in seg}
+    methods = [m for m in (result.get("methods") or METHODS) if m in present] + sorted(present - set(METHODS))
+    models = list(dict.fromkeys(k[1] for k in seg))
+    tasks = list(dict.fromkeys(k[0] for k in seg))
+    synthetic = [t for t in tasks if any("size" in r for m in models for me in methods for r in seg.get((t, m, me), []))]
+    default = result.get("default_method", DEFAULT_SEGMENTER)
+    lines = []
+    for model in models:
+        lines += [f"**Segmentation from labelled points, {model}** (mIoU, mean over seeds; `knn` = the NCS protocol, k = 5; "
+                  f"`{default}` = the product's default; best read-out of each task in bold)", "",
+                  "| task | " + " | ".join(methods) + " | best |", "|---|" + "---|" * (len(methods) + 1)]
+        means = {}
+        for task in tasks:
+            vals = {me: _mean(seg[(task, model, me)], "miou") for me in methods if seg.get((task, model, me))}
+            if not vals:
+                continue
+            for me, v in vals.items():
+                means.setdefault(me, {})[task] = v
+            lines.append(_row(task, methods, vals))
+        if len(synthetic) > 1:
+            vals = {me: float(np.mean([means[me][t] for t in synthetic])) for me in methods
+                    if me in means and all(t in means[me] for t in synthetic)}
+            if vals:
+                lines.append(_row(f"mean of the {len(synthetic)} synthetic tasks", methods, vals))
+        secs = {me: _mean([r for t in tasks for r in seg.get((t, model, me), [])], "seconds") for me in methods}
+        lines.append("| seconds (fit + every grid point), mean | " + " | ".join(
+            f"{secs[me]:.2f}" if np.isfinite(secs[me]) else "-" for me in methods) + " | |")
+        lines.append("")
+    return lines
+
+
+def _row(label: str, methods, vals: dict) -> str:
+    finite = {m: v for m, v in vals.items() if np.isfinite(v)}
+    best = max(finite.values()) if finite else None
+    cells = []
+    for m in methods:
+        if m not in vals:
+            cells.append("-")
+        elif best is not None and np.isfinite(vals[m]) and round(vals[m], 3) == round(best, 3):
+            cells.append(f"**{vals[m]:.3f}**")
+        else:
+            cells.append(f"{vals[m]:.3f}")
+    winners = [m for m in methods if m in finite and round(finite[m], 3) == round(best, 3)] if best is not None else []
+    return f"| {label} | " + " | ".join(cells) + f" | {', '.join(winners) or '-'} |"
+
+
 def markdown(result: dict) -> str:
     """Tables of means over seeds and sizes: segmentation (kNN protocol vs default), clicks, facies."""
     lines = [f"Models: {', '.join(result['models'])}; seeds {result['seeds']}; sizes {result['sizes']}; "
              f"stride {result['stride']}; {result.get('seconds', '?')} s in all.", ""]
-    seg = defaultdict(list)
-    for r in result["segmentation"]:
-        seg[(r["task"], r["model"], r["method"])].append(r)
-    if seg:
-        models = list(dict.fromkeys(k[1] for k in seg))
-        lines += ["**Segmentation from labelled points** (mIoU; `knn` = the NCS protocol, k = 5; `linear` = the product's "
-                  "default: logistic regression + smoothing)", "",
-                  "| task | " + " | ".join(f"{m} knn | {m} linear" for m in models) + " |",
-                  "|---|" + "---|---|" * len(models)]
-        for task in dict.fromkeys(k[0] for k in seg):
-            cells = []
-            for m in models:
-                for method in METHODS:
-                    rs = seg.get((task, m, method), [])
-                    cells.append(f"{_mean(rs, 'miou'):.3f}" if rs else "-")
-            lines.append(f"| {task} | " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += segmentation_tables(result)
     inter = defaultdict(list)
     fixed = defaultdict(list)
     for r in result["clicks"]:
@@ -362,14 +438,19 @@ def markdown(result: dict) -> str:
     if inter:
         cap = max(len(r["ious"]) for rs in inter.values() for r in rs) + 1
         lines += ["**Simulated interpreter** (IoU of the mask the product shows after n clicks; NoC@0.8: clicks to reach "
-                  f"IoU 0.8, {cap} = not within {cap - 1})", "",
+                  f"IoU 0.8, {cap} = not within {cap - 1}; the fewest clicks per target and model in bold)", "",
                   "| target | model | decision | IoU@1 | IoU@3 | IoU@5 | IoU@10 | NoC@0.8 | ms/click |", "|---|---|---|---|---|---|---|---|---|"]
+        best = defaultdict(lambda: np.inf)
+        for (target, model, _, _), rs in inter.items():
+            best[(target, model)] = min(best[(target, model)], round(_mean(rs, "noc"), 1))
         for (target, model, decision, grow), rs in inter.items():
             at = lambda c: np.mean([r["ious"][c - 1] if c <= len(r["ious"]) else np.nan for r in rs])  # noqa: E731
-            label = decision + (" + connected" if grow else "")
+            label = decision + (" + connected" if grow else "") + (" (default)" if decision == DEFAULT_DECISION else "")
             f3 = lambda v: f"{v:.3f}" if np.isfinite(v) else "-"  # noqa: E731
+            noc = round(_mean(rs, "noc"), 1)
+            noc_cell = f"**{noc:.1f}**" if noc == best[(target, model)] and noc < cap else f"{noc:.1f}"
             lines.append(f"| {target} | {model} | {label} | {f3(at(1))} | {f3(at(3))} | {f3(at(5))} | {f3(at(10))} | "
-                         f"{_mean(rs, 'noc'):.1f} | {_mean(rs, 'ms_per_click'):.0f} |")
+                         f"{noc_cell} | {_mean(rs, 'ms_per_click'):.0f} |")
         lines.append("")
     if fixed:
         lines += ["**3 + 3 fixed clicks on one inline** (IoU of the product's mask; oracle = best threshold; AUC of the map)", "",

@@ -26,9 +26,39 @@ def register(sub):
     p.add_argument("--adapt-steps", type=int, default=None, metavar="N",
                    help="pretraining steps of the survey-adapted model (model id 'adapted', also in combinations such as "
                    "attributes+adapted): the bundled model's shape trained on each task's data alone, no labels (default: 4000)")
+    p.add_argument("--readouts", default=None, metavar="NAMES",
+                   help="read-outs of labelled points to compare, comma separated (default: all: "
+                   + ", ".join(_methods()) + ")")
+    p.add_argument("--decisions", default=None, metavar="NAMES",
+                   help="click decisions the simulated interpreter runs, comma separated (default: all: "
+                   + ", ".join(d for d, _ in _decisions()) + ")")
     p.add_argument("--out", metavar="DIR", help="write results.json, quality.md and the figures here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     p.set_defaults(run=run)
+
+
+def _methods():
+    from ..bench.suite import METHODS
+
+    return METHODS
+
+
+def _decisions():
+    from ..bench.suite import DECISIONS
+
+    return DECISIONS
+
+
+def _names(text, known, what: str):
+    from ..errors import SeisfmError
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in known]
+    if not names:
+        raise SeisfmError(f"{what}: give at least one name; choose from {', '.join(known)}")
+    if bad:
+        raise SeisfmError(f"{what}: unknown {', '.join(map(repr, bad))}; choose from {', '.join(known)}")
+    return names
 
 
 def _ints(text: str, what: str):
@@ -69,10 +99,14 @@ def run(args) -> int:
         targets, split = targets or "flat_spot,salt", (20, 40)
     if len(split) != 2:
         raise SeisfmError(f"--image-split: expected SUPPORT,EVAL, got {args.image_split!r}")
+    methods = _names(args.readouts, _methods(), "--readouts") if args.readouts is not None else _methods()
+    known = dict(_decisions())
+    decisions = ([(d, known[d]) for d in _names(args.decisions, list(known), "--decisions")] if args.decisions is not None
+                 else list(_decisions()))
     result = bench.run(models=models, seeds=seeds, sizes=sizes, stride=args.stride, images=args.images,
                        cube=args.cube, labels=args.labels, synthetic=not args.no_synthetic, max_clicks=max_clicks,
                        targets=targets.split(",") if targets else None, n_images=split,
-                       adapt_steps=args.adapt_steps or bench.ADAPT_STEPS,
+                       adapt_steps=args.adapt_steps or bench.ADAPT_STEPS, methods=methods, decisions=decisions,
                        progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
     text = bench.to_json(result) if args.json else bench.markdown(result)
     if args.out:

@@ -1,9 +1,11 @@
 """`seisfm search FEATURES --pos IL,XL,T ... [--neg ...] --out FILE`: the click-to-map map, headless
 (the same ClickToMapSession the napari dock is a view of).
 
-Decisions: ``probe`` (default: a logistic regression fitted to the clicks and a sample of background
-points; the map is the target's probability, 0.5 its threshold) or ``centroid`` (mean cosine to the
-positive clicks minus mean cosine to the negatives). ``--mask`` also writes what the widget shows as
+Decisions: ``probe`` (a logistic regression fitted to the clicks and a sample of background points; the
+map is the target's probability, 0.5 its threshold), ``mlp`` (the same training set fed to a small MLP on
+the vectors and their context once there are 2 positive and 1 negative clicks; the probe before that) or
+``centroid`` (mean cosine to the positive clicks minus mean cosine to the negatives). The default was
+chosen on `seisfm bench`'s dev seeds (docs/quality.md). ``--mask`` also writes what the widget shows as
 "similarity > threshold": the default threshold and, unless ``--all-bodies``, only the bodies connected
 to the positive clicks."""
 

@@ -1,9 +1,11 @@
-"""`seisfm segment FEATURES --labels FILE --out FILE [--method linear|knn]`: segmentation of the whole
-feature grid from labelled points, headless (the same segmenters the napari widget uses).
+"""`seisfm segment FEATURES --labels FILE --out FILE [--method NAME]`: segmentation of the whole feature
+grid from labelled points, headless (the same segmenters the napari widget uses).
 
-Methods: ``linear`` (default: logistic regression on the standardised vectors, class probabilities
-smoothed over ``--smooth`` grid points) and ``knn`` (k nearest labelled points vote: the NCS paper's
-evaluation protocol). docs/quality.md compares them on `seisfm bench`.
+Methods (read-outs): ``linear`` (logistic regression on the standardised vectors and their context, class
+probabilities smoothed over ``--smooth`` grid points), ``forest`` (random forest), ``boosting`` (histogram
+gradient boosting), ``mlp`` (a small MLP) and ``conv`` (a small convolutional head), all on the same inputs
+and with the same smoothing, and ``knn`` (k nearest labelled points vote: the NCS paper's evaluation
+protocol). The default was chosen on `seisfm bench`'s dev seeds; docs/quality.md compares them.
 
 Labels: a .npy integer volume on the feature grid or on the cube grid (0 = unlabelled, class ids > 0),
 or a CSV with rows ``il,xl,t,class`` (units as --coords; a header line is skipped)."""
@@ -22,9 +24,10 @@ def register(sub):
     p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
     p.add_argument("--method", choices=tuple(SEGMENTERS), default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
-    p.add_argument("--smooth", type=float, default=SMOOTH, help="linear: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
+    p.add_argument("--smooth", type=float, default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
     p.add_argument("--context", default=",".join(f"{c:g}" for c in CONTEXT), metavar="S,S",
-                   help="linear: context scales in grid points, comma separated, or 'none' (default: %(default)s)")
+                   help="every method but knn: context scales in grid points, comma separated, or 'none' (default: %(default)s; "
+                   "scales of 4 or more are computed on a pooled grid)")
     p.add_argument("--k", type=int, default=5, help="knn: neighbours that vote (default: %(default)s)")
     p.add_argument("--weighted", action="store_true", help="knn: weigh votes by 1 / cosine distance")
     p.add_argument("--out", required=True, metavar="FILE", help="class map: .npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution")

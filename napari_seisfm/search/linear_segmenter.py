@@ -16,12 +16,14 @@ from carries the smoothing's halo).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import SeisfmCancelled, SeisfmError
-from .context import Context, radius, smooth_grid
+from .context import TRUNCATE, Context, radius, reach, smooth_grid
 from .knn import Segmentation, SliceFirst, box_index, valid_support
 from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
@@ -31,8 +33,10 @@ from .matrix import FeatureMatrix
 SMOOTH = 1.0
 L2 = 1e-3
 # Context scales (grid points): dev seeds, L2 1e-3, mean mIoU none 0.571, (1.5,) 0.586, (1.5, 3) 0.589, (2, 4)
-# 0.589; packages 0.561 -> 0.692 with (1.5, 3) (search/context.py, docs/quality.md).
-CONTEXT = (1.5, 3.0)
+# 0.589; packages 0.561 -> 0.692 with (1.5, 3) (search/context.py, docs/quality.md). Then the wide scales 6 and 12
+# (pooled grid, issue 22), dev seeds 0-2, attributes: synthetic mean 0.576 -> 0.580, TGS salt 0.579 -> 0.604
+# (benchmarks/sweep_defaults.py readouts); the same option for every read-out.
+CONTEXT = (1.5, 3.0, 6.0, 12.0)
 # The context columns' L2 is this many times the vector's own (benchmarks/sweep_defaults.py context-penalty,
 # dev seeds: mean mIoU 0.589 at 1, 0.585 at 10, 0.574 at 100, the same within seed noise). 10, because with
 # a few painted points, the dock's usual case, an unpenalised context leaks across class boundaries
@@ -41,84 +45,27 @@ CONTEXT_PENALTY = 10.0
 BLOCK = 1 << 16  # rows per GEMM block
 
 
-class LinearSegmenter(SliceFirst):
-    """Logistic regression on labelled grid points (class ids > 0) + Gaussian smoothing of the probabilities."""
+def parse_smooth(smooth) -> tuple[float, float, float]:
+    """The probability smoothing as per-axis sigmas; a bad value is a SeisfmError."""
+    try:
+        sigma = np.broadcast_to(np.asarray(smooth, float), (3,))
+    except (TypeError, ValueError):
+        sigma = np.array([np.nan])
+    if not np.isfinite(sigma).all() or (sigma < 0).any():
+        raise SeisfmError(f"smoothing must be 0 or more grid points (one number or three), got {smooth!r}")
+    return tuple(float(v) for v in sigma)
 
-    method = "linear"
 
-    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT,
-                 context_penalty: float = CONTEXT_PENALTY):
-        """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
-        neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
-        per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
-        self.features = features
-        try:
-            sigma = np.broadcast_to(np.asarray(smooth, float), (3,))
-        except (TypeError, ValueError):
-            sigma = np.array([np.nan])
-        if not np.isfinite(sigma).all() or (sigma < 0).any():
-            raise SeisfmError(f"smoothing must be 0 or more grid points (one number or three), got {smooth!r}")
-        self.smooth = tuple(float(v) for v in sigma)
-        self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
-        st = Standardiser.of(features)
-        try:
-            self.context = Context(features, st, context) if context else None
-        except ValueError as exc:
-            raise SeisfmError(str(exc)) from None
-        z = st(features.decode(features.vectors[self.support_flat]))
-        if self.context is not None:
-            z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
-        # context columns cost CONTEXT_PENALTY times more: the model leans on a point's own vector and takes
-        # the neighbourhood only where that pays, so boundaries are not blurred (see the constant)
-        penalty = np.full(z.shape[1], float(l2))
-        penalty[features.dim:] *= context_penalty
-        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=penalty)
-        # channels = z @ weights: the plain logits, then one logit contribution per context scale (smoothed later)
-        d = features.dim
-        blocks, bias = [W[:d]], b.copy()
-        for i in range(len(self.scales)):
-            Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
-            blocks.append(Wi)
-            bias -= self.context.mean[i] @ Wi
-        self._standardise = st
-        self._weights = np.hstack(blocks).astype(np.float32)  # (d, C * (1 + S))
-        self._bias = bias.astype(np.float32)
+def make_context(features, standardise, context) -> Context | None:
+    try:
+        return Context(features, standardise, context) if context else None
+    except ValueError as exc:
+        raise SeisfmError(str(exc)) from None
 
-    @property
-    def scales(self) -> tuple:
-        return self.context.scales if self.context is not None else ()
 
-    @property
-    def n_support(self) -> int:
-        return len(self.support_flat)
-
-    @property
-    def halo(self) -> tuple[int, int, int]:
-        """Grid points around a region that its result depends on: the context's reach plus the smoothing's."""
-        ctx = [max((radius(s3)[ax] for s3 in self.scales), default=0) for ax in range(3)]
-        return tuple(r + c for r, c in zip(radius(self.smooth), ctx))
-
-    # ------------------------------------------------------------------ pieces
-    def _channels(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(n, 1 + S, C) logit channels of stored rows (invalid rows count as the mean vector, z = 0)."""
-        out = np.empty((len(rows), len(self._weights[0])), np.float32)
-        for a in range(0, len(rows), BLOCK):
-            b = min(a + BLOCK, len(rows))
-            z = self._standardise(self.features.decode(rows[a:b]))
-            z[~valid[a:b]] = 0.0
-            out[a:b] = z @ self._weights
-        return out.reshape(len(rows), 1 + len(self.scales), len(self.class_ids))
-
-    def _probabilities(self, channels: np.ndarray, valid: np.ndarray, step=None) -> np.ndarray:
-        """Grid-shaped channels (..., 1 + S, C) -> softmax probabilities (..., C), 0 at invalid points."""
-        logits = channels[..., 0, :] + self._bias
-        for i, sigma3 in enumerate(self.scales):
-            logits += smooth_grid(channels[..., 1 + i, :], sigma3)
-            if step is not None:
-                step()
-        probs = softmax_(logits)
-        probs[~valid] = 0
-        return probs
+class SmoothedSegmenter(SliceFirst):
+    """What every probability read-out shares: class probabilities smoothed over valid grid points, the
+    most probable class, and its confidence. Subclasses set ``features``, ``smooth``, ``class_ids``."""
 
     def _smoothed(self, probs: np.ndarray, valid: np.ndarray, step=None) -> np.ndarray:
         """Normalised Gaussian smoothing of grid-shaped ``probs`` (..., C) over valid points, in place."""
@@ -137,6 +84,114 @@ class LinearSegmenter(SliceFirst):
         conf = np.where(valid, np.take_along_axis(probs, best[..., None], -1)[..., 0], np.nan).astype(np.float32)
         return Segmentation(classes, probs, conf, self.class_ids, region)
 
+
+class LinearSegmenter(SmoothedSegmenter):
+    """Logistic regression on labelled grid points (class ids > 0) + Gaussian smoothing of the probabilities."""
+
+    method = "linear"
+
+    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT,
+                 context_penalty: float = CONTEXT_PENALTY):
+        """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
+        neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
+        per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
+        self.features = features
+        self.smooth = parse_smooth(smooth)
+        self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
+        st = Standardiser.of(features)
+        self.context = make_context(features, st, context)
+        z = st(features.decode(features.vectors[self.support_flat]))
+        if self.context is not None:
+            z = np.hstack([z, self.context.at(np.stack(np.unravel_index(self.support_flat, features.shape), 1))])
+        # context columns cost CONTEXT_PENALTY times more: the model leans on a point's own vector and takes
+        # the neighbourhood only where that pays, so boundaries are not blurred (see the constant)
+        penalty = np.full(z.shape[1], float(l2))
+        penalty[features.dim:] *= context_penalty
+        W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=penalty)
+        # channels = z @ weights: the plain logits, then one logit contribution per fine context scale (smoothed
+        # later); a wide scale's contribution is made on its pooled grid once (pooled z @ W_i) and interpolated
+        d = features.dim
+        blocks, bias = [W[:d]], b.copy()
+        self._fine, self._wide = [], []
+        for i in range(len(self.scales)):
+            Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
+            bias -= self.context.mean[i] @ Wi
+            if self.context.is_wide(i):
+                pooled, coarse = self.context.pooled(i)
+                self._add_wide(pooled, coarse @ Wi)
+            else:
+                blocks.append(Wi)
+                self._fine.append(self.scales[i])
+        weights = np.hstack(blocks)  # (d, C * (1 + fine scales)) on the standardised vectors
+        decode = 1.0 / features.quant_scale if features.dtype == "int8" else 1.0
+        self._wx = (weights / st.std[:, None] * decode).astype(np.float32)  # ... on the stored values
+        self._wc = (-(st.mean / st.std) @ weights).astype(np.float32)
+        self._bias = bias.astype(np.float32)
+
+    def _add_wide(self, pooled, coarse_logits) -> None:
+        """A wide scale's logit contribution on its pooled grid; scales on the same pooled grid are summed
+        there, so one interpolation serves them all (interpolation is linear)."""
+        for j, (p, c) in enumerate(self._wide):
+            if p is pooled:
+                self._wide[j] = (p, (c + coarse_logits).astype(np.float32))
+                return
+        self._wide.append((pooled, np.asarray(coarse_logits, np.float32)))
+
+    @property
+    def scales(self) -> tuple:
+        return self.context.scales if self.context is not None else ()
+
+    @property
+    def n_support(self) -> int:
+        return len(self.support_flat)
+
+    @property
+    def halo(self) -> tuple[int, int, int]:
+        """Grid points around a region that its result depends on: the context's reach plus the smoothing's."""
+        return tuple(r + c for r, c in zip(radius(self.smooth), reach(self.scales)))
+
+    # ------------------------------------------------------------------ pieces
+    def _channels(self, rows: np.ndarray, valid: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(1 + fine scales, C, n) logit channels of stored rows, channel first (each one contiguous for the
+        smoothing); invalid rows count as the mean vector (z = 0, every channel 0). The standardisation and the
+        int8 decoding are folded into the weights: one float32 product per block."""
+        n = len(rows)
+        out = np.empty((self._wx.shape[1], n), np.float32) if out is None else out
+        for a in range(0, n, BLOCK):
+            b = min(a + BLOCK, n)
+            block = rows[a:b].astype(np.float32) @ self._wx
+            block += self._wc
+            block[~valid[a:b]] = 0.0
+            out[:, a:b] = block.T
+        return out.reshape(1 + len(self._fine), len(self.class_ids), n)
+
+    def _probabilities(self, channels: np.ndarray, valid: np.ndarray, box, step=None) -> np.ndarray:
+        """Channel-first grid-shaped channels (1 + fine scales, C, ...) on ``box`` (three slices of the grid) ->
+        softmax probabilities (..., C), 0 at invalid points."""
+        C = len(self.class_ids)
+        logits = channels[0] + self._bias.reshape(C, 1, 1, 1)
+        for i, sigma3 in enumerate(self._fine):
+            # classes on two threads on a big box (ndimage's 1-D passes release the GIL); each adds its own class
+            def add(c, i=i, sigma3=sigma3):
+                logits[c] += ndimage.gaussian_filter(channels[1 + i, c], sigma3, mode="nearest", truncate=TRUNCATE)
+
+            if channels[0, 0].size > 1 << 20:
+                with ThreadPoolExecutor(2) as pool:
+                    list(pool.map(add, range(C)))
+            else:
+                for c in range(C):
+                    add(c)
+            if step is not None:
+                step()
+        for pooled, coarse in self._wide:
+            logits += np.moveaxis(pooled.box(coarse, box), -1, 0)
+        if step is not None:
+            for _ in range(len(self.scales) - len(self._fine)):  # the wide scales: one summed interpolation
+                step()
+        probs = softmax_(np.ascontiguousarray(np.moveaxis(logits, 0, -1)))
+        probs[~valid] = 0
+        return probs
+
     # ------------------------------------------------------------------ regions
     def segment_region(self, region) -> Segmentation:
         """A box of the grid (three slices); computed on the box plus the halo, then cropped."""
@@ -146,9 +201,9 @@ class LinearSegmenter(SliceFirst):
         outer, sub, flat = box_index(shape, [slice(max(s.start - h, 0), min(s.stop + h, n))
                                              for s, n, h in zip(region, shape, self.halo)])
         valid = fm.valid[flat]
-        channels = self._channels(fm.vectors[flat], valid).reshape(*sub, 1 + len(self.scales), -1)
+        channels = self._channels(fm.vectors[flat], valid).reshape(1 + len(self._fine), -1, *sub)
         valid = valid.reshape(sub)
-        probs = self._smoothed(self._probabilities(channels, valid), valid)
+        probs = self._smoothed(self._probabilities(channels, valid, outer), valid)
         crop = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         return self._result(np.ascontiguousarray(probs[crop]), valid[crop], region)
 
@@ -163,14 +218,21 @@ class LinearSegmenter(SliceFirst):
         n, C = fm.grid.size, len(self.class_ids)
         steps = len(self.scales) + (C if any(self.smooth) else 0)
         total = 2 * n if steps else n
-        channels = np.empty((n, 1 + len(self.scales), C), np.float32)
-        for a in range(0, n, batch):
+        channels = np.empty((1 + len(self._fine), C, n), np.float32)
+        flat_channels = channels.reshape(-1, n)
+
+        def one(a):
             if cancel is not None and cancel():
                 raise SeisfmCancelled(f"segmentation stopped after {a} of {n} grid points")
             b = min(a + batch, n)
-            channels[a:b] = self._channels(fm.vectors[a:b], fm.valid[a:b])
-            if progress is not None:
-                progress(b, total)
+            self._channels(fm.vectors[a:b], fm.valid[a:b], out=flat_channels[:, a:b])
+            return b
+
+        # batches on two worker threads: the int8 -> float32 conversion and the product release the GIL
+        with ThreadPoolExecutor(2) as pool:
+            for b in pool.map(one, range(0, n, batch)):
+                if progress is not None:
+                    progress(b, total)
         valid = fm.valid.reshape(fm.shape)
         done = [0]
 
@@ -181,7 +243,8 @@ class LinearSegmenter(SliceFirst):
             if progress is not None:
                 progress(n + n * done[0] // steps, total)
 
-        probs = self._probabilities(channels.reshape(*fm.shape, *channels.shape[1:]), valid, step)
+        whole = tuple(slice(0, s) for s in fm.shape)
+        probs = self._probabilities(channels.reshape(*channels.shape[:2], *fm.shape), valid, whole, step)
         del channels
         probs = self._smoothed(probs, valid, step)
-        return self._result(probs, valid, tuple(slice(0, s) for s in fm.shape))
+        return self._result(probs, valid, whole)

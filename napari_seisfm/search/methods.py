@@ -7,10 +7,15 @@ from ..errors import SeisfmError
 from .centroid import CentroidSearch
 from .knn import KnnSegmenter
 from .linear_segmenter import LinearSegmenter
-from .probe import ProbeSearch
+from .probe import READOUT_DECISIONS, ProbeSearch
+from .readouts import READOUTS
 
-DECISIONS = {"probe": ProbeSearch, "centroid": CentroidSearch}
-SEGMENTERS = {"linear": LinearSegmenter, "knn": KnnSegmenter}
+# click decisions: the linear probe, the nonlinear one once the clicks allow it (the linear map as its preview),
+# and the earlier cosine rule
+DECISIONS = {"probe": ProbeSearch, **READOUT_DECISIONS, "centroid": CentroidSearch}
+# the read-outs of labelled points: linear (folded, fast), the nonlinear ones (search/readouts.py), and kNN (the
+# NCS paper's protocol, kept as the reference every table shows)
+SEGMENTERS = {"linear": LinearSegmenter, **READOUTS, "knn": KnnSegmenter}
 DEFAULT_DECISION = "probe"
 DEFAULT_SEGMENTER = "linear"
 
@@ -22,10 +27,13 @@ def _pick(table: dict, name: str, what: str):
 
 
 def make_search(features, decision: str = DEFAULT_DECISION, **options):
-    """A click search (``probe``: logistic probe, ``centroid``: mean-cosine similarity) over ``features``."""
+    """A click search (``probe``: logistic probe on the vectors and their context; ``mlp``, ``forest``, ``boosting``,
+    ``conv``: the probe's training set fed to that read-out once there are 2 positive and 1 negative clicks, the
+    probe before that; ``centroid``: mean-cosine similarity)."""
     return _pick(DECISIONS, decision, "decision")(features, **options)
 
 
 def make_segmenter(features, points, classes, method: str = DEFAULT_SEGMENTER, **options):
-    """A segmenter from labelled grid points (``linear``: logistic + smoothing, ``knn``: the paper's protocol)."""
+    """A segmenter from labelled grid points (``linear``: logistic + smoothing; ``forest``, ``boosting``, ``mlp``,
+    ``conv``: nonlinear read-outs on the same inputs; ``knn``: the paper's protocol)."""
     return _pick(SEGMENTERS, method, "segmentation method")(features, points, classes, **options)

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 
 from ...display import KNN
 from ...errors import SeisfmError
+from ...search import DEFAULT_SEGMENTER, SEGMENTERS
 from ...search.linear_segmenter import SMOOTH
 from ...session import SegmentationSettings, run_to_end
 from . import _notify
@@ -40,7 +41,9 @@ from ._jobs import JobController
 
 TRAINING = "training labels"
 FACIES = "facies (k-means)"
-METHODS = [("linear + smoothing", "linear"), ("kNN (paper's protocol)", "knn")]
+LABELS = {"linear": "linear + smoothing", "forest": "random forest", "boosting": "gradient boosting", "mlp": "small MLP",
+          "conv": "conv head (torch)", "knn": "kNN (paper's protocol)"}
+METHODS = [(LABELS.get(m, m), m) for m in SEGMENTERS]  # every read-out by name (search/methods.py)
 
 
 class _Relay(QObject):
@@ -60,7 +63,7 @@ class SegmentationBox(QGroupBox):
 
         self.training = QComboBox()
         self.new_labels_button = QPushButton("New training labels")
-        self.method = ComboBox(choices=METHODS, label="method")
+        self.method = ComboBox(choices=METHODS, value=DEFAULT_SEGMENTER, label="method")
         self.smooth = FloatSpinBox(value=SMOOTH, min=0.0, max=10.0, step=0.5, label="smoothing",
                                    tooltip="Gaussian smoothing of the class probabilities, in grid points (0: none)")
         self.k = SpinBox(value=5, min=1, max=100, label="k")
