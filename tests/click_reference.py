@@ -123,7 +123,10 @@ def compute(search, positives, threshold, n_matches=20, radius=2, connected=True
     """The session's ``compute`` as it was: map, copy, whole-grid labels, mask, argpartition matches."""
     from napari_seisfm.search import ProbeSearch
 
-    s = probe_scores(search, threads) if isinstance(search, ProbeSearch) else dots(search.features, search.query(), threads)
+    if isinstance(search, ProbeSearch):  # the plain probe as it was; the context probe (issue 22) has no "before"
+        s = search.scores().copy() if search.context else probe_scores(search, threads)
+    else:
+        s = dots(search.features, search.query(), threads)
     score = s.reshape(search.features.shape).copy()
     bodies, mask, clicked = bodies_above(score, threshold, positives, connected)
     matches = top_matches(search, s, n_matches, radius=radius, bodies=bodies, skip_bodies=clicked)

@@ -58,7 +58,7 @@ def test_the_blocked_map_equals_the_threaded_map_of_before_bit_for_bit(monkeypat
 def test_the_probe_sigmoid_in_cache_equals_the_sigmoid_pass_of_before_bit_for_bit(monkeypatch, threads):
     monkeypatch.setattr(kernels_module, "BLOCK_ROWS", 1000)
     fm = smooth_store("int8")
-    probe = ProbeSearch(fm, threads=threads, background=300)
+    probe = ProbeSearch(fm, threads=threads, background=300, context=())  # the plain probe: one dot product
     probe.add((5, 5, 5))
     probe.add((15, 10, 3))
     probe.add((10, 2, 17), negative=True)
