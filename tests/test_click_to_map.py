@@ -167,7 +167,7 @@ def test_knn_from_painted_labels(make_napari_viewer, qtbot, two_cluster, errors,
     viewer.dims.set_point(0, cube.geometry.ilines[12])
     expect = np.where(np.arange(16) < 8, 1, 2)[None, None, :] * np.ones((16, 16, 1), int)
     # the default read-out from two strokes: the linear model with context up to 12 grid points (most of this
-    # 16^3 toy grid) moves 19 of the 4096 boundary points; kNN is exact here (tests/test_search.py)
+    # 16^3 toy grid) moves 19 of the 4096 boundary points; kNN separates such clusters exactly (tests/test_search.py::test_knn_separable_clusters)
     widget.segmentation.run_knn()
     qtbot.waitUntil(lambda: widget.segmentation.knn_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT)
     knn = viewer.layers[KNN]
