@@ -26,9 +26,10 @@ from typing import Callable
 
 import numpy as np
 
+from . import progress as progress_
 from .encoders.registry import get_embedder
 from .errors import SeisfmCancelled, SeisfmError
-from .extract import CLIP, _cancelled, _report, mirror
+from .extract import CLIP, mirror
 
 
 @dataclass
@@ -138,12 +139,12 @@ def embed_images(
     _check_fits(n * grid[0] * grid[1] * embedder.dim * 4, n)
     rows, cols = (mirror(np.arange(-hh, m + hh), m) for m, hh in zip((h, w), halo))
     out = np.empty((n, *grid, embedder.dim), np.float32)
-    _report(progress, 0, n)
+    progress_.report(progress, 0, n)
     for i in range(n):  # one image per call: stacking 50 TGS patches per call measured no faster
-        if _cancelled(cancel):
+        if progress_.cancelled(cancel):
             raise SeisfmCancelled(f"stopped after {i}/{n} images")
         out[i] = embedder.embed_sections(standardise(x[i])[np.ix_(rows, cols)][None], s)[0]
-        _report(progress, i + 1, n)
+        progress_.report(progress, i + 1, n)
     return out
 
 
