@@ -10,6 +10,8 @@ from __future__ import annotations
 
 
 def register(sub):
+    from ..method_names import DECISIONS, SEGMENTERS
+
     p = sub.add_parser("bench", help="interpretation quality: kNN protocol, product default, clicks-to-IoU", description=__doc__)
     p.add_argument("--quick", action="store_true", help="a small, fast run (one 48^3 survey, the default embedder, 5 clicks)")
     p.add_argument("--seeds", default="dev", help="dev, report, or comma-separated seeds (default: dev)")
@@ -28,13 +30,19 @@ def register(sub):
                    "attributes+adapted): the bundled model's shape trained on each task's data alone, no labels (default: 4000)")
     p.add_argument("--readouts", default=None, metavar="NAMES",
                    help="read-outs of labelled points to compare, comma separated (default: all: "
-                   + ", ".join(_methods()) + ")")
+                   + ", ".join(help_readouts(SEGMENTERS)) + ")")
     p.add_argument("--decisions", default=None, metavar="NAMES",
                    help="click decisions the simulated interpreter runs, comma separated (default: all: "
-                   + ", ".join(d for d, _ in _decisions()) + ")")
+                   + ", ".join(DECISIONS) + ")")
     p.add_argument("--out", metavar="DIR", help="write results.json, quality.md and the figures here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     p.set_defaults(run=run)
+
+
+def help_readouts(segmenters) -> tuple[str, ...]:
+    """The read-outs `seisfm bench` compares, in its order (kNN first: the reference every table shows), from
+    the names alone (``bench.suite.METHODS`` is the same list; tests/test_cli_light.py checks it)."""
+    return ("knn", *(m for m in segmenters if m != "knn"))
 
 
 def _methods():

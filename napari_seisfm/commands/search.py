@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 def register(sub):
-    from ..search import DECISIONS, DEFAULT_DECISION
+    from ..method_names import DECISIONS, DEFAULT_DECISION
 
     p = sub.add_parser("search", help="target map of a feature volume from positive/negative example points",
                        description=__doc__)
@@ -27,7 +27,7 @@ def register(sub):
     p.add_argument("--full-resolution", action="store_true", help="write .npy/.zarr on the cube grid too (needs --cube)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="print the N best matches (default: %(default)s; 0: none)")
     p.add_argument("--radius", type=int, default=2, help="non-maximum suppression radius of the match list, in grid points")
-    p.add_argument("--decision", choices=tuple(DECISIONS), default=DEFAULT_DECISION, help="decision rule (default: %(default)s)")
+    p.add_argument("--decision", choices=DECISIONS, default=DEFAULT_DECISION, help="decision rule (default: %(default)s)")
     p.add_argument("--mask", metavar="FILE", help="also write the thresholded map (same formats as --out)")
     p.add_argument("--threshold", type=float, default=None, help="threshold of --mask (default: the decision's own: 0.5 for the probe)")
     p.add_argument("--all-bodies", action="store_true", help="--mask keeps every body above the threshold, not only those connected to the positive clicks")

@@ -16,14 +16,13 @@ MAX_SMOOTH = 1000.0  # grid points of Gaussian smoothing: far beyond any grid
 
 
 def register(sub):
-    from ..search import DEFAULT_SEGMENTER, SEGMENTERS
-    from ..search.linear_segmenter import CONTEXT, SMOOTH
+    from ..method_names import CONTEXT, DEFAULT_SEGMENTER, SEGMENTERS, SMOOTH
 
     p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
     p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
-    p.add_argument("--method", choices=tuple(SEGMENTERS), default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
+    p.add_argument("--method", choices=SEGMENTERS, default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
     p.add_argument("--smooth", type=float, default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
     p.add_argument("--context", default=",".join(f"{c:g}" for c in CONTEXT), metavar="S,S",
                    help="every method but knn: context scales in grid points, comma separated, or 'none' (default: %(default)s; "
