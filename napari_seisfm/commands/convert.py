@@ -7,10 +7,10 @@ at random positions, which a block-compressed file serves without reading whole 
 
 from __future__ import annotations
 
-from ..errors import SeisfmError
-
 
 def register(sub):
+    from ..parsing import triple
+
     p = sub.add_parser(
         "convert",
         help="compress a SEG-Y cube to .sgz (seismic-zfp): 3-4x smaller at 8 bits, read by sub-volume",
@@ -20,7 +20,8 @@ def register(sub):
     p.add_argument("cube", metavar="CUBE.sgy", help="SEG-Y cube or 2-D line")
     p.add_argument("out", metavar="OUT.sgz", help=".sgz file to write (refused if it exists, unless --overwrite)")
     p.add_argument("--bits", type=int, default=8, help="bits per voxel: 8 (default, ~40 dB), 4, 2, 1; 16 is near lossless")
-    p.add_argument("--blockshape", default=None, metavar="IL,XL,T",
+    p.add_argument("--blockshape", default=None, metavar="IL,XL,T",  # not positive only: -1 is computed from --bits
+                   type=triple("--blockshape", "16,16,16 or 4,4,-1", minimum=None, single=False),
                    help="samples per 4 KiB disk block, powers of two, one may be -1 (default 4,4,-1: fast lines; "
                         "e.g. 16,16,16 at 8 bits for cubic sub-volume reads)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.sgz")
@@ -32,14 +33,7 @@ def run(args) -> int:
 
     from ..io.sgz import convert_segy
 
-    blockshape = None
-    if args.blockshape is not None:  # not parse_triple: -1 (computed from --bits) is allowed here
-        try:
-            blockshape = tuple(int(v) for v in args.blockshape.replace(" ", "").split(","))
-        except ValueError:
-            blockshape = ()
-        if len(blockshape) != 3:
-            raise SeisfmError(f"--blockshape {args.blockshape!r}: expected three integers separated by commas (e.g. 16,16,16 or 4,4,-1)")
+    blockshape = args.blockshape
     bars = []
 
     def progress(done, total):

@@ -17,13 +17,14 @@ MAX_SMOOTH = 1000.0  # grid points of Gaussian smoothing: far beyond any grid
 
 def register(sub):
     from ..method_names import CONTEXT, DEFAULT_SEGMENTER, SEGMENTERS, SMOOTH
+    from ..parsing import real
 
     p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
     p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
     p.add_argument("--method", choices=SEGMENTERS, default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
-    p.add_argument("--smooth", type=float, default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
+    p.add_argument("--smooth", type=real(f"--smooth {{value}}: must be 0 to {MAX_SMOOTH:g} grid points", lo=0, hi=MAX_SMOOTH), default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
     p.add_argument("--context", default=",".join(f"{c:g}" for c in CONTEXT), metavar="S,S",
                    help="every method but knn: context scales in grid points, comma separated, or 'none' (default: %(default)s; "
                    "scales of 4 or more are computed on a pooled grid)")
@@ -123,8 +124,6 @@ def run(args) -> int:
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end
 
-    if not 0 <= args.smooth <= MAX_SMOOTH:  # NaN fails too; 1e308 used to overflow deep in the filter
-        raise SeisfmError(f"--smooth {args.smooth}: must be 0 to {MAX_SMOOTH:g} grid points")
     if args.probabilities:
         prob = Path(args.probabilities)
         if prob.suffix.lower() != ".npy":
