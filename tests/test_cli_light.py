@@ -53,3 +53,26 @@ def test_help_shows_the_choices_and_defaults(capsys):
             assert exc.code == 0
         text = " ".join(capsys.readouterr().out.split())
         assert all(w in text for w in words), (command, text[:400])
+
+
+def test_the_progress_bar_appears_on_the_first_report_and_follows_the_total(capsys):
+    from napari_seisfm.progress_bar import ProgressBar
+
+    with ProgressBar("embed", "chunk") as bar:
+        assert not bar.started and capsys.readouterr().err == ""  # an error before any report prints no empty bar
+        bar(0, 4)
+        bar(2.5, 4, "zfp-rate4")
+        assert (bar.bar.n, bar.bar.total) == (2.5, 4)
+        bar(5, 8, {"loss": "0.12"})  # the total grows (a survey finds more chunks)
+        assert (bar.bar.n, bar.bar.total) == (5, 8)
+    err = capsys.readouterr().err
+    assert "embed" in err and "zfp-rate4" in err and "loss=0.12" in err and "5/8" in err
+    assert not bar.started
+    with ProgressBar("sample", "step", total=3) as steps:
+        for _ in range(3):
+            steps.advance()
+        assert (steps.bar.n, steps.bar.total) == (3, 3)
+    assert "3/3" in capsys.readouterr().err
+    with ProgressBar("sample", "step", total=3, disable=True) as quiet:  # --json
+        quiet.advance()
+    assert capsys.readouterr().err == ""

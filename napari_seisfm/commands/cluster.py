@@ -25,21 +25,16 @@ def register(sub):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
+    from ..progress_bar import ProgressBar
     from ..search import FeatureMatrix, kmeans_facies
     from ..search.output import open_cube_for, write_map
 
 
     cube = open_cube_for(args.features, args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
-    with tqdm(total=1, unit="step", desc="k-means") as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with ProgressBar("k-means", "step") as bar:
         result = kmeans_facies(fm, args.k, seed=args.seed, sample=args.sample, max_iterations=args.max_iterations,
-                               engine=args.engine, progress=progress)
+                               engine=args.engine, progress=bar)
     out = write_map(args.out, result.classes, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
     counts = {c + 1: int(n) for c, n in enumerate(result.counts)}
     print(f"{fm}: k={args.k} ({result.engine}, {result.iterations} iterations on {result.sample_size} sampled points), "

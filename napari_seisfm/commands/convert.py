@@ -29,24 +29,11 @@ def register(sub):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..io.sgz import convert_segy
+    from ..progress_bar import ProgressBar
 
     blockshape = args.blockshape
-    bars = []
-
-    def progress(done, total):
-        if not bars:
-            bars.append(tqdm(total=total, unit="B", unit_scale=True, desc="convert", dynamic_ncols=True))
-        bars[0].total = max(total, done)
-        bars[0].n = done
-        bars[0].refresh()
-
-    try:
-        out = convert_segy(args.cube, args.out, bits=args.bits, blockshape=blockshape, overwrite=args.overwrite, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
+    with ProgressBar("convert", "B", unit_scale=True) as bar:
+        out = convert_segy(args.cube, args.out, bits=args.bits, blockshape=blockshape, overwrite=args.overwrite, progress=bar)
     print(f"wrote {out}: {args.bits} bits per voxel")
     return 0

@@ -46,9 +46,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..extract import extract_features
+    from ..progress_bar import ProgressBar
 
     stride = args.stride
     options = dict(model=args.model, checkpoint=args.checkpoint, stride=stride, pca=args.pca, dtype=args.dtype,
@@ -62,29 +61,22 @@ def run(args) -> int:
     if out.suffix.lower() in FILE_SUFFIXES:  # a store is a folder: x.npy would be a folder named like an array
         raise SeisfmError(f"--out {out}: a feature store is a .zarr folder, not a {out.suffix} file; name it "
                           f"{out.with_suffix('.zarr').name} (`seisfm features export STORE {out.name}` writes arrays)")
-    bars = []  # created on the first report, so an early error prints no empty bar
+    # fractions of a chunk as the embedder's batches finish
+    bar = ProgressBar("embed", bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]")
 
     def progress(done, total):
-        if not bars:
-            if done:
-                print(f"resuming {args.out}: {done}/{total} chunks already done")
-            bars.append(tqdm(total=total, initial=int(done), unit="chunk", desc="embed", dynamic_ncols=True,
-                             bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]"))
-        bars[0].n = round(done, 1)  # fractions of a chunk as the embedder's batches finish
-        bars[0].refresh()
+        if not bar.started and done:
+            print(f"resuming {args.out}: {done}/{total} chunks already done")
+        bar(done, total)
 
-    try:
+    with bar:
         fv = extract_features(args.cubes[0], args.out, progress=progress, **options)
-    finally:
-        for bar in bars:
-            bar.close()
     print(f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}), {fv.dim}-d {fv.dtype}, model {fv.model}")
     return 0
 
 
 def run_survey(args, options) -> int:
-    from tqdm import tqdm
-
+    from ..progress_bar import ProgressBar
     from ..survey import connect, disconnect, embed_survey, local_gpus, survey_cubes
 
     out = Path(args.out)
@@ -94,13 +86,9 @@ def run_survey(args, options) -> int:
     client = connect(args.scheduler, args.workers, gpus=local_gpus(args.model, args.device) if args.scheduler is None else 0)
     where = "here, one cube after the other" if client is None else f"on Dask ({client.dashboard_link})"
     print(f"embedding {len(cubes)} cubes into {out}/ {where}")
-    bar = tqdm(total=0, unit="chunk", desc="survey", dynamic_ncols=True)
+    bar = ProgressBar("survey")
     try:
-        def progress(done, total):
-            bar.total, bar.n = total, done
-            bar.refresh()
-
-        results = embed_survey(cubes, out, client=client, progress=progress, **options)
+        results = embed_survey(cubes, out, client=client, progress=bar, **options)
     finally:
         bar.close()
         if client is not None:

@@ -48,19 +48,16 @@ def register(subparsers) -> None:
 
 
 def _bar(desc):
-    from tqdm import tqdm
+    from ..progress_bar import ProgressBar
 
-    bars = []
+    bar = ProgressBar(desc)
 
     def progress(done, total):
-        if not bars:
-            if done and desc == "import":
-                print(f"resuming: {done}/{total} chunks already done")
-            bars.append(tqdm(total=total, initial=int(done), unit="chunk", desc=desc, dynamic_ncols=True))
-        bars[0].n = int(done)
-        bars[0].refresh()
+        if not bar.started and done and desc == "import":
+            print(f"resuming: {done}/{total} chunks already done")
+        bar(int(done), total)
 
-    return bars, progress
+    return bar, progress
 
 
 def run_import(args) -> int:
@@ -68,14 +65,11 @@ def run_import(args) -> int:
 
     stride, origin = args.stride, args.origin
     layout = parse_layout(args.layout) if args.layout else None
-    bars, progress = _bar("import")
-    try:
+    bar, progress = _bar("import")
+    with bar:
         fv = import_features(args.array, args.cube, args.out, layout=layout, stride=stride, origin=origin,
                              dataset=args.dataset, pca=args.pca, dtype=args.dtype, model_name=args.model_name,
                              resume=args.resume, overwrite=args.overwrite, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     print(f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}, origin {fv.grid.origin}), {fv.dim}-d {fv.dtype}, "
           f"model {fv.model}, layout {fv.provenance.get('layout')}")
     return 0
@@ -84,12 +78,9 @@ def run_import(args) -> int:
 def run_export(args) -> int:
     from ..feature_import import export_features
 
-    bars, progress = _bar("export")
-    try:
+    bar, progress = _bar("export")
+    with bar:
         out = export_features(args.store, args.out, dtype=args.dtype, overwrite=args.overwrite, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     print(f"wrote {out}")
     return 0
 

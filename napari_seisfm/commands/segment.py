@@ -115,11 +115,10 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from ..cube import prepare_output
     from ..errors import SeisfmError
     from ..export import write_array
+    from ..progress_bar import ProgressBar
     from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end
@@ -145,9 +144,8 @@ def run(args) -> int:
                                     context=None if args.method == "knn" else parse_context(args.context))
     session = ClickToMapSession(fm, segmentation=settings)  # the dock's session: the same classes as the dock
     t0 = time.perf_counter()
-    with tqdm(total=fm.grid.size, unit="pt", unit_scale=True, desc=args.method) as bar:
-        result = run_to_end(session.segment(
-            points, classes, progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n))))
+    with ProgressBar(args.method, "pt", unit_scale=True) as bar:
+        result = run_to_end(session.segment(points, classes, progress=bar))
     dt = time.perf_counter() - t0
     out = write_map(args.out, result.classes, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
     if args.probabilities:

@@ -131,9 +131,9 @@ def _print(args, result: dict, lines) -> int:
 
 
 def _bar(desc, total, quiet):
-    from tqdm import tqdm
+    from ..progress_bar import ProgressBar
 
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, disable=quiet, file=sys.stderr)
+    return ProgressBar(desc, "step", total=total, disable=quiet)
 
 
 def run_simulate(args) -> int:
@@ -161,14 +161,14 @@ def run_simulate(args) -> int:
         out = []
         for i in range(0, v.shape[0], 64):
             out.append(simulate(np.asarray(v[i:i + 64, 0]), g, device=args.device).cpu().numpy())
-            bar.update(out[-1].shape[0])
+            bar.advance(out[-1].shape[0])
         bar.close()
         seismic, velocity = np.concatenate(out), np.asarray(v, dtype=np.float32)
     else:
         kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         bar = _bar("simulate", args.n, args.json)
         seismic, velocity = generate_pairs(args.n, setup, kinds, args.seed, args.device,
-                                           progress=lambda done, total: bar.update(done - bar.n))
+                                           progress=bar)
         bar.close()
     s_path, v_path = save_pairs(args.out, seismic, velocity)
     result = {"seismic": str(s_path), "velocity": str(v_path), "seismic_shape": list(seismic.shape),
@@ -190,13 +190,11 @@ def run_train(args) -> int:
 
     def progress(p):
         nonlocal bar, bar_stage
-        if bar is None or bar_stage != p.stage:
+        if bar is None or bar_stage != p.stage:  # a bar per stage
             if bar is not None:
                 bar.close()
             bar, bar_stage = _bar(f"stage {p.stage}", p.total, args.json), p.stage
-            bar.update(p.step - 1)
-        bar.update(1)
-        bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
+        bar(p.step, p.total, {"loss": f"{p.loss:.4f}"})
 
     try:
         state = train(args.data, args.out, setup, vq, DIFFUSION_CONFIGS[args.size], stage1_steps=args.stage1_steps,
@@ -232,7 +230,7 @@ def run_sample(args) -> int:
     model, _ = _model(args)
     g = torch.Generator().manual_seed(args.seed)
     bar = _bar("sample", model.diff_cfg.steps, args.json)
-    z, _ = model.ddpm.sample((args.n, *model.latent_shape), generator=g, on_step=lambda *_: bar.update(1))
+    z, _ = model.ddpm.sample((args.n, *model.latent_shape), generator=g, on_step=lambda *_: bar.advance())
     bar.close()
     with torch.no_grad():
         s, v = model.decode(z)
@@ -314,7 +312,7 @@ def run_residual(args) -> int:
         raise SeisfmError(f"--points {args.points}: this model has {model.diff_cfg.steps} diffusion steps; use at most that many")
     s, v = _pairs(args, model, 20_000 + args.seed)
     bar = _bar("backward", model.diff_cfg.steps, args.json)
-    r = measure(model, s, args.n_random, args.points, args.seed, on_step=lambda *_: bar.update(1))
+    r = measure(model, s, args.n_random, args.points, args.seed, on_step=lambda *_: bar.advance())
     bar.close()
     shuffled = torch.roll(torch.arange(s.shape[0]), 1)
     r["mismatched_pairs"] = float(pair_deviation(s[shuffled], v, model.setup).mean())
