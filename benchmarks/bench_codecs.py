@@ -89,7 +89,7 @@ def baseline_metrics(x, y, dt_ms):
 
 def bench_nvcomp(x, repeat):
     from napari_seisfm.codecs import get_codec
-    from napari_seisfm.codecs.lossless import nvcomp_status
+    from napari_seisfm.codecs.families.lossless import nvcomp_status
 
     nv, reason = nvcomp_status()
     if nv is None:

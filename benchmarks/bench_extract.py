@@ -101,7 +101,8 @@ def reduction(n: int, work: Path, vit: bool, vit_size: int = 64) -> dict:
 
         import torch
 
-        from napari_seisfm.encoders.registry import build_encoder, card
+        from napari_seisfm.encoders.registry import card
+        from napari_seisfm.encoders.vit import build_encoder
         from napari_seisfm.encoders.vit_embedder import ViTEmbedder
 
         torch.manual_seed(0)

@@ -30,7 +30,8 @@ from dataclasses import replace
 import torch
 
 from napari_seisfm.encoders.base import grid_points
-from napari_seisfm.encoders.registry import build_encoder, card
+from napari_seisfm.encoders.registry import card
+from napari_seisfm.encoders.vit import build_encoder
 from napari_seisfm.encoders.vit_embedder import ViTEmbedder
 
 PAPER_S = 19.6  # NCS paper, Table 1: 1024^3 cube, 2.5D ViT-B, RTX 4000

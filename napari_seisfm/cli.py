@@ -14,11 +14,25 @@ from .errors import SeisfmCancelled, SeisfmError
 from .threads import one_thread_per_worker
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with values such as ``-5,0,0`` (an IL,XL,T point of --pos/--neg, a list of numbers) read as
+    values: argparse takes a word starting with a minus sign for an option unless it looks like a negative
+    number, and its test (``_negative_number_matcher``, set per parser and inherited by the subcommands'
+    parsers) knows no commas. No `seisfm` option looks like a negative number, so none is shadowed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_VALUES
+
+
+NEGATIVE_VALUES = re.compile(r"^-\.?\d[\d.,;xeE+-]*$")  # -5, -0.5, -5,0,0, -1e-3;2;3
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole `seisfm` parser; with ``command`` (a subcommand's name) only that subcommand's module is
     imported and registered. Some modules list their choices from the core (`seisfm search` and `segment`
     import the search package and scipy with it: 0.3-0.9 s), so a command never pays for another's."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="seisfm",
         description="Seismic foundation-model embeddings: inspect cubes, extract features, map similarity, compare codecs.",
     )
@@ -31,19 +45,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-POINT_OPTIONS = ("--pos", "--neg", "--origin")  # IL,XL,T values, which may start with a minus sign
 DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def join_negative_points(argv: list[str]) -> list[str]:
-    """``--pos -5,0,0`` -> ``--pos=-5,0,0``: argparse takes "-5,0,0" for an option, not a value."""
-    out = []
-    for arg in argv:
-        if out and out[-1] in POINT_OPTIONS and re.match(r"^-[\d.]", arg):
-            out[-1] = f"{out[-1]}={arg}"
-        else:
-            out.append(arg)
-    return out
 
 
 def check_common(args) -> None:
@@ -59,11 +61,12 @@ def one_line_warning(message, category, filename, lineno, file=None, line=None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = join_negative_points(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)  # the subcommand (options come before it)
-    args = build_parser(command).parse_args(argv)
+    args = None
     shown, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
+        args = build_parser(command).parse_args(argv)  # option values are checked here (parsing.py converters)
         check_common(args)
         with one_thread_per_worker():  # the product's thread policy, not OMP_NUM_THREADS (threads.py)
             return int(args.run(args) or 0)
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except OSError as exc:
-        if exc.filename is None or args.debug:
+        if exc.filename is None or getattr(args, "debug", False):
             return _internal(exc, args)
         # a file the user named cannot be read or written (read-only, permissions, disk full)
         print(f"seisfm: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _internal(exc: Exception, args) -> int:
-    if args.debug:
+    if getattr(args, "debug", False):
         raise exc
     print(f"seisfm: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
     return 1

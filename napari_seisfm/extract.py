@@ -20,6 +20,7 @@ import numpy as np
 
 from . import progress as progress_
 from .encoders.base import Embedder
+from .encoders.registry import get_embedder
 from .errors import SeisfmCancelled, SeisfmError
 from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, check_stride, chunk_region, cube_content_hash, store_state
 
@@ -349,26 +350,6 @@ def repair_store(
 
 
 # ---------------------------------------------------------------------------- pieces
-
-
-def get_embedder(model=None, *, checkpoint=None, device="auto", precision="auto", batch_size=None) -> Embedder:
-    """The embedder for a model id, through the registry (the attribute embedder when it is absent)."""
-    try:
-        from .encoders import registry
-    except ImportError:  # registry not installed yet: only the built-in attribute embedder exists
-        registry = None
-    if registry is not None:
-        model = model or registry.DEFAULT_MODEL
-        if checkpoint and registry.card(model).tokenization == "attributes":
-            raise SeisfmError(f"{checkpoint}: model {model!r} has no weights; drop --checkpoint")
-        return registry.get_embedder(model, checkpoint=checkpoint, device=device, precision=precision, batch_size=batch_size)
-    from .encoders.attributes import AttributeEmbedder
-
-    if model not in (None, "attributes"):
-        raise SeisfmError(f"model {model!r}: unknown model id (available: attributes)")
-    if checkpoint:
-        raise SeisfmError(f"{checkpoint}: the attributes model takes no checkpoint")
-    return AttributeEmbedder()
 
 
 def estimate_normalisation(cube, max_traces: int = 4000, seed: int = 0) -> dict:

@@ -13,13 +13,12 @@ of that order, aligned with ``set.masks[:, ::s, ::s]``.
 
 Each image is standardised on its own (the NCS recipe of the extraction: unit variance, clip at 3
 std), mirrored at its borders like a cube edge, and embedded natively as one section (no mirrored
-pseudo-inlines): ``AttributeEmbedder.embed_sections`` for the attributes, one inline section per
-image for 2d ViT models.
+pseudo-inlines) by ``Embedder.embed_sections``: many sections per call for the attributes, one
+inline section per image for 2d ViT models, the section mirrored into identical neighbours for 2.5D.
 """
 
 from __future__ import annotations
 
-import copy
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,10 @@ from typing import Callable
 
 import numpy as np
 
+from . import progress as progress_
+from .encoders.registry import get_embedder
 from .errors import SeisfmCancelled, SeisfmError
-from .extract import CLIP, _cancelled, _report, get_embedder, mirror
+from .extract import CLIP, mirror
 
 
 @dataclass
@@ -131,18 +132,19 @@ def embed_images(
     s = _stride(stride)
     if embedder is None:
         embedder = get_embedder(model)
-    halo, run = _section_path(embedder, s)
+    embedder.check_sections()
+    halo = tuple(embedder.halo[1:])
     n, h, w = x.shape
     grid = (-(-h // s[0]), -(-w // s[1]))
     _check_fits(n * grid[0] * grid[1] * embedder.dim * 4, n)
     rows, cols = (mirror(np.arange(-hh, m + hh), m) for m, hh in zip((h, w), halo))
     out = np.empty((n, *grid, embedder.dim), np.float32)
-    _report(progress, 0, n)
+    progress_.report(progress, 0, n)
     for i in range(n):  # one image per call: stacking 50 TGS patches per call measured no faster
-        if _cancelled(cancel):
+        if progress_.cancelled(cancel):
             raise SeisfmCancelled(f"stopped after {i}/{n} images")
-        out[i] = run(standardise(x[i])[np.ix_(rows, cols)][None])[0]
-        _report(progress, i + 1, n)
+        out[i] = embedder.embed_sections(standardise(x[i])[np.ix_(rows, cols)][None], s)[0]
+        progress_.report(progress, i + 1, n)
     return out
 
 
@@ -158,29 +160,6 @@ def standardise(image: np.ndarray) -> np.ndarray:
         return np.zeros(v.shape, np.float32)
     v = np.where(ok, v, mean)
     return np.clip((v - mean) / std, -CLIP, CLIP).astype(np.float32)
-
-
-def _section_path(embedder, stride):
-    """(halo per image axis, function embedding a stack of padded sections) for an embedder that
-    embeds one section natively; a clear error for the others."""
-    if hasattr(embedder, "embed_sections"):  # the attribute embedder: many sections per call
-        return tuple(embedder.halo[1:]), lambda stack: embedder.embed_sections(stack, stride)
-    if getattr(embedder, "kind", None) == "2d" and getattr(embedder, "fusion", "inline") != "inline":
-        embedder = copy.copy(embedder)  # same encoder; an image has no crossline section to fuse
-        embedder.fusion = "inline"
-    if embedder.halo[0] != 0:
-        card = embedder.card
-        if card.tokenization != "2.5d":
-            raise SeisfmError(
-                f"model {card.id!r} ({card.tokenization} tokenization) needs neighbouring lines around a section; "
-                "2-D images need a model that embeds one section: attributes, a 2d or a 2.5d model"
-            )
-        # a 2.5D model sees a lone section as extraction sees a 2-D line: the line mirrored into
-        # identical neighbours, so its crossline and diagonal views are the centre trace repeated
-        depth = 2 * embedder.halo[0] + 1
-        return tuple(embedder.halo[1:]), lambda stack: embedder.embed_block(
-            np.ascontiguousarray(np.broadcast_to(stack, (depth, *stack.shape[1:]))), (1, *stride))
-    return tuple(embedder.halo[1:]), lambda stack: embedder.embed_block(stack, (1, *stride))
 
 
 def _stride(stride) -> tuple[int, int]:

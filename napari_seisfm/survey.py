@@ -149,7 +149,7 @@ def _worker_cube(path: str):
 
 
 def _worker_embedder(options: dict):
-    from .extract import get_embedder
+    from .encoders.registry import get_embedder
 
     opts = {k: options.get(k) for k in EMBEDDER_OPTIONS}
     opts["device"] = worker_device(opts.get("device") or "auto", _worker_name())

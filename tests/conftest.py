@@ -38,10 +38,10 @@ def user_models(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def reader_messages(monkeypatch) -> list:
     """What the napari readers tell the user (napari notifications), in order."""
-    import napari_seisfm.plugin.reader as reader
+    from napari_seisfm.plugin import refusal
 
     seen: list = []
-    monkeypatch.setattr(reader, "_notify", seen.append)
+    monkeypatch.setattr(refusal, "notify", seen.append)
     return seen
 
 

@@ -247,11 +247,41 @@ def test_negative_points_reach_the_command(store, tmp_path, capsys, argv):
     assert "outside the feature grid" in err and "usage:" not in err
 
 
-def test_join_negative_points_leaves_other_arguments_alone():
-    from napari_seisfm.cli import join_negative_points
+def test_negative_values_are_values_and_options_stay_options():
+    from napari_seisfm.cli import build_parser
 
-    assert join_negative_points(["search", "f.zarr", "--pos", "-5,0,0", "--neg", "3,4,5", "--top", "-1"]) == [
-        "search", "f.zarr", "--pos=-5,0,0", "--neg", "3,4,5", "--top", "-1"]
+    args = build_parser("search").parse_args(
+        ["search", "f.zarr", "--pos", "-5,0,0", "--neg", "3,4,5", "--neg=-1.5;2;-3", "--top", "3", "--out", "o.npy"])
+    assert args.pos == [[-5.0, 0.0, 0.0]] and args.neg == [[3.0, 4.0, 5.0], [-1.5, 2.0, -3.0]]
+    assert (args.top, args.out) == (3, "o.npy")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--top", "-1"], "--top must be 0 or more, got -1"),
+    (["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--threshold", "nan"], "--threshold nan: must be a finite number"),
+    (["search", "f.zarr", "--pos", "1,2", "--out", "o.npy"], "point '1,2': expected three numbers"),
+    (["embed", "c.npy", "--out", "f.zarr", "--stride", "0"], "--stride '0': expected one positive integer"),
+    (["embed", "c.npy", "--out", "f.zarr", "--pca", "-1"], "--pca -1: must be 0 (off)"),
+    (["features", "import", "a.npy", "--cube", "c.npy", "--out", "f.zarr", "--origin", "-1"], "--origin '-1': expected one non-negative"),
+    (["convert", "c.sgy", "o.sgz", "--blockshape", "4,4"], "--blockshape '4,4': expected three integers"),
+    (["segment", "f.zarr", "--labels", "l.npy", "--out", "o.npy", "--smooth", "inf"], "--smooth inf: must be 0 to 1000"),
+    (["wavediff", "simulate", "--out", "d", "--n", "0"], "--n 0: must be 1 to 10000000"),
+    (["wavediff", "train", "--data", "d", "--out", "o", "--dt", "-0.1"], "--dt -0.1: must be a positive number"),
+])
+def test_out_of_range_options_are_one_line_errors_before_any_work(argv, match, capsys, tmp_path, monkeypatch):
+    """The argparse converters (parsing.py) refuse a value while parsing: one line, exit 2, no usage dump."""
+    monkeypatch.chdir(tmp_path)
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and "usage:" not in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_that_is_no_number_stays_argparse_s_own_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli(["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--top", "many"])
+    assert exc.value.code == 2
+    assert "invalid int value: 'many'" in capsys.readouterr().err
 
 
 def test_a_gpu_that_is_not_there_is_refused_for_the_attribute_embedder_too(store, tmp_path, capsys):

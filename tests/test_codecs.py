@@ -142,7 +142,7 @@ def test_lossless_reconstructs_exactly(name):
 
 @pytest.mark.parametrize("name", ["gdeflate", "ans", "lz4@nvcomp"])
 def test_gpu_only_codecs_are_listed_unavailable_with_reason(name):
-    from napari_seisfm.codecs.lossless import nvcomp_status
+    from napari_seisfm.codecs.families.lossless import nvcomp_status
 
     if nvcomp_status()[0] is not None:
         pytest.skip("nvCOMP and CUDA present: these codecs run here")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_seisfm.codecs import COSMOS_CODECS, compare, get_codec
-from napari_seisfm.codecs.cosmos import FSQ_CODEBOOK
+from napari_seisfm.codecs.families.cosmos import FSQ_CODEBOOK
 from napari_seisfm.errors import SeisfmError
 
 

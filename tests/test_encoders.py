@@ -566,3 +566,63 @@ def test_bundled_micro_model_loads_and_embeds(user_models):
     block = np.random.default_rng(6).standard_normal((48, 48, 48)).astype(np.float32)
     out = emb.embed_block(block, (4, 4, 4))
     assert out.shape == (4, 4, 4, c.dim) and c.dim == 96 and np.isfinite(out).all()
+
+
+# -- embedder families ------------------------------------------------------------------------------
+
+
+def test_families_are_found_by_folder():
+    fams = registry.families()
+    assert {"attributes", "2d", "2.5d", "3d"} <= set(fams)
+    assert fams["attributes"].name.endswith("families.attributes") and not fams["attributes"].weights
+    assert fams["2.5d"].name.endswith("families.vit") and fams["2.5d"].weights
+    assert "mean-amplitude" not in fams or fams["mean-amplitude"].name.endswith("_template")  # the template is skipped
+
+
+def test_a_registered_tokenization_twice_is_refused():
+    from napari_seisfm.encoders.base import family
+
+    with pytest.raises(ValueError, match="registered twice"):
+        family("attributes")(lambda card, weights, **options: None)
+
+
+def test_the_family_template_builds_a_working_embedder(user_models, monkeypatch):
+    """Copying encoders/families/_template.py is all a new family needs: a card with its tokenization
+    then gives an embedder through the one get_embedder, for blocks and for lone sections."""
+    import importlib
+    import sys
+
+    from napari_seisfm.encoders import base
+
+    monkeypatch.setattr(base, "FAMILIES", dict(base.FAMILIES))  # the registration below stays in this test
+    monkeypatch.setattr(registry, "FAMILIES", base.FAMILIES)
+    name = "napari_seisfm.encoders.families._template"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    template = importlib.import_module(name)
+    (user_models / "mean.toml").write_text('id = "mean"\nname = "Mean"\ntokenization = "mean-amplitude"\ndim = 1\n')
+    emb = registry.get_embedder("mean")
+    assert isinstance(emb, template.MeanAmplitudeEmbedder)
+    block = np.random.default_rng(0).standard_normal((5, 6, 7)).astype(np.float32)
+    out = emb.embed_block(block, (2, 2, 3))
+    assert out.shape == (2, 2, 2, 1)
+    assert np.isclose(out[1, 1, 1, 0], block[2:5, 2:5, 3:6].mean())
+    with pytest.raises(SeisfmError, match="has no weights"):
+        registry.get_embedder("mean", checkpoint="x.pth")
+    with pytest.raises(SeisfmError, match="needs neighbouring lines"):  # the default check: halo along inlines, not 2.5d
+        emb.check_sections()
+
+
+def test_embed_sections_default_is_the_mirrored_section_for_2_5d(user_models):
+    """The interface's default: a lone section embedded as a 2-D line, mirrored into identical neighbours."""
+    from napari_seisfm.encoders.vit import build_encoder
+
+    torch.manual_seed(0)
+    c = registry.card("seisfm-micro-2.5d")
+    emb = ViTEmbedder(c, build_encoder(c), device="cpu")
+    h = emb.halo
+    secs = np.random.default_rng(1).standard_normal((2, 4 + 2 * h[1], 4 + 2 * h[2])).astype(np.float32)
+    got = emb.embed_sections(secs, (2, 2))
+    assert got.shape == (2, 2, 2, emb.dim)
+    for i in range(2):
+        block = np.repeat(secs[i][None], 2 * h[0] + 1, axis=0)
+        np.testing.assert_allclose(got[i], emb.embed_block(block, (1, 2, 2))[0], rtol=1e-5, atol=1e-5)

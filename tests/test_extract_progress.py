@@ -13,8 +13,9 @@ import pytest
 
 from napari_seisfm import progress as progress_
 from napari_seisfm.cube import Cube
+from napari_seisfm.encoders.registry import get_embedder
 from napari_seisfm.errors import SeisfmCancelled
-from napari_seisfm.extract import extract_features, get_embedder
+from napari_seisfm.extract import extract_features
 from napari_seisfm.features import FeatureVolume
 from napari_seisfm.synthetic import make_survey
 

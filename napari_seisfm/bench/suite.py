@@ -68,13 +68,14 @@ def make_embedder(model: str, *, images: bool = False, adapted=None):
         return registry.get_embedder(model)
     import torch
 
+    from ..encoders.vit import build_encoder
     from ..encoders.vit_embedder import ViTEmbedder
 
     card = registry.card(BUNDLED)
     if images:
         card = dataclasses.replace(card, tokenization="2d")
     torch.manual_seed(0)
-    return ViTEmbedder(card, registry.build_encoder(card), device="cpu")
+    return ViTEmbedder(card, build_encoder(card), device="cpu")
 
 
 def raw_windows(images: np.ndarray, stride: int, half: int = 3) -> np.ndarray:

@@ -4,8 +4,9 @@
 seismic paper did and measures each codec; ``table`` formats the result, ``plots`` draws it.
 """
 
-from .base import Codec, Encoded, get_codec, known_patterns
+from .base import Codec, Encoded
 from .compare import COSMOS_CODECS, DEFAULT_CODECS, Comparison, Row, compare, expand_codecs
+from .registry import get_codec, known_patterns
 
 __all__ = [
     "COSMOS_CODECS",

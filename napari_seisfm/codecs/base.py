@@ -1,9 +1,12 @@
-"""One interface for every way of shrinking a section, and a registry of them by name.
+"""One interface for every way of shrinking a section, and the decorator that registers codec families.
 
 A codec turns a 2D float32 section into something stored (bytes, or tensors for the neural
 tokenizers) and back. ``Encoded.nbytes`` is what the comparison divides into the input size, so
 each codec counts everything it would have to keep on disk (payload and the few header numbers
 it needs to decode), never an estimate.
+
+A family of codecs is a module in ``codecs/families/`` that registers a factory with :func:`register`;
+``codecs.registry`` finds them by folder and builds codecs by name.
 """
 
 from __future__ import annotations
@@ -67,35 +70,14 @@ class Codec(ABC):
 
 
 # name pattern -> factory(match, options) -> Codec; options carry e.g. cosmos_dir
-_FACTORIES: list[tuple[re.Pattern[str], Callable[..., Codec], str]] = []
+FACTORIES: list[tuple[re.Pattern[str], Callable[..., Codec], str]] = []
 
 
 def register(pattern: str, example: str) -> Callable[[Callable[..., Codec]], Callable[..., Codec]]:
     """Register a factory for codec names matching ``pattern`` (full match, case-insensitive)."""
 
     def deco(factory: Callable[..., Codec]) -> Callable[..., Codec]:
-        _FACTORIES.append((re.compile(pattern, re.IGNORECASE), factory, example))
+        FACTORIES.append((re.compile(pattern, re.IGNORECASE), factory, example))
         return factory
 
     return deco
-
-
-def known_patterns() -> list[str]:
-    """Example names, one per family, for help texts and error messages."""
-    _load_families()
-    return [example for _, _, example in _FACTORIES]
-
-
-def get_codec(name: str, **options: Any) -> Codec:
-    """Build the codec called ``name`` (e.g. "quant8", "zfp-rate4", "zstd", "cosmos-CI8x8")."""
-    _load_families()
-    for pattern, factory, _ in _FACTORIES:
-        m = pattern.fullmatch(name.strip())
-        if m:
-            return factory(m, **options)
-    raise SeisfmError(f"unknown codec {name!r}; known families: {'; '.join(known_patterns())}")
-
-
-def _load_families() -> None:
-    # Importing the family modules runs their @register decorators (once).
-    from . import cosmos, lossless, quant, zfp  # noqa: F401

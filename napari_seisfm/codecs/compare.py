@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
-from .base import Codec, get_codec
+from .base import Codec
 from .metrics import METRICS, Reference
 from .preprocess import TRIM_MULTIPLE, Prepared, prepare
+from .registry import get_codec
 
 QUANT_BITS = (4, 6, 8, 10, 12, 14, 16)
 DEFAULT_CODECS: tuple[str, ...] = (

@@ -196,11 +196,11 @@ def patch_stats(mae, tiles):
     """(mean, std) of every inline-view patch, ``(n, g*g, 1)`` each, as ``norm_pix_loss`` normalises."""
     import torch
 
-    target = _tok2d(mae).patchify(torch.as_tensor(tiles).transpose(1, 2))
+    target = tokenizer_2d(mae).patchify(torch.as_tensor(tiles).transpose(1, 2))
     return target.mean(-1, keepdim=True), (target.var(-1, keepdim=True) + 1e-6) ** 0.5
 
 
-def _tok2d(mae):
+def tokenizer_2d(mae):
     """A 2-D tokenizer of the model's window and patch, for (un)patchifying one view."""
     from ..encoders.tokenizers import Tokenizer2D
 
@@ -248,7 +248,7 @@ def decode_tiles(mae, latent, restore, mean=None, std=None) -> np.ndarray:
     pred = torch.cat(preds)
     if mae.norm_pix_loss and mean is not None:
         pred = pred * std.float() + mean.float()
-    img = _tok2d(mae).unpatchify(pred)  # (n, time, trace)
+    img = tokenizer_2d(mae).unpatchify(pred)  # (n, time, trace)
     return img.transpose(1, 2).contiguous().numpy()
 
 
@@ -339,7 +339,7 @@ class PatchStatsOnly(Codec):
 
     def decode(self, enc: Encoded) -> np.ndarray:
         mean = enc.payload["mean"].float()
-        tiles = _tok2d(self.mae).unpatchify(mean.expand(-1, -1, self.mae.cfg.patch ** 2))
+        tiles = tokenizer_2d(self.mae).unpatchify(mean.expand(-1, -1, self.mae.cfg.patch ** 2))
         return untile(tiles.transpose(1, 2).contiguous().numpy(), enc.meta["grid"], enc.shape)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
-from .mae import _tok2d, check_fraction, decode_tiles, encode_tiles, model_input, patch_stats, split_from_mask, tile, untile
+from .mae import check_fraction, decode_tiles, encode_tiles, model_input, patch_stats, split_from_mask, tile, tokenizer_2d, untile
 from .metrics import Reference
 from .preprocess import TRIM_MULTIPLE, Prepared, prepare
 
@@ -167,7 +167,7 @@ def masking_study(
         rows.append(MaskingRow(pat, f, float(mask.float().mean()), m["snr"], m["ssim"], m["psnr"], m["corr"], m["nrms"]))
         if keep_reconstructions:
             recons[(pat, f)] = y
-    base = _tok2d(mae).unpatchify(mean.float().expand(-1, -1, p * p)).transpose(1, 2).contiguous().numpy()
+    base = tokenizer_2d(mae).unpatchify(mean.float().expand(-1, -1, p * p)).transpose(1, 2).contiguous().numpy()
     stats_only, _ = ref.metrics(untile(base, grid, x.shape))
     if progress:
         progress(len(jobs), len(jobs), "done")

@@ -59,10 +59,7 @@ def check_domain(spec: str | None, cube) -> None:
 
 
 def run(args) -> int:
-    import sys
     from pathlib import Path
-
-    from tqdm import tqdm
 
     from ..codecs import expand_codecs
     from ..codecs.mae import compare_with_mae, parse_fractions
@@ -70,6 +67,7 @@ def run(args) -> int:
     from ..codecs.table import to_csv, to_json, to_markdown
     from ..cube import open_cube
     from ..errors import SeisfmError
+    from ..progress_bar import ProgressBar
 
     for opt in ("out", "markdown", "plot"):
         path = getattr(args, opt)
@@ -91,20 +89,10 @@ def run(args) -> int:
     if args.masking:
         return run_masking(args, section, dt, label, fractions, patterns)
     names = expand_codecs(args.codecs, args.cosmos_dir)
-    n_mae = (len(ratios) if ratios else 2) + 1 if args.mae else 0  # + mae-stats-only
-    bar = tqdm(total=len(names) + n_mae, desc="codecs", unit="codec", file=sys.stderr, disable=None)
-
-    def progress(done, total, name):
-        bar.n = done
-        bar.set_postfix_str(name)
-        bar.refresh()
-
-    try:
+    with ProgressBar("codecs", "codec", disable=None) as bar:
         comp = compare_with_mae(section, names, dt, mae_model=args.mae, mae_ratios=ratios, device=args.device,
                                 lowpass_hz=args.lowpass, trim_multiple=1 if args.no_trim else 32,
-                                cosmos_dir=args.cosmos_dir, progress=progress)
-    finally:
-        bar.close()
+                                cosmos_dir=args.cosmos_dir, progress=bar)
     from ..codecs.plots import comparison_figure
 
     return write_outputs(args, label, comp, comp.total_s, to_csv, to_markdown, to_json, comparison_figure)
@@ -140,24 +128,13 @@ def write_outputs(args, label, result, seconds, to_csv, to_markdown, to_json, fi
 
 def run_masking(args, section, dt, label, fractions, patterns) -> int:
     """The latent-masking explorer: a table of SNR / SSIM per pattern and fraction, optional plot."""
-    import sys
-
-    from tqdm import tqdm
 
     from ..codecs.mae import load_mae
     from ..codecs.mae_masking import masking_figure, masking_study, to_csv, to_json, to_markdown
+    from ..progress_bar import ProgressBar
 
     mae = load_mae(args.mae, args.device)
-    bar = tqdm(total=len(fractions) * len(patterns), desc="masking", unit="run", file=sys.stderr, disable=None)
-
-    def progress(done, total, name):
-        bar.n = done
-        bar.set_postfix_str(name)
-        bar.refresh()
-
-    try:
+    with ProgressBar("masking", "run", disable=None) as bar:
         study = masking_study(section, mae, fractions, patterns, dt, lowpass_hz=args.lowpass,
-                              trim_multiple=1 if args.no_trim else 32, progress=progress)
-    finally:
-        bar.close()
+                              trim_multiple=1 if args.no_trim else 32, progress=bar)
     return write_outputs(args, label, study, study.seconds, to_csv, to_markdown, to_json, masking_figure)

@@ -7,10 +7,10 @@ at random positions, which a block-compressed file serves without reading whole 
 
 from __future__ import annotations
 
-from ..errors import SeisfmError
-
 
 def register(sub):
+    from ..parsing import triple
+
     p = sub.add_parser(
         "convert",
         help="compress a SEG-Y cube to .sgz (seismic-zfp): 3-4x smaller at 8 bits, read by sub-volume",
@@ -20,7 +20,8 @@ def register(sub):
     p.add_argument("cube", metavar="CUBE.sgy", help="SEG-Y cube or 2-D line")
     p.add_argument("out", metavar="OUT.sgz", help=".sgz file to write (refused if it exists, unless --overwrite)")
     p.add_argument("--bits", type=int, default=8, help="bits per voxel: 8 (default, ~40 dB), 4, 2, 1; 16 is near lossless")
-    p.add_argument("--blockshape", default=None, metavar="IL,XL,T",
+    p.add_argument("--blockshape", default=None, metavar="IL,XL,T",  # not positive only: -1 is computed from --bits
+                   type=triple("--blockshape", "16,16,16 or 4,4,-1", minimum=None, single=False),
                    help="samples per 4 KiB disk block, powers of two, one may be -1 (default 4,4,-1: fast lines; "
                         "e.g. 16,16,16 at 8 bits for cubic sub-volume reads)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.sgz")
@@ -28,31 +29,11 @@ def register(sub):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..io.sgz import convert_segy
+    from ..progress_bar import ProgressBar
 
-    blockshape = None
-    if args.blockshape is not None:  # not parse_triple: -1 (computed from --bits) is allowed here
-        try:
-            blockshape = tuple(int(v) for v in args.blockshape.replace(" ", "").split(","))
-        except ValueError:
-            blockshape = ()
-        if len(blockshape) != 3:
-            raise SeisfmError(f"--blockshape {args.blockshape!r}: expected three integers separated by commas (e.g. 16,16,16 or 4,4,-1)")
-    bars = []
-
-    def progress(done, total):
-        if not bars:
-            bars.append(tqdm(total=total, unit="B", unit_scale=True, desc="convert", dynamic_ncols=True))
-        bars[0].total = max(total, done)
-        bars[0].n = done
-        bars[0].refresh()
-
-    try:
-        out = convert_segy(args.cube, args.out, bits=args.bits, blockshape=blockshape, overwrite=args.overwrite, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
+    blockshape = args.blockshape
+    with ProgressBar("convert", "B", unit_scale=True) as bar:
+        out = convert_segy(args.cube, args.out, bits=args.bits, blockshape=blockshape, overwrite=args.overwrite, progress=bar)
     print(f"wrote {out}: {args.bits} bits per voxel")
     return 0

@@ -19,14 +19,16 @@ FIGURE_INCHES, FIGURE_DPI = (11.0, 4.8), 100  # every figure is 1100 x 480 pixel
 
 
 def register(sub):
+    from ..parsing import integer
+
     p = sub.add_parser("demo", help="synthetic survey -> embeddings -> clicks on the flat spot -> map and segmentation",
                        description=__doc__)
     p.add_argument("--out", default="seisfm-demo", metavar="DIR", help="output folder (default: ./seisfm-demo)")
-    p.add_argument("--size", type=int, default=128, help="cube size N for an N^3 survey (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="survey seed (default: %(default)s)")
+    p.add_argument("--size", type=integer("--size: at least 32 samples per axis, got {value}", lo=32), default=128, help="cube size N for an N^3 survey (default: %(default)s)")
+    p.add_argument("--seed", type=integer("--seed {value}: must be 0 or more", lo=0), default=0, help="survey seed (default: %(default)s)")
     p.add_argument("--stride", type=int, default=2, help="feature grid stride (default: %(default)s)")
-    p.add_argument("--clicks", type=int, default=3, help="scripted positive clicks on the flat spot, and as many negatives (default: %(default)s)")
-    p.add_argument("--max-clicks", type=int, default=None, metavar="N",
+    p.add_argument("--clicks", type=integer("--clicks {value}: at least one positive click (and as many negatives)", lo=1), default=3, help="scripted positive clicks on the flat spot, and as many negatives (default: %(default)s)")
+    p.add_argument("--max-clicks", type=integer("--max-clicks must be at least 1, got {value}", lo=1), default=None, metavar="N",
                    help="clicks the simulated interpreter may make (default: as in `seisfm bench`)")
     p.add_argument("--model", default=None, help="embedder id (default: the registry default)")
     p.add_argument("--gui", action="store_true", help="open napari with the cube and the Click-to-map dock")
@@ -66,16 +68,8 @@ def run(args) -> int:
     from ..session import ClickToMapSession
     from ..synthetic import make_survey, survey_geometry
 
-    if args.size < 32:
-        raise SeisfmError(f"--size: at least 32 samples per axis, got {args.size}")
     if args.max_clicks is None:
         args.max_clicks = bench.MAX_CLICKS
-    if args.max_clicks < 1:
-        raise SeisfmError(f"--max-clicks must be at least 1, got {args.max_clicks}")
-    if args.clicks < 1:
-        raise SeisfmError(f"--clicks {args.clicks}: at least one positive click (and as many negatives)")
-    if args.seed < 0:
-        raise SeisfmError(f"--seed {args.seed}: must be 0 or more")
     from .synth import check_memory
 
     check_memory((args.size,) * 3, "--size")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SeisfmError
-from ..parsing import parse_triple
+from ..parsing import integer, triple
 
 # names of files, never of a feature store (a .zarr folder)
 FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".sgy", ".segy", ".sgz", ".json", ".csv", ".png", ".txt", ".pt", ".pth",
@@ -31,14 +31,14 @@ def register(subparsers) -> None:
     p.add_argument("cubes", nargs="+", metavar="CUBE", help="seismic cube (.sgy, .segy, .sgz, .npy); several cubes or folders: a survey")
     p.add_argument("--out", required=True, metavar="FEATURES.zarr|DIR", help="feature store to write (a survey: a folder of stores)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a survey: Dask scheduler to use (default: a local cluster; 'none': no Dask)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="a survey: worker processes of the local cluster (default: one per GPU for a ViT model on a GPU machine, else Dask's choice)")
+    p.add_argument("--workers", type=integer("--workers {value}: must be at least 1", lo=1), default=None, metavar="N", help="a survey: worker processes of the local cluster (default: one per GPU for a ViT model on a GPU machine, else Dask's choice)")
     p.add_argument("--model", default=None, metavar="ID", help="model card id (default: the embedded default model; see `seisfm models`)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="weights file for the model")
-    p.add_argument("--stride", default="4", help="grid stride: one number or three (inline,crossline,time), e.g. 4 or 4,4,2 (default 4)")
+    p.add_argument("--stride", default="4", type=triple("--stride", "4 or 4,4,2"), help="grid stride: one number or three (inline,crossline,time), e.g. 4 or 4,4,2 (default 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision on GPU (default auto)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="windows per forward pass (default: the model's)")
-    p.add_argument("--pca", type=int, default=64, metavar="DIMS", help="reduce to DIMS with PCA when the model has more; 0 keeps all (default 64)")
+    p.add_argument("--batch-size", type=integer("--batch-size {value}: must be at least 1", lo=1), default=None, metavar="N", help="windows per forward pass (default: the model's)")
+    p.add_argument("--pca", type=integer("--pca {value}: must be 0 (off) or a positive number of dimensions", lo=0), default=64, metavar="DIMS", help="reduce to DIMS with PCA when the model has more; 0 keeps all (default 64)")
     p.add_argument("--dtype", default="i8", choices=("i8", "f16", "f32"), help="stored vector type (default i8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store (refused while another writer holds it)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="do not continue a partial store (error if it exists)")
@@ -46,15 +46,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..extract import extract_features
+    from ..progress_bar import ProgressBar
 
-    stride = parse_triple(args.stride, "--stride", "4 or 4,4,2")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise SeisfmError(f"--batch-size {args.batch_size}: must be at least 1")
-    if args.pca < 0:
-        raise SeisfmError(f"--pca {args.pca}: must be 0 (off) or a positive number of dimensions")
+    stride = args.stride
     options = dict(model=args.model, checkpoint=args.checkpoint, stride=stride, pca=args.pca, dtype=args.dtype,
                    device=args.device, precision=args.precision, batch_size=args.batch_size, resume=args.resume,
                    overwrite=args.overwrite)
@@ -66,47 +61,34 @@ def run(args) -> int:
     if out.suffix.lower() in FILE_SUFFIXES:  # a store is a folder: x.npy would be a folder named like an array
         raise SeisfmError(f"--out {out}: a feature store is a .zarr folder, not a {out.suffix} file; name it "
                           f"{out.with_suffix('.zarr').name} (`seisfm features export STORE {out.name}` writes arrays)")
-    bars = []  # created on the first report, so an early error prints no empty bar
+    # fractions of a chunk as the embedder's batches finish
+    bar = ProgressBar("embed", bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]")
 
     def progress(done, total):
-        if not bars:
-            if done:
-                print(f"resuming {args.out}: {done}/{total} chunks already done")
-            bars.append(tqdm(total=total, initial=int(done), unit="chunk", desc="embed", dynamic_ncols=True,
-                             bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]"))
-        bars[0].n = round(done, 1)  # fractions of a chunk as the embedder's batches finish
-        bars[0].refresh()
+        if not bar.started and done:
+            print(f"resuming {args.out}: {done}/{total} chunks already done")
+        bar(done, total)
 
-    try:
+    with bar:
         fv = extract_features(args.cubes[0], args.out, progress=progress, **options)
-    finally:
-        for bar in bars:
-            bar.close()
     print(f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}), {fv.dim}-d {fv.dtype}, model {fv.model}")
     return 0
 
 
 def run_survey(args, options) -> int:
-    from tqdm import tqdm
-
+    from ..progress_bar import ProgressBar
     from ..survey import connect, disconnect, embed_survey, local_gpus, survey_cubes
 
     out = Path(args.out)
     if out.suffix.lower() == ".zarr" or (out.exists() and not out.is_dir()):
         raise SeisfmError(f"--out {out}: several cubes need a folder (one <cube>.zarr each inside)")
-    if args.workers is not None and args.workers < 1:
-        raise SeisfmError(f"--workers {args.workers}: must be at least 1")
     cubes = survey_cubes(args.cubes)  # refuse missing files before starting a cluster
     client = connect(args.scheduler, args.workers, gpus=local_gpus(args.model, args.device) if args.scheduler is None else 0)
     where = "here, one cube after the other" if client is None else f"on Dask ({client.dashboard_link})"
     print(f"embedding {len(cubes)} cubes into {out}/ {where}")
-    bar = tqdm(total=0, unit="chunk", desc="survey", dynamic_ncols=True)
+    bar = ProgressBar("survey")
     try:
-        def progress(done, total):
-            bar.total, bar.n = total, done
-            bar.refresh()
-
-        results = embed_survey(cubes, out, client=client, progress=progress, **options)
+        results = embed_survey(cubes, out, client=client, progress=bar, **options)
     finally:
         bar.close()
         if client is not None:

@@ -8,7 +8,7 @@ store holds. docs/feature-store.md.
 
 from __future__ import annotations
 
-from ..parsing import parse_triple
+from ..parsing import triple
 
 
 def register(subparsers) -> None:
@@ -22,8 +22,8 @@ def register(subparsers) -> None:
     imp.add_argument("--cube", required=True, metavar="CUBE", help="the cube the features were computed on (.sgy, .segy, .sgz, .npy)")
     imp.add_argument("--out", required=True, metavar="FEATURES.zarr", help="feature store to write")
     imp.add_argument("--layout", default=None, metavar="AXES", help="the array's axis order: il,xl,t,c or c,il,xl,t (default: inferred)")
-    imp.add_argument("--stride", default=None, help="grid stride on the cube: one number or three (default: inferred from the shapes)")
-    imp.add_argument("--origin", default=None, metavar="I,X,T", help="cube index of the first grid point (default 0,0,0)")
+    imp.add_argument("--stride", default=None, type=triple("--stride", "4 or 4,4,2"), help="grid stride on the cube: one number or three (default: inferred from the shapes)")
+    imp.add_argument("--origin", default=None, type=triple("--origin", "0 or 2,2,0", minimum=0), metavar="I,X,T", help="cube index of the first grid point (default 0,0,0)")
     imp.add_argument("--dataset", default=None, metavar="NAME", help="array inside an .npz/.zarr group/.h5 file (default: its only 4-D array)")
     imp.add_argument("--pca", type=int, default=None, metavar="DIMS",
                      help="reduce to DIMS with PCA when wider; 0 keeps all (default 64; 0 for arrays exported by seisfm)")
@@ -48,65 +48,39 @@ def register(subparsers) -> None:
 
 
 def _bar(desc):
-    from tqdm import tqdm
+    from ..progress_bar import ProgressBar
 
-    bars = []
+    bar = ProgressBar(desc)
 
     def progress(done, total):
-        if not bars:
-            if done and desc == "import":
-                print(f"resuming: {done}/{total} chunks already done")
-            bars.append(tqdm(total=total, initial=int(done), unit="chunk", desc=desc, dynamic_ncols=True))
-        bars[0].n = int(done)
-        bars[0].refresh()
+        if not bar.started and done and desc == "import":
+            print(f"resuming: {done}/{total} chunks already done")
+        bar(int(done), total)
 
-    return bars, progress
+    return bar, progress
 
 
 def run_import(args) -> int:
     from ..feature_import import import_features, parse_layout
 
-    stride = parse_triple(args.stride, "--stride", "4 or 4,4,2") if args.stride else None
-    origin = None
-    if args.origin:
-        origin = _origin(args.origin)
+    stride, origin = args.stride, args.origin
     layout = parse_layout(args.layout) if args.layout else None
-    bars, progress = _bar("import")
-    try:
+    bar, progress = _bar("import")
+    with bar:
         fv = import_features(args.array, args.cube, args.out, layout=layout, stride=stride, origin=origin,
                              dataset=args.dataset, pca=args.pca, dtype=args.dtype, model_name=args.model_name,
                              resume=args.resume, overwrite=args.overwrite, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     print(f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}, origin {fv.grid.origin}), {fv.dim}-d {fv.dtype}, "
           f"model {fv.model}, layout {fv.provenance.get('layout')}")
     return 0
 
 
-def _origin(text):
-    from ..errors import SeisfmError
-
-    try:
-        vals = [int(v) for v in str(text).replace(" ", "").split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) == 1:
-        vals *= 3
-    if len(vals) != 3 or min(vals) < 0:
-        raise SeisfmError(f"--origin {text!r}: expected one non-negative integer or three separated by commas (e.g. 0 or 2,2,0)")
-    return tuple(vals)
-
-
 def run_export(args) -> int:
     from ..feature_import import export_features
 
-    bars, progress = _bar("export")
-    try:
+    bar, progress = _bar("export")
+    with bar:
         out = export_features(args.store, args.out, dtype=args.dtype, overwrite=args.overwrite, progress=progress)
-    finally:
-        for bar in bars:
-            bar.close()
     print(f"wrote {out}")
     return 0
 

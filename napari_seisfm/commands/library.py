@@ -10,7 +10,7 @@ docs/search.md ("Survey library").
 
 from __future__ import annotations
 
-from ..parsing import parse_point, parse_triple
+from ..parsing import integer, point, triple
 
 
 def register(subparsers) -> None:
@@ -22,20 +22,20 @@ def register(subparsers) -> None:
                          description="Index the stores' vectors (usearch HNSW, int8, cosine); a store already in the library is skipped, one re-embedded with other settings at the same path is replaced.")
     add.add_argument("stores", nargs="+", metavar="STORE", help="complete feature stores (.zarr) of one model")
     add.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside the first store)")
-    add.add_argument("--stride", default="1", metavar="N|A,B,C",
+    add.add_argument("--stride", default="1", type=triple("--stride", "2 or 2,2,1"), metavar="N|A,B,C",
                      help="index every N-th feature-grid point per axis (default 1: all; 2 makes the index 8x smaller)")
-    add.add_argument("--threads", type=int, default=0, help="usearch threads (default 0: all cores)")
+    add.add_argument("--threads", type=integer("--threads must be 0 or more, got {value}", lo=0), default=0, help="usearch threads (default 0: all cores)")
     add.set_defaults(run=run_add)
 
     s = sub.add_parser("search", help="clicks in one store -> the best matches across every cube of the library",
                        description="The mean of the clicked vectors is the query; matches are ranked by cosine similarity.")
     s.add_argument("--from", dest="source", required=True, metavar="STORE", help="feature store the clicks are in")
-    s.add_argument("--pos", action="append", default=[], metavar="IL,XL,T", help="clicked point (repeat)")
+    s.add_argument("--pos", action="append", default=[], type=point, metavar="IL,XL,T", help="clicked point (repeat)")
     s.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey",
                    help="units of --pos: survey (inline, crossline, time/depth; default), cube sample or feature-grid indices")
     s.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside --from)")
-    s.add_argument("--top", type=int, default=20, metavar="N", help="number of matches (default: %(default)s)")
-    s.add_argument("--radius", type=int, default=1, metavar="R",
+    s.add_argument("--top", type=integer("--top must be at least 1, got {value}", lo=1), default=20, metavar="N", help="number of matches (default: %(default)s)")
+    s.add_argument("--radius", type=integer("--radius must be 0 or more grid points, got {value}", lo=0), default=1, metavar="R",
                    help="one entry per body: hits of one cube within R indexed grid points of each other are one body, "
                         "listed at its best hit (default: %(default)s: connected; 0: the raw nearest vectors)")
     s.add_argument("--keep-seabed", action="store_true",
@@ -67,12 +67,9 @@ def run_add(args) -> int:
     import time
     from pathlib import Path
 
-    from ..errors import SeisfmError
     from ..search.library import SurveyLibrary, add_stores, default_library
 
-    step = parse_triple(args.stride, "--stride", "2 or 2,2,1")
-    if args.threads < 0:
-        raise SeisfmError(f"--threads must be 0 or more, got {args.threads}")
+    step = args.stride
     library = args.library or default_library(args.stores[0])
     t0 = time.perf_counter()
     report = add_stores(library, args.stores, step=step, threads=args.threads)
@@ -93,13 +90,9 @@ def run_search(args) -> int:
     from ..errors import SeisfmError
     from ..search.library import SurveyLibrary, default_library, describe_search, search_library
 
-    if args.top < 1:
-        raise SeisfmError(f"--top must be at least 1, got {args.top}")
-    if args.radius < 0:
-        raise SeisfmError(f"--radius must be 0 or more grid points, got {args.radius}")
     if not args.pos:
         raise SeisfmError("give at least one --pos IL,XL,T in the --from store")
-    points = [parse_point(t) for t in args.pos]
+    points = args.pos
     lib = SurveyLibrary.open(args.library or default_library(args.source))
     matches = search_library(lib, args.source, points, space=args.coords, top=args.top, radius=args.radius,
                              seabed=args.keep_seabed)

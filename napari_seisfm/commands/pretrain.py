@@ -42,25 +42,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..pretrain.run import pretrain
+    from ..progress_bar import ProgressBar
 
     if args.resume:
         check_resume_options(args)
-    bar = None
+    bar = ProgressBar("pretrain", "step")
 
     def progress(p):
-        nonlocal bar
-        if bar is None or bar.total != p.total:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=p.total, initial=p.step - 1, unit="step", desc="pretrain", dynamic_ncols=True)
-        bar.update(1)
         post = {"loss": f"{p.loss:.3f}", "lr": f"{p.lr:.1e}", "win/s": f"{p.samples_per_s:.0f}"}
         if p.val_loss is not None:
             post["val"] = f"{p.val_loss:.3f}"
-        bar.set_postfix(post, refresh=False)
+        bar(p.step, p.total, post)
 
     try:
         result = pretrain(
@@ -71,8 +64,7 @@ def run(args) -> int:
             install=not args.no_install, progress=progress, command="seisfm " + shlex.join(sys.argv[1:]),
         )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if result.card is not None:
         print(f"model {result.model_id}: {result.card}")
         print(f"loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps; "

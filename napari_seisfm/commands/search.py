@@ -13,23 +13,24 @@ from __future__ import annotations
 
 
 def register(sub):
-    from ..search import DECISIONS, DEFAULT_DECISION
+    from ..method_names import DECISIONS, DEFAULT_DECISION
+    from ..parsing import integer, point, real
 
     p = sub.add_parser("search", help="target map of a feature volume from positive/negative example points",
                        description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
-    p.add_argument("--pos", action="append", default=[], metavar="IL,XL,T", help="positive example (repeat)")
-    p.add_argument("--neg", action="append", default=[], metavar="IL,XL,T", help="negative example (repeat)")
+    p.add_argument("--pos", action="append", default=[], type=point, metavar="IL,XL,T", help="positive example (repeat)")
+    p.add_argument("--neg", action="append", default=[], type=point, metavar="IL,XL,T", help="negative example (repeat)")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey",
                    help="units of --pos/--neg: survey (inline, crossline, time/depth; default), cube sample indices or feature-grid indices")
     p.add_argument("--out", required=True, metavar="FILE", help=".npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution")
     p.add_argument("--cube", metavar="CUBE", help="the cube the features came from: checked by fingerprint, needed for SEG-Y/.sgz output")
     p.add_argument("--full-resolution", action="store_true", help="write .npy/.zarr on the cube grid too (needs --cube)")
-    p.add_argument("--top", type=int, default=20, metavar="N", help="print the N best matches (default: %(default)s; 0: none)")
-    p.add_argument("--radius", type=int, default=2, help="non-maximum suppression radius of the match list, in grid points")
-    p.add_argument("--decision", choices=tuple(DECISIONS), default=DEFAULT_DECISION, help="decision rule (default: %(default)s)")
+    p.add_argument("--top", type=integer("--top must be 0 or more, got {value}", lo=0), default=20, metavar="N", help="print the N best matches (default: %(default)s; 0: none)")
+    p.add_argument("--radius", type=integer("--radius must be 0 or more grid points, got {value}", lo=0), default=2, help="non-maximum suppression radius of the match list, in grid points")
+    p.add_argument("--decision", choices=DECISIONS, default=DEFAULT_DECISION, help="decision rule (default: %(default)s)")
     p.add_argument("--mask", metavar="FILE", help="also write the thresholded map (same formats as --out)")
-    p.add_argument("--threshold", type=float, default=None, help="threshold of --mask (default: the decision's own: 0.5 for the probe)")
+    p.add_argument("--threshold", type=real("--threshold {value}: must be a finite number"), default=None, help="threshold of --mask (default: the decision's own: 0.5 for the probe)")
     p.add_argument("--all-bodies", action="store_true", help="--mask keeps every body above the threshold, not only those connected to the positive clicks")
     p.add_argument("--kernel", default="auto", choices=("auto", "simsimd", "numkong", "numpy"), help="dot-product kernel")
     p.set_defaults(run=run)
@@ -37,26 +38,17 @@ def register(sub):
 
 def run(args) -> int:
     import json
-    import math
     import time
 
     from ..cube import prepare_output
     from ..errors import SeisfmError
-    from ..parsing import parse_point
     from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession
 
-    if args.top < 0:
-        raise SeisfmError(f"--top must be 0 or more, got {args.top}")
-    if args.radius < 0:
-        raise SeisfmError(f"--radius must be 0 or more grid points, got {args.radius}")
-    if args.threshold is not None and not math.isfinite(args.threshold):
-        raise SeisfmError(f"--threshold {args.threshold}: must be a finite number")
     if not args.pos:
         raise SeisfmError("add a positive click first: give at least one --pos IL,XL,T")
-    pos = [parse_point(t) for t in args.pos]
-    neg = [parse_point(t) for t in args.neg]
+    pos, neg = args.pos, args.neg
     for out in (args.out, args.mask):  # refuse a bad place before the work
         if out:
             prepare_output(out, folder_ok=str(out).lower().endswith(".zarr"))

@@ -16,15 +16,15 @@ MAX_SMOOTH = 1000.0  # grid points of Gaussian smoothing: far beyond any grid
 
 
 def register(sub):
-    from ..search import DEFAULT_SEGMENTER, SEGMENTERS
-    from ..search.linear_segmenter import CONTEXT, SMOOTH
+    from ..method_names import CONTEXT, DEFAULT_SEGMENTER, SEGMENTERS, SMOOTH
+    from ..parsing import real
 
     p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
     p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
-    p.add_argument("--method", choices=tuple(SEGMENTERS), default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
-    p.add_argument("--smooth", type=float, default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
+    p.add_argument("--method", choices=SEGMENTERS, default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
+    p.add_argument("--smooth", type=real(f"--smooth {{value}}: must be 0 to {MAX_SMOOTH:g} grid points", lo=0, hi=MAX_SMOOTH), default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
     p.add_argument("--context", default=",".join(f"{c:g}" for c in CONTEXT), metavar="S,S",
                    help="every method but knn: context scales in grid points, comma separated, or 'none' (default: %(default)s; "
                    "scales of 4 or more are computed on a pooled grid)")
@@ -115,17 +115,14 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from ..cube import prepare_output
     from ..errors import SeisfmError
     from ..export import write_array
+    from ..progress_bar import ProgressBar
     from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end
 
-    if not 0 <= args.smooth <= MAX_SMOOTH:  # NaN fails too; 1e308 used to overflow deep in the filter
-        raise SeisfmError(f"--smooth {args.smooth}: must be 0 to {MAX_SMOOTH:g} grid points")
     if args.probabilities:
         prob = Path(args.probabilities)
         if prob.suffix.lower() != ".npy":
@@ -147,9 +144,8 @@ def run(args) -> int:
                                     context=None if args.method == "knn" else parse_context(args.context))
     session = ClickToMapSession(fm, segmentation=settings)  # the dock's session: the same classes as the dock
     t0 = time.perf_counter()
-    with tqdm(total=fm.grid.size, unit="pt", unit_scale=True, desc=args.method) as bar:
-        result = run_to_end(session.segment(
-            points, classes, progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n))))
+    with ProgressBar(args.method, "pt", unit_scale=True) as bar:
+        result = run_to_end(session.segment(points, classes, progress=bar))
     dt = time.perf_counter() - t0
     out = write_map(args.out, result.classes, fm, cube=cube, labels=True, full_resolution=args.full_resolution)
     if args.probabilities:

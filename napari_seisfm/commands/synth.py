@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..parsing import parse_triple
+from ..parsing import triple
 
 
 def register(sub):
     p = sub.add_parser("synth", help="write a synthetic cube and its ground-truth labels")
     p.add_argument("out", help="output file: .sgy, .sgz or .npy (labels go to <stem>_labels.<ext>)")
-    p.add_argument("--size", default="128", help="N or NI,NX,NT samples (default 128)")
+    p.add_argument("--size", default="128", type=triple("--size", "128 or 128,128,256"), help="N or NI,NX,NT samples (default 128)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("sgy", "sgz", "npy"), help="default: from the OUT suffix")
     p.add_argument("--noise", type=float, default=0.1, help="noise level relative to signal RMS")
@@ -28,7 +28,7 @@ def run(args) -> int:
     if fmt not in ("sgy", "sgz", "npy"):
         raise SeisfmError(f"{out}: say --format sgy|sgz|npy or use one of those suffixes")
     out = out.with_suffix("." + fmt)
-    shape = parse_triple(args.size, "--size", "128 or 128,128,256")
+    shape = args.size
     check_memory(shape, "--size")  # before anything is allocated: 40000^3 used to run until memory ran out
     prepare_output(out)
     survey = make_survey(shape, seed=args.seed, noise=args.noise)

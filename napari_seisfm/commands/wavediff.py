@@ -8,6 +8,8 @@ import sys
 
 
 def register(sub) -> None:
+    from ..parsing import real
+
     p = sub.add_parser("wavediff", help="joint seismic-velocity latent diffusion checked by a wave-equation solver",
                        description="WaveDiffusion (docs/wavediffusion.md): simulate OpenFWI-like pairs, train the VQ "
                        "autoencoder + latent DDPM, sample pairs, invert gathers, measure the PDE deviation.")
@@ -15,10 +17,10 @@ def register(sub) -> None:
 
     s = ws.add_parser("simulate", help="velocity maps -> shot gathers (generated families or your .npy maps)")
     _setup_args(s)
-    s.add_argument("--n", type=int, default=100, help="number of generated pairs (default 100)")
+    s.add_argument("--n", type=limited("n"), default=100, help="number of generated pairs (default 100)")
     s.add_argument("--kinds", default="flatvel,curvevel,flatfault,style", help="velocity families, comma-separated")
     s.add_argument("--velocity", metavar="FILE.npy", help="forward-model these maps (N x 1 x nz x nx or nz x nx, m/s) instead")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=limited("seed"), default=0)
     s.add_argument("--out", required=True, metavar="DIR", help="folder for data.npy (seismic) and model.npy (velocity)")
     _common(s, run_simulate)
 
@@ -28,12 +30,12 @@ def register(sub) -> None:
     _setup_args(t)
     t.add_argument("--size", default="tiny", choices=["micro", "tiny", "full"], help="network sizes (full: the study's; micro: tests)")
     t.add_argument("--two-vq", action="store_true", help="a codebook per modality instead of one shared")
-    t.add_argument("--stage1-steps", type=int, help="Stage 1 steps (default 2000; with --resume: a new total for the run)")
-    t.add_argument("--stage2-steps", type=int, help="Stage 2 steps (default 2000; with --resume: a new total for the run)")
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--minutes", type=float, help="stop this call after about MINUTES with a checkpoint (continue with --resume)")
+    t.add_argument("--stage1-steps", type=limited("stage1_steps"), help="Stage 1 steps (default 2000; with --resume: a new total for the run)")
+    t.add_argument("--stage2-steps", type=limited("stage2_steps"), help="Stage 2 steps (default 2000; with --resume: a new total for the run)")
+    t.add_argument("--batch-size", type=limited("batch_size"), default=16)
+    t.add_argument("--minutes", type=real("--minutes {value}: must be 0 or more", lo=0), help="stop this call after about MINUTES with a checkpoint (continue with --resume)")
     t.add_argument("--name", help="model name (default: the folder's name)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=limited("seed"), default=0)
     t.add_argument("--resume", action="store_true")
     _common(t, run_train)
 
@@ -42,29 +44,31 @@ def register(sub) -> None:
                                ("residual", "PDE deviation of trained, random and denoised-random latents", run_residual)):
         r = ws.add_parser(name, help=helptext)
         r.add_argument("--model", metavar="FILE.safetensors", help="a trained model (default: the bundled tiny one)")
-        r.add_argument("--seed", type=int, default=0)
+        r.add_argument("--seed", type=limited("seed"), default=0)
         if name == "sample":
-            r.add_argument("--n", type=int, default=8)
+            r.add_argument("--n", type=limited("n"), default=8)
             r.add_argument("--out", required=True, metavar="FILE.npz", help="seismic, velocity (networks' space) and deviation")
             r.add_argument("--plot", metavar="FILE.png", help="draw each pair: velocity, decoded and simulated shot, residual")
         elif name == "invert":
             r.add_argument("--data", metavar="DIR", help="data.npy + model.npy to invert (default: freshly simulated pairs)")
-            r.add_argument("--n", type=int, default=16, help="how many pairs")
-            r.add_argument("--steps", type=int, default=10, help="refined backward steps (the study: 10)")
-            r.add_argument("--candidates", type=int, default=16, help="latents drawn per step (the study: 100)")
+            r.add_argument("--n", type=limited("n"), default=16, help="how many pairs")
+            r.add_argument("--steps", type=limited("steps"), default=10, help="refined backward steps (the study: 10)")
+            r.add_argument("--candidates", type=limited("candidates"), default=16, help="latents drawn per step (the study: 100)")
         else:
-            r.add_argument("--n", type=int, default=32, help="freshly simulated pairs encoded as trained latents")
-            r.add_argument("--n-random", type=int, default=32, help="random latents run through the backward process")
-            r.add_argument("--points", type=int, default=11, help="points on each curve")
+            r.add_argument("--n", type=limited("n"), default=32, help="freshly simulated pairs encoded as trained latents")
+            r.add_argument("--n-random", type=limited("n_random"), default=32, help="random latents run through the backward process")
+            r.add_argument("--points", type=limited("points"), default=11, help="points on each curve")
             r.add_argument("--csv", metavar="FILE.csv", help="write both curves")
             r.add_argument("--plot", metavar="FILE.png", help="plot both curves")
         _common(r, fn)
 
 
 def _setup_args(p) -> None:
+    from ..parsing import real
+
     p.add_argument("--setup", default="tiny", help="geometry and sizes: tiny (CPU) or openfwi (default tiny)")
-    p.add_argument("--dt", type=float, help="time step in s (overrides the setup; checked against the CFL limit)")
-    p.add_argument("--dx", type=float, help="grid spacing in m (overrides the setup)")
+    p.add_argument("--dt", type=real("--dt {value}: must be a positive number", above=0), help="time step in s (overrides the setup; checked against the CFL limit)")
+    p.add_argument("--dx", type=real("--dx {value}: must be a positive number", above=0), help="grid spacing in m (overrides the setup)")
 
 
 def _common(p, fn) -> None:
@@ -73,30 +77,25 @@ def _common(p, fn) -> None:
     p.set_defaults(run=lambda args: _check_args(args) or fn(args))
 
 
-# option -> (least, most): every count, step and seed a wavediff command takes, checked before any work
+# option -> (least, most): every count, step and seed a wavediff command takes, checked while parsing (limited)
 LIMITS = {"n": (1, 10**7), "n_random": (1, 10**6), "points": (2, 10**5), "steps": (1, 10**6), "candidates": (1, 10**6),
           "batch_size": (1, 10**6), "seed": (0, 2**63 - 1), "stage1_steps": (0, 10**9), "stage2_steps": (0, 10**9)}
 OUTPUT_FILES = ("plot", "csv")  # written at the end: a bad place is refused first
 
 
+def limited(name: str):
+    """argparse ``type=`` of the integer option ``name`` within its LIMITS."""
+    from ..parsing import integer
+
+    lo, hi = LIMITS[name]
+    return integer(f"--{name.replace('_', '-')} {{value}}: must be {{lo}} to {{hi}}", lo=lo, hi=hi)
+
+
 def _check_args(args) -> None:
-    import math
     from pathlib import Path
 
     from ..cube import prepare_output
-    from ..errors import SeisfmError
 
-    for name, (lo, hi) in LIMITS.items():
-        value = getattr(args, name, None)
-        if value is not None and not lo <= value <= hi:
-            raise SeisfmError(f"--{name.replace('_', '-')} {value}: must be {lo} to {hi}")
-    for name in ("dt", "dx"):
-        value = getattr(args, name, None)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise SeisfmError(f"--{name} {value}: must be a positive number")
-    minutes = getattr(args, "minutes", None)
-    if minutes is not None and not (math.isfinite(minutes) and minutes >= 0):  # 0: stop after the first step
-        raise SeisfmError(f"--minutes {minutes}: must be 0 or more")
     outputs = [getattr(args, name, None) for name in OUTPUT_FILES]
     if args.wavediff_command == "sample":
         outputs.append(args.out)
@@ -132,9 +131,9 @@ def _print(args, result: dict, lines) -> int:
 
 
 def _bar(desc, total, quiet):
-    from tqdm import tqdm
+    from ..progress_bar import ProgressBar
 
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, disable=quiet, file=sys.stderr)
+    return ProgressBar(desc, "step", total=total, disable=quiet)
 
 
 def run_simulate(args) -> int:
@@ -162,14 +161,14 @@ def run_simulate(args) -> int:
         out = []
         for i in range(0, v.shape[0], 64):
             out.append(simulate(np.asarray(v[i:i + 64, 0]), g, device=args.device).cpu().numpy())
-            bar.update(out[-1].shape[0])
+            bar.advance(out[-1].shape[0])
         bar.close()
         seismic, velocity = np.concatenate(out), np.asarray(v, dtype=np.float32)
     else:
         kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         bar = _bar("simulate", args.n, args.json)
         seismic, velocity = generate_pairs(args.n, setup, kinds, args.seed, args.device,
-                                           progress=lambda done, total: bar.update(done - bar.n))
+                                           progress=bar)
         bar.close()
     s_path, v_path = save_pairs(args.out, seismic, velocity)
     result = {"seismic": str(s_path), "velocity": str(v_path), "seismic_shape": list(seismic.shape),
@@ -191,13 +190,11 @@ def run_train(args) -> int:
 
     def progress(p):
         nonlocal bar, bar_stage
-        if bar is None or bar_stage != p.stage:
+        if bar is None or bar_stage != p.stage:  # a bar per stage
             if bar is not None:
                 bar.close()
             bar, bar_stage = _bar(f"stage {p.stage}", p.total, args.json), p.stage
-            bar.update(p.step - 1)
-        bar.update(1)
-        bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
+        bar(p.step, p.total, {"loss": f"{p.loss:.4f}"})
 
     try:
         state = train(args.data, args.out, setup, vq, DIFFUSION_CONFIGS[args.size], stage1_steps=args.stage1_steps,
@@ -233,7 +230,7 @@ def run_sample(args) -> int:
     model, _ = _model(args)
     g = torch.Generator().manual_seed(args.seed)
     bar = _bar("sample", model.diff_cfg.steps, args.json)
-    z, _ = model.ddpm.sample((args.n, *model.latent_shape), generator=g, on_step=lambda *_: bar.update(1))
+    z, _ = model.ddpm.sample((args.n, *model.latent_shape), generator=g, on_step=lambda *_: bar.advance())
     bar.close()
     with torch.no_grad():
         s, v = model.decode(z)
@@ -315,7 +312,7 @@ def run_residual(args) -> int:
         raise SeisfmError(f"--points {args.points}: this model has {model.diff_cfg.steps} diffusion steps; use at most that many")
     s, v = _pairs(args, model, 20_000 + args.seed)
     bar = _bar("backward", model.diff_cfg.steps, args.json)
-    r = measure(model, s, args.n_random, args.points, args.seed, on_step=lambda *_: bar.update(1))
+    r = measure(model, s, args.n_random, args.points, args.seed, on_step=lambda *_: bar.advance())
     bar.close()
     shuffled = torch.roll(torch.arange(s.shape[0]), 1)
     r["mismatched_pairs"] = float(pair_deviation(s[shuffled], v, model.setup).mean())

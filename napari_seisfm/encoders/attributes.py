@@ -171,6 +171,9 @@ class AttributeEmbedder(Embedder):
         flat = tuple(k for k in (0, 1) if x.ndim == 3 and x.shape[k] == 1)
         return self._embed(x, tuple(int(s) for s in stride), flat)
 
+    def check_sections(self) -> None:
+        """Any section: the attributes embed one natively (no neighbouring lines needed)."""
+
     def embed_sections(self, sections: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
         """Embed a stack of independent 2-D sections ``(n, trace, sample)``, each with ``halo[1:]``
         samples of context on each side, at ``stride`` (trace, sample): ``(n, gx, gt, dim)``."""

@@ -52,18 +52,19 @@ class CombinedEmbedder(Embedder):
             out.append(unit(p.embed_block(np.ascontiguousarray(block[cut]), stride)))
         return np.concatenate(out, axis=-1)
 
-    def embed_sections(self, sections: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
-        """Stacks of 2-D images: each part embeds them as ``embed_images`` would on its own."""
-        from ..images import _section_path
+    def check_sections(self) -> None:
+        for p in self.parts:
+            p.check_sections()
 
+    def embed_sections(self, sections: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+        """Stacks of 2-D images: each part embeds its centred crop as it would on its own."""
+        self.check_sections()
         big = self.halo[1:]
         out = []
         for p in self.parts:
-            h, run = _section_path(p, stride)
+            h = p.halo[1:]
             cut = (slice(None), *(slice(b - hh, sections.shape[k + 1] - (b - hh)) for k, (b, hh) in enumerate(zip(big, h))))
-            part = np.ascontiguousarray(sections[cut])
-            out.append(unit(np.concatenate([run(part[i:i + 1]) for i in range(len(part))])
-                            if not hasattr(p, "embed_sections") else run(part)))
+            out.append(unit(p.embed_sections(np.ascontiguousarray(sections[cut]), stride)))
         return np.concatenate(out, axis=-1)
 
     def checkpoint_sha256(self) -> str | None:

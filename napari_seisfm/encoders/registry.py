@@ -1,22 +1,29 @@
-"""Model cards (one TOML file per model in ``models/``) and the factory that builds embedders.
+"""Model cards (one TOML file per model in ``models/``) and :func:`get_embedder`, the one factory of embedders.
 
 The cards live in the repository's top-level ``models/`` directory, reached through the package
 path ``napari_seisfm/models`` (a symlink to ``../models``), so the same lookup works in editable
 and wheel installs. Weights the user supplies are looked for, in order, in ``$SEISFM_MODELS``,
 ``~/.local/share/napari-seisfm/models`` and the bundled ``models/`` directory; cards placed in
 the first two are listed too, so users can add their own models without touching the package.
+
+A card's ``tokenization`` picks its family, registered with ``encoders.base.family`` by a module in
+``encoders/families/`` (found by folder, like the CLI's commands); ``"a+b"`` combines models.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import tomllib  # Python >= 3.11 (see docs/models.md)
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 
 from ..errors import SeisfmError
-from .base import Embedder, ModelCard
+from . import families as families_pkg
+from .base import FAMILIES, Embedder, Family, ModelCard
+from .combined import SEPARATOR, CombinedEmbedder
 
 DEFAULT_MODEL = "attributes"  # the embedded default until a learned model is bundled
 USER_DIR = Path("~/.local/share/napari-seisfm/models")
@@ -124,26 +131,8 @@ def install_hint(c: ModelCard) -> str:
     return f"not installed: put the checkpoint at {checkpoint_path(c)} or pass --checkpoint"
 
 
-def build_encoder(c: ModelCard):
-    """The card's ViT encoder with fresh weights (architecture from ``[architecture]``)."""
-    from .vit import ViTEncoder, config
-
-    arch = dict(c.extra.get("architecture", {}))
-    size = arch.pop("size", "base")
-    kw = {"tokenization": c.tokenization}
-    if c.window:
-        kw["window"] = c.window[0]
-    if c.patch:
-        kw["patch"] = c.patch[0]
-    kw.update(arch)
-    try:
-        return ViTEncoder(config(size, **kw))
-    except (TypeError, ValueError) as exc:
-        raise SeisfmError(f"model card {c.id}: bad architecture ({exc})") from None
-
-
 def get_embedder(
-    model_id: str = DEFAULT_MODEL,
+    model_id: str | None = DEFAULT_MODEL,
     checkpoint: str | os.PathLike | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -151,38 +140,32 @@ def get_embedder(
     spacing: tuple[float, float] | None = None,
     tiling: str | None = None,
 ) -> Embedder:
-    """An embedder for a model id, with its weights loaded.
+    """An embedder for a model id (None: the default), with its weights loaded.
 
-    ``checkpoint`` overrides the card's file (any supported layout; no hash check then).
+    ``checkpoint`` overrides the card's file (any supported layout; no hash check then); a model
+    without weights refuses one.
     ``spacing`` (trace distance along inline and crossline axes) shapes the 2.5D diagonals;
     ``tiling`` ("exact" or "coarse", default from the card, else exact): see ``vit_embedder``.
     """
-    if "+" in str(model_id) and not Path(str(model_id)).exists():  # attributes+seisfm-micro-2.5d
-        from .combined import CombinedEmbedder
-
+    model_id = model_id or DEFAULT_MODEL
+    if SEPARATOR in str(model_id) and not Path(str(model_id)).exists():  # attributes+seisfm-micro-2.5d
         if checkpoint is not None:
             raise SeisfmError(f"model {model_id!r}: a combined model takes no --checkpoint; give each part by id")
-        if "" in str(model_id).split("+"):
+        if "" in str(model_id).split(SEPARATOR):
             raise SeisfmError(f"model {model_id!r}: an empty part; combine model ids as attributes+seisfm-micro-2.5d")
         return CombinedEmbedder([
             get_embedder(m, device=device, precision=precision, batch_size=batch_size, spacing=spacing, tiling=tiling)
-            for m in str(model_id).split("+")
+            for m in str(model_id).split(SEPARATOR)
         ])
     c = card(model_id)
-    if c.tokenization == "attributes":
-        from .attributes import AttributeEmbedder
-
-        if str(device) not in ("auto", "cpu"):  # it runs on the CPU: a GPU asked for must at least exist
-            from .vit_embedder import pick_device
-
-            pick_device(str(device))
-        return AttributeEmbedder(c)
-    if c.tokenization not in ("2d", "2.5d", "3d"):
+    fam = families().get(c.tokenization)
+    if fam is None:
         raise SeisfmError(f"model card {c.id}: unknown tokenization {c.tokenization!r}")
-    from .checkpoint import load_encoder
-    from .vit_embedder import ViTEmbedder
-
-    if checkpoint is not None:
+    if not fam.weights:
+        if checkpoint:
+            raise SeisfmError(f"{checkpoint}: model {model_id!r} has no weights; drop --checkpoint")
+        path = None
+    elif checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if not path.is_file():
             raise SeisfmError(f"{path}: no such checkpoint file")
@@ -190,11 +173,16 @@ def get_embedder(
         path = checkpoint_path(c)
         if path is None or not path.is_file():
             raise SeisfmError(f"model {c.id}: {install_hint(c)}")
-    encoder = build_encoder(c)
-    report = load_encoder(encoder, path, what=f"the {c.id} encoder")
-    if checkpoint is None and c.sha256 and report.sha256 != c.sha256:
-        raise SeisfmError(f"{path}: sha256 {report.sha256} differs from the model card's {c.sha256}")
-    return ViTEmbedder(
-        c, encoder, device=device, precision=precision, batch_size=batch_size, sha256=report.sha256, spacing=spacing,
-        tiling=tiling,
+    return fam.build(
+        c, path, sha256=c.sha256 if checkpoint is None else None, device=device, precision=precision,
+        batch_size=batch_size, spacing=spacing, tiling=tiling,
     )
+
+
+def families() -> dict[str, Family]:
+    """The embedder families by tokenization: every module in ``encoders/families/`` (but ``_*``) is
+    imported once, which runs its ``@family`` registrations (``encoders.base.family``)."""
+    for info in pkgutil.iter_modules(families_pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{families_pkg.__name__}.{info.name}")
+    return FAMILIES

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SeisfmError
+from .base import ModelCard
 from .tokenizers import Tokenizer, make_tokenizer
 
 
@@ -221,3 +223,19 @@ class MaskedAutoencoder(nn.Module):
         for blk in self.decoder_blocks:
             y = blk(y)
         return self.decoder_pred(self.decoder_norm(y))[:, 1:]
+
+
+def build_encoder(c: ModelCard) -> ViTEncoder:
+    """The card's ViT encoder with fresh weights (architecture from ``[architecture]``)."""
+    arch = dict(c.extra.get("architecture", {}))
+    size = arch.pop("size", "base")
+    kw = {"tokenization": c.tokenization}
+    if c.window:
+        kw["window"] = c.window[0]
+    if c.patch:
+        kw["patch"] = c.patch[0]
+    kw.update(arch)
+    try:
+        return ViTEncoder(config(size, **kw))
+    except (TypeError, ValueError) as exc:
+        raise SeisfmError(f"model card {c.id}: bad architecture ({exc})") from None

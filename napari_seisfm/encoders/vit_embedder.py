@@ -41,6 +41,7 @@ default.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from dataclasses import dataclass
@@ -173,6 +174,21 @@ class ViTEmbedder(Embedder):
 
     def checkpoint_sha256(self) -> str | None:
         return self._sha
+
+    def _one_section(self) -> ViTEmbedder:
+        """Self, or for a 2d model fusing inline and crossline sections a copy (same encoder) that
+        embeds the inline section only: a lone section has no crossline section to fuse."""
+        if self.kind != "2d" or self.fusion == "inline":
+            return self
+        inline = copy.copy(self)
+        inline.fusion = "inline"
+        return inline
+
+    def check_sections(self) -> None:
+        Embedder.check_sections(self._one_section())
+
+    def embed_sections(self, sections: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+        return Embedder.embed_sections(self._one_section(), sections, stride)
 
     # A 2-D line (one inline or crossline) comes without a halo along its missing axis: windows are
     # edge-padded (replicate) there, which is exactly what mirroring the one line gave, so the

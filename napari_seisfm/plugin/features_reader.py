@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import SeisfmError
 from ..features import FORMAT, FeatureVolume
-from .reader import refused
+from .refusal import refused
 
 SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
 COLOUR_OPACITY = 0.6  # once shown, the seismic still reads through the colours

@@ -17,9 +17,9 @@ import numpy as np
 from ..cube import SUFFIXES, open_cube
 from ..display import SEISMIC_COLORMAP, cube_layer
 from ..errors import SeisfmError
+from . import refusal
+from .refusal import refused
 from .view import ensure_exaggeration, orient_when_added
-
-NOTHING = [(None,)]  # npe2: the file was ours and opens no layer (no second, generic error from napari)
 
 
 def get_reader(path):
@@ -47,18 +47,8 @@ def get_reader(path):
             return refused(str(exc))
     for w in said:
         if issubclass(w.category, UserWarning):
-            _notify(str(w.message))
+            refusal.notify(str(w.message))
     return partial(_read, cube)
-
-
-def refused(message: str):
-    """A reader that shows ``message`` as the only word on the file and opens nothing."""
-
-    def _refuse(_path=None, **_):
-        _notify(message)
-        return NOTHING
-
-    return _refuse
 
 
 def _ndim(path: Path) -> int | None:
@@ -88,9 +78,3 @@ def _register_seismic_colormap() -> None:
     from napari.utils.colormaps import ensure_colormap
 
     ensure_colormap(dict(SEISMIC_COLORMAP))
-
-
-def _notify(message: str) -> None:
-    from napari.utils.notifications import show_warning
-
-    show_warning(message)

@@ -23,20 +23,21 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import SeisfmCancelled, SeisfmError
+from ..method_names import CONTEXT, SMOOTH
 from .context import TRUNCATE, Context, radius, reach, smooth_grid
 from .knn import Segmentation, SliceFirst, box_index, valid_support
 from .linear import Standardiser, fit_logistic, softmax_
 from .matrix import FeatureMatrix
 
-# Defaults chosen on `seisfm bench`'s dev seeds 0-2 at 96^3 (docs/quality.md): smoothing 0, 1, 2, 3 x L2 1e-3,
-# 1e-2, 1e-1 without context: mean mIoU over the synthetic tasks 0.45-0.57, best at 1 grid point and 1e-3.
-SMOOTH = 1.0
+# The defaults SMOOTH and CONTEXT live in method_names.py (names and values only, so the CLI lists them
+# without importing this module). SMOOTH, chosen on `seisfm bench`'s dev seeds 0-2 at 96^3 (docs/quality.md):
+# smoothing 0, 1, 2, 3 x L2 1e-3, 1e-2, 1e-1 without context: mean mIoU over the synthetic tasks 0.45-0.57,
+# best at 1 grid point and 1e-3.
 L2 = 1e-3
 # Context scales (grid points): dev seeds, L2 1e-3, mean mIoU none 0.571, (1.5,) 0.586, (1.5, 3) 0.589, (2, 4)
 # 0.589; packages 0.561 -> 0.692 with (1.5, 3) (search/context.py, docs/quality.md). Then the wide scales 6 and 12
 # (pooled grid, issue 22), dev seeds 0-2, attributes: synthetic mean 0.576 -> 0.580, TGS salt 0.579 -> 0.604
 # (benchmarks/sweep_defaults.py readouts); the same option for every read-out.
-CONTEXT = (1.5, 3.0, 6.0, 12.0)
 # The context columns' L2 is this many times the vector's own (benchmarks/sweep_defaults.py context-penalty,
 # dev seeds: mean mIoU 0.589 at 1, 0.585 at 10, 0.574 at 100, the same within seed noise). 10, because with
 # a few painted points, the dock's usual case, an unpenalised context leaks across class boundaries

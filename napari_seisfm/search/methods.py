@@ -1,9 +1,11 @@
 """The interchangeable decision rules, by name: what `seisfm search --decision`, `seisfm segment --method`,
-the bench and the Click-to-map dock choose from. Defaults are chosen on `seisfm bench` (docs/quality.md)."""
+the bench and the Click-to-map dock choose from. Defaults are chosen on `seisfm bench` (docs/quality.md). The
+names alone (for the CLI's choices, without importing this package) are in ``napari_seisfm.method_names``."""
 
 from __future__ import annotations
 
 from ..errors import SeisfmError
+from ..method_names import DEFAULT_DECISION, DEFAULT_SEGMENTER
 from .centroid import CentroidSearch
 from .knn import KnnSegmenter
 from .linear_segmenter import LinearSegmenter
@@ -16,8 +18,6 @@ DECISIONS = {"probe": ProbeSearch, **READOUT_DECISIONS, "centroid": CentroidSear
 # the read-outs of labelled points: linear (folded, fast), the nonlinear ones (search/readouts.py), and kNN (the
 # NCS paper's protocol, kept as the reference every table shows)
 SEGMENTERS = {"linear": LinearSegmenter, **READOUTS, "knn": KnnSegmenter}
-DEFAULT_DECISION = "probe"
-DEFAULT_SEGMENTER = "linear"
 
 
 def _pick(table: dict, name: str, what: str):

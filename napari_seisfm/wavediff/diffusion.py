@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .vqae import ResBlock, _groups
+from .vqae import ResBlock, norm_groups
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class UNet(nn.Module):
                 c = co
             if i > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, zdim, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(norm_groups(c), c), nn.SiLU(), nn.Conv2d(c, zdim, 3, padding=1))
 
     def forward(self, x, t):
         te = self.temb(timestep_embedding(t, self.ch))

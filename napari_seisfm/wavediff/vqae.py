@@ -45,15 +45,16 @@ VQ_CONFIGS = {
 }
 
 
-def _groups(c: int) -> int:
+def norm_groups(c: int) -> int:
+    """Groups of a GroupNorm over ``c`` channels: up to 8, dividing ``c``."""
     return math.gcd(c, 8)
 
 
 class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, temb: int = 0):
         super().__init__()
-        self.n1, self.c1 = nn.GroupNorm(_groups(cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.n2, self.c2 = nn.GroupNorm(_groups(cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.n1, self.c1 = nn.GroupNorm(norm_groups(cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.n2, self.c2 = nn.GroupNorm(norm_groups(cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.t = nn.Linear(temb, cout) if temb else None
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -87,7 +88,7 @@ class Encoder(nn.Module):
             layers += [ResBlock(chans[i], chans[i]) for _ in range(cfg.res_blocks)]
             layers.append(nn.Conv2d(chans[i], chans[i + 1], 3, stride=s, padding=1))
         layers += [ResBlock(chans[-1], chans[-1]) for _ in range(cfg.res_blocks)]
-        layers += [nn.GroupNorm(_groups(chans[-1]), chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], cfg.zdim, 1)]
+        layers += [nn.GroupNorm(norm_groups(chans[-1]), chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], cfg.zdim, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -109,7 +110,7 @@ class Decoder(nn.Module):
             }))
         self.strides = strides
         self.out = nn.Sequential(*[ResBlock(chans[-1], chans[-1]) for _ in range(cfg.res_blocks)],
-                                 nn.GroupNorm(_groups(chans[-1]), chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], cout, 3, padding=1))
+                                 nn.GroupNorm(norm_groups(chans[-1]), chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], cout, 3, padding=1))
 
     def forward(self, z):
         h = self.inp(z)

@@ -14,8 +14,8 @@ import zlib
 
 import numpy as np
 
-from ..errors import SeisfmError
-from .base import Codec, Encoded, register
+from ...errors import SeisfmError
+from ..base import Codec, Encoded, register
 
 NVCOMP_NAMES = {
     "lz4": "LZ4",

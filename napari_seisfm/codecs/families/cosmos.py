@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SeisfmError
-from .base import Codec, Encoded, register
+from ...errors import SeisfmError
+from ..base import Codec, Encoded, register
 
 VARIANTS = {  # name -> (discrete?, spatial factor)
     "CI8x8": (False, 8),

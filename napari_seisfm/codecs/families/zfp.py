@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SeisfmError
-from .base import Codec, Encoded, register
+from ...errors import SeisfmError
+from ..base import Codec, Encoded, register
 
 
 class ZfpCodec(Codec):
