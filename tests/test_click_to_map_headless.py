@@ -12,12 +12,11 @@ from napari_seisfm.errors import SeisfmError
 from napari_seisfm.features import GridSpec
 from napari_seisfm.interpretation import (
     Interpretation,
-    auto_threshold,
     load_interpretation,
     save_interpretation,
     sync_clicks,
 )
-from napari_seisfm.search import CentroidSearch, FeatureMatrix
+from napari_seisfm.search import CentroidSearch, FeatureMatrix, auto_threshold
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -27,12 +27,12 @@ def run(args) -> int:
 
     from ..errors import SeisfmError
     from ..search import FeatureMatrix, kmeans_facies
-    from ..search.output import open_cube_for, write_map
+    from ..search.output import optional_cube, write_map
 
     if args.seed < 0:
         raise SeisfmError(f"--seed {args.seed}: must be 0 or more")
 
-    cube = open_cube_for(args.features, args.cube)
+    cube = optional_cube(args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     with tqdm(total=1, unit="step", desc="k-means") as bar:
         def progress(done, total):

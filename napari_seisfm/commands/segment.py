@@ -121,7 +121,7 @@ def run(args) -> int:
     from ..errors import SeisfmError
     from ..export import write_array
     from ..search import FeatureMatrix
-    from ..search.output import open_cube_for, write_map
+    from ..search.output import optional_cube, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end
 
     if not 0 <= args.smooth <= MAX_SMOOTH:  # NaN fails too; 1e308 used to overflow deep in the filter
@@ -137,7 +137,7 @@ def run(args) -> int:
     for out in (args.out, args.probabilities, args.confidence):  # refuse a bad place before the work
         if out:
             prepare_output(out, folder_ok=Path(out).suffix.lower() == ".zarr")
-    cube = open_cube_for(args.features, args.cube)
+    cube = optional_cube(args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     points, classes = read_support(args.labels, fm, args.coords)
     n_valid = check_support(args.labels, fm, points, classes)
