@@ -126,3 +126,20 @@ def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(survey, args,
     assert len(said) == 1 and "Traceback" not in err, err
     assert said[0].startswith("seisfm: error: ") and f"[{extra}] extra" in said[0], err
     assert said[0].endswith(f"pip install 'napari-seisfm[{extra}]'"), err
+
+
+def test_files_marked_headless_import_no_extra_at_module_level():
+    """What .ci/run's core-only venv collects: a module-level import of an extra's module would fail there."""
+    import ast
+    from pathlib import Path
+
+    bad = []
+    files = [p for p in sorted(Path(__file__).parent.glob("test_*.py")) if "pytest.mark.headless" in p.read_text()]
+    assert len(files) > 10
+    for path in files:
+        for node in ast.parse(path.read_text()).body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in BLOCKED
+                    or n.startswith("napari_seisfm.plugin")]
+    assert not bad, bad
