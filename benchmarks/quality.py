@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/quality.py --seeds report --out docs/bench
 
-The protocols and the suite live in napari_seisfm/bench/; docs/quality.md has the tables.
+The protocols and the suite live in napari_seisfm/quality/; docs/quality.md has the tables.
 """
 
 import sys

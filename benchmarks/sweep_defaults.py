@@ -20,8 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from napari_seisfm import bench
-from napari_seisfm.bench import protocols as P
+from napari_seisfm import quality
+from napari_seisfm.quality import protocols as P
 
 SEGMENT_GRID = {"smooth": (0.0, 1.0, 2.0, 3.0), "l2": (1e-3, 1e-2, 1e-1), "context": ((), (1.5,), (1.5, 3.0), (2.0, 4.0)),
                 "context_penalty": (1.0, 10.0, 100.0)}
@@ -42,7 +42,7 @@ def synthetic_tasks(survey, fm, truth):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("segment", "context-penalty", "probe", "readouts"))
-    p.add_argument("--seeds", default=",".join(map(str, bench.DEV_SEEDS)))
+    p.add_argument("--seeds", default=",".join(map(str, quality.DEV_SEEDS)))
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--model", default="attributes", help="readouts: the embedder (default: %(default)s)")
     p.add_argument("--readouts", default="linear,forest,boosting,mlp,conv", help="readouts: which read-outs")
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-synthetic", action="store_true", help="readouts: the image set only")
     a = p.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
-    if set(seeds) & set(bench.REPORT_SEEDS):
+    if set(seeds) & set(quality.REPORT_SEEDS):
         p.error("the sweep chooses defaults: use dev seeds, not the report seeds")
     if a.what == "readouts":
         return sweep_readouts(a, seeds)
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     scores = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            survey, _, fm, truth, _ = bench.prepare(a.size, seed, 2, tmp)
+            survey, _, fm, truth, _ = quality.prepare(a.size, seed, 2, tmp)
             if a.what != "probe":
                 for task, (t, classes, opts) in synthetic_tasks(survey, fm, truth).items():
                     for c in combos:
@@ -98,7 +98,7 @@ def sweep_readouts(a, seeds) -> int:
     tasks, the image set's mIoU and the mean seconds (fit + every grid point) per combination."""
     import time
 
-    from napari_seisfm.bench import suite
+    from napari_seisfm.quality import suite
 
     readouts = a.readouts.split(",")
     contexts = [tuple(float(v) for v in c.split(",")) if c.strip() not in ("", "none") else () for c in a.contexts.split(";")]
@@ -111,7 +111,7 @@ def sweep_readouts(a, seeds) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             if not a.no_synthetic:
-                survey, _, fm, truth, _ = bench.prepare(a.size, seed, 2, tmp, embedder=suite.make_embedder(a.model))
+                survey, _, fm, truth, _ = quality.prepare(a.size, seed, 2, tmp, embedder=suite.make_embedder(a.model))
                 for task, (t, classes, opts) in synthetic_tasks(survey, fm, truth).items():
                     for ro in readouts:
                         for ctx in contexts:

@@ -11,6 +11,7 @@ import warnings
 
 from . import __version__, commands
 from .errors import SeisfmCancelled, SeisfmError
+from .extras import missing_extra, require_for_command
 from .threads import one_thread_per_worker
 
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(command).parse_args(argv)  # option values are checked here (parsing.py converters)
         check_common(args)
+        require_for_command(args.command)  # a command that needs an extra says which before it starts
         with one_thread_per_worker():  # the product's thread policy, not OMP_NUM_THREADS (threads.py)
             return int(args.run(args) or 0)
     except SeisfmCancelled as exc:
@@ -87,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             return _internal(exc, args)
         # a file the user named cannot be read or written (read-only, permissions, disk full)
         print(f"seisfm: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        error = missing_extra(exc, f"seisfm {args.command}")  # an option that needs an extra (extras.py)
+        if error is None:
+            return _internal(exc, args)
+        print(f"seisfm: error: {error}", file=sys.stderr)
         return 2
     except Exception as exc:
         return _internal(exc, args)

@@ -11,9 +11,9 @@ voxels of the label volume, ``value`` (M,) int32 their classes, ``shape`` (3,). 
 label volume's ``scale``/``translate`` (survey units), so it is placed where it was painted, on the
 feature grid or on the cube grid.
 
-Also here, because the widget, the demo and the benchmark share them: :func:`sync_clicks` (bring a
+Also here, because the widget, the demo and the benchmark share it: :func:`sync_clicks` (bring a
 :class:`~napari_seisfm.search.CentroidSearch` to a new set of clicks with incremental add/remove,
-never re-reading the store) and :func:`auto_threshold` (the default threshold rule).
+never re-reading the store). The default threshold rule is ``search.region.auto_threshold``.
 """
 
 from __future__ import annotations
@@ -325,16 +325,3 @@ def sync_clicks(search, positives, negatives) -> bool:
                 search.add(g, negative=negative)
                 changed = True
     return changed
-
-
-def auto_threshold(score_map: np.ndarray, positives) -> float:
-    """Default threshold: the lowest score among the positive clicks (grid indices).
-
-    "Mark everything at least as similar as the least similar example" needs no ground truth and keeps
-    every clicked point inside the mask; the user refines it with the slider.
-    """
-    vals = [float(score_map[tuple(int(v) for v in p)]) for p in positives]
-    vals = [v for v in vals if np.isfinite(v)]
-    if not vals:
-        raise SeisfmError("add a positive click first")
-    return min(vals)

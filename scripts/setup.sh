@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh Debian machine: system libraries napari needs (Xvfb, Mesa GL, Qt's
 # xcb libraries), a virtual environment, the CPU build of torch first, then the project with its
-# Qt binding and test extras. Safe to run again: it skips what is already there.
+# extras: [all] (napari and a Qt binding, torch, codecs, Dask, matplotlib) and [test]. Safe to run again: it skips
+# what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +22,4 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned: any other spec pulls several GB of CUDA packages
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[all,test]"  # all: a Qt binding (PyQt6); test: pytest, pytest-qt, ruff
+.venv/bin/python -m pip install -q -e ".[all,test]"  # all: every extra (pyproject.toml); test: pytest, pytest-qt, ruff

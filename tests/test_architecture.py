@@ -30,7 +30,7 @@ CORE = [
     "napari_seisfm.features", "napari_seisfm.extract", "napari_seisfm.encoders.registry",
     "napari_seisfm.encoders.attributes", "napari_seisfm.encoders.vit_embedder", "napari_seisfm.search",
     "napari_seisfm.codecs", "napari_seisfm.codecs.compare", "napari_seisfm.synthetic", "napari_seisfm.export",
-    "napari_seisfm.interpretation", "napari_seisfm.bench", "napari_seisfm.display", "napari_seisfm.cli",
+    "napari_seisfm.interpretation", "napari_seisfm.quality", "napari_seisfm.display", "napari_seisfm.cli",
 ]
 
 

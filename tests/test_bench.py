@@ -1,8 +1,11 @@
 """The quality protocol's metrics against brute force and analytic cases."""
 
 import numpy as np
+import pytest
 
-from napari_seisfm.bench import auc, best_iou, iou
+from napari_seisfm.quality import auc, best_iou, iou
+
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
 
 def test_best_iou_is_the_best_over_every_threshold():
@@ -27,9 +30,7 @@ def test_best_iou_and_auc_analytic_cases():
 
 
 # ---------------------------------------------------------------------- protocols (seisfm bench)
-import pytest  # noqa: E402
-
-from napari_seisfm import bench  # noqa: E402
+from napari_seisfm import quality  # noqa: E402
 from napari_seisfm.cli import main as cli  # noqa: E402
 from napari_seisfm.search import FeatureMatrix  # noqa: E402
 
@@ -53,35 +54,35 @@ def _features(truth, noise, seed=0):
 def test_perfect_features_give_miou_one_and_random_features_give_chance(method):
     truth = _truth()
     opts = {"smooth": 0} if method == "linear" else {}  # smoothing rounds the corners of a 3-sample body
-    r = bench.segmentation_quality(_features(truth, 0.0), truth, [0, 1, 2], method=method, n_per_class=20, **opts)
+    r = quality.segmentation_quality(_features(truth, 0.0), truth, [0, 1, 2], method=method, n_per_class=20, **opts)
     assert r["miou"] == 1.0 and r["n_support"] == 60
     rng = np.random.default_rng(1)
     random_fm = FeatureMatrix.from_array(rng.normal(size=(*SHAPE, 8)).astype(np.float32), SHAPE, dtype="int8")
     half = (np.arange(np.prod(SHAPE)) % 2).reshape(SHAPE)  # two balanced classes, unrelated to the features
-    chance = bench.segmentation_quality(random_fm, half, [0, 1], method=method, n_per_class=50, **opts)
+    chance = quality.segmentation_quality(random_fm, half, [0, 1], method=method, n_per_class=50, **opts)
     assert 0.2 < chance["miou"] < 0.45  # IoU of a coin flip per class is 1/3
 
 
 def test_single_line_supervision_uses_that_line_only_and_seeds_reproduce():
     truth = _truth()
     fm = _features(truth, 0.3)
-    r = bench.segmentation_quality(fm, truth, [0, 1, 2], method="linear", line=True, target=2)
+    r = quality.segmentation_quality(fm, truth, [0, 1, 2], method="linear", line=True, target=2)
     inline = r["line_inline"]
     assert (truth[inline] == 2).sum() == max((truth[i] == 2).sum() for i in range(SHAPE[0]))
     assert (r["support_points"][:, 0] == inline).all() and len(r["support_points"]) == SHAPE[1] * SHAPE[2]
-    a = bench.segmentation_quality(fm, truth, [0, 1, 2], method="knn", seed=3)
-    b = bench.segmentation_quality(fm, truth, [0, 1, 2], method="knn", seed=3)
+    a = quality.segmentation_quality(fm, truth, [0, 1, 2], method="knn", seed=3)
+    b = quality.segmentation_quality(fm, truth, [0, 1, 2], method="knn", seed=3)
     assert a["miou"] == b["miou"] and np.array_equal(a["support_points"], b["support_points"])
 
 
 def test_simulated_interpreter_clicks_the_largest_error_and_counts_noc():
     truth = _truth()
-    perfect = bench.simulated_interpreter(_features(truth, 0.0), truth == 2, max_clicks=6)
+    perfect = quality.simulated_interpreter(_features(truth, 0.0), truth == 2, max_clicks=6)
     assert perfect["ious"][0] == 1.0 and perfect["noc"] == 1 and len(perfect["ious"]) == 6
-    noisy = bench.simulated_interpreter(_features(truth, 0.6), truth == 2, max_clicks=8)
+    noisy = quality.simulated_interpreter(_features(truth, 0.6), truth == 2, max_clicks=8)
     assert noisy["positives"] >= 1 and noisy["positives"] + noisy["negatives"] <= 8
     assert noisy["noc"] == next((i + 1 for i, v in enumerate(noisy["ious"]) if v >= 0.8), 9)
-    old = bench.simulated_interpreter(_features(truth, 0.6), truth == 2, decision="centroid", grow=False, max_clicks=8)
+    old = quality.simulated_interpreter(_features(truth, 0.6), truth == 2, decision="centroid", grow=False, max_clicks=8)
     assert old["decision"] == "centroid" and len(old["ious"]) == 8
 
 
@@ -94,6 +95,7 @@ def _quick(tmp_path, capsys, *extra):
     return text, result
 
 
+@pytest.mark.extra("plots")  # the figures
 def test_bench_quick_runs_and_writes_tables_json_and_figures(tmp_path, capsys):
     text, result = _quick(tmp_path, capsys, "--readouts", "knn,linear,mlp", "--decisions", "probe,centroid")
     assert "| packages |" in text and "probe + connected" in text and "| task | knn | linear | mlp | best |" in text
@@ -107,10 +109,11 @@ def test_bench_quick_runs_and_writes_tables_json_and_figures(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.extra("torch")  # the conv-head read-out
 def test_bench_quick_has_every_read_out_and_decision(tmp_path, capsys):
     text, result = _quick(tmp_path, capsys)
-    assert {r["method"] for r in result["segmentation"]} == set(bench.suite.METHODS)
-    assert {r["decision"] for r in result["clicks"]} == {d for d, _ in bench.suite.DECISIONS}
+    assert {r["method"] for r in result["segmentation"]} == set(quality.suite.METHODS)
+    assert {r["decision"] for r in result["clicks"]} == {d for d, _ in quality.suite.DECISIONS}
     assert "| task | knn | linear | forest | boosting | mlp | conv | best |" in text
 
 

@@ -14,7 +14,7 @@ def test_building_the_whole_parser_imports_no_numpy_and_no_search_package():
         "import sys\n"
         "from napari_seisfm.cli import build_parser\n"
         "build_parser().format_help()\n"
-        "heavy = ('numpy', 'scipy', 'torch', 'zarr', 'napari_seisfm.search', 'napari_seisfm.bench', 'napari_seisfm.extract')\n"
+        "heavy = ('numpy', 'scipy', 'torch', 'zarr', 'napari_seisfm.search', 'napari_seisfm.quality', 'napari_seisfm.extract')\n"
         "print(','.join(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -35,7 +35,7 @@ def test_method_names_are_the_keys_of_the_method_tables():
 
 
 def test_bench_help_lists_what_bench_runs():
-    from napari_seisfm.bench import suite
+    from napari_seisfm.quality import suite
     from napari_seisfm.commands.bench import help_readouts
 
     assert help_readouts(method_names.SEGMENTERS) == tuple(suite.METHODS)

@@ -9,6 +9,8 @@ from napari_seisfm.cli import main
 from napari_seisfm.cube import open_cube
 from napari_seisfm.synthetic import make_survey
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 
 @pytest.mark.parametrize("fmt", ["sgy", "sgz", "npy"])
 def test_synth_round_trip(tmp_path, fmt):

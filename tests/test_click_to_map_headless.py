@@ -7,26 +7,27 @@ import json
 import numpy as np
 import pytest
 
-from napari_seisfm import bench
+from napari_seisfm import quality
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.features import GridSpec
 from napari_seisfm.interpretation import (
     Interpretation,
-    auto_threshold,
     load_interpretation,
     save_interpretation,
     sync_clicks,
 )
-from napari_seisfm.search import CentroidSearch, FeatureMatrix
+from napari_seisfm.search import CentroidSearch, FeatureMatrix, auto_threshold
+
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_flat_spot_click_ranks_flat_spot_above_background(tmp_path, seed):
     """Three clicks on the flat spot of one inline: flat-spot grid points score above background (AUC)."""
-    survey, _, fm, truth, _ = bench.prepare(48, seed, 2, tmp_path)
+    survey, _, fm, truth, _ = quality.prepare(48, seed, 2, tmp_path)
     flat = survey.classes["flat_spot"]
     assert (truth == flat).sum() > 10
-    r = bench.click_quality(fm, truth, flat, n_pos=3, n_neg=0, seed=seed)
+    r = quality.click_quality(fm, truth, flat, n_pos=3, n_neg=0, seed=seed)
     assert r["auc"] > 0.85
     # the same number by brute force over all (flat spot, background) pairs
     search = CentroidSearch(fm)
@@ -38,10 +39,10 @@ def test_flat_spot_click_ranks_flat_spot_above_background(tmp_path, seed):
 
 
 def test_auc_and_iou_formulas():
-    assert bench.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    assert bench.auc([1, 2, 3], [1, 1, 1]) != bench.auc([1, 2, 3], [1, 1, 1])  # NaN: one class only
-    assert bench.iou(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool)) == pytest.approx(1 / 3)
-    m, per = bench.mean_iou(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), (0, 1, 2))
+    assert quality.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert quality.auc([1, 2, 3], [1, 1, 1]) != quality.auc([1, 2, 3], [1, 1, 1])  # NaN: one class only
+    assert quality.iou(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool)) == pytest.approx(1 / 3)
+    m, per = quality.mean_iou(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), (0, 1, 2))
     assert per == {0: 1.0, 1: 0.5, 2: 0.5} and m == pytest.approx(2 / 3)
 
 
@@ -134,8 +135,8 @@ def test_interpretation_bad_input(tmp_path):
 def test_grid_labels_and_support():
     labels = np.arange(8 * 8 * 8).reshape(8, 8, 8) % 3
     grid = GridSpec((4, 4, 4), (2, 2, 2))
-    np.testing.assert_array_equal(bench.grid_labels(labels, grid), labels[::2, ::2, ::2])
-    truth = bench.grid_labels(labels, grid)
-    pts, lab = bench.sample_support(truth, (0, 1, 2), 5, np.random.default_rng(0))
+    np.testing.assert_array_equal(quality.grid_labels(labels, grid), labels[::2, ::2, ::2])
+    truth = quality.grid_labels(labels, grid)
+    pts, lab = quality.sample_support(truth, (0, 1, 2), 5, np.random.default_rng(0))
     assert len(pts) == 15 and set(lab) == {1, 2, 3}
     assert all(truth[tuple(p)] + 1 == c for p, c in zip(pts, lab))

@@ -11,6 +11,8 @@ from napari_seisfm.io.segy import write_segy
 from napari_seisfm.io.sgz import convert_segy
 from napari_seisfm.synthetic import make_survey
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 
 @pytest.fixture
 def own_segy(tmp_path):

@@ -9,6 +9,8 @@ import segyio
 from napari_seisfm.cube import Cube, Geometry, open_cube
 from napari_seisfm.errors import SeisfmError
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 
 def test_f3_geometry(shared_data):
     with open_cube(shared_data / "segyio-test" / "f3.sgy") as cube:

@@ -17,6 +17,8 @@ from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.feature_import import open_feature_array
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 SGZ_FILES = ("small-2d.sgz", "small-dec_8bit.sgz", "small-irregular.sgz", "small_1bit.sgz", "small_2bit-64x64.sgz")
 
 
@@ -77,6 +79,7 @@ def test_an_intact_cube_keeps_segyio_fast_line_readers(shared_data):
         assert np.array_equal(cube[7], truth[7]) and np.array_equal(cube[:, 3], truth[:, 3])
 
 
+@pytest.mark.extra("codecs")
 def test_codecs_section_and_embed_on_a_damaged_file(damaged_f3, tmp_path, capsys):
     assert cli(["codecs", str(damaged_f3), "--codecs", "quant8", "--section", "inline=1"]) == 0
     out = capsys.readouterr().out
@@ -86,6 +89,7 @@ def test_codecs_section_and_embed_on_a_damaged_file(damaged_f3, tmp_path, capsys
     assert "internal error" not in captured.err and "wrote" in captured.out
 
 
+@pytest.mark.extra("codecs")
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 def test_codecs_section_must_be_a_finite_number(damaged_f3, capsys, value):
     one_line_error(capsys, "codecs", damaged_f3, "--codecs", "quant8", "--section", f"inline={value}", match="not a finite number")

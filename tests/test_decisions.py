@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_seisfm.bench import auc, iou
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
+from napari_seisfm.quality import auc, iou
 from napari_seisfm.search import (
     CentroidSearch,
     FeatureMatrix,
@@ -19,6 +19,8 @@ from napari_seisfm.search import (
     threshold_mask,
 )
 from napari_seisfm.search.linear import Standardiser, fit_linear_model, fit_logistic
+
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
 GRID = (12, 10, 16)
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from napari_seisfm import bench, cli
+from napari_seisfm import cli, quality
 from napari_seisfm.commands.demo import FIGURE_DPI, FIGURE_INCHES, FIGURES
 from napari_seisfm.interpretation import load_interpretation
 from napari_seisfm.search import DEFAULT_DECISION, DEFAULT_SEGMENTER, FeatureMatrix
@@ -43,7 +43,7 @@ def test_headline_is_the_simulated_interpreter_with_the_default_decision(demo):
     lines = stdout.splitlines()
     assert lines[1].startswith("  flat spot, simulated interpreter")  # right under the title
     s = report["interpreter"]
-    assert s["decision"] == DEFAULT_DECISION and s["connected"] is True and s["max_clicks"] == bench.MAX_CLICKS
+    assert s["decision"] == DEFAULT_DECISION and s["connected"] is True and s["max_clicks"] == quality.MAX_CLICKS
     shown = re.search(r"IoU after each click: ([0-9. ]+)$", lines[1]).group(1).split()
     assert [float(v) for v in shown] == [round(v, 2) for v in s["ious"]] and len(shown) == len(s["clicks"])
     if s["noc"] is not None:
@@ -52,9 +52,9 @@ def test_headline_is_the_simulated_interpreter_with_the_default_decision(demo):
         assert f"not reached in {s['max_clicks']} clicks" in lines[1] and max(s["ious"]) < 0.8
     # the same numbers as `seisfm bench`'s protocol on the demo's own store and ground truth
     fm = FeatureMatrix.open(out / "features.zarr")
-    truth = bench.grid_labels(np.load(out / "ground_truth.npy"), fm.grid) == CLASSES["flat_spot"]
-    again = bench.simulated_interpreter(fm, truth, decision=DEFAULT_DECISION, grow=True)
-    assert again["ious"][:len(s["ious"])] == s["ious"] and (again["noc"] <= bench.MAX_CLICKS) == (s["noc"] is not None)
+    truth = quality.grid_labels(np.load(out / "ground_truth.npy"), fm.grid) == CLASSES["flat_spot"]
+    again = quality.simulated_interpreter(fm, truth, decision=DEFAULT_DECISION, grow=True)
+    assert again["ious"][:len(s["ious"])] == s["ious"] and (again["noc"] <= quality.MAX_CLICKS) == (s["noc"] is not None)
     assert len(s["clicks"]) == again["positives"] + again["negatives"] and s["clicks"][0]["positive"]
     assert s["shown_iou"] == s["ious"][s["shown_after"] - 1]  # the figure's mask is the protocol's
     # the fixed 3 + 3 clicks stay as the second line

@@ -20,6 +20,8 @@ from napari_seisfm.encoders.attributes import FEATURES, NAMES, AttributeEmbedder
 from napari_seisfm.extract import estimate_normalisation, extract_features, mirror
 from napari_seisfm.synthetic import make_survey
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 RAW_TOLERANCE = 1e-4  # feature units (z-scores); measured worst 8e-6
 DISCORDANCE_TOLERANCE = 3e-3  # the reference's own rounding (module doc); measured worst 1.1e-3
 TOLERANCE = np.array([DISCORDANCE_TOLERANCE if n.startswith("discordance") else RAW_TOLERANCE for n in NAMES])

@@ -12,6 +12,8 @@ import pytest
 from napari_seisfm.extract import pca_basis
 from napari_seisfm.features import encode_vectors
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 
 def encode_before(vectors, dtype="int8", quant_scale=127.0, pca_mean=None, pca_components=None):
     """``features.encode_vectors`` as it was before issue 24 (frozen)."""

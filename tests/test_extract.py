@@ -17,6 +17,8 @@ from napari_seisfm.extract import extract_features, mirror, similarity_agreement
 from napari_seisfm.features import FeatureVolume, store_state
 from napari_seisfm.synthetic import make_survey
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 _CENTRE = np.array([f[1] for f in FEATURES], np.float32)
 _SCALE = np.array([f[2] for f in FEATURES], np.float32)
 
@@ -361,6 +363,7 @@ def test_cli_embed(tmp_path, capsys):
 # ------------------------------------------------------------------ reader (no viewer)
 
 
+@pytest.mark.extra("napari")
 def test_features_reader_layer(survey_cube, tmp_path):
     from napari_seisfm.plugin.features_reader import get_features_reader
 

@@ -10,6 +10,8 @@ from napari_seisfm.errors import SeisfmCancelled, SeisfmError
 from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.search import FeatureMatrix, adjusted_rand_index, kmeans_facies
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 GRID = (12, 10, 16)
 STRIDE = (2, 2, 4)
 GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],

@@ -23,6 +23,8 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENOSPC = errno.ENOSPC
 Usage = namedtuple("Usage", "total used free")

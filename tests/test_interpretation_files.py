@@ -24,6 +24,8 @@ from napari_seisfm.errors import SeisfmError
 from napari_seisfm.interpretation import MAX_CLICKS, load_interpretation
 from napari_seisfm.session import ClickToMapSession
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 CASES = int(os.environ.get("SEISFM_INTERP_CASES", "400"))
 SEED = int(os.environ.get("SEISFM_INTERP_SEED", "2323"))
 

@@ -14,6 +14,8 @@ from napari_seisfm.features import FeatureVolume
 from napari_seisfm.search import FeatureMatrix
 from napari_seisfm.search.library import CONNECTIVITY, SurveyLibrary, add_stores, search_library
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 pytest.importorskip("usearch")
 
 CLICK = (1020.0, 2020.0, 80.0)  # inline, crossline, ms: inside both cubes, on a grid point of both

@@ -12,6 +12,8 @@ from napari_seisfm.search.context import Context, Pooled, coarse_sigma, pool_fac
 from napari_seisfm.search.linear import Standardiser
 from napari_seisfm.search.readouts import READOUTS, Inputs, fit_mlp
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 GRID = (12, 10, 16)
 NONLINEAR = ("forest", "boosting", "mlp", "conv")
 FAST = {"conv": {"epochs": 20}, "forest": {"trees": 30}, "boosting": {"rounds": 30}}  # small models: seconds, not minutes
@@ -53,7 +55,7 @@ def test_registry_holds_every_read_out_and_refuses_unknown_names():
         make_segmenter(fm, pts, cls, "svm")
 
 
-@pytest.mark.parametrize("method", NONLINEAR)
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.extra("torch")) if m == "conv" else m for m in NONLINEAR])
 def test_read_out_segments_slices_equal_the_whole_grid(method):
     fm, truth, pts, cls = _layered()
     seg = make_segmenter(fm, pts, cls, method, context=(1.5, 6.0), **FAST.get(method, {}))
@@ -171,6 +173,7 @@ def test_mlp_fit_reaches_a_stationary_point():
     assert np.abs(h.T @ g + 1e-2 * W2).max() < 1e-3
 
 
+@pytest.mark.extra("torch")
 def test_conv_head_on_image_stacks_convolves_within_each_image_only():
     fm, truth, pts, cls = _layered()
     seg = make_segmenter(fm, pts, cls, "conv", axes=(0, 1, 1), context=((0, 1.5, 1.5),), smooth=(0, 1, 1), epochs=10)

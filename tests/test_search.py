@@ -18,6 +18,8 @@ from napari_seisfm.search import (
 )
 from napari_seisfm.search.kernels import DotKernel, available
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 GRID = (12, 10, 16)
 STRIDE = (2, 2, 4)
 GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],
@@ -321,7 +323,7 @@ def test_knn_equals_bruteforce_reference(dtype, data, weighted):
     np.testing.assert_array_equal(p, got_p[rows])
 
 
-@pytest.mark.parametrize("backend", ["onednn-int8", "torch-f32"])
+@pytest.mark.parametrize("backend", ["onednn-int8", pytest.param("torch-f32", marks=pytest.mark.extra("torch"))])
 def test_knn_int8_backends_exact_with_ties(backend):
     """Duplicate support vectors and coarse int8 values make equal similarities common: stable order wins."""
     from napari_seisfm.search.kernels import onednn_int8_available

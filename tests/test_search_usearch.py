@@ -8,6 +8,8 @@ import pytest
 
 from napari_seisfm.search import FeatureMatrix, KnnSegmenter
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
 def test_knn_matches_usearch_exact_search(dtype):

@@ -3,6 +3,9 @@ save/open, and the CLI driving the same object."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +13,8 @@ from napari_seisfm.errors import SeisfmError
 from napari_seisfm.features import GridSpec
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, make_search, threshold_mask
 from napari_seisfm.session import ClickToMapSession, quantise_threshold, run_to_end
+
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
 # a 24 x 20 x 64 cube (inlines 100.., crosslines 1000.. step 2, 4 ms) on a stride-(2, 2, 4) grid
 GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],
@@ -234,3 +239,27 @@ def test_one_match_per_body_and_none_in_the_clicked_one():
     assert in_body == [] and len(in_other) == 1 and len(in_band) == 1
     assert set(where[:2]) == {in_other[0], in_band[0]}  # the two other bodies lead the list
     assert np.asarray(r.mask, bool).sum() == 27  # the mask is the clicked body alone
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_export_given_a_cube_path_closes_the_cube_it_opens(tmp_path):
+    """`session.export(path, data, cube_path)` opens the cube and closes it again: no descriptor of it is left."""
+    from napari_seisfm.cube import Geometry, open_cube
+    from napari_seisfm.io.segy import write_segy
+
+    src = write_segy(tmp_path / "cube.sgy", np.random.default_rng(0).normal(size=(24, 20, 64)),
+                     Geometry.regular((24, 20, 64), first_inline=100, first_crossline=1000))
+
+    def open_on_cube():  # descriptors and memory maps of the cube's file
+        real = os.path.realpath(src)
+        fds = sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == real)
+        return fds + Path("/proc/self/maps").read_text().count(real)
+
+    session = ClickToMapSession(two_bodies(), decision="centroid", kernel="numpy")
+    data = np.random.default_rng(1).random(GRID.shape).astype(np.float32)
+    out = session.export(tmp_path / "map.sgy", data, src)
+    assert open_on_cube() == 0
+    with open_cube(out) as c:  # written on the cube grid
+        assert c.shape == (24, 20, 64)
+    with open_cube(src) as c:  # the check sees an open cube
+        assert open_on_cube() >= 1

@@ -19,6 +19,8 @@ from napari_seisfm import cli
 from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 FILES = ("small-dec_8bit.sgz", "small-irregular.sgz", "small_1bit.sgz", "small_2bit-64x64.sgz", "small-2d.sgz")
 MEMORY_CAP = 3 * 2**30  # address space of a worker: imports take ~1.5 GiB of it, a 17.8 GB list would not fit
 WORKER = textwrap.dedent('''
@@ -137,6 +139,7 @@ def test_zero_samples_is_a_one_line_error(shared_data, tmp_path, capsys):
     assert "0 samples" in capsys.readouterr().err
 
 
+@pytest.mark.extra("napari")
 def test_napari_reader_refuses_a_damaged_sgz(shared_data, tmp_path, reader_messages):
     from conftest import refused_with
 

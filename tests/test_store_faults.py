@@ -35,6 +35,8 @@ from napari_seisfm.features import (
 from napari_seisfm.search import FeatureMatrix
 from napari_seisfm.synthetic import make_survey
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (32, 32, 32)
 KILL_TRIALS = int(os.environ.get("SEISFM_KILL_TRIALS", "20"))

@@ -16,6 +16,8 @@ from napari_seisfm.errors import SeisfmError
 from napari_seisfm.features import FeatureVolume, StoreWarning
 from napari_seisfm.search import FeatureMatrix
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 
 def lines(text: str) -> list[str]:
     return [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip() and "chunk/s" not in ln and "it/s" not in ln

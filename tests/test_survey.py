@@ -16,6 +16,8 @@ from napari_seisfm.extract import extract_features
 from napari_seisfm.features import FeatureVolume
 from napari_seisfm.survey import embed_survey, local_gpus, store_progress, survey_cubes, worker_device
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 OPTIONS = {"stride": 2, "chunks": (8, 8, 8), "workers": 1}
 
 
@@ -316,6 +318,7 @@ def test_one_gpu_per_worker():
 
 
 @pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
+@pytest.mark.extra("cluster")
 def test_the_cli_runs_a_folder_and_refuses_what_does_not_fit(survey_dir, tmp_path, capsys):
     assert cli(["embed", str(survey_dir / "cubes"), "--out", str(tmp_path / "stores"), "--stride", "2",
                 "--scheduler", "none"]) == 0

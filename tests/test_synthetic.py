@@ -11,6 +11,8 @@ from scipy import ndimage
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.synthetic import CLASSES, FEATURES, LABEL_PRIORITY, MIN_SIZE, make_survey, ricker
 
+pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
+
 SHAPE = (64, 64, 64)
 # the features that existed before the unconformity: with these the survey is what it always was
 OLD_FEATURES = ("faults", "salt", "flat_spot", "injectites", "boulders", "channel")

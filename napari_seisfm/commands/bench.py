@@ -42,18 +42,18 @@ def register(sub):
 
 def help_readouts(segmenters) -> tuple[str, ...]:
     """The read-outs `seisfm bench` compares, in its order (kNN first: the reference every table shows), from
-    the names alone (``bench.suite.METHODS`` is the same list; tests/test_cli_light.py checks it)."""
+    the names alone (``quality.suite.METHODS`` is the same list; tests/test_cli_light.py checks it)."""
     return ("knn", *(m for m in segmenters if m != "knn"))
 
 
 def _methods():
-    from ..bench.suite import METHODS
+    from ..quality.suite import METHODS
 
     return METHODS
 
 
 def _decisions():
-    from ..bench.suite import DECISIONS
+    from ..quality.suite import DECISIONS
 
     return DECISIONS
 
@@ -86,8 +86,9 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from .. import bench
+    from .. import quality
     from ..errors import SeisfmError
+    from ..extras import require
 
     if (args.cube is None) != (args.labels is None):
         raise SeisfmError("--cube and --labels go together: a cube and its label volume")
@@ -95,7 +96,9 @@ def run(args) -> int:
         from ..images import load_image_set
 
         load_image_set(args.images)  # a bad file fails now, before anything is computed
-    seeds = {"dev": bench.DEV_SEEDS, "report": bench.REPORT_SEEDS}.get(args.seeds) or _ints(args.seeds, "--seeds")
+    if args.out:
+        require("plots", "seisfm bench --out")  # the figures, written after the whole run: say so before it
+    seeds = {"dev": quality.DEV_SEEDS, "report": quality.REPORT_SEEDS}.get(args.seeds) or _ints(args.seeds, "--seeds")
     models = args.models.split(",") if args.models else None
     sizes, max_clicks, targets = _ints(args.sizes, "--sizes"), args.max_clicks, args.targets
     split = _ints(args.image_split, "--image-split")
@@ -108,18 +111,18 @@ def run(args) -> int:
     known = dict(_decisions())
     decisions = ([(d, known[d]) for d in _names(args.decisions, list(known), "--decisions")] if args.decisions is not None
                  else list(_decisions()))
-    result = bench.run(models=models, seeds=seeds, sizes=sizes, stride=args.stride, images=args.images,
-                       cube=args.cube, labels=args.labels, synthetic=not args.no_synthetic, max_clicks=max_clicks,
-                       targets=targets.split(",") if targets else None, n_images=split,
-                       adapt_steps=args.adapt_steps or bench.ADAPT_STEPS, methods=methods, decisions=decisions,
-                       progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
-    text = bench.to_json(result) if args.json else bench.markdown(result)
+    result = quality.run(models=models, seeds=seeds, sizes=sizes, stride=args.stride, images=args.images,
+                         cube=args.cube, labels=args.labels, synthetic=not args.no_synthetic, max_clicks=max_clicks,
+                         targets=targets.split(",") if targets else None, n_images=split,
+                         adapt_steps=args.adapt_steps or quality.ADAPT_STEPS, methods=methods, decisions=decisions,
+                         progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    text = quality.to_json(result) if args.json else quality.markdown(result)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(bench.to_json(result))
-        (out / "quality.md").write_text(bench.markdown(result))
-        for f in bench.figures(result, out):
+        (out / "results.json").write_text(quality.to_json(result))
+        (out / "quality.md").write_text(quality.markdown(result))
+        for f in quality.figures(result, out):
             print(f"bench: wrote {f}", file=sys.stderr)
     print(text, end="")
     return 0

@@ -27,10 +27,10 @@ def register(sub):
 def run(args) -> int:
     from ..progress_bar import ProgressBar
     from ..search import FeatureMatrix, kmeans_facies
-    from ..search.output import open_cube_for, write_map
+    from ..search.output import optional_cube, write_map
 
 
-    cube = open_cube_for(args.features, args.cube)
+    cube = optional_cube(args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     with ProgressBar("k-means", "step") as bar:
         result = kmeans_facies(fm, args.k, seed=args.seed, sample=args.sample, max_iterations=args.max_iterations,

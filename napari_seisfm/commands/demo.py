@@ -58,7 +58,7 @@ def run(args) -> int:
 
     import numpy as np
 
-    from .. import bench
+    from .. import quality
     from ..cube import open_cube
     from ..display import world_transform
     from ..errors import SeisfmError
@@ -69,7 +69,7 @@ def run(args) -> int:
     from ..synthetic import make_survey, survey_geometry
 
     if args.max_clicks is None:
-        args.max_clicks = bench.MAX_CLICKS
+        args.max_clicks = quality.MAX_CLICKS
     from .synth import check_memory
 
     check_memory((args.size,) * 3, "--size")
@@ -87,7 +87,7 @@ def run(args) -> int:
         fv = extract_features(cube, out / "features.zarr", model=args.model, stride=args.stride, overwrite=True)
     with clock("load"):
         fm = FeatureMatrix.from_volume(fv, cube=cube)
-    truth = bench.grid_labels(survey.labels, fm.grid)
+    truth = quality.grid_labels(survey.labels, fm.grid)
     flat = survey.classes["flat_spot"]
     target = truth == flat
     if not target.any():
@@ -99,8 +99,8 @@ def run(args) -> int:
     # --- the headline: `seisfm bench`'s simulated interpreter with the product's defaults (the session's
     # decision and its "connected to the clicks" mask), IoU after every click
     with clock("interpreter"):
-        sim = bench.simulated_interpreter(fm, target, decision=session.decision, grow=session.connected,
-                                          max_clicks=args.max_clicks, trace=True)
+        sim = quality.simulated_interpreter(fm, target, decision=session.decision, grow=session.connected,
+                                            max_clicks=args.max_clicks, trace=True)
     reached = sim["noc"] <= args.max_clicks
     shown = sim["noc"] if reached else len(sim["clicks"])  # the figure shows the mask at NoC (or after the last click)
     sim_score, sim_mask = _interpreter_map(fm, sim, shown)
@@ -108,7 +108,7 @@ def run(args) -> int:
     # --- scripted clicks on the flat spot, as a user would place them on one inline, through the same
     # session the Click-to-map dock is a view of
     rng = np.random.default_rng(args.seed)
-    inline, pos, neg = bench.pick_clicks(truth, flat, args.clicks, args.clicks, rng)
+    inline, pos, neg = quality.pick_clicks(truth, flat, args.clicks, args.clicks, rng)
     with clock("first_map"):  # one click -> map, matches and mask, as the dock shows them
         session.add_click(survey_pts(pos[:1])[0])
         session.update()
@@ -124,15 +124,15 @@ def run(args) -> int:
 
     # --- segmentation from 100 labelled grid points per class: the default method, and kNN (the paper's protocol)
     present = [int(c) for c in np.unique(truth)]
-    support, support_labels = bench.sample_support(truth, present, 100, rng, fm.valid)
+    support, support_labels = quality.sample_support(truth, present, 100, rng, fm.valid)
     seg = make_segmenter(fm, support, support_labels)
     with clock("knn_slice"):
         seg.segment_slice(0, inline)
     with clock("knn_cube"):
         knn = seg.segment()
     pred = knn.classes - 1
-    miou, per_class = bench.mean_iou(pred, truth, present)
-    knn_miou = bench.mean_iou(KnnSegmenter(fm, support, support_labels, k=5).segment().classes - 1, truth, present)[0]
+    miou, per_class = quality.mean_iou(pred, truth, present)
+    knn_miou = quality.mean_iou(KnnSegmenter(fm, support, support_labels, k=5).segment().classes - 1, truth, present)[0]
     names = survey.label_names()
 
     # --- files: maps on the feature grid, interpretation to reopen in the dock, figures
@@ -149,12 +149,12 @@ def run(args) -> int:
         "embedder": fv.model, "dim": fm.dim, "dtype": fm.dtype, "kernel": session.kernel_name,
         "interpreter": {"decision": sim["decision"], "connected": sim["grow"], "max_clicks": args.max_clicks,
                         "ious": sim["ious"][:len(sim["clicks"])], "noc": sim["noc"] if reached else None,
-                        "noc_iou": bench.NOC_IOU, "shown_after": shown,
-                        "shown_iou": round(bench.iou(sim_mask, target & fm.valid.reshape(fm.shape)), 4),
+                        "noc_iou": quality.NOC_IOU, "shown_after": shown,
+                        "shown_iou": round(quality.iou(sim_mask, target & fm.valid.reshape(fm.shape)), 4),
                         "clicks": [{"survey": fm.to_survey(c[:3]), "positive": c[3] > 0} for c in sim["clicks"]]},
         "clicks": {"inline": il_number, "positive": survey_pts(pos), "negative": survey_pts(neg)},
-        "flat_spot": {"decision": session.decision, "threshold": round(threshold, 4), "iou": round(bench.iou(mask, target), 4),
-                      "auc": round(bench.auc(score, target), 4), "grid_points": int(target.sum()),
+        "flat_spot": {"decision": session.decision, "threshold": round(threshold, 4), "iou": round(quality.iou(mask, target), 4),
+                      "auc": round(quality.auc(score, target), 4), "grid_points": int(target.sum()),
                       "selected": int(mask.sum())},
         "knn": {"method": DEFAULT_SEGMENTER, "support_per_class": 100, "miou": round(miou, 4),
                 "knn_protocol_miou": round(knn_miou, 4),
@@ -177,14 +177,14 @@ def run(args) -> int:
 def _interpreter_map(fm, sim: dict, n: int):
     """The map and the mask the product shows after the interpreter's first ``n`` clicks (the same calls as
     the protocol: the decision by name, its default threshold, the region connected to the clicks)."""
-    from .. import bench
+    from .. import quality
     from ..search import make_search
 
     search = make_search(fm, sim["decision"])
     for *g, sign in sim["clicks"][:n]:
         search.add(tuple(g), negative=sign < 0)
     score = search.score_map()
-    return score, bench.product_mask(search, score, sim["grow"])
+    return score, quality.product_mask(search, score, sim["grow"])
 
 
 def _ious_text(ious) -> str:

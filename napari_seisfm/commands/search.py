@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..cube import prepare_output
     from ..errors import SeisfmError
     from ..search import FeatureMatrix
-    from ..search.output import open_cube_for, write_map
+    from ..search.output import optional_cube, write_map
     from ..session import ClickToMapSession
 
     if not args.pos:
@@ -52,7 +52,7 @@ def run(args) -> int:
     for out in (args.out, args.mask):  # refuse a bad place before the work
         if out:
             prepare_output(out, folder_ok=str(out).lower().endswith(".zarr"))
-    cube = open_cube_for(args.features, args.cube)
+    cube = optional_cube(args.cube)
     t0 = time.perf_counter()
     fm = FeatureMatrix.open(args.features, cube=cube)
     t_load = time.perf_counter() - t0

@@ -120,7 +120,7 @@ def run(args) -> int:
     from ..export import write_array
     from ..progress_bar import ProgressBar
     from ..search import FeatureMatrix
-    from ..search.output import open_cube_for, write_map
+    from ..search.output import optional_cube, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end
 
     if args.probabilities:
@@ -134,7 +134,7 @@ def run(args) -> int:
     for out in (args.out, args.probabilities, args.confidence):  # refuse a bad place before the work
         if out:
             prepare_output(out, folder_ok=Path(out).suffix.lower() == ".zarr")
-    cube = open_cube_for(args.features, args.cube)
+    cube = optional_cube(args.cube)
     fm = FeatureMatrix.open(args.features, cube=cube)
     points, classes = read_support(args.labels, fm, args.coords)
     n_valid = check_support(args.labels, fm, points, classes)

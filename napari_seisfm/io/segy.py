@@ -71,6 +71,12 @@ def sniff(path: Path) -> dict:
     return {"endian": endian, "format": fmt, "format_name": FORMAT_NAMES[fmt], "samples": ns, "traces": data // trace_bytes, "extended_headers": n_ext}
 
 
+# The unit of the sample axis when the caller does not give one. SEG-Y has no field for it that files set: the
+# binary header's measurement system (3255) is about coordinates (metres or feet), and the trace header's depth
+# hints are almost never filled in. Time in ms is the safe default.
+SAMPLE_UNIT = "ms"
+
+
 def open_segy(path, *, iline: int = 189, xline: int = 193, sample_unit: str | None = None) -> Cube:
     """Open a post-stack SEG-Y file (3D cube, 2D line, or traces without geometry) lazily."""
     import segyio
@@ -112,7 +118,7 @@ def _geometry(f, path, iline, xline, info, sample_unit):
     import segyio
 
     samples = np.asarray(f.samples, np.float64)
-    unit = sample_unit or _sample_unit(f)
+    unit = sample_unit or SAMPLE_UNIT
     ntr = f.tracecount
     il = np.asarray(f.attributes(iline)[:], np.int64)
     xl = np.asarray(f.attributes(xline)[:], np.int64)
@@ -189,16 +195,6 @@ def _varies(f, field) -> bool:
     return np.unique(v).size > 1
 
 
-def _sample_unit(f) -> str:
-    import segyio
-
-    try:
-        system = f.bin[segyio.BinField.MeasurementSystem]
-    except Exception:
-        system = 0
-    # The binary header says metres/feet for coordinates; the sample axis is time unless the
-    # trace header's "depth" hints say otherwise, which almost no files set. Time is the safe default.
-    return "ms" if system in (0, 1, 2) else "ms"
 
 
 class SegyBackend:

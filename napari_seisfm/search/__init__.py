@@ -13,7 +13,7 @@ Public API (kept stable for the widget, the CLI and the demo):
   segmentation; kNN stays as the paper's protocol). :func:`make_search` / :func:`make_segmenter` pick
   a rule by name (``DECISIONS``, ``SEGMENTERS``).
 - :func:`connected_to`, :func:`threshold_mask` -- the parts of a thresholded map connected to the
-  positive clicks: the mask the product shows.
+  positive clicks: the mask the product shows; :func:`auto_threshold` -- the default threshold.
 - :func:`support_from_labels`, :func:`support_from_points` -- turn a Labels volume (feature grid or cube
   grid) or class-tagged points into ``(grid indices, classes)``.
 - :func:`kmeans_facies` -- unsupervised facies: k-means over the whole grid -> class map 1..k
@@ -29,7 +29,7 @@ from .linear_segmenter import LinearSegmenter
 from .matrix import FeatureMatrix
 from .methods import DECISIONS, DEFAULT_DECISION, DEFAULT_SEGMENTER, SEGMENTERS, make_search, make_segmenter
 from .probe import ProbeSearch
-from .region import connected_to, threshold_mask
+from .region import auto_threshold, connected_to, threshold_mask
 
 __all__ = [
     "FeatureMatrix",
@@ -42,6 +42,7 @@ __all__ = [
     "LinearSegmenter",
     "connected_to",
     "threshold_mask",
+    "auto_threshold",
     "DECISIONS",
     "SEGMENTERS",
     "DEFAULT_DECISION",

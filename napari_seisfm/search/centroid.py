@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import SeisfmError
 from .matrix import FeatureMatrix
+from .region import auto_threshold
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,6 @@ class CentroidSearch:
 
     def default_threshold(self, score_map=None) -> float:
         """The threshold a map is shown at before the user moves the slider (see ``auto_threshold``)."""
-        from ..interpretation import auto_threshold
-
         return auto_threshold(self.score_map() if score_map is None else score_map, self.positives)
 
     def click_threshold(self) -> float:

@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
+from ..extras import installed
 from ..features import GridSpec
 from .kernels import default_threads, support_dots
 from .matrix import FeatureMatrix
@@ -207,7 +208,8 @@ class KnnSegmenter(SliceFirst):
     thread count is set to 1 for the duration of a call and restored);
     ``device``: ``"cpu"`` or ``"cuda"`` (default: cuda when torch sees one); ``backend``: ``"auto"``,
     ``"onednn-int8"`` or ``"torch-f32"`` (see :func:`kernels.support_dots`), or ``"numpy"`` (no torch
-    at all: same neighbours and votes, CPU only, one numpy GEMM per block).
+    at all: same neighbours and votes, CPU only, one numpy GEMM per block; what ``auto`` takes on the CPU
+    when torch is not installed).
     """
 
     def __init__(self, features: FeatureMatrix, points, classes, *, k: int = 5, weighted: bool = False,
@@ -223,6 +225,8 @@ class KnnSegmenter(SliceFirst):
         self.support_flat, self.support_class, self.class_ids = valid_support(features, points, classes)
         flat = self.support_flat
         self.k_used = min(self.k, len(flat))
+        if backend == "auto" and device in (None, "cpu") and not installed("torch"):
+            backend = "numpy"  # the headless core install (no [torch] extra): the same neighbours, numpy's GEMM
         if backend == "numpy":
             if device not in (None, "cpu"):
                 raise SeisfmError(f"the numpy kNN backend runs on the CPU, not {device!r}")

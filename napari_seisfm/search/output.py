@@ -33,8 +33,9 @@ def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, lab
                                     "origin": list(features.grid.origin), "geometry": features.geometry})
 
 
-def open_cube_for(features_path, cube_path):
-    """Open ``cube_path`` (or return None) -- the caller checks the fingerprint via FeatureMatrix.open."""
+def optional_cube(cube_path):
+    """The cube of ``--cube`` opened, or None without one; ``FeatureMatrix.open(store, cube=...)`` checks that
+    the store was computed from it (fingerprint)."""
     if not cube_path:
         return None
     from ..cube import open_cube

@@ -304,7 +304,7 @@ class BoostingSegmenter(FeatureReadout):
         self.model = HistGradientBoostingClassifier(max_iter=self.rounds, learning_rate=self.rate, max_leaf_nodes=self.leaves,
                                                     early_stopping=False, random_state=self.seed)
         # one OpenMP thread: its threads spin-wait while the other core is busy (measured 3-20 x slower on a
-        # shared 2-core machine, DESIGN.md); the whole-grid pass runs slabs on worker threads instead
+        # shared 2-core machine, docs/scale.md "Threads on a busy machine"); the whole-grid pass runs slabs on worker threads instead
         with threadpool_limits(limits=1):
             self.model.fit(X, y, sample_weight=weights)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SeisfmError
+
 DENSE = 1 / 16  # above this fraction of the grid, ndimage.label over the whole grid is cheaper (measured, docs/search.md)
 
 
@@ -137,3 +139,16 @@ def threshold_mask(score_map: np.ndarray, threshold: float, positives, *, connec
     CLI's ``--mask`` and the bench."""
     bodies = Bodies.above(score_map, threshold)
     return bodies.mask(bodies.of_points(positives) if connected else None, dtype=bool)
+
+
+def auto_threshold(score_map: np.ndarray, positives) -> float:
+    """Default threshold: the lowest score among the positive clicks (grid indices).
+
+    "Mark everything at least as similar as the least similar example" needs no ground truth and keeps
+    every clicked point inside the mask; the user refines it with the slider.
+    """
+    vals = [float(score_map[tuple(int(v) for v in p)]) for p in positives]
+    vals = [v for v in vals if np.isfinite(v)]
+    if not vals:
+        raise SeisfmError("add a positive click first")
+    return min(vals)

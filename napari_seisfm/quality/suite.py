@@ -301,6 +301,13 @@ def adapt(key: str, sources, workdir, steps: int, progress=print) -> Path:
     return out
 
 
+def _sources():
+    """The pretraining data sources (torch), imported only when a survey-adapted model is trained."""
+    from ..pretrain import data
+
+    return data
+
+
 def _needs_adapting(models) -> bool:
     return any(ADAPTED in m.split("+") for m in models)
 
@@ -308,7 +315,6 @@ def _needs_adapting(models) -> bool:
 def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=None, cube=None, labels=None,
         synthetic: bool = True, max_clicks: int = P.MAX_CLICKS, targets=None, n_images=(100, 400),
         adapt_steps: int = ADAPT_STEPS, methods=METHODS, decisions=DECISIONS, progress=print) -> dict:
-    from ..pretrain.data import array_source, images_source, open_cube_source
     from ..synthetic import make_survey
 
     models = list(models or installed_models() + [CONTROL])
@@ -336,7 +342,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                     for seed in seeds:
                         progress(f"synthetic {size}^3 seed {seed}: {model}")
                         panels = out["panels"] if (seed == seeds[0] and size == sizes[0]) else None
-                        ad = adapted_for(model, f"synthetic-{size}-{seed}", lambda: [array_source(
+                        ad = adapted_for(model, f"synthetic-{size}-{seed}", lambda: [_sources().array_source(
                             "survey", make_survey((size, size, size), seed=seed).amplitude)])
                         r = synthetic_case(model, size, seed, stride=stride, workdir=tmp, max_clicks=max_clicks,
                                            targets=targets, panels=panels, adapted=ad, methods=methods, decisions=decisions)
@@ -348,7 +354,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                 for seed in seeds:
                     progress(f"images {Path(images).name} seed {seed}: {model}")
                     try:
-                        ad = adapted_for(model, "images", lambda: [images_source(images)])
+                        ad = adapted_for(model, "images", lambda: [_sources().images_source(images)])
                         out["segmentation"] += image_case(images, model, seed=seed, n_support_images=n_images[0],
                                                           n_eval_images=n_images[1], adapted=ad, methods=methods)
                     except SeisfmError as exc:  # e.g. a 2.5-D model: an image has no neighbouring lines
@@ -358,7 +364,7 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
         if cube is not None:
             for model in models:
                 progress(f"cube {Path(cube).name}: {model}")
-                ad = adapted_for(model, "cube", lambda: [open_cube_source(cube)])
+                ad = adapted_for(model, "cube", lambda: [_sources().open_cube_source(cube)])
                 r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks, adapted=ad,
                               methods=methods, decisions=decisions)
                 out["segmentation"] += r["segmentation"]
