@@ -139,8 +139,6 @@ DISCOVERS = {
 # - arch-packaging (drift): search.centroid imports auto_threshold from interpretation.
 KNOWN_CYCLES: list[set[str]] = [
     {"napari_seisfm.cube", "napari_seisfm.io.npy", "napari_seisfm.io.segy", "napari_seisfm.io.sgz"},
-    {"napari_seisfm.interpretation", "napari_seisfm.search", "napari_seisfm.search.centroid",
-     "napari_seisfm.search.methods", "napari_seisfm.search.probe"},
 ]
 KNOWN_PRIVATE: set[tuple[str, str]] = {  # (importing module, private name)
     ("napari_seisfm.feature_import", "napari_seisfm.extract._cancelled"),

@@ -35,8 +35,8 @@ def test_method_names_are_the_keys_of_the_method_tables():
 
 
 def test_bench_help_lists_what_bench_runs():
-    from napari_seisfm.quality import suite
     from napari_seisfm.commands.bench import help_readouts
+    from napari_seisfm.quality import suite
 
     assert help_readouts(method_names.SEGMENTERS) == tuple(suite.METHODS)
     assert method_names.DECISIONS == tuple(d for d, _ in suite.DECISIONS)
