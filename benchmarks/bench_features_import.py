@@ -91,7 +91,7 @@ def child(job: dict) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     if job["kind"] == "import":
-        from napari_seisfm.feature_import import import_features  # imported before the clock starts
+        from napari_seisfm.store.interchange import import_features  # imported before the clock starts
 
     tracemalloc.start()
     t0 = time.perf_counter()

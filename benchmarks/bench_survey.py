@@ -29,8 +29,8 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     from napari_seisfm.extract import extract_features
-    from napari_seisfm.features import FeatureVolume
     from napari_seisfm.io.npy import write_npy
+    from napari_seisfm.store.volume import FeatureVolume
     from napari_seisfm.survey import embed_survey
     from napari_seisfm.synthetic import make_survey, survey_geometry
 

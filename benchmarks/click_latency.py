@@ -24,9 +24,9 @@ from gui_stalls import wait_until
 
 def session_for(n: int, dim: int = 64, stride: int = 4, seed: int = 0):
     from napari_seisfm.cube import Geometry
-    from napari_seisfm.features import GridSpec
     from napari_seisfm.search import FeatureMatrix
     from napari_seisfm.session import ClickToMapSession
+    from napari_seisfm.store.grid import GridSpec
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(8, dim)).astype(np.float32)

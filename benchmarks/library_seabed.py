@@ -50,8 +50,8 @@ def seisfm(*argv) -> None:
 
 def prepare(work: Path) -> dict:
     """Cubes and stores (made once); per data set its stores and the seabed sample per trace of each cube."""
-    from napari_seisfm.cube import open_cube
-    from napari_seisfm.features import FeatureVolume
+    from napari_seisfm.io import open_cube
+    from napari_seisfm.store.volume import FeatureVolume
     from napari_seisfm.synthetic import make_survey
 
     work.mkdir(parents=True, exist_ok=True)
@@ -80,9 +80,9 @@ def prepare(work: Path) -> dict:
 
 
 def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed: bool) -> dict:
-    from napari_seisfm.features import FeatureVolume
     from napari_seisfm.search import FeatureMatrix
     from napari_seisfm.search.library import SurveyLibrary, add_stores, search_library
+    from napari_seisfm.store.volume import FeatureVolume
 
     lib_dir = work / f"lib-{name}-{tag}"
     if lib_dir.exists():

@@ -8,13 +8,13 @@ name and renamed when complete, so an interrupted export never leaves a file tha
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .cube import Cube, discard, prepare_output, write_failed
+from .cube import Cube
 from .errors import SeisfmError
+from .io.output import atomic_output, prepare_output
 from .progress import check, report
 
 FORMATS = (".sgy", ".segy", ".sgz", ".npy", ".zarr")
@@ -79,14 +79,12 @@ def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origi
 
 
 def write_array(path, data: np.ndarray, attrs: dict | None = None) -> Path:
-    """``data`` as .npy or .zarr (with ``attrs``), atomically: written as ``NAME.partial`` and renamed."""
+    """``data`` as .npy or .zarr (with ``attrs``), atomically (:func:`~napari_seisfm.io.output.atomic_output`)."""
     path = prepare_output(path, folder_ok=str(path).lower().endswith(".zarr"))
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".zarr"):
         raise SeisfmError(f"{path}: unsupported format {suffix or '(none)'}; use .npy or .zarr")
-    tmp = path.with_name(path.name + ".partial" + suffix)
-    try:
-        _remove(tmp)  # left by an interrupted run
+    with atomic_output(path) as tmp:
         if suffix == ".npy":
             np.save(tmp, np.asarray(data))
         else:
@@ -95,13 +93,4 @@ def write_array(path, data: np.ndarray, attrs: dict | None = None) -> Path:
             group = zarr.open_group(str(tmp), mode="w")
             group.create_array("data", data=np.asarray(data))
             group.attrs.update(attrs or {})
-        _remove(path)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        raise write_failed(path, exc) from None
     return path
-
-
-def _remove(path: Path) -> None:
-    discard(path)  # quietly: a read-only place fails the write itself, named by the output

@@ -28,7 +28,8 @@ from typing import Callable
 import numpy as np
 
 from .errors import SeisfmCancelled, SeisfmError
-from .extract import CLIP, _cancelled, _report, get_embedder, mirror
+from .extract import CLIP, get_embedder, mirror
+from .progress import cancelled, report
 
 
 @dataclass
@@ -137,12 +138,12 @@ def embed_images(
     _check_fits(n * grid[0] * grid[1] * embedder.dim * 4, n)
     rows, cols = (mirror(np.arange(-hh, m + hh), m) for m, hh in zip((h, w), halo))
     out = np.empty((n, *grid, embedder.dim), np.float32)
-    _report(progress, 0, n)
+    report(progress, 0, n)
     for i in range(n):  # one image per call: stacking 50 TGS patches per call measured no faster
-        if _cancelled(cancel):
+        if cancelled(cancel):
             raise SeisfmCancelled(f"stopped after {i}/{n} images")
         out[i] = run(standardise(x[i])[np.ix_(rows, cols)][None])[0]
-        _report(progress, i + 1, n)
+        report(progress, i + 1, n)
     return out
 
 

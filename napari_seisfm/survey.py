@@ -36,8 +36,8 @@ from typing import Callable
 
 import numpy as np
 
-from .cube import SUFFIXES
 from .errors import SeisfmError
+from .io import SUFFIXES
 
 
 @dataclass
@@ -99,13 +99,14 @@ def _option(options: dict, name: str):
 def _plan_task(cube: str, out: str, options: dict) -> dict:
     """Worker side of step 1 (read-only: the coordinator holds the lock): ``{"todo": chunks}`` to resume a
     store, or ``{"create": FeatureVolume.create arguments, "picks": PCA chunks, "dim": PCA dims or None}``."""
-    from .extract import _settings, pca_picks, plan_store
-    from .features import FeatureVolume
+    from .extract import extraction_settings, pca_picks, plan_store
+    from .store.volume import FeatureVolume
 
     c = _worker_cube(cube)
     pca = _option(options, "pca")
-    embedder, grid, wanted, out_dim = _settings(c, None, None, _option(options, "stride"), pca,
-                                                _option(options, "dtype"), None, None, None, _worker_embedder(options))
+    embedder, grid, wanted, out_dim = extraction_settings(c, None, None, _option(options, "stride"), pca,
+                                                          _option(options, "dtype"), None, None, None,
+                                                          _worker_embedder(options))
     plan = plan_store(c, out, embedder, grid, wanted, out_dim, _option(options, "chunks"), _option(options, "resume"),
                       _option(options, "overwrite"))
     if isinstance(plan, FeatureVolume):
@@ -136,7 +137,7 @@ _WORKER = threading.local()
 
 
 def _worker_cube(path: str):
-    from .cube import open_cube
+    from .io import open_cube
 
     cubes = _WORKER.__dict__.setdefault("cubes", {})
     key = (path, Path(path).stat().st_mtime_ns)
@@ -245,7 +246,7 @@ def disconnect(client) -> None:
 
 def store_progress(stores) -> tuple[int, int]:
     """Chunks done and in total over ``stores`` (those not created yet count 0 of 0)."""
-    from .features import FeatureVolume
+    from .store.volume import FeatureVolume
 
     done = total = 0
     for s in stores:
@@ -308,7 +309,7 @@ class _Coordinator:
     def run(self) -> list[SurveyResult]:
         from distributed import as_completed
 
-        from .features import StoreLock
+        from .store.lock import StoreLock
 
         self.pending = as_completed()
         with ExitStack() as self.locks:
@@ -349,7 +350,7 @@ class _Coordinator:
         self.pending.add(future)
 
     def _plan_done(self, st, _, plan):
-        from .features import FeatureVolume
+        from .store.volume import FeatureVolume
 
         if "todo" in plan:  # resume
             st.fv = FeatureVolume.open(st.path, allow_partial=True, mode="r+")
@@ -365,7 +366,7 @@ class _Coordinator:
                          self.options, priority=1)
 
     def _sample_done(self, st, index, result):
-        from .extract import pca_basis
+        from .store.encoding import pca_basis
 
         st.samples[tuple(index)] = result
         if len(st.samples) == len(st.plan["picks"]):
@@ -373,7 +374,7 @@ class _Coordinator:
             self._create(st, pca_basis(x, st.plan["dim"]))
 
     def _create(self, st, basis):
-        from .features import FeatureVolume
+        from .store.volume import FeatureVolume
 
         st.fv = FeatureVolume.create(st.path, pca=basis, **st.plan["create"])
         for index, (_, chunk) in sorted(st.samples.items()):  # the picks shipped back: written here, not embedded again

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_seisfm.features import FeatureVolume, GridSpec
+from napari_seisfm.store.grid import GridSpec
+from napari_seisfm.store.volume import FeatureVolume
 
 
 def two_region_store(path, geometry, stride, *, dim: int = 8, seed: int = 1):

@@ -9,7 +9,6 @@ import pytest
 
 from napari_seisfm import bench
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import GridSpec
 from napari_seisfm.interpretation import (
     Interpretation,
     auto_threshold,
@@ -18,6 +17,7 @@ from napari_seisfm.interpretation import (
     sync_clicks,
 )
 from napari_seisfm.search import CentroidSearch, FeatureMatrix
+from napari_seisfm.store.grid import GridSpec
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

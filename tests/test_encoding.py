@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from napari_seisfm.extract import pca_basis
-from napari_seisfm.features import encode_vectors
+from napari_seisfm.store.encoding import encode_vectors, pca_basis
 
 
 def encode_before(vectors, dtype="int8", quant_scale=127.0, pca_mean=None, pca_components=None):

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from napari_seisfm.cli import main as cli
-from napari_seisfm.cube import Cube, Geometry, open_cube
+from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.encoders.attributes import DIM, FEATURES, NAMES, AttributeEmbedder
 from napari_seisfm.encoders.base import Embedder, ModelCard
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
-from napari_seisfm.extract import extract_features, mirror, similarity_agreement
-from napari_seisfm.features import FeatureVolume, store_state
+from napari_seisfm.extract import extract_features, mirror
+from napari_seisfm.store.encoding import similarity_agreement
+from napari_seisfm.io import open_cube
+from napari_seisfm.store.volume import FeatureVolume, store_state
 from napari_seisfm.synthetic import make_survey
 
 _CENTRE = np.array([f[1] for f in FEATURES], np.float32)

@@ -7,8 +7,9 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
-from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.search import FeatureMatrix, adjusted_rand_index, kmeans_facies
+from napari_seisfm.store.grid import GridSpec
+from napari_seisfm.store.volume import FeatureVolume
 
 GRID = (12, 10, 16)
 STRIDE = (2, 2, 4)

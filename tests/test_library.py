@@ -10,9 +10,9 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import FeatureVolume
 from napari_seisfm.search import FeatureMatrix
 from napari_seisfm.search.library import CONNECTIVITY, SurveyLibrary, add_stores, search_library
+from napari_seisfm.store.volume import FeatureVolume
 
 pytest.importorskip("usearch")
 

@@ -7,7 +7,6 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.search import (
     CentroidSearch,
     FeatureMatrix,
@@ -17,6 +16,8 @@ from napari_seisfm.search import (
     support_from_points,
 )
 from napari_seisfm.search.kernels import DotKernel, available
+from napari_seisfm.store.grid import GridSpec
+from napari_seisfm.store.volume import FeatureVolume
 
 GRID = (12, 10, 16)
 STRIDE = (2, 2, 4)

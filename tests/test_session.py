@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, make_search, threshold_mask
 from napari_seisfm.session import ClickToMapSession, quantise_threshold, run_to_end
+from napari_seisfm.store.grid import GridSpec
 
 # a 24 x 20 x 64 cube (inlines 100.., crosslines 1000.. step 2, 4 ms) on a stride-(2, 2, 4) grid
 GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from napari_seisfm import cli
-from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
+from napari_seisfm.io import open_cube
 
 FILES = ("small-dec_8bit.sgz", "small-irregular.sgz", "small_1bit.sgz", "small_2bit-64x64.sgz", "small-2d.sgz")
 MEMORY_CAP = 3 * 2**30  # address space of a worker: imports take ~1.5 GiB of it, a 17.8 GB list would not fit
@@ -25,7 +25,7 @@ WORKER = textwrap.dedent('''
     import json, resource, signal, sys, traceback
     import numpy as np
     resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
     from napari_seisfm.errors import SeisfmError
 
     def hang(*_):

@@ -13,8 +13,8 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import FeatureVolume, StoreWarning
 from napari_seisfm.search import FeatureMatrix
+from napari_seisfm.store.volume import FeatureVolume, StoreWarning
 
 
 def lines(text: str) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.extract import extract_features
-from napari_seisfm.features import FeatureVolume
+from napari_seisfm.store.volume import FeatureVolume
 from napari_seisfm.survey import embed_survey, local_gpus, store_progress, survey_cubes, worker_device
 
 OPTIONS = {"stride": 2, "chunks": (8, 8, 8), "workers": 1}

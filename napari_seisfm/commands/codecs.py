@@ -68,8 +68,8 @@ def run(args) -> int:
     from ..codecs.mae import compare_with_mae, parse_fractions
     from ..codecs.section import read_section
     from ..codecs.table import to_csv, to_json, to_markdown
-    from ..cube import open_cube
     from ..errors import SeisfmError
+    from ..io import open_cube
 
     for opt in ("out", "markdown", "plot"):
         path = getattr(args, opt)
@@ -116,7 +116,7 @@ def write_outputs(args, label, result, seconds, to_csv, to_markdown, to_json, fi
     from pathlib import Path
 
     from ..codecs.plots import save_figure
-    from ..cube import write_failed
+    from ..io.output import write_failed
 
     for path, text in ((args.out, lambda: to_csv(result)), (args.markdown, lambda: to_markdown(result))):
         if path:

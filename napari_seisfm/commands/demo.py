@@ -57,10 +57,10 @@ def run(args) -> int:
     import numpy as np
 
     from .. import bench
-    from ..cube import open_cube
     from ..display import world_transform
     from ..errors import SeisfmError
     from ..extract import extract_features
+    from ..io import open_cube
     from ..io.segy import write_segy
     from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_segmenter
     from ..session import ClickToMapSession

@@ -64,8 +64,8 @@ def _bar(desc):
 
 
 def run_import(args) -> int:
-    from ..feature_import import import_features, parse_layout
-
+    from ..store.interchange import import_features
+    from ..store.sources import parse_layout
     stride = parse_triple(args.stride, "--stride", "4 or 4,4,2") if args.stride else None
     origin = None
     if args.origin:
@@ -99,7 +99,7 @@ def _origin(text):
 
 
 def run_export(args) -> int:
-    from ..feature_import import export_features
+    from ..store.interchange import export_features
 
     bars, progress = _bar("export")
     try:
@@ -114,7 +114,7 @@ def run_export(args) -> int:
 def run_info(args) -> int:
     import json
 
-    from ..feature_import import describe_store
+    from ..store.interchange import describe_store
 
     d = describe_store(args.store)
     if args.json:

@@ -40,8 +40,8 @@ def run(args) -> int:
     import math
     import time
 
-    from ..cube import prepare_output
     from ..errors import SeisfmError
+    from ..io.output import prepare_output
     from ..parsing import parse_point
     from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map

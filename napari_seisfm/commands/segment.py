@@ -117,9 +117,9 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..cube import prepare_output
     from ..errors import SeisfmError
     from ..export import write_array
+    from ..io.output import prepare_output
     from ..search import FeatureMatrix
     from ..search.output import open_cube_for, write_map
     from ..session import ClickToMapSession, SegmentationSettings, run_to_end

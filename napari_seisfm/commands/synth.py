@@ -19,8 +19,8 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from ..cube import prepare_output, write_failed
     from ..errors import SeisfmError
+    from ..io.output import prepare_output, write_failed
     from ..synthetic import make_survey, survey_geometry
 
     out = Path(args.out)
@@ -50,8 +50,9 @@ BYTES_PER_SAMPLE = 64  # peak memory of make_survey per cube sample (measured 50
 
 def check_memory(shape, option: str) -> None:
     """Refuse a synthetic survey whose generation would not fit in half the memory available now."""
-    from ..cube import available_memory, format_bytes
+    from ..cube import available_memory
     from ..errors import SeisfmError
+    from ..io.output import format_bytes
 
     n = 1
     for v in shape:

@@ -83,8 +83,8 @@ def _check_args(args) -> None:
     import math
     from pathlib import Path
 
-    from ..cube import prepare_output
     from ..errors import SeisfmError
+    from ..io.output import prepare_output
 
     for name, (lo, hi) in LIMITS.items():
         value = getattr(args, name, None)

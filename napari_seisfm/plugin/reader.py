@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import SUFFIXES, open_cube
 from ..display import SEISMIC_COLORMAP, cube_layer
 from ..errors import SeisfmError
+from ..io import SUFFIXES, open_cube
 from .view import ensure_exaggeration, orient_when_added
 
 NOTHING = [(None,)]  # npe2: the file was ours and opens no layer (no second, generic error from napari)

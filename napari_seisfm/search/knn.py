@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
-from ..features import GridSpec
+from ..store.grid import GridSpec
 from .kernels import default_threads, support_dots
 from .matrix import FeatureMatrix
 

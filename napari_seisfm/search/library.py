@@ -34,7 +34,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SeisfmError
-from ..features import FeatureVolume, StoreLock
+from ..store.lock import StoreLock
+from ..store.volume import FeatureVolume
 
 FORMAT = "seisfm-library"
 VERSION = 1
@@ -500,7 +501,7 @@ def seabed_band(fv: FeatureVolume, cube) -> np.ndarray:
 def _write_band(library: Path, sid: int, fv: FeatureVolume, cube_file: str | None) -> dict:
     """Pick the store's seabed band from its cube and keep it beside the index (``seabed-<id>.npy``); the
     manifest's note of it, with the reason when there is none."""
-    from ..cube import open_cube
+    from ..io import open_cube
 
     if not cube_file or not Path(cube_file).exists():
         return {"file": None, "note": f"no seabed band: its cube ({cube_file or 'unknown'}) is not on this machine"}

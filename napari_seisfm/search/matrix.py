@@ -11,7 +11,9 @@ import numpy as np
 
 from ..cube import Geometry, geometry_from_summary
 from ..errors import SeisfmError
-from ..features import DTYPES, FeatureVolume, GridSpec, encode_vectors
+from ..store.encoding import DTYPES, encode_vectors
+from ..store.grid import GridSpec
+from ..store.volume import FeatureVolume
 from .kernels import DotKernel
 
 SPACES = ("grid", "cube", "survey")

@@ -37,6 +37,6 @@ def open_cube_for(features_path, cube_path):
     """Open ``cube_path`` (or return None) -- the caller checks the fingerprint via FeatureMatrix.open."""
     if not cube_path:
         return None
-    from ..cube import open_cube
+    from ..io import open_cube
 
     return open_cube(cube_path)
