@@ -81,14 +81,14 @@ def prepare(work: Path) -> dict:
 
 def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed: bool) -> dict:
     from napari_seisfm.search import FeatureMatrix
-    from napari_seisfm.search.library import SurveyLibrary, add_stores, search_library
+    from napari_seisfm.search.library import Library, add_stores, search_library
     from napari_seisfm.store.volume import FeatureVolume
 
     lib_dir = work / f"lib-{name}-{tag}"
     if lib_dir.exists():
         shutil.rmtree(lib_dir)
     add_stores(lib_dir, data["stores"], threads=1)
-    lib = SurveyLibrary.open(lib_dir)
+    lib = Library.open(lib_dir)
     options = {"top": TOP}
     if keep_seabed:
         if "seabed" not in inspect.signature(search_library).parameters:

@@ -24,7 +24,7 @@ CLI_GUI = {("napari_seisfm.commands.demo", "napari"), ("napari_seisfm.commands.d
 
 CORE = [
     "napari_seisfm.cube", "napari_seisfm.io.segy", "napari_seisfm.io.sgz", "napari_seisfm.io.npy",
-    "napari_seisfm.features", "napari_seisfm.extract", "napari_seisfm.encoders.registry",
+    "napari_seisfm.store.volume", "napari_seisfm.store.interchange", "napari_seisfm.extract", "napari_seisfm.encoders.registry",
     "napari_seisfm.encoders.attributes", "napari_seisfm.encoders.vit_embedder", "napari_seisfm.search",
     "napari_seisfm.codecs", "napari_seisfm.codecs.compare", "napari_seisfm.synthetic", "napari_seisfm.export",
     "napari_seisfm.interpretation", "napari_seisfm.bench", "napari_seisfm.display", "napari_seisfm.cli",

@@ -14,8 +14,8 @@ from napari_seisfm.encoders.attributes import DIM, FEATURES, NAMES, AttributeEmb
 from napari_seisfm.encoders.base import Embedder, ModelCard
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
 from napari_seisfm.extract import extract_features, mirror
-from napari_seisfm.store.encoding import similarity_agreement
 from napari_seisfm.io import open_cube
+from napari_seisfm.store.encoding import similarity_agreement
 from napari_seisfm.store.volume import FeatureVolume, store_state
 from napari_seisfm.synthetic import make_survey
 

@@ -11,7 +11,7 @@ import pytest
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.search import FeatureMatrix
-from napari_seisfm.search.library import CONNECTIVITY, SurveyLibrary, add_stores, search_library
+from napari_seisfm.search.library import CONNECTIVITY, Library, add_stores, search_library
 from napari_seisfm.store.volume import FeatureVolume
 
 pytest.importorskip("usearch")
@@ -50,7 +50,7 @@ def test_a_click_in_cube_a_finds_the_same_place_in_cube_b(stores, tmp_path, caps
     lib = tmp_path / "lib"
     assert cli(["library", "add", str(stores / "a.zarr"), str(stores / "b.zarr"), "--library", str(lib)]) == 0
     capsys.readouterr()
-    info = SurveyLibrary.open(lib).info()
+    info = Library.open(lib).info()
     fa, fb = FeatureMatrix.open(stores / "a.zarr"), FeatureMatrix.open(stores / "b.zarr")
     assert info["vectors"] == int(fa.valid.sum() + fb.valid.sum())
     assert cli(["library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
@@ -95,12 +95,12 @@ def test_a_coarser_index_stride_keeps_every_nth_grid_point(stores, tmp_path):
 def test_adding_a_store_twice_is_a_no_op(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     assert cli(["library", "add", str(stores / "a.zarr"), "--library", str(lib)]) == 0
-    size = SurveyLibrary.open(lib).size
-    assert SurveyLibrary.open(lib)._index.connectivity == CONNECTIVITY == 32  # the denser graph (recall at 3 M)
+    size = Library.open(lib).size
+    assert Library.open(lib)._index.connectivity == CONNECTIVITY == 32  # the denser graph (recall at 3 M)
     capsys.readouterr()
     assert cli(["library", "add", str(stores / "a.zarr"), str(stores / "a.zarr"), "--library", str(lib)]) == 0
     assert "already in the library" in capsys.readouterr().out
-    assert SurveyLibrary.open(lib).size == size
+    assert Library.open(lib).size == size
     assert cli(["library", "info", str(lib)]) == 0
     assert "a.zarr" in capsys.readouterr().out
 
@@ -114,7 +114,7 @@ def test_a_store_re_embedded_with_other_settings_is_replaced(stores, tmp_path, c
     capsys.readouterr()
     assert cli(["library", "add", str(store), "--library", str(lib)]) == 0
     assert f"{FeatureVolume.open(store).grid.size} vectors added" in capsys.readouterr().out
-    library = SurveyLibrary.open(lib)
+    library = Library.open(lib)
     entries = [e for e in library.stores if e["path"] == str(store.resolve())]
     assert len(entries) == 1 and entries[0]["stride"] == [8, 8, 8]
     assert library.size == FeatureVolume.open(store).grid.size + b_size  # the stride-4 vectors are gone
@@ -177,7 +177,7 @@ def test_bad_input_is_one_line(stores, tmp_path, capsys, argv, match):
 def test_a_damaged_seabed_band_is_named(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
-    (lib / SurveyLibrary.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
+    (lib / Library.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
     one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
                    "--library", str(lib), match="unreadable seabed band")
 
@@ -196,7 +196,7 @@ def test_one_entry_per_body(stores, tmp_path):
 
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr", stores / "b.zarr"], threads=1)
-    library = SurveyLibrary.open(lib)
+    library = Library.open(lib)
     fa = FeatureMatrix.open(stores / "a.zarr")
     click = (1020.0, 2020.0, 128.0)  # below the seabed band
     got = search_library(library, fa, [click], top=20)
@@ -241,7 +241,7 @@ def test_the_seabed_band_follows_the_seabed(stores, tmp_path):
     np.testing.assert_array_equal(np.load(stores / "a.npy"), survey.amplitude)  # the fixture's cube
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
-    entry = SurveyLibrary.open(lib).stores[0]
+    entry = Library.open(lib).stores[0]
     band = np.load(lib / entry["seabed"]["file"])
     fv = FeatureVolume.open(stores / "a.zarr")
     assert band.shape == fv.grid.shape[:2] and entry["seabed"]["rows"] == [int(band.min()), int(band.max())]
@@ -270,7 +270,7 @@ def _shallow_click(library, fa, store):
 def test_hits_in_the_seabed_band_are_left_out_unless_asked_for(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"], threads=1)
-    library = SurveyLibrary.open(lib)
+    library = Library.open(lib)
     fa = FeatureMatrix.open(stores / "a.zarr")
     store = library.stores[0]["path"]
     band = library.seabed_bands()[library.stores[0]["id"]]
@@ -302,11 +302,11 @@ def test_a_store_whose_cube_is_away_gets_its_band_when_added_again(stores, tmp_p
     capsys.readouterr()
     assert cli(["library", "add", str(d / "c.zarr"), "--library", str(lib)]) == 0
     assert f"no seabed band: its cube ({d / 'c.npy'}) is not on this machine" in capsys.readouterr().out
-    assert SurveyLibrary.open(lib).seabed_bands() == {0: None}
+    assert Library.open(lib).seabed_bands() == {0: None}
     (d / "c.moved").rename(d / "c.npy")
     assert cli(["library", "add", str(d / "c.zarr"), "--library", str(lib)]) == 0
     assert "already in the library, skipped; seabed band picked from" in capsys.readouterr().out
-    again = SurveyLibrary.open(lib)
+    again = Library.open(lib)
     np.testing.assert_array_equal(again.seabed_bands()[0], np.load(_band_file(stores, tmp_path)))
     assert cli(["library", "remove", str(d / "c.zarr"), "--library", str(lib)]) == 0
     assert not list(lib.glob("seabed-*.npy"))  # its band goes with it
@@ -315,7 +315,7 @@ def test_a_store_whose_cube_is_away_gets_its_band_when_added_again(stores, tmp_p
 def _band_file(stores, tmp_path):
     ref = tmp_path / "ref"
     add_stores(ref, [stores / "a.zarr"])
-    return ref / SurveyLibrary.open(ref).stores[0]["seabed"]["file"]
+    return ref / Library.open(ref).stores[0]["seabed"]["file"]
 
 
 def test_cube_paths_are_absolute_so_a_match_opens_from_anywhere(stores, tmp_path, monkeypatch):
@@ -348,7 +348,7 @@ def test_an_older_store_with_a_relative_cube_path_is_found_beside_it(stores, tmp
     group.attrs["cube_geometry"] = {**group.attrs["cube_geometry"], "source": "rel.npy"}  # as an older embed wrote it
     lib = tmp_path / "lib"
     add_stores(lib, [d / "rel.zarr"])
-    entry = SurveyLibrary.open(lib).stores[0]
+    entry = Library.open(lib).stores[0]
     assert entry["cube"] == str((d / "rel.npy").resolve()) and entry["seabed"]["file"]
     man = json.loads((lib / "library.json").read_text())
     del man["stores"][0]["cube"]  # a library built before cube paths were kept
@@ -374,12 +374,12 @@ def test_remove_a_store_even_once_it_is_gone_from_disk(stores, tmp_path, capsys)
                    "--library", str(lib), match="library remove")
     assert cli(["library", "remove", str(b), "--library", str(lib)]) == 0
     assert "removed" in capsys.readouterr().out
-    after = SurveyLibrary.open(lib)
+    after = Library.open(lib)
     assert after.size == int(fa.valid.sum()) and [s["path"] for s in after.stores] == [str((stores / "a.zarr").resolve())]
     got = search_library(lib, fa, [CLICK], top=10)
     assert got and all(m.store.endswith("a.zarr") for m in got)
     one_line_error(capsys, "library", "remove", str(b), "--library", str(lib), match="not in the library")
     assert cli(["library", "remove", str(stores / "a.zarr"), "--library", str(lib)]) == 0  # empty again
-    assert SurveyLibrary.open(lib).size == 0
+    assert Library.open(lib).size == 0
     add_stores(lib, [stores / "a.zarr"])  # and usable again
-    assert SurveyLibrary.open(lib).size == int(fa.valid.sum())
+    assert Library.open(lib).size == int(fa.valid.sum())

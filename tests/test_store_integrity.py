@@ -156,7 +156,7 @@ def test_stores_without_checksums_keep_working(made, tmp_path, capsys, monkeypat
     """Stores written before the checksums (zstd only) open, search, resume and check as before."""
     from zarr.codecs import ZstdCodec
 
-    from napari_seisfm import features
+    from napari_seisfm.store import volume as features
 
     monkeypatch.setattr(features, "_compressors", lambda: (ZstdCodec(level=0, checksum=False),))
     old = tmp_path / "old.zarr"

@@ -3,7 +3,7 @@
 Several cubes, or a folder of them, go to ``--out DIR`` (one ``<cube>.zarr`` each) on a Dask cluster, split
 per cube and per store chunk: a local one of ``--workers`` processes by default (one per GPU for a ViT model
 on a machine with GPUs), an existing one with ``--scheduler ADDRESS`` (``--scheduler none``: one cube after
-the other here). survey.py says what survives a lost worker.
+the other here). many_cubes.py says what survives a lost worker.
 
 One writer per store: a second `seisfm embed` on the same --out (``--overwrite`` included) is refused
 while the first lives (the lock file ``FEATURES.zarr.lock`` names it); a killed run leaves a stale lock
@@ -89,14 +89,14 @@ def run(args) -> int:
 def run_survey(args, options) -> int:
     from tqdm import tqdm
 
-    from ..survey import connect, disconnect, embed_survey, local_gpus, survey_cubes
+    from ..many_cubes import connect, disconnect, embed_many, list_cubes, local_gpus
 
     out = Path(args.out)
     if out.suffix.lower() == ".zarr" or (out.exists() and not out.is_dir()):
         raise SeisfmError(f"--out {out}: several cubes need a folder (one <cube>.zarr each inside)")
     if args.workers is not None and args.workers < 1:
         raise SeisfmError(f"--workers {args.workers}: must be at least 1")
-    cubes = survey_cubes(args.cubes)  # refuse missing files before starting a cluster
+    cubes = list_cubes(args.cubes)  # refuse missing files before starting a cluster
     client = connect(args.scheduler, args.workers, gpus=local_gpus(args.model, args.device) if args.scheduler is None else 0)
     where = "here, one cube after the other" if client is None else f"on Dask ({client.dashboard_link})"
     print(f"embedding {len(cubes)} cubes into {out}/ {where}")
@@ -106,7 +106,7 @@ def run_survey(args, options) -> int:
             bar.total, bar.n = total, done
             bar.refresh()
 
-        results = embed_survey(cubes, out, client=client, progress=progress, **options)
+        results = embed_many(cubes, out, client=client, progress=progress, **options)
     finally:
         bar.close()
         if client is not None:

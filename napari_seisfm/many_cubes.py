@@ -1,4 +1,4 @@
-"""Many cubes, one command: every cube of a survey into its own feature store, on a Dask cluster.
+"""Many cubes, one command: every cube given (files or folders) into its own feature store, on a Dask cluster.
 
 On Dask the work is split per cube *and* per chunk of its store, so one big cube uses the whole cluster.
 This process, the coordinator, holds each store's writer lock from start to end and is the only one to
@@ -14,7 +14,7 @@ of its own:
    data; the coordinator flags the chunk when the task has finished and marks the store complete when
    the last one is flagged. Each worker thread keeps the cube open and the embedder loaded between its tasks.
 
-What long survey runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
+What long many-cube runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
 task again on another worker, which writes it whole (same bytes); failures are retried ``retries`` times; a
 cube that fails is named at the end while the others finish; an interrupted run leaves resumable stores,
 and a rerun skips the flagged chunks and writes nothing to complete stores. Stores come out byte-identical
@@ -41,7 +41,7 @@ from .io import SUFFIXES
 
 
 @dataclass
-class SurveyResult:
+class CubeResult:
     cube: str
     store: str
     chunks: int
@@ -50,7 +50,7 @@ class SurveyResult:
     flagged: list | None = None  # on Dask: the chunks this run flagged done, each once
 
 
-def survey_cubes(inputs) -> list[Path]:
+def list_cubes(inputs) -> list[Path]:
     """Cube files from a list of files and folders (a folder: its cubes, sorted, not recursive)."""
     out = []
     for item in inputs:
@@ -78,13 +78,13 @@ def store_for(cube: Path, out_dir: Path) -> Path:
 EMBEDDER_OPTIONS = ("model", "checkpoint", "device", "precision", "batch_size")
 
 
-def _embed_one(cube: str, out: str, options: dict) -> SurveyResult:
+def _embed_one(cube: str, out: str, options: dict) -> CubeResult:
     """One cube into its store in this process (resumes a partial one)."""
     from .extract import extract_features
 
     t0 = time.perf_counter()
     fv = extract_features(cube, out, **options)
-    return SurveyResult(cube, out, fv.progress()[1], time.perf_counter() - t0)
+    return CubeResult(cube, out, fv.progress()[1], time.perf_counter() - t0)
 
 
 def _option(options: dict, name: str):
@@ -258,14 +258,14 @@ def store_progress(stores) -> tuple[int, int]:
     return done, total
 
 
-def embed_survey(inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None,
-                 **options) -> list[SurveyResult]:
+def embed_many(inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None,
+                 **options) -> list[CubeResult]:
     """Every cube of ``inputs`` (files and folders) into ``out_dir/<cube stem>.zarr``; ``options`` go to
     ``extract_features`` (model, stride, pca, dtype, device, ...). ``client``: a Dask client (see
     :func:`connect`), None runs here one cube after the other. ``progress(done, total)`` in chunks over
     all stores. On Dask a task that fails is retried ``retries`` times; the cubes that still fail are named
     in one error raised after the others have finished."""
-    cubes = survey_cubes(inputs)
+    cubes = list_cubes(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores = [store_for(c, out_dir) for c in cubes]
@@ -306,7 +306,7 @@ class _Coordinator:
         self.options.setdefault("workers", 1)  # a Dask worker is one core: no chunk threads on top of the processes
         self.jobs = {}  # future key -> (store, kind, payload, future)
 
-    def run(self) -> list[SurveyResult]:
+    def run(self) -> list[CubeResult]:
         from distributed import as_completed
 
         from .store.lock import StoreLock
@@ -416,13 +416,13 @@ class _Coordinator:
         if self.progress is not None:
             self.progress(sum(st.done for st in self.stores), sum(st.total for st in self.stores))
 
-    def _results(self) -> list[SurveyResult]:
+    def _results(self) -> list[CubeResult]:
         failed = [st for st in self.stores if st.error is not None]
         if failed:
             names = "; ".join(f"{st.cube.name}: {_message(st.error)}" for st in failed)
             ok = len(self.stores) - len(failed)
             raise SeisfmError(f"{len(failed)} of {len(self.stores)} cubes failed ({ok} finished): {names}")
-        return [SurveyResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded,
+        return [CubeResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded,
                              st.flagged) for st in self.stores]
 
 
