@@ -11,7 +11,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import SeisfmError
 
@@ -26,11 +26,12 @@ def partial_path(path) -> Path:
 
 
 @contextmanager
-def atomic_output(path) -> Iterator[Path]:
+def atomic_output(path, *, failed: Callable[[Path, OSError], Exception] | None = None) -> Iterator[Path]:
     """Write ``path`` atomically: the block writes the yielded temporary path (:func:`partial_path`), which is
     renamed onto ``path`` when the block ends without error (a folder at ``path``, as an old zarr output,
     is removed first). On any error the temporary file or folder is removed; an OSError (read-only, disk
-    full, permissions) becomes :func:`write_failed` naming ``path``."""
+    full, permissions) becomes ``failed(path, exc)``, by default :func:`write_failed` naming ``path`` (callers
+    with a message of their own, such as a model's "resume" hint, pass one)."""
     path = Path(path)
     tmp = partial_path(path)
     discard(tmp)  # left by a killed run
@@ -40,7 +41,7 @@ def atomic_output(path) -> Iterator[Path]:
             shutil.rmtree(path)
         os.replace(tmp, path)
     except OSError as exc:
-        raise write_failed(path, exc) from None
+        raise (failed or write_failed)(path, exc) from None
     finally:
         discard(tmp)
 
