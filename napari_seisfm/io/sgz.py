@@ -294,7 +294,7 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
     compressed into one 4 KiB disk block; the default (4, 4, -1) reads lines fast, cubic ones
     (e.g. 16,16,16 at 8 bits) read sub-volumes fast. ``progress(done, total)`` gets bytes written.
     """
-    from . import open_cube
+    from .segy import open_segy
 
     src, out = Path(src), Path(out)
     if bits not in BITS:
@@ -315,7 +315,9 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
         raise SeisfmError(f"{out}: is the source itself")
     if out.exists() and not overwrite:
         raise SeisfmError(f"{out}: already exists; remove it or pass --overwrite")
-    with open_cube(src) as cube:  # our checks first: a damaged SEG-Y is one clear line, never a crash in seismic-zfp
+    if not src.is_file():  # what open_cube says
+        raise SeisfmError(f"{src}: is a directory, not a seismic file" if src.is_dir() else f"{src}: no such file")
+    with open_segy(src) as cube:  # our checks first: a damaged SEG-Y is one clear line, never a crash in seismic-zfp
         geometry = cube.geometry
         if geometry.kind == "2d" and 1 not in geometry.shape[:2]:
             raise SeisfmError(f"{src}: irregular 2-D geometry; seismic-zfp needs a line or a cube")
