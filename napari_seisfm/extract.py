@@ -225,7 +225,7 @@ def plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overw
         model=embedder.card.id,
         cube_fingerprint=wanted["cube_fingerprint"],
         cube_content=content,
-        cube_geometry=cube.geometry.summary(),
+        cube_summary=cube.geometry.summary(),
         checkpoint_sha256=embedder.checkpoint_sha256(),
         normalisation=estimate_normalisation(cube),
         chunks=_chunks(chunks, embedder, grid),

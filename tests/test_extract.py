@@ -153,7 +153,7 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     norm = fv.normalisation
     assert norm["clip"] == 3.0 and norm["std"] > 0 and norm["traces"] >= 1000
     assert fv.cube_fingerprint == survey_cube.geometry.fingerprint()
-    assert fv.cube_geometry["ilines"][0] == 1000
+    assert fv.cube_summary["ilines"][0] == 1000
     direct = AttributeEmbedder().embed_block(_padded(_standardised(survey_cube, fv), AttributeEmbedder().halo), (4, 4, 4))
     vectors, valid = fv.load()
     assert valid.all()

@@ -325,7 +325,7 @@ def test_cube_paths_are_absolute_so_a_match_opens_from_anywhere(stores, tmp_path
         shutil.copy(stores / f"b{suffix}", d / f"rel{suffix}")
     monkeypatch.chdir(d)
     assert cli(["embed", "rel.npy", "--out", "rel.zarr", "--stride", "4"]) == 0  # relative paths, as typed
-    assert FeatureVolume.open(d / "rel.zarr").cube_geometry["source"] == str((d / "rel.npy").resolve())
+    assert FeatureVolume.open(d / "rel.zarr").cube_summary["source"] == str((d / "rel.npy").resolve())
     assert cli(["library", "add", "rel.zarr", str(stores / "a.zarr"), "--library", "lib"]) == 0
     monkeypatch.chdir(tmp_path)  # somewhere else
     fa = FeatureMatrix.open(stores / "a.zarr")

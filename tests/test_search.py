@@ -36,7 +36,7 @@ def structured(grid=GRID, dim=32, seed=0, n_centres=6):
 
 def make_store(path, vectors, *, dtype="int8", grid=GRID, valid=None, fingerprint="abc123"):
     fv = FeatureVolume.create(path, grid=GridSpec(grid, STRIDE), dim_in=vectors.shape[-1], dtype=dtype, model="test",
-                              cube_fingerprint=fingerprint, cube_geometry=GEOMETRY, chunks=(8, 8, 8))
+                              cube_fingerprint=fingerprint, cube_summary=GEOMETRY, chunks=(8, 8, 8))
     for idx, sl in fv.chunk_slices():
         fv.write_chunk(idx, vectors[sl], None if valid is None else valid[sl])
     fv.mark_complete()

@@ -25,7 +25,7 @@ def two_bodies(seed=0) -> FeatureMatrix:
     v[2:9, 2:8, 4:12] = a
     v += 0.05 * rng.normal(size=v.shape)
     v[0, 0, 0] = np.nan  # one grid point without an embedding
-    return FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", geometry=GEOMETRY)
+    return FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", cube_summary=GEOMETRY)
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_one_match_per_body_and_none_in_the_clicked_one():
     v[8:11, 6:9, 10:13] = a  # the same thing elsewhere
     v[:, :, 1] = a  # a band through every trace
     v += 0.05 * rng.normal(size=v.shape)
-    fm = FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", geometry=GEOMETRY)
+    fm = FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", cube_summary=GEOMETRY)
     s = ClickToMapSession(fm, decision="centroid", kernel="numpy", n_matches=10)
     s.set_threshold(0.5)
     s.add_click(survey((3, 3, 5)))

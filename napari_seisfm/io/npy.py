@@ -48,6 +48,8 @@ def open_npy(path) -> Cube:
 
 
 def write_npy(path, data: np.ndarray, geometry: Geometry | None = None) -> Path:
+    """``data`` as ``.npy``, atomically, with ``geometry`` in the JSON side-car when given and of its shape:
+    the one ``.npy`` writer (cubes, maps, classes)."""
     path = prepare_output(path)
     with atomic_output(path) as tmp:
         np.save(tmp, np.asarray(data))

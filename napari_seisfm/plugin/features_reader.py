@@ -129,7 +129,7 @@ def check_viewer_cubes(fv: FeatureVolume, viewer) -> None:
     cubes = [layer for layer in viewer.layers if isinstance(layer.metadata.get("geometry"), dict) and "fingerprint" in layer.metadata["geometry"]]
     if cubes and not any(layer.metadata["geometry"]["fingerprint"] == fv.cube_fingerprint for layer in cubes):
         names = ", ".join(repr(layer.name) for layer in cubes)
-        geo = fv.cube_geometry
+        geo = fv.cube_summary
         raise SeisfmError(
             f"{fv.path}: feature volume was extracted from another cube ({geo.get('source') or '?'}, shape "
             f"{geo.get('shape', '?')}); it does not match the cube in the viewer ({names})"
@@ -227,7 +227,7 @@ def info(fv: FeatureVolume) -> dict:
         "model": fv.model,
         "checkpoint_sha256": fv.checkpoint_sha256,
         "cube_fingerprint": fv.cube_fingerprint,
-        "cube_geometry": fv.cube_geometry,
+        "cube_geometry": fv.cube_summary,
         "normalisation": fv.normalisation,
         "pca": fv.pca_components is not None,
         "complete": fv.complete,
@@ -260,7 +260,7 @@ def _placement(fv: FeatureVolume) -> dict:
     from .view import exaggeration
 
     try:
-        geometry = geometry_from_summary(fv.cube_geometry)
+        geometry = geometry_from_summary(fv.cube_summary)
     except SeisfmError:  # no geometry recorded: grid in cube-index units
         return {"scale": tuple(float(s) for s in fv.grid.stride), "translate": tuple(float(o) for o in fv.grid.origin)}
     return world_transform(geometry, fv.grid.stride, fv.grid.origin,

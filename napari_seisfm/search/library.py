@@ -399,7 +399,7 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
         man = lib.manifest
         if backfill:  # an older entry, or one whose cube was away when it was added: pick its band now
             for entry, fv in {id(e): (e, f) for e, f in backfill}.values():
-                entry.setdefault("cube", cube_path(fv.path, fv.cube_geometry.get("source")))
+                entry.setdefault("cube", cube_path(fv.path, fv.cube_summary.get("source")))
                 entry["seabed"] = write_band(library, int(entry["id"]), fv, entry_cube(entry))
             if not todo:
                 _write_json_atomic(library / MANIFEST_FILE, man)
@@ -439,8 +439,8 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
 def _entry(fv: FeatureVolume) -> dict:
     return {"path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim, "dtype": fv.dtype,
             "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride), "origin": list(fv.grid.origin),
-            "geometry": fv.cube_geometry, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
-            "checkpoint_sha256": fv.checkpoint_sha256, "cube": cube_path(fv.path, fv.cube_geometry.get("source"))}
+            "geometry": fv.cube_summary, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
+            "checkpoint_sha256": fv.checkpoint_sha256, "cube": cube_path(fv.path, fv.cube_summary.get("source"))}
 
 
 def _signature(entry: dict) -> tuple:

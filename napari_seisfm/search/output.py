@@ -30,7 +30,7 @@ def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, lab
     from ..export import write_array
 
     return write_array(path, data, {"grid_shape": list(features.grid.shape), "stride": list(features.grid.stride),
-                                    "origin": list(features.grid.origin), "geometry": features.geometry})
+                                    "origin": list(features.grid.origin), "geometry": features.cube_summary})
 
 
 def open_cube_for(features_path, cube_path):

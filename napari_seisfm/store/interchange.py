@@ -170,7 +170,7 @@ def import_features(
                 basis = _fit_basis(src, plan, chunks, cancel) if plan.reduce else None
                 fv = FeatureVolume.create(
                     out, grid=plan.grid, dim_in=plan.dim_in, dtype=dtype, model=plan.model, cube_fingerprint=fingerprint,
-                    cube_content=content, cube_geometry=cube.geometry.summary(), pca=basis, chunks=chunks,
+                    cube_content=content, cube_summary=cube.geometry.summary(), pca=basis, chunks=chunks,
                     overwrite=overwrite or state in ("empty", "store", "half"),
                     provenance={**plan.provenance, "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                 )
@@ -378,7 +378,7 @@ def export_record(fv: FeatureVolume) -> dict:
         "invalid": "NaN",
         "cube_fingerprint": fv.cube_fingerprint,
         "cube_content_sha256": fv.cube_content,
-        "cube_geometry": fv.cube_geometry,
+        "cube_geometry": fv.cube_summary,
         "exported_from": str(fv.path.resolve()),
     }
 
@@ -391,7 +391,7 @@ def describe_store(path) -> dict:
     fv = FeatureVolume.open(path, allow_partial=True)
     done, total = fv.progress()
     size = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-    geo = fv.cube_geometry
+    geo = fv.cube_summary
     return {
         "path": str(fv.path),
         "grid_shape": list(fv.grid.shape),

@@ -121,7 +121,7 @@ class FeatureVolume:
         self.checkpoint_sha256 = a.get("checkpoint_sha256")
         self.cube_fingerprint = str(a["cube_fingerprint"])
         self.cube_content = a.get("cube_content_sha256")  # absent in stores written before it existed
-        self.cube_geometry = dict(a.get("cube_geometry", {}))
+        self.cube_summary = dict(a.get("cube_geometry", {}))  # Geometry.summary() of the cube
         self.normalisation = dict(a.get("normalisation", {}))
         self.quant_scale = float(a.get("quant_scale", 1.0))
         self.chunks = tuple(a["chunks"])
@@ -214,7 +214,7 @@ class FeatureVolume:
         model: str,
         cube_fingerprint: str,
         cube_content: str | None = None,
-        cube_geometry: dict | None = None,
+        cube_summary: dict | None = None,
         checkpoint_sha256: str | None = None,
         normalisation: dict | None = None,
         pca: tuple[np.ndarray, np.ndarray] | None = None,
@@ -265,7 +265,7 @@ class FeatureVolume:
                         "checkpoint_sha256": checkpoint_sha256,
                         "cube_fingerprint": cube_fingerprint,
                         "cube_content_sha256": cube_content,
-                        "cube_geometry": _absolute_source(cube_geometry),
+                        "cube_geometry": _absolute_source(cube_summary),
                         "normalisation": normalisation or {},
                         "quant_scale": float(quant_scale or 1.0),
                         "normalized": True,
@@ -507,7 +507,7 @@ class FeatureVolume:
     # ---------------------------------------------------------------- checks
     def check_matches(self, fingerprint: str, what: str = "the cube", content: str | None = None) -> None:
         """Refuse another cube: its geometry fingerprint, and its sampled traces when both hashes are known."""
-        geo = self.cube_geometry
+        geo = self.cube_summary
         if fingerprint != self.cube_fingerprint:
             raise SeisfmError(
                 f"{self.path}: feature volume was extracted from another cube ({geo.get('source', '?')}, "
