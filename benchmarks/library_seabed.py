@@ -110,7 +110,7 @@ def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed
     for i in range(0, fm.shape[0], every):
         for j in range(0, fm.shape[1], every):
             for k in range(int(band[first][i, j]), fm.shape[2], every):
-                got = search_library(lib, fm, [fm.to_survey((i, j, k))], **options)
+                got = search_library(lib, fm, [fm.grid_to_survey((i, j, k))], **options)
                 counts.append(sum(m.grid_index[2] < band[m.store][m.grid_index[:2]] for m in got))
                 wide.append(sum(m.grid_index[2] < near[m.store][m.grid_index[:2]] for m in got))
                 entries.append(len(got))

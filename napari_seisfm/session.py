@@ -185,7 +185,7 @@ class ClickToMapSession:
         if space == "survey":
             survey = tuple(float(v) for v in point)
         else:
-            survey = fm.to_survey(grid) or tuple(float(v) for v in fm.grid.cube_index(np.asarray(grid)))
+            survey = fm.grid_to_survey(grid) or tuple(float(v) for v in fm.grid.cube_index(np.asarray(grid)))
         return _Click(survey, grid, negative)
 
     def add_click(self, point, *, negative: bool = False, space: str = "survey") -> tuple[int, int, int]:

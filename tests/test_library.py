@@ -260,7 +260,7 @@ def _shallow_click(library, fa, store):
             k = int(band[i, j])
             if k >= fa.shape[2]:
                 continue
-            click = fa.to_survey((i, j, k))
+            click = fa.grid_to_survey((i, j, k))
             kept = search_library(library, fa, [click], top=12, seabed=True)
             if any(m.store == store and m.grid_index[2] < band[m.grid_index[:2]] for m in kept):
                 return click, kept
@@ -286,7 +286,7 @@ def test_hits_in_the_seabed_band_are_left_out_unless_asked_for(stores, tmp_path,
     assert cli([*argv, "--keep-seabed", "--json"]) == 0
     assert [tuple(m["grid_index"]) for m in json.loads(capsys.readouterr().out)] == [m.grid_index for m in kept]
     # a click in the band itself: the user is after the seabed, so it is searched
-    top_of_band = fa.to_survey((5, 5, 0))
+    top_of_band = fa.grid_to_survey((5, 5, 0))
     got = search_library(library, fa, [top_of_band], top=12)
     assert library.last["clicked_in_seabed_band"] and got[0].grid_index == (5, 5, 0)
 

@@ -71,7 +71,7 @@ def test_search_library_lists_matches_in_both_cubes_and_opens_the_other(make_nap
     assert widget.cube.value.name == "b" and widget.store.currentText().endswith("b.zarr")
     from napari_seisfm.plugin import view
 
-    np.testing.assert_allclose(view.to_survey(viewer, viewer.dims.point), CLICK)
+    np.testing.assert_allclose(view.world_to_survey(viewer, viewer.dims.point), CLICK)
 
 
 def test_a_missing_library_is_one_line(make_napari_viewer, qtbot, survey, errors, tmp_path):

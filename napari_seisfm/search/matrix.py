@@ -109,7 +109,7 @@ class FeatureMatrix:
                                   "give grid or cube indices instead of survey coordinates") from None
         return self._geometry
 
-    def to_survey(self, grid_index) -> tuple[float, float, float] | None:
+    def grid_to_survey(self, grid_index) -> tuple[float, float, float] | None:
         """Survey coordinates of a grid point, or None when the store has no geometry."""
         try:
             return self.cube_geometry.to_survey(self.grid.cube_index(np.asarray(grid_index)))
