@@ -23,7 +23,7 @@ from .encoders.base import Embedder
 from .errors import SeisfmCancelled, SeisfmError
 from .io.output import atomic_output
 from .store.encoding import DTYPE_ALIASES, DTYPES, PCA_SAMPLE_VECTORS, pca_basis
-from .store.grid import GridSpec, check_stride, chunk_region, live_points
+from .store.grid import GridSpec, check_stride, chunk_counts, chunk_region, live_points
 from .store.lock import StoreLock
 from .store.volume import FeatureVolume, cube_content_hash, open_for_resume, store_state
 
@@ -400,7 +400,7 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
     at most the pick in progress)."""
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
     rows = []
-    total = int(np.prod([-(-n // c) for n, c in zip(grid.shape, chunks)]))
+    total = int(np.prod(chunk_counts(grid.shape, chunks)))
     picks = pca_picks(grid, chunks)
     for k, (idx, share) in enumerate(picks.items()):
         if progress_.cancelled(cancel):
@@ -452,7 +452,7 @@ def pca_picks(grid: GridSpec, chunks) -> dict[tuple[int, int, int], int]:
     """The chunks embedded to fit the PCA basis, ``PCA_SAMPLE_CHUNKS`` spread at random (seed 0) over the
     grid, each with its share of the ``PCA_SAMPLE_VECTORS`` sample: in proportion to its grid points, so a
     thin chunk at the cube's edge weighs no more than its size."""
-    n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
+    n_chunks = chunk_counts(grid.shape, chunks)
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
     picks = [tuple(int(i) for i in idx) for idx in all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]]

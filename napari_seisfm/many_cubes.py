@@ -350,6 +350,7 @@ class _Coordinator:
         self.pending.add(future)
 
     def _plan_done(self, st, _, plan):
+        from .store.grid import chunk_counts
         from .store.volume import FeatureVolume
 
         if "todo" in plan:  # resume
@@ -358,7 +359,7 @@ class _Coordinator:
             self._chunks(st, plan["todo"])
             return
         st.plan = plan
-        st.total = int(np.prod([-(-n // c) for n, c in zip(plan["create"]["grid"].shape, plan["create"]["chunks"])]))
+        st.total = int(np.prod(chunk_counts(plan["create"]["grid"].shape, plan["create"]["chunks"])))
         if not plan["picks"]:  # no PCA: create now
             return self._create(st, None)
         for index, share in plan["picks"]:  # step 2, in parallel

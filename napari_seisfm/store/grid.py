@@ -70,6 +70,11 @@ def _triple(v) -> tuple[int, int, int]:
     return t
 
 
+def chunk_counts(grid_shape, chunks) -> tuple[int, int, int]:
+    """Chunks along each axis when a grid of ``grid_shape`` is cut into ``chunks`` (the last ones shorter)."""
+    return tuple(-(-int(n) // int(c)) for n, c in zip(grid_shape, chunks))
+
+
 def chunk_region(chunk_index, chunks, grid_shape) -> tuple[slice, slice, slice]:
     """The grid slices of chunk ``chunk_index`` when the grid is cut into ``chunks`` (the last ones shorter)."""
     return tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk_index, chunks, grid_shape))

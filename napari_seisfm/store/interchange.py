@@ -25,7 +25,7 @@ from .. import progress as progress_
 from ..errors import SeisfmError
 from ..io.output import atomic_output, check_free_space, prepare_output
 from .encoding import DTYPE_ALIASES, PCA_SAMPLE_VECTORS, pca_basis
-from .grid import GridSpec, chunk_region, live_points
+from .grid import GridSpec, chunk_counts, chunk_region, live_points
 from .lock import StoreLock
 from .sources import ARRAY_FORMAT, SourceArray, fit_grid, layout_text, open_source_array, parse_layout, source_hash
 from .volume import FeatureVolume, cube_content_hash, open_for_resume, store_state
@@ -181,7 +181,7 @@ def import_features(
 
 def _columns(fv: FeatureVolume, per_read: int):
     """Reads of the import: ``[chunk indices]`` sharing inline and crossline, ``per_read`` along time at most."""
-    n = [-(-g // c) for g, c in zip(fv.grid.shape, fv.chunks)]
+    n = chunk_counts(fv.grid.shape, fv.chunks)
     for ci, cx in itertools.product(range(n[0]), range(n[1])):
         pending = [(ci, cx, ct) for ct in range(n[2]) if not fv.chunk_done((ci, cx, ct))]
         for k in range(0, len(pending), per_read):
@@ -214,7 +214,7 @@ def _fit_basis(src, plan: ImportPlan, chunks, cancel):
     """The `embed` PCA (:func:`~napari_seisfm.store.encoding.pca_basis`) on finite vectors of a few store chunks
     spread at random, at most ``PCA_BYTES`` of float64 whatever the width."""
     n_max = int(max(2 * plan.dim_in, min(PCA_SAMPLE_VECTORS, PCA_BYTES // (8 * plan.dim_in))))
-    n_chunks = [-(-g // c) for g, c in zip(plan.grid.shape, chunks)]
+    n_chunks = chunk_counts(plan.grid.shape, chunks)
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
     picks = all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]

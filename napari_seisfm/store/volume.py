@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import SeisfmError
 from ..io.output import write_failed
 from .encoding import DTYPES, basis_hash, decode_vectors, encode_vectors
-from .grid import GridSpec, chunk_region
+from .grid import GridSpec, chunk_counts, chunk_region
 from .lock import StoreLock
 
 FORMAT = "seisfm-features"
@@ -278,7 +278,7 @@ class FeatureVolume:
                 group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0,
                                    compressors=_compressors())
                 group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False, compressors=_compressors())
-                n_chunks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks))
+                n_chunks = chunk_counts(grid.shape, chunks)
                 group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False, compressors=_compressors())
                 if pca is not None:
                     group.create_array("pca_mean", data=mean, compressors=_compressors())
