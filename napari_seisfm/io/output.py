@@ -1,9 +1,10 @@
-"""Writing outputs: every file or folder napari-seisfm writes goes through :func:`atomic_output` (built as
+"""Writing outputs: every output a later step reads goes through :func:`atomic_output` (built as
 ``<name>.partial<suffix>`` beside it and renamed into place when complete, so a failed, killed or cancelled
 write never leaves a file that looks finished), after :func:`prepare_output` (its folder) and, for big
 outputs, :func:`check_free_space`. An OSError while writing is one line naming the output
 (:func:`write_failed`), never its temporary file. Feature stores are folders with a ``complete`` flag and
-resume chunk by chunk instead (:mod:`napari_seisfm.store.volume`)."""
+resume chunk by chunk instead (:mod:`napari_seisfm.store.volume`); report files (bench and demo tables and
+figures, training curves) are written directly."""
 
 from __future__ import annotations
 
