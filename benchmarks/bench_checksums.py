@@ -33,7 +33,7 @@ def vectors(grid: int, dim: int, seed: int = 0) -> np.ndarray:
 def build(path: Path, data: np.ndarray, dtype: str, checksums: bool):
     from zarr.codecs import ZstdCodec
 
-    from napari_seisfm import features
+    from napari_seisfm.store import volume as features
     from napari_seisfm.store.grid import GridSpec
     from napari_seisfm.store.volume import FeatureVolume
 
