@@ -11,7 +11,7 @@ import numpy as np
 
 from ..cube import Geometry, geometry_from_summary
 from ..errors import SeisfmError
-from ..store.encoding import DTYPES, encode_vectors
+from ..store.encoding import DTYPES, decode_vectors, encode_vectors
 from ..store.grid import GridSpec
 from ..store.volume import FeatureVolume
 from .kernels import DotKernel
@@ -148,8 +148,8 @@ class FeatureMatrix:
 
     # ------------------------------------------------------------------ vectors
     def decode(self, rows: np.ndarray) -> np.ndarray:
-        v = np.asarray(rows, np.float32)
-        return v / np.float32(self.quant_scale) if self.dtype == "int8" else v
+        """Stored rows -> float32 unit vectors (:func:`~napari_seisfm.store.encoding.decode_vectors`)."""
+        return decode_vectors(rows, self.dtype, self.quant_scale)
 
     def vector(self, grid_index) -> np.ndarray:
         """The float32 (unit) vector at a grid point; an invalid point is a SeisfmError."""
