@@ -33,8 +33,9 @@ def vectors(grid: int, dim: int, seed: int = 0) -> np.ndarray:
 def build(path: Path, data: np.ndarray, dtype: str, checksums: bool):
     from zarr.codecs import ZstdCodec
 
-    from napari_seisfm import features
-    from napari_seisfm.features import FeatureVolume, GridSpec
+    from napari_seisfm.store import volume as features
+    from napari_seisfm.store.grid import GridSpec
+    from napari_seisfm.store.volume import FeatureVolume
 
     real = features._compressors
     if not checksums:
@@ -53,7 +54,7 @@ def build(path: Path, data: np.ndarray, dtype: str, checksums: bool):
 
 
 def main():
-    from napari_seisfm.features import FeatureVolume
+    from napari_seisfm.store.volume import FeatureVolume
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--grid", type=int, default=64, help="grid points per axis (default 64: 262 144 vectors)")

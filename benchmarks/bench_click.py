@@ -43,10 +43,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import click_reference as before  # noqa: E402
 from bench_search import build  # noqa: E402
 
-from napari_seisfm.features import GridSpec  # noqa: E402
 from napari_seisfm.search import FeatureMatrix  # noqa: E402
 from napari_seisfm.search.region import Bodies  # noqa: E402
 from napari_seisfm.session import ClickToMapSession, bodies_above  # noqa: E402
+from napari_seisfm.store.grid import GridSpec  # noqa: E402
 
 
 def loadavg() -> list[float]:

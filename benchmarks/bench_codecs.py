@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     from napari_seisfm.codecs.metrics import Reference
     from napari_seisfm.codecs.preprocess import prepare
     from napari_seisfm.codecs.section import read_section
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
 
     with open_cube(args.segy) as cube:
         section, dt, label = read_section(cube)

@@ -33,10 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from attributes_reference import AttributeEmbedder as OldEmbedder  # noqa: E402
 
-from napari_seisfm.cube import Cube, Geometry, open_cube  # noqa: E402
+from napari_seisfm.cube import Cube, Geometry  # noqa: E402
 from napari_seisfm.encoders.attributes import AttributeEmbedder  # noqa: E402
 from napari_seisfm.extract import _chunks, estimate_normalisation, extract_features, mirror  # noqa: E402
-from napari_seisfm.features import GridSpec  # noqa: E402
+from napari_seisfm.io import open_cube
+from napari_seisfm.store.grid import GridSpec  # noqa: E402
 from napari_seisfm.synthetic import make_survey  # noqa: E402
 
 PENOBSCOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "penobscot_xl1155.sgy"

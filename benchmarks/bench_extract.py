@@ -9,7 +9,7 @@ Prints JSON with two parts:
   run once on the whole cube in memory (one ``embed_block`` call on the mirror-padded array, no
   store). The ratio is the cost of streaming (halo overlap, I/O, encoding).
 - ``reduction``: similarity maps and kNN from reduced stores against a float32 full-dimension store
-  of the same embeddings (``napari_seisfm.extract.similarity_agreement``), for the attribute
+  of the same embeddings (``napari_seisfm.store.encoding.similarity_agreement``), for the attribute
   embedder (32-d: int8 / float16 / PCA) and, with ``--vit``, a randomly initialised ViT-Tiny 2D
   encoder (192-d: the PCA-64 + int8 default). Query points are spread over the grid.
 """
@@ -26,7 +26,8 @@ import numpy as np
 
 from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.encoders.attributes import AttributeEmbedder
-from napari_seisfm.extract import estimate_normalisation, extract_features, mirror, similarity_agreement
+from napari_seisfm.extract import estimate_normalisation, extract_features, mirror
+from napari_seisfm.store.encoding import similarity_agreement
 from napari_seisfm.synthetic import make_survey
 
 

@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import FeatureMatrix, adjusted_rand_index, kmeans_facies
 from napari_seisfm.search import facies as F
+from napari_seisfm.store.grid import GridSpec
 
 BLOCK = 1 << 16
 

@@ -5,7 +5,7 @@ scratch folder, then runs, each in a fresh process:
 
 - **baseline**: read the whole array in the same slabs and convert it to float32 (``np.load`` mmap, one
   pass; what any chunked reader has to do at least);
-- **import**: :func:`napari_seisfm.feature_import.import_features` (PCA 768 -> 64 fitted on a sample,
+- **import**: :func:`napari_seisfm.store.interchange.import_features` (PCA 768 -> 64 fitted on a sample,
   int8 store), under an enforced cap on private memory (``RLIMIT_DATA``, ``--cap-mb``; the read-only
   memory-mapped source is file-backed and does not count, as it does not for the page cache);
 - **import_before** (``--before REV``, default the commit before issue 24): the same call on the package as it
@@ -91,7 +91,7 @@ def child(job: dict) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     if job["kind"] == "import":
-        from napari_seisfm.feature_import import import_features  # imported before the clock starts
+        from napari_seisfm.store.interchange import import_features  # imported before the clock starts
 
     tracemalloc.start()
     t0 = time.perf_counter()

@@ -31,7 +31,8 @@ def main():
     import segyio
     from seismic_zfp.read import SgzReader
 
-    from napari_seisfm.cube import Geometry, open_cube
+    from napari_seisfm.cube import Geometry
+    from napari_seisfm.io import open_cube
     from napari_seisfm.io.segy import write_segy
     from napari_seisfm.io.sgz import write_sgz
 

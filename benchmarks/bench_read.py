@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_seisfm.cube import Geometry, open_cube
+from napari_seisfm.cube import Geometry
+from napari_seisfm.io import open_cube
 from napari_seisfm.io.segy import write_segy
 from napari_seisfm.io.sgz import convert_segy
 from napari_seisfm.synthetic import make_survey

@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to
+from napari_seisfm.store.grid import GridSpec
 
 
 def rss_mb() -> float:

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import FeatureMatrix, KnnSegmenter, LinearSegmenter
+from napari_seisfm.store.grid import GridSpec
 
 
 def store(size: int, dim: int, n_classes: int, seed: int = 0) -> tuple[FeatureMatrix, np.ndarray]:

@@ -24,9 +24,9 @@ from gui_stalls import wait_until
 
 def session_for(n: int, dim: int = 64, stride: int = 4, seed: int = 0):
     from napari_seisfm.cube import Geometry
-    from napari_seisfm.features import GridSpec
     from napari_seisfm.search import FeatureMatrix
     from napari_seisfm.session import ClickToMapSession
+    from napari_seisfm.store.grid import GridSpec
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(8, dim)).astype(np.float32)
@@ -37,7 +37,7 @@ def session_for(n: int, dim: int = 64, stride: int = 4, seed: int = 0):
         f /= np.linalg.norm(f, axis=-1, keepdims=True)
         v[i] = np.clip(np.rint(f * 127), -127, 127)
     geometry = Geometry.regular((n * stride,) * 3, first_inline=1000, first_crossline=2000, sample_interval=4.0)
-    fm = FeatureMatrix.from_array(v.reshape(-1, dim), GridSpec((n,) * 3, (stride,) * 3), geometry=geometry.summary(),
+    fm = FeatureMatrix.from_array(v.reshape(-1, dim), GridSpec((n,) * 3, (stride,) * 3), cube_summary=geometry.summary(),
                                   fingerprint=geometry.fingerprint())
     return ClickToMapSession(fm, cube_fingerprint=geometry.fingerprint()), geometry
 

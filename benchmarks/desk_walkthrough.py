@@ -53,7 +53,7 @@ def main(argv=None):
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
     from napari_seisfm.io.segy import write_segy
     from napari_seisfm.plugin import view
     from napari_seisfm.synthetic import CLASSES, make_survey, survey_geometry

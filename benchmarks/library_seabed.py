@@ -50,8 +50,8 @@ def seisfm(*argv) -> None:
 
 def prepare(work: Path) -> dict:
     """Cubes and stores (made once); per data set its stores and the seabed sample per trace of each cube."""
-    from napari_seisfm.cube import open_cube
-    from napari_seisfm.features import FeatureVolume
+    from napari_seisfm.io import open_cube
+    from napari_seisfm.store.volume import FeatureVolume
     from napari_seisfm.synthetic import make_survey
 
     work.mkdir(parents=True, exist_ok=True)
@@ -80,15 +80,15 @@ def prepare(work: Path) -> dict:
 
 
 def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed: bool) -> dict:
-    from napari_seisfm.features import FeatureVolume
     from napari_seisfm.search import FeatureMatrix
-    from napari_seisfm.search.library import SurveyLibrary, add_stores, search_library
+    from napari_seisfm.search.library import Library, add_stores, search_library
+    from napari_seisfm.store.volume import FeatureVolume
 
     lib_dir = work / f"lib-{name}-{tag}"
     if lib_dir.exists():
         shutil.rmtree(lib_dir)
     add_stores(lib_dir, data["stores"], threads=1)
-    lib = SurveyLibrary.open(lib_dir)
+    lib = Library.open(lib_dir)
     options = {"top": TOP}
     if keep_seabed:
         if "seabed" not in inspect.signature(search_library).parameters:
@@ -110,7 +110,7 @@ def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed
     for i in range(0, fm.shape[0], every):
         for j in range(0, fm.shape[1], every):
             for k in range(int(band[first][i, j]), fm.shape[2], every):
-                got = search_library(lib, fm, [fm.to_survey((i, j, k))], **options)
+                got = search_library(lib, fm, [fm.grid_to_survey((i, j, k))], **options)
                 counts.append(sum(m.grid_index[2] < band[m.store][m.grid_index[:2]] for m in got))
                 wide.append(sum(m.grid_index[2] < near[m.store][m.grid_index[:2]] for m in got))
                 entries.append(len(got))

@@ -15,8 +15,8 @@ import napari
 from qtpy.QtWidgets import QApplication
 
 from napari_seisfm import cli
-from napari_seisfm.cube import open_cube
 from napari_seisfm.display import KNN, SIMILARITY, THRESHOLDED, cube_layer
+from napari_seisfm.io import open_cube
 from napari_seisfm.plugin.view import orient_viewer
 from napari_seisfm.plugin.widgets.click_to_map import ClickToMapWidget
 

@@ -1,6 +1,6 @@
 """napari-seisfm: interactive seismic interpretation with foundation-model embeddings.
 
-The core (cube, features, encoders, extract, search, codecs, synthetic) imports neither Qt nor
+The core (cube, io, store, encoders, extract, search, codecs, synthetic) imports neither Qt nor
 napari; the napari glue (reader, writer, sample data, dock widgets named in ``napari.yaml``) lives
 in the ``plugin`` sub-package.
 """

@@ -1,20 +1,20 @@
 """Export of maps and labels on a cube's grid: SEG-Y with the source headers, .sgz, .npy, zarr.
 
 Overlays live on the strided feature grid; they are brought to full resolution here, at export
-and only then, so the viewer never holds an upsampled copy. :func:`write_array` is the one writer of
-.npy/.zarr maps and classes (feature grid or cube grid): every format is written under a temporary
-name and renamed when complete, so an interrupted export never leaves a file that looks finished.
+and only then, so the viewer never holds an upsampled copy. :func:`write_array` writes
+.npy/.zarr maps and classes (feature grid or cube grid); every format is written through
+:func:`~napari_seisfm.io.output.atomic_output`, so an interrupted export never leaves a file that looks finished.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .cube import Cube, discard, prepare_output, write_failed
+from .cube import Cube
 from .errors import SeisfmError
+from .io.output import atomic_output, prepare_output
 from .progress import check, report
 
 FORMATS = (".sgy", ".segy", ".sgz", ".npy", ".zarr")
@@ -79,29 +79,20 @@ def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origi
 
 
 def write_array(path, data: np.ndarray, attrs: dict | None = None) -> Path:
-    """``data`` as .npy or .zarr (with ``attrs``), atomically: written as ``NAME.partial`` and renamed."""
+    """``data`` as .npy (through :func:`~napari_seisfm.io.npy.write_npy`, the one .npy writer; ``attrs`` are
+    not kept) or .zarr (with ``attrs``), atomically (:func:`~napari_seisfm.io.output.atomic_output`)."""
     path = prepare_output(path, folder_ok=str(path).lower().endswith(".zarr"))
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".zarr"):
         raise SeisfmError(f"{path}: unsupported format {suffix or '(none)'}; use .npy or .zarr")
-    tmp = path.with_name(path.name + ".partial" + suffix)
-    try:
-        _remove(tmp)  # left by an interrupted run
-        if suffix == ".npy":
-            np.save(tmp, np.asarray(data))
-        else:
-            import zarr
+    if suffix == ".npy":
+        from .io.npy import write_npy
 
-            group = zarr.open_group(str(tmp), mode="w")
-            group.create_array("data", data=np.asarray(data))
-            group.attrs.update(attrs or {})
-        _remove(path)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        raise write_failed(path, exc) from None
+        return write_npy(path, data)
+    import zarr
+
+    with atomic_output(path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        group.create_array("data", data=np.asarray(data))
+        group.attrs.update(attrs or {})
     return path
-
-
-def _remove(path: Path) -> None:
-    discard(path)  # quietly: a read-only place fails the write itself, named by the output

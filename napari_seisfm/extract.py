@@ -22,12 +22,14 @@ from . import progress as progress_
 from .encoders.base import Embedder
 from .encoders.registry import get_embedder
 from .errors import SeisfmCancelled, SeisfmError
-from .features import DTYPES, FeatureVolume, GridSpec, StoreLock, check_stride, chunk_region, cube_content_hash, store_state
+from .io.output import atomic_output
+from .store.encoding import DTYPE_ALIASES, DTYPES, PCA_SAMPLE_VECTORS, pca_basis
+from .store.grid import GridSpec, check_stride, chunk_counts, chunk_region, live_points
+from .store.lock import StoreLock
+from .store.volume import FeatureVolume, cube_content_hash, open_for_resume, store_state
 
 CLIP = 3.0  # NCS recipe: unit variance per cube, amplitudes clipped at 3 std
-DTYPE_ALIASES = {"i8": "int8", "f16": "float16", "f32": "float32"}
 PCA_SAMPLE_CHUNKS = 8  # chunks embedded to fit the PCA basis
-PCA_SAMPLE_VECTORS = 50_000
 CHUNK_BYTES = 256 * 2**20  # float32 embeddings of one chunk held in memory at most (ViT-sized chunks)
 KEEP_BYTES = 512 * 2**20  # embeddings of the PCA-fit chunks kept to be written (not embedded twice)
 
@@ -69,11 +71,11 @@ def extract_features(
     numpy/BLAS work releases the GIL); default one per idle CPU core (cores minus the load average), 1 to 4. The chunks embedded to fit
     the PCA basis are written as they are, not embedded twice.
 
-    The whole run holds the store's writer lock (:class:`~napari_seisfm.features.StoreLock`): a second
+    The whole run holds the store's writer lock (:class:`~napari_seisfm.store.lock.StoreLock`): a second
     writer, ``overwrite`` included, is refused while the first one lives.
     """
     if isinstance(cube, (str, Path)):  # a file: open it here and close it when done
-        from .cube import open_cube
+        from .io import open_cube
 
         with open_cube(cube) as opened:
             return extract_features(
@@ -82,8 +84,8 @@ def extract_features(
                 cancel=cancel, chunks=chunks, embedder=embedder, workers=workers,
             )  # fmt: skip
     out = Path(out)
-    embedder, grid, wanted, out_dim = _settings(cube, model, checkpoint, stride, pca, dtype, device, precision,
-                                                batch_size, embedder)
+    embedder, grid, wanted, out_dim = extraction_settings(cube, model, checkpoint, stride, pca, dtype, device, precision,
+                                                          batch_size, embedder)
     with StoreLock(out):
         return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
                                basis_wanted=bool(pca), workers=workers)
@@ -99,7 +101,7 @@ def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index,
     region = chunk_region(index, chunks, grid.shape)
     vectors = embedder.embed_block(reader.block(region), grid.stride)
     keep = vectors.nbytes <= KEEP_BYTES // PCA_SAMPLE_CHUNKS
-    return pca_sample(vectors, index, share), (vectors, _live(cube.geometry.dead, grid, region)) if keep else None
+    return pca_sample(vectors, index, share), (vectors, live_points(cube.geometry.dead, grid, region)) if keep else None
 
 
 def embed_chunks(cube, out, indices, *, embedder: Embedder) -> list[tuple[int, int, int]]:
@@ -117,12 +119,12 @@ def embed_chunks(cube, out, indices, *, embedder: Embedder) -> list[tuple[int, i
         index = tuple(int(i) for i in index)
         region = fv.chunk_region(index)
         vectors = embedder.embed_block(reader.block(region), fv.grid.stride)
-        fv.write_chunk(index, vectors, _live(cube.geometry.dead, fv.grid, region), mark_done=False)
+        fv.write_chunk(index, vectors, live_points(cube.geometry.dead, fv.grid, region), mark_done=False)
         written.append(index)
     return written
 
 
-def _settings(cube, model, checkpoint, stride, pca, dtype, device, precision, batch_size, embedder):
+def extraction_settings(cube, model, checkpoint, stride, pca, dtype, device, precision, batch_size, embedder):
     """The embedder, grid and store settings ``(embedder, grid, wanted, out_dim)`` of one extraction;
     ``wanted`` is what a store must hold to be resumed."""
     dtype = DTYPE_ALIASES.get(dtype, dtype)
@@ -148,16 +150,6 @@ def _settings(cube, model, checkpoint, stride, pca, dtype, device, precision, ba
     return embedder, grid, wanted, out_dim
 
 
-def _live(dead, grid: GridSpec, region) -> np.ndarray:
-    """Grid points of ``region`` not on dead traces."""
-    shape = tuple(sl.stop - sl.start for sl in region)
-    valid = np.ones(shape, bool)
-    if dead is not None:
-        il, xl = (grid.origin[k] + grid.stride[k] * np.arange(region[k].start, region[k].stop) for k in (0, 1))
-        valid &= ~np.asarray(dead, bool)[np.ix_(il, xl)][..., None]
-    return valid
-
-
 def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
                     basis_wanted=True, workers=None):
     fv, fitted = _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
@@ -167,17 +159,17 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     done, total = fv.progress()
     for index, vectors in sorted(fitted.items()):  # the PCA fit's chunks first: progress never goes back
         if not fv.chunk_done(index):
-            fv.write_chunk(index, vectors, _live(cube.geometry.dead, grid, fv.chunk_region(index)))
+            fv.write_chunk(index, vectors, live_points(cube.geometry.dead, grid, fv.chunk_region(index)))
             done += 1
     fitted.clear()
-    _report(progress, done, total)
+    progress_.report(progress, done, total)
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), fv.normalisation)
     todo = [(index, region) for index, region in fv.chunk_slices() if not fv.chunk_done(index)]
     n_workers = _workers(workers, embedder, len(todo))
     for index, region, vectors in _embedded(todo, embedder, reader, grid, n_workers, progress, cancel, out, done, total):
-        fv.write_chunk(index, vectors, _live(cube.geometry.dead, grid, region))
+        fv.write_chunk(index, vectors, live_points(cube.geometry.dead, grid, region))
         done += 1
-        _report(progress, done, total)
+        progress_.report(progress, done, total)
     fv.mark_complete()
     return FeatureVolume.open(out)
 
@@ -188,7 +180,7 @@ def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     plan = plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite)
     if isinstance(plan, FeatureVolume):
         if plan.complete:
-            _report(progress, *plan.progress())
+            progress_.report(progress, *plan.progress())
         return plan, {}
     fitted = {}  # chunk index -> vectors embedded for the PCA fit, written instead of embedded again
     basis = None
@@ -224,7 +216,7 @@ def plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overw
     elif state not in ("missing", "empty") and not overwrite:
         if not resume:
             raise SeisfmError(f"{out}: already exists; pass --overwrite to replace it (or allow resuming)")
-        return _open_for_resume(out, wanted, content)
+        return open_for_resume(out, wanted, content)
     elif state == "other":
         raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
     return dict(
@@ -234,7 +226,7 @@ def plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overw
         model=embedder.card.id,
         cube_fingerprint=wanted["cube_fingerprint"],
         cube_content=content,
-        cube_geometry=cube.geometry.summary(),
+        cube_summary=cube.geometry.summary(),
         checkpoint_sha256=embedder.checkpoint_sha256(),
         normalisation=estimate_normalisation(cube),
         chunks=_chunks(chunks, embedder, grid),
@@ -260,7 +252,7 @@ def _embedded(todo, embedder, reader, grid, workers, progress, cancel, out, done
     of the attribute embedder, a batch of a ViT); chunks in flight when it stops are dropped unwritten."""
     if workers <= 1:
         for k, (index, region) in enumerate(todo):
-            if _cancelled(cancel):
+            if progress_.cancelled(cancel):
                 raise SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
             with progress_.steps(_within_chunk(progress, cancel, done + k, total, out)):
                 vectors = embedder.embed_block(reader.block(region), grid.stride)
@@ -276,7 +268,7 @@ def _embedded(todo, embedder, reader, grid, workers, progress, cancel, out, done
         def hook(s_done, s_total):
             if s_done is not None:
                 fractions[index] = s_done / max(s_total, 1)
-            if _cancelled(cancel):
+            if progress_.cancelled(cancel):
                 raise SeisfmCancelled(f"{out}: stopped; run again to resume")
 
         with progress_.steps(hook):
@@ -288,14 +280,14 @@ def _embedded(todo, embedder, reader, grid, workers, progress, cancel, out, done
     try:
         with threadpool_limits(1):
             for k in range(len(todo)):
-                if _cancelled(cancel):
+                if progress_.cancelled(cancel):
                     raise SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
                 while len(pending) <= workers and k + len(pending) < len(todo):
                     index, region = todo[k + len(pending)]
                     pending.append((index, region, pool.submit(embed, tuple(index), reader.block(region))))
                 index, region, job = pending[0]
                 while not wait([job], timeout=0.25).done:  # progress from this thread only, cancel within a chunk
-                    if _cancelled(cancel):
+                    if progress_.cancelled(cancel):
                         raise SeisfmCancelled(f"{out}: stopped after {done + k}/{total} chunks; run again to resume")
                     now = done + k + sum(min(f, 0.99) for i, f in list(fractions.items()))
                     if progress is not None and now > shown:
@@ -328,7 +320,7 @@ def repair_store(
     the store's cube (fingerprint and sampled traces are checked).
     """
     if isinstance(cube, (str, Path)):
-        from .cube import open_cube
+        from .io import open_cube
 
         with open_cube(cube) as opened:
             return repair_store(out, opened, checkpoint=checkpoint, device=device, precision=precision,
@@ -389,10 +381,10 @@ def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: 
     at most the pick in progress)."""
     reader = _BlockReader(cube, grid, read_halo(embedder, cube.shape), normalisation)
     rows = []
-    total = int(np.prod([-(-n // c) for n, c in zip(grid.shape, chunks)]))
+    total = int(np.prod(chunk_counts(grid.shape, chunks)))
     picks = pca_picks(grid, chunks)
     for k, (idx, share) in enumerate(picks.items()):
-        if _cancelled(cancel):
+        if progress_.cancelled(cancel):
             raise SeisfmCancelled(_fit_stopped(k, len(picks), cache))
         region = chunk_region(idx, chunks, grid.shape)
         block_vectors = _cached_pick(cache, idx)
@@ -431,10 +423,9 @@ def _cache_pick(cache, idx, vectors) -> None:
         return
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / (_pick_file(cache, idx).stem + ".partial.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, _pick_file(cache, idx))
-    except OSError:
+        with atomic_output(_pick_file(cache, idx)) as tmp:
+            np.save(tmp, vectors)
+    except (OSError, SeisfmError):
         pass
 
 
@@ -442,7 +433,7 @@ def pca_picks(grid: GridSpec, chunks) -> dict[tuple[int, int, int], int]:
     """The chunks embedded to fit the PCA basis, ``PCA_SAMPLE_CHUNKS`` spread at random (seed 0) over the
     grid, each with its share of the ``PCA_SAMPLE_VECTORS`` sample: in proportion to its grid points, so a
     thin chunk at the cube's edge weighs no more than its size."""
-    n_chunks = [-(-n // c) for n, c in zip(grid.shape, chunks)]
+    n_chunks = chunk_counts(grid.shape, chunks)
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
     picks = [tuple(int(i) for i in idx) for idx in all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]]
@@ -459,27 +450,6 @@ def pca_sample(block_vectors: np.ndarray, chunk_index, share: int) -> np.ndarray
     if len(v) > n:
         v = v[np.sort(np.random.default_rng([0, *chunk_index]).choice(len(v), n, replace=False))]
     return v
-
-
-def pca_basis(x: np.ndarray, dim: int):
-    """``(mean, components)`` of the sample rows ``x`` (float64): centred SVD, the top ``dim`` right
-    singular vectors. Shared by extraction and `seisfm features import`.
-
-    LAPACK's SVD (gesdd) of a tall matrix (rows >= 11/6 columns) first factors it as QR and works on R; doing
-    that step here and asking for R's SVD skips forming Q and the left singular vectors (the row-sized part
-    of the work): the same axes bit for bit (so stores stay comparable across versions: the survey library
-    compares stored vectors of several stores), 1.7x faster at 8192 x 768 (tests/test_encoding.py)."""
-    if len(x) < 2:
-        raise SeisfmError("too few finite embeddings to fit a PCA basis; use --pca 0")
-    mean = x.mean(axis=0)
-    xc = x - mean
-    m, n = xc.shape
-    tall = m >= int(min(m, n) * 11 / 6)  # gesdd's own switch to the QR path (its MNTHR)
-    _, _, vt = np.linalg.svd(np.linalg.qr(xc, mode="r") if tall else xc, full_matrices=False)
-    components = vt[:dim]
-    if len(components) < dim:  # fewer samples than dimensions: pad with zero rows (never happens on real cubes)
-        components = np.vstack([components, np.zeros((dim - len(components), x.shape[1]))])
-    return mean.astype(np.float32), components.astype(np.float32)
 
 
 def read_halo(embedder: Embedder, shape) -> tuple[int, int, int]:
@@ -550,27 +520,6 @@ def _chunks(chunks, embedder: Embedder, grid: GridSpec) -> tuple[int, int, int]:
     return tuple(int(np.clip(math.ceil(4 * h / s), 16, 32)) for h, s in zip(embedder.halo, grid.stride))
 
 
-def _open_for_resume(out: Path, wanted: dict, content: str | None = None) -> FeatureVolume:
-    fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
-    attrs = fv._group.attrs
-    diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if k != "pca" and _norm(attrs.get(k)) != _norm(v)]
-    if "pca" in wanted and wanted["pca"] != (fv.pca_components is not None):
-        diff.append(f"PCA {'on' if fv.pca_components is not None else 'off'} != {'on' if wanted['pca'] else 'off'} (--pca 0 is off)")
-    if content is not None and fv.cube_content and fv.cube_content != content:
-        diff.append(f"cube_content_sha256 {fv.cube_content!r} != {content!r} (another cube with the same geometry)")
-    if diff:
-        raise SeisfmError(f"{out}: existing store has other settings ({'; '.join(diff)}); pass --overwrite to replace it")
-    return fv
-
-
-def _norm(v):
-    return list(v) if isinstance(v, (list, tuple)) else v
-
-
-_cancelled = progress_.cancelled  # kept for the modules that import them (feature import, images, Dask runs)
-_report = progress_.report
-
-
 def _within_chunk(progress, cancel, done, total, out, fitting=False):
     """The step hook for one chunk (:func:`napari_seisfm.progress.steps`): progress as a fraction of the
     chunk (``done + steps/steps_total``, never backwards) and cancel at every step (the chunk is not
@@ -583,55 +532,9 @@ def _within_chunk(progress, cancel, done, total, out, fitting=False):
         if progress is not None and frac > shown[0] and frac < 1.0:
             shown[0] = frac
             progress(done + frac, total)
-        if _cancelled(cancel):
+        if progress_.cancelled(cancel):
             if fitting:  # ``out`` is then the whole message
                 raise SeisfmCancelled(out)
             raise SeisfmCancelled(f"{out}: stopped after {int(done)}/{total} chunks; run again to resume")
 
     return hook
-
-
-# ---------------------------------------------------------------------------- reduction check
-
-
-def similarity_agreement(reference: FeatureVolume, other: FeatureVolume, queries, *, top: float = 0.01, k: int = 10) -> dict:
-    """How much a reduced store (PCA, int8) changes what search sees, against a reference store.
-
-    For each query grid point (``(a, b, c)`` rows of ``queries``) the similarity map is the cosine
-    of its stored vector with every stored vector, in each store. Returns the mean and worst
-    Pearson correlation of the two maps, the overlap of their top ``top`` fraction of grid points
-    and the overlap of the ``k`` nearest neighbours (query itself excluded). Loads both stores
-    whole: meant for benchmark-sized cubes.
-    """
-    if reference.grid != other.grid:
-        raise SeisfmError(f"{other.path}: grid {other.grid.shape} differs from {reference.path}'s {reference.grid.shape}")
-    va, oka = reference.load()
-    vb, okb = other.load()
-    ok = oka & okb
-    va, vb = reference.decode(va[ok]), other.decode(vb[ok])
-    flat = np.flatnonzero(ok)
-    pos = np.full(ok.size, -1)
-    pos[flat] = np.arange(flat.size)
-    n_top = max(1, int(round(top * flat.size)))
-    corr, tops, knn = [], [], []
-    for q in np.atleast_2d(queries):
-        i = pos[np.ravel_multi_index(tuple(int(x) for x in q), reference.grid.shape)]
-        if i < 0:
-            continue
-        ma, mb = va @ va[i], vb @ vb[i]
-        corr.append(float(np.corrcoef(ma, mb)[0, 1]))
-        ta, tb = np.argpartition(-ma, n_top - 1)[:n_top], np.argpartition(-mb, n_top - 1)[:n_top]
-        tops.append(len(np.intersect1d(ta, tb)) / n_top)
-        ma[i] = mb[i] = -np.inf
-        ka, kb = np.argpartition(-ma, k - 1)[:k], np.argpartition(-mb, k - 1)[:k]
-        knn.append(len(np.intersect1d(ka, kb)) / k)
-    if not corr:
-        raise SeisfmError("no valid query points")
-    return {
-        "queries": len(corr),
-        "map_correlation_mean": float(np.mean(corr)),
-        "map_correlation_min": float(np.min(corr)),
-        f"top{top:.0%}_overlap_mean": float(np.mean(tops)),
-        f"top{top:.0%}_overlap_min": float(np.min(tops)),
-        f"knn{k}_overlap_mean": float(np.mean(knn)),
-    }

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SeisfmError
+from .io.output import atomic_output
 
 FORMAT = "seisfm-interpretation"
 VERSION = 1
@@ -93,8 +94,9 @@ def save_interpretation(path, interp: Interpretation) -> Path:
         if labels.ndim != 3:
             raise SeisfmError(f"{path}: labels must be a 3-D volume, got shape {labels.shape}")
         index = np.argwhere(labels > 0).astype(np.int32)
-        np.savez_compressed(npz, index=index, value=labels[tuple(index.T)].astype(np.int32),
-                            shape=np.asarray(labels.shape, np.int64))
+        with atomic_output(npz) as tmp:
+            np.savez_compressed(tmp, index=index, value=labels[tuple(index.T)].astype(np.int32),
+                                shape=np.asarray(labels.shape, np.int64))
         doc["labels"] = {
             "file": npz.name,
             "shape": list(labels.shape),
@@ -105,7 +107,8 @@ def save_interpretation(path, interp: Interpretation) -> Path:
         }
     elif npz.exists():
         npz.unlink()  # a stale label file from an earlier save must not come back on load
-    path.write_text(json.dumps(doc, indent=1))
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
     return path
 
 

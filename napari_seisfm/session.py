@@ -185,7 +185,7 @@ class ClickToMapSession:
         if space == "survey":
             survey = tuple(float(v) for v in point)
         else:
-            survey = fm.to_survey(grid) or tuple(float(v) for v in fm.grid.cube_index(np.asarray(grid)))
+            survey = fm.grid_to_survey(grid) or tuple(float(v) for v in fm.grid.cube_index(np.asarray(grid)))
         return _Click(survey, grid, negative)
 
     def add_click(self, point, *, negative: bool = False, space: str = "survey") -> tuple[int, int, int]:
@@ -397,8 +397,8 @@ class ClickToMapSession:
     def export(self, path, data: np.ndarray, cube, *, labels: bool = False, progress=None, cancel=None) -> Path:
         """Write a map or classes on the feature grid to the cube grid (SEG-Y with the cube's headers, .sgz,
         .npy, .zarr). ``cube`` is a Cube or its path (opened and closed here)."""
-        from .cube import open_cube
         from .export import export_volume
+        from .io import open_cube
 
         g = self.features.grid
         if isinstance(cube, (str, Path)):

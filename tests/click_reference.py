@@ -115,7 +115,7 @@ def top_matches(search, s, n=20, *, radius=2, exclude_clicks=True, bodies=None, 
     out = []
     for rank, (c, f) in enumerate(zip(kept, flats), 1):
         ci = tuple(int(x) for x in fm.grid.cube_index(c))
-        out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), fm.to_survey(c)))
+        out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), fm.grid_to_survey(c)))
     return out
 
 

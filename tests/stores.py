@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_seisfm.features import FeatureVolume, GridSpec
+from napari_seisfm.store.grid import GridSpec
+from napari_seisfm.store.volume import FeatureVolume
 
 
 def two_region_store(path, geometry, stride, *, dim: int = 8, seed: int = 1):
@@ -12,7 +13,7 @@ def two_region_store(path, geometry, stride, *, dim: int = 8, seed: int = 1):
     and the lower half of the grid in time. Returns the store's path."""
     grid = GridSpec.for_cube(geometry.shape, stride)
     fv = FeatureVolume.create(path, grid=grid, dim_in=dim, dtype="int8", model="test", chunks=(8, 8, 8),
-                              cube_fingerprint=geometry.fingerprint(), cube_geometry=geometry.summary())
+                              cube_fingerprint=geometry.fingerprint(), cube_summary=geometry.summary())
     rng = np.random.default_rng(seed)
     for idx, region in fv.chunk_slices():
         shape = tuple(s.stop - s.start for s in region)

@@ -27,7 +27,7 @@ CLI_GUI = {("napari_seisfm.commands.demo", "napari"), ("napari_seisfm.commands.d
 
 CORE = [
     "napari_seisfm.cube", "napari_seisfm.io.segy", "napari_seisfm.io.sgz", "napari_seisfm.io.npy",
-    "napari_seisfm.features", "napari_seisfm.extract", "napari_seisfm.encoders.registry",
+    "napari_seisfm.store.volume", "napari_seisfm.store.interchange", "napari_seisfm.extract", "napari_seisfm.encoders.registry",
     "napari_seisfm.encoders.attributes", "napari_seisfm.encoders.vit_embedder", "napari_seisfm.search",
     "napari_seisfm.codecs", "napari_seisfm.codecs.compare", "napari_seisfm.synthetic", "napari_seisfm.export",
     "napari_seisfm.interpretation", "napari_seisfm.quality", "napari_seisfm.display", "napari_seisfm.cli",
@@ -137,15 +137,8 @@ DISCOVERS = {
 # - arch-store (items 1-2): cube <-> io (prepare_output/write_failed out of cube.py, open_cube's dispatch in
 #   io/) and extract's private helpers used by feature_import and survey;
 # - arch-packaging (drift): search.centroid imports auto_threshold from interpretation.
-KNOWN_CYCLES: list[set[str]] = [
-    {"napari_seisfm.cube", "napari_seisfm.io.npy", "napari_seisfm.io.segy", "napari_seisfm.io.sgz"},
-]
-KNOWN_PRIVATE: set[tuple[str, str]] = {  # (importing module, private name)
-    ("napari_seisfm.feature_import", "napari_seisfm.extract._cancelled"),
-    ("napari_seisfm.feature_import", "napari_seisfm.extract._open_for_resume"),
-    ("napari_seisfm.feature_import", "napari_seisfm.extract._report"),
-    ("napari_seisfm.survey", "napari_seisfm.extract._settings"),
-}
+KNOWN_CYCLES: list[set[str]] = []
+KNOWN_PRIVATE: set[tuple[str, str]] = set()
 
 
 def _ancestors(name: str) -> list[str]:

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
+from napari_seisfm.io import open_cube
 from napari_seisfm.plugin.reader import get_reader
 
 
@@ -106,7 +106,7 @@ def test_corrupted_headers_never_crash(shared_data, tmp_path):
     script = f"""
 import numpy as np, warnings, sys
 from pathlib import Path
-from napari_seisfm.cube import open_cube
+from napari_seisfm.io import open_cube
 from napari_seisfm.errors import SeisfmError
 warnings.simplefilter("ignore")
 src = Path({str(shared_data / "segyio-test" / "small.sgy")!r}).read_bytes()

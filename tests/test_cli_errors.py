@@ -9,7 +9,8 @@ import pytest
 
 from napari_seisfm import cube as cube_mod
 from napari_seisfm.cli import main as cli
-from napari_seisfm.cube import Geometry, open_cube
+from napari_seisfm.cube import Geometry
+from napari_seisfm.io import open_cube
 
 NAN_TRACES = [(2, 3), (5, 0), (7, 7)]
 

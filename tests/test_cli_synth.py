@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_seisfm.cli import main
-from napari_seisfm.cube import open_cube
+from napari_seisfm.io import open_cube
 from napari_seisfm.synthetic import make_survey
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)

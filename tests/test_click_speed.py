@@ -14,12 +14,12 @@ from click_reference import probe_scores as old_probe_scores
 from click_reference import top_matches as old_top_matches
 from scipy import ndimage
 
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, ProbeSearch, connected_to, threshold_mask
 from napari_seisfm.search import kernels as kernels_module
 from napari_seisfm.search.centroid import ranked
 from napari_seisfm.search.region import Bodies
 from napari_seisfm.session import ClickToMapSession
+from napari_seisfm.store.grid import GridSpec
 
 GRID = (22, 18, 20)
 

@@ -8,9 +8,10 @@ from qtpy.QtCore import Qt
 from stores import two_region_store
 
 from napari_seisfm import cli
-from napari_seisfm.cube import Cube, Geometry, open_cube
+from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.display import KNN, SIMILARITY, THRESHOLDED, cube_layer
 from napari_seisfm.extract import extract_features
+from napari_seisfm.io import open_cube
 from napari_seisfm.plugin.widgets import click_to_map as ctm
 from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, ClickToMapWidget
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, KnnSegmenter, ProbeSearch, connected_to

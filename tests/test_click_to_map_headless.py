@@ -9,7 +9,6 @@ import pytest
 
 from napari_seisfm import quality
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import GridSpec
 from napari_seisfm.interpretation import (
     Interpretation,
     load_interpretation,
@@ -17,6 +16,7 @@ from napari_seisfm.interpretation import (
     sync_clicks,
 )
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, auto_threshold
+from napari_seisfm.store.grid import GridSpec
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 

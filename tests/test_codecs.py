@@ -43,7 +43,7 @@ def penobscot():
     if not PENOBSCOT.exists():
         pytest.skip(f"{PENOBSCOT} not present")
     from napari_seisfm.codecs.section import read_section
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
 
     with open_cube(PENOBSCOT) as cube:
         section, dt, _ = read_section(cube)

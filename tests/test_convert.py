@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_seisfm.cli import main
-from napari_seisfm.cube import Geometry, open_cube
+from napari_seisfm.cube import Geometry
+from napari_seisfm.io import open_cube
 from napari_seisfm.io.segy import write_segy
 from napari_seisfm.io.sgz import convert_segy
 from napari_seisfm.synthetic import make_survey

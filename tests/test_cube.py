@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import segyio
 
-from napari_seisfm.cube import Cube, Geometry, open_cube
+from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.errors import SeisfmError
+from napari_seisfm.io import open_cube
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from napari_seisfm.cli import main as cli
-from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.feature_import import open_feature_array
+from napari_seisfm.io import open_cube
+from napari_seisfm.store.sources import open_source_array
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -183,7 +183,7 @@ def test_hdf5_external_storage_is_refused(tmp_path, cube, capsys):
     with h5py.File(tmp_path / "ext.h5", "w") as f:  # the grid of stride 4 on the 32^3 cube, 8 channels of bytes
         f.create_dataset("features", shape=(8, 8, 8, 8), dtype="u1", external=[(str(secret), 0, 8**4)])
     with pytest.raises(SeisfmError, match="HDF5 external storage"):
-        open_feature_array(tmp_path / "ext.h5")
+        open_source_array(tmp_path / "ext.h5")
     one_line_error(capsys, "features", "import", tmp_path / "ext.h5", "--cube", cube, "--out", tmp_path / "s.zarr",
                    match="keeps its data in other files")
     assert not (tmp_path / "s.zarr").exists()

@@ -78,7 +78,7 @@ def test_the_view_refits_when_a_dock_narrows_the_canvas(make_napari_viewer, qtbo
 
 
 def test_clicks_show_on_every_slice_where_they_count(make_napari_viewer, qtbot, tmp_path):
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
     from napari_seisfm.plugin.widgets.click_to_map import POSITIVE, ClickToMapWidget
 
     a = make_survey((32, 32, 32), seed=3).amplitude

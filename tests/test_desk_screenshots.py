@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from stores import two_region_store
 
-from napari_seisfm.cube import open_cube
+from napari_seisfm.io import open_cube
 from napari_seisfm.plugin import view
 from napari_seisfm.plugin.widgets.click_to_map import NEGATIVE, POSITIVE, SIMILARITY, THRESHOLDED, ClickToMapWidget
 

@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from napari_seisfm.extract import pca_basis
-from napari_seisfm.features import encode_vectors
+from napari_seisfm.store.encoding import encode_vectors, pca_basis
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import segyio
 
-from napari_seisfm.cube import Cube, Geometry, open_cube
+from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.export import export_volume, to_cube_grid
+from napari_seisfm.io import open_cube
 from napari_seisfm.io.segy import write_like
 from napari_seisfm.plugin.writer import write_image, write_labels
 

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from napari_seisfm.cli import main as cli
-from napari_seisfm.cube import Cube, Geometry, open_cube
+from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.encoders.attributes import DIM, FEATURES, NAMES, AttributeEmbedder
 from napari_seisfm.encoders.base import Embedder, ModelCard
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
-from napari_seisfm.extract import extract_features, mirror, similarity_agreement
-from napari_seisfm.features import FeatureVolume, store_state
+from napari_seisfm.extract import extract_features, mirror
+from napari_seisfm.io import open_cube
+from napari_seisfm.store.encoding import similarity_agreement
+from napari_seisfm.store.volume import FeatureVolume, store_state
 from napari_seisfm.synthetic import make_survey
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
@@ -153,7 +155,7 @@ def test_extract_synthetic_matches_direct_embedding(survey_cube, tmp_path):
     norm = fv.normalisation
     assert norm["clip"] == 3.0 and norm["std"] > 0 and norm["traces"] >= 1000
     assert fv.cube_fingerprint == survey_cube.geometry.fingerprint()
-    assert fv.cube_geometry["ilines"][0] == 1000
+    assert fv.cube_summary["ilines"][0] == 1000
     direct = AttributeEmbedder().embed_block(_padded(_standardised(survey_cube, fv), AttributeEmbedder().halo), (4, 4, 4))
     vectors, valid = fv.load()
     assert valid.all()

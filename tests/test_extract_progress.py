@@ -16,7 +16,7 @@ from napari_seisfm.cube import Cube
 from napari_seisfm.encoders.registry import get_embedder
 from napari_seisfm.errors import SeisfmCancelled
 from napari_seisfm.extract import extract_features
-from napari_seisfm.features import FeatureVolume
+from napari_seisfm.store.volume import FeatureVolume
 from napari_seisfm.synthetic import make_survey
 
 MODEL = "seisfm-micro-2.5d"
@@ -88,7 +88,7 @@ def test_vit_embeds_a_2d_line_without_mirroring_it(one_chunk, flat):
     """A one-line cube: the ViT gets the line itself (no halo along the missing axis) and returns
     exactly the vectors of the line mirrored into 2 * halo + 1 copies."""
     from napari_seisfm.extract import _BlockReader, read_halo
-    from napari_seisfm.features import GridSpec
+    from napari_seisfm.store.grid import GridSpec
 
     emb, _, _ = one_chunk
     shape = [40, 40, 48]

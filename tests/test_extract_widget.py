@@ -10,8 +10,8 @@ from napari_seisfm.cube import Cube, Geometry
 from napari_seisfm.display import cube_layer
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.extract import extract_features
-from napari_seisfm.features import FeatureVolume
 from napari_seisfm.plugin.features_reader import check_viewer_cubes, get_features_reader
+from napari_seisfm.store.volume import FeatureVolume
 from napari_seisfm.synthetic import make_survey
 
 pytestmark = pytest.mark.gui
@@ -25,7 +25,7 @@ def npy_cube(tmp_path):
 
 
 def test_widget_extracts_and_loads_feature_layer(make_napari_viewer, qtbot, npy_cube, tmp_path):
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
     from napari_seisfm.plugin.widgets.extract import ExtractWidget
 
     viewer = make_napari_viewer()

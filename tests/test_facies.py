@@ -7,8 +7,9 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
-from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.search import FeatureMatrix, adjusted_rand_index, kmeans_facies
+from napari_seisfm.store.grid import GridSpec
+from napari_seisfm.store.volume import FeatureVolume
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -30,7 +31,7 @@ def separated(grid=GRID, dim=32, k=4, seed=0, noise=0.3):
 
 def make_store(path, vectors, *, fingerprint="abc123", dtype="int8"):
     fv = FeatureVolume.create(path, grid=GridSpec(GRID, STRIDE), dim_in=vectors.shape[-1], dtype=dtype, model="test",
-                              cube_fingerprint=fingerprint, cube_geometry=GEOMETRY, chunks=(8, 8, 8))
+                              cube_fingerprint=fingerprint, cube_summary=GEOMETRY, chunks=(8, 8, 8))
     for idx, sl in fv.chunk_slices():
         fv.write_chunk(idx, vectors[sl])
     fv.mark_complete()

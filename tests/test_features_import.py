@@ -12,13 +12,15 @@ import pytest
 import zarr
 
 from napari_seisfm.cli import main as cli
-from napari_seisfm.cube import Geometry, open_cube
+from napari_seisfm.cube import Geometry
 from napari_seisfm.errors import SeisfmCancelled, SeisfmError
 from napari_seisfm.extract import extract_features
-from napari_seisfm.feature_import import export_features, fit_grid, import_features, open_feature_array
-from napari_seisfm.features import FeatureVolume
+from napari_seisfm.io import open_cube
 from napari_seisfm.io.npy import write_npy
 from napari_seisfm.search import FeatureMatrix, make_search
+from napari_seisfm.store.interchange import export_features, import_features
+from napari_seisfm.store.sources import fit_grid, open_source_array
+from napari_seisfm.store.volume import FeatureVolume
 from napari_seisfm.synthetic import make_survey
 
 SHAPE = (40, 36, 64)  # cube; at stride 4 the grid is (10, 9, 16)
@@ -69,7 +71,7 @@ def stored(path):
 def test_round_trip_export_import_gives_the_same_maps(data, tmp_path, suffix):
     out = tmp_path / f"exported{suffix}"
     assert cli(["features", "export", str(data["store"]), str(out)]) == 0
-    src = open_feature_array(out)
+    src = open_source_array(out)
     assert src.shape == (*GRID, FeatureVolume.open(data["store"]).dim) and src.dtype == np.float32
     src.close()
     imported = tmp_path / "imported.zarr"
@@ -153,7 +155,7 @@ def test_dead_traces_of_the_cube_are_invalid(data, tmp_path):
 def test_someone_elses_sidecar_gives_only_plain_keys(data, tmp_path):
     np.save(tmp_path / "emb.npy", data["raw"])
     (tmp_path / "emb.npy.json").write_text(json.dumps({"stride": [4, 4, 4], "ilines": [1, 2, 1], "note": "cluster run"}))
-    with open_feature_array(tmp_path / "emb.npy") as src:
+    with open_source_array(tmp_path / "emb.npy") as src:
         assert src.attrs == {"stride": [4, 4, 4]}
 
 
@@ -206,11 +208,11 @@ def test_zarr_hdf5_and_npz_sources(data, tmp_path):
     for src, kw in (("g.zarr", {}), ("f.h5", {"layout": "c,il,xl,t"}), ("a.npz", {})):
         fv = import_features(tmp_path / src, data["cube"], tmp_path / f"{src}.features.zarr", pca=16, **kw)
         assert np.array_equal(stored(fv.path)[0], ref), src
-    with open_feature_array(tmp_path / "f.h5", dataset="/run/emb") as src:
+    with open_source_array(tmp_path / "f.h5", dataset="/run/emb") as src:
         assert src.dataset == "run/emb" and src.attrs == {"stride": [4, 4, 4]}
     np.savez_compressed(tmp_path / "c.npz", emb=raw)
     with pytest.raises(SeisfmError, match="compressed"):
-        open_feature_array(tmp_path / "c.npz")
+        open_source_array(tmp_path / "c.npz")
 
 
 def test_resume_after_cancel_gives_the_same_bytes(data, tmp_path):

@@ -159,7 +159,7 @@ def test_export_to_a_full_disk(data, tmp_path, suffix):
 
 @pytest.mark.parametrize("suffix", [".npy", ".h5"])
 def test_export_write_failure_simulated(data, tmp_path, capsys, monkeypatch, suffix):
-    from napari_seisfm import feature_import
+    from napari_seisfm.store import interchange as feature_import
 
     real_open, real_pwrite = open, os.pwrite
 

@@ -65,8 +65,8 @@ def test_native_section_equals_mirrored_block_in_a_muted_zone(shared_data):
     sums leave ~1e-18 of rounding there, the 2x2 tensor comes out slightly negative, and the
     mirrored block's 3x3 ``eigh`` takes the flat axis (eigenvalue 0) as the normal. The native path
     must do the same (it once gave discordances 2.4 away here)."""
-    from napari_seisfm.cube import open_cube
     from napari_seisfm.extract import estimate_normalisation
+    from napari_seisfm.io import open_cube
 
     path = shared_data / "real" / "penobscot_xl1155.sgy"
     if not path.is_file():

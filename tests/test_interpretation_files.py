@@ -38,7 +38,7 @@ def made(tmp_path_factory):
     assert cli(["synth", str(d / "c.npy"), "--size", "32"]) == 0
     assert cli(["embed", str(d / "c.npy"), "--out", str(d / "f.zarr"), "--stride", "4"]) == 0
     s = ClickToMapSession.open(d / "f.zarr")
-    g = s.features.geometry
+    g = s.features.cube_summary
     assert s.features.grid.shape == (8, 8, 8)
     first = [float(g["ilines"][0]), float(g["xlines"][0]), float(g["samples"][0])]
     s.add_click([first[0] + 8, first[1] + 8, first[2] + 8 * g["samples"][2]])

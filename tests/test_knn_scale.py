@@ -4,9 +4,9 @@ order, the same vote and tie rules, ties and invalid rows included, on every CPU
 import numpy as np
 import pytest
 
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import FeatureMatrix, KnnSegmenter
 from napari_seisfm.search.knn import ROUNDS_MAX
+from napari_seisfm.store.grid import GridSpec
 
 
 def reference(vectors, valid, support_flat, support_cls, n_classes, k, weighted, to_cos):

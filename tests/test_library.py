@@ -10,9 +10,9 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import FeatureVolume
 from napari_seisfm.search import FeatureMatrix
-from napari_seisfm.search.library import CONNECTIVITY, SurveyLibrary, add_stores, search_library
+from napari_seisfm.search.library import CONNECTIVITY, Library, add_stores, search_library
+from napari_seisfm.store.volume import FeatureVolume
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -52,7 +52,7 @@ def test_a_click_in_cube_a_finds_the_same_place_in_cube_b(stores, tmp_path, caps
     lib = tmp_path / "lib"
     assert cli(["library", "add", str(stores / "a.zarr"), str(stores / "b.zarr"), "--library", str(lib)]) == 0
     capsys.readouterr()
-    info = SurveyLibrary.open(lib).info()
+    info = Library.open(lib).info()
     fa, fb = FeatureMatrix.open(stores / "a.zarr"), FeatureMatrix.open(stores / "b.zarr")
     assert info["vectors"] == int(fa.valid.sum() + fb.valid.sum())
     assert cli(["library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
@@ -97,12 +97,12 @@ def test_a_coarser_index_stride_keeps_every_nth_grid_point(stores, tmp_path):
 def test_adding_a_store_twice_is_a_no_op(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     assert cli(["library", "add", str(stores / "a.zarr"), "--library", str(lib)]) == 0
-    size = SurveyLibrary.open(lib).size
-    assert SurveyLibrary.open(lib)._index.connectivity == CONNECTIVITY == 32  # the denser graph (recall at 3 M)
+    size = Library.open(lib).size
+    assert Library.open(lib)._index.connectivity == CONNECTIVITY == 32  # the denser graph (recall at 3 M)
     capsys.readouterr()
     assert cli(["library", "add", str(stores / "a.zarr"), str(stores / "a.zarr"), "--library", str(lib)]) == 0
     assert "already in the library" in capsys.readouterr().out
-    assert SurveyLibrary.open(lib).size == size
+    assert Library.open(lib).size == size
     assert cli(["library", "info", str(lib)]) == 0
     assert "a.zarr" in capsys.readouterr().out
 
@@ -116,7 +116,7 @@ def test_a_store_re_embedded_with_other_settings_is_replaced(stores, tmp_path, c
     capsys.readouterr()
     assert cli(["library", "add", str(store), "--library", str(lib)]) == 0
     assert f"{FeatureVolume.open(store).grid.size} vectors added" in capsys.readouterr().out
-    library = SurveyLibrary.open(lib)
+    library = Library.open(lib)
     entries = [e for e in library.stores if e["path"] == str(store.resolve())]
     assert len(entries) == 1 and entries[0]["stride"] == [8, 8, 8]
     assert library.size == FeatureVolume.open(store).grid.size + b_size  # the stride-4 vectors are gone
@@ -179,7 +179,7 @@ def test_bad_input_is_one_line(stores, tmp_path, capsys, argv, match):
 def test_a_damaged_seabed_band_is_named(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
-    (lib / SurveyLibrary.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
+    (lib / Library.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
     one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
                    "--library", str(lib), match="unreadable seabed band")
 
@@ -198,7 +198,7 @@ def test_one_entry_per_body(stores, tmp_path):
 
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr", stores / "b.zarr"], threads=1)
-    library = SurveyLibrary.open(lib)
+    library = Library.open(lib)
     fa = FeatureMatrix.open(stores / "a.zarr")
     click = (1020.0, 2020.0, 128.0)  # below the seabed band
     got = search_library(library, fa, [click], top=20)
@@ -243,7 +243,7 @@ def test_the_seabed_band_follows_the_seabed(stores, tmp_path):
     np.testing.assert_array_equal(np.load(stores / "a.npy"), survey.amplitude)  # the fixture's cube
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
-    entry = SurveyLibrary.open(lib).stores[0]
+    entry = Library.open(lib).stores[0]
     band = np.load(lib / entry["seabed"]["file"])
     fv = FeatureVolume.open(stores / "a.zarr")
     assert band.shape == fv.grid.shape[:2] and entry["seabed"]["rows"] == [int(band.min()), int(band.max())]
@@ -262,7 +262,7 @@ def _shallow_click(library, fa, store):
             k = int(band[i, j])
             if k >= fa.shape[2]:
                 continue
-            click = fa.to_survey((i, j, k))
+            click = fa.grid_to_survey((i, j, k))
             kept = search_library(library, fa, [click], top=12, seabed=True)
             if any(m.store == store and m.grid_index[2] < band[m.grid_index[:2]] for m in kept):
                 return click, kept
@@ -272,7 +272,7 @@ def _shallow_click(library, fa, store):
 def test_hits_in_the_seabed_band_are_left_out_unless_asked_for(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"], threads=1)
-    library = SurveyLibrary.open(lib)
+    library = Library.open(lib)
     fa = FeatureMatrix.open(stores / "a.zarr")
     store = library.stores[0]["path"]
     band = library.seabed_bands()[library.stores[0]["id"]]
@@ -288,7 +288,7 @@ def test_hits_in_the_seabed_band_are_left_out_unless_asked_for(stores, tmp_path,
     assert cli([*argv, "--keep-seabed", "--json"]) == 0
     assert [tuple(m["grid_index"]) for m in json.loads(capsys.readouterr().out)] == [m.grid_index for m in kept]
     # a click in the band itself: the user is after the seabed, so it is searched
-    top_of_band = fa.to_survey((5, 5, 0))
+    top_of_band = fa.grid_to_survey((5, 5, 0))
     got = search_library(library, fa, [top_of_band], top=12)
     assert library.last["clicked_in_seabed_band"] and got[0].grid_index == (5, 5, 0)
 
@@ -304,11 +304,11 @@ def test_a_store_whose_cube_is_away_gets_its_band_when_added_again(stores, tmp_p
     capsys.readouterr()
     assert cli(["library", "add", str(d / "c.zarr"), "--library", str(lib)]) == 0
     assert f"no seabed band: its cube ({d / 'c.npy'}) is not on this machine" in capsys.readouterr().out
-    assert SurveyLibrary.open(lib).seabed_bands() == {0: None}
+    assert Library.open(lib).seabed_bands() == {0: None}
     (d / "c.moved").rename(d / "c.npy")
     assert cli(["library", "add", str(d / "c.zarr"), "--library", str(lib)]) == 0
     assert "already in the library, skipped; seabed band picked from" in capsys.readouterr().out
-    again = SurveyLibrary.open(lib)
+    again = Library.open(lib)
     np.testing.assert_array_equal(again.seabed_bands()[0], np.load(_band_file(stores, tmp_path)))
     assert cli(["library", "remove", str(d / "c.zarr"), "--library", str(lib)]) == 0
     assert not list(lib.glob("seabed-*.npy"))  # its band goes with it
@@ -317,7 +317,7 @@ def test_a_store_whose_cube_is_away_gets_its_band_when_added_again(stores, tmp_p
 def _band_file(stores, tmp_path):
     ref = tmp_path / "ref"
     add_stores(ref, [stores / "a.zarr"])
-    return ref / SurveyLibrary.open(ref).stores[0]["seabed"]["file"]
+    return ref / Library.open(ref).stores[0]["seabed"]["file"]
 
 
 def test_cube_paths_are_absolute_so_a_match_opens_from_anywhere(stores, tmp_path, monkeypatch):
@@ -327,7 +327,7 @@ def test_cube_paths_are_absolute_so_a_match_opens_from_anywhere(stores, tmp_path
         shutil.copy(stores / f"b{suffix}", d / f"rel{suffix}")
     monkeypatch.chdir(d)
     assert cli(["embed", "rel.npy", "--out", "rel.zarr", "--stride", "4"]) == 0  # relative paths, as typed
-    assert FeatureVolume.open(d / "rel.zarr").cube_geometry["source"] == str((d / "rel.npy").resolve())
+    assert FeatureVolume.open(d / "rel.zarr").cube_summary["source"] == str((d / "rel.npy").resolve())
     assert cli(["library", "add", "rel.zarr", str(stores / "a.zarr"), "--library", "lib"]) == 0
     monkeypatch.chdir(tmp_path)  # somewhere else
     fa = FeatureMatrix.open(stores / "a.zarr")
@@ -350,7 +350,7 @@ def test_an_older_store_with_a_relative_cube_path_is_found_beside_it(stores, tmp
     group.attrs["cube_geometry"] = {**group.attrs["cube_geometry"], "source": "rel.npy"}  # as an older embed wrote it
     lib = tmp_path / "lib"
     add_stores(lib, [d / "rel.zarr"])
-    entry = SurveyLibrary.open(lib).stores[0]
+    entry = Library.open(lib).stores[0]
     assert entry["cube"] == str((d / "rel.npy").resolve()) and entry["seabed"]["file"]
     man = json.loads((lib / "library.json").read_text())
     del man["stores"][0]["cube"]  # a library built before cube paths were kept
@@ -376,12 +376,12 @@ def test_remove_a_store_even_once_it_is_gone_from_disk(stores, tmp_path, capsys)
                    "--library", str(lib), match="library remove")
     assert cli(["library", "remove", str(b), "--library", str(lib)]) == 0
     assert "removed" in capsys.readouterr().out
-    after = SurveyLibrary.open(lib)
+    after = Library.open(lib)
     assert after.size == int(fa.valid.sum()) and [s["path"] for s in after.stores] == [str((stores / "a.zarr").resolve())]
     got = search_library(lib, fa, [CLICK], top=10)
     assert got and all(m.store.endswith("a.zarr") for m in got)
     one_line_error(capsys, "library", "remove", str(b), "--library", str(lib), match="not in the library")
     assert cli(["library", "remove", str(stores / "a.zarr"), "--library", str(lib)]) == 0  # empty again
-    assert SurveyLibrary.open(lib).size == 0
+    assert Library.open(lib).size == 0
     add_stores(lib, [stores / "a.zarr"])  # and usable again
-    assert SurveyLibrary.open(lib).size == int(fa.valid.sum())
+    assert Library.open(lib).size == int(fa.valid.sum())

@@ -71,7 +71,7 @@ def test_search_library_lists_matches_in_both_cubes_and_opens_the_other(make_nap
     assert widget.cube.value.name == "b" and widget.store.currentText().endswith("b.zarr")
     from napari_seisfm.plugin import view
 
-    np.testing.assert_allclose(view.to_survey(viewer, viewer.dims.point), CLICK)
+    np.testing.assert_allclose(view.world_to_survey(viewer, viewer.dims.point), CLICK)
 
 
 def test_a_missing_library_is_one_line(make_napari_viewer, qtbot, survey, errors, tmp_path):
@@ -126,14 +126,14 @@ def test_a_match_in_a_cube_embedded_from_a_relative_path_opens_from_anywhere(mak
 
 
 def test_the_seabed_box_lists_the_band(make_napari_viewer, qtbot, survey, errors):
-    from napari_seisfm.search.library import SurveyLibrary
+    from napari_seisfm.search.library import Library
 
     viewer = make_napari_viewer()
     viewer.open(str(survey / "a.npy"), plugin="napari-seisfm")
     widget = ClickToMapWidget(viewer)
     widget.load_features(str(survey / "a.zarr"))
     qtbot.waitUntil(lambda: widget.session is not None, timeout=WAIT)
-    lib = SurveyLibrary.open(survey / "seisfm-library")
+    lib = Library.open(survey / "seisfm-library")
     bands = {e["path"]: lib.seabed_bands()[e["id"]] for e in lib.stores}
 
     def in_band(m):

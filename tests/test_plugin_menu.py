@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from napari_seisfm.display import cube_layer
-from napari_seisfm.features import FeatureVolume
+from napari_seisfm.store.volume import FeatureVolume
 from napari_seisfm.synthetic import make_survey
 
 pytestmark = pytest.mark.gui
@@ -30,7 +30,7 @@ def test_every_dock_opens_from_the_plugins_menu(make_napari_viewer, name):
 
 
 def test_a_dock_from_the_menu_runs_and_goes_with_its_viewer(make_napari_viewer, qtbot, tmp_path):
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
 
     path = tmp_path / "survey.npy"
     np.save(path, make_survey((32, 32, 48), seed=7).amplitude)

@@ -115,7 +115,7 @@ def test_unfinished_run_is_no_model(tmp_path, capsys):
 
 def test_finished_model_embeds_by_folder_and_by_name(tmp_path, capsys, user_models):
     from napari_seisfm.encoders.checkpoint import sha256_file
-    from napari_seisfm.features import FeatureVolume
+    from napari_seisfm.store.volume import FeatureVolume
 
     cube = cube_file(tmp_path)
     out = tmp_path / "mine"

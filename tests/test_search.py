@@ -7,7 +7,6 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import FeatureVolume, GridSpec
 from napari_seisfm.search import (
     CentroidSearch,
     FeatureMatrix,
@@ -17,6 +16,8 @@ from napari_seisfm.search import (
     support_from_points,
 )
 from napari_seisfm.search.kernels import DotKernel, available
+from napari_seisfm.store.grid import GridSpec
+from napari_seisfm.store.volume import FeatureVolume
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -37,7 +38,7 @@ def structured(grid=GRID, dim=32, seed=0, n_centres=6):
 
 def make_store(path, vectors, *, dtype="int8", grid=GRID, valid=None, fingerprint="abc123"):
     fv = FeatureVolume.create(path, grid=GridSpec(grid, STRIDE), dim_in=vectors.shape[-1], dtype=dtype, model="test",
-                              cube_fingerprint=fingerprint, cube_geometry=GEOMETRY, chunks=(8, 8, 8))
+                              cube_fingerprint=fingerprint, cube_summary=GEOMETRY, chunks=(8, 8, 8))
     for idx, sl in fv.chunk_slices():
         fv.write_chunk(idx, vectors[sl], None if valid is None else valid[sl])
     fv.mark_complete()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import GridSpec
 from napari_seisfm.search import CentroidSearch, FeatureMatrix, make_search, threshold_mask
 from napari_seisfm.session import ClickToMapSession, quantise_threshold, run_to_end
+from napari_seisfm.store.grid import GridSpec
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -30,7 +30,7 @@ def two_bodies(seed=0) -> FeatureMatrix:
     v[2:9, 2:8, 4:12] = a
     v += 0.05 * rng.normal(size=v.shape)
     v[0, 0, 0] = np.nan  # one grid point without an embedding
-    return FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", geometry=GEOMETRY)
+    return FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", cube_summary=GEOMETRY)
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ def test_one_match_per_body_and_none_in_the_clicked_one():
     v[8:11, 6:9, 10:13] = a  # the same thing elsewhere
     v[:, :, 1] = a  # a band through every trace
     v += 0.05 * rng.normal(size=v.shape)
-    fm = FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", geometry=GEOMETRY)
+    fm = FeatureMatrix.from_array(v.astype(np.float32), GRID, dtype="int8", cube_summary=GEOMETRY)
     s = ClickToMapSession(fm, decision="centroid", kernel="numpy", n_matches=10)
     s.set_threshold(0.5)
     s.add_click(survey((3, 3, 5)))
@@ -244,7 +244,8 @@ def test_one_match_per_body_and_none_in_the_clicked_one():
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
 def test_export_given_a_cube_path_closes_the_cube_it_opens(tmp_path):
     """`session.export(path, data, cube_path)` opens the cube and closes it again: no descriptor of it is left."""
-    from napari_seisfm.cube import Geometry, open_cube
+    from napari_seisfm.cube import Geometry
+    from napari_seisfm.io import open_cube
     from napari_seisfm.io.segy import write_segy
 
     src = write_segy(tmp_path / "cube.sgy", np.random.default_rng(0).normal(size=(24, 20, 64)),

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from napari_seisfm import cli
-from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
+from napari_seisfm.io import open_cube
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -27,7 +27,7 @@ WORKER = textwrap.dedent('''
     import json, resource, signal, sys, traceback
     import numpy as np
     resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
-    from napari_seisfm.cube import open_cube
+    from napari_seisfm.io import open_cube
     from napari_seisfm.errors import SeisfmError
 
     def hang(*_):

@@ -22,17 +22,12 @@ import numpy as np
 import pytest
 
 from napari_seisfm.cli import main as cli
-from napari_seisfm.cube import open_cube
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.extract import extract_features, repair_store
-from napari_seisfm.features import (
-    FeatureVolume,
-    StoreLock,
-    StoreWarning,
-    read_lock,
-    store_state,
-)
+from napari_seisfm.io import open_cube
 from napari_seisfm.search import FeatureMatrix
+from napari_seisfm.store.lock import StoreLock, read_lock
+from napari_seisfm.store.volume import FeatureVolume, StoreWarning, store_state
 from napari_seisfm.synthetic import make_survey
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)

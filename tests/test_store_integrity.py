@@ -13,8 +13,8 @@ import pytest
 
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
-from napari_seisfm.features import FeatureVolume, StoreWarning
 from napari_seisfm.search import FeatureMatrix
+from napari_seisfm.store.volume import FeatureVolume, StoreWarning
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -158,7 +158,7 @@ def test_stores_without_checksums_keep_working(made, tmp_path, capsys, monkeypat
     """Stores written before the checksums (zstd only) open, search, resume and check as before."""
     from zarr.codecs import ZstdCodec
 
-    from napari_seisfm import features
+    from napari_seisfm.store import volume as features
 
     monkeypatch.setattr(features, "_compressors", lambda: (ZstdCodec(level=0, checksum=False),))
     old = tmp_path / "old.zarr"

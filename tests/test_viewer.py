@@ -33,7 +33,7 @@ def test_reader_opens_cube_with_survey_units(shared_data, make_napari_viewer):  
     # world coordinates are survey coordinates (time x exaggeration): the centre of the cube in inline/crossline/ms
     world = layer.data_to_world((11, 9, 37))
     np.testing.assert_allclose(world, (122, 884, 152 * ve))
-    np.testing.assert_allclose(view.to_survey(viewer, world), (122, 884, 152))
+    np.testing.assert_allclose(view.world_to_survey(viewer, world), (122, 884, 152))
     assert view.survey_status(viewer, world) == "inline 122, crossline 884, time 152 ms"
 
 

@@ -70,12 +70,15 @@ def comparison_figure(comp: Comparison, fig: Figure | None = None) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write with the Agg canvas (works headless)."""
+    """Write with the Agg canvas (works headless), atomically; an OSError is one line naming ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ..io.output import atomic_output
 
     path = Path(path)
     if not path.parent.exists():
         raise SeisfmError(f"{path}: folder {path.parent} does not exist")
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     return path

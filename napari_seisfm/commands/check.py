@@ -23,7 +23,7 @@ def register(sub):
 
 def run(args) -> int:
     from ..errors import SeisfmError
-    from ..features import FeatureVolume
+    from ..store.volume import FeatureVolume
 
     if args.repair and not args.cube:
         raise SeisfmError("--repair recomputes chunks from the cube: give --cube CUBE")

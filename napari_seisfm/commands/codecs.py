@@ -65,8 +65,8 @@ def run(args) -> int:
     from ..codecs.mae import compare_with_mae, parse_fractions
     from ..codecs.section import read_section
     from ..codecs.table import to_csv, to_json, to_markdown
-    from ..cube import open_cube
     from ..errors import SeisfmError
+    from ..io import open_cube
     from ..progress_bar import ProgressBar
 
     for opt in ("out", "markdown", "plot"):
@@ -101,22 +101,16 @@ def run(args) -> int:
 def write_outputs(args, label, result, seconds, to_csv, to_markdown, to_json, figure) -> int:
     """--out (CSV), --markdown, --plot, then the table (or --json) on stdout: shared by both tables."""
     import sys
-    from pathlib import Path
 
     from ..codecs.plots import save_figure
-    from ..cube import write_failed
+    from ..io.output import atomic_output
 
     for path, text in ((args.out, lambda: to_csv(result)), (args.markdown, lambda: to_markdown(result))):
         if path:
-            try:
-                Path(path).write_text(text())
-            except OSError as exc:
-                raise write_failed(path, exc) from None
+            with atomic_output(path) as tmp:
+                tmp.write_text(text())
     if args.plot:
-        try:
-            save_figure(figure(result), args.plot)
-        except OSError as exc:
-            raise write_failed(args.plot, exc) from None
+        save_figure(figure(result), args.plot)  # atomic, an OSError one line
     if args.json:
         print(to_json(result))
     else:

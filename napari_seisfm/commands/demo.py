@@ -59,10 +59,10 @@ def run(args) -> int:
     import numpy as np
 
     from .. import quality
-    from ..cube import open_cube
     from ..display import world_transform
     from ..errors import SeisfmError
     from ..extract import extract_features
+    from ..io import open_cube
     from ..io.segy import write_segy
     from ..search import DEFAULT_SEGMENTER, FeatureMatrix, KnnSegmenter, make_segmenter
     from ..session import ClickToMapSession
@@ -94,7 +94,7 @@ def run(args) -> int:
         raise SeisfmError(f"the {args.size}^3 survey has no flat spot on the stride-{args.stride} grid; try a larger --size")
     session = ClickToMapSession(fm, n_matches=10, features_path=str(fv.path), cube_path=str(cube_path),
                                 cube_fingerprint=cube.geometry.fingerprint())
-    survey_pts = lambda g: [fm.to_survey(p) for p in g]  # noqa: E731
+    survey_pts = lambda g: [fm.grid_to_survey(p) for p in g]  # noqa: E731
 
     # --- the headline: `seisfm bench`'s simulated interpreter with the product's defaults (the session's
     # decision and its "connected to the clicks" mask), IoU after every click
@@ -143,7 +143,7 @@ def run(args) -> int:
     training[tuple(support.T)] = support_labels
     session.save(out / "interpretation.json", labels=training, labels_name="training labels",
                  labels_scale=placement["scale"], labels_translate=placement["translate"])
-    il_number = fm.to_survey((inline, 0, 0))[0]
+    il_number = fm.grid_to_survey((inline, 0, 0))[0]
     report = {
         "size": args.size, "seed": args.seed, "stride": list(fm.grid.stride), "grid": list(fm.shape),
         "embedder": fv.model, "dim": fm.dim, "dtype": fm.dtype, "kernel": session.kernel_name,
@@ -151,7 +151,7 @@ def run(args) -> int:
                         "ious": sim["ious"][:len(sim["clicks"])], "noc": sim["noc"] if reached else None,
                         "noc_iou": quality.NOC_IOU, "shown_after": shown,
                         "shown_iou": round(quality.iou(sim_mask, target & fm.valid.reshape(fm.shape)), 4),
-                        "clicks": [{"survey": fm.to_survey(c[:3]), "positive": c[3] > 0} for c in sim["clicks"]]},
+                        "clicks": [{"survey": fm.grid_to_survey(c[:3]), "positive": c[3] > 0} for c in sim["clicks"]]},
         "clicks": {"inline": il_number, "positive": survey_pts(pos), "negative": survey_pts(neg)},
         "flat_spot": {"decision": session.decision, "threshold": round(threshold, 4), "iou": round(quality.iou(mask, target), 4),
                       "auc": round(quality.auc(score, target), 4), "grid_points": int(target.sum()),
@@ -244,8 +244,8 @@ class _Section:
         self.unit, self.domain = geo.sample_unit, geo.domain
         dx, dt = geo.spacing[1:]
         self.extent = (self.xlines[0] - dx / 2, self.xlines[-1] + dx / 2, self.samples[-1] + dt / 2, self.samples[0] - dt / 2)
-        xg = np.array([fm.to_survey((grid_inline, j, 0))[1] for j in range(fm.shape[1])])
-        tg = np.array([fm.to_survey((grid_inline, 0, k))[2] for k in range(fm.shape[2])])
+        xg = np.array([fm.grid_to_survey((grid_inline, j, 0))[1] for j in range(fm.shape[1])])
+        tg = np.array([fm.grid_to_survey((grid_inline, 0, k))[2] for k in range(fm.shape[2])])
         gx, gt = dx * fm.grid.stride[1], dt * fm.grid.stride[2]
         self.grid_x, self.grid_t = xg, tg
         self.grid_extent = (xg[0] - gx / 2, xg[-1] + gx / 2, tg[-1] + gt / 2, tg[0] - gt / 2)
@@ -300,7 +300,7 @@ def _click_markers(ax, sec, fm, clicks):
     handles = []
     for positive, colour, marker, name in ((True, "lime", "o", "positive click"), (False, "magenta", "X", "negative click")):
         every = [g for g, p in clicks if p == positive]
-        pts = [fm.to_survey(g) for g in every if int(g[0]) == sec.grid_inline]
+        pts = [fm.grid_to_survey(g) for g in every if int(g[0]) == sec.grid_inline]
         if pts:
             ax.scatter([p[1] for p in pts], [p[2] for p in pts], s=70, c=colour, marker=marker, edgecolors="black",
                        linewidths=0.8, zorder=5)

@@ -3,7 +3,7 @@
 Several cubes, or a folder of them, go to ``--out DIR`` (one ``<cube>.zarr`` each) on a Dask cluster, split
 per cube and per store chunk: a local one of ``--workers`` processes by default (one per GPU for a ViT model
 on a machine with GPUs), an existing one with ``--scheduler ADDRESS`` (``--scheduler none``: one cube after
-the other here). survey.py says what survives a lost worker.
+the other here). many_cubes.py says what survives a lost worker.
 
 One writer per store: a second `seisfm embed` on the same --out (``--overwrite`` included) is refused
 while the first lives (the lock file ``FEATURES.zarr.lock`` names it); a killed run leaves a stale lock
@@ -76,19 +76,19 @@ def run(args) -> int:
 
 
 def run_survey(args, options) -> int:
+    from ..many_cubes import connect, disconnect, embed_many, list_cubes, local_gpus
     from ..progress_bar import ProgressBar
-    from ..survey import connect, disconnect, embed_survey, local_gpus, survey_cubes
 
     out = Path(args.out)
     if out.suffix.lower() == ".zarr" or (out.exists() and not out.is_dir()):
         raise SeisfmError(f"--out {out}: several cubes need a folder (one <cube>.zarr each inside)")
-    cubes = survey_cubes(args.cubes)  # refuse missing files before starting a cluster
+    cubes = list_cubes(args.cubes)  # refuse missing files before starting a cluster
     client = connect(args.scheduler, args.workers, gpus=local_gpus(args.model, args.device) if args.scheduler is None else 0)
     where = "here, one cube after the other" if client is None else f"on Dask ({client.dashboard_link})"
     print(f"embedding {len(cubes)} cubes into {out}/ {where}")
     bar = ProgressBar("survey")
     try:
-        results = embed_survey(cubes, out, client=client, progress=bar, **options)
+        results = embed_many(cubes, out, client=client, progress=bar, **options)
     finally:
         bar.close()
         if client is not None:

@@ -61,7 +61,8 @@ def _bar(desc):
 
 
 def run_import(args) -> int:
-    from ..feature_import import import_features, parse_layout
+    from ..store.interchange import import_features
+    from ..store.sources import parse_layout
 
     stride, origin = args.stride, args.origin
     layout = parse_layout(args.layout) if args.layout else None
@@ -76,7 +77,7 @@ def run_import(args) -> int:
 
 
 def run_export(args) -> int:
-    from ..feature_import import export_features
+    from ..store.interchange import export_features
 
     bar, progress = _bar("export")
     with bar:
@@ -88,7 +89,7 @@ def run_export(args) -> int:
 def run_info(args) -> int:
     import json
 
-    from ..feature_import import describe_store
+    from ..store.interchange import describe_store
 
     d = describe_store(args.store)
     if args.json:

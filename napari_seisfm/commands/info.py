@@ -14,7 +14,7 @@ def run(args) -> int:
     import json
     import warnings
 
-    from ..cube import open_cube
+    from ..io import open_cube
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

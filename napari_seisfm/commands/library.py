@@ -67,7 +67,7 @@ def run_add(args) -> int:
     import time
     from pathlib import Path
 
-    from ..search.library import SurveyLibrary, add_stores, default_library
+    from ..search.library import Library, add_stores, default_library
 
     step = args.stride
     library = args.library or default_library(args.stores[0])
@@ -75,7 +75,7 @@ def run_add(args) -> int:
     report = add_stores(library, args.stores, step=step, threads=args.threads)
     dt = time.perf_counter() - t0
     added = sum(n for _, n in report)
-    notes = {str(Path(e["path"]).resolve()): (e.get("seabed") or {}).get("note") for e in SurveyLibrary.open(library).stores}
+    notes = {str(Path(e["path"]).resolve()): (e.get("seabed") or {}).get("note") for e in Library.open(library).stores}
     for store, n in report:
         note = notes.get(str(Path(store).resolve()))
         print((f"{store}: {n} vectors added" if n else f"{store}: already in the library, skipped") + (f"; {note}" if note else ""))
@@ -88,12 +88,12 @@ def run_search(args) -> int:
     import json
 
     from ..errors import SeisfmError
-    from ..search.library import SurveyLibrary, default_library, describe_search, search_library
+    from ..search.library import Library, default_library, describe_search, search_library
 
     if not args.pos:
         raise SeisfmError("give at least one --pos IL,XL,T in the --from store")
     points = args.pos
-    lib = SurveyLibrary.open(args.library or default_library(args.source))
+    lib = Library.open(args.library or default_library(args.source))
     matches = search_library(lib, args.source, points, space=args.coords, top=args.top, radius=args.radius,
                              seabed=args.keep_seabed)
     if args.json:
@@ -111,9 +111,9 @@ def run_search(args) -> int:
 def run_info(args) -> int:
     import json
 
-    from ..search.library import SurveyLibrary
+    from ..search.library import Library
 
-    info = SurveyLibrary.open(args.library).info()
+    info = Library.open(args.library).info()
     if args.json:
         print(json.dumps(info))
         return 0

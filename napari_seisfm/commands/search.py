@@ -40,8 +40,8 @@ def run(args) -> int:
     import json
     import time
 
-    from ..cube import prepare_output
     from ..errors import SeisfmError
+    from ..io.output import prepare_output
     from ..search import FeatureMatrix
     from ..search.output import optional_cube, write_map
     from ..session import ClickToMapSession

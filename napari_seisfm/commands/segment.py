@@ -55,7 +55,7 @@ def read_support(path, fm, coords: str = "survey"):
             labels = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             raise SeisfmError(f"{path}: not a readable .npy array ({exc})") from None
-        return support_from_labels(labels, fm.grid, cube_shape=fm.geometry.get("shape"), name=str(path))
+        return support_from_labels(labels, fm.grid, cube_shape=fm.cube_summary.get("shape"), name=str(path))
     if path.suffix.lower() == ".csv":
         rows = []
         for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -115,9 +115,9 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from ..cube import prepare_output
     from ..errors import SeisfmError
     from ..export import write_array
+    from ..io.output import prepare_output
     from ..progress_bar import ProgressBar
     from ..search import FeatureMatrix
     from ..search.output import optional_cube, write_map

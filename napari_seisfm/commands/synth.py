@@ -19,8 +19,8 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from ..cube import prepare_output, write_failed
     from ..errors import SeisfmError
+    from ..io.output import atomic_output, prepare_output
     from ..synthetic import make_survey, survey_geometry
 
     out = Path(args.out)
@@ -37,10 +37,8 @@ def run(args) -> int:
     write(out, survey.amplitude, geometry, fmt)
     write(labels_path, survey.labels.astype("float32" if fmt != "npy" else "uint8"), geometry, fmt, labels=True)
     classes_path = out.with_name(out.stem + "_classes.json")
-    try:
-        classes_path.write_text(json.dumps(survey.classes, indent=1))
-    except OSError as exc:
-        raise write_failed(classes_path, exc) from None
+    with atomic_output(classes_path) as tmp:
+        tmp.write_text(json.dumps(survey.classes, indent=1))
     print(f"wrote {out} {survey.amplitude.shape} and {labels_path} (classes in {classes_path.name})")
     return 0
 
@@ -50,8 +48,9 @@ BYTES_PER_SAMPLE = 64  # peak memory of make_survey per cube sample (measured 50
 
 def check_memory(shape, option: str) -> None:
     """Refuse a synthetic survey whose generation would not fit in half the memory available now."""
-    from ..cube import available_memory, format_bytes
+    from ..cube import available_memory
     from ..errors import SeisfmError
+    from ..io.output import format_bytes
 
     n = 1
     for v in shape:

@@ -94,7 +94,7 @@ def limited(name: str):
 def _check_args(args) -> None:
     from pathlib import Path
 
-    from ..cube import prepare_output
+    from ..io.output import prepare_output
 
     outputs = [getattr(args, name, None) for name in OUTPUT_FILES]
     if args.wavediff_command == "sample":

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..cube import (
-    ArrayBackend,
-    Cube,
-    Geometry,
-    discard,
-    geometry_from_summary,
-    mask_nonfinite_traces,
-    prepare_output,
-    write_failed,
-)
+from ..cube import ArrayBackend, Cube, Geometry, geometry_from_summary, mask_nonfinite_traces
 from ..errors import SeisfmError
+from .output import atomic_output, prepare_output
 
 
 def sidecar(path) -> Path:
@@ -57,14 +48,12 @@ def open_npy(path) -> Cube:
 
 
 def write_npy(path, data: np.ndarray, geometry: Geometry | None = None) -> Path:
+    """``data`` as ``.npy``, atomically, with ``geometry`` in the JSON side-car when given and of its shape:
+    the one ``.npy`` writer (cubes, maps, classes)."""
     path = prepare_output(path)
-    tmp = path.with_name(path.name + ".partial.npy")
-    try:
+    with atomic_output(path) as tmp:
         np.save(tmp, np.asarray(data))
-        os.replace(tmp, path)
-        if geometry is not None and tuple(geometry.shape) == tuple(np.shape(data)):
-            sidecar(path).write_text(json.dumps(geometry.summary(), indent=1))
-    except OSError as exc:
-        discard(tmp)
-        raise write_failed(path, exc) from None
+    if geometry is not None and tuple(geometry.shape) == tuple(np.shape(data)):
+        with atomic_output(sidecar(path)) as tmp:
+            tmp.write_text(json.dumps(geometry.summary(), indent=1))
     return path

@@ -8,16 +8,17 @@ mask, 2D lines and header-less files as traces, and refusal of pre-stack data.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry, discard, mask_nonfinite_traces, prepare_output, write_failed
-from ..errors import SeisfmCancelled, SeisfmError
+from ..cube import Cube, Geometry, mask_nonfinite_traces
+from ..errors import SeisfmError
 from ..progress import check, report
+from .output import atomic_output, prepare_output
 
 # sample format code -> bytes per sample (the codes segyio reads)
 FORMATS = {1: 4, 2: 4, 3: 2, 5: 4, 6: 8, 8: 1, 9: 8, 10: 4, 11: 2, 12: 8, 16: 1}
@@ -267,14 +268,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------- writing
-def _replace(tmp: Path, path: Path) -> None:
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        discard(tmp)
-        raise write_failed(path, exc) from None
-
-
 def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None = None, progress=None,
                cancel=None) -> Path:
     """Write ``data`` (on ``cube``'s grid) as SEG-Y with the source file's text, binary and trace headers.
@@ -302,12 +295,11 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
     spec.endian = cube.info.get("endian", "big")
     spec.ext_headers = max(int(cube.info.get("extended_headers", 0)), 0)
     path = prepare_output(path)
-    tmp = path.with_name(path.name + ".partial")
     trace_map = backend.trace_map
     pos = np.argwhere(trace_map >= 0)
     tr = trace_map[trace_map >= 0]
     values = data.astype(np.float32)
-    try:
+    with atomic_output(path) as tmp, _segy_errors(path):
         with segyio.create(str(tmp), spec) as dst:
             dst.text[0] = src.text[0]
             for i in range(1, spec.ext_headers + 1):
@@ -320,16 +312,19 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
                     check(cancel, f"export of {path.name} stopped; nothing was written")
                     report(progress, n, len(tr))
                 dst.trace[int(t)] = values[i, j]
-    except SeisfmCancelled:
-        tmp.unlink(missing_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _segy_errors(path):
+    """segyio's own exceptions as one line naming ``path``; ours (cancel) and OSErrors (read-only, disk full:
+    :func:`~napari_seisfm.io.output.atomic_output` names the output) pass through."""
+    try:
+        yield
+    except (SeisfmError, OSError):
         raise
     except Exception as exc:
-        discard(tmp)
-        if isinstance(exc, OSError):  # read-only, disk full: named by the output, not its temporary file
-            raise write_failed(path, exc) from None
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
-    _replace(tmp, path)
-    return path
 
 
 def _format_for(data: np.ndarray, fmt: int) -> int:
@@ -361,8 +356,7 @@ def write_segy(path, data: np.ndarray, geometry: Geometry, *, text: str | None =
     dt = geometry.spacing[2]
     dt_us = int(round(dt * 1000)) if geometry.sample_unit in ("ms", "samples") else int(round(dt))
     path = prepare_output(path)
-    tmp = path.with_name(path.name + ".partial")
-    try:
+    with atomic_output(path) as tmp, _segy_errors(path):
         with segyio.create(str(tmp), spec) as f:
             header = text or f"napari-seisfm export of {geometry.source or 'an array'}; {ni}x{nx}x{nt}, {geometry.sample_unit}"
             f.text[0] = segyio.tools.wrap(header)
@@ -373,12 +367,4 @@ def write_segy(path, data: np.ndarray, geometry: Geometry, *, text: str | None =
                     t = i * nx + j
                     f.header[t] = {189: int(il), 193: int(xl), 1: t + 1, 115: nt, 117: dt_us, 109: delay}
                 f.iline[int(il)] = data[i]
-    except SeisfmError:
-        raise
-    except Exception as exc:
-        discard(tmp)
-        if isinstance(exc, OSError):  # read-only, disk full: named by the output, not its temporary file
-            raise write_failed(path, exc) from None
-        raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
-    _replace(tmp, path)
     return path

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 import struct
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, Geometry, check_free_space, discard, mask_nonfinite_traces, prepare_output, write_failed
+from ..cube import Cube, Geometry, mask_nonfinite_traces
 from ..errors import SeisfmError
+from .output import atomic_output, check_free_space, prepare_output, write_failed
 
 BLOCK = 4096  # seismic-zfp's disk block: header blocks and compressed data come in these
 MAX_SAMPLES = 1_000_000
@@ -268,22 +268,16 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
     data = np.ascontiguousarray(data, np.float32)
     if data.shape != geometry.shape:
         raise SeisfmError(f"{path}: data shape {data.shape} does not match the geometry {geometry.shape}")
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        # int32 line numbers: seismic-zfp reads its trace header arrays as int32 whatever was written
-        conv = NumpyConverter(data, ilines=np.asarray(geometry.ilines, np.intc), xlines=np.asarray(geometry.xlines, np.intc),
-                              samples=np.asarray(geometry.samples, np.float64))
-        conv.run(str(tmp), bits_per_voxel=bits_per_voxel)
-    except Exception as exc:
-        discard(tmp)
-        if isinstance(exc, OSError):  # read-only, disk full: named by the output, not its temporary file
-            raise write_failed(path, exc) from None
-        raise SeisfmError(f"{path}: could not write .sgz: {' '.join(str(exc).split())}") from None
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        discard(tmp)
-        raise write_failed(path, exc) from None
+    with atomic_output(path) as tmp:
+        try:
+            # int32 line numbers: seismic-zfp reads its trace header arrays as int32 whatever was written
+            conv = NumpyConverter(data, ilines=np.asarray(geometry.ilines, np.intc), xlines=np.asarray(geometry.xlines, np.intc),
+                                  samples=np.asarray(geometry.samples, np.float64))
+            conv.run(str(tmp), bits_per_voxel=bits_per_voxel)
+        except OSError:
+            raise  # read-only, disk full: named by the output, not its temporary file
+        except Exception as exc:
+            raise SeisfmError(f"{path}: could not write .sgz: {' '.join(str(exc).split())}") from None
     return path
 
 
@@ -293,20 +287,14 @@ BITS = (1, 2, 4, 8, 16)  # fixed ZFP rates offered by `seisfm convert` (16: near
 def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = False, progress=None) -> Path:
     """SEG-Y -> .sgz through seismic-zfp's ``SegyConverter``, finished atomically.
 
-    The file is written as ``OUT.sgz.partial``, checked (its header against its size, and its
+    The file is written as ``OUT.sgz.partial.sgz``, checked (its header against its size, and its
     inline/crossline/sample axes against the source's) and only then renamed to ``out``: a failed or
     interrupted run leaves no ``out`` that looks complete, and the source is only read.
     ``blockshape`` (inline, crossline, sample; powers of two, one of them may be -1) sets the shape
     compressed into one 4 KiB disk block; the default (4, 4, -1) reads lines fast, cubic ones
     (e.g. 16,16,16 at 8 bits) read sub-volumes fast. ``progress(done, total)`` gets bytes written.
     """
-    import contextlib
-    import io
-    import threading
-
-    from seismic_zfp.conversion import SegyConverter
-
-    from ..cube import open_cube
+    from .segy import open_segy
 
     src, out = Path(src), Path(out)
     if bits not in BITS:
@@ -327,13 +315,25 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
         raise SeisfmError(f"{out}: is the source itself")
     if out.exists() and not overwrite:
         raise SeisfmError(f"{out}: already exists; remove it or pass --overwrite")
-    with open_cube(src) as cube:  # our checks first: a damaged SEG-Y is one clear line, never a crash in seismic-zfp
+    if not src.is_file():  # what open_cube says
+        raise SeisfmError(f"{src}: is a directory, not a seismic file" if src.is_dir() else f"{src}: no such file")
+    with open_segy(src) as cube:  # our checks first: a damaged SEG-Y is one clear line, never a crash in seismic-zfp
         geometry = cube.geometry
         if geometry.kind == "2d" and 1 not in geometry.shape[:2]:
             raise SeisfmError(f"{src}: irregular 2-D geometry; seismic-zfp needs a line or a cube")
     out = prepare_output(out)
-    tmp = out.with_name(out.name + ".partial")
-    discard(tmp)
+    with atomic_output(out) as tmp:
+        _convert(src, tmp, out, geometry, bits, blockshape, progress)
+    return out
+
+
+def _convert(src, tmp, out, geometry, bits, blockshape, progress) -> None:
+    """``convert_segy`` into the temporary file ``tmp``: converted, then checked."""
+    import contextlib
+    import io
+
+    from seismic_zfp.conversion import SegyConverter
+
     done = threading.Event()
     _catch_thread_failures()
 
@@ -356,7 +356,6 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
                 raise _THREAD_ERRORS[0]
     except BaseException as exc:
         done.set()
-        discard(tmp)
         if isinstance(exc, SeisfmError):
             raise
         if not isinstance(exc, Exception):
@@ -366,16 +365,10 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
         raise SeisfmError(f"{src}: seismic-zfp could not convert it: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
     finally:
         done.set()
-    try:
-        with open_sgz(tmp) as written:
-            _same_axes(src, geometry, written.geometry)
-        if progress:
-            progress(tmp.stat().st_size, max(total, tmp.stat().st_size))
-        os.replace(tmp, out)
-    except BaseException:
-        discard(tmp)
-        raise
-    return out
+    with open_sgz(tmp) as written:
+        _same_axes(src, geometry, written.geometry)
+    if progress:
+        progress(tmp.stat().st_size, max(total, tmp.stat().st_size))
 
 
 # seismic-zfp writes on a daemon thread; when that write fails (a full disk) the thread dies and the

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SeisfmError
-from ..features import FORMAT, FeatureVolume
+from ..store.volume import FORMAT, FeatureVolume
 from .refusal import refused
 
 SAMPLE_POINTS = 50_000  # vectors used to fit the colour PCA and its contrast
@@ -65,9 +65,9 @@ def get_feature_array_reader(path):
 
 def plan_for_viewer(path: Path, viewer) -> tuple[Path, Path]:
     """``(cube file, store to write)`` for importing ``path`` against the one cube of the viewer its grid fits."""
-    from ..cube import open_cube
-    from ..feature_import import open_feature_array, plan_import
-
+    from ..io import open_cube
+    from ..store.interchange import plan_import
+    from ..store.sources import open_source_array
     out = path.with_name(path.stem + ".features.zarr")
     command = f"`seisfm features import {path} --cube CUBE --out {out.name}` (with --layout/--stride/--origin if needed)"
     cubes = [] if viewer is None else [Path(layer.metadata["path"]) for layer in viewer.layers
@@ -75,7 +75,7 @@ def plan_for_viewer(path: Path, viewer) -> tuple[Path, Path]:
     if not cubes:
         raise SeisfmError(f"{path}: a feature array needs the cube it was computed on: open that cube (from a file) first, or run {command}")
     fits, reasons = [], []
-    with open_feature_array(path) as src:
+    with open_source_array(path) as src:
         for cube_path in dict.fromkeys(cubes):
             with open_cube(cube_path) as cube:
                 try:
@@ -101,7 +101,7 @@ def _read_array(path, cube_path, out, _path=None):
 
 
 def _import_and_colour(path, cube_path, out, progress=None, cancel=None):
-    from ..feature_import import import_features
+    from ..store.interchange import import_features
 
     fv = import_features(path, cube_path, out, progress=progress, cancel=cancel)  # resumes / reuses an earlier import
     return fv, pca_colour_layer(fv)
@@ -129,7 +129,7 @@ def check_viewer_cubes(fv: FeatureVolume, viewer) -> None:
     cubes = [layer for layer in viewer.layers if isinstance(layer.metadata.get("geometry"), dict) and "fingerprint" in layer.metadata["geometry"]]
     if cubes and not any(layer.metadata["geometry"]["fingerprint"] == fv.cube_fingerprint for layer in cubes):
         names = ", ".join(repr(layer.name) for layer in cubes)
-        geo = fv.cube_geometry
+        geo = fv.cube_summary
         raise SeisfmError(
             f"{fv.path}: feature volume was extracted from another cube ({geo.get('source') or '?'}, shape "
             f"{geo.get('shape', '?')}); it does not match the cube in the viewer ({names})"
@@ -227,7 +227,7 @@ def info(fv: FeatureVolume) -> dict:
         "model": fv.model,
         "checkpoint_sha256": fv.checkpoint_sha256,
         "cube_fingerprint": fv.cube_fingerprint,
-        "cube_geometry": fv.cube_geometry,
+        "cube_geometry": fv.cube_summary,
         "normalisation": fv.normalisation,
         "pca": fv.pca_components is not None,
         "complete": fv.complete,
@@ -260,7 +260,7 @@ def _placement(fv: FeatureVolume) -> dict:
     from .view import exaggeration
 
     try:
-        geometry = geometry_from_summary(fv.cube_geometry)
+        geometry = geometry_from_summary(fv.cube_summary)
     except SeisfmError:  # no geometry recorded: grid in cube-index units
         return {"scale": tuple(float(s) for s in fv.grid.stride), "translate": tuple(float(o) for o in fv.grid.origin)}
     return world_transform(geometry, fv.grid.stride, fv.grid.origin,

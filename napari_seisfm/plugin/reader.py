@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import SUFFIXES, open_cube
 from ..display import SEISMIC_COLORMAP, cube_layer
 from ..errors import SeisfmError
+from ..io import SUFFIXES, open_cube
 from . import refusal
 from .refusal import refused
 from .view import ensure_exaggeration, orient_when_added

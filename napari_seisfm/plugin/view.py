@@ -138,7 +138,7 @@ def canvas_aspect(viewer) -> float:
     return float(np.clip(width / height, 0.75, 2.0))
 
 
-def to_survey(viewer, world, survey: str | None = None) -> np.ndarray:
+def world_to_survey(viewer, world, survey: str | None = None) -> np.ndarray:
     """World coordinates (inline, crossline, time x factor) -> survey units (inline, crossline, ms)."""
     p = np.array(world, float)
     p[..., TIME_AXIS] /= exaggeration(viewer, survey)
@@ -270,7 +270,7 @@ def survey_status(viewer, world=None) -> str:
         world = viewer.cursor.position
     if len(world) != 3:
         return ""
-    il, xl, t = to_survey(viewer, world)
+    il, xl, t = world_to_survey(viewer, world)
     label = str(viewer.dims.axis_labels[TIME_AXIS])
     name, _, unit = label.partition(" (")
     unit = unit.rstrip(")")

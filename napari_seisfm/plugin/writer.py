@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cube import Cube, geometry_from_summary, open_cube
+from ..cube import Cube, geometry_from_summary
 from ..errors import SeisfmError
 from ..export import export_volume
+from ..io import open_cube
 
 
 def source_cube(metadata: dict, data_shape) -> Cube:

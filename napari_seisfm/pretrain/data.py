@@ -61,8 +61,8 @@ def _standardise(raw: np.ndarray, norm: dict) -> np.ndarray:
 
 def open_cube_source(path, weight: float = 1.0) -> Source:
     """A cube file (SEG-Y, .sgz, .npy) as a training source; small cubes are read whole."""
-    from ..cube import open_cube
     from ..extract import estimate_normalisation
+    from ..io import open_cube
 
     cube = open_cube(path)
     norm = estimate_normalisation(cube)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import SeisfmError
+from ..io.output import atomic_output
 from .trainer import History, PretrainSettings, step_generator
 
 CARD_SUFFIX = ".toml"
@@ -36,27 +37,28 @@ def write_model(out_dir, mae, settings: PretrainSettings, history: History, sour
     out = Path(out_dir)
     name = settings.name
     weights = out / f"{name}.safetensors"
-    tmp = weights.with_name(weights.name + ".tmp")
     cfg = mae.cfg
     meta = {"format": "seisfm-mae-1", "tokenization": cfg.tokenization, "size": settings.size,
             "steps": str(len(history.loss)), "mask_ratio": str(cfg.mask_ratio)}
-    try:
+
+    def failed(path, exc):
+        return SeisfmError(f"{out}: could not write the model ({exc}); the run's checkpoint is kept, "
+                           "free space and write it again with seisfm pretrain --resume")
+
+    with atomic_output(weights, failed=failed) as tmp:
         save_file({k: v.detach().float().cpu().contiguous() for k, v in mae.state_dict().items()}, str(tmp), metadata=meta)
         os.chmod(tmp, os.stat(out).st_mode & 0o666)  # safetensors writes 0600: readable as the folder is
-        os.replace(tmp, weights)
+    try:
         write_losses_csv(out / "losses.csv", history)
         plot_losses(out / "losses.png", history, name)
         if sampler is not None:
             plot_reconstructions(out / "reconstructions.png", mae, sampler, settings)
         card = card_path(out, name)
         text = card_text(settings, mae, history, sources, weights.name, sha256_file(weights), device, command, init)
-        tmp_card = card.with_name(card.name + ".tmp")
-        tmp_card.write_text(text, encoding="utf-8")
-        os.replace(tmp_card, card)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise SeisfmError(f"{out}: could not write the model ({exc}); the run's checkpoint is kept, "
-                          "free space and write it again with seisfm pretrain --resume") from None
+        raise failed(out, exc) from None
+    with atomic_output(card, failed=failed) as tmp_card:
+        tmp_card.write_text(text, encoding="utf-8")
     return card
 
 
@@ -225,7 +227,6 @@ def install_card(card: Path, model_id: str) -> Path | None:
     text = card.read_text(encoding="utf-8")
     text = text.replace(f'checkpoint = "{model_id}.safetensors"', f"checkpoint = {_q(str(weights))}", 1)
     target_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    with atomic_output(target, failed=lambda path, exc: exc) as tmp:  # an OSError as it was
+        tmp.write_text(text, encoding="utf-8")
     return target

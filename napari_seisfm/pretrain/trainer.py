@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import SeisfmCancelled, SeisfmError
+from ..io.output import atomic_output
 from . import CHECKPOINT, MINUTES_PROBE
 from .data import WindowSampler, step_generator
 
@@ -201,12 +202,10 @@ class Pretrainer:
             "total": self.total, "elapsed": self.elapsed, "history": asdict(self.history), "init": self.init_note,
             "model": self.mae.state_dict(), "optimizer": self.opt.state_dict(),
         }
-        tmp = self.checkpoint_path.with_name(CHECKPOINT + ".tmp")
         try:
-            torch.save(state, tmp)
-            os.replace(tmp, self.checkpoint_path)
+            with atomic_output(self.checkpoint_path, failed=lambda path, exc: exc) as tmp:
+                torch.save(state, tmp)
         except (OSError, RuntimeError) as exc:
-            tmp.unlink(missing_ok=True)
             raise SeisfmError(f"{self.checkpoint_path}: could not write the checkpoint ({exc}); "
                               "the previous checkpoint, if any, is intact") from None
 

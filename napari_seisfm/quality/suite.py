@@ -240,8 +240,8 @@ def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: 
 def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, seed: int = 0, methods=METHODS,
               decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, adapted=None) -> dict:
     """A user's cube and label volume (same shape as the cube; 0 = a class too, as in the synthetic tasks)."""
-    from ..cube import open_cube
     from ..extract import extract_features
+    from ..io import open_cube
     from ..search import FeatureMatrix
 
     labels = _read_label_volume(labels_path)

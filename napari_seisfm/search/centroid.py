@@ -196,7 +196,7 @@ class CentroidSearch:
         out = []
         for rank, (c, f) in enumerate(zip(kept, flats), 1):
             ci = tuple(int(x) for x in fm.grid.cube_index(np.asarray(c)))
-            out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), fm.to_survey(c)))
+            out.append(Match(rank, tuple(int(x) for x in c), ci, float(s[f]), fm.grid_to_survey(c)))
         return out
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import SeisfmCancelled, SeisfmError
 from ..extras import installed
-from ..features import GridSpec
+from ..store.grid import GridSpec
 from .kernels import default_threads, support_dots
 from .matrix import FeatureMatrix
 

@@ -1,4 +1,4 @@
-"""A survey library: the vectors of many feature stores in one usearch index, for "where else does this occur?".
+"""The library: the vectors of many feature stores in one usearch index, for "where else does this occur?".
 
 One folder (default ``seisfm-library`` beside the first store added) holds:
 
@@ -26,7 +26,6 @@ every listed store on disk (a match must be openable), and says which one is mis
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,7 +33,11 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SeisfmError
-from ..features import FeatureVolume, StoreLock
+from ..io.output import atomic_output
+from ..store.grid import GridSpec
+from ..store.lock import StoreLock
+from ..store.volume import FeatureVolume
+from .seabed import cube_path, entry_cube, remove_bands, write_band
 
 FORMAT = "seisfm-library"
 VERSION = 1
@@ -47,11 +50,6 @@ BATCH = 1 << 16  # vectors per usearch add
 # (the pool grows 4x at a time while one body or the seabed band takes most of it).
 SPREAD = 16
 MAX_CANDIDATES = 1 << 14
-# The seabed band of a trace: every sample down to the first one whose amplitude departs from the cube's mean
-# by SEABED_STD of its standard deviations (the store's NCS standardisation constants; the first strong
-# reflector), then SEABED_MARGIN grid steps below it (the reflection's wavelet).
-SEABED_STD = 2.0
-SEABED_MARGIN = 1
 DEFAULT_EXPANSION = 512  # search beam width (usearch expansion_search): recall@100 0.995 at 1 M vectors (bench_library.py)
 # HNSW edges per node of a new library. usearch's default (16) levelled off near recall@100 0.98 at 3 M vectors
 # (0.939 / 0.957 at the default beam, two builds); 32 gave 0.992 at 3.95 ms, for 60 % more index bytes
@@ -92,7 +90,7 @@ def _survey(geometry: dict, cube_index: np.ndarray) -> np.ndarray | None:
     return first + step * np.asarray(cube_index, float)
 
 
-class SurveyLibrary:
+class Library:
     """The library folder: manifest plus usearch index. :meth:`open` for search, :func:`add_stores` to grow it."""
 
     def __init__(self, path, manifest: dict, index=None):
@@ -104,7 +102,7 @@ class SurveyLibrary:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, path, *, view: bool = True) -> "SurveyLibrary":
+    def open(cls, path, *, view: bool = True) -> "Library":
         """A library folder; ``view``: memory-map the index (search) instead of loading it (adding)."""
         path = Path(path)
         man = path / MANIFEST_FILE
@@ -267,7 +265,7 @@ class SurveyLibrary:
             st = by_id[int(i)]
             if int(i) not in cubes:
                 cubes[int(i)] = entry_cube(st)
-            c = np.asarray(st["origin"]) + np.asarray(st["stride"]) * np.asarray(g)
+            c = GridSpec(tuple(st["grid_shape"]), tuple(st["stride"]), tuple(st["origin"])).cube_index(g)
             sv = _survey(st["geometry"], c[None])
             out.append(LibraryMatch(rank, st["path"], tuple(int(x) for x in g), tuple(int(x) for x in c),
                                     None if sv is None else tuple(float(x) for x in sv[0]), float(s),
@@ -358,9 +356,8 @@ def _store_vectors(fv: FeatureVolume, step):
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 def add_stores(library, stores, *, step=1, threads: int = 0,
@@ -374,11 +371,11 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
     volumes = [FeatureVolume.open(s) for s in stores]
     with StoreLock(library):
         if (library / MANIFEST_FILE).is_file():
-            lib = SurveyLibrary.open(library, view=False)
+            lib = Library.open(library, view=False)
         else:
             if library.exists() and any(library.iterdir()):
                 raise SeisfmError(f"{library}: folder exists and is not a survey library; choose another --library")
-            lib = SurveyLibrary(library, {"format": FORMAT, "version": VERSION, "model": None, "dim": None,
+            lib = Library(library, {"format": FORMAT, "version": VERSION, "model": None, "dim": None,
                                           "metric": "cos", "scalar": "i8", "next_id": 0, "stores": []})
         known = {str(Path(s["path"]).resolve()): s for s in lib.stores}
         todo, report, seen, stale = [], [], set(), []
@@ -402,15 +399,15 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
         man = lib.manifest
         if backfill:  # an older entry, or one whose cube was away when it was added: pick its band now
             for entry, fv in {id(e): (e, f) for e, f in backfill}.values():
-                entry.setdefault("cube", cube_path(fv.path, fv.cube_geometry.get("source")))
-                entry["seabed"] = _write_band(library, int(entry["id"]), fv, entry_cube(entry))
+                entry.setdefault("cube", cube_path(fv.path, fv.cube_summary.get("source")))
+                entry["seabed"] = write_band(library, int(entry["id"]), fv, entry_cube(entry))
             if not todo:
                 _write_json_atomic(library / MANIFEST_FILE, man)
         if not todo:
             return report
         if stale:  # its old vectors out first: their grid positions no longer mean anything
             _drop(lib._index, [e["id"] for e in stale])
-            _remove_bands(library, stale)
+            remove_bands(library, stale)
             man["stores"] = [e for e in man["stores"] if e not in stale]
             if not man["stores"]:
                 lib._index = None
@@ -429,13 +426,12 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
                 if progress is not None:
                     progress(str(fv.path), n, total)
             entry = {"id": sid, **_entry(fv), "step": list(step), "vectors": n}
-            entry["seabed"] = _write_band(library, sid, fv, entry["cube"])
+            entry["seabed"] = write_band(library, sid, fv, entry["cube"])
             man["stores"].append(entry)
             man["next_id"] = sid + 1
             report.append((str(fv.path), n))
-        tmp = library / f".{INDEX_FILE}.{os.getpid()}.tmp"
-        index.save(str(tmp))
-        os.replace(tmp, library / INDEX_FILE)
+        with atomic_output(library / INDEX_FILE) as tmp:
+            index.save(str(tmp))
         _write_json_atomic(library / MANIFEST_FILE, man)
         return report
 
@@ -443,87 +439,8 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
 def _entry(fv: FeatureVolume) -> dict:
     return {"path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim, "dtype": fv.dtype,
             "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride), "origin": list(fv.grid.origin),
-            "geometry": fv.cube_geometry, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
-            "checkpoint_sha256": fv.checkpoint_sha256, "cube": cube_path(fv.path, fv.cube_geometry.get("source"))}
-
-
-# ---------------------------------------------------------------------- cubes and their seabed bands
-def cube_path(store, source) -> str | None:
-    """The cube file behind ``store`` as an absolute path. Stores record it resolved; one recorded relative
-    (an older ``seisfm embed`` given a relative path) is looked for beside the store, then in the working
-    directory, and stays as recorded when found in neither. None: the store names no cube file."""
-    if not source or source == "array":
-        return None
-    p = Path(source).expanduser()
-    if p.is_absolute():
-        return str(p)
-    for base in (Path(store).resolve().parent, Path.cwd()):
-        if (base / p).exists():
-            return str((base / p).resolve())
-    return str(p)
-
-
-def entry_cube(entry: dict) -> str | None:
-    """The cube of a library entry: as resolved when it was added, else from its store's geometry summary."""
-    return cube_path(entry["path"], entry.get("cube") or (entry.get("geometry") or {}).get("source"))
-
-
-def seabed_band(fv: FeatureVolume, cube) -> np.ndarray:
-    """Grid rows of the seabed band per (inline, crossline) grid column of ``fv``'s grid: the rows down to the
-    first sample whose amplitude departs from the cube's mean by ``SEABED_STD`` standard deviations (the first
-    strong reflector: the seabed offshore, the first strong event on land) plus ``SEABED_MARGIN`` grid steps,
-    median-filtered over 3 x 3 columns (a stray pick does not cut a hole). Reads the cube's grid inlines once.
-    A trace with no such sample (dead) has no band."""
-    from scipy import ndimage
-
-    norm = fv.normalisation or {}
-    mean, std = norm.get("mean"), norm.get("std")
-    if not std:  # an imported store: the constants extraction would have used
-        from ..extract import estimate_normalisation
-
-        n = estimate_normalisation(cube)
-        mean, std = n["mean"], n["std"]
-    gi, gx, gt = fv.grid.shape
-    (o0, o1, o2), (s0, s1, s2) = fv.grid.origin, fv.grid.stride
-    columns = o1 + s1 * np.arange(gx)
-    band = np.zeros((gi, gx), np.int16)
-    for i in range(gi):
-        traces = np.asarray(cube[int(o0 + s0 * i)], np.float32).reshape(cube.shape[1], -1)[columns]
-        with np.errstate(invalid="ignore"):
-            strong = np.abs(traces - np.float32(mean)) >= np.float32(SEABED_STD * std)
-        first = strong.argmax(axis=1) + SEABED_MARGIN * s2  # the deepest sample in the band
-        rows = np.clip((first - o2) // s2 + 1, 0, gt)
-        band[i] = np.where(strong.any(axis=1), rows, 0)
-    return ndimage.median_filter(band, size=3, mode="nearest")
-
-
-def _write_band(library: Path, sid: int, fv: FeatureVolume, cube_file: str | None) -> dict:
-    """Pick the store's seabed band from its cube and keep it beside the index (``seabed-<id>.npy``); the
-    manifest's note of it, with the reason when there is none."""
-    from ..cube import open_cube
-
-    if not cube_file or not Path(cube_file).exists():
-        return {"file": None, "note": f"no seabed band: its cube ({cube_file or 'unknown'}) is not on this machine"}
-    try:
-        cube = open_cube(cube_file)
-    except SeisfmError as exc:
-        return {"file": None, "note": f"no seabed band: {exc}"}
-    if cube.geometry.fingerprint() != fv.cube_fingerprint:
-        return {"file": None, "note": f"no seabed band: {cube_file} is not the cube the store was embedded from"}
-    band = seabed_band(fv, cube)
-    name = f"seabed-{sid}.npy"
-    tmp = library / f".{name}.{os.getpid()}.tmp.npy"
-    np.save(tmp, band)
-    os.replace(tmp, library / name)
-    return {"file": name, "rows": [int(band.min()), int(band.max())], "std": SEABED_STD, "margin_steps": SEABED_MARGIN,
-            "note": f"seabed band picked from {cube_file}: grid rows 0-{int(band.max()) - 1} at most"}
-
-
-def _remove_bands(library: Path, entries) -> None:
-    for e in entries:
-        f = (e.get("seabed") or {}).get("file")
-        if f:
-            (library / f).unlink(missing_ok=True)
+            "geometry": fv.cube_summary, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
+            "checkpoint_sha256": fv.checkpoint_sha256, "cube": cube_path(fv.path, fv.cube_summary.get("source"))}
 
 
 def _signature(entry: dict) -> tuple:
@@ -545,7 +462,7 @@ def remove_stores(library, stores) -> list[tuple[str, int]]:
     exist any more (the usual reason to remove it); one that is not in the library is an error."""
     library = Path(library)
     with StoreLock(library):
-        lib = SurveyLibrary.open(library, view=False)
+        lib = Library.open(library, view=False)
         by_path = {str(Path(s["path"]).resolve()): s for s in lib.stores}
         gone = []
         for store in stores:
@@ -556,15 +473,14 @@ def remove_stores(library, stores) -> list[tuple[str, int]]:
                 gone.append(entry)
         man = lib.manifest
         _drop(lib._index, [e["id"] for e in gone])
-        _remove_bands(library, gone)
+        remove_bands(library, gone)
         man["stores"] = [s for s in man["stores"] if s not in gone]
         if not man["stores"]:
             man["model"] = man["dim"] = None
             (library / INDEX_FILE).unlink(missing_ok=True)
         else:
-            tmp = library / f".{INDEX_FILE}.{os.getpid()}.tmp"
-            lib._index.save(str(tmp))
-            os.replace(tmp, library / INDEX_FILE)
+            with atomic_output(library / INDEX_FILE) as tmp:
+                lib._index.save(str(tmp))
         _write_json_atomic(library / MANIFEST_FILE, man)
         return [(e["path"], int(e["vectors"])) for e in gone]
 
@@ -584,7 +500,7 @@ def query_from_points(features, points, *, space: str = "survey") -> np.ndarray:
 def search_library(library, features, points, *, space: str = "survey", top: int = 20, radius: int = 1,
                    seabed: bool = False, model: str | None = None, expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
     """Clicks in one cube -> the best places across every cube of the library, one per body (what the dock's
-    button calls); see :meth:`SurveyLibrary.search` for ``radius`` and ``seabed``.
+    button calls); see :meth:`Library.search` for ``radius`` and ``seabed``.
 
     ``features``: the clicked cube's FeatureMatrix (the dock has it loaded) or its store path; ``model``: its
     model id when ``features`` is a FeatureMatrix (checked against the library's when given). The seabed band
@@ -592,7 +508,7 @@ def search_library(library, features, points, *, space: str = "survey", top: int
     """
     from .matrix import FeatureMatrix
 
-    lib = library if isinstance(library, SurveyLibrary) else SurveyLibrary.open(library)
+    lib = library if isinstance(library, Library) else Library.open(library)
     if not isinstance(features, FeatureMatrix):
         fv = FeatureVolume.open(features)
         lib.check_compatible(fv.model, fv.dim, fv.path)
@@ -610,7 +526,7 @@ def search_library(library, features, points, *, space: str = "survey", top: int
 
 def describe_search(last: dict, keep_hint: str = "--keep-seabed lists them") -> str:
     """One line on what a library search looked at and left out (the CLI and the dock); ``last``:
-    :attr:`SurveyLibrary.last`; ``keep_hint``: how to list the seabed hits."""
+    :attr:`Library.last`; ``keep_hint``: how to list the seabed hits."""
     if last.get("clicked_in_seabed_band"):
         seabed = "the seabed band searched too: a click is in it"
     elif last.get("seabed_left_out"):

@@ -11,7 +11,9 @@ import numpy as np
 
 from ..cube import Geometry, geometry_from_summary
 from ..errors import SeisfmError
-from ..features import DTYPES, FeatureVolume, GridSpec, encode_vectors
+from ..store.encoding import DTYPES, decode_vectors, encode_vectors
+from ..store.grid import GridSpec
+from ..store.volume import FeatureVolume
 from .kernels import DotKernel
 
 SPACES = ("grid", "cube", "survey")
@@ -21,7 +23,7 @@ class FeatureMatrix:
     """The whole feature volume as one matrix; build with :meth:`open`, :meth:`from_volume` or :meth:`from_array`."""
 
     def __init__(self, vectors: np.ndarray, valid: np.ndarray, grid: GridSpec, *, quant_scale: float = 1.0,
-                 geometry: dict | None = None, fingerprint: str | None = None, name: str = "features"):
+                 cube_summary: dict | None = None, fingerprint: str | None = None, name: str = "features"):
         if vectors.ndim != 2 or len(vectors) != grid.size or valid.shape != (grid.size,):
             raise ValueError(f"vectors {vectors.shape} / valid {valid.shape} do not fit grid {grid.shape}")
         self.vectors = np.ascontiguousarray(vectors)
@@ -30,7 +32,7 @@ class FeatureMatrix:
         self.dtype = str(self.vectors.dtype)
         self.dim = int(self.vectors.shape[1])
         self.quant_scale = float(quant_scale) if self.dtype == "int8" else 1.0
-        self.geometry = dict(geometry or {})
+        self.cube_summary = dict(cube_summary or {})  # Geometry.summary() of the cube; cube_geometry: the Geometry
         self.fingerprint = fingerprint
         self.name = name
         self.invalid_index = np.flatnonzero(~self.valid)  # few: filling NaN there is cheap
@@ -51,12 +53,12 @@ class FeatureMatrix:
         elif fingerprint is not None:
             fv.check_matches(fingerprint)
         vectors, valid = fv.load()  # damaged chunks come back invalid, with a StoreWarning
-        return cls(vectors, valid, fv.grid, quant_scale=fv.quant_scale, geometry=fv.cube_geometry,
+        return cls(vectors, valid, fv.grid, quant_scale=fv.quant_scale, cube_summary=fv.cube_summary,
                    fingerprint=fv.cube_fingerprint, name=str(fv.path))
 
     @classmethod
     def from_array(cls, vectors, grid, *, valid=None, dtype: str | None = None, quant_scale: float = 127.0,
-                   geometry: dict | None = None, fingerprint: str | None = None) -> "FeatureMatrix":
+                   cube_summary: dict | None = None, fingerprint: str | None = None) -> "FeatureMatrix":
         """In-memory vectors ``(N, dim)`` or ``(gi, gx, gt, dim)`` on ``grid`` (a GridSpec or a grid shape).
 
         Float input is L2-normalised (rows with NaN/inf or zero norm become invalid) and stored as ``dtype``
@@ -78,7 +80,7 @@ class FeatureMatrix:
         if not ok.all():
             v = v.copy()  # never write into the caller's array
             v[~ok] = 0
-        return cls(v, ok, grid, quant_scale=quant_scale, geometry=geometry, fingerprint=fingerprint)
+        return cls(v, ok, grid, quant_scale=quant_scale, cube_summary=cube_summary, fingerprint=fingerprint)
 
     # ------------------------------------------------------------------ grid and coordinates
     @property
@@ -91,7 +93,7 @@ class FeatureMatrix:
 
     def cube_shape(self) -> tuple[int, int, int]:
         """The cube's shape from the stored geometry, else the smallest cube the grid covers."""
-        shape = self.geometry.get("shape")
+        shape = self.cube_summary.get("shape")
         if shape is not None and len(shape) == 3:
             return tuple(int(n) for n in shape)
         return tuple(int(c) + 1 for c in self.grid.cube_index(np.asarray(self.grid.shape) - 1))
@@ -101,13 +103,13 @@ class FeatureMatrix:
         """The cube's survey numbering (from the store's summary); a SeisfmError when the store has none."""
         if self._geometry is None:
             try:
-                self._geometry = geometry_from_summary(self.geometry)
+                self._geometry = geometry_from_summary(self.cube_summary)
             except SeisfmError:
                 raise SeisfmError(f"{self.name}: the feature store has no usable cube geometry; "
                                   "give grid or cube indices instead of survey coordinates") from None
         return self._geometry
 
-    def to_survey(self, grid_index) -> tuple[float, float, float] | None:
+    def grid_to_survey(self, grid_index) -> tuple[float, float, float] | None:
         """Survey coordinates of a grid point, or None when the store has no geometry."""
         try:
             return self.cube_geometry.to_survey(self.grid.cube_index(np.asarray(grid_index)))
@@ -146,8 +148,8 @@ class FeatureMatrix:
 
     # ------------------------------------------------------------------ vectors
     def decode(self, rows: np.ndarray) -> np.ndarray:
-        v = np.asarray(rows, np.float32)
-        return v / np.float32(self.quant_scale) if self.dtype == "int8" else v
+        """Stored rows -> float32 unit vectors (:func:`~napari_seisfm.store.encoding.decode_vectors`)."""
+        return decode_vectors(rows, self.dtype, self.quant_scale)
 
     def vector(self, grid_index) -> np.ndarray:
         """The float32 (unit) vector at a grid point; an invalid point is a SeisfmError."""

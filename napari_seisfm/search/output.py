@@ -30,7 +30,7 @@ def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, lab
     from ..export import write_array
 
     return write_array(path, data, {"grid_shape": list(features.grid.shape), "stride": list(features.grid.stride),
-                                    "origin": list(features.grid.origin), "geometry": features.geometry})
+                                    "origin": list(features.grid.origin), "geometry": features.cube_summary})
 
 
 def optional_cube(cube_path):
@@ -38,6 +38,6 @@ def optional_cube(cube_path):
     the store was computed from it (fingerprint)."""
     if not cube_path:
         return None
-    from ..cube import open_cube
+    from ..io import open_cube
 
     return open_cube(cube_path)

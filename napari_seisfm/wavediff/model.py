@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import SeisfmError
+from ..io.output import atomic_output
 from .data import Setup
 from .diffusion import DDPM, DiffusionConfig
 from .vqae import VQAE, VQConfig
@@ -56,10 +57,10 @@ def save(model: WaveDiffusion, path, extra: dict | None = None) -> Path:
     # the one-VQ model shares its codebook between the decoders: store it once
     if not model.vq_cfg.two_vq:
         state = {k: v for k, v in state.items() if not k.startswith("vqae.vq_v.")}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"config": json.dumps(model.config())})
-    tmp.replace(path)
-    path.with_suffix(".toml").write_text(card_text(model.config(), extra or {}))
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata={"config": json.dumps(model.config())})
+    with atomic_output(path.with_suffix(".toml")) as tmp:  # the card too: a half-written card is never read
+        tmp.write_text(card_text(model.config(), extra or {}))
     return path
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import SeisfmError
+from ..io.output import atomic_output
 from .data import Setup, open_pairs, seismic_to_model, velocity_to_model
 from .diffusion import DiffusionConfig
 from .model import WaveDiffusion, load, save
@@ -126,8 +127,9 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
         state["seconds"] += time.time() - t_start_seg[0]
         t_start_seg[0] = time.time()
         save(model, ckpt, {"stage": state["stage"], "step": state["step"]})
-        torch.save({"stage": state["stage"], "opt": opt.state_dict()}, out / "optimizer.pt")
-        state_path.write_text(json.dumps(state))
+        with atomic_output(out / "optimizer.pt") as tmp:
+            torch.save({"stage": state["stage"], "opt": opt.state_dict()}, tmp)
+        _write_state(state_path, state)
 
     t_start_seg = [t_start]
     rng = np.random.default_rng(seed + 7919 * (state["stage"] * 100000 + state["step"]))
@@ -169,8 +171,14 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
              "stage1_loss_last_50": float(np.mean(state["losses1"][-50:])) if state["losses1"] else 0.0,
              "stage2_loss_last_50": float(np.mean(state["losses2"][-50:])) if state["losses2"] else 0.0}
     state["model"] = str(save(model, out / name, extra))
-    state_path.write_text(json.dumps(state))
+    _write_state(state_path, state)
     return state
+
+
+def _write_state(path: Path, state: dict) -> None:
+    """The resumable run's state (steps, losses, timings), replaced whole: a kill mid-write keeps the last one."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(state))
 
 
 def _optimizer(model: WaveDiffusion, stage: int, lr1: float, lr2: float):

@@ -73,6 +73,6 @@ class DisplayBox(QGroupBox):
             self.position.setText("")
             return
         axis = dims.not_displayed[0]
-        value = view.to_survey(self.viewer, dims.point, self._survey())[axis]
+        value = view.world_to_survey(self.viewer, dims.point, self._survey())[axis]
         name, _, unit = str(dims.axis_labels[axis]).partition(" (")
         self.position.setText(f"{name} {value:g}{' ' + unit.rstrip(')') if unit else ''}")

@@ -80,8 +80,8 @@ class FilesBox(QGroupBox):
         layer = self.viewer.layers[name]
         survey = self.dock.survey
         return {"labels": np.asarray(layer.data), "labels_name": name,
-                "labels_scale": tuple(float(v) for v in view.to_survey(self.viewer, layer.scale, survey)),
-                "labels_translate": tuple(float(v) for v in view.to_survey(self.viewer, layer.translate, survey))}
+                "labels_scale": tuple(float(v) for v in view.world_to_survey(self.viewer, layer.scale, survey)),
+                "labels_translate": tuple(float(v) for v in view.world_to_survey(self.viewer, layer.translate, survey))}
 
     def interpretation(self):
         """The current state as an :class:`~napari_seisfm.interpretation.Interpretation`."""

@@ -105,8 +105,8 @@ class LibraryBox(QGroupBox):
 
 def _search(library, features, positives, top: int, seabed: bool):
     """The worker's call: the library's places for the clicks, and the line saying what was left out."""
-    from ...search.library import SurveyLibrary, describe_search, search_library
+    from ...search.library import Library, describe_search, search_library
 
-    lib = SurveyLibrary.open(library)
+    lib = Library.open(library)
     matches = search_library(lib, features, positives, top=top, seabed=seabed)
     return matches, describe_search(lib.last, "tick 'seabed band' to list them")

@@ -1,4 +1,4 @@
-"""Many cubes, one command: every cube of a survey into its own feature store, on a Dask cluster.
+"""Many cubes, one command: every cube given (files or folders) into its own feature store, on a Dask cluster.
 
 On Dask the work is split per cube *and* per chunk of its store, so one big cube uses the whole cluster.
 This process, the coordinator, holds each store's writer lock from start to end and is the only one to
@@ -14,7 +14,7 @@ of its own:
    data; the coordinator flags the chunk when the task has finished and marks the store complete when
    the last one is flagged. Each worker thread keeps the cube open and the embedder loaded between its tasks.
 
-What long survey runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
+What long many-cube runs meet: a worker lost mid-chunk leaves that chunk unflagged and the scheduler runs its
 task again on another worker, which writes it whole (same bytes); failures are retried ``retries`` times; a
 cube that fails is named at the end while the others finish; an interrupted run leaves resumable stores,
 and a rerun skips the flagged chunks and writes nothing to complete stores. Stores come out byte-identical
@@ -36,12 +36,12 @@ from typing import Callable
 
 import numpy as np
 
-from .cube import SUFFIXES
 from .errors import SeisfmError
+from .io import SUFFIXES
 
 
 @dataclass
-class SurveyResult:
+class CubeResult:
     cube: str
     store: str
     chunks: int
@@ -50,7 +50,7 @@ class SurveyResult:
     flagged: list | None = None  # on Dask: the chunks this run flagged done, each once
 
 
-def survey_cubes(inputs) -> list[Path]:
+def list_cubes(inputs) -> list[Path]:
     """Cube files from a list of files and folders (a folder: its cubes, sorted, not recursive)."""
     out = []
     for item in inputs:
@@ -78,13 +78,13 @@ def store_for(cube: Path, out_dir: Path) -> Path:
 EMBEDDER_OPTIONS = ("model", "checkpoint", "device", "precision", "batch_size")
 
 
-def _embed_one(cube: str, out: str, options: dict) -> SurveyResult:
+def _embed_one(cube: str, out: str, options: dict) -> CubeResult:
     """One cube into its store in this process (resumes a partial one)."""
     from .extract import extract_features
 
     t0 = time.perf_counter()
     fv = extract_features(cube, out, **options)
-    return SurveyResult(cube, out, fv.progress()[1], time.perf_counter() - t0)
+    return CubeResult(cube, out, fv.progress()[1], time.perf_counter() - t0)
 
 
 def _option(options: dict, name: str):
@@ -99,13 +99,14 @@ def _option(options: dict, name: str):
 def _plan_task(cube: str, out: str, options: dict) -> dict:
     """Worker side of step 1 (read-only: the coordinator holds the lock): ``{"todo": chunks}`` to resume a
     store, or ``{"create": FeatureVolume.create arguments, "picks": PCA chunks, "dim": PCA dims or None}``."""
-    from .extract import _settings, pca_picks, plan_store
-    from .features import FeatureVolume
+    from .extract import extraction_settings, pca_picks, plan_store
+    from .store.volume import FeatureVolume
 
     c = _worker_cube(cube)
     pca = _option(options, "pca")
-    embedder, grid, wanted, out_dim = _settings(c, None, None, _option(options, "stride"), pca,
-                                                _option(options, "dtype"), None, None, None, _worker_embedder(options))
+    embedder, grid, wanted, out_dim = extraction_settings(c, None, None, _option(options, "stride"), pca,
+                                                          _option(options, "dtype"), None, None, None,
+                                                          _worker_embedder(options))
     plan = plan_store(c, out, embedder, grid, wanted, out_dim, _option(options, "chunks"), _option(options, "resume"),
                       _option(options, "overwrite"))
     if isinstance(plan, FeatureVolume):
@@ -136,7 +137,7 @@ _WORKER = threading.local()
 
 
 def _worker_cube(path: str):
-    from .cube import open_cube
+    from .io import open_cube
 
     cubes = _WORKER.__dict__.setdefault("cubes", {})
     key = (path, Path(path).stat().st_mtime_ns)
@@ -245,7 +246,7 @@ def disconnect(client) -> None:
 
 def store_progress(stores) -> tuple[int, int]:
     """Chunks done and in total over ``stores`` (those not created yet count 0 of 0)."""
-    from .features import FeatureVolume
+    from .store.volume import FeatureVolume
 
     done = total = 0
     for s in stores:
@@ -257,14 +258,14 @@ def store_progress(stores) -> tuple[int, int]:
     return done, total
 
 
-def embed_survey(inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None,
-                 **options) -> list[SurveyResult]:
+def embed_many(inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None,
+                 **options) -> list[CubeResult]:
     """Every cube of ``inputs`` (files and folders) into ``out_dir/<cube stem>.zarr``; ``options`` go to
     ``extract_features`` (model, stride, pca, dtype, device, ...). ``client``: a Dask client (see
     :func:`connect`), None runs here one cube after the other. ``progress(done, total)`` in chunks over
     all stores. On Dask a task that fails is retried ``retries`` times; the cubes that still fail are named
     in one error raised after the others have finished."""
-    cubes = survey_cubes(inputs)
+    cubes = list_cubes(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores = [store_for(c, out_dir) for c in cubes]
@@ -305,10 +306,10 @@ class _Coordinator:
         self.options.setdefault("workers", 1)  # a Dask worker is one core: no chunk threads on top of the processes
         self.jobs = {}  # future key -> (store, kind, payload, future)
 
-    def run(self) -> list[SurveyResult]:
+    def run(self) -> list[CubeResult]:
         from distributed import as_completed
 
-        from .features import StoreLock
+        from .store.lock import StoreLock
 
         self.pending = as_completed()
         with ExitStack() as self.locks:
@@ -349,7 +350,8 @@ class _Coordinator:
         self.pending.add(future)
 
     def _plan_done(self, st, _, plan):
-        from .features import FeatureVolume
+        from .store.grid import chunk_counts
+        from .store.volume import FeatureVolume
 
         if "todo" in plan:  # resume
             st.fv = FeatureVolume.open(st.path, allow_partial=True, mode="r+")
@@ -357,7 +359,7 @@ class _Coordinator:
             self._chunks(st, plan["todo"])
             return
         st.plan = plan
-        st.total = int(np.prod([-(-n // c) for n, c in zip(plan["create"]["grid"].shape, plan["create"]["chunks"])]))
+        st.total = int(np.prod(chunk_counts(plan["create"]["grid"].shape, plan["create"]["chunks"])))
         if not plan["picks"]:  # no PCA: create now
             return self._create(st, None)
         for index, share in plan["picks"]:  # step 2, in parallel
@@ -365,7 +367,7 @@ class _Coordinator:
                          self.options, priority=1)
 
     def _sample_done(self, st, index, result):
-        from .extract import pca_basis
+        from .store.encoding import pca_basis
 
         st.samples[tuple(index)] = result
         if len(st.samples) == len(st.plan["picks"]):
@@ -373,7 +375,7 @@ class _Coordinator:
             self._create(st, pca_basis(x, st.plan["dim"]))
 
     def _create(self, st, basis):
-        from .features import FeatureVolume
+        from .store.volume import FeatureVolume
 
         st.fv = FeatureVolume.create(st.path, pca=basis, **st.plan["create"])
         for index, (_, chunk) in sorted(st.samples.items()):  # the picks shipped back: written here, not embedded again
@@ -415,13 +417,13 @@ class _Coordinator:
         if self.progress is not None:
             self.progress(sum(st.done for st in self.stores), sum(st.total for st in self.stores))
 
-    def _results(self) -> list[SurveyResult]:
+    def _results(self) -> list[CubeResult]:
         failed = [st for st in self.stores if st.error is not None]
         if failed:
             names = "; ".join(f"{st.cube.name}: {_message(st.error)}" for st in failed)
             ok = len(self.stores) - len(failed)
             raise SeisfmError(f"{len(failed)} of {len(self.stores)} cubes failed ({ok} finished): {names}")
-        return [SurveyResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded,
+        return [CubeResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded,
                              st.flagged) for st in self.stores]
 
 

@@ -1,4 +1,4 @@
-"""Many cubes, one command (survey.py): on a real Dask LocalCluster, split per cube and per chunk, including a
+"""Many cubes, one command (many_cubes.py): on a real Dask LocalCluster, split per cube and per chunk, including a
 worker killed mid-chunk and an interrupted run, the stores equal single-process runs."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from napari_seisfm.cli import main as cli
 from napari_seisfm.errors import SeisfmError
 from napari_seisfm.extract import extract_features
-from napari_seisfm.features import FeatureVolume
-from napari_seisfm.survey import embed_survey, local_gpus, store_progress, survey_cubes, worker_device
+from napari_seisfm.many_cubes import embed_many, list_cubes, local_gpus, store_progress, worker_device
+from napari_seisfm.store.volume import FeatureVolume
 
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
@@ -87,16 +87,16 @@ NAMES = ["area0", "area1", "area2"]
 
 def test_cubes_of_a_folder_and_refusals(cubes_dir, tmp_path):
     survey_dir = cubes_dir
-    assert [p.stem for p in survey_cubes([survey_dir / "cubes"])] == NAMES
+    assert [p.stem for p in list_cubes([survey_dir / "cubes"])] == NAMES
     with pytest.raises(SeisfmError, match="no such file"):
-        survey_cubes([tmp_path / "missing.sgy"])
+        list_cubes([tmp_path / "missing.sgy"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SeisfmError, match="no cubes in this folder"):
-        survey_cubes([tmp_path / "empty"])
+        list_cubes([tmp_path / "empty"])
     (tmp_path / "x").mkdir()
     twin = _cube(tmp_path / "x" / "area0.npy", 32, 1)
     with pytest.raises(SeisfmError, match="same store"):
-        survey_cubes([survey_dir / "cubes", twin])
+        list_cubes([survey_dir / "cubes", twin])
 
 
 @pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
@@ -105,7 +105,7 @@ def test_without_dask_the_cubes_run_one_after_the_other(survey_dir, tmp_path):
 
     seen = []
     with threadpool_limits(1):
-        results = embed_survey([survey_dir / "cubes"], tmp_path / "out", progress=lambda d, t: seen.append((d, t)), **OPTIONS)
+        results = embed_many([survey_dir / "cubes"], tmp_path / "out", progress=lambda d, t: seen.append((d, t)), **OPTIONS)
     assert [r.store for r in results] == [str(tmp_path / "out" / f"{n}.zarr") for n in NAMES]
     _same_stores(survey_dir / "reference", tmp_path / "out", NAMES)
     assert seen[-1][0] == seen[-1][1] > 0
@@ -130,24 +130,24 @@ def test_a_small_survey_on_a_local_cluster_equals_single_process_runs_and_resume
 
     cubes = [small_survey / "cubes"]
     with get_task_stream(client) as ts:
-        results = embed_survey(cubes, tmp_path / "out", client=client, **SMALL)
+        results = embed_many(cubes, tmp_path / "out", client=client, **SMALL)
     _same_stores(small_survey / "reference", tmp_path / "out", SMALL_NAMES)
     _chunks_once(results)
     assert [r.embedded for r in results] == [8, 8]  # no PCA: no sample tasks, every chunk a chunk task
     assert len({t["worker"] for t in ts.data if str(t["key"]).startswith("chunk-")}) == 2
-    assert [r.embedded for r in embed_survey(cubes, tmp_path / "out", client=client, **SMALL)] == [0, 0]
+    assert [r.embedded for r in embed_many(cubes, tmp_path / "out", client=client, **SMALL)] == [0, 0]
 
     def interrupt(done, total):
         if done >= 5:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        embed_survey(cubes, tmp_path / "again", client=client, progress=interrupt, **SMALL)
+        embed_many(cubes, tmp_path / "again", client=client, progress=interrupt, **SMALL)
     done_before, total = store_progress([tmp_path / "again" / f"{n}.zarr" for n in SMALL_NAMES])
     assert 5 <= done_before < total == 16
     while any(client.processing().values()):  # tasks already running finish (Dask does not stop them)
         time.sleep(0.05)
-    embed_survey(cubes, tmp_path / "again", client=client, **SMALL)
+    embed_many(cubes, tmp_path / "again", client=client, **SMALL)
     _same_stores(small_survey / "reference", tmp_path / "again", SMALL_NAMES)
 
 
@@ -162,8 +162,8 @@ def test_on_a_local_cluster_the_stores_equal_single_process_runs(survey_dir, tmp
     from distributed import get_task_stream
 
     with get_task_stream(client) as ts:
-        results = embed_survey([survey_dir / "cubes"], tmp_path / "out", client=client, **OPTIONS)
-    assert sorted(r.cube for r in results) == sorted(str(p) for p in survey_cubes([survey_dir / "cubes"]))
+        results = embed_many([survey_dir / "cubes"], tmp_path / "out", client=client, **OPTIONS)
+    assert sorted(r.cube for r in results) == sorted(str(p) for p in list_cubes([survey_dir / "cubes"]))
     _same_stores(survey_dir / "reference", tmp_path / "out", NAMES)
     _chunks_once(results)
     # one cube is split over the workers: the chunk tasks of the biggest cube ran on both
@@ -177,7 +177,7 @@ def test_on_a_local_cluster_the_stores_equal_single_process_runs(survey_dir, tmp
         assert r.embedded == r.chunks - 8
     # a second run finds every store complete and writes nothing
     mtimes = {n: os.path.getmtime(tmp_path / "out" / f"{n}.zarr" / "zarr.json") for n in NAMES}
-    again = embed_survey([survey_dir / "cubes"], tmp_path / "out", client=client, **OPTIONS)
+    again = embed_many([survey_dir / "cubes"], tmp_path / "out", client=client, **OPTIONS)
     assert [r.embedded for r in again] == [0, 0, 0]
     assert mtimes == {n: os.path.getmtime(tmp_path / "out" / f"{n}.zarr" / "zarr.json") for n in NAMES}
 
@@ -199,7 +199,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing(survey_dir, tmp_path, client):
                 killed.append(worker)
                 return
 
-    results = embed_survey([survey_dir / "cubes"], out, client=client, progress=kill_one, **OPTIONS)
+    results = embed_many([survey_dir / "cubes"], out, client=client, progress=kill_one, **OPTIONS)
     assert killed, "no chunk task was caught running; the test did not exercise a lost worker"
     _same_stores(survey_dir / "reference", out, NAMES)
     _chunks_once(results)
@@ -217,14 +217,14 @@ def test_an_interrupted_run_resumes_where_it_stopped(survey_dir, tmp_path, clien
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        embed_survey([survey_dir / "cubes"], out, client=client, progress=interrupt, **OPTIONS)
+        embed_many([survey_dir / "cubes"], out, client=client, progress=interrupt, **OPTIONS)
     done_before, total = store_progress([out / f"{n}.zarr" for n in NAMES])
     assert 20 <= done_before < total
     assert not list(out.glob("*.lock"))  # the coordinator let go of the stores
     while any(client.processing().values()):  # tasks already running finish (Dask does not stop them)
         time.sleep(0.05)
     before = {n: store_progress([out / f"{n}.zarr"]) for n in NAMES}  # (0, 0): not created before the interrupt
-    results = embed_survey([survey_dir / "cubes"], out, client=client, **OPTIONS)
+    results = embed_many([survey_dir / "cubes"], out, client=client, **OPTIONS)
     for n, r in zip(NAMES, results):
         done, total = before[n]
         assert r.embedded == (total - done if total else r.chunks - 8)  # flagged chunks are not embedded again
@@ -237,7 +237,7 @@ def test_a_cube_that_fails_is_named_and_the_others_finish(survey_dir, tmp_path, 
     bad.write_bytes(b"not a numpy file at all")
     cubes = sorted((survey_dir / "cubes").glob("*.npy"))
     with pytest.raises(SeisfmError, match=r"1 of 4 cubes failed \(3 finished\): broken.npy"):
-        embed_survey([*cubes, bad], tmp_path / "out", client=client, **OPTIONS)
+        embed_many([*cubes, bad], tmp_path / "out", client=client, **OPTIONS)
     _same_stores(survey_dir / "reference", tmp_path / "out", NAMES)
     assert not (tmp_path / "out" / "broken.zarr").exists()
 
@@ -255,17 +255,17 @@ def test_a_store_in_use_or_made_otherwise_is_refused_by_name(survey_dir, tmp_pat
     lock = out / "area0.zarr.lock"  # a live writer elsewhere (our parent process) holds area0's store
     lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started": "now"}))
     with pytest.raises(SeisfmError, match=r"1 of 2 cubes failed \(1 finished\): area0.npy: .*in use by another writer"):
-        embed_survey([cube, survey_dir / "cubes" / "area1.npy"], out, client=client, **OPTIONS)
+        embed_many([cube, survey_dir / "cubes" / "area1.npy"], out, client=client, **OPTIONS)
     lock.unlink()
     # without PCA, then other settings on the same store: refused unless overwrite, which replaces it
     options = {**OPTIONS, "pca": 0}
-    embed_survey([cube], out, client=client, **options)
+    embed_many([cube], out, client=client, **options)
     with threadpool_limits(1):
         extract_features(cube, tmp_path / "ref" / "area0.zarr", **options)
     _same_stores(tmp_path / "ref", out, ["area0"])
     with pytest.raises(SeisfmError, match="area0.npy: .*other settings"):
-        embed_survey([cube], out, client=client, **{**OPTIONS, "stride": 3})
-    embed_survey([cube], out, client=client, overwrite=True, **OPTIONS)
+        embed_many([cube], out, client=client, **{**OPTIONS, "stride": 3})
+    embed_many([cube], out, client=client, overwrite=True, **OPTIONS)
     _same_stores(survey_dir / "reference", out, ["area0"])
     assert not list(out.glob("*.lock"))
 
@@ -283,7 +283,7 @@ def test_pca_picks_too_big_to_ship_are_embedded_again(survey_dir, tmp_path, clie
     old = client.run(lambda: __import__("napari_seisfm.extract").extract.KEEP_BYTES)
     client.run(set_keep, 0)
     try:
-        (result,) = embed_survey([survey_dir / "cubes" / "area0.npy"], tmp_path / "out", client=client, **OPTIONS)
+        (result,) = embed_many([survey_dir / "cubes" / "area0.npy"], tmp_path / "out", client=client, **OPTIONS)
     finally:
         client.run(set_keep, next(iter(old.values())))
     assert result.embedded == result.chunks  # the 8 picks too
@@ -297,7 +297,7 @@ def test_a_worker_running_several_tasks_at_once(survey_dir, tmp_path):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
                                   silence_logs=50) as cluster, distributed.Client(cluster) as c:
         with distributed.get_task_stream(c) as ts:
-            embed_survey([survey_dir / "cubes" / "area2.npy"], tmp_path / "out", client=c, **OPTIONS)
+            embed_many([survey_dir / "cubes" / "area2.npy"], tmp_path / "out", client=c, **OPTIONS)
     spans = sorted((t["startstops"][0]["start"], t["startstops"][0]["stop"]) for t in ts.data if str(t["key"]).startswith("chunk-"))
     assert any(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:]))  # two chunk tasks did overlap
     _same_stores(survey_dir / "reference", tmp_path / "out", ["area2"])

@@ -14,7 +14,7 @@ Layout (format ``seisfm-features``, version 1; docs/feature-store.md says the sa
 A grid point ``(a, b, c)`` sits at cube index ``origin + stride * (a, b, c)``. The store is only
 marked complete after every chunk has been written; readers refuse partial stores unless asked.
 
-Reliability (docs/reliability.md): one writer at a time (:class:`StoreLock`, a ``<store>.lock`` file
+Reliability (docs/reliability.md): one writer at a time (:class:`~napari_seisfm.store.lock.StoreLock`, a ``<store>.lock`` file
 beside the store); a new store is built in ``<store>.creating`` and renamed into place, so a store at
 its path always has every array; damaged chunks are read as invalid vectors with a warning, never as
 zeros that look valid (:meth:`FeatureVolume.load`, :meth:`FeatureVolume.verify`).
@@ -27,21 +27,20 @@ import itertools
 import json
 import os
 import shutil
-import socket
-import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from .cube import write_failed
-from .errors import SeisfmError
+from ..errors import SeisfmError
+from ..io.output import write_failed
+from .encoding import DTYPES, basis_hash, decode_vectors, encode_vectors
+from .grid import GridSpec, chunk_counts, chunk_region
+from .lock import StoreLock
 
 FORMAT = "seisfm-features"
 VERSION = 1
-DTYPES = ("int8", "float16", "float32")
 REQUIRED_ATTRS = ("grid_shape", "stride", "origin", "chunks", "dim", "dtype", "model", "cube_fingerprint")
 ARRAYS = ("embeddings", "valid", "done")
 CONTENT_TRACES = 4  # per axis: the content hash reads 4 x 4 traces
@@ -49,137 +48,6 @@ CONTENT_TRACES = 4  # per axis: the content hash reads 4 x 4 traces
 
 class StoreWarning(UserWarning):
     """A feature store was read with damaged chunks; their grid points were made invalid."""
-
-
-# ---------------------------------------------------------------------------- one writer at a time
-
-_HELD: dict[str, int] = {}  # lock files this process holds -> depth (extract -> create re-enter)
-
-
-class StoreLock:
-    """Exclusive writer lock of a store: ``<store>.lock`` beside it, JSON ``{pid, host, started}``.
-
-    Beside, not inside, so it survives ``--overwrite`` removing the store and exists before the store
-    does. A lock whose pid is dead on this host is stale and taken over; a lock from another host is
-    never guessed stale (the message says which file to remove). Re-entrant within one process.
-    """
-
-    def __init__(self, store):
-        self.store = Path(store)
-        self.path = self.store.with_name(self.store.name + ".lock")
-        self._key = str(self.path.absolute())
-
-    def __enter__(self) -> "StoreLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-    def acquire(self) -> None:
-        if self._key in _HELD:
-            _HELD[self._key] += 1
-            return
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(me))
-        except OSError as exc:
-            raise SeisfmError(f"{self.store}: cannot write the lock file {self.path} ({exc.strerror or exc})") from None
-        try:
-            for _ in range(20):
-                try:
-                    _link(tmp, self.path)  # atomic: the lock appears with its content, or not at all
-                except FileExistsError:
-                    owner = read_lock(self.path)
-                    if owner is not None and not _is_stale(owner):
-                        raise SeisfmError(
-                            f"{self.store}: in use by another writer (pid {owner.get('pid')} on {owner.get('host')} "
-                            f"since {owner.get('started')}); wait for it, or remove {self.path} if that process is gone"
-                        ) from None
-                    self._take_over(owner)
-                    continue
-                _HELD[self._key] = 1
-                return
-        finally:
-            tmp.unlink(missing_ok=True)
-        raise SeisfmError(f"{self.store}: could not take the lock {self.path} (other writers keep replacing it)")
-
-    def _take_over(self, stale) -> None:
-        """Remove a stale lock without removing a live one that replaced it meanwhile."""
-        aside = self.path.with_name(f".{self.path.name}.stale.{os.getpid()}")
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return  # someone else took it over first: try again
-        if read_lock(aside) != stale:  # a live lock slipped in between our read and the rename: put it back
-            try:
-                _link(aside, self.path)
-            except OSError:
-                pass
-        aside.unlink(missing_ok=True)
-
-    def release(self) -> None:
-        depth = _HELD.get(self._key, 0)
-        if depth > 1:
-            _HELD[self._key] = depth - 1
-            return
-        if depth == 1:
-            del _HELD[self._key]
-            owner = read_lock(self.path)
-            if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-                self.path.unlink(missing_ok=True)
-
-
-def _link(src: Path, dst: Path) -> None:
-    """Hard link, or exclusive create + copy where the file system has no hard links."""
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        raise
-    except OSError:
-        fd = os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(src.read_bytes())
-
-
-def read_lock(path) -> dict | None:
-    """The owner recorded in a lock file, or None when it is gone or unreadable."""
-    try:
-        owner = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return owner if isinstance(owner, dict) else None
-
-
-def _is_stale(owner: dict) -> bool:
-    if owner.get("host") != socket.gethostname():
-        return False
-    try:
-        pid = int(owner.get("pid"))
-    except (TypeError, ValueError):
-        return True
-    return pid <= 0 or not _pid_alive(pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    try:  # a killed but not yet reaped process (zombie) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-# ---------------------------------------------------------------------------- store states and content
 
 
 def store_state(path) -> str:
@@ -211,90 +79,6 @@ def cube_content_hash(cube) -> str:
         for j in np.unique(np.linspace(0, nx - 1, CONTENT_TRACES).round().astype(int)):
             h.update(np.ascontiguousarray(cube[int(i), int(j), :], np.float32).tobytes())
     return h.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """Where the embeddings sit on the cube: every ``stride``-th sample from ``origin``."""
-
-    shape: tuple[int, int, int]
-    stride: tuple[int, int, int]
-    origin: tuple[int, int, int] = (0, 0, 0)
-
-    @classmethod
-    def for_cube(cls, cube_shape, stride) -> "GridSpec":
-        stride = _triple(stride)
-        shape = tuple(-(-int(n) // s) for n, s in zip(cube_shape, stride))
-        return cls(shape=shape, stride=stride)
-
-    def cube_index(self, grid_index) -> np.ndarray:
-        return np.asarray(self.origin) + np.asarray(self.stride) * np.asarray(grid_index)
-
-    def grid_index(self, cube_index) -> np.ndarray:
-        """Nearest grid point to fractional cube indices (last axis of length 3), clipped."""
-        g = np.rint((np.asarray(cube_index, float) - self.origin) / np.asarray(self.stride))
-        return np.clip(g, 0, np.asarray(self.shape) - 1).astype(int)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-
-def check_stride(cube_shape, stride, source="the cube") -> tuple[int, int, int]:
-    """``stride`` as three integers, refused when longer than the cube along an axis that has more than one
-    sample: such a grid is one point along it, which is never what was meant (``--stride 1000000`` used to end
-    in a PCA error suggesting ``--pca 0``)."""
-    stride = _triple(stride)
-    for axis, (n, s) in enumerate(zip(cube_shape, stride)):
-        if n > 1 and s > n:
-            name = ("inline", "crossline", "sample")[axis]
-            raise SeisfmError(f"stride {s} along {name} is longer than {source} ({int(n)} samples along it); "
-                              f"use a stride of at most {int(n)}, e.g. --stride 4")
-    return stride
-
-
-def _triple(v) -> tuple[int, int, int]:
-    if np.isscalar(v):
-        v = (v, v, v)
-    try:
-        t = tuple(int(x) for x in v)
-    except (TypeError, ValueError, OverflowError):
-        t = ()
-    if len(t) != 3 or min(t) < 1:
-        raise SeisfmError(f"stride must be one positive integer or three, got {v!r}")
-    return t
-
-
-def chunk_region(chunk_index, chunks, grid_shape) -> tuple[slice, slice, slice]:
-    """The grid slices of chunk ``chunk_index`` when the grid is cut into ``chunks`` (the last ones shorter)."""
-    return tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk_index, chunks, grid_shape))
-
-
-def encode_vectors(vectors, dtype: str = "int8", quant_scale: float = 127.0, pca_mean=None, pca_components=None):
-    """Raw float embeddings ``(..., dim)`` -> (stored values, valid mask): the one vector encoding of the
-    feature store and the search matrix. Optional PCA, then unit length, then ``dtype`` (int8: x quant_scale,
-    rounded). Rows with NaN/inf or zero length are invalid and stored as zeros."""
-    v = np.asarray(vectors, np.float32)
-    if pca_components is not None:
-        # no finiteness pass or masked copy over the wide input: a NaN/inf in a row makes its projection
-        # non-finite (NaN * 0 and inf * 0 are NaN), so the check runs on the narrow output; centred in place
-        # when the float32 conversion already made a copy
-        v = (np.subtract(v, pca_mean, out=v) if v is not vectors else v - pca_mean) @ pca_components.T
-        ok = np.isfinite(v).all(axis=-1)
-        if not ok.all():
-            v[~ok] = 0.0
-    else:
-        ok = np.isfinite(v).all(axis=-1)
-        v = np.where(ok[..., None], v, 0.0)
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    ok &= norm[..., 0] > 0
-    v = np.divide(v, np.maximum(norm, 1e-12), out=v if pca_components is not None else None)
-    if dtype == "int8":
-        v *= np.float32(quant_scale)
-        np.rint(v, out=v)
-        np.clip(v, -127, 127, out=v)
-        return v.astype(np.int8), ok
-    return v.astype(dtype), ok
 
 
 def _absolute_source(geometry: dict | None) -> dict:
@@ -337,7 +121,7 @@ class FeatureVolume:
         self.checkpoint_sha256 = a.get("checkpoint_sha256")
         self.cube_fingerprint = str(a["cube_fingerprint"])
         self.cube_content = a.get("cube_content_sha256")  # absent in stores written before it existed
-        self.cube_geometry = dict(a.get("cube_geometry", {}))
+        self.cube_summary = dict(a.get("cube_geometry", {}))  # Geometry.summary() of the cube
         self.normalisation = dict(a.get("normalisation", {}))
         self.quant_scale = float(a.get("quant_scale", 1.0))
         self.chunks = tuple(a["chunks"])
@@ -430,7 +214,7 @@ class FeatureVolume:
         model: str,
         cube_fingerprint: str,
         cube_content: str | None = None,
-        cube_geometry: dict | None = None,
+        cube_summary: dict | None = None,
         checkpoint_sha256: str | None = None,
         normalisation: dict | None = None,
         pca: tuple[np.ndarray, np.ndarray] | None = None,
@@ -481,7 +265,7 @@ class FeatureVolume:
                         "checkpoint_sha256": checkpoint_sha256,
                         "cube_fingerprint": cube_fingerprint,
                         "cube_content_sha256": cube_content,
-                        "cube_geometry": _absolute_source(cube_geometry),
+                        "cube_geometry": _absolute_source(cube_summary),
                         "normalisation": normalisation or {},
                         "quant_scale": float(quant_scale or 1.0),
                         "normalized": True,
@@ -494,7 +278,7 @@ class FeatureVolume:
                 group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0,
                                    compressors=_compressors())
                 group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False, compressors=_compressors())
-                n_chunks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks))
+                n_chunks = chunk_counts(grid.shape, chunks)
                 group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False, compressors=_compressors())
                 if pca is not None:
                     group.create_array("pca_mean", data=mean, compressors=_compressors())
@@ -601,8 +385,7 @@ class FeatureVolume:
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """Stored values -> float32 unit vectors (approximately unit for int8)."""
-        v = np.asarray(stored, np.float32)
-        return v / self.quant_scale if self.dtype == "int8" else v
+        return decode_vectors(stored, self.dtype, self.quant_scale)
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
         """Raw embeddings (e.g. of a new click computed on the fly) into the stored space, float32."""
@@ -724,7 +507,7 @@ class FeatureVolume:
     # ---------------------------------------------------------------- checks
     def check_matches(self, fingerprint: str, what: str = "the cube", content: str | None = None) -> None:
         """Refuse another cube: its geometry fingerprint, and its sampled traces when both hashes are known."""
-        geo = self.cube_geometry
+        geo = self.cube_summary
         if fingerprint != self.cube_fingerprint:
             raise SeisfmError(
                 f"{self.path}: feature volume was extracted from another cube ({geo.get('source', '?')}, "
@@ -761,11 +544,23 @@ def _chunk_error(exc: BaseException) -> str:
     return f"unreadable ({exc.__class__.__name__})"
 
 
-def basis_hash(mean, components) -> str:
-    """SHA-256 (16 hex digits) of a PCA basis as stored (float32 bytes of mean, then components)."""
-    h = hashlib.sha256(np.ascontiguousarray(mean, np.float32).tobytes())
-    h.update(np.ascontiguousarray(components, np.float32).tobytes())
-    return h.hexdigest()[:16]
+def open_for_resume(out: Path, wanted: dict, content: str | None = None) -> FeatureVolume:
+    """The partial or complete store at ``out``, opened to be written, refused when its settings differ from
+    ``wanted`` (what `embed` or `features import` would write) or it holds another cube's vectors (``content``)."""
+    fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
+    attrs = fv._group.attrs
+    diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if k != "pca" and _norm(attrs.get(k)) != _norm(v)]
+    if "pca" in wanted and wanted["pca"] != (fv.pca_components is not None):
+        diff.append(f"PCA {'on' if fv.pca_components is not None else 'off'} != {'on' if wanted['pca'] else 'off'} (--pca 0 is off)")
+    if content is not None and fv.cube_content and fv.cube_content != content:
+        diff.append(f"cube_content_sha256 {fv.cube_content!r} != {content!r} (another cube with the same geometry)")
+    if diff:
+        raise SeisfmError(f"{out}: existing store has other settings ({'; '.join(diff)}); pass --overwrite to replace it")
+    return fv
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
 
 
 def _remove(path: Path) -> None:

@@ -1,9 +1,9 @@
 """One big cube split into chunk tasks on Dask: speed-up over one process, and what stays serial.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_survey.py [--sizes 192,256] [--workers 1,2]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_many_cubes.py [--sizes 192,256] [--workers 1,2]
 
 For each cube size (synthetic, default model and stride, as ``seisfm embed``): the time of one process with
-one core (``extract_features(workers=1)`` under one BLAS thread: the baseline), then ``embed_survey`` on a
+one core (``extract_features(workers=1)`` under one BLAS thread: the baseline), then ``embed_many`` on a
 ``LocalCluster`` of 1, 2, ... single-threaded workers (started before the clock, as a cluster is reused for
 a survey, and warmed up on a small cube: imports, the embedder). From Dask's task stream: the *plan* task
 (normalisation, content hash: serial per cube), the 8 PCA *sample* tasks (parallel) and the chunk tasks'
@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     from napari_seisfm.extract import extract_features
-    from napari_seisfm.features import FeatureVolume
     from napari_seisfm.io.npy import write_npy
-    from napari_seisfm.survey import embed_survey
+    from napari_seisfm.many_cubes import embed_many
+    from napari_seisfm.store.volume import FeatureVolume
     from napari_seisfm.synthetic import make_survey, survey_geometry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,11 +63,11 @@ def main(argv=None) -> int:
                 try:
                     client.wait_for_workers(n)
                     warm = tmp / "warm"  # imports and the embedder made once per worker, as in a running survey
-                    embed_survey([small] * 1, warm, client=client, stride=args.stride)
+                    embed_many([small] * 1, warm, client=client, stride=args.stride)
                     out = tmp / f"dask{size}-{n}"
                     t0 = time.perf_counter()
                     with get_task_stream(client) as ts:
-                        embed_survey([cube], out, client=client, stride=args.stride)
+                        embed_many([cube], out, client=client, stride=args.stride)
                     wall = time.perf_counter() - t0
                 finally:
                     client.close()
