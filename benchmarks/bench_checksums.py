@@ -83,11 +83,16 @@ def main():
         chunk_files = sum(1 for p in (tmp / "crc32c.zarr" / "embeddings").rglob("*") if p.is_file() and p.name != "zarr.json")
         med = {k: {op: float(np.median(v)) for op, v in ops.items()} for k, ops in times.items()}
         out = {
-            "grid": [args.grid] * 3, "dim": args.dim, "dtype": args.dtype, "chunk_files": chunk_files,
+            "grid": [args.grid] * 3,
+            "dim": args.dim,
+            "dtype": args.dtype,
+            "chunk_files": chunk_files,
             "raw_megabytes": round(data.size * np.dtype(args.dtype).itemsize / 2**20, 1),
             "stored_megabytes": {k: round(v / 2**20, 2) for k, v in sizes.items()},
             "seconds_median": {k: {op: round(t, 4) for op, t in ops.items()} for k, ops in med.items()},
-            "ratio_crc32c_over_baseline": {op: round(med["crc32c"][op] / med["baseline"][op], 3) for op in ("write", "load", "verify")},
+            "ratio_crc32c_over_baseline": {
+                op: round(med["crc32c"][op] / med["baseline"][op], 3) for op in ("write", "load", "verify")
+            },
             "repeat": args.repeat,
             "loadavg": os.getloadavg(),
         }

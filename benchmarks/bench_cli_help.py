@@ -50,25 +50,36 @@ def main() -> None:
     }
     for c in args.command:
         cases[f"seisfm {c} --help"] = [py, "-m", "napari_seisfm.cli", c, "--help"]
-    where = subprocess.run([py, "-c", "import napari_seisfm; print(napari_seisfm.__file__)"], env=env, cwd=repo,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [py, "-c", "import napari_seisfm; print(napari_seisfm.__file__)"],
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     cpu_seconds(cases["seisfm --help"], env, repo)  # warm the file cache and the bytecode
     times = {name: [] for name in cases}
     for _ in range(args.repeat):  # interleaved, so load changes hit every case alike
         for name, argv in cases.items():
             times[name].append(cpu_seconds(argv, env, repo))
     med = {name: round(statistics.median(t), 4) for name, t in times.items()}
-    print(json.dumps({
-        "package": where,
-        "python": platform.python_version(),
-        "repeat": args.repeat,
-        "cpu_s_median": med,
-        "cpu_s_min": {name: round(min(t), 4) for name, t in times.items()},
-        "help_over_import_cli": round(med["seisfm --help"] / med["import napari_seisfm.cli"], 2),
-        "help_over_bare": round(med["seisfm --help"] / med["bare interpreter"], 2),
-        "goal_help_cpu_s": 0.25,
-        "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "package": where,
+                "python": platform.python_version(),
+                "repeat": args.repeat,
+                "cpu_s_median": med,
+                "cpu_s_min": {name: round(min(t), 4) for name, t in times.items()},
+                "help_over_import_cli": round(med["seisfm --help"] / med["import napari_seisfm.cli"], 2),
+                "help_over_bare": round(med["seisfm --help"] / med["bare interpreter"], 2),
+                "goal_help_cpu_s": 0.25,
+                "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,21 @@ def measure(fm, clicks, reps: int) -> dict:
         threshold = session.compute(snap).threshold
         kernel = fm.kernel()
         q = search.query()
-        t = {k: [] for k in ("floor", "kernel", "map_before", "map", "compute_before", "compute", "bodies", "matches",
-                             "bodies_before", "matches_before")}
+        t = {
+            k: []
+            for k in (
+                "floor",
+                "kernel",
+                "map_before",
+                "map",
+                "compute_before",
+                "compute",
+                "bodies",
+                "matches",
+                "bodies_before",
+                "matches_before",
+            )
+        }
         for _ in range(reps):
             gc.collect()
             t0 = time.perf_counter()
@@ -122,8 +135,9 @@ def measure(fm, clicks, reps: int) -> dict:
             del old, new
             gc.collect()
             t0 = time.perf_counter()
-            score_b, mask_b, matches_b = before.compute(search, snap.positives, threshold, session.n_matches,
-                                                        session.match_radius, threads=threads)
+            score_b, mask_b, matches_b = before.compute(
+                search, snap.positives, threshold, session.n_matches, session.match_radius, threads=threads
+            )
             t["compute_before"].append(time.perf_counter() - t0)
             search._scores = None
             t0 = time.perf_counter()
@@ -143,8 +157,9 @@ def measure(fm, clicks, reps: int) -> dict:
             labels, _, clicked_b = before.bodies_above(r.score, threshold, snap.positives)
             t["bodies_before"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            before.top_matches(search, search.scores(), session.n_matches, radius=session.match_radius, bodies=labels,
-                               skip_bodies=clicked_b)
+            before.top_matches(
+                search, search.scores(), session.n_matches, radius=session.match_radius, bodies=labels, skip_bodies=clicked_b
+            )
             t["matches_before"].append(time.perf_counter() - t0)
             del labels, bodies, mask, r
         med = {k: round(1e3 * float(np.median(v)), 2) for k, v in t.items()}
@@ -173,10 +188,11 @@ def phase(stores, clicks_of, reps: int) -> dict:
     for size, fm in stores.items():
         res["sizes"][size] = measure(fm, clicks_of(size), reps)
     res["loadavg_end"] = loadavg()
-    ns = [s ** 3 for s in stores]
+    ns = [s**3 for s in stores]
     res["growth_exponent"] = {
         f"{d}_{k}": fit_exponent(ns, [res["sizes"][s][d]["ms"][k] for s in stores])
-        for d in ("probe", "centroid") for k in ("map", "compute", "compute_before", "floor")
+        for d in ("probe", "centroid")
+        for k in ("map", "compute", "compute_before", "floor")
     }
     return res
 
@@ -198,8 +214,12 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(1)
         return [(tuple(int(x) for x in rng.integers(0, size, 3)), k == 3) for k in range(4)]
 
-    out = {"machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0))}, "dim": 64, "dtype": "int8",
-           "quiet": phase(stores, clicks_of, args.reps)}
+    out = {
+        "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0))},
+        "dim": 64,
+        "dtype": "int8",
+        "quiet": phase(stores, clicks_of, args.reps),
+    }
     if args.load:
         procs = busy(args.load)
         try:
@@ -209,10 +229,15 @@ def main(argv=None) -> int:
             stop(procs)
         out["loaded"]["busy_processes"] = args.load
         out["loaded_over_quiet"] = {
-            str(s): {d: {k: round(out["loaded"]["sizes"][s][d]["ms"][k] / out["quiet"]["sizes"][s][d]["ms"][k], 2)
-                         for k in ("floor", "map", "map_before", "compute", "compute_before")}
-                     for d in ("probe", "centroid")}
-            for s in sizes}
+            str(s): {
+                d: {
+                    k: round(out["loaded"]["sizes"][s][d]["ms"][k] / out["quiet"]["sizes"][s][d]["ms"][k], 2)
+                    for k in ("floor", "map", "map_before", "compute", "compute_before")
+                }
+                for d in ("probe", "centroid")
+            }
+            for s in sizes
+        }
     json.dump(out, sys.stdout, indent=1)
     print()
     return 0

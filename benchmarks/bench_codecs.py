@@ -106,7 +106,11 @@ def bench_nvcomp(x, repeat):
             t_enc, enc = timed(lambda: codec.encode(x), repeat)
             t_dec, y = timed(lambda: codec.decode(enc), repeat)
             assert np.array_equal(y, x)
-            entry[backend] = {"encode_GBps": x.nbytes / t_enc / 1e9, "decode_GBps": x.nbytes / t_dec / 1e9, "ratio": x.nbytes / enc.nbytes}
+            entry[backend] = {
+                "encode_GBps": x.nbytes / t_enc / 1e9,
+                "decode_GBps": x.nbytes / t_dec / 1e9,
+                "ratio": x.nbytes / enc.nbytes,
+            }
         if entry.get("nvcomp") and entry.get("cpu"):
             entry["encode_speedup"] = entry["nvcomp"]["encode_GBps"] / entry["cpu"]["encode_GBps"]
             entry["decode_speedup"] = entry["nvcomp"]["decode_GBps"] / entry["cpu"]["decode_GBps"]

@@ -79,9 +79,18 @@ def whole_cubes(sizes, workers, work: Path) -> list[dict]:
         c_old = CPU[-1]
         t_new, fv = timed(lambda: extract_features(cube, work / f"new{n}.zarr", overwrite=True, workers=1))
         c_new = CPU[-1]
-        row = {"cube": n, "chunks": fv.progress()[1], "old_s": t_old, "new_s": t_new, "speedup": t_old / t_new,
-               "old_cpu_s": c_old, "new_cpu_s": c_new, "cpu_speedup": c_old / c_new, "new_us_per_sample": t_new / n**3 * 1e6,
-               "load_average": os.getloadavg()[0]}
+        row = {
+            "cube": n,
+            "chunks": fv.progress()[1],
+            "old_s": t_old,
+            "new_s": t_new,
+            "speedup": t_old / t_new,
+            "old_cpu_s": c_old,
+            "new_cpu_s": c_new,
+            "cpu_speedup": c_old / c_new,
+            "new_us_per_sample": t_new / n**3 * 1e6,
+            "load_average": os.getloadavg()[0],
+        }
         if workers > 1:
             t_par, _ = timed(lambda: extract_features(cube, work / f"par{n}.zarr", overwrite=True, workers=workers))
             row.update({f"new_{workers}_workers_s": t_par, f"speedup_{workers}_workers": t_old / t_par})
@@ -114,12 +123,22 @@ def chunk_projection(n_target: int = 1024, stride: int = 4, repeats: int = 1) ->
     full_volume = float(np.prod(full))
     volume = float(np.prod([sum(s) for s in per_axis])) / full_volume
     return {
-        "target_cube": n_target, "stride": stride, "chunk_grid_points": list(chunk), "block_samples": full,
-        "chunks": int(np.prod([len(s) for s in per_axis])), "full_block_equivalents": volume,
-        "old_s_per_chunk": t["old"], "new_s_per_chunk": t["new"], "speedup": t["old"] / t["new"],
-        "old_cpu_s_per_chunk": cpu["old"], "new_cpu_s_per_chunk": cpu["new"], "cpu_speedup": cpu["old"] / cpu["new"],
-        "projected_old_s_1_core": t["old"] * volume, "projected_new_s_1_core": t["new"] * volume,
-        "projected_old_cpu_s_1_core": cpu["old"] * volume, "projected_new_cpu_s_1_core": cpu["new"] * volume,
+        "target_cube": n_target,
+        "stride": stride,
+        "chunk_grid_points": list(chunk),
+        "block_samples": full,
+        "chunks": int(np.prod([len(s) for s in per_axis])),
+        "full_block_equivalents": volume,
+        "old_s_per_chunk": t["old"],
+        "new_s_per_chunk": t["new"],
+        "speedup": t["old"] / t["new"],
+        "old_cpu_s_per_chunk": cpu["old"],
+        "new_cpu_s_per_chunk": cpu["new"],
+        "cpu_speedup": cpu["old"] / cpu["new"],
+        "projected_old_s_1_core": t["old"] * volume,
+        "projected_new_s_1_core": t["new"] * volume,
+        "projected_old_cpu_s_1_core": cpu["old"] * volume,
+        "projected_new_cpu_s_1_core": cpu["new"] * volume,
         "load_average": os.getloadavg()[0],
     }
 
@@ -138,13 +157,22 @@ def line(path: Path, work: Path) -> dict | None:
     old = Old()
     h = old.halo
     traces = 60
-    part = sec[np.ix_(mirror(np.arange(-h[1], traces + h[1]), sec.shape[0]), mirror(np.arange(-h[2], sec.shape[1] + h[2]), sec.shape[1]))]
+    part = sec[
+        np.ix_(mirror(np.arange(-h[1], traces + h[1]), sec.shape[0]), mirror(np.arange(-h[2], sec.shape[1] + h[2]), sec.shape[1]))
+    ]
     mirrored = np.repeat(part[None], 2 * h[0] + 1, axis=0)
     t_part, _ = timed(lambda: old.embed_block(mirrored, (4, 4, 4)))
     t_old = t_part * sec.shape[0] / traces
-    return {"line": str(path), "shape": list(shape), "new_extract_s": t_new, "old_embedder_native_section_extract_s": t_old_native,
-            "old_mirrored_embed_s_projected": t_old, f"old_mirrored_measured_s_on_{traces}_traces": t_part,
-            "speedup": t_old / t_new, "grid": list(fv.grid.shape)}
+    return {
+        "line": str(path),
+        "shape": list(shape),
+        "new_extract_s": t_new,
+        "old_embedder_native_section_extract_s": t_old_native,
+        "old_mirrored_embed_s_projected": t_old,
+        f"old_mirrored_measured_s_on_{traces}_traces": t_part,
+        "speedup": t_old / t_new,
+        "grid": list(fv.grid.shape),
+    }
 
 
 def fit_power_law(rows) -> dict:

@@ -42,8 +42,7 @@ def bench(size: str, kind: str, batch: int, repeats: int) -> dict:
                 enc(x)
                 times[mode].append(time.perf_counter() - t0)
     n_tok = enc.n_tokens + 1
-    res = {"size": size, "tokenization": kind, "batch": batch, "tokens_per_window": n_tok,
-           "max_abs_diff_sdpa_vs_eager": max_diff}
+    res = {"size": size, "tokenization": kind, "batch": batch, "tokens_per_window": n_tok, "max_abs_diff_sdpa_vs_eager": max_diff}
     for mode, ts in times.items():
         t = statistics.median(ts)
         res[mode] = {"s_per_batch": t, "windows_per_s": batch / t, "tokens_per_s": batch * n_tok / t}
@@ -61,8 +60,17 @@ def main() -> None:
         size, kind, batch = case.split(":")
         rows.append(bench(size, kind, int(batch), args.repeats))
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "results": rows}, indent=1))
+    print(
+        json.dumps(
+            {
+                "machine": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "results": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -113,9 +113,19 @@ def reduction(n: int, work: Path, vit: bool, vit_size: int = 64) -> dict:
         ref = extract_features(cube, work / "vit_f32.zarr", embedder=emb, pca=0, dtype="f32", overwrite=True)
         q = queries(ref.grid.shape)
         for name, pca, dtype in [("pca64 f32", 64, "f32"), ("pca64 i8 (default)", 64, "i8"), ("f16", 0, "f16")]:
-            red = extract_features(cube, work / f"vit_{name.split()[0]}_{dtype}.zarr", embedder=emb, pca=pca, dtype=dtype, overwrite=True)
+            red = extract_features(
+                cube, work / f"vit_{name.split()[0]}_{dtype}.zarr", embedder=emb, pca=pca, dtype=dtype, overwrite=True
+            )
             results[f"vit-tiny-2d (random weights) 192-d -> {name}"] = similarity_agreement(ref, red, q)
-    return {"cube": [n, n, n], "vit_cube": [vit_size] * 3 if vit else None, "stride": 4, "queries": len(q), "top": "1% of grid points", "k": 10, "results": results}
+    return {
+        "cube": [n, n, n],
+        "vit_cube": [vit_size] * 3 if vit else None,
+        "stride": 4,
+        "queries": len(q),
+        "top": "1% of grid points",
+        "k": 10,
+        "results": results,
+    }
 
 
 def main():
@@ -128,7 +138,10 @@ def main():
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report = {"throughput": throughput(args.size, args.stride, work), "reduction": reduction(args.reduction_size, work, args.vit, args.vit_size)}
+        report = {
+            "throughput": throughput(args.size, args.stride, work),
+            "reduction": reduction(args.reduction_size, work, args.vit, args.vit_size),
+        }
     print(json.dumps(report, indent=1))
 
 

@@ -58,13 +58,13 @@ def numpy_lloyd(fm: FeatureMatrix, k: int, iterations: int, seed: int, sample: i
     labels = np.empty(len(x), np.int64)
     for _ in range(iterations):
         for a in range(0, len(x), BLOCK):
-            labels[a:a + BLOCK] = np.argmax(x[a:a + BLOCK] @ c.T, axis=1)
+            labels[a : a + BLOCK] = np.argmax(x[a : a + BLOCK] @ c.T, axis=1)
         sums = np.stack([np.bincount(labels, weights=x[:, d], minlength=k) for d in range(x.shape[1])], 1)
         norm = np.linalg.norm(sums, axis=1, keepdims=True)
         c = np.where(norm > 0, sums / np.maximum(norm, 1e-300), c).astype(np.float32)
     out = np.empty(fm.grid.size, np.int64)
     for a in range(0, fm.grid.size, BLOCK):
-        out[a:a + BLOCK] = np.argmax(fm.decode(fm.vectors[a:a + BLOCK]) @ c.T, axis=1)
+        out[a : a + BLOCK] = np.argmax(fm.decode(fm.vectors[a : a + BLOCK]) @ c.T, axis=1)
     return out
 
 
@@ -80,8 +80,9 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=2.0,
-                   help="noise per dimension around unit-variance centres (default: %(default)s)")
+    p.add_argument(
+        "--noise", type=float, default=2.0, help="noise per dimension around unit-variance centres (default: %(default)s)"
+    )
     p.add_argument("--no-usearch", action="store_true", help="skip the usearch engine")
     args = p.parse_args(argv)
 
@@ -102,21 +103,39 @@ def main(argv=None) -> int:
     fit_s = marks["fit_end"] - t0
     base, base_s = timed(lambda: numpy_lloyd(fm, args.k, ours.iterations, args.seed, F.SAMPLE))
     res = {
-        "n": args.n, "dim": args.dim, "k": args.k, "noise": args.noise, "dtype": "int8", "sample": ours.sample_size,
-        "threads": len(os.sched_getaffinity(0)), "loadavg_before": [round(v, 2) for v in load_before],
-        "ours": {"seconds": round(ours.seconds, 3), "per_million_s": round(ours.seconds / per_m, 3),
-                 "fit_s": round(fit_s, 3), "assign_s": round(ours.seconds - fit_s, 3), "iterations": ours.iterations,
-                 "ari_truth": round(adjusted_rand_index(ours.classes.ravel(), truth), 4)},
-        "numpy_baseline": {"seconds": round(base_s, 3), "per_million_s": round(base_s / per_m, 3),
-                           "iterations": ours.iterations, "ari_truth": round(adjusted_rand_index(base, truth), 4)},
+        "n": args.n,
+        "dim": args.dim,
+        "k": args.k,
+        "noise": args.noise,
+        "dtype": "int8",
+        "sample": ours.sample_size,
+        "threads": len(os.sched_getaffinity(0)),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "ours": {
+            "seconds": round(ours.seconds, 3),
+            "per_million_s": round(ours.seconds / per_m, 3),
+            "fit_s": round(fit_s, 3),
+            "assign_s": round(ours.seconds - fit_s, 3),
+            "iterations": ours.iterations,
+            "ari_truth": round(adjusted_rand_index(ours.classes.ravel(), truth), 4),
+        },
+        "numpy_baseline": {
+            "seconds": round(base_s, 3),
+            "per_million_s": round(base_s / per_m, 3),
+            "iterations": ours.iterations,
+            "ari_truth": round(adjusted_rand_index(base, truth), 4),
+        },
         "speedup_vs_numpy": round(base_s / ours.seconds, 2),
         "ari_ours_vs_numpy": round(adjusted_rand_index(ours.classes.ravel(), base), 4),
     }
     if not args.no_usearch:
         u = kmeans_facies(fm, args.k, seed=args.seed, engine="usearch", max_iterations=ours.iterations)
-        res["usearch"] = {"seconds": round(u.seconds, 3), "per_million_s": round(u.seconds / per_m, 3),
-                          "max_iterations": ours.iterations,
-                          "ari_truth": round(adjusted_rand_index(u.classes.ravel(), truth), 4)}
+        res["usearch"] = {
+            "seconds": round(u.seconds, 3),
+            "per_million_s": round(u.seconds / per_m, 3),
+            "max_iterations": ours.iterations,
+            "ari_truth": round(adjusted_rand_index(u.classes.ravel(), truth), 4),
+        }
     res["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     json.dump(res, sys.stdout, indent=1)
     print()

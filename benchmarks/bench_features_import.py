@@ -110,8 +110,17 @@ def child(job: dict) -> None:
     _, traced = tracemalloc.get_traced_memory()
     stop.set()
     sampler.join()
-    print(json.dumps({**result, "wall_s": wall, "tracemalloc_peak_mb": traced / 2**20, "rss_anon_peak_mb": peak[0] / 2**20,
-                      "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                **result,
+                "wall_s": wall,
+                "tracemalloc_peak_mb": traced / 2**20,
+                "rss_anon_peak_mb": peak[0] / 2**20,
+                "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def run_child(job: dict, src: str | None = None) -> dict:
@@ -128,8 +137,13 @@ def run_child(job: dict, src: str | None = None) -> dict:
 
 def cli_start(src: str) -> float:
     t0 = time.perf_counter()  # cwd: the code's own folder (``python -m`` puts the cwd first on sys.path)
-    subprocess.run([sys.executable, "-m", "napari_seisfm.cli", "features", "import", "--help"], capture_output=True, check=True,
-                   env={**os.environ, "PYTHONPATH": src}, cwd=src)
+    subprocess.run(
+        [sys.executable, "-m", "napari_seisfm.cli", "features", "import", "--help"],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": src},
+        cwd=src,
+    )
     return time.perf_counter() - t0
 
 
@@ -149,8 +163,9 @@ def phase(args, cube, array, folder: Path, before_src: str | None) -> dict:
                 continue
             out = folder / f"features_{key}.zarr"
             shutil.rmtree(out, ignore_errors=True)
-            runs[key].append(run_child({"kind": "import", "array": str(array), "cube": str(cube), "out": str(out),
-                                        "cap_mb": args.cap_mb}, src))
+            runs[key].append(
+                run_child({"kind": "import", "array": str(array), "cube": str(cube), "out": str(out), "cap_mb": args.cap_mb}, src)
+            )
             shutil.rmtree(out, ignore_errors=True)
         runs["cli_start"].append({"wall_s": cli_start(str(REPO))})
         if before_src:
@@ -160,7 +175,10 @@ def phase(args, cube, array, folder: Path, before_src: str | None) -> dict:
         vals = [x[field] for x in runs[key] if field in x]
         return float(np.median(vals)) if vals else None
 
-    res = {"loadavg_end": [round(x, 2) for x in os.getloadavg()], "failed": [x for v in runs.values() for x in v if x.get("failed")]}
+    res = {
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "failed": [x for v in runs.values() for x in v if x.get("failed")],
+    }
     for key in runs:
         if runs[key]:
             res[f"{key}_s"] = round(med(key), 3) if med(key) is not None else None
@@ -198,22 +216,36 @@ def main() -> None:
         size = array.stat().st_size
         before_src = extract(args.before, folder / "before_src") if args.before else None
         report = {
-            "array": {"shape": [*grid, args.dim], "dtype": "float16", "bytes": size, "gb": round(size / 1e9, 3), "made_s": round(made, 1)},
-            "cap_mb": args.cap_mb, "before": args.before, "reps": args.reps,
+            "array": {
+                "shape": [*grid, args.dim],
+                "dtype": "float16",
+                "bytes": size,
+                "gb": round(size / 1e9, 3),
+                "made_s": round(made, 1),
+            },
+            "cap_mb": args.cap_mb,
+            "before": args.before,
+            "reps": args.reps,
             "quiet": {"loadavg_start": [round(x, 2) for x in os.getloadavg()], **phase(args, cube, array, folder, before_src)},
         }
         if args.load:
             procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(args.load)]
             try:
                 time.sleep(1.0)
-                report["loaded"] = {"loadavg_start": [round(x, 2) for x in os.getloadavg()], "busy_processes": args.load,
-                                    **phase(args, cube, array, folder, before_src)}
+                report["loaded"] = {
+                    "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+                    "busy_processes": args.load,
+                    **phase(args, cube, array, folder, before_src),
+                }
             finally:
                 for pr in procs:
                     pr.kill()
                     pr.wait()
-            report["loaded_over_quiet"] = {k: round(report["loaded"][k] / report["quiet"][k], 2)
-                                           for k in ("baseline_s", "import_s", "import_before_s") if report["quiet"].get(k)}
+            report["loaded_over_quiet"] = {
+                k: round(report["loaded"][k] / report["quiet"][k], 2)
+                for k in ("baseline_s", "import_s", "import_before_s")
+                if report["quiet"].get(k)
+            }
         report["goal_import_over_read"] = 3.0
         print(json.dumps(report, indent=1))
     finally:

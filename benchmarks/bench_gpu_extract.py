@@ -43,8 +43,9 @@ def make_embedder(kind: str, size: str, device: str, precision: str, tiling: str
     c = card(CARDS[kind])
     if size == "test":
         n = 3 if kind == "3d" else 2
-        c = replace(c, id=f"{c.id}-test", dim=64, window=(32,) * n, patch=(8,) * n,
-                    extra={**c.extra, "architecture": dict(TEST_ARCH)})
+        c = replace(
+            c, id=f"{c.id}-test", dim=64, window=(32,) * n, patch=(8,) * n, extra={**c.extra, "architecture": dict(TEST_ARCH)}
+        )
     torch.manual_seed(0)
     return ViTEmbedder(c, build_encoder(c), device=device, precision=precision, tiling=tiling, batch_size=batch_size)
 
@@ -101,7 +102,7 @@ def run_kind(kind, args) -> dict:
             gn = [min(ch, gg - s) for ch, gg, s in zip(chunk, grid, g0)]
             lo = [s * st for s, st in zip(g0, stride)]
             hi = [min((s + k) * st, n) + 2 * h for s, k, st, h in zip(g0, gn, stride, halo)]
-            vol = cube[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].float()
+            vol = cube[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].float()
             out = emb._embed(vol, tuple(gn), stride, halo, tiled=(0, 1, 2) if kind == "3d" else (1, 2))
             if emb.fusion == "inline+crossline":  # the 2D model's late fusion, as embed_block does it
                 sw, nw, hw = ((x[1], x[0], x[2]) for x in (stride, gn, halo))
@@ -121,13 +122,24 @@ def run_kind(kind, args) -> dict:
     flops = windows[0] * encoder_flops(emb)
     tflops = flops / seconds / 1e12
     return {
-        "kind": kind, "model": emb.card.id, "size": args.size, "device": str(dev),
+        "kind": kind,
+        "model": emb.card.id,
+        "size": args.size,
+        "device": str(dev),
         "autocast": str(emb.amp_dtype).replace("torch.", "") if emb.amp_dtype else "fp32",
-        "cube": [n] * 3, "stride": list(stride), "tiling": emb.tiling, "block_core": list(core), "batch_size": emb.batch_size,
-        "seconds_measured": seconds, "fraction_of_cube_done": fraction,
+        "cube": [n] * 3,
+        "stride": list(stride),
+        "tiling": emb.tiling,
+        "block_core": list(core),
+        "batch_size": emb.batch_size,
+        "seconds_measured": seconds,
+        "fraction_of_cube_done": fraction,
         "seconds_projected_whole_cube": seconds / fraction,
-        "windows": windows[0], "windows_per_s": windows[0] / seconds, "tokens_per_window": emb.encoder.n_tokens,
-        "tflop_per_window": encoder_flops(emb) / 1e12, "tflops_achieved": tflops,
+        "windows": windows[0],
+        "windows_per_s": windows[0] / seconds,
+        "tokens_per_window": emb.encoder.n_tokens,
+        "tflop_per_window": encoder_flops(emb) / 1e12,
+        "tflops_achieved": tflops,
         "percent_of_peak": 100 * tflops / args.peak_tflops if dev.type == "cuda" else None,
         "vs_paper_19.6s": PAPER_S / (seconds / fraction) if kind == "2.5d" and args.size == "base" and n == 1024 else None,
     }
@@ -136,7 +148,9 @@ def run_kind(kind, args) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--size", default="base", choices=("base", "test"), help="base: ViT-B (the paper's); test: a micro ViT for CPU checks")
+    ap.add_argument(
+        "--size", default="base", choices=("base", "test"), help="base: ViT-B (the paper's); test: a micro ViT for CPU checks"
+    )
     ap.add_argument("--cube", type=int, default=1024)
     ap.add_argument("--stride", type=int, default=4)
     ap.add_argument("--kinds", default="2.5d,2d,3d")
@@ -144,15 +158,22 @@ def main(argv=None):
     ap.add_argument("--cube-dtype", default="bfloat16")
     ap.add_argument("--tiling", default="exact", choices=("exact", "coarse"))
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--budget-s", type=float, default=130.0, help="seconds per kind before projecting (3 kinds + start-up fit in 8 min)")
+    ap.add_argument(
+        "--budget-s", type=float, default=130.0, help="seconds per kind before projecting (3 kinds + start-up fit in 8 min)"
+    )
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the device (H100/H200 SXM: 989)")
     args = ap.parse_args(argv)
     if args.precision is None:
         args.precision = "fp32" if args.device == "cpu" else "bf16"
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
-    report = {"device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() else args.device,
-              "torch": torch.__version__, "results": []}
+    report = {
+        "device_name": torch.cuda.get_device_name()
+        if args.device.startswith("cuda") and torch.cuda.is_available()
+        else args.device,
+        "torch": torch.__version__,
+        "results": [],
+    }
     for kind in args.kinds.split(","):
         r = run_kind(kind.strip(), args)
         report["results"].append(r)

@@ -33,7 +33,7 @@ from bench_segment import store  # noqa: E402
 
 from napari_seisfm.search import KnnSegmenter  # noqa: E402
 
-TARGET = 256 ** 3
+TARGET = 256**3
 
 
 class PreviousKnn(KnnSegmenter):
@@ -86,7 +86,7 @@ def faiss_seconds(fm, seg, queries: int, threads: int) -> float | None:
     index.add(fm.vectors[seg.support_flat].astype(np.float32))
     t0 = time.perf_counter()
     for a in range(0, queries, 1 << 16):
-        index.search(fm.vectors[a:min(a + (1 << 16), queries)].astype(np.float32), seg.k_used)
+        index.search(fm.vectors[a : min(a + (1 << 16), queries)].astype(np.float32), seg.k_used)
     return time.perf_counter() - t0
 
 
@@ -97,7 +97,7 @@ def timed_segment(seg) -> tuple[np.ndarray, float]:
 
 
 def project(sizes, seconds) -> float:
-    n = np.asarray([s ** 3 for s in sizes], float)
+    n = np.asarray([s**3 for s in sizes], float)
     b, a = np.polyfit(n, np.asarray(seconds, float), 1) if len(n) > 1 else (seconds[0] / n[0], 0.0)
     return round(float(a + b * TARGET), 2)
 
@@ -112,14 +112,22 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--usearch-queries", type=int, default=1 << 18)
     a = p.parse_args(argv)
-    out = {"cores": len(os.sched_getaffinity(0)), "threads": a.threads, "k": a.k, "dim": a.dim,
-           "support": a.classes * a.per_class, "load_average_start": os.getloadavg()[0], "sizes": {}}
+    out = {
+        "cores": len(os.sched_getaffinity(0)),
+        "threads": a.threads,
+        "k": a.k,
+        "dim": a.dim,
+        "support": a.classes * a.per_class,
+        "load_average_start": os.getloadavg()[0],
+        "sizes": {},
+    }
     series: dict[str, list[float]] = {}
     for size in a.sizes:
         fm, truth = store(size, a.dim, a.classes)
         rng = np.random.default_rng(1)
-        pts = np.concatenate([np.argwhere(truth == c)[rng.choice(int((truth == c).sum()), a.per_class, replace=False)]
-                              for c in range(a.classes)])
+        pts = np.concatenate(
+            [np.argwhere(truth == c)[rng.choice(int((truth == c).sum()), a.per_class, replace=False)] for c in range(a.classes)]
+        )
         lab = truth[tuple(pts.T)].astype(int) + 1
         row = {"grid_points": int(fm.grid.size), "load_average": os.getloadavg()[0]}
         new_seg = KnnSegmenter(fm, pts, lab, k=a.k, threads=a.threads)

@@ -48,7 +48,7 @@ def gemm_only(seg: KnnSegmenter) -> None:
     def work(ab):
         a, b = ab
         for s in range(a, b, sub):
-            seg._dots(v[s:min(s + sub, b)])
+            seg._dots(v[s : min(s + sub, b)])
 
     bounds = [(a, min(a + seg.block, n)) for a in range(0, n, seg.block)]
     if seg._pool is None:
@@ -86,7 +86,8 @@ def phase(seg: KnnSegmenter, reps: int) -> dict:
     seg.sub = SUB
     med = {k: {m: round(float(np.median(v[m])), 3) for m in v} for k, v in res.items()}
     return {
-        "loadavg_start": load0, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_start": load0,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "seconds": med,
         "now_over_gemm_wall": round(med["now"]["wall"] / med["gemm"]["wall"], 2),
         "now_over_gemm_cpu": round(med["now"]["cpu"] / med["gemm"]["cpu"], 2),
@@ -123,8 +124,10 @@ def main(argv=None) -> int:
                     pr.kill()
                     pr.wait()
             out["loaded"]["busy_processes"] = a.load
-            out["loaded_over_quiet_wall"] = {k: round(out["loaded"]["seconds"][k]["wall"] / out["quiet"]["seconds"][k]["wall"], 2)
-                                             for k in ("gemm", "before", "now")}
+            out["loaded_over_quiet_wall"] = {
+                k: round(out["loaded"]["seconds"][k]["wall"] / out["quiet"]["seconds"][k]["wall"], 2)
+                for k in ("gemm", "before", "now")
+            }
     json.dump(out, sys.stdout, indent=1)
     print()
     return 0

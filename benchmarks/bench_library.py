@@ -54,7 +54,7 @@ def exact_top(data: np.ndarray, queries: np.ndarray, top: int, block: int = 1 <<
     best_s = np.full((len(q), 0), -np.inf, np.float32)
     best_i = np.zeros((len(q), 0), np.int64)
     for a in range(0, len(data), block):
-        unit = data[a:a + block].astype(np.float32)
+        unit = data[a : a + block].astype(np.float32)
         unit /= np.linalg.norm(unit, axis=1, keepdims=True)
         s = np.concatenate([best_s, q @ unit.T], axis=1)
         i = np.concatenate([best_i, np.broadcast_to(np.arange(a, a + len(unit)), (len(q), len(unit)))], axis=1)
@@ -73,11 +73,18 @@ def main(argv=None) -> int:
     p.add_argument("--top", type=int, default=100)
     p.add_argument("--expansions", type=int, nargs="+", default=[128, 256, DEFAULT_EXPANSION])
     p.add_argument("--threads", type=int, default=2, help="build threads (search: one query, one thread)")
-    p.add_argument("--connectivity", type=int, default=CONNECTIVITY,
-                   help="HNSW edges per node (default: the library's)")
+    p.add_argument("--connectivity", type=int, default=CONNECTIVITY, help="HNSW edges per node (default: the library's)")
     a = p.parse_args(argv)
-    out = {"dim": a.dim, "connectivity": a.connectivity, "top": a.top, "queries": a.queries, "build_threads": a.threads,
-           "cores": len(os.sched_getaffinity(0)), "load_average_start": os.getloadavg()[0], "sizes": {}}
+    out = {
+        "dim": a.dim,
+        "connectivity": a.connectivity,
+        "top": a.top,
+        "queries": a.queries,
+        "build_threads": a.threads,
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_start": os.getloadavg()[0],
+        "sizes": {},
+    }
     lat: dict[int, list[float]] = {e: [] for e in a.expansions}
     rows = []
     for n in a.sizes:
@@ -89,7 +96,7 @@ def main(argv=None) -> int:
         keys = np.arange(n, dtype=np.uint64)
         t0 = time.perf_counter()
         for s in range(0, n, BATCH):
-            index.add(keys[s:s + BATCH], data[s:s + BATCH], threads=a.threads)
+            index.add(keys[s : s + BATCH], data[s : s + BATCH], threads=a.threads)
         t_build = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as d:
             f = Path(d) / "vectors.usearch"
@@ -97,8 +104,14 @@ def main(argv=None) -> int:
             size = f.stat().st_size
             del index
             view = Index.restore(str(f), view=True)
-            row = {"vectors": n, "build_s": round(t_build, 2), "build_s_per_million": round(t_build / n * 1e6, 2),
-                   "index_bytes_per_vector": round(size / n, 1), "connectivity": view.connectivity, "load_average": os.getloadavg()[0]}
+            row = {
+                "vectors": n,
+                "build_s": round(t_build, 2),
+                "build_s_per_million": round(t_build / n * 1e6, 2),
+                "index_bytes_per_vector": round(size / n, 1),
+                "connectivity": view.connectivity,
+                "load_average": os.getloadavg()[0],
+            }
             for e in a.expansions:
                 view.expansion_search = e
                 ts, hits = [], 0
@@ -107,18 +120,22 @@ def main(argv=None) -> int:
                     found = view.search(data[q], a.top, threads=1)
                     ts.append(time.perf_counter() - t0)
                     hits += len(np.intersect1d(np.asarray(found.keys, np.int64), want))
-                row[f"expansion_{e}"] = {"recall_at_top": round(hits / (a.top * len(qi)), 4),
-                                         "latency_ms_median": round(1e3 * float(np.median(ts)), 3),
-                                         "latency_ms_p95": round(1e3 * float(np.percentile(ts, 95)), 3)}
+                row[f"expansion_{e}"] = {
+                    "recall_at_top": round(hits / (a.top * len(qi)), 4),
+                    "latency_ms_median": round(1e3 * float(np.median(ts)), 3),
+                    "latency_ms_p95": round(1e3 * float(np.percentile(ts, 95)), 3),
+                }
                 lat[e].append(row[f"expansion_{e}"]["latency_ms_median"])
             del view
         out["sizes"][str(n)] = row
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     logn = np.log([r["vectors"] for r in rows])
-    proj = {"vectors": TARGET,
-            "build_hours_at_largest_rate": round(rows[-1]["build_s_per_million"] * TARGET / 1e6 / 3600, 2),
-            "index_gb": round(rows[-1]["index_bytes_per_vector"] * TARGET / 1e9, 1)}
+    proj = {
+        "vectors": TARGET,
+        "build_hours_at_largest_rate": round(rows[-1]["build_s_per_million"] * TARGET / 1e6 / 3600, 2),
+        "index_gb": round(rows[-1]["index_bytes_per_vector"] * TARGET / 1e9, 1),
+    }
     for e, ys in lat.items():
         if len(ys) > 1:
             b, c = np.polyfit(logn, ys, 1)

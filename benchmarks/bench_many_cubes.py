@@ -57,8 +57,7 @@ def main(argv=None) -> int:
             row = {"cube": size, "chunks": fv.progress()[1], "one_process_s": time.perf_counter() - t0}
             ref_vectors = fv.load()
             for n in n_workers:
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=50)
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50)
                 client = Client(cluster)
                 try:
                     client.wait_for_workers(n)
@@ -76,8 +75,11 @@ def main(argv=None) -> int:
                 identical = all(np.array_equal(a, b) for a, b in zip(ref_vectors, got))
 
                 def busy(prefix):
-                    spans = [sum(x["stop"] - x["start"] for x in t["startstops"] if x["action"] == "compute")
-                             for t in ts.data if str(t["key"]).startswith(prefix)]
+                    spans = [
+                        sum(x["stop"] - x["start"] for x in t["startstops"] if x["action"] == "compute")
+                        for t in ts.data
+                        if str(t["key"]).startswith(prefix)
+                    ]
                     return sum(spans), len(spans)
 
                 plan_s, _ = busy("plan-")
@@ -95,8 +97,9 @@ def main(argv=None) -> int:
                     "identical_to_one_process": identical,
                 }
                 # critical path on w workers: the plan, the samples in waves of w, the chunks spread over w
-                projected = {w: plan_s + -(-n_samples // w) * samples_s / max(n_samples, 1) + chunks_s / w
-                             for w in (4, 8, 16, 64)}
+                projected = {
+                    w: plan_s + -(-n_samples // w) * samples_s / max(n_samples, 1) + chunks_s / w for w in (4, 8, 16, 64)
+                }
                 row[f"dask_{n}_workers"]["projected_wall_s"] = projected
             report["rows"].append(row)
             print(json.dumps(row), flush=True)

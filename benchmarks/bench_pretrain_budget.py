@@ -33,9 +33,14 @@ def run(minutes: float, folder: Path) -> dict:
     res = pretrain(out=out, cubes=[cube], minutes=minutes, install=False, size="test", batch_size=2, device="cpu")
     wall = time.perf_counter() - t0
     budget = minutes * 60
-    return {"minutes": minutes, "steps": res.steps, "trained_s": round(res.history.elapsed[-1], 2),
-            "call_s": round(wall, 2), "trained_over_budget": round(res.history.elapsed[-1] / budget, 2),
-            "call_over_budget": round(wall / budget, 2)}
+    return {
+        "minutes": minutes,
+        "steps": res.steps,
+        "trained_s": round(res.history.elapsed[-1], 2),
+        "call_s": round(wall, 2),
+        "trained_over_budget": round(res.history.elapsed[-1] / budget, 2),
+        "call_over_budget": round(wall / budget, 2),
+    }
 
 
 def main(argv=None) -> int:
@@ -54,8 +59,11 @@ def main(argv=None) -> int:
             procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(a.load)]
             try:
                 time.sleep(1.0)
-                out["loaded"] = {"loadavg": [round(x, 2) for x in os.getloadavg()], "busy_processes": a.load,
-                                 "runs": [run(m, folder) for m in budgets]}
+                out["loaded"] = {
+                    "loadavg": [round(x, 2) for x in os.getloadavg()],
+                    "busy_processes": a.load,
+                    "runs": [run(m, folder) for m in budgets],
+                }
             finally:
                 for pr in procs:
                     pr.kill()

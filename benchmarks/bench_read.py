@@ -163,8 +163,7 @@ def read_pass(path: Path, positions, window: int, mode: str) -> dict:
                 fetched.append(settled_resident_bytes(path) - left)
                 io_bytes += io_read_bytes() - io0
     n = len(positions)
-    row = {"reads_per_s": n / dt, "MB_per_s": total * 4 / dt / 1e6, "ms_per_read": 1e3 * dt / n,
-           "cpu_ms_per_read": 1e3 * cpu / n}
+    row = {"reads_per_s": n / dt, "MB_per_s": total * 4 / dt / 1e6, "ms_per_read": 1e3 * dt / n, "cpu_ms_per_read": 1e3 * cpu / n}
     if fetched:
         row["fetched_MB_per_read"] = float(np.mean(fetched)) / 1e6
         row["fetched_MB_per_read_min_max"] = [min(fetched) / 1e6, max(fetched) / 1e6]
@@ -198,8 +197,14 @@ def main():
     data = s.amplitude.astype(np.float32)
     rng = np.random.default_rng(args.seed)
     positions = [tuple(int(rng.integers(0, n - w + 1)) for n in shape) for _ in range(args.reads)]
-    report = {"cube": list(shape), "window": w, "reads": args.reads, "page_bytes": PAGE,
-              "read_ahead_kb": _read_ahead_kb(), "load_average_start": os.getloadavg()[0]}
+    report = {
+        "cube": list(shape),
+        "window": w,
+        "reads": args.reads,
+        "page_bytes": PAGE,
+        "read_ahead_kb": _read_ahead_kb(),
+        "load_average_start": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         segy = write_segy(tmp / "cube.sgy", data, Geometry.regular(shape))
@@ -222,7 +227,8 @@ def main():
             for mode in ("cold", "cold, readahead off"):
                 c = rows[f"{name}, {mode}"]
                 c["projected_reads_per_s"] = {
-                    bw: 1 / (c["fetched_MB_per_read"] * 1e6 / bps + r["cpu_ms_per_read"] / 1e3) for bw, bps in BANDWIDTHS.items()}
+                    bw: 1 / (c["fetched_MB_per_read"] * 1e6 / bps + r["cpu_ms_per_read"] / 1e3) for bw, bps in BANDWIDTHS.items()
+                }
         for mode in MODES:
             base = rows[f"segy, {mode}"]
             for name in files:
@@ -230,8 +236,9 @@ def main():
                 r["reads_vs_segy"] = r["reads_per_s"] / base["reads_per_s"]
                 if "fetched_MB_per_read" in r:
                     r["fetched_vs_segy"] = r["fetched_MB_per_read"] / base["fetched_MB_per_read"]
-                    r["projected_vs_segy"] = {bw: v / base["projected_reads_per_s"][bw]
-                                              for bw, v in r["projected_reads_per_s"].items()}
+                    r["projected_vs_segy"] = {
+                        bw: v / base["projected_reads_per_s"][bw] for bw, v in r["projected_reads_per_s"].items()
+                    }
         report["results"] = rows
     report["load_average_end"] = os.getloadavg()[0]
     print(json.dumps(report, indent=1))

@@ -57,11 +57,19 @@ def main(argv=None) -> int:
     fm, truth = store(a.size, a.dim, a.classes)
     rng = np.random.default_rng(1)
     per = a.points // a.classes
-    pts = np.concatenate([np.argwhere(truth == c)[rng.choice(int((truth == c).sum()), per, replace=False)]
-                          for c in range(a.classes)])
+    pts = np.concatenate(
+        [np.argwhere(truth == c)[rng.choice(int((truth == c).sum()), per, replace=False)] for c in range(a.classes)]
+    )
     lab = truth[tuple(pts.T)].astype(int) + 1
-    out = {"grid_points": int(fm.grid.size), "dim": a.dim, "classes": a.classes, "support": int(len(pts)),
-           "cores": len(os.sched_getaffinity(0)), "load_average_start": os.getloadavg(), "readouts": {}}
+    out = {
+        "grid_points": int(fm.grid.size),
+        "dim": a.dim,
+        "classes": a.classes,
+        "support": int(len(pts)),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_start": os.getloadavg(),
+        "readouts": {},
+    }
     mid = fm.shape[0] // 2
     whole = set(a.whole.split(",")) if a.whole else set()
     order = rng.permutation(len(pts))
@@ -95,8 +103,9 @@ def main(argv=None) -> int:
     base = out["readouts"].get("linear")
     if base:
         for name, r in out["readouts"].items():
-            r["ratio_to_linear"] = {k: round(r[k] / base[k], 2) for k in ("refit_s", "slice_s", "whole_s")
-                                    if k in r and k in base and base[k] > 0}
+            r["ratio_to_linear"] = {
+                k: round(r[k] / base[k], 2) for k in ("refit_s", "slice_s", "whole_s") if k in r and k in base and base[k] > 0
+            }
     if not a.no_clicks:
         target = truth == a.classes // 2
         where, bg = np.argwhere(target), np.argwhere(~target)
@@ -113,8 +122,11 @@ def main(argv=None) -> int:
             preview = time.perf_counter() - t0
             t0 = time.perf_counter()
             m = s.score_map()
-            clicks[decision] = {"preview_s": round(preview, 3), "map_s": round(time.perf_counter() - t0, 2),
-                                "iou": round(float(np.sum((m >= 0.5) & target) / np.sum((m >= 0.5) | target)), 4)}
+            clicks[decision] = {
+                "preview_s": round(preview, 3),
+                "map_s": round(time.perf_counter() - t0, 2),
+                "iou": round(float(np.sum((m >= 0.5) & target) / np.sum((m >= 0.5) | target)), 4),
+            }
             print(json.dumps({f"click {decision}": clicks[decision]}), flush=True)
         out["clicks"] = clicks
     out["load_average_end"] = os.getloadavg()

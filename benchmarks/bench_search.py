@@ -39,7 +39,7 @@ def build(size: int, dim: int, dtype: str, seed: int = 0):
     """Structured vectors in the stored dtype, slab by slab (no full float32 transient)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((32, dim)).astype(np.float32)
-    n = size ** 3
+    n = size**3
     out = np.empty((n, dim), dtype)
     region = np.empty((size, size, size), np.int16)
     ax = np.arange(size)
@@ -82,8 +82,8 @@ def median_ms(ts) -> float:
 
 def top_agreement(a, b, frac=0.01) -> float:
     k = max(1, int(frac * a.size))
-    ta = np.argpartition(np.nan_to_num(a, nan=-9), a.size - k)[a.size - k:]
-    tb = np.argpartition(np.nan_to_num(b, nan=-9), b.size - k)[b.size - k:]
+    ta = np.argpartition(np.nan_to_num(a, nan=-9), a.size - k)[a.size - k :]
+    tb = np.argpartition(np.nan_to_num(b, nan=-9), b.size - k)[b.size - k :]
     return float(len(np.intersect1d(ta, tb)) / k)
 
 
@@ -244,7 +244,7 @@ def bench_knn(args, fm, sup, cls) -> dict:
         t_gemm = t_topk = 0.0
         for a in range(0, n_part, 2048):
             t0 = time.perf_counter()
-            s = dots(fm.vectors[a:a + 2048])
+            s = dots(fm.vectors[a : a + 2048])
             t1 = time.perf_counter()
             torch.topk(s, 6, dim=1)
             t_topk += time.perf_counter() - t1
@@ -255,7 +255,7 @@ def bench_knn(args, fm, sup, cls) -> dict:
             f32 = support_dots(fm.vectors[sup], backend="torch-f32")
             t0 = time.perf_counter()
             for a in range(0, n_part, 2048):
-                f32(fm.vectors[a:a + 2048])
+                f32(fm.vectors[a : a + 2048])
             res["knn_1thread_f32_gemm_us_per_query"] = round(1e6 * (time.perf_counter() - t0) / n_part, 4)
     finally:
         torch.set_num_threads(before)
@@ -310,9 +310,14 @@ def main(argv=None) -> int:
     p.add_argument("--baseline-queries", type=int, default=262144, help="queries timed for the numpy kNN baseline (extrapolated)")
     args = p.parse_args(argv)
     args.knn_dtypes = args.knn_dtypes.split(",")
-    out = {"size": args.size, "n": args.size ** 3, "dim": args.dim, "support": args.support,
-           "memory_metric": "(peak VmRSS sampled every 2 ms - VmRSS before the store was built) / store bytes; covers building the store, all clicks, top matches; not the kNN phase nor the float32 baseline copy",
-           "results": [bench_dtype(args, d) for d in args.dtypes.split(",")]}
+    out = {
+        "size": args.size,
+        "n": args.size**3,
+        "dim": args.dim,
+        "support": args.support,
+        "memory_metric": "(peak VmRSS sampled every 2 ms - VmRSS before the store was built) / store bytes; covers building the store, all clicks, top matches; not the kNN phase nor the float32 baseline copy",
+        "results": [bench_dtype(args, d) for d in args.dtypes.split(",")],
+    }
     json.dump(out, sys.stdout, indent=1)
     print()
     return 0

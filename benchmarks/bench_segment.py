@@ -30,7 +30,7 @@ def store(size: int, dim: int, n_classes: int, seed: int = 0) -> tuple[FeatureMa
         cls = np.tile(layer, size)  # (crossline, time) of one inline
         x = centres[cls] + 1.2 * rng.normal(size=(rows, dim)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-        v[a:a + rows] = np.clip(np.rint(x * 127), -127, 127)
+        v[a : a + rows] = np.clip(np.rint(x * 127), -127, 127)
     truth = np.broadcast_to(layer, (size, size, size))
     return FeatureMatrix(v, np.ones(grid.size, bool), grid, quant_scale=127.0), truth
 
@@ -44,15 +44,24 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     fm, truth = store(a.size, a.dim, a.classes)
     rng = np.random.default_rng(1)
-    pts = np.concatenate([np.argwhere(truth == c)[rng.choice(int((truth == c).sum()), a.per_class, replace=False)]
-                          for c in range(a.classes)])
+    pts = np.concatenate(
+        [np.argwhere(truth == c)[rng.choice(int((truth == c).sum()), a.per_class, replace=False)] for c in range(a.classes)]
+    )
     lab = truth[tuple(pts.T)].astype(int) + 1
-    out = {"grid_points": int(fm.grid.size), "dim": a.dim, "classes": a.classes, "support": int(len(pts)),
-           "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg()[0]}
+    out = {
+        "grid_points": int(fm.grid.size),
+        "dim": a.dim,
+        "classes": a.classes,
+        "support": int(len(pts)),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average": os.getloadavg()[0],
+    }
     results = {}
-    for name, make in (("knn k=5 (baseline)", lambda: KnnSegmenter(fm, pts, lab, k=5)),
-                       ("linear, default (context 1.5,3, smooth 1)", lambda: LinearSegmenter(fm, pts, lab)),
-                       ("linear, no context", lambda: LinearSegmenter(fm, pts, lab, context=()))):
+    for name, make in (
+        ("knn k=5 (baseline)", lambda: KnnSegmenter(fm, pts, lab, k=5)),
+        ("linear, default (context 1.5,3, smooth 1)", lambda: LinearSegmenter(fm, pts, lab)),
+        ("linear, no context", lambda: LinearSegmenter(fm, pts, lab, context=())),
+    ):
         t0 = time.perf_counter()
         seg = make()
         t_fit = time.perf_counter() - t0
@@ -60,8 +69,11 @@ def main(argv=None) -> int:
         r = seg.segment()
         t_seg = time.perf_counter() - t0
         results[name] = r.classes
-        out[name] = {"fit_s": round(t_fit, 3), "segment_s": round(t_seg, 2),
-                     "accuracy": round(float(np.mean(r.classes - 1 == truth)), 4)}
+        out[name] = {
+            "fit_s": round(t_fit, 3),
+            "segment_s": round(t_seg, 2),
+            "accuracy": round(float(np.mean(r.classes - 1 == truth)), 4),
+        }
         del r
     base = out["knn k=5 (baseline)"]["segment_s"]
     for name in results:

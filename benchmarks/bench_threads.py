@@ -64,8 +64,14 @@ def env_for(src: Path, work: Path) -> dict:
 
 def seisfm(src: Path, work: Path, args: list[str], timeout: float = 900) -> float:
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "napari_seisfm.cli", *args], env=env_for(src, work), cwd=work,
-                       capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "napari_seisfm.cli", *args],
+        env=env_for(src, work),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"seisfm {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
@@ -89,7 +95,9 @@ def prepare(now: Path, work: Path) -> dict:
     feats = np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float16, shape=(32, 32, 32, 768))
     basis = rng.standard_normal((16, 768)).astype(np.float32)
     for i in range(32):
-        feats[i] = rng.standard_normal((32, 32, 16)).astype(np.float32) @ basis + 0.1 * rng.standard_normal((32, 32, 768), dtype=np.float32)
+        feats[i] = rng.standard_normal((32, 32, 16)).astype(np.float32) @ basis + 0.1 * rng.standard_normal(
+            (32, 32, 768), dtype=np.float32
+        )
     feats.flush()
     del feats
     return {"cube": "128^3 synthetic (.npy)", "store": "stride 4, 32^3 grid", "points": len(rows)}
@@ -100,12 +108,36 @@ def commands(work: Path, tag: str) -> dict:
     return {
         "embed": ["embed", "cube.npy", "--out", f"embed_{tag}.zarr"],
         "segment": ["segment", "store.zarr", "--labels", "points.csv", "--coords", "grid", "--out", f"seg_{tag}.npy"],
-        "segment-knn": ["segment", "store.zarr", "--labels", "points.csv", "--coords", "grid", "--method", "knn",
-                        "--out", f"knn_{tag}.npy"],
+        "segment-knn": [
+            "segment",
+            "store.zarr",
+            "--labels",
+            "points.csv",
+            "--coords",
+            "grid",
+            "--method",
+            "knn",
+            "--out",
+            f"knn_{tag}.npy",
+        ],
         "pretrain": ["pretrain", "cube.npy", "--out", f"pre_{tag}", "--steps", "15", "--no-install"],
         "wavediff-simulate": ["wavediff", "simulate", "--n", "16", "--out", f"sim_{tag}"],
-        "wavediff-train": ["wavediff", "train", "--data", "pairs", "--out", f"wd_{tag}", "--size", "micro",
-                           "--setup", "micro", "--stage1-steps", "30", "--stage2-steps", "30"],
+        "wavediff-train": [
+            "wavediff",
+            "train",
+            "--data",
+            "pairs",
+            "--out",
+            f"wd_{tag}",
+            "--size",
+            "micro",
+            "--setup",
+            "micro",
+            "--stage1-steps",
+            "30",
+            "--stage2-steps",
+            "30",
+        ],
         "import": ["features", "import", "features.npy", "--cube", "cube.npy", "--out", f"imp_{tag}.zarr"],
     }
 
@@ -121,10 +153,14 @@ def phase(codes: dict, work: Path, names: list[str], reps: int, label: str) -> d
                 t[name][code].append(seisfm(codes[code], work, commands(work, tag)[name]))
                 for p in work.glob(f"*_{tag}*"):  # outputs are not kept
                     shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
-            print(f"{label} rep {r} {name}: " + ", ".join(f"{c} {t[name][c][-1]:.1f} s" for c in codes), file=sys.stderr,
-                  flush=True)
-    return {"loadavg_start": start, "loadavg_end": loadavg(),
-            "seconds": {n: {c: round(float(np.median(v)), 2) for c, v in d.items()} for n, d in t.items()}}
+            print(
+                f"{label} rep {r} {name}: " + ", ".join(f"{c} {t[name][c][-1]:.1f} s" for c in codes), file=sys.stderr, flush=True
+            )
+    return {
+        "loadavg_start": start,
+        "loadavg_end": loadavg(),
+        "seconds": {n: {c: round(float(np.median(v)), 2) for c, v in d.items()} for n, d in t.items()},
+    }
 
 
 def main(argv=None) -> int:
@@ -143,8 +179,13 @@ def main(argv=None) -> int:
         info = prepare(REPO, work)
         seisfm(REPO, work, ["wavediff", "simulate", "--setup", "micro", "--n", "64", "--out", "pairs"])
         names = list(commands(work, "x")) if a.only is None else a.only.split(",")
-        out = {"machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0))}, "before": a.before,
-               "inputs": info, "reps": a.reps, "quiet": phase(codes, work, names, a.reps, "quiet")}
+        out = {
+            "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0))},
+            "before": a.before,
+            "inputs": info,
+            "reps": a.reps,
+            "quiet": phase(codes, work, names, a.reps, "quiet"),
+        }
         procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(a.busy)]
         try:
             time.sleep(1.0)
@@ -156,8 +197,10 @@ def main(argv=None) -> int:
         out["loaded"]["busy_processes"] = a.busy
         q, ld = out["quiet"]["seconds"], out["loaded"]["seconds"]
         out["loaded_over_quiet"] = {n: {c: round(ld[n][c] / q[n][c], 2) for c in codes} for n in names}
-        out["before_over_now"] = {n: {"quiet": round(q[n]["before"] / q[n]["now"], 2),
-                                      "loaded": round(ld[n]["before"] / ld[n]["now"], 2)} for n in names}
+        out["before_over_now"] = {
+            n: {"quiet": round(q[n]["before"] / q[n]["now"], 2), "loaded": round(ld[n]["before"] / ld[n]["now"], 2)}
+            for n in names
+        }
         out["goal_loaded_over_quiet"] = 2.5
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -45,8 +45,12 @@ def before_now(setups, maps, reps) -> dict:
                 t[key].append(time.perf_counter() - t0)
         same = bool(torch.equal(before(v[:2], setup.geometry), now(v[:2], setup.geometry)))
         med = {k: float(np.median(x)) for k, x in t.items()}
-        out[name] = {"s_per_map_before": round(med["before"] / maps, 4), "s_per_map_now": round(med["now"] / maps, 4),
-                     "now_over_before": round(med["now"] / med["before"], 3), "bit_identical": same}
+        out[name] = {
+            "s_per_map_before": round(med["before"] / maps, 4),
+            "s_per_map_now": round(med["now"] / maps, 4),
+            "now_over_before": round(med["now"] / med["before"], 3),
+            "bit_identical": same,
+        }
     out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
@@ -71,8 +75,11 @@ def main():
             setups[name] = (setup, v)
             batched = rate(lambda: simulate(v, setup.geometry), args.n)
             single = rate(lambda: [simulate(m, setup.geometry) for m in v], args.n)
-            out[name] = {"maps_per_s_batched": round(batched, 3), "maps_per_s_single": round(single, 3),
-                         "batched_over_single": round(batched / single, 2)}
+            out[name] = {
+                "maps_per_s_batched": round(batched, 3),
+                "maps_per_s_single": round(single, 3),
+                "batched_over_single": round(batched / single, 2),
+            }
         out["quiet"] = before_now(setups, args.n, args.reps)
         if args.load:
             procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(args.load)]
@@ -83,8 +90,9 @@ def main():
                 for p in procs:
                     p.kill()
                     p.wait()
-            out["loaded_over_quiet_now"] = {k: round(out["loaded"][k]["s_per_map_now"] / out["quiet"][k]["s_per_map_now"], 2)
-                                            for k in setups}
+            out["loaded_over_quiet_now"] = {
+                k: round(out["loaded"][k]["s_per_map_now"] / out["quiet"][k]["s_per_map_now"], 2) for k in setups
+            }
     print(json.dumps(out, indent=2))
 
 

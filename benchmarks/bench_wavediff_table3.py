@@ -38,10 +38,17 @@ def main():
     ts, tv = generate_pairs(args.test, setup, seed=30_000 + args.seed)
     test = seismic_to_model(ts, setup), velocity_to_model(tv, setup)
     gen = generate(model, args.generated, seed=args.seed)
-    rows = table3(gen, real, test, [float(f) for f in args.fractions.split(",")], setup, VQ_CONFIGS["tiny"],
-                  args.steps, seed=args.seed)
-    out = {"rows": rows, "n_real_full": int(real[0].shape[0]), "n_generated": args.generated, "steps": args.steps,
-           "n_test": args.test, "minutes": round((time.time() - t0) / 60, 1)}
+    rows = table3(
+        gen, real, test, [float(f) for f in args.fractions.split(",")], setup, VQ_CONFIGS["tiny"], args.steps, seed=args.seed
+    )
+    out = {
+        "rows": rows,
+        "n_real_full": int(real[0].shape[0]),
+        "n_generated": args.generated,
+        "steps": args.steps,
+        "n_test": args.test,
+        "minutes": round((time.time() - t0) / 60, 1),
+    }
     print(json.dumps(out, indent=2))
     print("\n| training data | pairs | velocity MAE |\n|---|---|---|")
     for r in rows:

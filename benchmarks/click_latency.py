@@ -37,8 +37,9 @@ def session_for(n: int, dim: int = 64, stride: int = 4, seed: int = 0):
         f /= np.linalg.norm(f, axis=-1, keepdims=True)
         v[i] = np.clip(np.rint(f * 127), -127, 127)
     geometry = Geometry.regular((n * stride,) * 3, first_inline=1000, first_crossline=2000, sample_interval=4.0)
-    fm = FeatureMatrix.from_array(v.reshape(-1, dim), GridSpec((n,) * 3, (stride,) * 3), cube_summary=geometry.summary(),
-                                  fingerprint=geometry.fingerprint())
+    fm = FeatureMatrix.from_array(
+        v.reshape(-1, dim), GridSpec((n,) * 3, (stride,) * 3), cube_summary=geometry.summary(), fingerprint=geometry.fingerprint()
+    )
     return ClickToMapSession(fm, cube_fingerprint=geometry.fingerprint()), geometry
 
 
@@ -117,8 +118,15 @@ def main():
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     app = QApplication.instance()
-    report = {"machine": {"cpus": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()],
-                          "python": platform.python_version(), "omp": os.environ.get("OMP_NUM_THREADS")}, "sizes": {}}
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "omp": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "sizes": {},
+    }
     for n in (int(s) for s in args.sizes.split(",")):
         session, geometry = session_for(n)
         points = clicks(geometry, args.clicks)
@@ -126,7 +134,10 @@ def main():
         section, whole = gui_latencies(app, viewer, session, geometry, points)
         section, dock = stats(section), stats(whole)
         report["sizes"][f"{n}^3"] = {
-            "points": n ** 3, "compute": compute, "dock_section_on_screen": section, "dock": dock,
+            "points": n**3,
+            "compute": compute,
+            "dock_section_on_screen": section,
+            "dock": dock,
             "dock_over_compute": round(dock["median_ms"] / compute["median_ms"], 2),
         }
         print(json.dumps({f"{n}^3": report["sizes"][f"{n}^3"]}), flush=True)
@@ -134,7 +145,7 @@ def main():
     med = np.array([v["dock"]["median_ms"] for v in report["sizes"].values()], float)
     if len(pts) >= 2:
         slope, icpt = np.polyfit(pts, med, 1)
-        report["dock_projected_256^3_ms"] = round(float(slope * 256 ** 3 + icpt), 1)
+        report["dock_projected_256^3_ms"] = round(float(slope * 256**3 + icpt), 1)
     report["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=1))
     viewer.close()

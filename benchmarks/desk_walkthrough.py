@@ -39,8 +39,12 @@ def step(app, meter, name, action, done, timeout_s=900.0) -> dict:
     t1 = time.perf_counter()
     wait_until(app, lambda: time.perf_counter() > t1 + SETTLE_S)
     meter.stop()
-    out = {"step": name, "seconds": round(t1 - t0, 2), "gui_cpu_s": round(time.thread_time() - cpu0, 2),
-           **meter.summary(meter.gaps)}
+    out = {
+        "step": name,
+        "seconds": round(t1 - t0, 2),
+        "gui_cpu_s": round(time.thread_time() - cpu0, 2),
+        **meter.summary(meter.gaps),
+    }
     print(json.dumps(out), flush=True)
     return out
 
@@ -71,9 +75,16 @@ def main(argv=None):
     window.resize(1920, 1080)
     meter = StallMeter()
     wait_until(app, lambda: True)
-    report = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                          "omp_threads": os.environ.get("OMP_NUM_THREADS"), "load_avg_start": os.getloadavg()[0]},
-              "size": args.size, "steps": []}
+    report = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+            "load_avg_start": os.getloadavg()[0],
+        },
+        "size": args.size,
+        "steps": [],
+    }
     steps = report["steps"]
 
     meter.start()
@@ -87,16 +98,24 @@ def main(argv=None):
     def open_dock(name):
         docks[name] = viewer.window.add_plugin_dock_widget("napari-seisfm", name)[1]
 
-    steps.append(step(app, meter, "open a cube (File > Open)", lambda: viewer.open(str(cube_path), plugin="napari-seisfm"),
-                      lambda: len(viewer.layers) == 1))
+    steps.append(
+        step(
+            app,
+            meter,
+            "open a cube (File > Open)",
+            lambda: viewer.open(str(cube_path), plugin="napari-seisfm"),
+            lambda: len(viewer.layers) == 1,
+        )
+    )
     steps.append(step(app, meter, "open Extract embeddings", lambda: open_dock("Extract embeddings"), lambda: True))
     ex = docks["Extract embeddings"]
     ex.out.value = str(work / "survey.zarr")
     steps.append(step(app, meter, "extract (attributes, stride 4)", ex.run, lambda: ex.jobs.worker is None and ex.result))
     steps.append(step(app, meter, "open Click-to-map", lambda: open_dock("Click-to-map"), lambda: True))
     ctm = docks["Click-to-map"]
-    steps.append(step(app, meter, "load the store", lambda: ctm.load_features(str(work / "survey.zarr")),
-                      lambda: ctm.session is not None))
+    steps.append(
+        step(app, meter, "load the store", lambda: ctm.load_features(str(work / "survey.zarr")), lambda: ctm.session is not None)
+    )
     cube = open_cube(cube_path)
     g = cube.geometry
     flat = np.argwhere(survey.labels == CLASSES["flat_spot"])
@@ -109,28 +128,60 @@ def main(argv=None):
     for k, c in enumerate(clicks):
         survey_pt = [float(g.ilines[c[0]]), float(g.xlines[c[1]]), float(g.samples[c[2]])]
         n = len(ctm.session.positives)
-        steps.append(step(app, meter, f"positive click {k + 1} -> its map",
-                          lambda p=survey_pt: pos.add(pos.world_to_data(view.to_world(viewer, p))),
-                          lambda n=n: len(ctm.session.positives) == n + 1 and ctm.result is not None
-                          and ctm.session.is_current(ctm.result) and not ctm.map_running))
+        steps.append(
+            step(
+                app,
+                meter,
+                f"positive click {k + 1} -> its map",
+                lambda p=survey_pt: pos.add(pos.world_to_data(view.to_world(viewer, p))),
+                lambda n=n: (
+                    len(ctm.session.positives) == n + 1
+                    and ctm.result is not None
+                    and ctm.session.is_current(ctm.result)
+                    and not ctm.map_running
+                ),
+            )
+        )
     survey_pt = [float(g.ilines[il]), float(g.xlines[5]), float(g.samples[5])]
-    steps.append(step(app, meter, "negative click -> its map",
-                      lambda: neg.add(neg.world_to_data(view.to_world(viewer, survey_pt))),
-                      lambda: len(ctm.session.negatives) == 1 and ctm.session.is_current(ctm.result) and not ctm.map_running))
+    steps.append(
+        step(
+            app,
+            meter,
+            "negative click -> its map",
+            lambda: neg.add(neg.world_to_data(view.to_world(viewer, survey_pt))),
+            lambda: len(ctm.session.negatives) == 1 and ctm.session.is_current(ctm.result) and not ctm.map_running,
+        )
+    )
     seg = ctm.segmentation
 
     def paint_and_segment():
         layer = seg.new_training_labels()
-        truth = np.asarray(survey.labels)[:: ctm.features.grid.stride[0], :: ctm.features.grid.stride[1], :: ctm.features.grid.stride[2]]
+        truth = np.asarray(survey.labels)[
+            :: ctm.features.grid.stride[0], :: ctm.features.grid.stride[1], :: ctm.features.grid.stride[2]
+        ]
         gi = il // ctm.features.grid.stride[0]
         layer.data[gi] = truth[gi][: layer.data.shape[1], : layer.data.shape[2]] + 1
         layer.refresh()
         seg.run_knn()
 
-    steps.append(step(app, meter, "new training labels, paint a section, segment", paint_and_segment,
-                      lambda: seg.knn_result is not None and seg.jobs.worker is None))
-    steps.append(step(app, meter, "export the map to SEG-Y", lambda: ctm.files.export("similarity", work / "map.sgy"),
-                      lambda: ctm.jobs.worker is None and (work / "map.sgy").exists()))
+    steps.append(
+        step(
+            app,
+            meter,
+            "new training labels, paint a section, segment",
+            paint_and_segment,
+            lambda: seg.knn_result is not None and seg.jobs.worker is None,
+        )
+    )
+    steps.append(
+        step(
+            app,
+            meter,
+            "export the map to SEG-Y",
+            lambda: ctm.files.export("similarity", work / "map.sgy"),
+            lambda: ctm.jobs.worker is None and (work / "map.sgy").exists(),
+        )
+    )
     steps.append(step(app, meter, "open Pretrain on this survey", lambda: open_dock("Pretrain on this survey"), lambda: True))
     steps.append(step(app, meter, "open Velocity <-> seismic", lambda: open_dock("Velocity <-> seismic"), lambda: True))
     wd = docks["Velocity <-> seismic"]
@@ -138,8 +189,15 @@ def main(argv=None):
     from napari_seisfm.plugin.widgets._dock import select
 
     select(wd.layer, v.name)
-    steps.append(step(app, meter, "forward model (first torch job)", wd.forward,
-                      lambda: wd.jobs.worker is None and wd.results_viewer is not None))
+    steps.append(
+        step(
+            app,
+            meter,
+            "forward model (first torch job)",
+            wd.forward,
+            lambda: wd.jobs.worker is None and wd.results_viewer is not None,
+        )
+    )
     steps.append(step(app, meter, "open Codec comparison", lambda: open_dock("Codec comparison"), lambda: True))
     cd = docks["Codec comparison"]
     select(cd.layer, viewer.layers[0].name)
@@ -155,8 +213,11 @@ def main(argv=None):
     t0 = time.perf_counter()
     viewer.close()
     closed = time.perf_counter() - t0
-    report["close_mid_extraction"] = {"close_returned_s": round(closed, 2), "job_stopped": done.is_set(),
-                                      "job_stopped_within_10s": done.wait(10)}
+    report["close_mid_extraction"] = {
+        "close_returned_s": round(closed, 2),
+        "job_stopped": done.is_set(),
+        "job_stopped_within_10s": done.wait(10),
+    }
     report["machine"]["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(report, indent=1), flush=True)
     del big

@@ -124,9 +124,15 @@ def main(argv=None):
     viewer.dims.order = (0, 2, 1)
     meter = StallMeter()
     wait_until(app, lambda: True)
-    out = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                       "omp_threads": os.environ.get("OMP_NUM_THREADS"),
-                       "load_avg_1min": round(os.getloadavg()[0], 2)}, "tick_ms": TICK_MS}
+    out = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+        },
+        "tick_ms": TICK_MS,
+    }
 
     # baseline: the same window and timer, nothing running
     meter.start()

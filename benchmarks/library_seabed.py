@@ -99,7 +99,7 @@ def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed
     def rows_of_band(store: str, widen: int) -> np.ndarray:
         """Per grid column: grid rows whose time lies at most ``widen`` grid steps under the seabed."""
         g = grids[store]
-        sb = data["seabed"][store][g.origin[0]::g.stride[0], g.origin[1]::g.stride[1]][:g.shape[0], :g.shape[1]]
+        sb = data["seabed"][store][g.origin[0] :: g.stride[0], g.origin[1] :: g.stride[1]][: g.shape[0], : g.shape[1]]
         return np.clip((sb + widen * g.stride[2] - g.origin[2]) // g.stride[2] + 1, 0, g.shape[2])
 
     band = {s: rows_of_band(s, 1) for s in grids}
@@ -119,17 +119,28 @@ def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed
 
     def summary(c, mask=None):
         c = np.asarray(c) if mask is None else np.asarray(c)[np.asarray(mask)]
-        return {"queries": int(len(c)), "mean_in_band_of_12": round(float(c.mean()), 3),
-                "share_at_least_1": round(float((c >= 1).mean()), 4), "share_at_least_6": round(float((c >= 6).mean()), 4),
-                "share_at_least_8": round(float((c >= 8).mean()), 4), "max": int(c.max())}
+        return {
+            "queries": int(len(c)),
+            "mean_in_band_of_12": round(float(c.mean()), 3),
+            "share_at_least_1": round(float((c >= 1).mean()), 4),
+            "share_at_least_6": round(float((c >= 6).mean()), 4),
+            "share_at_least_8": round(float((c >= 8).mean()), 4),
+            "max": int(c.max()),
+        }
 
     picked = getattr(lib, "seabed_bands", dict)()  # the library's own bands (this checkout's), if any
     in_picked = sum(int(b.sum()) for b in picked.values() if b is not None)
-    return {"all": summary(counts), "shallow": summary(counts, shallow), "near_band_all": summary(wide),
-            "near_band_shallow": summary(wide, shallow), "mean_entries": round(float(np.mean(entries)), 2),
-            "queries_in_the_librarys_band": int(np.sum(exempt)),
-            "grid_points_in_the_librarys_band": round(in_picked / sum(g.size for g in grids.values()), 4),
-            "library": str(lib_dir), "options": {k: v for k, v in options.items()}}
+    return {
+        "all": summary(counts),
+        "shallow": summary(counts, shallow),
+        "near_band_all": summary(wide),
+        "near_band_shallow": summary(wide, shallow),
+        "mean_entries": round(float(np.mean(entries)), 2),
+        "queries_in_the_librarys_band": int(np.sum(exempt)),
+        "grid_points_in_the_librarys_band": round(in_picked / sum(g.size for g in grids.values()), 4),
+        "library": str(lib_dir),
+        "options": {k: v for k, v in options.items()},
+    }
 
 
 def main(argv=None) -> int:

@@ -23,15 +23,21 @@ import numpy as np
 from napari_seisfm import quality
 from napari_seisfm.quality import protocols as P
 
-SEGMENT_GRID = {"smooth": (0.0, 1.0, 2.0, 3.0), "l2": (1e-3, 1e-2, 1e-1), "context": ((), (1.5,), (1.5, 3.0), (2.0, 4.0)),
-                "context_penalty": (1.0, 10.0, 100.0)}
+SEGMENT_GRID = {
+    "smooth": (0.0, 1.0, 2.0, 3.0),
+    "l2": (1e-3, 1e-2, 1e-1),
+    "context": ((), (1.5,), (1.5, 3.0), (2.0, 4.0)),
+    "context_penalty": (1.0, 10.0, 100.0),
+}
 PROBE_GRID = {"background": (500, 2000), "background_weight": (0.3, 1.0, 3.0), "l2": (1e-3, 1e-2, 1e-1)}
 
 
 def synthetic_tasks(survey, fm, truth):
     packages = P.grid_labels(survey.horizons, fm.grid)
-    tasks = {"classes": (truth, [int(c) for c in np.unique(truth)], {}),
-             "packages": (packages, [int(c) for c in np.unique(packages)], {})}
+    tasks = {
+        "classes": (truth, [int(c) for c in np.unique(truth)], {}),
+        "packages": (packages, [int(c) for c in np.unique(packages)], {}),
+    }
     for name in survey.label_names()[1:]:
         if (truth == survey.classes[name]).any():
             y = (truth == survey.classes[name]).astype(np.int16)
@@ -61,8 +67,10 @@ def main(argv=None) -> int:
         combos += [dict(smooth=1.0, l2=l2, context=c) for c, l2 in itertools.product(grid["context"][1:], grid["l2"][:2])]
     elif a.what == "context-penalty":  # how much dearer the context columns are than a point's own vector
         grid = SEGMENT_GRID
-        combos = [dict(smooth=1.0, l2=1e-3, context=c, context_penalty=p_) for c, p_ in
-                  itertools.product(((1.5,), (1.5, 3.0), (2.0, 4.0)), grid["context_penalty"])]
+        combos = [
+            dict(smooth=1.0, l2=1e-3, context=c, context_penalty=p_)
+            for c, p_ in itertools.product(((1.5,), (1.5, 3.0), (2.0, 4.0)), grid["context_penalty"])
+        ]
     else:
         combos = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
     scores = defaultdict(list)
@@ -85,7 +93,9 @@ def main(argv=None) -> int:
                         r = P.simulated_interpreter(fm, target, decision="probe", grow=True, **c)
                         key = json.dumps(c)
                         scores[key].append(r["noc"])
-                        print(json.dumps({"seed": seed, "target": name, **c, "noc": r["noc"], "iou_at_5": r["ious"][4]}), flush=True)
+                        print(
+                            json.dumps({"seed": seed, "target": name, **c, "noc": r["noc"], "iou_at_5": r["ious"][4]}), flush=True
+                        )
     what = "mean NoC@0.8" if a.what == "probe" else "mean mIoU"
     print(f"\n| parameters | {what} | runs |\n|---|---|---|")
     for key, vals in sorted(scores.items(), key=lambda kv: np.mean(kv[1]), reverse=a.what != "probe"):
@@ -116,16 +126,32 @@ def sweep_readouts(a, seeds) -> int:
                     for ro in readouts:
                         for ctx in contexts:
                             r = P.segmentation_quality(fm, t, classes, method=ro, seed=seed, context=ctx, **opts)
-                            emit({"seed": seed, "task": task, "readout": ro, "context": list(ctx), "miou": r["miou"],
-                                  "seconds": r["seconds"]})
+                            emit(
+                                {
+                                    "seed": seed,
+                                    "task": task,
+                                    "readout": ro,
+                                    "context": list(ctx),
+                                    "miou": r["miou"],
+                                    "seconds": r["seconds"],
+                                }
+                            )
             if a.images:
                 task = suite.image_task(a.images, a.model, seed=seed)
                 for ro in readouts:
                     for ctx in contexts:
                         t0 = time.perf_counter()
                         r = suite.image_rows(task, a.model, seed, [ro], context=ctx)[0]
-                        emit({"seed": seed, "task": "images", "readout": ro, "context": list(ctx), "miou": r["miou"],
-                              "seconds": round(time.perf_counter() - t0, 2)})
+                        emit(
+                            {
+                                "seed": seed,
+                                "task": "images",
+                                "readout": ro,
+                                "context": list(ctx),
+                                "miou": r["miou"],
+                                "seconds": round(time.perf_counter() - t0, 2),
+                            }
+                        )
     table = defaultdict(lambda: defaultdict(list))
     for r in rows:
         key = (r["readout"], tuple(r["context"]))
@@ -134,8 +160,10 @@ def sweep_readouts(a, seeds) -> int:
     print("\n| read-out | context | synthetic mean | images | seconds, mean |\n|---|---|---|---|---|")
     for (ro, ctx), v in sorted(table.items(), key=lambda kv: -np.mean(kv[1]["synthetic"] or [0])):
         f = lambda x: f"{np.mean(x):.3f}" if x else "-"  # noqa: E731
-        print(f"| {ro} | {', '.join(f'{c:g}' for c in ctx) or 'none'} | {f(v['synthetic'])} | {f(v['images'])} | "
-              f"{np.mean(v['seconds']):.2f} |")
+        print(
+            f"| {ro} | {', '.join(f'{c:g}' for c in ctx) or 'none'} | {f(v['synthetic'])} | {f(v['images'])} | "
+            f"{np.mean(v['seconds']):.2f} |"
+        )
     return 0
 
 

@@ -107,8 +107,14 @@ def real_line(tmp):
     for layer, point in ((POSITIVE, (1300, 1155, 1000.0)), (POSITIVE, (1320, 1155, 1004.0)), (NEGATIVE, (1300, 1155, 2000.0))):
         viewer.layers[layer].add(list(point))
         wait(lambda: widget._map_worker is None)
-    wait(lambda: widget.result is not None and widget._map_worker is None and widget.session.is_current(widget.result)
-         and len(widget.session.grid_negatives) == 1)
+    wait(
+        lambda: (
+            widget.result is not None
+            and widget._map_worker is None
+            and widget.session.is_current(widget.result)
+            and len(widget.session.grid_negatives) == 1
+        )
+    )
     viewer.layers[POSITIVE].selected_data = set()
     shot(viewer, "ctm-penobscot.png")
     viewer.close()

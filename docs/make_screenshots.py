@@ -1,6 +1,6 @@
 """Regenerate the screenshots of docs/user-guide.md with a real napari viewer.
 
-    xvfb-run -a .venv/bin/python docs/make_screenshots.py
+xvfb-run -a .venv/bin/python docs/make_screenshots.py
 """
 
 from pathlib import Path

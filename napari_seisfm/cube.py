@@ -36,7 +36,9 @@ class Geometry:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def regular(cls, shape, *, first_inline=1, first_crossline=1, sample_interval=4.0, first_sample=0.0, sample_unit="ms", **kw) -> "Geometry":
+    def regular(
+        cls, shape, *, first_inline=1, first_crossline=1, sample_interval=4.0, first_sample=0.0, sample_unit="ms", **kw
+    ) -> "Geometry":
         ni, nx, nt = shape
         return cls(
             ilines=np.arange(first_inline, first_inline + ni),
@@ -112,8 +114,10 @@ class Geometry:
             if not (np.isfinite(idx) and -0.5 <= idx <= n + 0.5):
                 lo, hi = sorted((first, float(values[-1])))
                 unit = f" {self.sample_unit}" if axis == 2 else ""
-                raise SeisfmError(f"point ({', '.join(f'{c:g}' for c in point)}) is outside the volume: "
-                                  f"{AXES[axis].replace('sample', self.domain)} {v:g} not in {lo:g}..{hi:g}{unit}")
+                raise SeisfmError(
+                    f"point ({', '.join(f'{c:g}' for c in point)}) is outside the volume: "
+                    f"{AXES[axis].replace('sample', self.domain)} {v:g} not in {lo:g}..{hi:g}{unit}"
+                )
             out.append(min(max(idx, 0.0), float(n)))
         return np.asarray(out)
 

@@ -67,8 +67,9 @@ def default_exaggeration(shape, spacing, aspect: float = SECTION_ASPECT) -> floa
     return float(np.clip(ve, *EXAGGERATION_RANGE))
 
 
-def cube_layer(cube: Cube, *, name: str | None = None, colormap: str = "gray", in_memory: bool | None = None,
-               exaggeration: float = 1.0):
+def cube_layer(
+    cube: Cube, *, name: str | None = None, colormap: str = "gray", in_memory: bool | None = None, exaggeration: float = 1.0
+):
     """Image layer data for a cube: lazy for big files, symmetric robust contrast, survey units (time
     stretched by ``exaggeration``: its survey's in the viewer)."""
     limit = cube.robust_amplitude(99.0) or 1.0
@@ -79,8 +80,12 @@ def cube_layer(cube: Cube, *, name: str | None = None, colormap: str = "gray", i
         "name": name or (cube.path.stem if cube.path else "seismic"),
         "contrast_limits": (-limit, limit),
         "colormap": dict(SEISMIC_COLORMAP) if colormap == "seismic" else colormap,
-        "metadata": {"kind": "seismic", "path": str(cube.path) if cube.path else None, "geometry": cube.geometry.summary(),
-                     "survey": cube.geometry.fingerprint()},
+        "metadata": {
+            "kind": "seismic",
+            "path": str(cube.path) if cube.path else None,
+            "geometry": cube.geometry.summary(),
+            "survey": cube.geometry.fingerprint(),
+        },
         **world_transform(cube.geometry, exaggeration=exaggeration),
     }
     return data, kwargs, "image"

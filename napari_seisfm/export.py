@@ -20,8 +20,9 @@ from .progress import check, report
 FORMATS = (".sgy", ".segy", ".sgz", ".npy", ".zarr")
 
 
-def to_cube_grid(data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0), *, labels: bool = False,
-                 progress=None, cancel=None) -> np.ndarray:
+def to_cube_grid(
+    data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0), *, labels: bool = False, progress=None, cancel=None
+) -> np.ndarray:
     """Nearest (labels) or linear (maps) interpolation from a strided grid to every cube sample;
     ``progress(done, total)`` in inlines, ``cancel`` checked between them."""
     from scipy.ndimage import map_coordinates
@@ -43,8 +44,9 @@ def to_cube_grid(data: np.ndarray, cube_shape, stride=(1, 1, 1), origin=(0, 0, 0
     return out
 
 
-def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origin=(0, 0, 0), labels: bool = False,
-                  progress=None, cancel=None) -> Path:
+def export_volume(
+    path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origin=(0, 0, 0), labels: bool = False, progress=None, cancel=None
+) -> Path:
     """Write ``data`` (on the cube grid, or on a strided grid of it) in the format its suffix names.
     ``progress(done, total, phase)``: the interpolation to the cube grid, then the SEG-Y traces; ``cancel``
     stops it with nothing left at ``path`` (the partial file is removed)."""
@@ -58,8 +60,9 @@ def export_volume(path, data: np.ndarray, cube: Cube, *, stride=(1, 1, 1), origi
     def phase(offset, name):
         return None if progress is None else (lambda d, t: progress(offset + share * d / max(t, 1), 1.0, name))
 
-    full = to_cube_grid(data, cube.shape, stride, origin, labels=labels,
-                        progress=phase(0.0, "resampling to the cube grid"), cancel=cancel)
+    full = to_cube_grid(
+        data, cube.shape, stride, origin, labels=labels, progress=phase(0.0, "resampling to the cube grid"), cancel=cancel
+    )
     check(cancel, "export stopped; nothing was written")
     if labels:
         full = full.astype(np.int32)

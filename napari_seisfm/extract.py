@@ -84,11 +84,25 @@ def extract_features(
                 cancel=cancel, chunks=chunks, embedder=embedder, workers=workers,
             )  # fmt: skip
     out = Path(out)
-    embedder, grid, wanted, out_dim = extraction_settings(cube, model, checkpoint, stride, pca, dtype, device, precision,
-                                                          batch_size, embedder)
+    embedder, grid, wanted, out_dim = extraction_settings(
+        cube, model, checkpoint, stride, pca, dtype, device, precision, batch_size, embedder
+    )
     with StoreLock(out):
-        return _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                               basis_wanted=bool(pca), workers=workers)
+        return _extract_locked(
+            cube,
+            out,
+            embedder,
+            grid,
+            wanted,
+            out_dim,
+            chunks,
+            resume,
+            overwrite,
+            progress,
+            cancel,
+            basis_wanted=bool(pca),
+            workers=workers,
+        )
 
 
 def sample_chunk(cube, grid: GridSpec, chunks, normalisation: dict, chunk_index, share: int, *, embedder: Embedder):
@@ -150,10 +164,12 @@ def extraction_settings(cube, model, checkpoint, stride, pca, dtype, device, pre
     return embedder, grid, wanted, out_dim
 
 
-def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                    basis_wanted=True, workers=None):
-    fv, fitted = _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                                 basis_wanted)
+def _extract_locked(
+    cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel, basis_wanted=True, workers=None
+):
+    fv, fitted = _prepare_locked(
+        cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel, basis_wanted
+    )
     if fv.complete:
         return FeatureVolume.open(out)
     done, total = fv.progress()
@@ -174,8 +190,7 @@ def _extract_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     return FeatureVolume.open(out)
 
 
-def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel,
-                    basis_wanted=True):
+def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite, progress, cancel, basis_wanted=True):
     """The store to fill, created or resumed, and ``{chunk index: vectors}`` embedded for its PCA fit."""
     plan = plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overwrite)
     if isinstance(plan, FeatureVolume):
@@ -186,8 +201,18 @@ def _prepare_locked(cube, out, embedder, grid, wanted, out_dim, chunks, resume, 
     basis = None
     cache = _fit_cache(out, wanted, plan)
     if basis_wanted:  # centred (and rotated) even when nothing is cut: see extract_features
-        basis = fit_pca(cube, embedder, grid, plan["normalisation"], out_dim, plan["chunks"], cancel, keep=fitted,
-                        progress=progress, cache=cache)
+        basis = fit_pca(
+            cube,
+            embedder,
+            grid,
+            plan["normalisation"],
+            out_dim,
+            plan["chunks"],
+            cancel,
+            keep=fitted,
+            progress=progress,
+            cache=cache,
+        )
     fv = FeatureVolume.create(out, pca=basis, **plan)
     shutil.rmtree(cache.parent, ignore_errors=True)  # the picks now live in the store
     return fv, fitted
@@ -199,9 +224,16 @@ def _fit_cache(out: Path, wanted: dict, plan: dict) -> Path:
     import hashlib
     import json
 
-    key = json.dumps({"wanted": wanted, "chunks": list(plan["chunks"]), "normalisation": plan["normalisation"],
-                      "content": plan.get("cube_content")},
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        {
+            "wanted": wanted,
+            "chunks": list(plan["chunks"]),
+            "normalisation": plan["normalisation"],
+            "content": plan.get("cube_content"),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return out.with_name(out.name + ".pca-fit") / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -323,8 +355,17 @@ def repair_store(
         from .io import open_cube
 
         with open_cube(cube) as opened:
-            return repair_store(out, opened, checkpoint=checkpoint, device=device, precision=precision,
-                                batch_size=batch_size, progress=progress, cancel=cancel, embedder=embedder)
+            return repair_store(
+                out,
+                opened,
+                checkpoint=checkpoint,
+                device=device,
+                precision=precision,
+                batch_size=batch_size,
+                progress=progress,
+                cancel=cancel,
+                embedder=embedder,
+            )
     out = Path(out)
     with StoreLock(out):
         fv = FeatureVolume.open(out, allow_partial=True, mode="r+")
@@ -368,11 +409,27 @@ def estimate_normalisation(cube, max_traces: int = 4000, seed: int = 0) -> dict:
     if not np.isfinite(std) or std <= 0:
         where = getattr(cube, "path", None) or "cube"
         raise SeisfmError(f"{where}: no live traces with signal to standardise (all zero, dead or non-finite)")
-    return {"method": "unit-variance, clip 3 std", "mean": float(sample.mean()), "std": std, "clip": CLIP, "traces": int(len(sample))}
+    return {
+        "method": "unit-variance, clip 3 std",
+        "mean": float(sample.mean()),
+        "std": std,
+        "clip": CLIP,
+        "traces": int(len(sample)),
+    }
 
 
-def fit_pca(cube, embedder: Embedder, grid: GridSpec, normalisation: dict, dim: int, chunks, cancel=None, keep=None,
-            progress=None, cache: Path | None = None):
+def fit_pca(
+    cube,
+    embedder: Embedder,
+    grid: GridSpec,
+    normalisation: dict,
+    dim: int,
+    chunks,
+    cancel=None,
+    keep=None,
+    progress=None,
+    cache: Path | None = None,
+):
     """PCA basis ``(mean, components)`` of the embeddings of a few chunks spread over the grid.
     ``keep``: a dict that receives the chunks' vectors by chunk index (up to ``KEEP_BYTES`` in all),
     so that extraction writes them instead of embedding them again. ``progress(done, total)`` counts the
@@ -436,7 +493,10 @@ def pca_picks(grid: GridSpec, chunks) -> dict[tuple[int, int, int], int]:
     n_chunks = chunk_counts(grid.shape, chunks)
     all_idx = np.stack(np.meshgrid(*(np.arange(n) for n in n_chunks), indexing="ij"), -1).reshape(-1, 3)
     rng = np.random.default_rng(0)
-    picks = [tuple(int(i) for i in idx) for idx in all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]]
+    picks = [
+        tuple(int(i) for i in idx)
+        for idx in all_idx[rng.choice(len(all_idx), min(PCA_SAMPLE_CHUNKS, len(all_idx)), replace=False)]
+    ]
     sizes = [int(np.prod([sl.stop - sl.start for sl in chunk_region(idx, chunks, grid.shape)])) for idx in picks]
     return {idx: -(-PCA_SAMPLE_VECTORS * size // sum(sizes)) for idx, size in zip(picks, sizes)}
 

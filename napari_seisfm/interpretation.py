@@ -95,8 +95,9 @@ def save_interpretation(path, interp: Interpretation) -> Path:
             raise SeisfmError(f"{path}: labels must be a 3-D volume, got shape {labels.shape}")
         index = np.argwhere(labels > 0).astype(np.int32)
         with atomic_output(npz) as tmp:
-            np.savez_compressed(tmp, index=index, value=labels[tuple(index.T)].astype(np.int32),
-                                shape=np.asarray(labels.shape, np.int64))
+            np.savez_compressed(
+                tmp, index=index, value=labels[tuple(index.T)].astype(np.int32), shape=np.asarray(labels.shape, np.int64)
+            )
         doc["labels"] = {
             "file": npz.name,
             "shape": list(labels.shape),
@@ -146,9 +147,12 @@ def _schema():
         weighted: Optional[bool] = None
         threshold: Optional[Finite] = None
         method: Optional[Annotated[str, Field(max_length=64)]] = None
-        smooth: Optional[Union[Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)],
-                               Annotated[list[Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]],
-                                         Field(min_length=3, max_length=3)]]] = None
+        smooth: Optional[
+            Union[
+                Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)],
+                Annotated[list[Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]], Field(min_length=3, max_length=3)],
+            ]
+        ] = None
         decision: Optional[Annotated[str, Field(max_length=64)]] = None
         connected: Optional[bool] = None
 
@@ -173,7 +177,9 @@ def _schema():
     class Labels(Model):
         file: Annotated[str, Field(min_length=5, max_length=255, pattern=r"^[^/\\]+\.npz$")]
         shape: Annotated[list[Annotated[int, Field(ge=1, le=10_000_000)]], Field(min_length=3, max_length=3)]
-        scale: Optional[Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)]] = None
+        scale: Optional[
+            Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)]
+        ] = None
         translate: Optional[Point] = None
         name: Optional[Annotated[str, Field(max_length=256)]] = None
         count: Optional[Annotated[int, Field(ge=0)]] = None
@@ -218,8 +224,9 @@ def load_interpretation(path, *, fingerprint: str | None = None) -> Interpretati
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise SeisfmError(f"{path}: {size / 2**20:.0f} MiB is too large for an interpretation file "
-                              f"(at most {MAX_FILE_BYTES // 2**20} MiB)")
+            raise SeisfmError(
+                f"{path}: {size / 2**20:.0f} MiB is too large for an interpretation file (at most {MAX_FILE_BYTES // 2**20} MiB)"
+            )
         text = path.read_text()
         doc = json.loads(text)
     except FileNotFoundError:
@@ -239,7 +246,9 @@ def load_interpretation(path, *, fingerprint: str | None = None) -> Interpretati
         raise SeisfmError(f"{path}: not a readable interpretation file (nested too deep)") from None
     cube_path, cube_fingerprint = (f.cube.path, f.cube.fingerprint) if f.cube is not None else (None, None)
     if fingerprint is not None and cube_fingerprint not in (None, fingerprint):
-        raise SeisfmError(f"{path}: interpretation was made on another cube ({cube_path or '?'}); it does not match the cube in use")
+        raise SeisfmError(
+            f"{path}: interpretation was made on another cube ({cube_path or '?'}); it does not match the cube in use"
+        )
     params = f.params.model_dump(exclude_unset=True) if f.params is not None else {}
     if isinstance(params.get("smooth"), list):
         params["smooth"] = tuple(params["smooth"])
@@ -303,7 +312,9 @@ def _read_labels(path: Path, npz: Path, shape: tuple, count: int | None) -> np.n
         if index.min() < 0 or (index.max(axis=0) >= np.asarray(shape)).any():
             raise SeisfmError(f"{bad} labelled voxels outside the {shape} volume")
         if value.min() < 1 or value.max() > np.iinfo(np.int32).max:
-            raise SeisfmError(f"{bad} classes must be 1 to {np.iinfo(np.int32).max}, found {int(value.min())}..{int(value.max())}")
+            raise SeisfmError(
+                f"{bad} classes must be 1 to {np.iinfo(np.int32).max}, found {int(value.min())}..{int(value.max())}"
+            )
     try:
         labels = np.zeros(shape, np.int32)
     except MemoryError:

@@ -104,11 +104,20 @@ def _plan_task(cube: str, out: str, options: dict) -> dict:
 
     c = _worker_cube(cube)
     pca = _option(options, "pca")
-    embedder, grid, wanted, out_dim = extraction_settings(c, None, None, _option(options, "stride"), pca,
-                                                          _option(options, "dtype"), None, None, None,
-                                                          _worker_embedder(options))
-    plan = plan_store(c, out, embedder, grid, wanted, out_dim, _option(options, "chunks"), _option(options, "resume"),
-                      _option(options, "overwrite"))
+    embedder, grid, wanted, out_dim = extraction_settings(
+        c, None, None, _option(options, "stride"), pca, _option(options, "dtype"), None, None, None, _worker_embedder(options)
+    )
+    plan = plan_store(
+        c,
+        out,
+        embedder,
+        grid,
+        wanted,
+        out_dim,
+        _option(options, "chunks"),
+        _option(options, "resume"),
+        _option(options, "overwrite"),
+    )
     if isinstance(plan, FeatureVolume):
         return {"todo": [idx for idx, _ in plan.chunk_slices() if not plan.chunk_done(idx)]}
     picks = list(pca_picks(grid, plan["chunks"]).items()) if pca else []
@@ -119,8 +128,15 @@ def _sample_task(cube: str, create: dict, index, share: int, options: dict):
     """Worker side of step 2: one PCA pick's sample vectors."""
     from .extract import sample_chunk
 
-    return sample_chunk(_worker_cube(cube), create["grid"], create["chunks"], create["normalisation"], index, share,
-                        embedder=_worker_embedder(options))
+    return sample_chunk(
+        _worker_cube(cube),
+        create["grid"],
+        create["chunks"],
+        create["normalisation"],
+        index,
+        share,
+        embedder=_worker_embedder(options),
+    )
 
 
 def _chunk_task(cube: str, out: str, indices: list, options: dict) -> list:
@@ -156,8 +172,13 @@ def _worker_embedder(options: dict):
     opts["device"] = worker_device(opts.get("device") or "auto", _worker_name())
     key = tuple(sorted((k, str(v)) for k, v in opts.items()))
     if getattr(_WORKER, "embedder_key", None) != key:
-        _WORKER.embedder = get_embedder(opts["model"], checkpoint=opts["checkpoint"], device=opts["device"],
-                                        precision=opts["precision"] or "auto", batch_size=opts["batch_size"])
+        _WORKER.embedder = get_embedder(
+            opts["model"],
+            checkpoint=opts["checkpoint"],
+            device=opts["device"],
+            precision=opts["precision"] or "auto",
+            batch_size=opts["batch_size"],
+        )
         _WORKER.embedder_key = key
     return _WORKER.embedder
 
@@ -226,8 +247,13 @@ def connect(scheduler: str | None = None, workers: int | None = None, gpus: int 
             return Client(scheduler, timeout="10s")
         except OSError as exc:
             raise SeisfmError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
-    cluster = LocalCluster(n_workers=workers or gpus or None, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers or gpus or None,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
     return Client(cluster)
 
 
@@ -258,8 +284,9 @@ def store_progress(stores) -> tuple[int, int]:
     return done, total
 
 
-def embed_many(inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None,
-                 **options) -> list[CubeResult]:
+def embed_many(
+    inputs, out_dir, *, client=None, retries: int = 2, progress: Callable | None = None, **options
+) -> list[CubeResult]:
     """Every cube of ``inputs`` (files and folders) into ``out_dir/<cube stem>.zarr``; ``options`` go to
     ``extract_features`` (model, stride, pca, dtype, device, ...). ``client``: a Dask client (see
     :func:`connect`), None runs here one cube after the other. ``progress(done, total)`` in chunks over
@@ -363,8 +390,7 @@ class _Coordinator:
         if not plan["picks"]:  # no PCA: create now
             return self._create(st, None)
         for index, share in plan["picks"]:  # step 2, in parallel
-            self._submit(st, "sample", index, _sample_task, str(st.cube), plan["create"], index, share,
-                         self.options, priority=1)
+            self._submit(st, "sample", index, _sample_task, str(st.cube), plan["create"], index, share, self.options, priority=1)
 
     def _sample_done(self, st, index, result):
         from .store.encoding import pca_basis
@@ -423,8 +449,10 @@ class _Coordinator:
             names = "; ".join(f"{st.cube.name}: {_message(st.error)}" for st in failed)
             ok = len(self.stores) - len(failed)
             raise SeisfmError(f"{len(failed)} of {len(self.stores)} cubes failed ({ok} finished): {names}")
-        return [CubeResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded,
-                             st.flagged) for st in self.stores]
+        return [
+            CubeResult(str(st.cube), str(st.path), st.total, time.perf_counter() - st.started, st.embedded, st.flagged)
+            for st in self.stores
+        ]
 
 
 def _message(exc) -> str:

@@ -76,8 +76,12 @@ def real(message: str, lo: float | None = None, hi: float | None = None, *, abov
 
     def convert(text: str) -> float:
         value = float(text)  # ValueError: argparse's "invalid float value"
-        bad = (not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi)
-               or (above is not None and value <= above))
+        bad = (
+            not math.isfinite(value)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+            or (above is not None and value <= above)
+        )
         if bad:
             raise SeisfmError(message.format(value=value, lo=lo, hi=hi))
         return value

@@ -14,8 +14,9 @@ class ProgressBar:
     steps one by one; give ``total`` up front). Fractions of a unit show to one decimal. Use it in ``with``,
     or ``close()`` it. ``disable``: True hides it (``--json``), None hides it when stderr is no terminal."""
 
-    def __init__(self, desc: str, unit: str = "chunk", *, total: float | None = None, disable: bool | None = False,
-                 **tqdm_options: Any):
+    def __init__(
+        self, desc: str, unit: str = "chunk", *, total: float | None = None, disable: bool | None = False, **tqdm_options: Any
+    ):
         self.desc, self.unit, self.disable, self.options = desc, unit, disable, tqdm_options
         self.total = total
         self.bar = None
@@ -29,8 +30,15 @@ class ProgressBar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True, file=sys.stderr,
-                            disable=self.disable, **self.options)
+            self.bar = tqdm(
+                total=total,
+                desc=self.desc,
+                unit=self.unit,
+                dynamic_ncols=True,
+                file=sys.stderr,
+                disable=self.disable,
+                **self.options,
+            )
         return self.bar
 
     def __call__(self, done: float, total: float, detail: Any = None) -> None:

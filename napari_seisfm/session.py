@@ -293,8 +293,9 @@ class ClickToMapSession:
 
     # ------------------------------------------------------------------ the map
     def snapshot(self) -> Snapshot:
-        return Snapshot(self._version, tuple(self.grid_positives), tuple(self.grid_negatives), self.decision,
-                        self.connected, self._threshold)
+        return Snapshot(
+            self._version, tuple(self.grid_positives), tuple(self.grid_negatives), self.decision, self.connected, self._threshold
+        )
 
     def compute(self, snapshot: Snapshot | None = None) -> MapResult:
         """The map for ``snapshot`` (default: now), its matches and the mask at the threshold in force.
@@ -310,8 +311,11 @@ class ClickToMapSession:
             default = quantise_threshold(search.default_threshold(score))
             threshold = default if snap.threshold is None else snap.threshold
             bodies, mask, clicked = bodies_above(score, threshold, snap.positives, snap.connected)
-            matches = search.top_matches(self.n_matches, radius=self.match_radius, bodies=bodies,
-                                         skip_bodies=clicked) if self.n_matches else []
+            matches = (
+                search.top_matches(self.n_matches, radius=self.match_radius, bodies=bodies, skip_bodies=clicked)
+                if self.n_matches
+                else []
+            )
         return MapResult(snap, score, matches, default, threshold, mask)
 
     @property
@@ -366,8 +370,9 @@ class ClickToMapSession:
     # ------------------------------------------------------------------ segmentation and facies
     def support(self, labels: np.ndarray, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
         """Painted labels (feature grid or cube grid) -> (grid points, classes); fewer than two classes is an error."""
-        points, classes = support_from_labels(np.asarray(labels), self.features.grid,
-                                              cube_shape=self.features.cube_shape(), name=name)
+        points, classes = support_from_labels(
+            np.asarray(labels), self.features.grid, cube_shape=self.features.cube_shape(), name=name
+        )
         n = len(np.unique(classes[classes > 0]))
         if n < 2:
             raise SeisfmError(f"label at least two classes ({name} has {n})")
@@ -403,22 +408,32 @@ class ClickToMapSession:
         g = self.features.grid
         if isinstance(cube, (str, Path)):
             with open_cube(cube) as c:
-                return export_volume(path, data, c, stride=g.stride, origin=g.origin, labels=labels, progress=progress,
-                                     cancel=cancel)
-        return export_volume(path, data, cube, stride=g.stride, origin=g.origin, labels=labels, progress=progress,
-                             cancel=cancel)
+                return export_volume(
+                    path, data, c, stride=g.stride, origin=g.origin, labels=labels, progress=progress, cancel=cancel
+                )
+        return export_volume(path, data, cube, stride=g.stride, origin=g.origin, labels=labels, progress=progress, cancel=cancel)
 
     def interpretation(self, *, threshold: float | None = None, **labels) -> Interpretation:
         """What the geoscientist did, for :func:`save`: clicks in survey units, parameters, and the painted
         labels when given (``labels``, ``labels_scale``, ``labels_translate``, ``labels_name``)."""
         s = self.segmentation
         return Interpretation(
-            positives=self.positives, negatives=self.negatives,
-            params={"k": s.k, "weighted": s.weighted, "method": s.method, "smooth": s.smooth,
-                    "threshold": self.threshold if threshold is None else threshold,
-                    "decision": self.decision, "connected": self.connected},
-            features_path=self.features_path, cube_path=self.cube_path, cube_fingerprint=self.cube_fingerprint,
-            **labels)
+            positives=self.positives,
+            negatives=self.negatives,
+            params={
+                "k": s.k,
+                "weighted": s.weighted,
+                "method": s.method,
+                "smooth": s.smooth,
+                "threshold": self.threshold if threshold is None else threshold,
+                "decision": self.decision,
+                "connected": self.connected,
+            },
+            features_path=self.features_path,
+            cube_path=self.cube_path,
+            cube_fingerprint=self.cube_fingerprint,
+            **labels,
+        )
 
     def save(self, path, **labels) -> Path:
         return save_interpretation(path, self.interpretation(**labels))
@@ -438,8 +453,9 @@ class ClickToMapSession:
         # files from before the probe and the linear method were the centroid and kNN
         smooth = SMOOTH if p.get("smooth") is None else p["smooth"]  # one number or three (load_interpretation checked them)
         smooth = tuple(float(v) for v in smooth) if isinstance(smooth, (list, tuple)) else float(smooth)
-        self.segmentation = SegmentationSettings(method=p.get("method") or "knn", k=int(p.get("k") or 5),
-                                                 weighted=bool(p.get("weighted")), smooth=smooth)
+        self.segmentation = SegmentationSettings(
+            method=p.get("method") or "knn", k=int(p.get("k") or 5), weighted=bool(p.get("weighted")), smooth=smooth
+        )
         self.set_decision(p.get("decision") or "centroid")
         self.connected = bool(p.get("connected", False))
         refused = self.set_clicks(interp.positives, interp.negatives)

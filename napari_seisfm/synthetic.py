@@ -35,12 +35,8 @@ CLASSES: dict[str, int] = {
     "truncation": 7,
 }
 # Later entries overwrite earlier ones in `labels`: small, rare bodies win over big ones.
-LABEL_PRIORITY: tuple[str, ...] = (
-    "fault", "truncation", "salt", "channel", "injectite", "flat_spot", "boulder"
-)
-FEATURES: tuple[str, ...] = (
-    "faults", "salt", "flat_spot", "injectites", "boulders", "channel", "unconformity"
-)
+LABEL_PRIORITY: tuple[str, ...] = ("fault", "truncation", "salt", "channel", "injectite", "flat_spot", "boulder")
+FEATURES: tuple[str, ...] = ("faults", "salt", "flat_spot", "injectites", "boulders", "channel", "unconformity")
 MIN_SIZE = 32
 
 # Acoustic impedance in (km/s)*(g/cc). Sediments follow a compaction trend from seabed to cube bottom.
@@ -112,9 +108,7 @@ def make_survey(
     place (only the salt's drag on the layers goes with the salt).
     Raises SeisfmError for a shape under MIN_SIZE per axis or other bad arguments.
     """
-    shape, noise, features, sample_interval_ms, peak_hz = _check_args(
-        shape, seed, noise, features, sample_interval_ms, peak_hz
-    )
+    shape, noise, features, sample_interval_ms, peak_hz = _check_args(shape, seed, noise, features, sample_interval_ms, peak_hz)
     # == np.random.default_rng(seed).spawn(10) (same streams), written so numpy 1.24 works too. Spawning
     # one more child leaves the first ones unchanged: the unconformity (added last) moves nothing else.
     streams = [np.random.default_rng(child) for child in np.random.SeedSequence(int(seed)).spawn(10)]

@@ -5,7 +5,6 @@ against it (same vectors within float32/int8 rounding) and ``benchmarks/bench_em
 old against new in the same run. Not used by the package.
 """
 
-
 from __future__ import annotations
 
 import numpy as np
@@ -174,7 +173,9 @@ class AttributeEmbedder(Embedder):
         o["cos_phase"] = at.point(x) / e
         o["sin_phase"] = at.point(h) / e
         # envelope-weighted instantaneous frequency: <x h' - h x'> / (2 pi <x^2 + h^2>)
-        d = np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
+        d = (
+            np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12
+        )  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
         num = x * ndimage.convolve1d(h, d, axis=2, mode="nearest") - h * ndimage.convolve1d(x, d, axis=2, mode="nearest")
         for s in (2.0, 4.0):
             o[f"inst_freq_s{s:.0f}"] = at.smooth(num, s) / (2 * np.pi * (at.smooth(env2, s) + EPS))

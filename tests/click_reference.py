@@ -92,7 +92,7 @@ def top_matches(search, s, n=20, *, radius=2, exclude_clicks=True, bodies=None, 
     m = min(len(s), max(4 * n * (2 * radius + 1) ** 2, 1024))
     taken = 0
     while len(kept) < n and taken < n_finite:
-        cand = np.argpartition(key, len(s) - m)[len(s) - m:] if m < len(s) else np.arange(len(s))
+        cand = np.argpartition(key, len(s) - m)[len(s) - m :] if m < len(s) else np.arange(len(s))
         cand = cand[np.argsort(-key[cand], kind="stable")][taken:]
         cand = cand[np.isfinite(key[cand])]
         coords = np.stack(np.unravel_index(cand, fm.shape), axis=1)

@@ -39,8 +39,10 @@ def _propagate(v: torch.Tensor, g: Geometry) -> torch.Tensor:
         lap = 2 * STENCIL[0] * u[inner]
         for k in range(1, 5):
             lap = lap + STENCIL[k] * (
-                u[:, :, h - k:h - k + hz, h:h + hx] + u[:, :, h + k:h + k + hz, h:h + hx]
-                + u[:, :, h:h + hz, h - k:h - k + hx] + u[:, :, h:h + hz, h + k:h + k + hx]
+                u[:, :, h - k : h - k + hz, h : h + hx]
+                + u[:, :, h + k : h + k + hz, h : h + hx]
+                + u[:, :, h : h + hz, h - k : h - k + hx]
+                + u[:, :, h : h + hz, h + k : h + k + hx]
             )
         nxt = (2 * u[inner] - a_minus * u_prev[inner] + c2 * lap) * a_plus
         nxt[:, shots, sz, sx] += src_amp * wav[it]

@@ -26,11 +26,25 @@ CLI = ("napari_seisfm.cli", "napari_seisfm.commands")
 CLI_GUI = {("napari_seisfm.commands.demo", "napari"), ("napari_seisfm.commands.demo", "qtpy")}
 
 CORE = [
-    "napari_seisfm.cube", "napari_seisfm.io.segy", "napari_seisfm.io.sgz", "napari_seisfm.io.npy",
-    "napari_seisfm.store.volume", "napari_seisfm.store.interchange", "napari_seisfm.extract", "napari_seisfm.encoders.registry",
-    "napari_seisfm.encoders.attributes", "napari_seisfm.encoders.vit_embedder", "napari_seisfm.search",
-    "napari_seisfm.codecs", "napari_seisfm.codecs.compare", "napari_seisfm.synthetic", "napari_seisfm.export",
-    "napari_seisfm.interpretation", "napari_seisfm.quality", "napari_seisfm.display", "napari_seisfm.cli",
+    "napari_seisfm.cube",
+    "napari_seisfm.io.segy",
+    "napari_seisfm.io.sgz",
+    "napari_seisfm.io.npy",
+    "napari_seisfm.store.volume",
+    "napari_seisfm.store.interchange",
+    "napari_seisfm.extract",
+    "napari_seisfm.encoders.registry",
+    "napari_seisfm.encoders.attributes",
+    "napari_seisfm.encoders.vit_embedder",
+    "napari_seisfm.search",
+    "napari_seisfm.codecs",
+    "napari_seisfm.codecs.compare",
+    "napari_seisfm.synthetic",
+    "napari_seisfm.export",
+    "napari_seisfm.interpretation",
+    "napari_seisfm.quality",
+    "napari_seisfm.display",
+    "napari_seisfm.cli",
 ]
 
 
@@ -278,8 +292,13 @@ def _private_uses(path: Path):
                 if a.name in MODULES and a.asname:
                     bound[a.asname] = a.name
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in bound
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             full = f"{bound[node.value.id]}.{node.attr}"
             if bound[node.value.id] != module and full not in MODULES:
                 yield full, f"{path.relative_to(REPO)}:{node.lineno}: reads {full}"
@@ -299,6 +318,10 @@ def test_the_private_name_scanner_sees_imports_and_attributes(tmp_path):
 
 
 def test_no_private_name_is_imported_across_modules():
-    bad = [what for path in sorted(PKG.rglob("*.py")) for full, what in _private_uses(path)
-           if (_module(path), full) not in KNOWN_PRIVATE]
+    bad = [
+        what
+        for path in sorted(PKG.rglob("*.py"))
+        for full, what in _private_uses(path)
+        if (_module(path), full) not in KNOWN_PRIVATE
+    ]
     assert not bad, "private names used across modules (make them public or keep them in their module):\n" + "\n".join(bad)

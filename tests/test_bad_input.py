@@ -153,8 +153,12 @@ def test_reader_declines_broken_files(shared_data, tmp_path, reader_messages):
 
 @pytest.mark.parametrize("name", ["broken.sgy", "small-ps.sgy"])
 def test_cli_exits_nonzero_without_traceback(shared_data, name):
-    out = subprocess.run([sys.executable, "-m", "napari_seisfm.cli", "info", str(shared_data / "segyio-test" / name)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_seisfm.cli", "info", str(shared_data / "segyio-test" / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("seisfm: error:") and name in out.stderr

@@ -26,7 +26,9 @@ def nan_cube(shape=(16, 12, 48), seed=0) -> np.ndarray:
 def one_line_error(capsys, *argv, match=None) -> str:
     assert cli(list(argv)) == 2
     err = capsys.readouterr().err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line and "pt/s]" not in line]
+    lines = [
+        line for line in err.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line and "pt/s]" not in line
+    ]
     assert len(lines) == 1 and lines[0].startswith("seisfm: error:"), err  # progress bars aside
     if match:
         assert match in err, err
@@ -92,14 +94,48 @@ def test_nan_traces_are_invalid_after_embed_and_never_match(tmp_path, capsys):
     data = nan_cube(shape=(16, 16, 32))
     data[:8, :8] = np.nan  # a whole dead corner: without the mask it scores 1.0 against itself
     np.save(tmp_path / "c.npy", data)
-    assert cli(["embed", str(tmp_path / "c.npy"), "--out", str(tmp_path / "f.zarr"), "--model", "attributes",
-                "--stride", "4", "--pca", "0"]) == 0
+    assert (
+        cli(
+            [
+                "embed",
+                str(tmp_path / "c.npy"),
+                "--out",
+                str(tmp_path / "f.zarr"),
+                "--model",
+                "attributes",
+                "--stride",
+                "4",
+                "--pca",
+                "0",
+            ]
+        )
+        == 0
+    )
     fm = FeatureMatrix.open(tmp_path / "f.zarr")
     valid = fm.valid.reshape(fm.grid.shape)
     assert not valid[:2, :2].any() and valid[2:, 2:].all()
     capsys.readouterr()
-    assert cli(["search", str(tmp_path / "f.zarr"), "--pos", "12,12,16", "--coords", "cube", "--decision", "centroid",
-                "--out", str(tmp_path / "m.npy"), "--top", "10", "--radius", "0"]) == 0
+    assert (
+        cli(
+            [
+                "search",
+                str(tmp_path / "f.zarr"),
+                "--pos",
+                "12,12,16",
+                "--coords",
+                "cube",
+                "--decision",
+                "centroid",
+                "--out",
+                str(tmp_path / "m.npy"),
+                "--top",
+                "10",
+                "--radius",
+                "0",
+            ]
+        )
+        == 0
+    )
     matches = [json.loads(line.split("}")[0] + "}") for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert matches and all(not (m["cube"][0] < 8 and m["cube"][1] < 8) for m in matches)
     assert np.isnan(np.load(tmp_path / "m.npy")[:2, :2]).all()
@@ -115,7 +151,9 @@ def store(tmp_path_factory):
     """A synthetic cube, its attribute features and a labels CSV (two classes, three points each)."""
     d = tmp_path_factory.mktemp("store")
     assert cli(["synth", str(d / "c.npy"), "--size", "32"]) == 0
-    assert cli(["embed", str(d / "c.npy"), "--out", str(d / "f.zarr"), "--model", "attributes", "--stride", "4", "--pca", "0"]) == 0
+    assert (
+        cli(["embed", str(d / "c.npy"), "--out", str(d / "f.zarr"), "--model", "attributes", "--stride", "4", "--pca", "0"]) == 0
+    )
     rows = [f"{i},{j},{t},{c}" for c, t in ((1, 4), (2, 24)) for i, j in ((2, 2), (10, 10), (20, 20))]
     (d / "labels.csv").write_text("il,xl,t,class\n" + "\n".join(rows) + "\n")
     (d / "afile").write_text("a file where a folder is expected")
@@ -127,11 +165,22 @@ def search_args(store, out, *extra):
 
 
 def segment_args(store, out, *extra):
-    return ["segment", str(store / "f.zarr"), "--labels", str(store / "labels.csv"), "--coords", "cube", "--out", str(out), *extra]
+    return [
+        "segment",
+        str(store / "f.zarr"),
+        "--labels",
+        str(store / "labels.csv"),
+        "--coords",
+        "cube",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def read_only(monkeypatch, *targets):
     """Simulate a read-only file system (as root, chmod does not stop writes): the writers raise EROFS."""
+
     def fail(*args, **kw):
         raise OSError(30, "Read-only file system", str(args[0]) if args else None)
 
@@ -174,8 +223,9 @@ def test_segment_probabilities_on_a_read_only_place(store, tmp_path, capsys, mon
         return real(path, arr, *a, **kw)
 
     monkeypatch.setattr(np, "save", save)
-    one_line_error(capsys, *segment_args(store, tmp_path / "o.npy", "--probabilities", str(tmp_path / "p.npy")),
-                   match="Read-only")
+    one_line_error(
+        capsys, *segment_args(store, tmp_path / "o.npy", "--probabilities", str(tmp_path / "p.npy")), match="Read-only"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["npy", "sgz", "sgy"])
@@ -223,21 +273,32 @@ def test_garbled_array_metadata_is_one_line(store, tmp_path, capsys, array):
 
     shutil.copytree(store / "f.zarr", tmp_path / "g.zarr")
     (tmp_path / "g.zarr" / array / "zarr.json").write_text('{"shape": [1, 2], garbled')
-    one_line_error(capsys, "search", str(tmp_path / "g.zarr"), "--pos", "8,8,8", "--coords", "cube", "--out", str(tmp_path / "o.npy"))
+    one_line_error(
+        capsys, "search", str(tmp_path / "g.zarr"), "--pos", "8,8,8", "--coords", "cube", "--out", str(tmp_path / "o.npy")
+    )
 
 
 # ------------------------------------------------------------------ D: options that were silently accepted
 
 
 def test_unknown_device_is_refused_before_any_work(store, tmp_path, capsys):
-    one_line_error(capsys, "embed", str(store / "c.npy"), "--out", str(tmp_path / "f.zarr"), "--model", "attributes",
-                   "--device", "tpu", match="--device 'tpu'")
+    one_line_error(
+        capsys,
+        "embed",
+        str(store / "c.npy"),
+        "--out",
+        str(tmp_path / "f.zarr"),
+        "--model",
+        "attributes",
+        "--device",
+        "tpu",
+        match="--device 'tpu'",
+    )
     assert not (tmp_path / "f.zarr").exists()
 
 
 def test_codecs_section_in_the_wrong_domain(store, capsys):
-    one_line_error(capsys, "codecs", str(store / "c.npy"), "--codecs", "quant8", "--section", "depth=5",
-                   match="is in time")
+    one_line_error(capsys, "codecs", str(store / "c.npy"), "--codecs", "quant8", "--section", "depth=5", match="is in time")
 
 
 @pytest.mark.parametrize("argv", [["--pos", "-5,0,0"], ["--pos=-5,0,0"], ["--pos", "1,1,1", "--neg", "-5.5,0,0"]])
@@ -252,23 +313,33 @@ def test_negative_values_are_values_and_options_stay_options():
     from napari_seisfm.cli import build_parser
 
     args = build_parser("search").parse_args(
-        ["search", "f.zarr", "--pos", "-5,0,0", "--neg", "3,4,5", "--neg=-1.5;2;-3", "--top", "3", "--out", "o.npy"])
+        ["search", "f.zarr", "--pos", "-5,0,0", "--neg", "3,4,5", "--neg=-1.5;2;-3", "--top", "3", "--out", "o.npy"]
+    )
     assert args.pos == [[-5.0, 0.0, 0.0]] and args.neg == [[3.0, 4.0, 5.0], [-1.5, 2.0, -3.0]]
     assert (args.top, args.out) == (3, "o.npy")
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--top", "-1"], "--top must be 0 or more, got -1"),
-    (["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--threshold", "nan"], "--threshold nan: must be a finite number"),
-    (["search", "f.zarr", "--pos", "1,2", "--out", "o.npy"], "point '1,2': expected three numbers"),
-    (["embed", "c.npy", "--out", "f.zarr", "--stride", "0"], "--stride '0': expected one positive integer"),
-    (["embed", "c.npy", "--out", "f.zarr", "--pca", "-1"], "--pca -1: must be 0 (off)"),
-    (["features", "import", "a.npy", "--cube", "c.npy", "--out", "f.zarr", "--origin", "-1"], "--origin '-1': expected one non-negative"),
-    (["convert", "c.sgy", "o.sgz", "--blockshape", "4,4"], "--blockshape '4,4': expected three integers"),
-    (["segment", "f.zarr", "--labels", "l.npy", "--out", "o.npy", "--smooth", "inf"], "--smooth inf: must be 0 to 1000"),
-    (["wavediff", "simulate", "--out", "d", "--n", "0"], "--n 0: must be 1 to 10000000"),
-    (["wavediff", "train", "--data", "d", "--out", "o", "--dt", "-0.1"], "--dt -0.1: must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--top", "-1"], "--top must be 0 or more, got -1"),
+        (
+            ["search", "f.zarr", "--pos", "1,2,3", "--out", "o.npy", "--threshold", "nan"],
+            "--threshold nan: must be a finite number",
+        ),
+        (["search", "f.zarr", "--pos", "1,2", "--out", "o.npy"], "point '1,2': expected three numbers"),
+        (["embed", "c.npy", "--out", "f.zarr", "--stride", "0"], "--stride '0': expected one positive integer"),
+        (["embed", "c.npy", "--out", "f.zarr", "--pca", "-1"], "--pca -1: must be 0 (off)"),
+        (
+            ["features", "import", "a.npy", "--cube", "c.npy", "--out", "f.zarr", "--origin", "-1"],
+            "--origin '-1': expected one non-negative",
+        ),
+        (["convert", "c.sgy", "o.sgz", "--blockshape", "4,4"], "--blockshape '4,4': expected three integers"),
+        (["segment", "f.zarr", "--labels", "l.npy", "--out", "o.npy", "--smooth", "inf"], "--smooth inf: must be 0 to 1000"),
+        (["wavediff", "simulate", "--out", "d", "--n", "0"], "--n 0: must be 1 to 10000000"),
+        (["wavediff", "train", "--data", "d", "--out", "o", "--dt", "-0.1"], "--dt -0.1: must be a positive number"),
+    ],
+)
 def test_out_of_range_options_are_one_line_errors_before_any_work(argv, match, capsys, tmp_path, monkeypatch):
     """The argparse converters (parsing.py) refuse a value while parsing: one line, exit 2, no usage dump."""
     monkeypatch.chdir(tmp_path)
@@ -290,6 +361,16 @@ def test_a_gpu_that_is_not_there_is_refused_for_the_attribute_embedder_too(store
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    one_line_error(capsys, "embed", str(store / "c.npy"), "--out", str(tmp_path / "f.zarr"), "--model", "attributes",
-                   "--device", "cuda", match="CUDA is not available")
+    one_line_error(
+        capsys,
+        "embed",
+        str(store / "c.npy"),
+        "--out",
+        str(tmp_path / "f.zarr"),
+        "--model",
+        "attributes",
+        "--device",
+        "cuda",
+        match="CUDA is not available",
+    )
     assert not (tmp_path / "f.zarr").exists()

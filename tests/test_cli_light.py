@@ -45,8 +45,11 @@ def test_bench_help_lists_what_bench_runs():
 def test_help_shows_the_choices_and_defaults(capsys):
     from napari_seisfm.cli import main
 
-    for command, words in (("search", ["probe", "centroid", "default: probe"]), ("segment", ["linear", "knn", "1.5,3,6,12"]),
-                           ("bench", ["knn, linear, forest", "probe, mlp"])):
+    for command, words in (
+        ("search", ["probe", "centroid", "default: probe"]),
+        ("segment", ["linear", "knn", "1.5,3,6,12"]),
+        ("bench", ["knn, linear, forest", "probe, mlp"]),
+    ):
         try:
             main([command, "--help"])
         except SystemExit as exc:

@@ -151,8 +151,9 @@ def test_top_matches_equal_the_argpartition_matches_of_before(decision, radius, 
     best = np.sort(s[np.isfinite(s)])[-2000:]
     assert len(np.unique(best)) == len(best)  # no ties where matches are taken: the order of before is defined
     for exclude in (True, False):
-        assert search.top_matches(n, radius=radius, exclude_clicks=exclude) == \
-            old_top_matches(search, s, n, radius=radius, exclude_clicks=exclude)
+        assert search.top_matches(n, radius=radius, exclude_clicks=exclude) == old_top_matches(
+            search, s, n, radius=radius, exclude_clicks=exclude
+        )
     score = search.score_map()
     t = float(np.nanquantile(score, 0.9))
     labels, _, clicked = old_bodies_above(score, t, search.positives)
@@ -171,8 +172,15 @@ def test_the_session_computes_the_map_mask_and_matches_of_before(decision):
         session.add_click(p, negative=neg, space="grid")
     r = session.compute()
     search = session._search
-    score, mask, matches = old_compute(search, r.snapshot.positives, r.threshold, session.n_matches, session.match_radius,
-                                       connected=True, threads=search.kernel.threads)
+    score, mask, matches = old_compute(
+        search,
+        r.snapshot.positives,
+        r.threshold,
+        session.n_matches,
+        session.match_radius,
+        connected=True,
+        threads=search.kernel.threads,
+    )
     np.testing.assert_array_equal(r.score, score)
     np.testing.assert_array_equal(r.mask, mask)
     assert r.matches == matches

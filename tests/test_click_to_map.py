@@ -63,8 +63,16 @@ def _widget(make_napari_viewer, qtbot, cube, store):
 
 def _wait_map(qtbot, widget, n_pos, n_neg=0):
     """Until the shown map is the one for these click counts."""
-    qtbot.waitUntil(lambda: widget.result is not None and not widget.map_running and widget.session.is_current(widget.result)
-                    and len(widget.session.grid_positives) == n_pos and len(widget.session.grid_negatives) == n_neg, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: (
+            widget.result is not None
+            and not widget.map_running
+            and widget.session.is_current(widget.result)
+            and len(widget.session.grid_positives) == n_pos
+            and len(widget.session.grid_negatives) == n_neg
+        ),
+        timeout=WAIT,
+    )
 
 
 def test_points_make_similarity_layer(make_napari_viewer, qtbot, survey_store):
@@ -200,7 +208,11 @@ def test_knn_in_3d_view_and_cancel(make_napari_viewer, qtbot, two_cluster):
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
     viewer.dims.ndisplay = 3
     # labels painted on the cube grid work too
-    labels = viewer.add_labels(np.zeros(cube.shape, np.int32), name="cube labels", **{k: v for k, v in cube_layer(cube)[1].items() if k in ("scale", "translate")})
+    labels = viewer.add_labels(
+        np.zeros(cube.shape, np.int32),
+        name="cube labels",
+        **{k: v for k, v in cube_layer(cube)[1].items() if k in ("scale", "translate")},
+    )
     labels.data[4, 4, 0:6] = 1  # three grid points per class, so k=5 has a majority
     labels.data[20, 20, 24:30] = 2
     widget.segmentation.training.setCurrentText("cube labels")
@@ -242,7 +254,12 @@ def test_export_round_trip(make_napari_viewer, qtbot, survey_store, tmp_path, er
     assert back.shape == cube.shape
     with segyio.open(sgy, ignore_geometry=True) as a, segyio.open(out, ignore_geometry=True) as b:
         assert a.tracecount == b.tracecount
-        for field in (segyio.TraceField.INLINE_3D, segyio.TraceField.CROSSLINE_3D, segyio.TraceField.CDP_X, segyio.TraceField.CDP_Y):
+        for field in (
+            segyio.TraceField.INLINE_3D,
+            segyio.TraceField.CROSSLINE_3D,
+            segyio.TraceField.CDP_X,
+            segyio.TraceField.CDP_Y,
+        ):
             np.testing.assert_array_equal(a.attributes(field)[:], b.attributes(field)[:])
         np.testing.assert_array_equal(a.samples, b.samples)
     # values at grid points are the map's values (interpolation only between them)
@@ -324,8 +341,16 @@ def test_decision_and_method_choices_match_the_engine_and_round_trip(make_napari
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[30], g.samples[30]])
     _wait_map(qtbot, widget, 1)
     widget.decision.value = "centroid"
-    qtbot.waitUntil(lambda: widget.result is not None and widget.result.snapshot.decision == "centroid"
-                    and not widget.map_running and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: (
+            widget.result is not None
+            and widget.result.snapshot.decision == "centroid"
+            and not widget.map_running
+            and widget.result is not None
+            and widget.session.is_current(widget.result)
+        ),
+        timeout=WAIT,
+    )
     qtbot.waitUntil(lambda: widget.result.score.min() < 0, timeout=WAIT)  # a cosine map, not a probability
     ref = CentroidSearch(widget.features)
     ref.set_clicks(widget.session.grid_positives)
@@ -360,7 +385,9 @@ def test_facies_button_runs_kmeans_into_a_labels_layer(make_napari_viewer, qtbot
     viewer, widget = _widget(make_napari_viewer, qtbot, cube, store)
     widget.segmentation.n_facies.value = 2
     widget.segmentation.run_facies()
-    qtbot.waitUntil(lambda: widget.segmentation.facies_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: widget.segmentation.facies_result is not None and widget.segmentation.jobs.worker is None, timeout=WAIT
+    )
     layer = viewer.layers[FACIES]
     np.testing.assert_array_equal(layer.data, kmeans_facies(widget.features, 2).classes)
     upper = (np.arange(16) < 8)[None, None, :] * np.ones((16, 16, 1), bool)
@@ -405,9 +432,15 @@ def test_closing_the_viewer_during_segmentation_stops_the_job_quietly(make_napar
     training.data[12, 8:11, 12] = 2
     viewer.dims.ndisplay = 3  # the whole grid in one go
     widget.segmentation.run_knn()
-    assert widget.segmentation.jobs.running and not widget.segmentation.knn_button.isEnabled() and widget.segmentation.cancel_button.isEnabled()
+    assert (
+        widget.segmentation.jobs.running
+        and not widget.segmentation.knn_button.isEnabled()
+        and widget.segmentation.cancel_button.isEnabled()
+    )
     viewer.close()
-    assert widget.segmentation.jobs.closed and widget.segmentation.jobs.done_event.wait(10)  # cancelled (or finished) and waited for
+    assert widget.segmentation.jobs.closed and widget.segmentation.jobs.done_event.wait(
+        10
+    )  # cancelled (or finished) and waited for
     qtbot.wait(100)
     assert not errors["error"]
 
@@ -424,7 +457,7 @@ def test_big_grids_show_the_section_on_screen_first(make_napari_viewer, qtbot, s
     monkeypatch.setattr(widget, "_show_preview", lambda item: (previews.append(item), show(item)))
     viewer.layers[POSITIVE].add([g.ilines[20], g.xlines[31], g.samples[30]])
     _wait_map(qtbot, widget, 1)
-    (preview, shown), = previews
+    ((preview, shown),) = previews
     assert preview.region == (slice(10, 11), slice(0, 24), slice(0, 24))
     assert np.isnan(shown[:10]).all() and np.isnan(shown[11:]).all()  # no map before: only the section
     bound = widget.session._search.query_error()  # the whole map's int8 query rounding; the preview is exact float

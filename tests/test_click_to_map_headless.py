@@ -81,10 +81,18 @@ def test_interpretation_round_trip(tmp_path, monkeypatch):
     labels = np.zeros((5, 6, 7), np.int32)
     labels[1, 2, 3] = 1
     labels[4, 5, 6] = 3
-    interp = Interpretation(positives=[(1000.0, 2000.0, 120.0)], negatives=[(1001.0, 2002.0, 8.0), (1003.0, 2004.0, 12.0)],
-                            labels=labels, labels_scale=(2, 2, 8), labels_translate=(1000, 2000, 0), labels_name="strokes",
-                            params={"k": 9, "weighted": True, "threshold": 0.61}, features_path="f.zarr",
-                            cube_path="/data/c.sgy", cube_fingerprint="abc")
+    interp = Interpretation(
+        positives=[(1000.0, 2000.0, 120.0)],
+        negatives=[(1001.0, 2002.0, 8.0), (1003.0, 2004.0, 12.0)],
+        labels=labels,
+        labels_scale=(2, 2, 8),
+        labels_translate=(1000, 2000, 0),
+        labels_name="strokes",
+        params={"k": 9, "weighted": True, "threshold": 0.61},
+        features_path="f.zarr",
+        cube_path="/data/c.sgy",
+        cube_fingerprint="abc",
+    )
     monkeypatch.chdir(tmp_path)  # "f.zarr" is beside the session file; the cube lives elsewhere
     path = save_interpretation(tmp_path / "session", interp)
     assert path.name == "session.json" and (tmp_path / "session.labels.npz").exists()
@@ -123,8 +131,9 @@ def test_interpretation_bad_input(tmp_path):
     other.write_text(json.dumps({"format": "something else"}))
     with pytest.raises(SeisfmError, match="not a napari-seisfm interpretation"):
         load_interpretation(other)
-    path = save_interpretation(tmp_path / "s.json", Interpretation(positives=[(1, 2, 3)], labels=np.ones((2, 2, 2), int),
-                                                                   cube_fingerprint="abc"))
+    path = save_interpretation(
+        tmp_path / "s.json", Interpretation(positives=[(1, 2, 3)], labels=np.ones((2, 2, 2), int), cube_fingerprint="abc")
+    )
     with pytest.raises(SeisfmError, match="another cube"):
         load_interpretation(path, fingerprint="xyz")
     (tmp_path / "s.labels.npz").unlink()

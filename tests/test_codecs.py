@@ -200,7 +200,12 @@ def test_penobscot_quantization_about_6_db_per_bit(penobscot):
 
 def test_penobscot_full_table(penobscot):
     section, dt = penobscot
-    comp = compare(section, dt and ["lz4", "zstd", "deflate", "snappy", "zfp-rate2", "zfp-rate4", "zfp-rate8", "zfp-rate16"], dt, lowpass_hz=20)
+    comp = compare(
+        section,
+        dt and ["lz4", "zstd", "deflate", "snappy", "zfp-rate2", "zfp-rate4", "zfp-rate8", "zfp-rate16"],
+        dt,
+        lowpass_hz=20,
+    )
     assert comp.input.shape == (576, 1472)
     rows = {r.method: r for r in comp.rows}
     for name in ("lz4", "zstd", "deflate", "snappy"):
@@ -299,7 +304,19 @@ def test_table_formats():
     md = to_markdown(comp)
     header = md.splitlines()[0]
     assert [h.strip() for h in header.strip("|").split("|")][:12] == [
-        "Method", "Type", "Ratio", "Size%", "SNR", "PSNR", "Amp", "Phase", "SSIM", "Corr", "NRMS", "MAE"]
+        "Method",
+        "Type",
+        "Ratio",
+        "Size%",
+        "SNR",
+        "PSNR",
+        "Amp",
+        "Phase",
+        "SSIM",
+        "Corr",
+        "NRMS",
+        "MAE",
+    ]
     assert len(COLUMNS) == 14 and "| zstd | lossless |" in md and "inf" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(comp))))
     assert [r["method"] for r in rows] == ["quant8", "zstd", "ans"]
@@ -322,8 +339,22 @@ def test_plot_written(tmp_path):
 def test_cli_on_penobscot(penobscot, tmp_path, capsys):
     from napari_seisfm.cli import main
 
-    rc = main(["codecs", str(PENOBSCOT), "--codecs", "quant8,zstd,zfp-rate4", "--lowpass", "20",
-               "--out", str(tmp_path / "t.csv"), "--markdown", str(tmp_path / "t.md"), "--plot", str(tmp_path / "p.png")])
+    rc = main(
+        [
+            "codecs",
+            str(PENOBSCOT),
+            "--codecs",
+            "quant8,zstd,zfp-rate4",
+            "--lowpass",
+            "20",
+            "--out",
+            str(tmp_path / "t.csv"),
+            "--markdown",
+            str(tmp_path / "t.md"),
+            "--plot",
+            str(tmp_path / "p.png"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "whole line (601 traces x 1501 samples)" in out and "| quant8 | lossy |" in out
@@ -337,8 +368,10 @@ def test_cli_npy_section_and_json(tmp_path, capsys):
 
     cube = np.stack([ricker_section(ntr=64, ns=128, seed=s) for s in range(4)])  # (4 inlines, 64 xl, 128 t)
     np.save(tmp_path / "c.npy", cube)
-    assert main(["codecs", str(tmp_path / "c.npy"), "--section", "crossline=10", "--codecs", "quant6,lz4",
-                 "--no-trim", "--json"]) == 0
+    assert (
+        main(["codecs", str(tmp_path / "c.npy"), "--section", "crossline=10", "--codecs", "quant6,lz4", "--no-trim", "--json"])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["info"]["compared_shape"] == [4, 128] and [r["method"] for r in data["rows"]] == ["quant6", "lz4"]
 

@@ -44,7 +44,8 @@ def encoder_only_model(folder):
     save_file(ViTEncoder(config("test", tokenization="2.5d")).state_dict(), str(folder / "enc-only.safetensors"))
     (folder / "enc-only.toml").write_text(
         'id = "enc-only"\nname = "encoder only"\ntokenization = "2.5d"\ndim = 64\npatch = [8, 8]\nwindow = [32, 32]\n'
-        'checkpoint = "enc-only.safetensors"\n\n[architecture]\nsize = "test"\n')
+        'checkpoint = "enc-only.safetensors"\n\n[architecture]\nsize = "test"\n'
+    )
     return folder
 
 
@@ -58,8 +59,9 @@ def models(tmp_path_factory):
     np.save(d / "c.npy", cube)
     out = {}
     for tok in ("2d", "2.5d"):
-        pretrain(out=d / tok, cubes=[d / "c.npy"], size="test", tokenization=tok, steps=3, batch_size=2,
-                 device="cpu", install=False)
+        pretrain(
+            out=d / tok, cubes=[d / "c.npy"], size="test", tokenization=tok, steps=3, batch_size=2, device="cpu", install=False
+        )
         out[tok] = d / tok
     out["cube"] = d / "c.npy"
     out["enc"] = encoder_only_model(d / "enc-only")
@@ -78,7 +80,10 @@ def test_encoder_only_weights_are_refused_in_one_line(models, tmp_path):
         load_mae(str(models["enc"]))
     assert "\n" not in str(e.value)
     (tmp_path / "models" / "enc-only.toml").write_text(
-        (models["enc"] / "enc-only.toml").read_text().replace('"enc-only.safetensors"', repr(str(models["enc"] / "enc-only.safetensors")).replace("'", '"')))
+        (models["enc"] / "enc-only.toml")
+        .read_text()
+        .replace('"enc-only.safetensors"', repr(str(models["enc"] / "enc-only.safetensors")).replace("'", '"'))
+    )
     listed = decoder_models()
     assert "enc-only" not in listed and "seisfm-micro-2.5d" in listed  # the bundled model keeps its decoder
     with pytest.raises(SeisfmError, match="unknown"):
@@ -88,8 +93,17 @@ def test_encoder_only_weights_are_refused_in_one_line(models, tmp_path):
 def test_decoder_models_lists_installed_maes(models, user_models):
     from napari_seisfm.pretrain.run import pretrain
 
-    pretrain(out=user_models.parent / "run", cubes=[models["cube"]], name="mine", size="test", tokenization="2d",
-             steps=1, batch_size=2, device="cpu", install=True)
+    pretrain(
+        out=user_models.parent / "run",
+        cubes=[models["cube"]],
+        name="mine",
+        size="test",
+        tokenization="2d",
+        steps=1,
+        batch_size=2,
+        device="cpu",
+        install=True,
+    )
     assert decoder_models() == ["mine", "seisfm-micro-2.5d"]  # the bundled model keeps its decoder
 
 
@@ -213,7 +227,8 @@ def test_masking_study_rows_and_fraction_zero_is_the_r0_row(models):
     x = section(64, 96)
     study = masking_study(x, mae, [0.0, 0.5, 0.9])
     assert [(r.pattern, r.fraction) for r in study.rows] == [
-        (p, f) for p in ("random", "columns", "blocks") for f in (0.0, 0.5, 0.9)]
+        (p, f) for p in ("random", "columns", "blocks") for f in (0.0, 0.5, 0.9)
+    ]
     masked = {(r.pattern, r.fraction): r.masked for r in study.rows}
     assert masked[("random", 0.5)] == 0.5 and masked[("columns", 0.9)] == 0.75 and masked[("blocks", 0.9)] == 14 / 16
     r0, base = compare(x, mae_codecs(mae, [0.0])).rows
@@ -230,8 +245,23 @@ def test_cli_rows_and_masking(models, tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["method"] for r in rows] == ["quant8", "mae-r0", "mae-r0.85", "mae-stats-only"]
     png = tmp_path / "m.png"
-    assert main(["codecs", str(models["cube"]), "--mae", str(models["2d"]), "--masking", "0,0.5",
-                 "--patterns", "random,columns", "--plot", str(png)]) == 0
+    assert (
+        main(
+            [
+                "codecs",
+                str(models["cube"]),
+                "--mae",
+                str(models["2d"]),
+                "--masking",
+                "0,0.5",
+                "--patterns",
+                "random,columns",
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| random | 0.5 | 0.500 |" in out and "| columns | 0 | 0.000 |" in out and png.stat().st_size > 1000
 
@@ -257,14 +287,22 @@ def test_cli_bad_input_exit_2_one_line(models, capsys, argv, message):
 
 # ---------------------------------------------------------------------------- the dock (under xvfb-run)
 @pytest.mark.gui
-def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_models, make_napari_viewer, qtbot,
-                                                               monkeypatch):
+def test_dock_lists_decoder_models_adds_rows_and_plots_masking(models, user_models, make_napari_viewer, qtbot, monkeypatch):
     pytest.importorskip("napari")
     import napari_seisfm.plugin.widgets.codecs as mod
     from napari_seisfm.pretrain.run import pretrain
 
-    pretrain(out=user_models.parent / "run", cubes=[models["cube"]], name="mine", size="test", tokenization="2d",
-             steps=1, batch_size=2, device="cpu", install=True)
+    pretrain(
+        out=user_models.parent / "run",
+        cubes=[models["cube"]],
+        name="mine",
+        size="test",
+        tokenization="2d",
+        steps=1,
+        batch_size=2,
+        device="cpu",
+        install=True,
+    )
     viewer = make_napari_viewer()
     w = mod.CodecWidget(viewer)
     viewer.window.add_dock_widget(w)

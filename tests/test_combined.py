@@ -23,10 +23,10 @@ def test_block_is_each_part_on_its_own_crop_as_unit_vectors(user_models):
     assert out.shape == (2, 2, 4, emb.dim)
     for k, part in enumerate(emb.parts):
         d = [b - h for b, h in zip(emb.halo, part.halo)]
-        crop = block[d[0]:block.shape[0] - d[0], d[1]:block.shape[1] - d[1], d[2]:block.shape[2] - d[2]]
+        crop = block[d[0] : block.shape[0] - d[0], d[1] : block.shape[1] - d[1], d[2] : block.shape[2] - d[2]]
         ref = unit(part.embed_block(np.ascontiguousarray(crop), stride))
         lo = sum(p.dim for p in emb.parts[:k])
-        np.testing.assert_allclose(out[..., lo:lo + part.dim], ref, atol=1e-5)
+        np.testing.assert_allclose(out[..., lo : lo + part.dim], ref, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(out, axis=-1), np.sqrt(2), rtol=1e-5)  # each part weighs the same
 
 
@@ -38,10 +38,13 @@ def test_extraction_with_a_combined_model(user_models, tmp_path):
     assert valid.all() and np.isfinite(vectors).all()
 
 
-@pytest.mark.parametrize("model, words", [
-    ("attributes+no-such-model", "no-such-model.*unknown"),
-    ("attributes+", "an empty part"),
-])
+@pytest.mark.parametrize(
+    "model, words",
+    [
+        ("attributes+no-such-model", "no-such-model.*unknown"),
+        ("attributes+", "an empty part"),
+    ],
+)
 def test_bad_combinations_are_one_clear_error(user_models, model, words):
     with pytest.raises(SeisfmError, match=words):
         registry.get_embedder(model)

@@ -101,12 +101,15 @@ def test_existing_output_is_refused_and_untouched(own_segy, tmp_path, capsys):
         assert cube.shape == (32, 40, 64)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--bits", "3"], "--bits 3 not offered"),
-    (["--blockshape", "8,8,8"], "not one 4096-byte disk block"),
-    (["--blockshape", "6,4,-1"], "powers of two"),
-    (["--blockshape", "4,4"], "three integers"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bits", "3"], "--bits 3 not offered"),
+        (["--blockshape", "8,8,8"], "not one 4096-byte disk block"),
+        (["--blockshape", "6,4,-1"], "powers of two"),
+        (["--blockshape", "4,4"], "three integers"),
+    ],
+)
 def test_bad_options_one_line(own_segy, tmp_path, capsys, args, message):
     assert main(["convert", str(own_segy), str(tmp_path / "o.sgz"), *args]) == 2
     err = capsys.readouterr().err

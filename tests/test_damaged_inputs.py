@@ -24,8 +24,11 @@ SGZ_FILES = ("small-2d.sgz", "small-dec_8bit.sgz", "small-irregular.sgz", "small
 
 def one_line_error(capsys, *argv, match: str) -> str:
     assert cli([str(a) for a in argv]) == 2
-    err = [ln for ln in capsys.readouterr().err.replace("\r", "\n").splitlines()
-           if ln.strip() and "/s]" not in ln and not ln.startswith("seisfm: warning:")]  # warnings are not errors
+    err = [
+        ln
+        for ln in capsys.readouterr().err.replace("\r", "\n").splitlines()
+        if ln.strip() and "/s]" not in ln and not ln.startswith("seisfm: warning:")
+    ]  # warnings are not errors
     assert len(err) == 1 and err[0].startswith("seisfm: error:") and match in err[0], err
     return err[0]
 
@@ -92,7 +95,9 @@ def test_codecs_section_and_embed_on_a_damaged_file(damaged_f3, tmp_path, capsys
 @pytest.mark.extra("codecs")
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 def test_codecs_section_must_be_a_finite_number(damaged_f3, capsys, value):
-    one_line_error(capsys, "codecs", damaged_f3, "--codecs", "quant8", "--section", f"inline={value}", match="not a finite number")
+    one_line_error(
+        capsys, "codecs", damaged_f3, "--codecs", "quant8", "--section", f"inline={value}", match="not a finite number"
+    )
 
 
 # ------------------------------------------------------------------ .sgz headers: coordinates
@@ -100,7 +105,7 @@ def test_codecs_section_must_be_a_finite_number(damaged_f3, capsys, value):
 
 def _header_case(src: Path, dst: Path, offset: int, data: bytes) -> Path:
     raw = bytearray(src.read_bytes())
-    raw[offset:offset + len(data)] = data
+    raw[offset : offset + len(data)] = data
     dst.write_bytes(bytes(raw))
     return dst
 
@@ -184,8 +189,17 @@ def test_hdf5_external_storage_is_refused(tmp_path, cube, capsys):
         f.create_dataset("features", shape=(8, 8, 8, 8), dtype="u1", external=[(str(secret), 0, 8**4)])
     with pytest.raises(SeisfmError, match="HDF5 external storage"):
         open_source_array(tmp_path / "ext.h5")
-    one_line_error(capsys, "features", "import", tmp_path / "ext.h5", "--cube", cube, "--out", tmp_path / "s.zarr",
-                   match="keeps its data in other files")
+    one_line_error(
+        capsys,
+        "features",
+        "import",
+        tmp_path / "ext.h5",
+        "--cube",
+        cube,
+        "--out",
+        tmp_path / "s.zarr",
+        match="keeps its data in other files",
+    )
     assert not (tmp_path / "s.zarr").exists()
 
 
@@ -198,8 +212,9 @@ def test_hdf5_virtual_datasets_are_refused(tmp_path, cube, capsys):
     layout[...] = h5py.VirtualSource(str(tmp_path / "other.h5"), "data", shape=(8, 8, 8, 4))
     with h5py.File(tmp_path / "vds.h5", "w") as f:
         f.create_virtual_dataset("features", layout)
-    one_line_error(capsys, "features", "import", tmp_path / "vds.h5", "--cube", cube, "--out", tmp_path / "s.zarr",
-                   match="virtual dataset")
+    one_line_error(
+        capsys, "features", "import", tmp_path / "vds.h5", "--cube", cube, "--out", tmp_path / "s.zarr", match="virtual dataset"
+    )
 
 
 def test_links_out_of_a_zarr_array_are_refused(tmp_path, cube, capsys):
@@ -212,11 +227,23 @@ def test_links_out_of_a_zarr_array_are_refused(tmp_path, cube, capsys):
     outside.write_bytes(chunk.read_bytes())
     chunk.unlink()
     chunk.symlink_to(outside)
-    one_line_error(capsys, "features", "import", tmp_path / "f.zarr", "--cube", cube, "--out", tmp_path / "s.zarr",
-                   match="outside the array")
+    one_line_error(
+        capsys, "features", "import", tmp_path / "f.zarr", "--cube", cube, "--out", tmp_path / "s.zarr", match="outside the array"
+    )
 
 
 def test_dataset_is_refused_for_a_npy(tmp_path, cube, capsys):
     np.save(tmp_path / "f.npy", np.ones((8, 8, 8, 4), np.float32))
-    one_line_error(capsys, "features", "import", tmp_path / "f.npy", "--cube", cube, "--out", tmp_path / "s.zarr",
-                   "--dataset", "other", match="drop --dataset")
+    one_line_error(
+        capsys,
+        "features",
+        "import",
+        tmp_path / "f.npy",
+        "--cube",
+        cube,
+        "--out",
+        tmp_path / "s.zarr",
+        "--dataset",
+        "other",
+        match="drop --dataset",
+    )

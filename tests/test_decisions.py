@@ -282,7 +282,9 @@ def test_context_features_at_points_equal_the_whole_grid_smoothing():
     probe = np.array([[0, 0, 0], [11, 9, 15], [5, 4, 7], [2, 3, 5], [6, 0, 15]])
     raw = ctx.raw_at(probe)
     for s, sigma3 in enumerate(ctx.scales):
-        full = np.stack([ndimage.gaussian_filter(z[..., d], sigma3, mode="nearest", truncate=2.0) for d in range(z.shape[-1])], -1)
+        full = np.stack(
+            [ndimage.gaussian_filter(z[..., d], sigma3, mode="nearest", truncate=2.0) for d in range(z.shape[-1])], -1
+        )
         np.testing.assert_allclose(raw[:, s], full[tuple(probe.T)], atol=1e-5)
 
 

@@ -25,8 +25,13 @@ from napari_seisfm.synthetic import CLASSES
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS",)}  # the user's warning filters
-    run = subprocess.run([sys.executable, "-m", "napari_seisfm.cli", "demo", "--out", str(out), "--size", "64"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "napari_seisfm.cli", "demo", "--out", str(out), "--size", "64"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     return out, run.stdout, run.stderr
 
@@ -47,18 +52,21 @@ def test_headline_is_the_simulated_interpreter_with_the_default_decision(demo):
     shown = re.search(r"IoU after each click: ([0-9. ]+)$", lines[1]).group(1).split()
     assert [float(v) for v in shown] == [round(v, 2) for v in s["ious"]] and len(shown) == len(s["clicks"])
     if s["noc"] is not None:
-        assert f"NoC@0.8 = {s['noc']}" in lines[1] and s["ious"][s["noc"] - 1] >= 0.8 > max(s["ious"][:s["noc"] - 1], default=0)
+        assert f"NoC@0.8 = {s['noc']}" in lines[1] and s["ious"][s["noc"] - 1] >= 0.8 > max(s["ious"][: s["noc"] - 1], default=0)
     else:
         assert f"not reached in {s['max_clicks']} clicks" in lines[1] and max(s["ious"]) < 0.8
     # the same numbers as `seisfm bench`'s protocol on the demo's own store and ground truth
     fm = FeatureMatrix.open(out / "features.zarr")
     truth = quality.grid_labels(np.load(out / "ground_truth.npy"), fm.grid) == CLASSES["flat_spot"]
     again = quality.simulated_interpreter(fm, truth, decision=DEFAULT_DECISION, grow=True)
-    assert again["ious"][:len(s["ious"])] == s["ious"] and (again["noc"] <= quality.MAX_CLICKS) == (s["noc"] is not None)
+    assert again["ious"][: len(s["ious"])] == s["ious"] and (again["noc"] <= quality.MAX_CLICKS) == (s["noc"] is not None)
     assert len(s["clicks"]) == again["positives"] + again["negatives"] and s["clicks"][0]["positive"]
     assert s["shown_iou"] == s["ious"][s["shown_after"] - 1]  # the figure's mask is the protocol's
     # the fixed 3 + 3 clicks stay as the second line
-    assert lines[2].startswith("  flat spot, 3 positive + 3 negative fixed clicks") and f"IoU {report['flat_spot']['iou']:.3f}" in lines[2]
+    assert (
+        lines[2].startswith("  flat spot, 3 positive + 3 negative fixed clicks")
+        and f"IoU {report['flat_spot']['iou']:.3f}" in lines[2]
+    )
     assert "mIoU" in lines[3] and report["knn"]["method"] == DEFAULT_SEGMENTER
 
 
@@ -92,7 +100,16 @@ def test_maps_store_and_interpretation_reopen(demo, tmp_path):
     assert len(interp.positives) == 3 and len(interp.negatives) == 3
     assert interp.labels.shape == (32, 32, 32) and (interp.labels > 0).sum() <= 700
     # the clicks it saved reproduce its map through the headless twin
-    args = ["search", str(out / "features.zarr"), "--cube", str(out / "synthetic.sgy"), "--out", str(tmp_path / "m.npy"), "--top", "0"]
+    args = [
+        "search",
+        str(out / "features.zarr"),
+        "--cube",
+        str(out / "synthetic.sgy"),
+        "--out",
+        str(tmp_path / "m.npy"),
+        "--top",
+        "0",
+    ]
     for flag, pts in (("--pos", interp.positives), ("--neg", interp.negatives)):
         for p in pts:
             args += [flag, ",".join(f"{v:g}" for v in p)]

@@ -129,7 +129,8 @@ def test_closing_the_last_window_mid_extraction_exits_cleanly(tmp_path):
     """The whole process: a window with an extraction running is closed; napari.run() returns, the script
     ends, and Python exits with code 0 and no traceback (the job was cancelled and waited for)."""
     script = tmp_path / "desk.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import napari
         from qtpy.QtCore import QTimer
         from napari_seisfm.synthetic import make_survey
@@ -139,7 +140,7 @@ def test_closing_the_last_window_mid_extraction_exits_cleanly(tmp_path):
         viewer.add_image(make_survey((96, 96, 96), seed=1).amplitude, name="mem", metadata={{"kind": "seismic"}})
         widget = ExtractWidget(viewer)
         viewer.window.add_dock_widget(widget)
-        widget.out.value = r"{tmp_path / 'x.zarr'}"
+        widget.out.value = r"{tmp_path / "x.zarr"}"
         widget.stride.value = "2"
         widget.run()
 
@@ -153,7 +154,8 @@ def test_closing_the_last_window_mid_extraction_exits_cleanly(tmp_path):
         QTimer.singleShot(50, close_when_running)
         napari.run()
         print("returned", flush=True)
-    """))
+    """)
+    )
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "closing" in run.stdout and "returned" in run.stdout

@@ -90,8 +90,17 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     pos, neg = viewer.layers[POSITIVE], viewer.layers[NEGATIVE]
     pos.add(pos.world_to_data(view.to_world(viewer, survey)))  # what napari's add tool does with a click
     neg.add(neg.world_to_data(view.to_world(viewer, [il, 2030, 560.0])))  # the lower half is not it
-    qtbot.waitUntil(lambda: widget.result is not None and THRESHOLDED in viewer.layers
-                    and len(widget.session.grid_negatives) == 1 and not widget.map_running and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: (
+            widget.result is not None
+            and THRESHOLDED in viewer.layers
+            and len(widget.session.grid_negatives) == 1
+            and not widget.map_running
+            and widget.result is not None
+            and widget.session.is_current(widget.result)
+        ),
+        timeout=WAIT,
+    )
     expected_grid = widget.features.to_grid(survey, "survey")
     assert widget.session.grid_positives == [expected_grid]
 
@@ -101,8 +110,10 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert np.asarray(viewer.layers[THRESHOLDED].data).all()
     img = viewer.screenshot(canvas_only=True)
     import os
+
     if os.environ.get("SEISFM_SHOTS"):
         import imageio
+
         imageio.imwrite(os.environ["SEISFM_SHOTS"] + "/overlay.png", img)
         viewer.screenshot(os.environ["SEISFM_SHOTS"] + "/overlay-full.png", canvas_only=False)
     # (c) the marker is drawn at the clicked place
@@ -130,7 +141,15 @@ def test_click_marker_and_overlays_where_the_user_looks(make_napari_viewer, qtbo
     assert abs(rows.mean() - r) < 6 and abs(cols.mean() - c) < 6
     second = np.array([il, 2000 + 8, 500.0])  # lower half, clicked at the new exaggeration
     pos.add(pos.world_to_data(view.to_world(viewer, second)))
-    qtbot.waitUntil(lambda: len(widget.session.grid_positives) == 2 and not widget.map_running and widget.result is not None and widget.session.is_current(widget.result), timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: (
+            len(widget.session.grid_positives) == 2
+            and not widget.map_running
+            and widget.result is not None
+            and widget.session.is_current(widget.result)
+        ),
+        timeout=WAIT,
+    )
     assert widget.session.grid_positives == [expected_grid, widget.features.to_grid(second, "survey")]
     np.testing.assert_allclose(pos.data[1], second)  # points stay in survey units (saved as such)
     assert widget.files.interpretation().positives[1] == pytest.approx(tuple(second))

@@ -46,13 +46,22 @@ def sample_input(enc: ViTEncoder, batch: int = 2, seed: int = 1) -> torch.Tensor
 def micro_card(kind: str, **kw) -> ModelCard:
     p = 8
     nd = 3 if kind == "3d" else 2
-    base = dict(id=f"micro-{kind}", name="micro", tokenization=kind, dim=64, patch=(p,) * nd, window=(32,) * nd,
-                checkpoint=f"micro-{kind}.safetensors", extra={"architecture": {"size": "test"}})
+    base = dict(
+        id=f"micro-{kind}",
+        name="micro",
+        tokenization=kind,
+        dim=64,
+        patch=(p,) * nd,
+        window=(32,) * nd,
+        checkpoint=f"micro-{kind}.safetensors",
+        extra={"architecture": {"size": "test"}},
+    )
     base.update(kw)
     return ModelCard(**base)
 
 
 # -- position codes --------------------------------------------------------------------------
+
 
 def test_sincos_1d_values():
     code = sincos_1d(8, np.arange(3))
@@ -101,6 +110,7 @@ def test_25d_position_code_is_view_plus_orientation():
 
 # -- ViT / MAE -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_encoder_shapes(kind):
     enc = micro(kind)
@@ -148,6 +158,7 @@ def test_patchify_inverts_image_layout():
 
 # -- 2.5D view sampling ----------------------------------------------------------------------
 
+
 def test_view_steps_equal_and_unequal_spacing():
     np.testing.assert_array_equal(view_steps(), [[0, 1], [1, 0], [1, 1], [1, -1]])
     np.testing.assert_allclose(view_steps((12.5, 25.0)), [[0, 1], [1, 0], [1, 0.5], [1, -0.5]])
@@ -176,6 +187,7 @@ def test_sample_views_exact_on_grid_and_linear_between():
 
 
 # -- checkpoint loading ----------------------------------------------------------------------
+
 
 def _outputs(enc, x):
     with torch.no_grad():
@@ -206,7 +218,11 @@ def test_loader_round_trips(tmp_path, layout):
         hf = {}
         for k, v in sd.items():
             k2 = k.replace("patch_embed.proj.", "vit.embeddings.patch_embeddings.projection.")
-            k2 = k2.replace("cls_token", "vit.embeddings.cls_token").replace("norm.", "vit.layernorm.", 1) if k2.startswith(("cls", "norm.")) else k2
+            k2 = (
+                k2.replace("cls_token", "vit.embeddings.cls_token").replace("norm.", "vit.layernorm.", 1)
+                if k2.startswith(("cls", "norm."))
+                else k2
+            )
             if k2.startswith("blocks."):
                 n, rest = k2.split(".", 2)[1:]
                 pre = f"vit.encoder.layer.{n}."
@@ -215,9 +231,13 @@ def test_loader_round_trips(tmp_path, layout):
                     for name, part in zip(("query", "key", "value"), v.chunk(3)):
                         hf[f"{pre}attention.attention.{name}.{kind_}"] = part
                     continue
-                rest = (rest.replace("attn.proj.", "attention.output.dense.").replace("norm1.", "layernorm_before.")
-                        .replace("norm2.", "layernorm_after.").replace("mlp.fc1.", "intermediate.dense.")
-                        .replace("mlp.fc2.", "output.dense."))
+                rest = (
+                    rest.replace("attn.proj.", "attention.output.dense.")
+                    .replace("norm1.", "layernorm_before.")
+                    .replace("norm2.", "layernorm_after.")
+                    .replace("mlp.fc1.", "intermediate.dense.")
+                    .replace("mlp.fc2.", "output.dense.")
+                )
                 k2 = pre + rest
             hf[k2] = v
         torch.save(hf, path)
@@ -315,6 +335,7 @@ def test_bad_files(tmp_path):
 
 # -- registry --------------------------------------------------------------------------------
 
+
 def write_micro_model(d: Path, kind: str = "2.5d", sha256: str = "", seed: int = 0) -> Path:
     enc = micro(kind, seed=seed)
     weights = d / f"micro-{kind}.safetensors"
@@ -322,7 +343,7 @@ def write_micro_model(d: Path, kind: str = "2.5d", sha256: str = "", seed: int =
     nd = 3 if kind == "3d" else 2
     (d / f"micro-{kind}.toml").write_text(
         f'id = "micro-{kind}"\nname = "micro"\ntokenization = "{kind}"\ndim = 64\n'
-        f"patch = {[8] * nd}\nwindow = {[32] * nd}\ncheckpoint = \"micro-{kind}.safetensors\"\n"
+        f'patch = {[8] * nd}\nwindow = {[32] * nd}\ncheckpoint = "micro-{kind}.safetensors"\n'
         f'sha256 = "{sha256}"\n\n[architecture]\nsize = "test"\n'
     )
     return weights
@@ -414,6 +435,7 @@ def test_device_and_precision_choices():
 
 # -- ViTEmbedder grid ------------------------------------------------------------------------
 
+
 def _local_encoder(kind):
     """Depth 0, no position code: a token depends on its own patch only, so the embedding of a
     grid point can be recomputed from the patch centred on it."""
@@ -440,9 +462,9 @@ def test_embed_block_grid_is_patch_centred(kind, stride):
     for g in [(0, 0, 0), (1, 2, 3), tuple(n - 1 for n in expect)]:
         p = [h[k] + g[k] * stride[k] for k in range(3)]
         if kind == "3d":
-            patch = block[p[0] - 4: p[0] + 4, p[1] - 4: p[1] + 4, p[2] - 4: p[2] + 4]
+            patch = block[p[0] - 4 : p[0] + 4, p[1] - 4 : p[1] + 4, p[2] - 4 : p[2] + 4]
         else:  # section image: rows time, columns traces
-            patch = block[p[0], p[1] - 4: p[1] + 4, p[2] - 4: p[2] + 4].T
+            patch = block[p[0], p[1] - 4 : p[1] + 4, p[2] - 4 : p[2] + 4].T
         with torch.no_grad():
             tok = (w * torch.from_numpy(np.ascontiguousarray(patch))).flatten(1).sum(1) + enc.patch_embed.proj.bias
             ref = enc.norm(tok).numpy()
@@ -513,6 +535,7 @@ def test_card_dim_must_match_architecture():
 
 # -- seisfm models ---------------------------------------------------------------------------
 
+
 def test_seisfm_models_command(user_models, capsys):
     write_micro_model(user_models, "2.5d")
     assert cli_main(["models"]) == 0
@@ -551,8 +574,16 @@ def test_pretrained_model_loads_into_the_encoder(tmp_path):
 
     cube = np.random.default_rng(0).standard_normal((40, 40, 40)).astype(np.float32)
     np.save(tmp_path / "cube.npy", cube)
-    result = pretrain(out=tmp_path / "run", cubes=[tmp_path / "cube.npy"], tokenization="2.5d", size="test",
-                      steps=3, batch_size=2, device="cpu", install=False)
+    result = pretrain(
+        out=tmp_path / "run",
+        cubes=[tmp_path / "cube.npy"],
+        tokenization="2.5d",
+        size="test",
+        steps=3,
+        batch_size=2,
+        device="cpu",
+        install=False,
+    )
     assert result.steps == 3 and result.card.is_file()
     enc = micro("2.5d", seed=7)
     load_encoder(enc, tmp_path / "run" / "run.safetensors")  # the MAE file holds this encoder exactly

@@ -80,12 +80,14 @@ def test_pca_through_qr_gives_the_svd_axes_bit_for_bit(shape):
 def test_one_command_imports_only_its_own_module():
     """`seisfm features import` builds its parser without the search package (and scipy with it); the full
     parser (`seisfm --help`) still lists every command."""
-    code = ("import sys\n"
-            "from napari_seisfm import cli\n"
-            "p = cli.build_parser('features')\n"
-            "assert not any(m.startswith(('napari_seisfm.search', 'scipy', 'torch')) for m in sys.modules), sorted(sys.modules)\n"
-            "assert set(p._subparsers._group_actions[0].choices) == {'features'}\n"
-            "full = cli.build_parser()\n"
-            "assert {'search', 'segment', 'features', 'embed'} <= set(full._subparsers._group_actions[0].choices)\n")
+    code = (
+        "import sys\n"
+        "from napari_seisfm import cli\n"
+        "p = cli.build_parser('features')\n"
+        "assert not any(m.startswith(('napari_seisfm.search', 'scipy', 'torch')) for m in sys.modules), sorted(sys.modules)\n"
+        "assert set(p._subparsers._group_actions[0].choices) == {'features'}\n"
+        "full = cli.build_parser()\n"
+        "assert {'search', 'segment', 'features', 'embed'} <= set(full._subparsers._group_actions[0].choices)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

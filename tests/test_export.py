@@ -21,7 +21,9 @@ def _headers(path, endian="big"):
         return f.text[0], dict(f.bin), [dict(h) for h in f.header]
 
 
-@pytest.mark.parametrize("name", ["segyio-test/f3.sgy", "segyio-test/f3-lsb.sgy", "sgz-test/small-irregular.sgy", "real/penobscot_xl1155.sgy"])
+@pytest.mark.parametrize(
+    "name", ["segyio-test/f3.sgy", "segyio-test/f3-lsb.sgy", "sgz-test/small-irregular.sgy", "real/penobscot_xl1155.sgy"]
+)
 def test_segy_round_trip_keeps_samples_and_headers(shared_data, tmp_path, name):
     src = shared_data / name
     cube = open_cube(src)
@@ -91,8 +93,12 @@ def test_napari_writer_uses_source_headers(shared_data, tmp_path):
 
 
 def test_cli_info_json(shared_data):
-    out = subprocess.run([sys.executable, "-m", "napari_seisfm.cli", "info", str(shared_data / "segyio-test" / "f3.sgy"), "--json"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_seisfm.cli", "info", str(shared_data / "segyio-test" / "f3.sgy"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["geometry"]["ilines"] == [111, 133, 1]

@@ -28,7 +28,9 @@ _SCALE = np.array([f[2] for f in FEATURES], np.float32)
 @pytest.fixture(scope="module")
 def survey_cube():
     s = make_survey((40, 36, 64), seed=3)
-    geometry = Geometry.regular(s.amplitude.shape, first_inline=s.first_inline, first_crossline=s.first_crossline, source="synthetic")
+    geometry = Geometry.regular(
+        s.amplitude.shape, first_inline=s.first_inline, first_crossline=s.first_crossline, source="synthetic"
+    )
     return Cube.from_array(s.amplitude, geometry)
 
 

@@ -103,8 +103,7 @@ def test_vit_embeds_a_2d_line_without_mirroring_it(one_chunk, flat):
     native = _BlockReader(line, grid, halo, norm).block(region)
     mirrored = _BlockReader(line, grid, emb.halo, norm).block(region)
     assert native.shape[flat] == 1 and mirrored.shape[flat] == 2 * emb.halo[flat] + 1
-    np.testing.assert_allclose(emb.embed_block(native, grid.stride), emb.embed_block(mirrored, grid.stride),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(emb.embed_block(native, grid.stride), emb.embed_block(mirrored, grid.stride), rtol=1e-5, atol=1e-5)
 
 
 class _Counting:

@@ -78,7 +78,9 @@ def test_widget_in_memory_layer_default_output_and_errors(make_napari_viewer, qt
     assert widget.cube.value.name == "mem"  # the picker follows the layer list
     widget.stride.value = "4,x"
     widget.run()
-    assert errors[-1].startswith("stride '4,x'") and "--" not in errors[-1] and widget.jobs.worker is None  # the dock's word, not the CLI's
+    assert (
+        errors[-1].startswith("stride '4,x'") and "--" not in errors[-1] and widget.jobs.worker is None
+    )  # the dock's word, not the CLI's
     widget.stride.value = "8"
     widget.run()
     qtbot.waitUntil(lambda: widget.jobs.worker is None, timeout=60_000)

@@ -15,8 +15,15 @@ pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run'
 
 GRID = (12, 10, 16)
 STRIDE = (2, 2, 4)
-GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],
-            "sample_unit": "ms", "fingerprint": "abc123", "source": "synthetic.sgy"}
+GEOMETRY = {
+    "shape": [24, 20, 64],
+    "ilines": [100, 123, 1],
+    "xlines": [1000, 1038, 2],
+    "samples": [0, 252, 4],
+    "sample_unit": "ms",
+    "fingerprint": "abc123",
+    "source": "synthetic.sgy",
+}
 
 
 def separated(grid=GRID, dim=32, k=4, seed=0, noise=0.3):
@@ -30,8 +37,16 @@ def separated(grid=GRID, dim=32, k=4, seed=0, noise=0.3):
 
 
 def make_store(path, vectors, *, fingerprint="abc123", dtype="int8"):
-    fv = FeatureVolume.create(path, grid=GridSpec(GRID, STRIDE), dim_in=vectors.shape[-1], dtype=dtype, model="test",
-                              cube_fingerprint=fingerprint, cube_summary=GEOMETRY, chunks=(8, 8, 8))
+    fv = FeatureVolume.create(
+        path,
+        grid=GridSpec(GRID, STRIDE),
+        dim_in=vectors.shape[-1],
+        dtype=dtype,
+        model="test",
+        cube_fingerprint=fingerprint,
+        cube_summary=GEOMETRY,
+        chunks=(8, 8, 8),
+    )
     for idx, sl in fv.chunk_slices():
         fv.write_chunk(idx, vectors[sl])
     fv.mark_complete()
@@ -135,8 +150,9 @@ def test_cancel_and_progress():
         kmeans_facies(fm, 4, cancel=lambda: True)
     calls = []
     with pytest.raises(SeisfmCancelled, match="assignment"):  # after the fit, before the grid is assigned
-        kmeans_facies(fm, 4, max_iterations=10, progress=lambda d, t: calls.append(d),
-                      cancel=lambda: bool(calls) and calls[-1] >= 10)
+        kmeans_facies(
+            fm, 4, max_iterations=10, progress=lambda d, t: calls.append(d), cancel=lambda: bool(calls) and calls[-1] >= 10
+        )
 
 
 def test_usearch_engine_runs():

@@ -46,7 +46,9 @@ def foreign_vectors(section, dim=48, seed=0):
     rng = np.random.default_rng(seed)
     a = np.asarray(section, np.float32)
     feats = np.stack([a, np.roll(a, 1, 2), np.roll(a, -1, 2), np.abs(a), a**2, np.ones_like(a)], -1)
-    return (feats @ rng.standard_normal((6, dim)).astype(np.float32) + 0.05 * rng.standard_normal((*a.shape, dim))).astype(np.float32)
+    return (feats @ rng.standard_normal((6, dim)).astype(np.float32) + 0.05 * rng.standard_normal((*a.shape, dim))).astype(
+        np.float32
+    )
 
 
 def search_map(store, cube=None):
@@ -88,8 +90,27 @@ def test_round_trip_export_import_gives_the_same_maps(data, tmp_path, suffix):
     maps = []
     for store in (data["store"], imported):
         target = tmp_path / f"map_{store.stem}.npy"
-        assert cli(["search", str(store), "--pos", "2,3,8", "--neg", "8,7,2", "--coords", "grid", "--cube", str(data["cube"]),
-                    "--out", str(target), "--top", "0"]) == 0
+        assert (
+            cli(
+                [
+                    "search",
+                    str(store),
+                    "--pos",
+                    "2,3,8",
+                    "--neg",
+                    "8,7,2",
+                    "--coords",
+                    "grid",
+                    "--cube",
+                    str(data["cube"]),
+                    "--out",
+                    str(target),
+                    "--top",
+                    "0",
+                ]
+            )
+            == 0
+        )
         maps.append(np.load(target))
     assert np.abs(maps[0] - maps[1]).max() < 0.02
 
@@ -118,7 +139,9 @@ def test_channel_first_and_last_give_the_same_store(data, tmp_path):
 def test_float16_input_and_provenance(data, tmp_path):
     np.save(tmp_path / "half.npy", data["raw"].astype(np.float16))
     f32 = import_features(data["dir"] / "raw_last.npy", data["cube"], tmp_path / "f32.zarr", pca=16)
-    f16 = import_features(tmp_path / "half.npy", data["cube"], tmp_path / "f16.zarr", pca=16, model_name="ncs-vit-b 2.5d (cluster run 7)")
+    f16 = import_features(
+        tmp_path / "half.npy", data["cube"], tmp_path / "f16.zarr", pca=16, model_name="ncs-vit-b 2.5d (cluster run 7)"
+    )
     assert f16.model == "ncs-vit-b 2.5d (cluster run 7)" and f32.model == "imported:raw_last.npy"
     p = f16.provenance
     assert p["source_dtype"] == "float16" and p["source_shape"] == [*GRID, 48] and p["imported_from"].endswith("half.npy")
@@ -167,7 +190,9 @@ def test_grid_inferred_from_shape_alone():
     assert lay == ("il", "xl", "t", "c") and grid.stride == (2, 2, 2) and grid.origin == (0, 0, 0)
     lay, grid = fit_grid((64, 10, 9, 32), SHAPE)  # channel-first, time at stride 2
     assert lay == ("c", "il", "xl", "t") and grid.stride == (4, 4, 2)
-    with pytest.raises(SeisfmError, match=r"2 grids fit .*layout il,xl,t,c stride \(4, 4, 4\).*layout c,il,xl,t stride \(4, 4, 4\)"):
+    with pytest.raises(
+        SeisfmError, match=r"2 grids fit .*layout il,xl,t,c stride \(4, 4, 4\).*layout c,il,xl,t stride \(4, 4, 4\)"
+    ):
         fit_grid((8, 8, 8, 8), (32, 32, 32))  # both layouts fit: the candidates are listed
     assert fit_grid((8, 8, 8, 8), (32, 32, 32), layout=("c", "il", "xl", "t"))[1].stride == (4, 4, 4)
 
@@ -185,7 +210,10 @@ def test_grid_given_stride_and_origin(data, tmp_path):
 
 def test_impossible_grid_lists_the_cube_grids(data, tmp_path, capsys):
     np.save(tmp_path / "odd.npy", np.zeros((11, 9, 16, 4), np.float32))
-    assert cli(["features", "import", str(tmp_path / "odd.npy"), "--cube", str(data["cube"]), "--out", str(tmp_path / "o.zarr")]) == 2
+    assert (
+        cli(["features", "import", str(tmp_path / "odd.npy"), "--cube", str(data["cube"]), "--out", str(tmp_path / "o.zarr")])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "odd.npy" in err and "fits no stride" in err and "stride 4 gives (10, 9, 16)" in err
     assert not (tmp_path / "o.zarr").exists()
@@ -227,7 +255,9 @@ def test_resume_after_cancel_gives_the_same_bytes(data, tmp_path):
             stop.set()
 
     with pytest.raises(SeisfmCancelled, match="run again to resume"):
-        import_features(src, data["cube"], tmp_path / "r.zarr", pca=16, chunks=(4, 4, 8), model_name="m", progress=progress, cancel=stop)
+        import_features(
+            src, data["cube"], tmp_path / "r.zarr", pca=16, chunks=(4, 4, 8), model_name="m", progress=progress, cancel=stop
+        )
     partial = FeatureVolume.open(tmp_path / "r.zarr", allow_partial=True)
     assert not partial.complete and 5 <= partial.progress()[0] < partial.progress()[1]
     fv = import_features(src, data["cube"], tmp_path / "r.zarr", pca=16, chunks=(4, 4, 8), model_name="m")
@@ -279,39 +309,87 @@ def test_bad_input(data, tmp_path, capsys):
     np.save(tmp_path / "odd.npy", np.zeros((11, 9, 16, 4), np.float32))
     _fails(capsys, ["features", "import", str(tmp_path / "odd.npy"), "--cube", cube, "--out", out], "odd.npy", "fits no stride")
     # a wrong --layout: not the four axes, and axes that put the channels on the grid
-    _fails(capsys, ["features", "import", raw_path, "--cube", cube, "--out", out, "--layout", "il,xl,t"], "--layout", "il, xl, t, c")
-    _fails(capsys, ["features", "import", raw_path, "--cube", cube, "--out", out, "--layout", "c,il,xl,t"], "raw_last.npy", "layout c,il,xl,t")
+    _fails(
+        capsys, ["features", "import", raw_path, "--cube", cube, "--out", out, "--layout", "il,xl,t"], "--layout", "il, xl, t, c"
+    )
+    _fails(
+        capsys,
+        ["features", "import", raw_path, "--cube", cube, "--out", out, "--layout", "c,il,xl,t"],
+        "raw_last.npy",
+        "layout c,il,xl,t",
+    )
     # a given stride that runs past the cube
     _fails(capsys, ["features", "import", raw_path, "--cube", cube, "--out", out, "--stride", "5"], "raw_last.npy", "stride 5")
     # files that are not arrays
     (tmp_path / "text.npy").write_text("not an array\n")
-    _fails(capsys, ["features", "import", str(tmp_path / "text.npy"), "--cube", cube, "--out", out], "text.npy", "not a readable .npy")
+    _fails(
+        capsys,
+        ["features", "import", str(tmp_path / "text.npy"), "--cube", cube, "--out", out],
+        "text.npy",
+        "not a readable .npy",
+    )
     (tmp_path / "text.h5").write_text("not hdf5\n")
-    _fails(capsys, ["features", "import", str(tmp_path / "text.h5"), "--cube", cube, "--out", out], "text.h5", "not a readable HDF5")
+    _fails(
+        capsys, ["features", "import", str(tmp_path / "text.h5"), "--cube", cube, "--out", out], "text.h5", "not a readable HDF5"
+    )
     (tmp_path / "text.npz").write_text("not a zip\n")
-    _fails(capsys, ["features", "import", str(tmp_path / "text.npz"), "--cube", cube, "--out", out], "text.npz", "not a readable .npz")
+    _fails(
+        capsys,
+        ["features", "import", str(tmp_path / "text.npz"), "--cube", cube, "--out", out],
+        "text.npz",
+        "not a readable .npz",
+    )
     np.save(tmp_path / "flat.npy", np.zeros((10, 9, 16), np.float32))
     _fails(capsys, ["features", "import", str(tmp_path / "flat.npy"), "--cube", cube, "--out", out], "flat.npy", "must be 4-D")
-    _fails(capsys, ["features", "import", str(tmp_path / "missing.npy"), "--cube", cube, "--out", out], "missing.npy", "no such file")
+    _fails(
+        capsys, ["features", "import", str(tmp_path / "missing.npy"), "--cube", cube, "--out", out], "missing.npy", "no such file"
+    )
     (tmp_path / "a.csv").write_text("1,2\n")
-    _fails(capsys, ["features", "import", str(tmp_path / "a.csv"), "--cube", cube, "--out", out], "a.csv", "unsupported feature array type")
+    _fails(
+        capsys,
+        ["features", "import", str(tmp_path / "a.csv"), "--cube", cube, "--out", out],
+        "a.csv",
+        "unsupported feature array type",
+    )
     # a dataset that does not exist, and a container with several candidates
     with h5py.File(tmp_path / "f.h5", "w") as f:
         f["a"] = np.zeros((10, 9, 16, 4), np.float32)
         f["b"] = np.zeros((10, 9, 16, 4), np.float32)
-    _fails(capsys, ["features", "import", str(tmp_path / "f.h5"), "--cube", cube, "--out", out, "--dataset", "emb"], "f.h5", "no dataset 'emb'", "a (10, 9, 16, 4)")
-    _fails(capsys, ["features", "import", str(tmp_path / "f.h5"), "--cube", cube, "--out", out], "f.h5", "several 4-D datasets", "--dataset")
+    _fails(
+        capsys,
+        ["features", "import", str(tmp_path / "f.h5"), "--cube", cube, "--out", out, "--dataset", "emb"],
+        "f.h5",
+        "no dataset 'emb'",
+        "a (10, 9, 16, 4)",
+    )
+    _fails(
+        capsys,
+        ["features", "import", str(tmp_path / "f.h5"), "--cube", cube, "--out", out],
+        "f.h5",
+        "several 4-D datasets",
+        "--dataset",
+    )
     with zipfile.ZipFile(tmp_path / "empty.npz", "w"):
         pass
     _fails(capsys, ["features", "import", str(tmp_path / "empty.npz"), "--cube", cube, "--out", out], "empty.npz", "no 4-D array")
     # an output that exists: a file, a store from another source; export onto an existing file
     (tmp_path / "taken.zarr").write_text("x")
-    _fails(capsys, ["features", "import", raw_path, "--cube", cube, "--out", str(tmp_path / "taken.zarr")], "taken.zarr", "not a feature store")
+    _fails(
+        capsys,
+        ["features", "import", raw_path, "--cube", cube, "--out", str(tmp_path / "taken.zarr")],
+        "taken.zarr",
+        "not a feature store",
+    )
     _fails(capsys, ["features", "import", raw_path, "--cube", cube, "--out", str(data["store"])], "embed.zarr", "other settings")
     (tmp_path / "taken.npy").write_text("x")
     _fails(capsys, ["features", "export", str(data["store"]), str(tmp_path / "taken.npy")], "taken.npy", "already exists")
     _fails(capsys, ["features", "export", str(data["store"]), str(tmp_path / "out.csv")], "out.csv", ".npy or .h5")
-    _fails(capsys, ["features", "export", str(tmp_path / "nowhere.zarr"), str(tmp_path / "o.npy")], "nowhere.zarr", "no such feature store")
+    _fails(
+        capsys,
+        ["features", "export", str(tmp_path / "nowhere.zarr"), str(tmp_path / "o.npy")],
+        "nowhere.zarr",
+        "no such feature store",
+    )
     _fails(capsys, ["features", "info", str(tmp_path / "nowhere.zarr")], "nowhere.zarr", "no such feature store")
     # option values
     _fails(capsys, ["features", "import", raw_path, "--cube", cube, "--out", out, "--origin", "1,2"], "--origin")
@@ -378,8 +456,10 @@ def test_click_to_map_dock_on_an_imported_store(make_napari_viewer, qtbot, data,
         g = cube.geometry
         viewer.layers[POSITIVE].add([g.ilines[8], g.xlines[12], g.samples[32]])
         viewer.layers[NEGATIVE].add([g.ilines[32], g.xlines[28], g.samples[8]])
-        qtbot.waitUntil(lambda: widget.result is not None and not widget.map_running
-                        and widget.session.is_current(widget.result), timeout=10_000)
+        qtbot.waitUntil(
+            lambda: widget.result is not None and not widget.map_running and widget.session.is_current(widget.result),
+            timeout=10_000,
+        )
         maps.append(np.asarray(viewer.layers[SIMILARITY].data))
     assert maps[0].shape == GRID
     assert np.abs(maps[0] - maps[1]).max() < 0.02

@@ -36,8 +36,14 @@ def one_line_error(capsys, *argv, match: str) -> str:
 
 
 def check_one_line(err: str, match: str) -> str:
-    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "/s]" not in ln and "?" not in ln[-4:]
-             and not ln.startswith(("seisfm: warning", "export:", "embed:", "convert:"))]
+    lines = [
+        ln
+        for ln in err.replace("\r", "\n").splitlines()
+        if ln.strip()
+        and "/s]" not in ln
+        and "?" not in ln[-4:]
+        and not ln.startswith(("seisfm: warning", "export:", "embed:", "convert:"))
+    ]
     assert len(lines) == 1 and lines[0].startswith("seisfm: error:") and match in lines[0], err
     assert ".partial" not in lines[0], lines[0]  # the output is named, not its temporary file
     return lines[0]
@@ -70,8 +76,10 @@ def run_cli(*argv, plenty_of_space: bool = False, timeout: int = 120):
     the full disk."""
     pre = ""
     if plenty_of_space:
-        pre = ("import shutil, collections; U = collections.namedtuple('U', 'total used free'); "
-               "shutil.disk_usage = lambda p: U(1 << 50, 0, 1 << 50); ")
+        pre = (
+            "import shutil, collections; U = collections.namedtuple('U', 'total used free'); "
+            "shutil.disk_usage = lambda p: U(1 << 50, 0, 1 << 50); "
+        )
     code = pre + f"import sys; from napari_seisfm.cli import main; sys.exit(main({[str(a) for a in argv]!r}))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
@@ -81,7 +89,9 @@ def run_cli(*argv, plenty_of_space: bool = False, timeout: int = 120):
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("disk")
     assert cli(["synth", str(d / "c.npy"), "--size", "48"]) == 0
-    assert cli(["embed", str(d / "c.npy"), "--out", str(d / "f.zarr"), "--stride", "2", "--dtype", "f32"]) == 0  # 24^3 x 32 f32: 1.7 MiB
+    assert (
+        cli(["embed", str(d / "c.npy"), "--out", str(d / "f.zarr"), "--stride", "2", "--dtype", "f32"]) == 0
+    )  # 24^3 x 32 f32: 1.7 MiB
     from napari_seisfm.cube import Geometry
     from napari_seisfm.io.segy import write_segy
 
@@ -222,8 +232,16 @@ def test_embed_write_failure_simulated(data, tmp_path, capsys, monkeypatch):
         return await real_set(self, key, value, *a, **k)
 
     monkeypatch.setattr(zarr.storage.LocalStore, "set", set_)
-    one_line_error(capsys, "embed", data / "c.npy", "--out", tmp_path / "e.zarr", "--stride", "2",
-                   match="e.zarr: cannot write it (No space left on device)")
+    one_line_error(
+        capsys,
+        "embed",
+        data / "c.npy",
+        "--out",
+        tmp_path / "e.zarr",
+        "--stride",
+        "2",
+        match="e.zarr: cannot write it (No space left on device)",
+    )
     monkeypatch.undo()
     assert cli(["embed", str(data / "c.npy"), "--out", str(tmp_path / "e.zarr"), "--stride", "2"]) == 0  # resumes
 
@@ -236,8 +254,23 @@ def test_read_only_disk_names_the_output(data, tmp_path, capsys):
         for argv, name in (
             (["search", data / "f.zarr", "--pos", "8,8,8", "--coords", "cube", "--top", "0", "--out", fs / "m.npy"], "m.npy"),
             (["search", data / "f.zarr", "--pos", "8,8,8", "--coords", "cube", "--top", "0", "--out", fs / "m.zarr"], "m.zarr"),
-            (["search", data / "f.zarr", "--pos", "8,8,8", "--coords", "cube", "--top", "0", "--cube", data / "c.npy",
-              "--out", fs / "m.sgy"], "m.sgy"),
+            (
+                [
+                    "search",
+                    data / "f.zarr",
+                    "--pos",
+                    "8,8,8",
+                    "--coords",
+                    "cube",
+                    "--top",
+                    "0",
+                    "--cube",
+                    data / "c.npy",
+                    "--out",
+                    fs / "m.sgy",
+                ],
+                "m.sgy",
+            ),
             (["cluster", data / "f.zarr", "--k", "2", "--out", fs / "k.npy"], "k.npy"),
             (["synth", fs / "s.sgz", "--size", "32"], "s.sgz"),
             (["convert", data / "mid.sgy", fs / "o.sgz"], "o.sgz"),
@@ -256,6 +289,18 @@ def test_read_only_simulated_names_the_output(data, tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(np, "save", refuse)
     monkeypatch.setattr(Path, "unlink", refuse)
-    err = one_line_error(capsys, "search", data / "f.zarr", "--pos", "8,8,8", "--coords", "cube", "--top", "0",
-                         "--out", tmp_path / "m.npy", match="Read-only file system")
+    err = one_line_error(
+        capsys,
+        "search",
+        data / "f.zarr",
+        "--pos",
+        "8,8,8",
+        "--coords",
+        "cube",
+        "--top",
+        "0",
+        "--out",
+        tmp_path / "m.npy",
+        match="Read-only file system",
+    )
     assert f"{tmp_path / 'm.npy'}:" in err

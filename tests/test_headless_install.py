@@ -43,8 +43,14 @@ PRELUDE = textwrap.dedent(f"""
 
 def seisfm(*args, cwd):
     """`seisfm ARGS` without the extras: (exit code, stdout, stderr)."""
-    out = subprocess.run([sys.executable, "-c", PRELUDE, *map(str, args)], capture_output=True, text=True,
-                         timeout=300, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(cwd)})
+    out = subprocess.run(
+        [sys.executable, "-c", PRELUDE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(cwd)},
+    )
     return out.returncode, out.stdout, out.stderr
 
 
@@ -74,11 +80,11 @@ def test_core_commands_run_without_extras(tmp_path):
     score = np.load(tmp_path / "map.npy")
     assert score.shape == (8, 8, 8) and np.isfinite(score).all()
 
-    (tmp_path / "labels.csv").write_text(f"{il0 + 5},{xl0 + 5},20,1\n{il0 + 20},{xl0 + 20},100,2\n"
-                                         f"{il0 + 10},{xl0 + 25},60,2\n{il0 + 25},{xl0 + 2},30,1\n")
+    (tmp_path / "labels.csv").write_text(
+        f"{il0 + 5},{xl0 + 5},20,1\n{il0 + 20},{xl0 + 20},100,2\n{il0 + 10},{xl0 + 25},60,2\n{il0 + 25},{xl0 + 2},30,1\n"
+    )
     for method in ("linear", "forest", "knn"):
-        ok("segment", "f.zarr", "--labels", "labels.csv", "--method", method, "--k", "3", "--out", f"{method}.npy",
-           cwd=tmp_path)
+        ok("segment", "f.zarr", "--labels", "labels.csv", "--method", method, "--k", "3", "--out", f"{method}.npy", cwd=tmp_path)
         classes = np.load(tmp_path / f"{method}.npy")
         assert classes.shape == (8, 8, 8) and set(np.unique(classes)) <= {1, 2}, method
 
@@ -86,8 +92,7 @@ def test_core_commands_run_without_extras(tmp_path):
     assert set(np.unique(np.load(tmp_path / "facies.npy"))) <= {1, 2, 3}
 
     ok("library", "add", "f.zarr", "--library", "lib", cwd=tmp_path)
-    found = ok("library", "search", "--library", "lib", "--from", "f.zarr", "--pos", f"{il0 + 10},{xl0 + 10},40",
-               cwd=tmp_path)
+    found = ok("library", "search", "--library", "lib", "--from", "f.zarr", "--pos", f"{il0 + 10},{xl0 + 10},40", cwd=tmp_path)
     assert "f.zarr" in found
 
     for suffix in (".npy", ".h5"):
@@ -107,18 +112,23 @@ def survey(tmp_path_factory):
     ok("embed", "s.sgy", "--out", "f.zarr", cwd=d)
     info = json.loads(ok("info", "s.sgy", "--json", cwd=d))
     il0, xl0 = info["geometry"]["ilines"][0], info["geometry"]["xlines"][0]
-    (d / "labels.csv").write_text(f"{il0},{xl0},0,1\n{il0 + 4},{xl0},8,1\n{il0 + 16},{xl0 + 16},60,2\n{il0 + 20},{xl0 + 16},60,2\n")
+    (d / "labels.csv").write_text(
+        f"{il0},{xl0},0,1\n{il0 + 4},{xl0},8,1\n{il0 + 16},{xl0 + 16},60,2\n{il0 + 20},{xl0 + 16},60,2\n"
+    )
     return d
 
 
-@pytest.mark.parametrize("args, extra", [
-    (["pretrain", "s.sgy", "--out", "m"], "torch"),
-    (["wavediff", "simulate", "--out", "w"], "torch"),
-    (["codecs", "s.sgy"], "codecs"),
-    (["demo", "--out", "d"], "plots"),
-    (["embed", "s.sgy", "--model", "seisfm-micro-2.5d", "--out", "g.zarr"], "torch"),
-    (["segment", "f.zarr", "--labels", "labels.csv", "--method", "conv", "--out", "c.npy"], "torch"),
-])
+@pytest.mark.parametrize(
+    "args, extra",
+    [
+        (["pretrain", "s.sgy", "--out", "m"], "torch"),
+        (["wavediff", "simulate", "--out", "w"], "torch"),
+        (["codecs", "s.sgy"], "codecs"),
+        (["demo", "--out", "d"], "plots"),
+        (["embed", "s.sgy", "--model", "seisfm-micro-2.5d", "--out", "g.zarr"], "torch"),
+        (["segment", "f.zarr", "--labels", "labels.csv", "--method", "conv", "--out", "c.npy"], "torch"),
+    ],
+)
 def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(survey, args, extra):
     code, out, err = seisfm(*args, cwd=survey)
     assert code == 2, (code, err)
@@ -138,8 +148,16 @@ def test_files_marked_headless_import_no_extra_at_module_level():
     assert len(files) > 10
     for path in files:
         for node in ast.parse(path.read_text()).body:
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            bad += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in BLOCKED
-                    or n.startswith("napari_seisfm.plugin")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            bad += [
+                f"{path.name}:{node.lineno} {n}"
+                for n in names
+                if n.split(".")[0] in BLOCKED or n.startswith("napari_seisfm.plugin")
+            ]
     assert not bad, bad

@@ -26,8 +26,8 @@ def _section(shape, seed=0, muted=True):
     x = ndimage.gaussian_filter(rng.standard_normal(shape), (3, 1))
     x = np.clip(x / x.std(), -3, 3).astype(np.float32)
     if muted:
-        x[:, -(H[2] + 60):] = 0.3
-        x[-(H[1] + 20):, :] = 0.3
+        x[:, -(H[2] + 60) :] = 0.3
+        x[-(H[1] + 20) :, :] = 0.3
     return x
 
 
@@ -171,9 +171,7 @@ def _bad_cases(tmp_path):
     }
 
 
-@pytest.mark.parametrize(
-    "case", ["missing", "not npz", "npy", "no images", "no masks", "shapes", "2-D", "float masks", "nan"]
-)
+@pytest.mark.parametrize("case", ["missing", "not npz", "npy", "no images", "no masks", "shapes", "2-D", "float masks", "nan"])
 def test_load_errors_are_one_line(tmp_path, case):
     path, words = _bad_cases(tmp_path)[case]
     with pytest.raises(SeisfmError) as err:
@@ -300,8 +298,9 @@ def test_embed_images_25d_vit_sees_an_image_as_extraction_sees_a_2d_line(tmp_pat
     emb = _vit("2.5d")
     v = embed_images(image[None], stride=4, embedder=emb)
     assert v.shape == (1, 10, 12, 64) and np.isfinite(v).all()
-    fv = extract_features(Cube.from_array(image[None]), tmp_path / "line.zarr", embedder=emb, stride=4, pca=0, dtype="f32",
-                          chunks=(1, 10, 12))  # one block: the windows are laid out as for the image
+    fv = extract_features(
+        Cube.from_array(image[None]), tmp_path / "line.zarr", embedder=emb, stride=4, pca=0, dtype="f32", chunks=(1, 10, 12)
+    )  # one block: the windows are laid out as for the image
     vectors, _ = fv.load()
     line = np.asarray(vectors, np.float32).reshape(10, 12, -1)
     unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731 - the store keeps unit vectors

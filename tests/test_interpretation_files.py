@@ -104,39 +104,52 @@ def test_the_good_file_opens(made, session):
     assert interp.labels.shape == (8, 8, 8) and int((interp.labels > 0).sum()) == 3
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda doc, npz: doc["params"].update(k=-5), "params.k"),
-    (lambda doc, npz: doc["params"].update(k="5"), "params.k"),
-    (lambda doc, npz: doc["params"].update(k=True), "params.k"),
-    (lambda doc, npz: doc["params"].update(threshold=float("nan")), "params.threshold"),
-    (lambda doc, npz: doc["params"].update(threshold=float("inf")), "params.threshold"),
-    (lambda doc, npz: doc["params"].update(threshold="0.5"), "params.threshold"),
-    (lambda doc, npz: doc["params"].update(decision="magic"), "unknown decision"),
-    (lambda doc, npz: doc["params"].update(method=["knn"]), "params.method"),
-    (lambda doc, npz: doc["params"].update(smooth=1e308), "params.smooth"),
-    (lambda doc, npz: doc.update(positives=[[1, 2]]), "positives.0"),
-    (lambda doc, npz: doc.update(positives=[[1, 2, "x"]]), "positives.0.2"),
-    (lambda doc, npz: doc.update(positives=[[1, 2, float("nan")]]), "positives.0.2"),
-    (lambda doc, npz: doc.update(negatives={"a": 1}), "negatives"),
-    (lambda doc, npz: doc.update(positives=[[0, 0, 0]] * (MAX_CLICKS + 1)), "positives"),
-    (lambda doc, npz: doc.update(version="1"), "version"),
-    (lambda doc, npz: doc.update(version=0), "version"),
-    (lambda doc, npz: doc.update(cube=[]), "cube"),
-    (lambda doc, npz: doc["labels"].update(file="../good.labels.npz"), "labels.file"),
-    (lambda doc, npz: doc["labels"].update(file="/etc/passwd"), "labels.file"),
-    (lambda doc, npz: doc["labels"].update(shape=[10**6, 10**6, 10**6], count=None) or npz.update(shape=np.array([10**6] * 3)),
-     "does not fit in memory"),
-    (lambda doc, npz: doc["labels"].update(shape=[8, 8]), "labels.shape"),
-    (lambda doc, npz: doc["labels"].update(scale=[0, 1, 1]), "labels.scale.0"),
-    (lambda doc, npz: npz.update(index=np.array([[-1, 0, 0], [1, 1, 1], [2, 2, 2]], np.int32)), "outside the (8, 8, 8) volume"),
-    (lambda doc, npz: npz.update(index=np.array([[8, 0, 0], [1, 1, 1], [2, 2, 2]], np.int32)), "outside the (8, 8, 8) volume"),
-    (lambda doc, npz: npz.update(value=np.array([1, -2, 3], np.int32)), "classes must be 1"),
-    (lambda doc, npz: npz.update(value=np.array([1.5, 2, 3])), "not integers"),
-    (lambda doc, npz: npz.update(value=np.array([1, 2], np.int32)), "are not (M, 3) and (M,)"),
-    (lambda doc, npz: npz.update(shape=np.array([8, 8, 9])), "declares shape"),
-    (lambda doc, npz: npz.pop("index"), "no 'index' array"),
-    (lambda doc, npz: npz.update(value=np.array([object(), object(), object()], dtype=object)), "not a readable label file"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda doc, npz: doc["params"].update(k=-5), "params.k"),
+        (lambda doc, npz: doc["params"].update(k="5"), "params.k"),
+        (lambda doc, npz: doc["params"].update(k=True), "params.k"),
+        (lambda doc, npz: doc["params"].update(threshold=float("nan")), "params.threshold"),
+        (lambda doc, npz: doc["params"].update(threshold=float("inf")), "params.threshold"),
+        (lambda doc, npz: doc["params"].update(threshold="0.5"), "params.threshold"),
+        (lambda doc, npz: doc["params"].update(decision="magic"), "unknown decision"),
+        (lambda doc, npz: doc["params"].update(method=["knn"]), "params.method"),
+        (lambda doc, npz: doc["params"].update(smooth=1e308), "params.smooth"),
+        (lambda doc, npz: doc.update(positives=[[1, 2]]), "positives.0"),
+        (lambda doc, npz: doc.update(positives=[[1, 2, "x"]]), "positives.0.2"),
+        (lambda doc, npz: doc.update(positives=[[1, 2, float("nan")]]), "positives.0.2"),
+        (lambda doc, npz: doc.update(negatives={"a": 1}), "negatives"),
+        (lambda doc, npz: doc.update(positives=[[0, 0, 0]] * (MAX_CLICKS + 1)), "positives"),
+        (lambda doc, npz: doc.update(version="1"), "version"),
+        (lambda doc, npz: doc.update(version=0), "version"),
+        (lambda doc, npz: doc.update(cube=[]), "cube"),
+        (lambda doc, npz: doc["labels"].update(file="../good.labels.npz"), "labels.file"),
+        (lambda doc, npz: doc["labels"].update(file="/etc/passwd"), "labels.file"),
+        (
+            lambda doc, npz: (
+                doc["labels"].update(shape=[10**6, 10**6, 10**6], count=None) or npz.update(shape=np.array([10**6] * 3))
+            ),
+            "does not fit in memory",
+        ),
+        (lambda doc, npz: doc["labels"].update(shape=[8, 8]), "labels.shape"),
+        (lambda doc, npz: doc["labels"].update(scale=[0, 1, 1]), "labels.scale.0"),
+        (
+            lambda doc, npz: npz.update(index=np.array([[-1, 0, 0], [1, 1, 1], [2, 2, 2]], np.int32)),
+            "outside the (8, 8, 8) volume",
+        ),
+        (
+            lambda doc, npz: npz.update(index=np.array([[8, 0, 0], [1, 1, 1], [2, 2, 2]], np.int32)),
+            "outside the (8, 8, 8) volume",
+        ),
+        (lambda doc, npz: npz.update(value=np.array([1, -2, 3], np.int32)), "classes must be 1"),
+        (lambda doc, npz: npz.update(value=np.array([1.5, 2, 3])), "not integers"),
+        (lambda doc, npz: npz.update(value=np.array([1, 2], np.int32)), "are not (M, 3) and (M,)"),
+        (lambda doc, npz: npz.update(shape=np.array([8, 8, 9])), "declares shape"),
+        (lambda doc, npz: npz.pop("index"), "no 'index' array"),
+        (lambda doc, npz: npz.update(value=np.array([object(), object(), object()], dtype=object)), "not a readable label file"),
+    ],
+)
 def test_crafted_fields_are_one_line(made, session, tmp_path, change, match):
     doc, npz = base(made)
     change(doc, npz)
@@ -238,7 +251,9 @@ def _random_value(rng, depth=0):
     if kind == 9:
         return [_random_value(rng, depth + 1) for _ in range(int(rng.integers(0, 5)))]
     if kind == 10:
-        return {str(k): _random_value(rng, depth + 1) for k in rng.choice(["k", "a", "file", "shape", "x"], int(rng.integers(0, 3)))}
+        return {
+            str(k): _random_value(rng, depth + 1) for k in rng.choice(["k", "a", "file", "shape", "x"], int(rng.integers(0, 3)))
+        }
     return [[float(v) for v in rng.normal(0, 30, 3)] for _ in range(int(rng.choice([1, 10, 1000])))]
 
 

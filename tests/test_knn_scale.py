@@ -42,8 +42,9 @@ def tied_store(dtype, shape=(9, 10, 11), dim=16, seed=0):
     return FeatureMatrix(v, valid, GridSpec(shape, (1, 1, 1)), quant_scale=127.0)
 
 
-@pytest.mark.parametrize("dtype,backend", [("int8", "auto"), ("int8", "torch-f32"), ("int8", "numpy"),
-                                           ("float32", "auto"), ("float32", "numpy")])
+@pytest.mark.parametrize(
+    "dtype,backend", [("int8", "auto"), ("int8", "torch-f32"), ("int8", "numpy"), ("float32", "auto"), ("float32", "numpy")]
+)
 @pytest.mark.parametrize("k", [1, 5, ROUNDS_MAX + 4])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_knn_equals_brute_force_with_ties_and_invalid_rows(dtype, backend, k, weighted):
@@ -55,9 +56,8 @@ def test_knn_equals_brute_force_with_ties_and_invalid_rows(dtype, backend, k, we
     seg = KnnSegmenter(fm, points, labels, k=k, weighted=weighted, backend=backend, threads=2, block=64)
     got = seg.segment()
 
-    to_cos = 1.0 / 127 ** 2 if dtype == "int8" else 1.0
-    best, probs = reference(fm.vectors, fm.valid, seg.support_flat, seg.support_class, len(seg.class_ids), k,
-                            weighted, to_cos)
+    to_cos = 1.0 / 127**2 if dtype == "int8" else 1.0
+    best, probs = reference(fm.vectors, fm.valid, seg.support_flat, seg.support_class, len(seg.class_ids), k, weighted, to_cos)
     ids = np.asarray(seg.class_ids)
     want = np.where(best >= 0, ids[np.maximum(best, 0)], 0)
     classes = got.classes.reshape(-1)
@@ -112,9 +112,19 @@ def test_blocks_split_into_cache_sized_passes_give_the_same_neighbours(dtype, ba
     split = seg.segment()
     seg.sub = 0
     whole = seg.segment()
-    for a, b in zip((split.classes, split.probabilities, split.confidence), (whole.classes, whole.probabilities, whole.confidence)):
+    for a, b in zip(
+        (split.classes, split.probabilities, split.confidence), (whole.classes, whole.probabilities, whole.confidence)
+    ):
         np.testing.assert_array_equal(a, b)
-    best, _ = reference(fm.vectors, fm.valid, seg.support_flat, seg.support_class, len(seg.class_ids), k, False,
-                        1.0 / 127 ** 2 if dtype == "int8" else 1.0)
+    best, _ = reference(
+        fm.vectors,
+        fm.valid,
+        seg.support_flat,
+        seg.support_class,
+        len(seg.class_ids),
+        k,
+        False,
+        1.0 / 127**2 if dtype == "int8" else 1.0,
+    )
     ids = np.asarray(seg.class_ids)
     assert np.array_equal(split.classes.reshape(-1), np.where(best >= 0, ids[np.maximum(best, 0)], 0))

@@ -55,8 +55,24 @@ def test_a_click_in_cube_a_finds_the_same_place_in_cube_b(stores, tmp_path, caps
     info = Library.open(lib).info()
     fa, fb = FeatureMatrix.open(stores / "a.zarr"), FeatureMatrix.open(stores / "b.zarr")
     assert info["vectors"] == int(fa.valid.sum() + fb.valid.sum())
-    assert cli(["library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
-                "--library", str(lib), "--top", "5", "--json"]) == 0
+    assert (
+        cli(
+            [
+                "library",
+                "search",
+                "--from",
+                str(stores / "a.zarr"),
+                "--pos",
+                ",".join(map(str, CLICK)),
+                "--library",
+                str(lib),
+                "--top",
+                "5",
+                "--json",
+            ]
+        )
+        == 0
+    )
     matches = json.loads(capsys.readouterr().out)
     assert len(matches) == 5
     assert matches[0]["store"].endswith("a.zarr") and tuple(matches[0]["survey"]) == CLICK  # itself
@@ -87,7 +103,7 @@ def test_library_search_agrees_with_exact_search(stores, tmp_path):
 
 def test_a_coarser_index_stride_keeps_every_nth_grid_point(stores, tmp_path):
     lib = tmp_path / "lib"
-    (_, n), = add_stores(lib, [stores / "a.zarr"], step=2)
+    ((_, n),) = add_stores(lib, [stores / "a.zarr"], step=2)
     fa = FeatureMatrix.open(stores / "a.zarr")
     assert n == int(fa.valid.reshape(fa.shape)[::2, ::2, ::2].sum())
     got = search_library(lib, fa, [CLICK], top=50)  # grid (5, 5, 5) is odd: not indexed
@@ -140,8 +156,18 @@ def test_a_store_removed_from_disk_is_named(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr", copy])
     shutil.rmtree(copy)
-    one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", "1020,2020,80",
-                   "--library", str(lib), match=f"store {copy} listed in the library is missing from disk")
+    one_line_error(
+        capsys,
+        "library",
+        "search",
+        "--from",
+        str(stores / "a.zarr"),
+        "--pos",
+        "1020,2020,80",
+        "--library",
+        str(lib),
+        match=f"store {copy} listed in the library is missing from disk",
+    )
     assert cli(["library", "info", str(lib)]) == 0
     assert "MISSING" in capsys.readouterr().out
 
@@ -158,17 +184,20 @@ def test_a_store_of_another_model_is_refused(stores, tmp_path):
         search_library(lib, stores / "b.zarr", [CLICK])
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["library", "search", "--from", "{a}", "--pos", "1,2", "--library", "{lib}"], "expected three numbers"),
-    (["library", "search", "--from", "{a}", "--library", "{lib}"], "at least one --pos"),
-    (["library", "search", "--from", "{a}", "--pos", "1020,2020,80", "--top", "0", "--library", "{lib}"], "--top"),
-    (["library", "search", "--from", "{a}", "--pos", "5000,2020,80", "--library", "{lib}"], "outside the volume"),
-    (["library", "search", "--from", "{a}", "--pos", "1020,2020,80", "--library", "{tmp}/none"], "no survey library here"),
-    (["library", "add", "{tmp}/missing.zarr", "--library", "{lib}"], "no such feature store"),
-    (["library", "add", "{a}", "--stride", "0", "--library", "{lib}"], "--stride"),
-    (["library", "add", "{a}", "--library", "{a}"], "not a survey library"),
-    (["library", "info", "{tmp}/none"], "no survey library here"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["library", "search", "--from", "{a}", "--pos", "1,2", "--library", "{lib}"], "expected three numbers"),
+        (["library", "search", "--from", "{a}", "--library", "{lib}"], "at least one --pos"),
+        (["library", "search", "--from", "{a}", "--pos", "1020,2020,80", "--top", "0", "--library", "{lib}"], "--top"),
+        (["library", "search", "--from", "{a}", "--pos", "5000,2020,80", "--library", "{lib}"], "outside the volume"),
+        (["library", "search", "--from", "{a}", "--pos", "1020,2020,80", "--library", "{tmp}/none"], "no survey library here"),
+        (["library", "add", "{tmp}/missing.zarr", "--library", "{lib}"], "no such feature store"),
+        (["library", "add", "{a}", "--stride", "0", "--library", "{lib}"], "--stride"),
+        (["library", "add", "{a}", "--library", "{a}"], "not a survey library"),
+        (["library", "info", "{tmp}/none"], "no survey library here"),
+    ],
+)
 def test_bad_input_is_one_line(stores, tmp_path, capsys, argv, match):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
@@ -180,8 +209,18 @@ def test_a_damaged_seabed_band_is_named(stores, tmp_path, capsys):
     lib = tmp_path / "lib"
     add_stores(lib, [stores / "a.zarr"])
     (lib / Library.open(lib).stores[0]["seabed"]["file"]).write_bytes(b"garbage")
-    one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
-                   "--library", str(lib), match="unreadable seabed band")
+    one_line_error(
+        capsys,
+        "library",
+        "search",
+        "--from",
+        str(stores / "a.zarr"),
+        "--pos",
+        ",".join(map(str, CLICK)),
+        "--library",
+        str(lib),
+        match="unreadable seabed band",
+    )
 
 
 def test_a_damaged_index_is_named(stores, tmp_path, capsys):
@@ -221,8 +260,10 @@ def test_one_entry_per_body(stores, tmp_path):
             bodies.append((members[0].score, path, members[0].grid_index, len(members)))
     bodies.sort(key=lambda b: -b[0])
     assert len(got) == min(20, len(bodies)) > 3
-    assert [(m.store, m.grid_index, m.hits) for m in got] == [(b[1], b[2], b[3]) for b in bodies[:len(got)]]
-    assert sum(m.hits for m in got) + library.last["seabed_left_out"] <= pool and max(m.hits for m in got) > 1  # neighbours folded in
+    assert [(m.store, m.grid_index, m.hits) for m in got] == [(b[1], b[2], b[3]) for b in bodies[: len(got)]]
+    assert (
+        sum(m.hits for m in got) + library.last["seabed_left_out"] <= pool and max(m.hits for m in got) > 1
+    )  # neighbours folded in
     assert got[0].store.endswith("a.zarr") and tuple(got[0].survey) == click and got[0].score > 0.999  # itself first
     assert [m.rank for m in got] == list(range(1, len(got) + 1))
     scores = [m.score for m in got]
@@ -248,7 +289,7 @@ def test_the_seabed_band_follows_the_seabed(stores, tmp_path):
     fv = FeatureVolume.open(stores / "a.zarr")
     assert band.shape == fv.grid.shape[:2] and entry["seabed"]["rows"] == [int(band.min()), int(band.max())]
     step = fv.grid.stride[2]
-    truth = seabed[::fv.grid.stride[0], ::fv.grid.stride[1]]  # the grid columns' traces
+    truth = seabed[:: fv.grid.stride[0], :: fv.grid.stride[1]]  # the grid columns' traces
     below = band * step  # the first sample kept in each column
     assert (below > truth).all()  # the water, the seabed sample and what lies right under it are in the band
     assert (below <= truth + 2 * step + 4).all()  # and no more than about two grid steps below it
@@ -281,8 +322,18 @@ def test_hits_in_the_seabed_band_are_left_out_unless_asked_for(stores, tmp_path,
     assert got and not any(m.grid_index[2] < band[m.grid_index[:2]] for m in got)
     assert library.last["seabed_left_out"] > 0 and not library.last["clicked_in_seabed_band"]
     # the CLI says so, and --keep-seabed lists them
-    argv = ["library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(f"{v:g}" for v in click),
-            "--library", str(lib), "--top", "12"]
+    argv = [
+        "library",
+        "search",
+        "--from",
+        str(stores / "a.zarr"),
+        "--pos",
+        ",".join(f"{v:g}" for v in click),
+        "--library",
+        str(lib),
+        "--top",
+        "12",
+    ]
     assert cli(argv) == 0
     assert "in the seabed band left out (--keep-seabed lists them)" in capsys.readouterr().out
     assert cli([*argv, "--keep-seabed", "--json"]) == 0
@@ -372,8 +423,18 @@ def test_remove_a_store_even_once_it_is_gone_from_disk(stores, tmp_path, capsys)
     add_stores(lib, [stores / "a.zarr", b])
     fa = FeatureMatrix.open(stores / "a.zarr")
     shutil.rmtree(b)  # the store went: search refuses, naming it and the way out
-    one_line_error(capsys, "library", "search", "--from", str(stores / "a.zarr"), "--pos", ",".join(map(str, CLICK)),
-                   "--library", str(lib), match="library remove")
+    one_line_error(
+        capsys,
+        "library",
+        "search",
+        "--from",
+        str(stores / "a.zarr"),
+        "--pos",
+        ",".join(map(str, CLICK)),
+        "--library",
+        str(lib),
+        match="library remove",
+    )
     assert cli(["library", "remove", str(b), "--library", str(lib)]) == 0
     assert "removed" in capsys.readouterr().out
     after = Library.open(lib)

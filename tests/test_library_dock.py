@@ -93,8 +93,9 @@ def _search_and_wait(widget, qtbot):
     return widget.library.matches
 
 
-def test_a_match_in_a_cube_embedded_from_a_relative_path_opens_from_anywhere(make_napari_viewer, qtbot, survey,
-                                                                            errors, tmp_path, monkeypatch):
+def test_a_match_in_a_cube_embedded_from_a_relative_path_opens_from_anywhere(
+    make_napari_viewer, qtbot, survey, errors, tmp_path, monkeypatch
+):
     """`seisfm embed rel.npy` in one folder, the library searched and the match opened from another."""
     import shutil
 

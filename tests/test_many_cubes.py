@@ -114,8 +114,7 @@ def test_without_dask_the_cubes_run_one_after_the_other(survey_dir, tmp_path):
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=50)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50)
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -294,11 +293,17 @@ def test_pca_picks_too_big_to_ship_are_embedded_again(survey_dir, tmp_path, clie
 def test_a_worker_running_several_tasks_at_once(survey_dir, tmp_path):
     """Workers of a remote cluster may have several threads: each keeps cubes and embedders of its own."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
-                                  silence_logs=50) as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0", silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         with distributed.get_task_stream(c) as ts:
             embed_many([survey_dir / "cubes" / "area2.npy"], tmp_path / "out", client=c, **OPTIONS)
-    spans = sorted((t["startstops"][0]["start"], t["startstops"][0]["stop"]) for t in ts.data if str(t["key"]).startswith("chunk-"))
+    spans = sorted(
+        (t["startstops"][0]["start"], t["startstops"][0]["stop"]) for t in ts.data if str(t["key"]).startswith("chunk-")
+    )
     assert any(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:]))  # two chunk tasks did overlap
     _same_stores(survey_dir / "reference", tmp_path / "out", ["area2"])
 
@@ -320,8 +325,9 @@ def test_one_gpu_per_worker():
 @pytest.mark.slow  # the survey fixture's reference stores: over 20 s on a busy 2-core machine
 @pytest.mark.extra("cluster")
 def test_the_cli_runs_a_folder_and_refuses_what_does_not_fit(survey_dir, tmp_path, capsys):
-    assert cli(["embed", str(survey_dir / "cubes"), "--out", str(tmp_path / "stores"), "--stride", "2",
-                "--scheduler", "none"]) == 0
+    assert (
+        cli(["embed", str(survey_dir / "cubes"), "--out", str(tmp_path / "stores"), "--stride", "2", "--scheduler", "none"]) == 0
+    )
     assert sorted(p.name for p in (tmp_path / "stores").iterdir() if p.suffix == ".zarr") == [f"{n}.zarr" for n in NAMES]
     capsys.readouterr()
     assert cli(["embed", str(survey_dir / "cubes"), "--out", str(tmp_path / "x.zarr"), "--scheduler", "none"]) == 2

@@ -45,8 +45,13 @@ def test_first_segmentation_does_not_import_torch():
     """A fresh process: the search modules, the dock's segmentation job (kNN, linear and the scikit-learn and
     numpy read-outs, slice and whole small grid), the MLP click decision, and no torch in sys.modules afterwards
     (only the conv head imports it)."""
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120,
-                         env={"OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen", "PATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen", "PATH": ""},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
 
@@ -70,7 +75,7 @@ def test_numpy_knn_backend_matches_torch_with_ties():
         ib, db = b._neighbours(x)
         # numpy: exactly a stable sort of -similarity; torch: the same set (its order among equal values is free)
         sims = x.astype(np.float32) @ fm.vectors[a.support_flat].astype(np.float32).T
-        np.testing.assert_array_equal(ia, np.argsort(-sims, axis=1, kind="stable")[:, :a.k_used])
+        np.testing.assert_array_equal(ia, np.argsort(-sims, axis=1, kind="stable")[:, : a.k_used])
         np.testing.assert_array_equal(np.sort(ia, 1), np.sort(ib, 1))
         np.testing.assert_array_equal(da, np.sort(db, 1)[:, ::-1])
         for got, ref in zip(a.classify(np.arange(fm.grid.size)), b.classify(np.arange(fm.grid.size))):

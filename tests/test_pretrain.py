@@ -80,14 +80,23 @@ def test_cancelled_and_killed_runs_resume_to_the_uninterrupted_weights(tmp_path)
         if p.step == k:
             shutil.copytree(tmp_path / "ref", killed)
 
-    ref = pretrain(out=tmp_path / "ref", name="m", cubes=[cube], steps=n, checkpoint_every=2, install=False,
-                   progress=snapshot, **FAST)
+    ref = pretrain(
+        out=tmp_path / "ref", name="m", cubes=[cube], steps=n, checkpoint_every=2, install=False, progress=snapshot, **FAST
+    )
     assert ref.steps == n and read_checkpoint(killed)["step"] == 2 and not cards(killed)
 
     calls = []
     with pytest.raises(SeisfmCancelled, match=f"stopped at step {k} of {n}"):
-        pretrain(out=tmp_path / "cut", name="m", cubes=[cube], steps=n, install=False, progress=calls.append,
-                 cancel=lambda: len(calls) >= k, **FAST)
+        pretrain(
+            out=tmp_path / "cut",
+            name="m",
+            cubes=[cube],
+            steps=n,
+            install=False,
+            progress=calls.append,
+            cancel=lambda: len(calls) >= k,
+            **FAST,
+        )
     assert read_checkpoint(tmp_path / "cut")["step"] == k
     assert not cards(tmp_path / "cut") and not list((tmp_path / "cut").glob("*.safetensors"))  # a run, no model
 
@@ -104,8 +113,18 @@ def test_unfinished_run_is_no_model(tmp_path, capsys):
     with pytest.raises(SeisfmCancelled):
         pretrain(out=tmp_path / "run", cubes=[cube], steps=4, cancel=lambda: True, **FAST)
     assert read_checkpoint(tmp_path / "run")["step"] == 0
-    one_line_error(capsys, "embed", cube, "--out", tmp_path / "f.zarr", "--model", tmp_path / "run",
-                   "--device", "cpu", match="has not finished")
+    one_line_error(
+        capsys,
+        "embed",
+        cube,
+        "--out",
+        tmp_path / "f.zarr",
+        "--model",
+        tmp_path / "run",
+        "--device",
+        "cpu",
+        match="has not finished",
+    )
     assert cli(["models"]) == 0
     assert "run" not in capsys.readouterr().out.split()
 
@@ -141,8 +160,9 @@ def test_finished_model_embeds_by_folder_and_by_name(tmp_path, capsys, user_mode
 
     for model in (str(out), "mine"):
         store = tmp_path / f"f-{len(model)}.zarr"
-        assert seisfm("embed", cube, "--out", store, "--model", model, "--stride", "8", "--pca", "0",
-                      "--device", "cpu") == 0, capsys.readouterr().err
+        assert seisfm("embed", cube, "--out", store, "--model", model, "--stride", "8", "--pca", "0", "--device", "cpu") == 0, (
+            capsys.readouterr().err
+        )
         fv = FeatureVolume.open(store)
         assert fv.grid.shape[0] == 5 and fv.dim == 64
     capsys.readouterr()
@@ -174,14 +194,20 @@ def bad_files(d: Path) -> dict[str, Path]:
     (d / "cut.npy").write_bytes(good.read_bytes()[:3000])
     small = cube_file(d, (40, 40, 20), name="small.npy")
     np.save(d / "nan.npy", np.full((40, 40, 48), np.nan, np.float32))
-    np.savez(d / "imgs.npz", images=rng.standard_normal((3, 48, 40)).astype(np.float32),
-             masks=np.zeros((3, 48, 40), np.uint8))
+    np.savez(d / "imgs.npz", images=rng.standard_normal((3, 48, 40)).astype(np.float32), masks=np.zeros((3, 48, 40), np.uint8))
     mae3d = build_mae(PretrainSettings(size="test", tokenization="3d"))
     save_file({k: v.contiguous() for k, v in mae3d.state_dict().items()}, str(d / "mae3d.safetensors"))
     micro = build_mae(PretrainSettings(size="micro", tokenization="2.5d"))
     save_file({k: v.contiguous() for k, v in micro.encoder.state_dict().items()}, str(d / "micro-enc.safetensors"))
-    return {"junk": d / "junk.sgy", "cut": d / "cut.npy", "small": small, "nan": d / "nan.npy",
-            "imgs": d / "imgs.npz", "mae3d": d / "mae3d.safetensors", "micro": d / "micro-enc.safetensors"}
+    return {
+        "junk": d / "junk.sgy",
+        "cut": d / "cut.npy",
+        "small": small,
+        "nan": d / "nan.npy",
+        "imgs": d / "imgs.npz",
+        "mae3d": d / "mae3d.safetensors",
+        "micro": d / "micro-enc.safetensors",
+    }
 
 
 BAD = [  # (arguments, what the one line must say); {name} is a path from bad_files / runs
@@ -243,8 +269,9 @@ def test_read_only_out(tmp_path, capsys):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        one_line_error(capsys, "pretrain", cube_file(tmp_path), "--out", ro, "--steps", "1", *CLI_FAST,
-                       match="cannot write the run here")
+        one_line_error(
+            capsys, "pretrain", cube_file(tmp_path), "--out", ro, "--steps", "1", *CLI_FAST, match="cannot write the run here"
+        )
     finally:
         ro.chmod(0o755)
 
@@ -268,8 +295,7 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
     assert read_checkpoint(tmp_path / "r")["step"] == 1
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pt"]  # no .tmp, no model
     # the same through the CLI, resuming: one line, the checkpoint still at step 1
-    one_line_error(capsys, "pretrain", "--resume", "--out", tmp_path / "r", "--device", "cpu",
-                   match="No space left on device")
+    one_line_error(capsys, "pretrain", "--resume", "--out", tmp_path / "r", "--device", "cpu", match="No space left on device")
     assert read_checkpoint(tmp_path / "r")["step"] == 1
     monkeypatch.setattr(torch, "save", real_save)
     assert pretrain(out=tmp_path / "r", resume=True, install=False, device="cpu").steps == 3
@@ -285,7 +311,7 @@ def test_learning_rate_schedule():
     warm = 10  # 5 % of 200
     assert lrs[:warm] == pytest.approx([s.lr * (i + 1) / warm for i in range(warm)])
     assert max(lrs) == pytest.approx(s.lr) and int(np.argmax(lrs)) in (warm - 1, warm)
-    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1:]))  # cosine: never up again
+    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :]))  # cosine: never up again
     assert learning_rate(s, warm + 95, 200) == pytest.approx(s.lr / 2)  # half-way down
     assert lrs[-1] < 1e-3 * s.lr
     assert learning_rate(s, 0, 1) == pytest.approx(s.lr)  # one step: warm-up of 1
@@ -353,8 +379,7 @@ def test_init_from_a_finished_model_and_from_an_encoder(tmp_path):
         assert torch.equal(mine[k], v), k
 
     # through pretrain(): trained on from there, and the card says where it started
-    res = pretrain(out=tmp_path / "d", cubes=[cube_file(tmp_path)], steps=1, base_lr=1e-12, init=micro,
-                   install=False, **FAST)
+    res = pretrain(out=tmp_path / "d", cubes=[cube_file(tmp_path)], steps=1, base_lr=1e-12, init=micro, install=False, **FAST)
     after = weights(res.out / "d.safetensors")
     assert torch.allclose(after["encoder.patch_embed.proj.weight"], enc["patch_embed.proj.weight"], atol=1e-6)
     assert str(micro.resolve()) in registry.card(str(res.out)).extra["training"]["init"]
@@ -373,9 +398,26 @@ def test_two_process_ddp_on_cpu(tmp_path, user_models):
     cube = cube_file(tmp_path)
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", SEISFM_MODELS=str(user_models))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "napari_seisfm.cli", "pretrain", str(cube), "--out", str(out),
-           "--steps", "3", *CLI_FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "napari_seisfm.cli",
+        "pretrain",
+        str(cube),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        *CLI_FAST,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("model ddp:") == 1  # rank 0 alone reports the model
@@ -397,8 +439,7 @@ def test_ctrl_c_inside_an_update_keeps_the_last_consistent_checkpoint(tmp_path):
     specs = source_specs([cube])
     settings = PretrainSettings(name="m", size="test", steps=4, batch_size=2, checkpoint_every=1)
     (tmp_path / "cut").mkdir()
-    t = Pretrainer(settings, WindowSampler(open_sources(specs), "2.5d", 32), tmp_path / "cut", device="cpu",
-                   sources=specs)
+    t = Pretrainer(settings, WindowSampler(open_sources(specs), "2.5d", 32), tmp_path / "cut", device="cpu", sources=specs)
     real_step = t.opt.step
 
     def step_then_interrupt(*a, **kw):  # step 2's update done, then Ctrl-C before the count moves

@@ -149,7 +149,7 @@ def test_wide_scale_approximates_the_gaussian_and_keeps_the_linear_slice_exact()
     wide = ctx.raw_at(pts)[:, 0, 0]
     assert np.corrcoef(wide, exact[tuple(pts.T)])[0, 1] > 0.97  # about the Gaussian asked for
     truth = (np.arange(32) >= 16)[None, None, :] * np.ones(g, int)
-    lab_pts = np.argwhere(np.ones(g, bool))[rng.choice(32 ** 3, 200, replace=False)]
+    lab_pts = np.argwhere(np.ones(g, bool))[rng.choice(32**3, 200, replace=False)]
     seg = LinearSegmenter(fm, lab_pts, truth[tuple(lab_pts.T)] + 1, context=(1.5, 6.0, 12.0))
     whole = seg.segment()
     for axis, index in ((0, 3), (1, 31), (2, 16)):
@@ -205,8 +205,25 @@ def test_cli_segment_with_a_nonlinear_read_out_equals_the_api(tmp_path, capsys):
     lab[9, 7, [0, 1, 12, 13]] = [1, 1, 2, 2]
     np.save(tmp_path / "lab.npy", lab)
     out = tmp_path / "cls.npy"
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "forest",
-                "--context", "1.5,6", "--probabilities", str(tmp_path / "p.npy")]) == 0
+    assert (
+        cli(
+            [
+                "segment",
+                str(path),
+                "--labels",
+                str(tmp_path / "lab.npy"),
+                "--out",
+                str(out),
+                "--method",
+                "forest",
+                "--context",
+                "1.5,6",
+                "--probabilities",
+                str(tmp_path / "p.npy"),
+            ]
+        )
+        == 0
+    )
     assert "forest (smooth 1, context 1.5,6)" in capsys.readouterr().out
     pts, cls = support_from_labels(lab, fm.grid)
     r = make_segmenter(fm, pts, cls, "forest", context=(1.5, 6.0)).segment()

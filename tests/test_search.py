@@ -23,8 +23,15 @@ pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run'
 
 GRID = (12, 10, 16)
 STRIDE = (2, 2, 4)
-GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],
-            "sample_unit": "ms", "fingerprint": "abc123", "source": "synthetic.sgy"}
+GEOMETRY = {
+    "shape": [24, 20, 64],
+    "ilines": [100, 123, 1],
+    "xlines": [1000, 1038, 2],
+    "samples": [0, 252, 4],
+    "sample_unit": "ms",
+    "fingerprint": "abc123",
+    "source": "synthetic.sgy",
+}
 
 
 def structured(grid=GRID, dim=32, seed=0, n_centres=6):
@@ -37,8 +44,16 @@ def structured(grid=GRID, dim=32, seed=0, n_centres=6):
 
 
 def make_store(path, vectors, *, dtype="int8", grid=GRID, valid=None, fingerprint="abc123"):
-    fv = FeatureVolume.create(path, grid=GridSpec(grid, STRIDE), dim_in=vectors.shape[-1], dtype=dtype, model="test",
-                              cube_fingerprint=fingerprint, cube_summary=GEOMETRY, chunks=(8, 8, 8))
+    fv = FeatureVolume.create(
+        path,
+        grid=GridSpec(grid, STRIDE),
+        dim_in=vectors.shape[-1],
+        dtype=dtype,
+        model="test",
+        cube_fingerprint=fingerprint,
+        cube_summary=GEOMETRY,
+        chunks=(8, 8, 8),
+    )
     for idx, sl in fv.chunk_slices():
         fv.write_chunk(idx, vectors[sl], None if valid is None else valid[sl])
     fv.mark_complete()
@@ -211,7 +226,11 @@ def test_top_matches_are_ranked_and_suppressed(fm):
         assert a.cube_index == tuple(np.asarray(a.grid_index) * STRIDE)
         for b in matches[:i]:
             assert max(abs(x - y) for x, y in zip(a.grid_index, b.grid_index)) > 2
-    assert matches[0].survey == (100 + matches[0].cube_index[0], 1000 + 2 * matches[0].cube_index[1], 4 * matches[0].cube_index[2])
+    assert matches[0].survey == (
+        100 + matches[0].cube_index[0],
+        1000 + 2 * matches[0].cube_index[1],
+        4 * matches[0].cube_index[2],
+    )
     # without suppression and exclusion the first row is the global maximum
     assert np.isclose(cs.top_matches(1, radius=0, exclude_clicks=False)[0].score, np.nanmax(s))
 
@@ -267,7 +286,7 @@ def knn_reference(fm, pts, cls, k, weighted=False, rows=None):
     sims = x @ fm.vectors[flat].astype(np.float32).T
     k = min(k, len(flat))
     nn = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    cos = np.take_along_axis(sims, nn, 1) / (fm.quant_scale ** 2 if fm.dtype == "int8" else 1.0)
+    cos = np.take_along_axis(sims, nn, 1) / (fm.quant_scale**2 if fm.dtype == "int8" else 1.0)
     w = 1.0 / (np.maximum(1.0 - cos, 0) + 1e-3) if weighted else np.ones_like(cos)
     c = np.searchsorted(ids, cls[nn])
     votes = np.stack([(w * (c == j)).sum(1) for j in range(len(ids))], 1)
@@ -429,8 +448,24 @@ def test_support_from_points_survey(fm):
 def test_cli_search_equals_api(tmp_path, vectors, capsys):
     path = make_store(tmp_path / "f.zarr", vectors)
     out = tmp_path / "map.npy"
-    rc = cli(["search", str(path), "--pos", "104,1008,20", "--pos", "110,1000,60", "--neg", "120,1030,240",
-              "--out", str(out), "--top", "5", "--decision", "centroid"])
+    rc = cli(
+        [
+            "search",
+            str(path),
+            "--pos",
+            "104,1008,20",
+            "--pos",
+            "110,1000,60",
+            "--neg",
+            "120,1030,240",
+            "--out",
+            str(out),
+            "--top",
+            "5",
+            "--decision",
+            "centroid",
+        ]
+    )
     assert rc == 0
     cs = CentroidSearch(FeatureMatrix.open(path))
     cs.set_clicks([(104, 1008, 20), (110, 1000, 60)], [(120, 1030, 240)], space="survey")
@@ -455,8 +490,25 @@ def test_cli_segment_equals_api(tmp_path, capsys):
     lab[9, 8, 6] = 3  # a class with a single point is refused (tested below)
     np.save(tmp_path / "lab.npy", lab)
     out = tmp_path / "cls.npy"
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--method", "knn", "--k", "3", "--out", str(out),
-                "--probabilities", str(tmp_path / "p.npy")]) == 0
+    assert (
+        cli(
+            [
+                "segment",
+                str(path),
+                "--labels",
+                str(tmp_path / "lab.npy"),
+                "--method",
+                "knn",
+                "--k",
+                "3",
+                "--out",
+                str(out),
+                "--probabilities",
+                str(tmp_path / "p.npy"),
+            ]
+        )
+        == 0
+    )
     pts, cls = support_from_labels(lab, fm.grid)
     r = KnnSegmenter(fm, pts, cls, k=3).segment()
     np.testing.assert_array_equal(np.load(out), r.classes)
@@ -466,10 +518,13 @@ def test_cli_segment_equals_api(tmp_path, capsys):
     cube_lab[tuple((pts * STRIDE).T)] = cls
     np.save(tmp_path / "cube_lab.npy", cube_lab)
     csv = tmp_path / "lab.csv"
-    csv.write_text("il,xl,t,class\n" + "".join(
-        f"{100 + c[0]},{1000 + 2 * c[1]},{4 * c[2]},{k}\n" for c, k in zip(pts * STRIDE, cls)))
+    csv.write_text(
+        "il,xl,t,class\n" + "".join(f"{100 + c[0]},{1000 + 2 * c[1]},{4 * c[2]},{k}\n" for c, k in zip(pts * STRIDE, cls))
+    )
     for f in (tmp_path / "cube_lab.npy", csv):
-        assert cli(["segment", str(path), "--labels", str(f), "--method", "knn", "--k", "3", "--out", str(tmp_path / "c2.npy")]) == 0
+        assert (
+            cli(["segment", str(path), "--labels", str(f), "--method", "knn", "--k", "3", "--out", str(tmp_path / "c2.npy")]) == 0
+        )
         np.testing.assert_array_equal(np.load(tmp_path / "c2.npy"), r.classes)
     one = np.zeros(GRID, np.int32)
     one[1, 1, 1] = one[2, 2, 2] = 4
@@ -494,8 +549,24 @@ def test_cli_refuses_features_of_another_cube(tmp_path, vectors, capsys):
     assert "another cube" in capsys.readouterr().err
     # a store of this cube is accepted, and SEG-Y-less full-resolution export works through the cube
     good = make_store(tmp_path / "g.zarr", vectors, fingerprint=geo.fingerprint())
-    assert cli(["search", str(good), "--pos", "104,1008,20", "--cube", str(cube_path), "--full-resolution",
-                "--out", str(tmp_path / "m.npy"), "--top", "0"]) == 0
+    assert (
+        cli(
+            [
+                "search",
+                str(good),
+                "--pos",
+                "104,1008,20",
+                "--cube",
+                str(cube_path),
+                "--full-resolution",
+                "--out",
+                str(tmp_path / "m.npy"),
+                "--top",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "m.npy").shape == tuple(GEOMETRY["shape"])
 
 
@@ -511,8 +582,23 @@ def test_cli_segment_methods_and_bad_labels(tmp_path, capsys):
     np.save(tmp_path / "lab.npy", lab)
     out = tmp_path / "cls.npy"
     # the default method is the linear segmenter, with the same classes as the API's
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
-                "--probabilities", str(tmp_path / "p.npy"), "--smooth", "1.5"]) == 0
+    assert (
+        cli(
+            [
+                "segment",
+                str(path),
+                "--labels",
+                str(tmp_path / "lab.npy"),
+                "--out",
+                str(out),
+                "--probabilities",
+                str(tmp_path / "p.npy"),
+                "--smooth",
+                "1.5",
+            ]
+        )
+        == 0
+    )
     assert "linear (smooth 1.5, context 1.5,3,6,12)" in capsys.readouterr().out
     pts, cls = support_from_labels(lab, fm.grid)
     r = LinearSegmenter(fm, pts, cls, smooth=1.5).segment()
@@ -539,21 +625,48 @@ def test_cli_segment_methods_and_bad_labels(tmp_path, capsys):
     partly[5, 5, 7] = 2
     assert bad(partly) == 0 and "1 labelled point(s) on dead traces" in capsys.readouterr().out
     (tmp_path / "adir").mkdir()
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
-                "--probabilities", str(tmp_path / "adir")]) == 2
+    assert (
+        cli(
+            [
+                "segment",
+                str(path),
+                "--labels",
+                str(tmp_path / "lab.npy"),
+                "--out",
+                str(out),
+                "--probabilities",
+                str(tmp_path / "adir"),
+            ]
+        )
+        == 2
+    )
     assert "probabilities are written as .npy" in err()
     (tmp_path / "bdir.npy").mkdir()
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
-                "--probabilities", str(tmp_path / "bdir.npy")]) == 2
+    assert (
+        cli(
+            [
+                "segment",
+                str(path),
+                "--labels",
+                str(tmp_path / "lab.npy"),
+                "--out",
+                str(out),
+                "--probabilities",
+                str(tmp_path / "bdir.npy"),
+            ]
+        )
+        == 2
+    )
     assert "is not a file" in err()
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out),
-                "--probabilities", str(out)]) == 2
+    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--probabilities", str(out)]) == 2
     assert "would overwrite" in err()
     assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--context", "none"]) == 0
     np.testing.assert_array_equal(np.load(out), LinearSegmenter(fm, pts, cls, context=()).segment().classes)
     assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--context", "2,x"]) == 2
     assert "--context" in err()
-    assert cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "knn", "--k", "50"]) == 2
+    assert (
+        cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "knn", "--k", "50"]) == 2
+    )
     assert "--k 50 is larger than the 9 labelled points" in err()
     with pytest.raises(SystemExit) as exc:
         cli(["segment", str(path), "--labels", str(tmp_path / "lab.npy"), "--out", str(out), "--method", "svm"])

@@ -17,7 +17,7 @@ def test_knn_matches_usearch_exact_search(dtype):
     usearch_index = pytest.importorskip("usearch.index")
     rng = np.random.default_rng(5)
     centres = rng.standard_normal((4, 32))
-    truth = rng.integers(0, 4, size=20 ** 3)
+    truth = rng.integers(0, 4, size=20**3)
     vectors = (centres[truth] + 0.8 * rng.standard_normal((truth.size, 32))).astype(np.float32)
     fm = FeatureMatrix.from_array(vectors, (20, 20, 20), dtype=dtype)
     pick = rng.choice(truth.size, 400, replace=False)

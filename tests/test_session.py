@@ -17,8 +17,15 @@ from napari_seisfm.store.grid import GridSpec
 pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run's second venv)
 
 # a 24 x 20 x 64 cube (inlines 100.., crosslines 1000.. step 2, 4 ms) on a stride-(2, 2, 4) grid
-GEOMETRY = {"shape": [24, 20, 64], "ilines": [100, 123, 1], "xlines": [1000, 1038, 2], "samples": [0, 252, 4],
-            "sample_unit": "ms", "fingerprint": "abc123", "source": "synthetic.sgy"}
+GEOMETRY = {
+    "shape": [24, 20, 64],
+    "ilines": [100, 123, 1],
+    "xlines": [1000, 1038, 2],
+    "samples": [0, 252, 4],
+    "sample_unit": "ms",
+    "fingerprint": "abc123",
+    "source": "synthetic.sgy",
+}
 GRID = GridSpec((12, 10, 16), (2, 2, 4))
 
 
@@ -40,7 +47,7 @@ def session():
 
 def survey(grid_point):
     """Survey coordinates of a grid point of GRID under GEOMETRY."""
-    i, x, t = (np.asarray(grid_point) * GRID.stride)
+    i, x, t = np.asarray(grid_point) * GRID.stride
     return (100 + i, 1000 + 2 * x, 4 * t)
 
 
@@ -248,8 +255,11 @@ def test_export_given_a_cube_path_closes_the_cube_it_opens(tmp_path):
     from napari_seisfm.io import open_cube
     from napari_seisfm.io.segy import write_segy
 
-    src = write_segy(tmp_path / "cube.sgy", np.random.default_rng(0).normal(size=(24, 20, 64)),
-                     Geometry.regular((24, 20, 64), first_inline=100, first_crossline=1000))
+    src = write_segy(
+        tmp_path / "cube.sgy",
+        np.random.default_rng(0).normal(size=(24, 20, 64)),
+        Geometry.regular((24, 20, 64), first_inline=100, first_crossline=1000),
+    )
 
     def open_on_cube():  # descriptors and memory maps of the cube's file
         real = os.path.realpath(src)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run'
 
 FILES = ("small-dec_8bit.sgz", "small-irregular.sgz", "small_1bit.sgz", "small_2bit-64x64.sgz", "small-2d.sgz")
 MEMORY_CAP = 3 * 2**30  # address space of a worker: imports take ~1.5 GiB of it, a 17.8 GB list would not fit
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import json, resource, signal, sys, traceback
     import numpy as np
     resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
@@ -51,14 +51,18 @@ WORKER = textwrap.dedent('''
         finally:
             signal.alarm(0)
     json.dump(out, open(sys.argv[2], "w"))
-''').format(cap=MEMORY_CAP)
+""").format(cap=MEMORY_CAP)
 
 
 def _run_capped(cases, tmp_path):
     """Open each case in one capped worker process; a hang or runaway memory fails the test."""
     (tmp_path / "cases.json").write_text(json.dumps(cases))
-    proc = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path / "cases.json"), str(tmp_path / "out.json")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, str(tmp_path / "cases.json"), str(tmp_path / "out.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((tmp_path / "out.json").read_text())
 
@@ -104,7 +108,7 @@ def test_damaged_sgz_headers_and_cuts_fail_cleanly(shared_data, tmp_path):
 def _patched(src, tmp_path, name, **fields):
     b = bytearray(src.read_bytes())
     for offset, value in fields.values():
-        b[offset:offset + 4] = int(value).to_bytes(4, "little")
+        b[offset : offset + 4] = int(value).to_bytes(4, "little")
     p = tmp_path / name
     p.write_bytes(bytes(b))
     return p
@@ -170,8 +174,9 @@ def test_own_sgz_files_open_with_both_header_array_widths(tmp_path):
     assert np.array_equal(reader.get_tracefield_values(189)[:, 0], geometry.ilines)
     reader.close()
     # files from the earlier write_sgz: NumpyConverter stored int64 header arrays (a longer tail)
-    NumpyConverter(data, ilines=np.asarray(geometry.ilines, np.int64), xlines=np.asarray(geometry.xlines, np.int64),
-                   samples=geometry.samples).run(str(tmp_path / "old.sgz"), bits_per_voxel=8)
+    NumpyConverter(
+        data, ilines=np.asarray(geometry.ilines, np.int64), xlines=np.asarray(geometry.xlines, np.int64), samples=geometry.samples
+    ).run(str(tmp_path / "old.sgz"), bits_per_voxel=8)
     for name in ("new.sgz", "old.sgz"):
         with open_cube(tmp_path / name) as c:
             assert c.shape == data.shape and np.allclose(c.read(), data, atol=0.2)

@@ -136,8 +136,13 @@ CHILD = (
 
 
 def _start(cube, out):
-    return subprocess.Popen([sys.executable, "-c", CHILD, "embed", str(cube), "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, "embed", str(cube), "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def _state(out: Path) -> str:
@@ -181,8 +186,13 @@ def line(cubes, tmp_path_factory):
     return d / "line.npy", _snapshot(d / "ref.zarr")
 
 
-@pytest.mark.parametrize("kind, share", [pytest.param("volume", 0.7, marks=pytest.mark.slow),  # over 20 s when busy
-                                         ("line", 0.3)])  # the smaller, faster variant: the same trials on a 2-D line
+@pytest.mark.parametrize(
+    "kind, share",
+    [
+        pytest.param("volume", 0.7, marks=pytest.mark.slow),  # over 20 s when busy
+        ("line", 0.3),
+    ],
+)  # the smaller, faster variant: the same trials on a 2-D line
 def test_kill_during_creation_then_resume_or_overwrite(kind, share, cubes, reference, line, tmp_path):
     """SIGKILL `seisfm embed` at moments spread over its run (the first before it has even imported);
     a re-run, resuming or with --overwrite, must give the store of an uninterrupted run. 70 % of the
@@ -211,9 +221,11 @@ def test_kill_during_creation_then_resume_or_overwrite(kind, share, cubes, refer
         assert _same(out, ref), (trial, state)
         assert not out.with_name(out.name + ".lock").exists()
         outcomes[state] = outcomes.get(state, 0) + 1
-    print(f"\nkill trials ({kind}): {trials}, uninterrupted run {run_s:.2f} s after start-up, states after the kill: "
-          f"{json.dumps(outcomes)}; every re-run (resume or --overwrite) gave the reference store "
-          f"({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"\nkill trials ({kind}): {trials}, uninterrupted run {run_s:.2f} s after start-up, states after the kill: "
+        f"{json.dumps(outcomes)}; every re-run (resume or --overwrite) gave the reference store "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
 
 
 def test_half_created_store_of_an_older_version_is_replaced(cubes, reference, tmp_path, capsys):
@@ -222,8 +234,9 @@ def test_half_created_store_of_an_older_version_is_replaced(cubes, reference, tm
     for how in ([], ["--overwrite"]):
         out = tmp_path / f"half{len(how)}.zarr"
         out.mkdir()
-        (out / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group",
-                                                   "attributes": {"format": "seisfm-features", "version": 1}}))
+        (out / "zarr.json").write_text(
+            json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"format": "seisfm-features", "version": 1}})
+        )
         assert store_state(out) == "half"
         with pytest.raises(SeisfmError, match="damaged or half-created.*'grid_shape'"):
             FeatureVolume.open(out)
@@ -276,8 +289,25 @@ def test_deleted_chunk_is_invalid_with_a_warning(cubes, chunked, tmp_path, capsy
     assert not fm.valid[lost.ravel()].any() and np.array_equal(fm.valid[~lost.ravel()], ref_ok[~lost.ravel()])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StoreWarning)
-        assert cli(["search", str(out), "--pos", "2,2,10", "--coords", "grid", "--out", str(tmp_path / "m.npy"),
-                    "--top", "50", "--radius", "0"]) == 0
+        assert (
+            cli(
+                [
+                    "search",
+                    str(out),
+                    "--pos",
+                    "2,2,10",
+                    "--coords",
+                    "grid",
+                    "--out",
+                    str(tmp_path / "m.npy"),
+                    "--top",
+                    "50",
+                    "--radius",
+                    "0",
+                ]
+            )
+            == 0
+        )
     score = np.load(tmp_path / "m.npy")
     assert np.isnan(score[4:8, 0:4, 8:16]).all() and np.isfinite(score[~lost]).all()
     for line in capsys.readouterr().out.splitlines():
@@ -292,13 +322,33 @@ def test_garbled_chunk_gives_no_traceback(cubes, chunked, tmp_path, damage):
     f = _chunk_file(out, "embeddings", (0, 1, 0, 0))
     data = f.read_bytes()
     f.write_bytes(data[: len(data) // 3] if damage == "truncate" else data[:16] + bytes(255 - b for b in data[16:]))
-    r = subprocess.run([sys.executable, "-m", "napari_seisfm.cli", "search", str(out), "--pos", "2,2,10", "--coords",
-                        "grid", "--out", str(tmp_path / "m.npy"), "--top", "0"], cwd=ROOT, capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_seisfm.cli",
+            "search",
+            str(out),
+            "--pos",
+            "2,2,10",
+            "--coords",
+            "grid",
+            "--out",
+            str(tmp_path / "m.npy"),
+            "--top",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and "Task was destroyed" not in r.stderr and "Error" not in r.stderr
     # the warning is one line, like the errors
     assert [line for line in r.stderr.splitlines() if line.strip()] == [
-        line for line in r.stderr.splitlines() if line.startswith("seisfm: warning: ")]
+        line for line in r.stderr.splitlines() if line.startswith("seisfm: warning: ")
+    ]
     assert "damaged chunk" in r.stderr
     assert "128 grid points in 1 damaged chunks" in r.stderr
     assert np.isnan(np.load(tmp_path / "m.npy")[0:4, 4:8, 0:8]).all()
@@ -321,7 +371,9 @@ def test_check_and_repair_restore_an_identical_store(cubes, chunked, capsys):
     assert "(0, 0, 0) (grid 0:4, 0:4, 0:8): embeddings missing" in captured.out
     assert "(1, 1, 1)" in captured.out and "embeddings unreadable" in captured.out
     assert "valid missing" in captured.out and "valid unreadable" in captured.out
-    assert captured.err.strip() == f"seisfm: error: {out}: 4 damaged chunks; repair with `seisfm check {out} --repair --cube CUBE`"
+    assert (
+        captured.err.strip() == f"seisfm: error: {out}: 4 damaged chunks; repair with `seisfm check {out} --repair --cube CUBE`"
+    )
     assert cli(["check", str(out), "--repair"]) == 2  # needs the cube
     assert cli(["check", str(out), "--repair", "--cube", str(cubes[1])]) == 2  # not the store's cube
     assert "sampled traces differ" in capsys.readouterr().err

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.headless  # runs with only the core installed (.ci/run'
 
 
 def lines(text: str) -> list[str]:
-    return [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip() and "chunk/s" not in ln and "it/s" not in ln
-            and not ln.startswith(("embed:", "seisfm: warning"))]
+    return [
+        ln
+        for ln in text.replace("\r", "\n").splitlines()
+        if ln.strip() and "chunk/s" not in ln and "it/s" not in ln and not ln.startswith(("embed:", "seisfm: warning"))
+    ]
 
 
 def one_line_error(capsys, *argv, match: str) -> str:
@@ -70,7 +73,9 @@ def test_a_deleted_basis_chunk_is_damage_and_repair_refuses(made, tmp_path, caps
     assert tree(store) == before  # refused: nothing touched
     with pytest.raises(SeisfmError, match="damaged PCA basis"):
         FeatureMatrix.open(store)
-    one_line_error(capsys, "search", store, "--pos", "8,8,8", "--coords", "cube", "--out", tmp_path / "m.npy", match="damaged PCA basis")
+    one_line_error(
+        capsys, "search", store, "--pos", "8,8,8", "--coords", "cube", "--out", tmp_path / "m.npy", match="damaged PCA basis"
+    )
 
 
 def test_a_changed_basis_is_found_by_its_hash_and_a_flipped_one_by_its_checksum(made, tmp_path, capsys):

@@ -54,12 +54,16 @@ def test_shapes_dtypes_and_geometry():
     assert s.amplitude.dtype == np.float32 and s.labels.dtype == np.uint8 and s.horizons.dtype == np.int16
     assert np.isfinite(s.amplitude).all()
     assert s.classes == {
-        "background": 0, "salt": 1, "flat_spot": 2, "injectite": 3, "fault": 4, "boulder": 5, "channel": 6,
+        "background": 0,
+        "salt": 1,
+        "flat_spot": 2,
+        "injectite": 3,
+        "fault": 4,
+        "boulder": 5,
+        "channel": 6,
         "truncation": 7,
     }
-    assert s.label_names() == [
-        "background", "salt", "flat_spot", "injectite", "fault", "boulder", "channel", "truncation"
-    ]
+    assert s.label_names() == ["background", "salt", "flat_spot", "injectite", "fault", "boulder", "channel", "truncation"]
     assert s.unconformity.shape == (40, 56) and s.unconformity.dtype == np.float32
     assert set(s.masks) == set(CLASSES) - {"background"}
     assert all(m.dtype == bool and m.shape == s.amplitude.shape for m in s.masks.values())
@@ -169,8 +173,9 @@ def test_salt_interior_is_quiet_and_its_top_is_bright(survey):
     has = salt.any(axis=2)
     k_top = np.argmax(salt, axis=2)
     ii, jj = np.nonzero(has)
-    top_amp = np.maximum(np.abs(survey.amplitude[ii, jj, k_top[ii, jj]]),
-                         np.abs(survey.amplitude[ii, jj, np.maximum(k_top[ii, jj] - 1, 0)]))
+    top_amp = np.maximum(
+        np.abs(survey.amplitude[ii, jj, k_top[ii, jj]]), np.abs(survey.amplitude[ii, jj, np.maximum(k_top[ii, jj] - 1, 0)])
+    )
     top_mask = np.zeros_like(salt)
     top_mask[ii, jj, k_top[ii, jj]] = True
     assert top_amp.mean() > 2.0 * _same_time_mean_abs(survey, top_mask)
@@ -200,17 +205,16 @@ def test_injectites_are_bright_saucers(survey):
 
 
 def test_faults_offset_layers_and_are_thin(survey):
-    unfaulted = make_survey(SHAPE, seed=survey.seed, noise=0.1,
-                            features=tuple(f for f in FEATURES if f != "faults"))
+    unfaulted = make_survey(SHAPE, seed=survey.seed, noise=0.1, features=tuple(f for f in FEATURES if f != "faults"))
     moved = survey.horizons != unfaulted.horizons
     assert moved.mean() > 0.005, "faults must displace the stratigraphy"
     tip = np.nonzero(survey.masks["fault"].any(axis=(0, 1)))[0].min()
     assert not moved[:, :, : tip - 1].any(), "nothing moves above the upper fault tips"
     # thin zone: along any trace a fault plane occupies only a few samples
     f = survey.masks["fault"]
-    runs = ndimage.label(f, np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
-                                      [[0, 0, 0], [1, 1, 1], [0, 0, 0]],
-                                      [[0, 0, 0], [0, 0, 0], [0, 0, 0]]]))[0]
+    runs = ndimage.label(
+        f, np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 0, 0], [1, 1, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]])
+    )[0]
     lengths = np.bincount(runs.ravel())[1:]
     assert np.median(lengths) <= 12
 

@@ -33,9 +33,14 @@ def fresh_process(request):
     once that run passed."""
     if os.environ.get(FRESH):
         return False
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{request.node.nodeid}"],
-                         capture_output=True, text=True, env={**os.environ, FRESH: "1"}, timeout=600,
-                         cwd=request.config.rootpath)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{request.node.nodeid}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, FRESH: "1"},
+        timeout=600,
+        cwd=request.config.rootpath,
+    )
     assert run.returncode == 0 and re.search(r"\b1 passed", run.stdout), run.stdout[-3000:] + run.stderr[-2000:]
     return True  # the test ran, and passed, in its own process: the body here has nothing left to do
 
@@ -109,15 +114,17 @@ def test_every_cli_command_runs_with_one_thread(monkeypatch, two_threads):
 
 def test_a_command_in_a_fresh_process_ignores_omp_num_threads(tmp_path):
     """OMP_NUM_THREADS=2 in the environment: the command's torch still runs one thread."""
-    code = ("import sys, torch\n"
-            "from napari_seisfm import cli, threads\n"
-            "def run(args):\n"
-            "    print('threads', torch.get_num_threads(), threads.pinned())\n"
-            "p = cli.build_parser()\n"
-            "cli.build_parser = lambda command=None: p\n"
-            "a = p.parse_args(['info', 'x.sgy']); a.run = run\n"
-            "p.parse_args = lambda argv: a\n"
-            "sys.exit(cli.main(['info', 'x.sgy']))\n")
+    code = (
+        "import sys, torch\n"
+        "from napari_seisfm import cli, threads\n"
+        "def run(args):\n"
+        "    print('threads', torch.get_num_threads(), threads.pinned())\n"
+        "p = cli.build_parser()\n"
+        "cli.build_parser = lambda command=None: p\n"
+        "a = p.parse_args(['info', 'x.sgy']); a.run = run\n"
+        "p.parse_args = lambda argv: a\n"
+        "sys.exit(cli.main(['info', 'x.sgy']))\n"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr

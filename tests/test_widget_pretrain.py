@@ -108,8 +108,16 @@ def test_resume_an_unfinished_folder(make_napari_viewer, qtbot, user_models, mes
     out = tmp_path / "half"
     seen = []
     with pytest.raises(SeisfmCancelled):  # 1 of 3 steps done, then stopped: an unfinished run
-        pretrain(out=out, sources=[array_source("layer:s", data)], size="test", steps=3, batch_size=2,
-                 device="cpu", progress=seen.append, cancel=lambda: len(seen) >= 1)
+        pretrain(
+            out=out,
+            sources=[array_source("layer:s", data)],
+            size="test",
+            steps=3,
+            batch_size=2,
+            device="cpu",
+            progress=seen.append,
+            cancel=lambda: len(seen) >= 1,
+        )
     viewer = make_napari_viewer()
     viewer.add_image(data, name="s")
     w = dock(viewer, steps=999)  # the run's own settings win on resume
@@ -131,8 +139,15 @@ def test_resume_needs_the_runs_layer(make_napari_viewer, qtbot, user_models, mes
 
     out = tmp_path / "half"
     with pytest.raises(SeisfmCancelled):
-        pretrain(out=out, sources=[array_source("layer:s", cube())], size="test", steps=3, batch_size=2,
-                 device="cpu", cancel=lambda: True)
+        pretrain(
+            out=out,
+            sources=[array_source("layer:s", cube())],
+            size="test",
+            steps=3,
+            batch_size=2,
+            device="cpu",
+            cancel=lambda: True,
+        )
     viewer = make_napari_viewer()
     viewer.add_image(cube(), name="other")
     w = dock(viewer)
@@ -204,7 +219,8 @@ def test_opening_the_dock_leaves_torch_to_a_worker_thread(tmp_path):
     import textwrap
 
     script = tmp_path / "open_dock.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, threading
         first = []
 
@@ -226,7 +242,8 @@ def test_opening_the_dock_leaves_torch_to_a_worker_thread(tmp_path):
             QApplication.processEvents()
         print("first import on the GUI thread:", first, "devices:", w.device.choices)
         viewer.close()
-    """))
+    """)
+    )
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "first import on the GUI thread: [False]" in run.stdout, run.stdout

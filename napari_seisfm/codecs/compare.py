@@ -18,8 +18,17 @@ from .registry import get_codec
 QUANT_BITS = (4, 6, 8, 10, 12, 14, 16)
 DEFAULT_CODECS: tuple[str, ...] = (
     *(f"quant{b}" for b in QUANT_BITS),
-    "lz4", "snappy", "gdeflate", "deflate", "ans", "zstd",
-    "zfp-rate2", "zfp-rate4", "zfp-rate8", "zfp-rate16", "zfp-tol0.01",
+    "lz4",
+    "snappy",
+    "gdeflate",
+    "deflate",
+    "ans",
+    "zstd",
+    "zfp-rate2",
+    "zfp-rate4",
+    "zfp-rate8",
+    "zfp-rate16",
+    "zfp-tol0.01",
 )
 COSMOS_CODECS: tuple[str, ...] = ("cosmos-CI8x8", "cosmos-CI16x16", "cosmos-DI8x8", "cosmos-DI16x16")
 

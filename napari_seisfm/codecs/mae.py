@@ -75,7 +75,7 @@ def safetensors_keys(path: str | Path) -> list[str]:
 def _strip(key: str) -> str:
     for p in ("module.", "_orig_mod.", "model."):
         while key.startswith(p):
-            key = key[len(p):]
+            key = key[len(p) :]
     return key
 
 
@@ -126,8 +126,9 @@ def load_mae(model, device: str | None = None):
         raise SeisfmError(f"model {c.id}: {registry.install_hint(c)}")
     sd = {_strip(k): v for k, v in read_state_dict(path).items()}
     if not has_decoder(sd):
-        raise SeisfmError(f"model {c.id}: {path} holds an encoder only, no MAE decoder; "
-                          "train a model with one with seisfm pretrain")
+        raise SeisfmError(
+            f"model {c.id}: {path} holds an encoder only, no MAE decoder; train a model with one with seisfm pretrain"
+        )
     arch = dict(c.extra.get("architecture", {}))
     size = arch.pop("size", "base")
     kw: dict[str, Any] = {"tokenization": c.tokenization}
@@ -150,8 +151,11 @@ def load_mae(model, device: str | None = None):
     unexpected = [k for k in sd if k not in ours]
     bad = [k for k in ours if k in sd and sd[k].shape != ours[k].shape]
     if missing or unexpected or bad:
-        parts = [f"{len(v)} {n} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
-                 for n, v in (("missing", missing), ("unexpected", unexpected), ("shape-mismatched", bad)) if v]
+        parts = [
+            f"{len(v)} {n} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+            for n, v in (("missing", missing), ("unexpected", unexpected), ("shape-mismatched", bad))
+            if v
+        ]
         raise SeisfmError(f"{path}: does not match the MAE of model card {c.id}: " + "; ".join(parts))
     mae.load_state_dict({k: v.to(ours[k].dtype) for k, v in sd.items()}, strict=True)
     mae.model_id = c.id
@@ -189,7 +193,7 @@ def model_input(mae, tiles):
     w = mae.cfg.window
     steps = torch.as_tensor(view_steps(), dtype=torch.float32)
     centre = torch.tensor([[0, w // 2, 0]])
-    return torch.cat([sample_views(t[i:i + 1], centre, steps, w) for i in range(t.shape[0])])
+    return torch.cat([sample_views(t[i : i + 1], centre, steps, w) for i in range(t.shape[0])])
 
 
 def patch_stats(mae, tiles):
@@ -228,8 +232,8 @@ def encode_tiles(mae, inp, keep=None):
     out = []
     with torch.inference_mode():
         for i in range(0, inp.shape[0], b):
-            k = None if keep is None else keep[i:i + b].to(dev)
-            out.append(mae.encoder(inp[i:i + b].to(dev), k).to(torch.float16).cpu())
+            k = None if keep is None else keep[i : i + b].to(dev)
+            out.append(mae.encoder(inp[i : i + b].to(dev), k).to(torch.float16).cpu())
     return torch.cat(out)
 
 
@@ -243,7 +247,7 @@ def decode_tiles(mae, latent, restore, mean=None, std=None) -> np.ndarray:
     preds = []
     with torch.inference_mode():
         for i in range(0, latent.shape[0], b):
-            p = mae.decode(latent[i:i + b].to(dev).float(), restore[i:i + b].to(dev))
+            p = mae.decode(latent[i : i + b].to(dev).float(), restore[i : i + b].to(dev))
             preds.append(p[:, :g2].float().cpu())
     pred = torch.cat(preds)
     if mae.norm_pix_loss and mean is not None:
@@ -339,7 +343,7 @@ class PatchStatsOnly(Codec):
 
     def decode(self, enc: Encoded) -> np.ndarray:
         mean = enc.payload["mean"].float()
-        tiles = tokenizer_2d(self.mae).unpatchify(mean.expand(-1, -1, self.mae.cfg.patch ** 2))
+        tiles = tokenizer_2d(self.mae).unpatchify(mean.expand(-1, -1, self.mae.cfg.patch**2))
         return untile(tiles.transpose(1, 2).contiguous().numpy(), enc.meta["grid"], enc.shape)
 
 
@@ -354,7 +358,7 @@ def check_fraction(value: float, what: str = "fraction") -> float:
 
 
 def parse_fractions(text: str, what: str = "--masking") -> list[float]:
-    """"0,0.5,0.9" -> [0.0, 0.5, 0.9], each checked to lie in [0, 1)."""
+    """ "0,0.5,0.9" -> [0.0, 0.5, 0.9], each checked to lie in [0, 1)."""
     items = [s.strip() for s in str(text).split(",") if s.strip()]
     if not items:
         raise SeisfmError(f"{what} {text!r}: give fractions in [0, 1) separated by commas")
@@ -373,8 +377,9 @@ def mae_codecs(mae, ratios=None, patch_stats: bool = True, seed: int = 0, baseli
     return rows
 
 
-def compare_with_mae(section, codecs, sample_interval_ms=None, *, mae_model=None, mae_ratios=None,
-                     device: str | None = None, **kwargs):
+def compare_with_mae(
+    section, codecs, sample_interval_ms=None, *, mae_model=None, mae_ratios=None, device: str | None = None, **kwargs
+):
     """:func:`~napari_seisfm.codecs.compare` with the MAE rows of ``mae_model`` appended (the
     model is loaded here, so a caller's worker thread pays for ``import torch``)."""
     from .compare import compare

@@ -66,10 +66,16 @@ class MaskingStudy:
     reconstructions: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
-        return {"model": self.model_id, "tokenization": self.tokenization, "tiles": self.tiles,
-                "tokens_per_tile": self.tokens_per_tile, "compared_shape": list(self.prepared.data.shape),
-                "stats_only_snr": self.stats_only.get("snr"), "stats_only_ssim": self.stats_only.get("ssim"),
-                "total_s": self.seconds}
+        return {
+            "model": self.model_id,
+            "tokenization": self.tokenization,
+            "tiles": self.tiles,
+            "tokens_per_tile": self.tokens_per_tile,
+            "compared_shape": list(self.prepared.data.shape),
+            "stats_only_snr": self.stats_only.get("snr"),
+            "stats_only_ssim": self.stats_only.get("ssim"),
+            "total_s": self.seconds,
+        }
 
 
 def pattern_mask(pattern: str, fraction: float, n_tiles: int, views: int, g: int, gen):
@@ -99,7 +105,7 @@ def pattern_mask(pattern: str, fraction: float, n_tiles: int, views: int, g: int
             box[:n] = True
             box = box.reshape(h, w)
             for i in range(n_tiles):
-                grid[i, r0[i]:r0[i] + h, c0[i]:c0[i] + w] = box
+                grid[i, r0[i] : r0[i] + h, c0[i] : c0[i] + w] = box
     else:
         raise SeisfmError(f"masking pattern {pattern!r}: use {', '.join(PATTERNS)}")
     return grid.reshape(n_tiles, 1, g * g).expand(-1, views, -1).reshape(n_tiles, n_tok).clone()
@@ -171,23 +177,37 @@ def masking_study(
     stats_only, _ = ref.metrics(untile(base, grid, x.shape))
     if progress:
         progress(len(jobs), len(jobs), "done")
-    return MaskingStudy(getattr(mae, "model_id", "mae"), mae.cfg.tokenization, rows, prepared, n,
-                        int(mae.encoder.n_tokens), time.perf_counter() - t0, stats_only, recons)
+    return MaskingStudy(
+        getattr(mae, "model_id", "mae"),
+        mae.cfg.tokenization,
+        rows,
+        prepared,
+        n,
+        int(mae.encoder.n_tokens),
+        time.perf_counter() - t0,
+        stats_only,
+        recons,
+    )
 
 
 # ---------------------------------------------------------------------------- output
 def to_markdown(study: MaskingStudy) -> str:
     lines = ["| Pattern | Fraction | Masked | SNR | PSNR | SSIM | Corr | NRMS |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in study.rows:
-        lines.append(f"| {r.pattern} | {r.fraction:g} | {r.masked:.3f} | {r.snr:.2f} | {r.psnr:.2f} | {r.ssim:.4f} | "
-                     f"{r.corr:.4f} | {r.nrms:.4f} |")
+        lines.append(
+            f"| {r.pattern} | {r.fraction:g} | {r.masked:.3f} | {r.snr:.2f} | {r.psnr:.2f} | {r.ssim:.4f} | "
+            f"{r.corr:.4f} | {r.nrms:.4f} |"
+        )
     i = study.info()
-    lines += ["", f"Model {i['model']} ({i['tokenization']}): {i['tiles']} tiles of {i['tokens_per_tile']} tokens, "
-              f"section compared as {i['compared_shape'][0]}x{i['compared_shape'][1]}, standardised; "
-              "encoder sees every token, hidden latent tokens are replaced by the decoder's mask token; "
-              "patch mean/std given. SNR/PSNR in dB.",
-              f"Patch means alone (no latent): SNR {study.stats_only.get('snr', float('nan')):.2f} dB, "
-              f"SSIM {study.stats_only.get('ssim', float('nan')):.4f}."]
+    lines += [
+        "",
+        f"Model {i['model']} ({i['tokenization']}): {i['tiles']} tiles of {i['tokens_per_tile']} tokens, "
+        f"section compared as {i['compared_shape'][0]}x{i['compared_shape'][1]}, standardised; "
+        "encoder sees every token, hidden latent tokens are replaced by the decoder's mask token; "
+        "patch mean/std given. SNR/PSNR in dB.",
+        f"Patch means alone (no latent): SNR {study.stats_only.get('snr', float('nan')):.2f} dB, "
+        f"SSIM {study.stats_only.get('ssim', float('nan')):.4f}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -213,8 +233,7 @@ def to_json(study: MaskingStudy) -> str:
             return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
         return v
 
-    return json.dumps({"info": study.info(), "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in study.rows]},
-                      indent=2)
+    return json.dumps({"info": study.info(), "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in study.rows]}, indent=2)
 
 
 def masking_figure(study: MaskingStudy, fig=None):

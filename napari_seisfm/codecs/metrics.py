@@ -164,8 +164,16 @@ class Reference:
         if y32.shape != self.x.shape:
             raise ValueError(f"reconstruction shape {y32.shape} != input shape {self.x.shape}")
         if np.array_equal(y32, self.x32):  # exact: the values below are the definitions' limits
-            return {"snr": np.inf, "psnr": np.inf, "amp": 0.0, "phase": 0.0, "ssim": 1.0, "corr": 1.0,
-                    "nrms": 0.0, "mae": 0.0}, self.power.copy()
+            return {
+                "snr": np.inf,
+                "psnr": np.inf,
+                "amp": 0.0,
+                "phase": 0.0,
+                "ssim": 1.0,
+                "corr": 1.0,
+                "nrms": 0.0,
+                "mae": 0.0,
+            }, self.power.copy()
         y = y32.astype(np.float64)
         err = self.x - y
         sse = float(np.dot(err.ravel(), err.ravel()))

@@ -84,8 +84,12 @@ def lowpass(x: np.ndarray, cutoff_hz: float, sample_interval_ms: float | None, o
     return sosfiltfilt(sos, x, axis=-1).astype(np.float32)
 
 
-def prepare(section: np.ndarray, sample_interval_ms: float | None = None, lowpass_hz: float | None = None,
-            trim_multiple: int = TRIM_MULTIPLE) -> Prepared:
+def prepare(
+    section: np.ndarray,
+    sample_interval_ms: float | None = None,
+    lowpass_hz: float | None = None,
+    trim_multiple: int = TRIM_MULTIPLE,
+) -> Prepared:
     """check -> trim -> low-pass -> standardise; see the module docstring."""
     x = check_section(section)
     shape = tuple(x.shape)

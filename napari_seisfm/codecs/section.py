@@ -10,7 +10,7 @@ AXIS_NAMES = {"inline": 0, "il": 0, "crossline": 1, "xl": 1, "time": 2, "depth":
 
 
 def parse_section(spec: str) -> tuple[int, float]:
-    """"inline=1200" -> (0, 1200.0)."""
+    """ "inline=1200" -> (0, 1200.0)."""
     key, sep, value = spec.partition("=")
     axis = AXIS_NAMES.get(key.strip().lower())
     if not sep or axis is None:

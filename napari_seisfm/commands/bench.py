@@ -20,21 +20,46 @@ def register(sub):
     p.add_argument("--stride", type=int, default=2, help="feature grid stride (default: %(default)s)")
     p.add_argument("--models", default=None, help="comma-separated model ids (default: every installed one + random-vit)")
     p.add_argument("--targets", default=None, help="synthetic targets, comma separated (default: all)")
-    p.add_argument("--max-clicks", type=integer("--max-clicks must be 1 or more, got {value}", lo=1), default=20, help="simulated interpreter's click budget (default: %(default)s)")
-    p.add_argument("--images", metavar="FILE.npz", help="labelled images (arrays images, masks: N x H x W), e.g. the TGS salt set")
-    p.add_argument("--image-split", default="100,400", metavar="SUPPORT,EVAL", help="images for support points, images scored (default: %(default)s)")
+    p.add_argument(
+        "--max-clicks",
+        type=integer("--max-clicks must be 1 or more, got {value}", lo=1),
+        default=20,
+        help="simulated interpreter's click budget (default: %(default)s)",
+    )
+    p.add_argument(
+        "--images", metavar="FILE.npz", help="labelled images (arrays images, masks: N x H x W), e.g. the TGS salt set"
+    )
+    p.add_argument(
+        "--image-split",
+        default="100,400",
+        metavar="SUPPORT,EVAL",
+        help="images for support points, images scored (default: %(default)s)",
+    )
     p.add_argument("--cube", metavar="CUBE", help="your cube (SEG-Y, .sgz, .npy) ...")
     p.add_argument("--labels", metavar="FILE.npy", help="... and its label volume on the cube grid")
     p.add_argument("--no-synthetic", action="store_true", help="skip the synthetic surveys")
-    p.add_argument("--adapt-steps", type=integer("--adapt-steps must be 1 or more, got {value}", lo=1), default=None, metavar="N",
-                   help="pretraining steps of the survey-adapted model (model id 'adapted', also in combinations such as "
-                   "attributes+adapted): the bundled model's shape trained on each task's data alone, no labels (default: 4000)")
-    p.add_argument("--readouts", default=None, metavar="NAMES",
-                   help="read-outs of labelled points to compare, comma separated (default: all: "
-                   + ", ".join(help_readouts(SEGMENTERS)) + ")")
-    p.add_argument("--decisions", default=None, metavar="NAMES",
-                   help="click decisions the simulated interpreter runs, comma separated (default: all: "
-                   + ", ".join(DECISIONS) + ")")
+    p.add_argument(
+        "--adapt-steps",
+        type=integer("--adapt-steps must be 1 or more, got {value}", lo=1),
+        default=None,
+        metavar="N",
+        help="pretraining steps of the survey-adapted model (model id 'adapted', also in combinations such as "
+        "attributes+adapted): the bundled model's shape trained on each task's data alone, no labels (default: 4000)",
+    )
+    p.add_argument(
+        "--readouts",
+        default=None,
+        metavar="NAMES",
+        help="read-outs of labelled points to compare, comma separated (default: all: "
+        + ", ".join(help_readouts(SEGMENTERS))
+        + ")",
+    )
+    p.add_argument(
+        "--decisions",
+        default=None,
+        metavar="NAMES",
+        help="click decisions the simulated interpreter runs, comma separated (default: all: " + ", ".join(DECISIONS) + ")",
+    )
     p.add_argument("--out", metavar="DIR", help="write results.json, quality.md and the figures here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     p.set_defaults(run=run)
@@ -109,13 +134,28 @@ def run(args) -> int:
         raise SeisfmError(f"--image-split: expected SUPPORT,EVAL, got {args.image_split!r}")
     methods = _names(args.readouts, _methods(), "--readouts") if args.readouts is not None else _methods()
     known = dict(_decisions())
-    decisions = ([(d, known[d]) for d in _names(args.decisions, list(known), "--decisions")] if args.decisions is not None
-                 else list(_decisions()))
-    result = quality.run(models=models, seeds=seeds, sizes=sizes, stride=args.stride, images=args.images,
-                         cube=args.cube, labels=args.labels, synthetic=not args.no_synthetic, max_clicks=max_clicks,
-                         targets=targets.split(",") if targets else None, n_images=split,
-                         adapt_steps=args.adapt_steps or quality.ADAPT_STEPS, methods=methods, decisions=decisions,
-                         progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True))
+    decisions = (
+        [(d, known[d]) for d in _names(args.decisions, list(known), "--decisions")]
+        if args.decisions is not None
+        else list(_decisions())
+    )
+    result = quality.run(
+        models=models,
+        seeds=seeds,
+        sizes=sizes,
+        stride=args.stride,
+        images=args.images,
+        cube=args.cube,
+        labels=args.labels,
+        synthetic=not args.no_synthetic,
+        max_clicks=max_clicks,
+        targets=targets.split(",") if targets else None,
+        n_images=split,
+        adapt_steps=args.adapt_steps or quality.ADAPT_STEPS,
+        methods=methods,
+        decisions=decisions,
+        progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True),
+    )
     text = quality.to_json(result) if args.json else quality.markdown(result)
     if args.out:
         out = Path(args.out)

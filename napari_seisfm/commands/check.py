@@ -11,8 +11,9 @@ from __future__ import annotations
 
 
 def register(sub):
-    p = sub.add_parser("check", help="verify every chunk of a feature store (.zarr); --repair recomputes damaged chunks",
-                       description=__doc__)
+    p = sub.add_parser(
+        "check", help="verify every chunk of a feature store (.zarr); --repair recomputes damaged chunks", description=__doc__
+    )
     p.add_argument("store", metavar="STORE", help="feature store written by `seisfm embed`")
     p.add_argument("--repair", action="store_true", help="recompute damaged chunks from --cube")
     p.add_argument("--cube", metavar="CUBE", help="the cube the store was extracted from (needed by --repair)")
@@ -41,7 +42,11 @@ def run(args) -> int:
         raise SeisfmError(f"{args.store}: {len(bad)} damaged chunks{hint}")
     done, total = fv.progress()
     state = "complete" if fv.complete else f"partial ({done}/{total} chunks done; resume it with `seisfm embed`)"
-    sums = "CRC-32C checksums verified" if fv.checksums else "no checksums in this older store: bit flips that still decode go unnoticed"
+    sums = (
+        "CRC-32C checksums verified"
+        if fv.checksums
+        else "no checksums in this older store: bit flips that still decode go unnoticed"
+    )
     print(f"{args.store}: {total} chunks sound, {state}; {sums}")
     return 0
 

@@ -35,9 +35,13 @@ def register(sub):
     p.add_argument("--cosmos-dir", metavar="DIR", help="folder with Cosmos-Tokenizer-<variant>/encoder.jit, decoder.jit")
     p.add_argument("--mae", metavar="MODEL", help="add the rows of an MAE trained by seisfm pretrain (id, card or folder)")
     p.add_argument("--mae-ratios", metavar="LIST", help="mask ratios of the MAE rows (default: 0 and the model's training ratio)")
-    p.add_argument("--masking", nargs="?", const="default", metavar="FRACTIONS",
-                   help="latent-masking explorer (needs --mae): fractions in [0, 1), comma-separated "
-                        "(default 0,0.1,...,0.9)")
+    p.add_argument(
+        "--masking",
+        nargs="?",
+        const="default",
+        metavar="FRACTIONS",
+        help="latent-masking explorer (needs --mae): fractions in [0, 1), comma-separated (default 0,0.1,...,0.9)",
+    )
     p.add_argument("--patterns", default="random,columns,blocks", help="masking patterns (default: %(default)s)")
     p.add_argument("--device", default=None, help="torch device for the MAE (default: cuda if present, else cpu)")
     p.add_argument("--out", metavar="CSV", help="write the table as CSV")
@@ -54,8 +58,10 @@ def check_domain(spec: str | None, cube) -> None:
     key = (spec or "").partition("=")[0].strip().lower()
     domain = cube.geometry.domain
     if key in ("time", "depth") and domain in ("time", "depth") and key != domain:
-        raise SeisfmError(f"--section {spec!r}: {cube.path or 'the cube'} is in {domain} ({cube.geometry.sample_unit}); "
-                          f"use {domain}={spec.partition('=')[2].strip()}")
+        raise SeisfmError(
+            f"--section {spec!r}: {cube.path or 'the cube'} is in {domain} ({cube.geometry.sample_unit}); "
+            f"use {domain}={spec.partition('=')[2].strip()}"
+        )
 
 
 def run(args) -> int:
@@ -90,9 +96,18 @@ def run(args) -> int:
         return run_masking(args, section, dt, label, fractions, patterns)
     names = expand_codecs(args.codecs, args.cosmos_dir)
     with ProgressBar("codecs", "codec", disable=None) as bar:
-        comp = compare_with_mae(section, names, dt, mae_model=args.mae, mae_ratios=ratios, device=args.device,
-                                lowpass_hz=args.lowpass, trim_multiple=1 if args.no_trim else 32,
-                                cosmos_dir=args.cosmos_dir, progress=bar)
+        comp = compare_with_mae(
+            section,
+            names,
+            dt,
+            mae_model=args.mae,
+            mae_ratios=ratios,
+            device=args.device,
+            lowpass_hz=args.lowpass,
+            trim_multiple=1 if args.no_trim else 32,
+            cosmos_dir=args.cosmos_dir,
+            progress=bar,
+        )
     from ..codecs.plots import comparison_figure
 
     return write_outputs(args, label, comp, comp.total_s, to_csv, to_markdown, to_json, comparison_figure)
@@ -129,6 +144,7 @@ def run_masking(args, section, dt, label, fractions, patterns) -> int:
 
     mae = load_mae(args.mae, args.device)
     with ProgressBar("masking", "run", disable=None) as bar:
-        study = masking_study(section, mae, fractions, patterns, dt, lowpass_hz=args.lowpass,
-                              trim_multiple=1 if args.no_trim else 32, progress=bar)
+        study = masking_study(
+            section, mae, fractions, patterns, dt, lowpass_hz=args.lowpass, trim_multiple=1 if args.no_trim else 32, progress=bar
+        )
     return write_outputs(args, label, study, study.seconds, to_csv, to_markdown, to_json, masking_figure)

@@ -20,10 +20,14 @@ def register(sub):
     p.add_argument("cube", metavar="CUBE.sgy", help="SEG-Y cube or 2-D line")
     p.add_argument("out", metavar="OUT.sgz", help=".sgz file to write (refused if it exists, unless --overwrite)")
     p.add_argument("--bits", type=int, default=8, help="bits per voxel: 8 (default, ~40 dB), 4, 2, 1; 16 is near lossless")
-    p.add_argument("--blockshape", default=None, metavar="IL,XL,T",  # not positive only: -1 is computed from --bits
-                   type=triple("--blockshape", "16,16,16 or 4,4,-1", minimum=None, single=False),
-                   help="samples per 4 KiB disk block, powers of two, one may be -1 (default 4,4,-1: fast lines; "
-                        "e.g. 16,16,16 at 8 bits for cubic sub-volume reads)")
+    p.add_argument(
+        "--blockshape",
+        default=None,
+        metavar="IL,XL,T",  # not positive only: -1 is computed from --bits
+        type=triple("--blockshape", "16,16,16 or 4,4,-1", minimum=None, single=False),
+        help="samples per 4 KiB disk block, powers of two, one may be -1 (default 4,4,-1: fast lines; "
+        "e.g. 16,16,16 at 8 bits for cubic sub-volume reads)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.sgz")
     p.set_defaults(run=run)
 

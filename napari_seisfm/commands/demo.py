@@ -21,15 +21,33 @@ FIGURE_INCHES, FIGURE_DPI = (11.0, 4.8), 100  # every figure is 1100 x 480 pixel
 def register(sub):
     from ..parsing import integer
 
-    p = sub.add_parser("demo", help="synthetic survey -> embeddings -> clicks on the flat spot -> map and segmentation",
-                       description=__doc__)
+    p = sub.add_parser(
+        "demo", help="synthetic survey -> embeddings -> clicks on the flat spot -> map and segmentation", description=__doc__
+    )
     p.add_argument("--out", default="seisfm-demo", metavar="DIR", help="output folder (default: ./seisfm-demo)")
-    p.add_argument("--size", type=integer("--size: at least 32 samples per axis, got {value}", lo=32), default=128, help="cube size N for an N^3 survey (default: %(default)s)")
-    p.add_argument("--seed", type=integer("--seed {value}: must be 0 or more", lo=0), default=0, help="survey seed (default: %(default)s)")
+    p.add_argument(
+        "--size",
+        type=integer("--size: at least 32 samples per axis, got {value}", lo=32),
+        default=128,
+        help="cube size N for an N^3 survey (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=integer("--seed {value}: must be 0 or more", lo=0), default=0, help="survey seed (default: %(default)s)"
+    )
     p.add_argument("--stride", type=int, default=2, help="feature grid stride (default: %(default)s)")
-    p.add_argument("--clicks", type=integer("--clicks {value}: at least one positive click (and as many negatives)", lo=1), default=3, help="scripted positive clicks on the flat spot, and as many negatives (default: %(default)s)")
-    p.add_argument("--max-clicks", type=integer("--max-clicks must be at least 1, got {value}", lo=1), default=None, metavar="N",
-                   help="clicks the simulated interpreter may make (default: as in `seisfm bench`)")
+    p.add_argument(
+        "--clicks",
+        type=integer("--clicks {value}: at least one positive click (and as many negatives)", lo=1),
+        default=3,
+        help="scripted positive clicks on the flat spot, and as many negatives (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-clicks",
+        type=integer("--max-clicks must be at least 1, got {value}", lo=1),
+        default=None,
+        metavar="N",
+        help="clicks the simulated interpreter may make (default: as in `seisfm bench`)",
+    )
     p.add_argument("--model", default=None, help="embedder id (default: the registry default)")
     p.add_argument("--gui", action="store_true", help="open napari with the cube and the Click-to-map dock")
     p.set_defaults(run=run)
@@ -92,15 +110,17 @@ def run(args) -> int:
     target = truth == flat
     if not target.any():
         raise SeisfmError(f"the {args.size}^3 survey has no flat spot on the stride-{args.stride} grid; try a larger --size")
-    session = ClickToMapSession(fm, n_matches=10, features_path=str(fv.path), cube_path=str(cube_path),
-                                cube_fingerprint=cube.geometry.fingerprint())
+    session = ClickToMapSession(
+        fm, n_matches=10, features_path=str(fv.path), cube_path=str(cube_path), cube_fingerprint=cube.geometry.fingerprint()
+    )
     survey_pts = lambda g: [fm.grid_to_survey(p) for p in g]  # noqa: E731
 
     # --- the headline: `seisfm bench`'s simulated interpreter with the product's defaults (the session's
     # decision and its "connected to the clicks" mask), IoU after every click
     with clock("interpreter"):
-        sim = quality.simulated_interpreter(fm, target, decision=session.decision, grow=session.connected,
-                                            max_clicks=args.max_clicks, trace=True)
+        sim = quality.simulated_interpreter(
+            fm, target, decision=session.decision, grow=session.connected, max_clicks=args.max_clicks, trace=True
+        )
     reached = sim["noc"] <= args.max_clicks
     shown = sim["noc"] if reached else len(sim["clicks"])  # the figure shows the mask at NoC (or after the last click)
     sim_score, sim_mask = _interpreter_map(fm, sim, shown)
@@ -141,30 +161,59 @@ def run(args) -> int:
     placement = world_transform(fm.cube_geometry, fm.grid.stride, fm.grid.origin)
     training = np.zeros(fm.shape, np.int32)
     training[tuple(support.T)] = support_labels
-    session.save(out / "interpretation.json", labels=training, labels_name="training labels",
-                 labels_scale=placement["scale"], labels_translate=placement["translate"])
+    session.save(
+        out / "interpretation.json",
+        labels=training,
+        labels_name="training labels",
+        labels_scale=placement["scale"],
+        labels_translate=placement["translate"],
+    )
     il_number = fm.grid_to_survey((inline, 0, 0))[0]
     report = {
-        "size": args.size, "seed": args.seed, "stride": list(fm.grid.stride), "grid": list(fm.shape),
-        "embedder": fv.model, "dim": fm.dim, "dtype": fm.dtype, "kernel": session.kernel_name,
-        "interpreter": {"decision": sim["decision"], "connected": sim["grow"], "max_clicks": args.max_clicks,
-                        "ious": sim["ious"][:len(sim["clicks"])], "noc": sim["noc"] if reached else None,
-                        "noc_iou": quality.NOC_IOU, "shown_after": shown,
-                        "shown_iou": round(quality.iou(sim_mask, target & fm.valid.reshape(fm.shape)), 4),
-                        "clicks": [{"survey": fm.grid_to_survey(c[:3]), "positive": c[3] > 0} for c in sim["clicks"]]},
+        "size": args.size,
+        "seed": args.seed,
+        "stride": list(fm.grid.stride),
+        "grid": list(fm.shape),
+        "embedder": fv.model,
+        "dim": fm.dim,
+        "dtype": fm.dtype,
+        "kernel": session.kernel_name,
+        "interpreter": {
+            "decision": sim["decision"],
+            "connected": sim["grow"],
+            "max_clicks": args.max_clicks,
+            "ious": sim["ious"][: len(sim["clicks"])],
+            "noc": sim["noc"] if reached else None,
+            "noc_iou": quality.NOC_IOU,
+            "shown_after": shown,
+            "shown_iou": round(quality.iou(sim_mask, target & fm.valid.reshape(fm.shape)), 4),
+            "clicks": [{"survey": fm.grid_to_survey(c[:3]), "positive": c[3] > 0} for c in sim["clicks"]],
+        },
         "clicks": {"inline": il_number, "positive": survey_pts(pos), "negative": survey_pts(neg)},
-        "flat_spot": {"decision": session.decision, "threshold": round(threshold, 4), "iou": round(quality.iou(mask, target), 4),
-                      "auc": round(quality.auc(score, target), 4), "grid_points": int(target.sum()),
-                      "selected": int(mask.sum())},
-        "knn": {"method": DEFAULT_SEGMENTER, "support_per_class": 100, "miou": round(miou, 4),
-                "knn_protocol_miou": round(knn_miou, 4),
-                "iou_per_class": {names[c]: round(v, 4) for c, v in per_class.items()}},
-        "top_matches": [{"rank": m.rank, "survey": m.survey, "score": round(m.score, 4),
-                         "flat_spot": bool(target[m.grid_index])} for m in matches],
+        "flat_spot": {
+            "decision": session.decision,
+            "threshold": round(threshold, 4),
+            "iou": round(quality.iou(mask, target), 4),
+            "auc": round(quality.auc(score, target), 4),
+            "grid_points": int(target.sum()),
+            "selected": int(mask.sum()),
+        },
+        "knn": {
+            "method": DEFAULT_SEGMENTER,
+            "support_per_class": 100,
+            "miou": round(miou, 4),
+            "knn_protocol_miou": round(knn_miou, 4),
+            "iou_per_class": {names[c]: round(v, 4) for c, v in per_class.items()},
+        },
+        "top_matches": [
+            {"rank": m.rank, "survey": m.survey, "score": round(m.score, 4), "flat_spot": bool(target[m.grid_index])}
+            for m in matches
+        ],
     }
     with clock("figures"):
-        pngs = write_figures(out, report, survey, fm, truth, sim["clicks"], (sim_score, sim_mask),
-                             (score, mask, pos, neg, inline), knn.classes)
+        pngs = write_figures(
+            out, report, survey, fm, truth, sim["clicks"], (sim_score, sim_mask), (score, mask, pos, neg, inline), knn.classes
+        )
     report["seconds"] = {**clock.times, "total": round(time.perf_counter() - t_start, 3)}
     report["pngs"] = [p.name for p in pngs]
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -198,34 +247,47 @@ def headline(r: dict) -> str:
     if s["noc"] is not None:
         result = f"IoU {s['noc_iou']:g} reached after {s['noc']} click{'s' * (s['noc'] > 1)} (NoC@{s['noc_iou']:g} = {s['noc']})"
     else:
-        result = (f"IoU {s['noc_iou']:g} not reached in {s['max_clicks']} clicks (best {max(s['ious']):.2f}, "
-                  f"last {s['ious'][-1]:.2f})")
-    return (f"  flat spot, simulated interpreter ({s['decision']} decision, mask {mask}; each click at the centre "
-            f"of the largest error region): {result}; IoU after each click: {_ious_text(s['ious'])}")
+        result = (
+            f"IoU {s['noc_iou']:g} not reached in {s['max_clicks']} clicks (best {max(s['ious']):.2f}, last {s['ious'][-1]:.2f})"
+        )
+    return (
+        f"  flat spot, simulated interpreter ({s['decision']} decision, mask {mask}; each click at the centre "
+        f"of the largest error region): {result}; IoU after each click: {_ious_text(s['ious'])}"
+    )
 
 
 def print_report(r: dict, out) -> None:
     s = r["seconds"]
-    print(f"seisfm demo: {r['size']}^3 synthetic survey (seed {r['seed']}), {r['embedder']} embeddings "
-          f"{r['dim']}-d {r['dtype']} on a {'x'.join(map(str, r['grid']))} grid (stride {r['stride'][0]})")
+    print(
+        f"seisfm demo: {r['size']}^3 synthetic survey (seed {r['seed']}), {r['embedder']} embeddings "
+        f"{r['dim']}-d {r['dtype']} on a {'x'.join(map(str, r['grid']))} grid (stride {r['stride'][0]})"
+    )
     print(headline(r))
     f = r["flat_spot"]
     c = r["clicks"]
-    print(f"  flat spot, {len(c['positive'])} positive + {len(c['negative'])} negative fixed clicks on inline {c['inline']:g}: "
-          f"IoU {f['iou']:.3f} at threshold {f['threshold']:.3f} ({f['decision']}), connected to the clicks (selects "
-          f"{f['selected']} grid points; the flat spot has {f['grid_points']}), ROC AUC {f['auc']:.3f}; "
-          f"{sum(m['flat_spot'] for m in r['top_matches'])} of the top {len(r['top_matches'])} matches on the flat spot")
+    print(
+        f"  flat spot, {len(c['positive'])} positive + {len(c['negative'])} negative fixed clicks on inline {c['inline']:g}: "
+        f"IoU {f['iou']:.3f} at threshold {f['threshold']:.3f} ({f['decision']}), connected to the clicks (selects "
+        f"{f['selected']} grid points; the flat spot has {f['grid_points']}), ROC AUC {f['auc']:.3f}; "
+        f"{sum(m['flat_spot'] for m in r['top_matches'])} of the top {len(r['top_matches'])} matches on the flat spot"
+    )
     k = r["knn"]
     per = ", ".join(f"{n} {v:.2f}" for n, v in k["iou_per_class"].items())
-    print(f"  segmentation ({k['method']}, 100 points per class): mIoU {k['miou']:.3f} ({per}); "
-          f"kNN protocol (k=5) on the same points: {k['knn_protocol_miou']:.3f}")
-    print(f"  timings: synthetic {s['synthetic']:.2f} s, embed {s['embed']:.2f} s, load {s['load']:.2f} s, "
-          f"interpreter {s['interpreter']:.2f} s ({len(r['interpreter']['ious'])} clicks), "
-          f"first map {1e3 * s['first_map']:.1f} ms, map after one more click {1e3 * s['map_update_one_click']:.1f} ms "
-          f"({r['kernel']}), segmentation slice {1e3 * s['knn_slice']:.0f} ms, cube {s['knn_cube']:.2f} s, "
-          f"figures {s['figures']:.2f} s, total {s['total']:.1f} s")
-    print(f"  wrote {out}/: {', '.join(r['pngs'])}, similarity.npy, knn_classes.npy, ground_truth.npy, "
-          f"interpretation.json, report.json, synthetic.sgy, features.zarr")
+    print(
+        f"  segmentation ({k['method']}, 100 points per class): mIoU {k['miou']:.3f} ({per}); "
+        f"kNN protocol (k=5) on the same points: {k['knn_protocol_miou']:.3f}"
+    )
+    print(
+        f"  timings: synthetic {s['synthetic']:.2f} s, embed {s['embed']:.2f} s, load {s['load']:.2f} s, "
+        f"interpreter {s['interpreter']:.2f} s ({len(r['interpreter']['ious'])} clicks), "
+        f"first map {1e3 * s['first_map']:.1f} ms, map after one more click {1e3 * s['map_update_one_click']:.1f} ms "
+        f"({r['kernel']}), segmentation slice {1e3 * s['knn_slice']:.0f} ms, cube {s['knn_cube']:.2f} s, "
+        f"figures {s['figures']:.2f} s, total {s['total']:.1f} s"
+    )
+    print(
+        f"  wrote {out}/: {', '.join(r['pngs'])}, similarity.npy, knn_classes.npy, ground_truth.npy, "
+        f"interpretation.json, report.json, synthetic.sgy, features.zarr"
+    )
 
 
 # ---------------------------------------------------------------------- figures
@@ -253,8 +315,15 @@ class _Section:
         self.truth = survey.masks["flat_spot"][self.cube_inline].T
 
     def draw(self, ax, title: str):
-        ax.imshow(self.amplitude, cmap="gray", vmin=-self.clip, vmax=self.clip, extent=self.extent, aspect="auto",
-                  interpolation="bilinear")
+        ax.imshow(
+            self.amplitude,
+            cmap="gray",
+            vmin=-self.clip,
+            vmax=self.clip,
+            extent=self.extent,
+            aspect="auto",
+            interpolation="bilinear",
+        )
         ax.set_xlim(self.extent[:2])
         ax.set_ylim(self.extent[2:])
         ax.set_xlabel("crossline")
@@ -287,8 +356,15 @@ def _map_panel(fig, ax, sec, grid_score, decision: str):
     finite = grid_score[np.isfinite(grid_score)]
     lo, hi = (0.0, 1.0) if decision == "probe" else (float(np.percentile(finite, 50)), float(finite.max()))
     cmap = LinearSegmentedColormap.from_list("similarity", SIMILARITY_COLORMAP["colors"])  # the desk's: clear -> red
-    im = ax.imshow(np.ma.masked_invalid(grid_score.T), cmap=cmap, vmin=lo, vmax=hi,
-                   extent=sec.grid_extent, aspect="auto", interpolation="nearest")
+    im = ax.imshow(
+        np.ma.masked_invalid(grid_score.T),
+        cmap=cmap,
+        vmin=lo,
+        vmax=hi,
+        extent=sec.grid_extent,
+        aspect="auto",
+        interpolation="nearest",
+    )
     label = "flat-spot probability (probe)" if decision == "probe" else f"{decision} similarity"
     fig.colorbar(im, ax=ax, label=label, fraction=0.05, pad=0.02)
 
@@ -302,18 +378,38 @@ def _click_markers(ax, sec, fm, clicks):
         every = [g for g, p in clicks if p == positive]
         pts = [fm.grid_to_survey(g) for g in every if int(g[0]) == sec.grid_inline]
         if pts:
-            ax.scatter([p[1] for p in pts], [p[2] for p in pts], s=70, c=colour, marker=marker, edgecolors="black",
-                       linewidths=0.8, zorder=5)
-            handles.append(Line2D([], [], ls="", marker=marker, markerfacecolor=colour, markeredgecolor="black",
-                                  markersize=8, label=f"{name}s on this inline: {len(pts)} of {len(every)}"))
+            ax.scatter(
+                [p[1] for p in pts],
+                [p[2] for p in pts],
+                s=70,
+                c=colour,
+                marker=marker,
+                edgecolors="black",
+                linewidths=0.8,
+                zorder=5,
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker=marker,
+                    markerfacecolor=colour,
+                    markeredgecolor="black",
+                    markersize=8,
+                    label=f"{name}s on this inline: {len(pts)} of {len(every)}",
+                )
+            )
     return handles
 
 
 def _outline_handles(mask_label: str):
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], color="cyan", lw=1.5, label=mask_label),
-            Line2D([], [], color="lime", lw=1.2, ls="--", label="true flat spot")]
+    return [
+        Line2D([], [], color="cyan", lw=1.5, label=mask_label),
+        Line2D([], [], color="lime", lw=1.2, ls="--", label="true flat spot"),
+    ]
 
 
 def write_figures(out, r: dict, survey, fm, truth, sim_clicks, interpreter, fixed, classes) -> list:
@@ -351,11 +447,15 @@ def write_figures(out, r: dict, survey, fm, truth, sim_clicks, interpreter, fixe
     ax2.set_ylabel("IoU with the true flat spot")
     ax2.grid(alpha=0.3)
     ax2.legend(loc="lower right", fontsize=8)
-    ax2.set_title("IoU after each click" if s["noc"] is not None else f"IoU {s['noc_iou']:g} not reached in {s['max_clicks']} clicks",
-                  fontsize=10)
-    fig.suptitle(f"Simulated interpreter on the flat spot, default decision ({s['decision']}): "
-                 + (f"NoC@{s['noc_iou']:g} = {s['noc']}" if s["noc"] is not None else f"IoU {s['noc_iou']:g} not reached"),
-                 fontsize=11)
+    ax2.set_title(
+        "IoU after each click" if s["noc"] is not None else f"IoU {s['noc_iou']:g} not reached in {s['max_clicks']} clicks",
+        fontsize=10,
+    )
+    fig.suptitle(
+        f"Simulated interpreter on the flat spot, default decision ({s['decision']}): "
+        + (f"NoC@{s['noc_iou']:g} = {s['noc']}" if s["noc"] is not None else f"IoU {s['noc_iou']:g} not reached"),
+        fontsize=11,
+    )
     paths.append(_save(fig, out / FIGURES[0]))
 
     # 2. the fixed clicks: 3 + 3 on one inline, the map and the mask the dock shows
@@ -363,8 +463,11 @@ def write_figures(out, r: dict, survey, fm, truth, sim_clicks, interpreter, fixe
     sec = _Section(survey, fm, inline)
     fig = _figure()
     ax = fig.subplots()
-    sec.draw(ax, f"inline {sec.number:g}: {len(pos)} positive + {len(neg)} negative fixed clicks, "
-                 f"IoU {f['iou']:.3f} at threshold {f['threshold']:.2f}, ROC AUC {f['auc']:.3f}")
+    sec.draw(
+        ax,
+        f"inline {sec.number:g}: {len(pos)} positive + {len(neg)} negative fixed clicks, "
+        f"IoU {f['iou']:.3f} at threshold {f['threshold']:.2f}, ROC AUC {f['auc']:.3f}",
+    )
     _map_panel(fig, ax, sec, score[inline], f["decision"])
     sec.outline(ax, mask[inline], colors="cyan", linewidths=1.5)
     sec.outline_truth(ax, colors="lime", linewidths=1.2, linestyles="--")
@@ -380,16 +483,27 @@ def write_figures(out, r: dict, survey, fm, truth, sim_clicks, interpreter, fixe
     cmap, norm = ListedColormap(colours), BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names))
     fig = _figure()
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, grid_classes, title in ((axes[0], truth[inline], "ground truth (on the feature grid)"),
-                                    (axes[1], classes[inline] - 1, f"{k['method']} segmentation, mIoU {k['miou']:.3f}")):
+    for ax, grid_classes, title in (
+        (axes[0], truth[inline], "ground truth (on the feature grid)"),
+        (axes[1], classes[inline] - 1, f"{k['method']} segmentation, mIoU {k['miou']:.3f}"),
+    ):
         sec.draw(ax, f"inline {sec.number:g}: {title}")
-        im = ax.imshow(np.ma.masked_less(grid_classes.T, 0), cmap=cmap, norm=norm, alpha=0.6, extent=sec.grid_extent,
-                       aspect="auto", interpolation="nearest")
+        im = ax.imshow(
+            np.ma.masked_less(grid_classes.T, 0),
+            cmap=cmap,
+            norm=norm,
+            alpha=0.6,
+            extent=sec.grid_extent,
+            aspect="auto",
+            interpolation="nearest",
+        )
     axes[1].set_ylabel("")
     bar = fig.colorbar(im, ax=axes, ticks=np.arange(len(names)), fraction=0.04, pad=0.02)
     bar.ax.set_yticklabels([n.replace("_", " ") + (" (not drawn)" if i == 0 else "") for i, n in enumerate(names)], fontsize=8)
-    fig.suptitle(f"Segmentation from 100 labelled grid points per class ({k['method']}); kNN protocol mIoU "
-                 f"{k['knn_protocol_miou']:.3f}", fontsize=11)
+    fig.suptitle(
+        f"Segmentation from 100 labelled grid points per class ({k['method']}); kNN protocol mIoU {k['knn_protocol_miou']:.3f}",
+        fontsize=11,
+    )
     paths.append(_save(fig, out / FIGURES[2]))
     return paths
 

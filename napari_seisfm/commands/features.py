@@ -12,29 +12,60 @@ from ..parsing import triple
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("features", help="import precomputed feature arrays, export stores, describe a store",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "features", help="import precomputed feature arrays, export stores, describe a store", description=__doc__
+    )
     sub = p.add_subparsers(dest="features_command", required=True, metavar="ACTION")
 
-    imp = sub.add_parser("import", help="import a 4-D feature array (.npy/.npz/.zarr/.h5) computed elsewhere into a feature store",
-                         description="Read ARRAY in chunks, check its grid against CUBE, reduce like `seisfm embed` and write a resumable store.")
+    imp = sub.add_parser(
+        "import",
+        help="import a 4-D feature array (.npy/.npz/.zarr/.h5) computed elsewhere into a feature store",
+        description="Read ARRAY in chunks, check its grid against CUBE, reduce like `seisfm embed` and write a resumable store.",
+    )
     imp.add_argument("array", metavar="ARRAY", help="feature array: .npy, .npz (uncompressed), .zarr, .h5/.hdf5")
-    imp.add_argument("--cube", required=True, metavar="CUBE", help="the cube the features were computed on (.sgy, .segy, .sgz, .npy)")
+    imp.add_argument(
+        "--cube", required=True, metavar="CUBE", help="the cube the features were computed on (.sgy, .segy, .sgz, .npy)"
+    )
     imp.add_argument("--out", required=True, metavar="FEATURES.zarr", help="feature store to write")
-    imp.add_argument("--layout", default=None, metavar="AXES", help="the array's axis order: il,xl,t,c or c,il,xl,t (default: inferred)")
-    imp.add_argument("--stride", default=None, type=triple("--stride", "4 or 4,4,2"), help="grid stride on the cube: one number or three (default: inferred from the shapes)")
-    imp.add_argument("--origin", default=None, type=triple("--origin", "0 or 2,2,0", minimum=0), metavar="I,X,T", help="cube index of the first grid point (default 0,0,0)")
-    imp.add_argument("--dataset", default=None, metavar="NAME", help="array inside an .npz/.zarr group/.h5 file (default: its only 4-D array)")
-    imp.add_argument("--pca", type=int, default=None, metavar="DIMS",
-                     help="reduce to DIMS with PCA when wider; 0 keeps all (default 64; 0 for arrays exported by seisfm)")
+    imp.add_argument(
+        "--layout", default=None, metavar="AXES", help="the array's axis order: il,xl,t,c or c,il,xl,t (default: inferred)"
+    )
+    imp.add_argument(
+        "--stride",
+        default=None,
+        type=triple("--stride", "4 or 4,4,2"),
+        help="grid stride on the cube: one number or three (default: inferred from the shapes)",
+    )
+    imp.add_argument(
+        "--origin",
+        default=None,
+        type=triple("--origin", "0 or 2,2,0", minimum=0),
+        metavar="I,X,T",
+        help="cube index of the first grid point (default 0,0,0)",
+    )
+    imp.add_argument(
+        "--dataset", default=None, metavar="NAME", help="array inside an .npz/.zarr group/.h5 file (default: its only 4-D array)"
+    )
+    imp.add_argument(
+        "--pca",
+        type=int,
+        default=None,
+        metavar="DIMS",
+        help="reduce to DIMS with PCA when wider; 0 keeps all (default 64; 0 for arrays exported by seisfm)",
+    )
     imp.add_argument("--dtype", default="i8", choices=("i8", "f16", "f32"), help="stored vector type (default i8)")
     imp.add_argument("--model-name", default=None, metavar="NAME", help="what computed the features, recorded in the store")
     imp.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    imp.add_argument("--no-resume", dest="resume", action="store_false", help="do not continue a partial store (error if it exists)")
+    imp.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="do not continue a partial store (error if it exists)"
+    )
     imp.set_defaults(run=run_import)
 
-    exp = sub.add_parser("export", help="write a feature store's vectors to .npy or .h5 for other tools",
-                         description="Decoded unit vectors, channel-last (il, xl, t, dim), invalid points NaN; the grid in a side-car / attributes.")
+    exp = sub.add_parser(
+        "export",
+        help="write a feature store's vectors to .npy or .h5 for other tools",
+        description="Decoded unit vectors, channel-last (il, xl, t, dim), invalid points NaN; the grid in a side-car / attributes.",
+    )
     exp.add_argument("store", metavar="FEATURES.zarr", help="complete feature store")
     exp.add_argument("out", metavar="OUT", help="OUT.npy (with OUT.npy.json) or OUT.h5/.hdf5 (dataset 'features')")
     exp.add_argument("--dtype", default="f32", choices=("f32", "f16"), help="array dtype (default f32)")
@@ -68,11 +99,25 @@ def run_import(args) -> int:
     layout = parse_layout(args.layout) if args.layout else None
     bar, progress = _bar("import")
     with bar:
-        fv = import_features(args.array, args.cube, args.out, layout=layout, stride=stride, origin=origin,
-                             dataset=args.dataset, pca=args.pca, dtype=args.dtype, model_name=args.model_name,
-                             resume=args.resume, overwrite=args.overwrite, progress=progress)
-    print(f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}, origin {fv.grid.origin}), {fv.dim}-d {fv.dtype}, "
-          f"model {fv.model}, layout {fv.provenance.get('layout')}")
+        fv = import_features(
+            args.array,
+            args.cube,
+            args.out,
+            layout=layout,
+            stride=stride,
+            origin=origin,
+            dataset=args.dataset,
+            pca=args.pca,
+            dtype=args.dtype,
+            model_name=args.model_name,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
+    print(
+        f"wrote {fv.path}: grid {fv.grid.shape} (stride {fv.grid.stride}, origin {fv.grid.origin}), {fv.dim}-d {fv.dtype}, "
+        f"model {fv.model}, layout {fv.provenance.get('layout')}"
+    )
     return 0
 
 
@@ -98,7 +143,9 @@ def run_info(args) -> int:
     state = "yes" if d["complete"] else "no"
     print(d["path"])
     print(f"  model       {d['model']}")
-    print(f"  grid        {' x '.join(map(str, d['grid_shape']))} points, stride {tuple(d['stride'])}, origin {tuple(d['origin'])}")
+    print(
+        f"  grid        {' x '.join(map(str, d['grid_shape']))} points, stride {tuple(d['stride'])}, origin {tuple(d['origin'])}"
+    )
     reduced = f" (PCA from {d['dim_in']})" if d["pca"] else ""
     print(f"  vectors     {d['dim']}-d {d['dtype']}{reduced}")
     print(f"  complete    {state} ({d['chunks_done']}/{d['chunks_total']} chunks)")
@@ -106,7 +153,10 @@ def run_info(args) -> int:
     print(f"  cube        {d['cube']['source']}, shape {d['cube']['shape']}, fingerprint {str(d['cube']['fingerprint'])[:16]}")
     p = d["provenance"]
     if p:
-        print(f"  imported    from {p.get('imported_from')}" + (f" [{p['dataset']}]" if p.get("dataset") and p.get("source_format") != "npy" else "")
-              + f", layout {p.get('layout')}, {p.get('source_dtype')} {tuple(p.get('source_shape', ()))}, sha256 {p.get('source_sha256')}"
-              + (f", {p['imported_at']}" if p.get("imported_at") else ""))
+        print(
+            f"  imported    from {p.get('imported_from')}"
+            + (f" [{p['dataset']}]" if p.get("dataset") and p.get("source_format") != "npy" else "")
+            + f", layout {p.get('layout')}, {p.get('source_dtype')} {tuple(p.get('source_shape', ()))}, sha256 {p.get('source_sha256')}"
+            + (f", {p['imported_at']}" if p.get("imported_at") else "")
+        )
     return 0

@@ -44,4 +44,11 @@ def describe(cube) -> dict:
     size = os.path.getsize(cube.path) if cube.path else cube.nbytes
     fmt = cube.info.get("format_name") or cube.info.get("format", "")
     extra = {k: v for k, v in cube.info.items() if k in ("endian", "sorting", "bits_per_voxel", "traces")}
-    return {"file": str(cube.path), "format": str(fmt), **extra, "geometry": cube.geometry.summary(), "size_bytes": size, "float32_bytes": cube.nbytes}
+    return {
+        "file": str(cube.path),
+        "format": str(fmt),
+        **extra,
+        "geometry": cube.geometry.summary(),
+        "size_bytes": size,
+        "float32_bytes": cube.nbytes,
+    }

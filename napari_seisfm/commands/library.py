@@ -14,43 +14,83 @@ from ..parsing import integer, point, triple
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("library", help="index many feature stores with usearch and search them all from a click",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "library", help="index many feature stores with usearch and search them all from a click", description=__doc__
+    )
     sub = p.add_subparsers(dest="library_command", required=True, metavar="ACTION")
 
-    add = sub.add_parser("add", help="add feature stores to a survey library (created if new)",
-                         description="Index the stores' vectors (usearch HNSW, int8, cosine); a store already in the library is skipped, one re-embedded with other settings at the same path is replaced.")
+    add = sub.add_parser(
+        "add",
+        help="add feature stores to a survey library (created if new)",
+        description="Index the stores' vectors (usearch HNSW, int8, cosine); a store already in the library is skipped, one re-embedded with other settings at the same path is replaced.",
+    )
     add.add_argument("stores", nargs="+", metavar="STORE", help="complete feature stores (.zarr) of one model")
     add.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside the first store)")
-    add.add_argument("--stride", default="1", type=triple("--stride", "2 or 2,2,1"), metavar="N|A,B,C",
-                     help="index every N-th feature-grid point per axis (default 1: all; 2 makes the index 8x smaller)")
-    add.add_argument("--threads", type=integer("--threads must be 0 or more, got {value}", lo=0), default=0, help="usearch threads (default 0: all cores)")
+    add.add_argument(
+        "--stride",
+        default="1",
+        type=triple("--stride", "2 or 2,2,1"),
+        metavar="N|A,B,C",
+        help="index every N-th feature-grid point per axis (default 1: all; 2 makes the index 8x smaller)",
+    )
+    add.add_argument(
+        "--threads",
+        type=integer("--threads must be 0 or more, got {value}", lo=0),
+        default=0,
+        help="usearch threads (default 0: all cores)",
+    )
     add.set_defaults(run=run_add)
 
-    s = sub.add_parser("search", help="clicks in one store -> the best matches across every cube of the library",
-                       description="The mean of the clicked vectors is the query; matches are ranked by cosine similarity.")
+    s = sub.add_parser(
+        "search",
+        help="clicks in one store -> the best matches across every cube of the library",
+        description="The mean of the clicked vectors is the query; matches are ranked by cosine similarity.",
+    )
     s.add_argument("--from", dest="source", required=True, metavar="STORE", help="feature store the clicks are in")
     s.add_argument("--pos", action="append", default=[], type=point, metavar="IL,XL,T", help="clicked point (repeat)")
-    s.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey",
-                   help="units of --pos: survey (inline, crossline, time/depth; default), cube sample or feature-grid indices")
+    s.add_argument(
+        "--coords",
+        choices=("survey", "cube", "grid"),
+        default="survey",
+        help="units of --pos: survey (inline, crossline, time/depth; default), cube sample or feature-grid indices",
+    )
     s.add_argument("--library", metavar="DIR", help="library folder (default: seisfm-library beside --from)")
-    s.add_argument("--top", type=integer("--top must be at least 1, got {value}", lo=1), default=20, metavar="N", help="number of matches (default: %(default)s)")
-    s.add_argument("--radius", type=integer("--radius must be 0 or more grid points, got {value}", lo=0), default=1, metavar="R",
-                   help="one entry per body: hits of one cube within R indexed grid points of each other are one body, "
-                        "listed at its best hit (default: %(default)s: connected; 0: the raw nearest vectors)")
-    s.add_argument("--keep-seabed", action="store_true",
-                   help="also list hits in the cubes' seabed bands (left out by default unless a click is in its cube's band)")
+    s.add_argument(
+        "--top",
+        type=integer("--top must be at least 1, got {value}", lo=1),
+        default=20,
+        metavar="N",
+        help="number of matches (default: %(default)s)",
+    )
+    s.add_argument(
+        "--radius",
+        type=integer("--radius must be 0 or more grid points, got {value}", lo=0),
+        default=1,
+        metavar="R",
+        help="one entry per body: hits of one cube within R indexed grid points of each other are one body, "
+        "listed at its best hit (default: %(default)s: connected; 0: the raw nearest vectors)",
+    )
+    s.add_argument(
+        "--keep-seabed",
+        action="store_true",
+        help="also list hits in the cubes' seabed bands (left out by default unless a click is in its cube's band)",
+    )
     s.add_argument("--json", action="store_true", help="print the matches as one JSON list")
     s.set_defaults(run=run_search)
 
-    r = sub.add_parser("remove", help="take feature stores out of a survey library (also stores gone from disk)",
-                       description="Remove the stores' vectors from the index and their entries from the manifest.")
+    r = sub.add_parser(
+        "remove",
+        help="take feature stores out of a survey library (also stores gone from disk)",
+        description="Remove the stores' vectors from the index and their entries from the manifest.",
+    )
     r.add_argument("stores", nargs="+", metavar="STORE", help="store paths as the library lists them")
     r.add_argument("--library", required=True, metavar="DIR", help="library folder")
     r.set_defaults(run=run_remove)
 
     i = sub.add_parser("info", help="what a survey library holds", description="Model, size and stores of a library.")
-    i.add_argument("library", nargs="?", default="seisfm-library", metavar="DIR", help="library folder (default: ./seisfm-library)")
+    i.add_argument(
+        "library", nargs="?", default="seisfm-library", metavar="DIR", help="library folder (default: ./seisfm-library)"
+    )
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(run=run_info)
 
@@ -78,7 +118,9 @@ def run_add(args) -> int:
     notes = {str(Path(e["path"]).resolve()): (e.get("seabed") or {}).get("note") for e in Library.open(library).stores}
     for store, n in report:
         note = notes.get(str(Path(store).resolve()))
-        print((f"{store}: {n} vectors added" if n else f"{store}: already in the library, skipped") + (f"; {note}" if note else ""))
+        print(
+            (f"{store}: {n} vectors added" if n else f"{store}: already in the library, skipped") + (f"; {note}" if note else "")
+        )
     rate = f" ({added / dt / 1e6:.2f} M vectors/s)" if added and dt > 0 else ""
     print(f"library {library}: {added} vectors added in {dt:.1f} s{rate}")
     return 0
@@ -94,8 +136,9 @@ def run_search(args) -> int:
         raise SeisfmError("give at least one --pos IL,XL,T in the --from store")
     points = args.pos
     lib = Library.open(args.library or default_library(args.source))
-    matches = search_library(lib, args.source, points, space=args.coords, top=args.top, radius=args.radius,
-                             seabed=args.keep_seabed)
+    matches = search_library(
+        lib, args.source, points, space=args.coords, top=args.top, radius=args.radius, seabed=args.keep_seabed
+    )
     if args.json:
         print(json.dumps([m.as_dict() for m in matches]))
         return 0
@@ -107,7 +150,6 @@ def run_search(args) -> int:
     return 0
 
 
-
 def run_info(args) -> int:
     import json
 
@@ -117,10 +159,14 @@ def run_info(args) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
-    print(f"{info['library']}: model {info['model']}, {info['dim']}-d, {info['vectors']} vectors, "
-          f"index {info['index_bytes'] / 1e6:.1f} MB (usearch HNSW, i8, cosine)")
+    print(
+        f"{info['library']}: model {info['model']}, {info['dim']}-d, {info['vectors']} vectors, "
+        f"index {info['index_bytes'] / 1e6:.1f} MB (usearch HNSW, i8, cosine)"
+    )
     for s in info["stores"]:
         state = "" if s["on_disk"] else "  MISSING from disk"
-        print(f"  [{s['id']}] {s['path']}: {s['vectors']} vectors, grid {tuple(s['grid'])}, every {tuple(s['index_step'])}{state}")
+        print(
+            f"  [{s['id']}] {s['path']}: {s['vectors']} vectors, grid {tuple(s['grid'])}, every {tuple(s['index_step'])}{state}"
+        )
         print(f"      cube {s['cube']}; {s['seabed']}")
     return 0

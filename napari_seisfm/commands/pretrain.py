@@ -17,7 +17,13 @@ def register(subparsers) -> None:
         "usable as seisfm embed --model NAME (or --model DIR).",
     )
     p.add_argument("cubes", nargs="*", metavar="CUBE", help="seismic cubes to train on (.sgy, .segy, .sgz, .npy)")
-    p.add_argument("--images", action="append", default=[], metavar="FILE.npz", help="labelled or unlabelled image set (2-D sections; labels unused); repeatable")
+    p.add_argument(
+        "--images",
+        action="append",
+        default=[],
+        metavar="FILE.npz",
+        help="labelled or unlabelled image set (2-D sections; labels unused); repeatable",
+    )
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="also train on N synthetic surveys (seeds 1000..)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (created; --resume continues the run in it)")
     p.add_argument("--name", help="model id (default: the folder's name)")
@@ -27,9 +33,13 @@ def register(subparsers) -> None:
     budget.add_argument("--minutes", type=float, help="wall-clock budget (turned into a step count after a few steps)")
     budget.add_argument("--steps", type=int, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--base-lr", type=float, default=None,
-                   help="learning rate = BASE_LR x batch / 256 (default: MAE's 1.5e-4, but the rate never below 3.75e-4, "
-                   "which short runs at small batches need; see docs/pretraining.md)")
+    p.add_argument(
+        "--base-lr",
+        type=float,
+        default=None,
+        help="learning rate = BASE_LR x batch / 256 (default: MAE's 1.5e-4, but the rate never below 3.75e-4, "
+        "which short runs at small batches need; see docs/pretraining.md)",
+    )
     p.add_argument("--mask-ratio", type=float, default=0.85)
     p.add_argument("--weights", help="sampling weight per source, comma-separated, in the order cubes, images, synthetic")
     p.add_argument("--val", metavar="CUBE", help="held-out cube for a validation loss")
@@ -57,18 +67,36 @@ def run(args) -> int:
 
     try:
         result = pretrain(
-            cubes=args.cubes, images=args.images, synthetic=args.synthetic, out=args.out, name=args.name,
-            tokenization=args.tokenization, size=args.size, minutes=args.minutes, steps=args.steps,
-            batch_size=args.batch_size, base_lr=args.base_lr, mask_ratio=args.mask_ratio, weights=args.weights,
-            val=args.val, seed=args.seed, device=args.device, init=args.init, resume=args.resume,
-            install=not args.no_install, progress=progress, command="seisfm " + shlex.join(sys.argv[1:]),
+            cubes=args.cubes,
+            images=args.images,
+            synthetic=args.synthetic,
+            out=args.out,
+            name=args.name,
+            tokenization=args.tokenization,
+            size=args.size,
+            minutes=args.minutes,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            base_lr=args.base_lr,
+            mask_ratio=args.mask_ratio,
+            weights=args.weights,
+            val=args.val,
+            seed=args.seed,
+            device=args.device,
+            init=args.init,
+            resume=args.resume,
+            install=not args.no_install,
+            progress=progress,
+            command="seisfm " + shlex.join(sys.argv[1:]),
         )
     finally:
         bar.close()
     if result.card is not None:
         print(f"model {result.model_id}: {result.card}")
-        print(f"loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps; "
-              f"curves {result.out / 'losses.png'}, reconstructions {result.out / 'reconstructions.png'}")
+        print(
+            f"loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {result.steps} steps; "
+            f"curves {result.out / 'losses.png'}, reconstructions {result.out / 'reconstructions.png'}"
+        )
         if result.installed:
             print(f"listed in {result.installed}: seisfm embed --model {result.model_id} CUBE")
         else:

@@ -21,19 +21,37 @@ def register(sub):
 
     p = sub.add_parser("segment", help="segmentation of a feature volume from labelled points", description=__doc__)
     p.add_argument("features", help="feature store (.zarr directory written by `seisfm embed`)")
-    p.add_argument("--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class")
+    p.add_argument(
+        "--labels", required=True, metavar="FILE", help=".npy label volume (feature or cube grid) or .csv of il,xl,t,class"
+    )
     p.add_argument("--coords", choices=("survey", "cube", "grid"), default="survey", help="units of CSV points (default: survey)")
     p.add_argument("--method", choices=SEGMENTERS, default=DEFAULT_SEGMENTER, help="segmentation method (default: %(default)s)")
-    p.add_argument("--smooth", type=real(f"--smooth {{value}}: must be 0 to {MAX_SMOOTH:g} grid points", lo=0, hi=MAX_SMOOTH), default=SMOOTH, help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)")
-    p.add_argument("--context", default=",".join(f"{c:g}" for c in CONTEXT), metavar="S,S",
-                   help="every method but knn: context scales in grid points, comma separated, or 'none' (default: %(default)s; "
-                   "scales of 4 or more are computed on a pooled grid)")
+    p.add_argument(
+        "--smooth",
+        type=real(f"--smooth {{value}}: must be 0 to {MAX_SMOOTH:g} grid points", lo=0, hi=MAX_SMOOTH),
+        default=SMOOTH,
+        help="every method but knn: Gaussian smoothing of the class probabilities, grid points (default: %(default)s; 0: none)",
+    )
+    p.add_argument(
+        "--context",
+        default=",".join(f"{c:g}" for c in CONTEXT),
+        metavar="S,S",
+        help="every method but knn: context scales in grid points, comma separated, or 'none' (default: %(default)s; "
+        "scales of 4 or more are computed on a pooled grid)",
+    )
     p.add_argument("--k", type=int, default=5, help="knn: neighbours that vote (default: %(default)s)")
     p.add_argument("--weighted", action="store_true", help="knn: weigh votes by 1 / cosine distance")
-    p.add_argument("--out", required=True, metavar="FILE", help="class map: .npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="class map: .npy/.zarr on the feature grid; .sgy/.segy/.sgz (needs --cube) at full resolution",
+    )
     p.add_argument("--probabilities", metavar="FILE", help="also write per-class probabilities (.npy, grid x classes)")
     p.add_argument("--confidence", metavar="FILE", help="also write the confidence map (same formats as --out)")
-    p.add_argument("--cube", metavar="CUBE", help="the cube the features came from: checked by fingerprint, needed for SEG-Y/.sgz output")
+    p.add_argument(
+        "--cube", metavar="CUBE", help="the cube the features came from: checked by fingerprint, needed for SEG-Y/.sgz output"
+    )
     p.add_argument("--full-resolution", action="store_true", help="write .npy/.zarr on the cube grid too (needs --cube)")
     p.set_defaults(run=run)
 
@@ -105,7 +123,9 @@ def check_support(path, fm, points, classes) -> int:
         raise SeisfmError(f"{path}: labels hold {len(ids)} class with valid embeddings{why}; label at least two classes")
     single = [int(c) for c, n in zip(ids, counts) if n < 2]
     if single:
-        raise SeisfmError(f"{path}: class {', '.join(map(str, single))} has a single labelled point; label at least two per class")
+        raise SeisfmError(
+            f"{path}: class {', '.join(map(str, single))} has a single labelled point; label at least two per class"
+        )
     if dead:
         print(f"seisfm: warning: {path}: {dead} labelled point(s) on dead traces or invalid embeddings are ignored")
     return int(keep.sum())
@@ -140,8 +160,13 @@ def run(args) -> int:
     n_valid = check_support(args.labels, fm, points, classes)
     if args.method == "knn" and args.k > n_valid:
         raise SeisfmError(f"--k {args.k} is larger than the {n_valid} labelled points with valid embeddings in {args.labels}")
-    settings = SegmentationSettings(args.method, k=args.k, weighted=args.weighted, smooth=args.smooth,
-                                    context=None if args.method == "knn" else parse_context(args.context))
+    settings = SegmentationSettings(
+        args.method,
+        k=args.k,
+        weighted=args.weighted,
+        smooth=args.smooth,
+        context=None if args.method == "knn" else parse_context(args.context),
+    )
     session = ClickToMapSession(fm, segmentation=settings)  # the dock's session: the same classes as the dock
     t0 = time.perf_counter()
     with ProgressBar(args.method, "pt", unit_scale=True) as bar:
@@ -153,8 +178,13 @@ def run(args) -> int:
     if args.confidence:
         write_map(args.confidence, result.confidence, fm, cube=cube, full_resolution=args.full_resolution)
     counts = {c: int((result.classes == c).sum()) for c in result.class_ids}
-    how = (f"k={args.k}{' weighted' if args.weighted else ''}" if args.method == "knn"
-           else f"smooth {args.smooth:g}, context {args.context}")
-    print(f"{fm}: {n_valid} support points, classes {list(result.class_ids)}, {args.method} ({how}), "
-          f"{dt:.2f} s -> {out}; grid points per class {counts}")
+    how = (
+        f"k={args.k}{' weighted' if args.weighted else ''}"
+        if args.method == "knn"
+        else f"smooth {args.smooth:g}, context {args.context}"
+    )
+    print(
+        f"{fm}: {n_valid} support points, classes {list(result.class_ids)}, {args.method} ({how}), "
+        f"{dt:.2f} s -> {out}; grid points per class {counts}"
+    )
     return 0

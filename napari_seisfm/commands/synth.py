@@ -8,7 +8,9 @@ from ..parsing import triple
 def register(sub):
     p = sub.add_parser("synth", help="write a synthetic cube and its ground-truth labels")
     p.add_argument("out", help="output file: .sgy, .sgz or .npy (labels go to <stem>_labels.<ext>)")
-    p.add_argument("--size", default="128", type=triple("--size", "128 or 128,128,256"), help="N or NI,NX,NT samples (default 128)")
+    p.add_argument(
+        "--size", default="128", type=triple("--size", "128 or 128,128,256"), help="N or NI,NX,NT samples (default 128)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("sgy", "sgz", "npy"), help="default: from the OUT suffix")
     p.add_argument("--noise", type=float, default=0.1, help="noise level relative to signal RMS")
@@ -59,8 +61,10 @@ def check_memory(shape, option: str) -> None:
     free = available_memory()
     if free and need > free // 2:
         size = ",".join(str(int(v)) for v in shape)
-        raise SeisfmError(f"{option} {size}: {n:.3g} samples need about {format_bytes(need)} of memory to generate "
-                          f"({BYTES_PER_SAMPLE} bytes per sample), more than half of the {format_bytes(free)} available")
+        raise SeisfmError(
+            f"{option} {size}: {n:.3g} samples need about {format_bytes(need)} of memory to generate "
+            f"({BYTES_PER_SAMPLE} bytes per sample), more than half of the {format_bytes(free)} available"
+        )
 
 
 def write(path, data, geometry, fmt, labels=False):

@@ -10,9 +10,12 @@ import sys
 def register(sub) -> None:
     from ..parsing import real
 
-    p = sub.add_parser("wavediff", help="joint seismic-velocity latent diffusion checked by a wave-equation solver",
-                       description="WaveDiffusion (docs/wavediffusion.md): simulate OpenFWI-like pairs, train the VQ "
-                       "autoencoder + latent DDPM, sample pairs, invert gathers, measure the PDE deviation.")
+    p = sub.add_parser(
+        "wavediff",
+        help="joint seismic-velocity latent diffusion checked by a wave-equation solver",
+        description="WaveDiffusion (docs/wavediffusion.md): simulate OpenFWI-like pairs, train the VQ "
+        "autoencoder + latent DDPM, sample pairs, invert gathers, measure the PDE deviation.",
+    )
     ws = p.add_subparsers(dest="wavediff_command", metavar="{simulate,train,sample,invert,residual}", required=True)
 
     s = ws.add_parser("simulate", help="velocity maps -> shot gathers (generated families or your .npy maps)")
@@ -28,20 +31,36 @@ def register(sub) -> None:
     t.add_argument("--data", required=True, metavar="DIR", help="folder with data.npy and model.npy (OpenFWI layout)")
     t.add_argument("--out", required=True, metavar="DIR", help="run folder (--resume continues the run in it)")
     _setup_args(t)
-    t.add_argument("--size", default="tiny", choices=["micro", "tiny", "full"], help="network sizes (full: the study's; micro: tests)")
+    t.add_argument(
+        "--size", default="tiny", choices=["micro", "tiny", "full"], help="network sizes (full: the study's; micro: tests)"
+    )
     t.add_argument("--two-vq", action="store_true", help="a codebook per modality instead of one shared")
-    t.add_argument("--stage1-steps", type=limited("stage1_steps"), help="Stage 1 steps (default 2000; with --resume: a new total for the run)")
-    t.add_argument("--stage2-steps", type=limited("stage2_steps"), help="Stage 2 steps (default 2000; with --resume: a new total for the run)")
+    t.add_argument(
+        "--stage1-steps",
+        type=limited("stage1_steps"),
+        help="Stage 1 steps (default 2000; with --resume: a new total for the run)",
+    )
+    t.add_argument(
+        "--stage2-steps",
+        type=limited("stage2_steps"),
+        help="Stage 2 steps (default 2000; with --resume: a new total for the run)",
+    )
     t.add_argument("--batch-size", type=limited("batch_size"), default=16)
-    t.add_argument("--minutes", type=real("--minutes {value}: must be 0 or more", lo=0), help="stop this call after about MINUTES with a checkpoint (continue with --resume)")
+    t.add_argument(
+        "--minutes",
+        type=real("--minutes {value}: must be 0 or more", lo=0),
+        help="stop this call after about MINUTES with a checkpoint (continue with --resume)",
+    )
     t.add_argument("--name", help="model name (default: the folder's name)")
     t.add_argument("--seed", type=limited("seed"), default=0)
     t.add_argument("--resume", action="store_true")
     _common(t, run_train)
 
-    for name, helptext, fn in (("sample", "generate seismic-velocity pairs from noise", run_sample),
-                               ("invert", "gathers -> velocity: Stage 1 and diffusion-refined, with MAE", run_invert),
-                               ("residual", "PDE deviation of trained, random and denoised-random latents", run_residual)):
+    for name, helptext, fn in (
+        ("sample", "generate seismic-velocity pairs from noise", run_sample),
+        ("invert", "gathers -> velocity: Stage 1 and diffusion-refined, with MAE", run_invert),
+        ("residual", "PDE deviation of trained, random and denoised-random latents", run_residual),
+    ):
         r = ws.add_parser(name, help=helptext)
         r.add_argument("--model", metavar="FILE.safetensors", help="a trained model (default: the bundled tiny one)")
         r.add_argument("--seed", type=limited("seed"), default=0)
@@ -56,7 +75,9 @@ def register(sub) -> None:
             r.add_argument("--candidates", type=limited("candidates"), default=16, help="latents drawn per step (the study: 100)")
         else:
             r.add_argument("--n", type=limited("n"), default=32, help="freshly simulated pairs encoded as trained latents")
-            r.add_argument("--n-random", type=limited("n_random"), default=32, help="random latents run through the backward process")
+            r.add_argument(
+                "--n-random", type=limited("n_random"), default=32, help="random latents run through the backward process"
+            )
             r.add_argument("--points", type=limited("points"), default=11, help="points on each curve")
             r.add_argument("--csv", metavar="FILE.csv", help="write both curves")
             r.add_argument("--plot", metavar="FILE.png", help="plot both curves")
@@ -67,8 +88,14 @@ def _setup_args(p) -> None:
     from ..parsing import real
 
     p.add_argument("--setup", default="tiny", help="geometry and sizes: tiny (CPU) or openfwi (default tiny)")
-    p.add_argument("--dt", type=real("--dt {value}: must be a positive number", above=0), help="time step in s (overrides the setup; checked against the CFL limit)")
-    p.add_argument("--dx", type=real("--dx {value}: must be a positive number", above=0), help="grid spacing in m (overrides the setup)")
+    p.add_argument(
+        "--dt",
+        type=real("--dt {value}: must be a positive number", above=0),
+        help="time step in s (overrides the setup; checked against the CFL limit)",
+    )
+    p.add_argument(
+        "--dx", type=real("--dx {value}: must be a positive number", above=0), help="grid spacing in m (overrides the setup)"
+    )
 
 
 def _common(p, fn) -> None:
@@ -78,8 +105,17 @@ def _common(p, fn) -> None:
 
 
 # option -> (least, most): every count, step and seed a wavediff command takes, checked while parsing (limited)
-LIMITS = {"n": (1, 10**7), "n_random": (1, 10**6), "points": (2, 10**5), "steps": (1, 10**6), "candidates": (1, 10**6),
-          "batch_size": (1, 10**6), "seed": (0, 2**63 - 1), "stage1_steps": (0, 10**9), "stage2_steps": (0, 10**9)}
+LIMITS = {
+    "n": (1, 10**7),
+    "n_random": (1, 10**6),
+    "points": (2, 10**5),
+    "steps": (1, 10**6),
+    "candidates": (1, 10**6),
+    "batch_size": (1, 10**6),
+    "seed": (0, 2**63 - 1),
+    "stage1_steps": (0, 10**9),
+    "stage2_steps": (0, 10**9),
+}
 OUTPUT_FILES = ("plot", "csv")  # written at the end: a bad place is refused first
 
 
@@ -153,28 +189,41 @@ def run_simulate(args) -> int:
         if v.ndim == 2:
             v = v[None, None]
         if v.ndim != 4 or tuple(v.shape[1:]) != (1, g.nz, g.nx):
-            raise SeisfmError(f"{args.velocity}: velocity of shape {tuple(v.shape)}; expected (N, 1, {g.nz}, {g.nx}) or ({g.nz}, {g.nx})")
+            raise SeisfmError(
+                f"{args.velocity}: velocity of shape {tuple(v.shape)}; expected (N, 1, {g.nz}, {g.nx}) or ({g.nz}, {g.nx})"
+            )
         from ..wavediff.forward import check_velocity
 
         check_velocity(np.asarray(v), args.velocity)
         bar = _bar("simulate", v.shape[0], args.json)
         out = []
         for i in range(0, v.shape[0], 64):
-            out.append(simulate(np.asarray(v[i:i + 64, 0]), g, device=args.device).cpu().numpy())
+            out.append(simulate(np.asarray(v[i : i + 64, 0]), g, device=args.device).cpu().numpy())
             bar.advance(out[-1].shape[0])
         bar.close()
         seismic, velocity = np.concatenate(out), np.asarray(v, dtype=np.float32)
     else:
         kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         bar = _bar("simulate", args.n, args.json)
-        seismic, velocity = generate_pairs(args.n, setup, kinds, args.seed, args.device,
-                                           progress=bar)
+        seismic, velocity = generate_pairs(args.n, setup, kinds, args.seed, args.device, progress=bar)
         bar.close()
     s_path, v_path = save_pairs(args.out, seismic, velocity)
-    result = {"seismic": str(s_path), "velocity": str(v_path), "seismic_shape": list(seismic.shape),
-              "velocity_shape": list(velocity.shape), "setup": args.setup, "cfl": round(g.cfl(), 4)}
-    return _print(args, result, [f"{seismic.shape[0]} pairs: {s_path} {tuple(seismic.shape)}, {v_path} {tuple(velocity.shape)}",
-                                 f"CFL number {g.cfl():.3f} at {g.vmax:g} m/s"])
+    result = {
+        "seismic": str(s_path),
+        "velocity": str(v_path),
+        "seismic_shape": list(seismic.shape),
+        "velocity_shape": list(velocity.shape),
+        "setup": args.setup,
+        "cfl": round(g.cfl(), 4),
+    }
+    return _print(
+        args,
+        result,
+        [
+            f"{seismic.shape[0]} pairs: {s_path} {tuple(seismic.shape)}, {v_path} {tuple(velocity.shape)}",
+            f"CFL number {g.cfl():.3f} at {g.vmax:g} m/s",
+        ],
+    )
 
 
 def run_train(args) -> int:
@@ -197,21 +246,42 @@ def run_train(args) -> int:
         bar(p.step, p.total, {"loss": f"{p.loss:.4f}"})
 
     try:
-        state = train(args.data, args.out, setup, vq, DIFFUSION_CONFIGS[args.size], stage1_steps=args.stage1_steps,
-                      stage2_steps=args.stage2_steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                      resume=args.resume, name=args.name, command="seisfm " + shlex.join(sys.argv[1:]),
-                      progress=progress, stop_after_s=None if args.minutes is None else args.minutes * 60)
+        state = train(
+            args.data,
+            args.out,
+            setup,
+            vq,
+            DIFFUSION_CONFIGS[args.size],
+            stage1_steps=args.stage1_steps,
+            stage2_steps=args.stage2_steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            resume=args.resume,
+            name=args.name,
+            command="seisfm " + shlex.join(sys.argv[1:]),
+            progress=progress,
+            stop_after_s=None if args.minutes is None else args.minutes * 60,
+        )
     finally:
         if bar is not None:
             bar.close()
     done = "model" in state
-    result = {"done": done, "stage": min(state["stage"], 2), "step": state["step"], "model": state.get("model"),
-              "minutes": round(state["seconds"] / 60, 2),
-              "stage1_loss_last": state["losses1"][-1] if state["losses1"] else None,
-              "stage2_loss_last": state["losses2"][-1] if state["losses2"] else None}
-    lines = [f"model {state['model']}" if done else
-             f"stopped at stage {state['stage']} step {state['step']}; continue with the same command plus --resume",
-             f"stage 1 loss {result['stage1_loss_last']}, stage 2 loss {result['stage2_loss_last']}, {result['minutes']} min"]
+    result = {
+        "done": done,
+        "stage": min(state["stage"], 2),
+        "step": state["step"],
+        "model": state.get("model"),
+        "minutes": round(state["seconds"] / 60, 2),
+        "stage1_loss_last": state["losses1"][-1] if state["losses1"] else None,
+        "stage2_loss_last": state["losses2"][-1] if state["losses2"] else None,
+    }
+    lines = [
+        f"model {state['model']}"
+        if done
+        else f"stopped at stage {state['stage']} step {state['step']}; continue with the same command plus --resume",
+        f"stage 1 loss {result['stage1_loss_last']}, stage 2 loss {result['stage2_loss_last']}, {result['minutes']} min",
+    ]
     return _print(args, result, lines)
 
 
@@ -236,12 +306,22 @@ def run_sample(args) -> int:
         s, v = model.decode(z)
     simulated = simulate_model_space(v, model.setup).to(s.device)
     dev = (s - simulated).pow(2).flatten(1).mean(1)
-    np.savez(args.out, seismic=s.cpu().numpy(), velocity=v.cpu().numpy(), simulated=simulated.cpu().numpy(),
-             deviation=dev.cpu().numpy())
+    np.savez(
+        args.out,
+        seismic=s.cpu().numpy(),
+        velocity=v.cpu().numpy(),
+        simulated=simulated.cpu().numpy(),
+        deviation=dev.cpu().numpy(),
+    )
     if args.plot:
         _plot_pairs(args.plot, v.cpu().numpy(), s.cpu().numpy(), simulated.cpu().numpy(), dev.cpu().numpy())
-    result = {"out": args.out, "n": args.n, "deviation_mean": float(dev.mean()), "seismic_shape": list(s.shape),
-              "velocity_shape": list(v.shape)}
+    result = {
+        "out": args.out,
+        "n": args.n,
+        "deviation_mean": float(dev.mean()),
+        "seismic_shape": list(s.shape),
+        "velocity_shape": list(v.shape),
+    }
     return _print(args, result, [f"{args.n} pairs -> {args.out}", f"PDE deviation (mean) {float(dev.mean()):.5f}"])
 
 
@@ -280,7 +360,7 @@ def _pairs(args, model, seed):
     setup = model.setup
     if getattr(args, "data", None):
         s, v = open_pairs(Path(args.data) / "data.npy", Path(args.data) / "model.npy", setup)
-        s, v = np.asarray(s[:args.n]), np.asarray(v[:args.n])
+        s, v = np.asarray(s[: args.n]), np.asarray(v[: args.n])
     else:
         s, v = generate_pairs(args.n, setup, seed=seed)
     return seismic_to_model(s, setup).to(args.device), velocity_to_model(v, setup).to(args.device)
@@ -295,9 +375,15 @@ def run_invert(args) -> int:
     v2 = invert_refined(model, s, steps=args.steps, candidates=args.candidates, seed=args.seed)
     mae1, mae2 = float((v1.clamp(-1, 1) - v).abs().mean()), float((v2.clamp(-1, 1) - v).abs().mean())
     result = {"n": int(s.shape[0]), "mae_stage1": mae1, "mae_refined": mae2, "steps": args.steps, "candidates": args.candidates}
-    return _print(args, result, [f"{s.shape[0]} gathers, velocity MAE in [-1, 1] units:",
-                                 f"  stage 1            {mae1:.4f}",
-                                 f"  diffusion-refined  {mae2:.4f}  ({args.steps} steps x {args.candidates} candidates)"])
+    return _print(
+        args,
+        result,
+        [
+            f"{s.shape[0]} gathers, velocity MAE in [-1, 1] units:",
+            f"  stage 1            {mae1:.4f}",
+            f"  diffusion-refined  {mae2:.4f}  ({args.steps} steps x {args.candidates} candidates)",
+        ],
+    )
 
 
 def run_residual(args) -> int:
@@ -322,14 +408,16 @@ def run_residual(args) -> int:
         _write_csv(args.csv, r)
     if args.plot:
         _plot(args.plot, r)
-    lines = [f"PDE deviation (mean squared, preprocessed seismic) of model {r['model']}:",
-             f"  trained latents ({r['n_trained']} fresh pairs)   {r['trained']:.5f}",
-             f"  random latents ({r['n_random']})               {r['random']:.5f}",
-             f"  denoised random latents          {r['denoised_random']:.5f}",
-             f"  (mismatched true pairs           {r['mismatched_pairs']:.5f})",
-             f"ordering trained < denoised-random < random: {'holds' if r['ordering_holds'] else 'does not hold'}",
-             "forward  (step, deviation): " + ", ".join(f"{t}:{d:.4f}" for t, d in r["forward"]),
-             "backward (step, deviation): " + ", ".join(f"{t}:{d:.4f}" for t, d in r["backward"])]
+    lines = [
+        f"PDE deviation (mean squared, preprocessed seismic) of model {r['model']}:",
+        f"  trained latents ({r['n_trained']} fresh pairs)   {r['trained']:.5f}",
+        f"  random latents ({r['n_random']})               {r['random']:.5f}",
+        f"  denoised random latents          {r['denoised_random']:.5f}",
+        f"  (mismatched true pairs           {r['mismatched_pairs']:.5f})",
+        f"ordering trained < denoised-random < random: {'holds' if r['ordering_holds'] else 'does not hold'}",
+        "forward  (step, deviation): " + ", ".join(f"{t}:{d:.4f}" for t, d in r["forward"]),
+        "backward (step, deviation): " + ", ".join(f"{t}:{d:.4f}" for t, d in r["backward"]),
+    ]
     return _print(args, r, lines)
 
 

@@ -239,9 +239,7 @@ class AttributeEmbedder(Embedder):
         for w, lateral in zip(WINDOWS, (2.0, 4.0)):
             up = np.zeros(2 * w + 1, np.float32)
             up[: w - GAP + 1] = 1.0 / (w - GAP + 1)  # correlate1d: weight j reads sample t + j - w
-            above, below = (
-                at.smooth(x2, (lateral, lateral, (("correlate", k), ("gauss", 1.0)))) for k in (up, up[::-1].copy())
-            )
+            above, below = (at.smooth(x2, (lateral, lateral, (("correlate", k), ("gauss", 1.0)))) for k in (up, up[::-1].copy()))
             o[f"asymmetry_{w}"] = np.log((above + 0.01) / (below + 0.01))
             if w == WINDOWS[0]:
                 o["above_rel"] = np.log((np.sqrt(above) + FLOOR) / regional)
@@ -329,7 +327,9 @@ def _central_difference(v: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-_DERIVATIVE = np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
+_DERIVATIVE = (
+    np.array([-1.0, 8.0, 0.0, -8.0, 1.0], np.float32) / 12
+)  # 4th-order derivative (convolve1d order): 1% low at 0.15 cycles/sample
 LOCAL = _radius(4.0)  # reach of the widest local smoothing: local fields are computed this far from the grid only
 
 
@@ -410,7 +410,9 @@ class _Operator:
         for r0 in range(0, len(matrix), self.TILE):
             cols = np.flatnonzero(nz[r0 : r0 + self.TILE].any(0))
             c0, c1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
-            self.tiles.append((r0, min(r0 + self.TILE, len(matrix)), c0, c1, np.ascontiguousarray(matrix[r0 : r0 + self.TILE, c0:c1])))
+            self.tiles.append(
+                (r0, min(r0 + self.TILE, len(matrix)), c0, c1, np.ascontiguousarray(matrix[r0 : r0 + self.TILE, c0:c1]))
+            )
         self.lo = min(t[2] for t in self.tiles)
         self.hi = max(t[3] for t in self.tiles)
 
@@ -480,7 +482,9 @@ class _Sampler:
         # read only the columns the operators touch
         if any(ops[k].lo < self.region[k].start or ops[k].hi > self.region[k].stop for k in ops):
             raise ValueError(f"smoothing {sigma} reads outside the field's region {self.region}")
-        view = tuple(slice(ops[k].lo - r.start, ops[k].hi - r.start) if k in ops else slice(None) for k, r in enumerate(self.region))
+        view = tuple(
+            slice(ops[k].lo - r.start, ops[k].hi - r.start) if k in ops else slice(None) for k, r in enumerate(self.region)
+        )
         origin = [ops[k].lo if k in ops else 0 for k in range(3)]
         v = v[view]
         for axis in (2, 1, 0):

@@ -99,9 +99,9 @@ class Embedder(ABC):
             x = x[None]
         depth = 2 * int(self.halo[0]) + 1
         step = (1, *(int(s) for s in stride))
-        return np.concatenate([
-            self.embed_block(np.ascontiguousarray(np.broadcast_to(one[None], (depth, *one.shape))), step) for one in x
-        ])
+        return np.concatenate(
+            [self.embed_block(np.ascontiguousarray(np.broadcast_to(one[None], (depth, *one.shape))), step) for one in x]
+        )
 
 
 def grid_points(core: int, stride: int) -> int:
@@ -144,4 +144,3 @@ def family(*tokenizations: str, weights: bool = False) -> Callable[[Builder], Bu
         return builder
 
     return deco
-

@@ -148,7 +148,7 @@ def map_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             changed = False
             for p in PREFIXES:
                 if k.startswith(p):
-                    k, changed = k[len(p):], True
+                    k, changed = k[len(p) :], True
         m = _HF_QKV.match(k)
         if m:
             qkv.setdefault((m.group(1), m.group(3)), {})[m.group(2)] = value
@@ -194,8 +194,7 @@ def _take_pos_embed(encoder: nn.Module, v: torch.Tensor, report: LoadReport) -> 
         report.notes.append("position code: taken from the checkpoint")
     else:
         report.notes.append(
-            f"position code: checkpoint's {tuple(v.shape)} does not fit {tuple(buf.shape)}; dropped "
-            "(fixed sin-cos code used)"
+            f"position code: checkpoint's {tuple(v.shape)} does not fit {tuple(buf.shape)}; dropped (fixed sin-cos code used)"
         )
 
 

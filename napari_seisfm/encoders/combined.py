@@ -27,8 +27,11 @@ class CombinedEmbedder(Embedder):
         self.parts = parts
         ids = SEPARATOR.join(p.card.id for p in parts)
         self.card = ModelCard(
-            id=ids, name=" + ".join(p.card.name for p in parts), tokenization="combined",
-            dim=sum(p.dim for p in parts), source="concatenation of unit-length vectors of: " + ", ".join(p.card.id for p in parts),
+            id=ids,
+            name=" + ".join(p.card.name for p in parts),
+            tokenization="combined",
+            dim=sum(p.dim for p in parts),
+            source="concatenation of unit-length vectors of: " + ", ".join(p.card.id for p in parts),
         )
         self.native_sections = all(getattr(p, "native_sections", False) for p in parts)
 
@@ -46,8 +49,7 @@ class CombinedEmbedder(Embedder):
         out = []
         for p in self.parts:
             cut = tuple(
-                slice(None) if k in flat else slice(big[k] - p.halo[k], block.shape[k] - (big[k] - p.halo[k]))
-                for k in range(3)
+                slice(None) if k in flat else slice(big[k] - p.halo[k], block.shape[k] - (big[k] - p.halo[k])) for k in range(3)
             )
             out.append(unit(p.embed_block(np.ascontiguousarray(block[cut]), stride)))
         return np.concatenate(out, axis=-1)

@@ -153,10 +153,12 @@ def get_embedder(
             raise SeisfmError(f"model {model_id!r}: a combined model takes no --checkpoint; give each part by id")
         if "" in str(model_id).split(SEPARATOR):
             raise SeisfmError(f"model {model_id!r}: an empty part; combine model ids as attributes+seisfm-micro-2.5d")
-        return CombinedEmbedder([
-            get_embedder(m, device=device, precision=precision, batch_size=batch_size, spacing=spacing, tiling=tiling)
-            for m in str(model_id).split(SEPARATOR)
-        ])
+        return CombinedEmbedder(
+            [
+                get_embedder(m, device=device, precision=precision, batch_size=batch_size, spacing=spacing, tiling=tiling)
+                for m in str(model_id).split(SEPARATOR)
+            ]
+        )
     c = card(model_id)
     fam = families().get(c.tokenization)
     if fam is None:
@@ -174,8 +176,14 @@ def get_embedder(
         if path is None or not path.is_file():
             raise SeisfmError(f"model {c.id}: {install_hint(c)}")
     return fam.build(
-        c, path, sha256=c.sha256 if checkpoint is None else None, device=device, precision=precision,
-        batch_size=batch_size, spacing=spacing, tiling=tiling,
+        c,
+        path,
+        sha256=c.sha256 if checkpoint is None else None,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        spacing=spacing,
+        tiling=tiling,
     )
 
 

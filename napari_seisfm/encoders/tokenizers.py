@@ -144,9 +144,7 @@ class Tokenizer25D(Tokenizer2D):
     def __init__(self, dim: int, window: int = 224, patch: int = 16, angles=VIEW_ANGLES):
         super().__init__(dim, window, patch)
         self.n_views = len(angles)
-        self.register_buffer(
-            "view_code", torch.from_numpy(orientation_code(np.asarray(angles))).float(), persistent=False
-        )
+        self.register_buffer("view_code", torch.from_numpy(orientation_code(np.asarray(angles))).float(), persistent=False)
         # learned map of the cyclic code into the token width (3 * dim parameters at most)
         self.orient_embed = nn.Linear(2, dim, bias=False)
 

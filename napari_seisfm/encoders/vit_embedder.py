@@ -58,7 +58,7 @@ from .vit import ViTEncoder
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """"auto" = cuda, then mps, then cpu."""
+    """ "auto" = cuda, then mps, then cpu."""
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -82,8 +82,14 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float16 if device.type == "mps" else None
-    table = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
+    table = {
+        "fp32": None,
+        "float32": None,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
     if precision not in table:
         raise SeisfmError(f"precision {precision!r}: use auto, fp32, bf16 or fp16")
     return table[precision]
@@ -257,7 +263,7 @@ class ViTEmbedder(Embedder):
 
             def windows(batch):
                 return torch.stack(
-                    [padded[ia[a], b + pad[0]: b + pad[0] + w, c + pad[2]: c + pad[2] + w].T for a, b, c, *_ in batch]
+                    [padded[ia[a], b + pad[0] : b + pad[0] + w, c + pad[2] : c + pad[2] + w].T for a, b, c, *_ in batch]
                 )
         else:
             steps = torch.as_tensor(view_steps(self.spacing), dtype=torch.float32, device=vol.device)
@@ -298,7 +304,7 @@ class ViTEmbedder(Embedder):
             crops = []
             for job in batch:
                 s = [int(p.starts[wi]) + pad[k][0] for k, (p, wi) in enumerate(job)]
-                crops.append(padded[s[0]: s[0] + w, s[1]: s[1] + w, s[2]: s[2] + w])
+                crops.append(padded[s[0] : s[0] + w, s[1] : s[1] + w, s[2] : s[2] + w])
             return torch.stack(crops)
 
         def scatter(batch, tokens):
@@ -324,14 +330,12 @@ class ViTEmbedder(Embedder):
     def _run(self, jobs, windows, scatter, n_tokens_used):
         i = 0
         while i < len(jobs):
-            batch = jobs[i: i + self.batch_size]
+            batch = jobs[i : i + self.batch_size]
             try:
                 tokens = self._forward(windows(batch))
             except torch.OutOfMemoryError:
                 if self.batch_size == 1:
-                    raise SeisfmError(
-                        f"{self.card.id}: out of device memory even at batch size 1 on {self.device}"
-                    ) from None
+                    raise SeisfmError(f"{self.card.id}: out of device memory even at batch size 1 on {self.device}") from None
                 self.batch_size = max(1, self.batch_size // 2)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()

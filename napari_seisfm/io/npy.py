@@ -38,8 +38,9 @@ def open_npy(path) -> Cube:
         if geometry.shape != array.shape:
             raise SeisfmError(f"{meta}: geometry {geometry.shape} does not match {path.name} {array.shape}")
     else:
-        geometry = Geometry.regular(array.shape, first_inline=0, first_crossline=0, sample_interval=1.0,
-                                    sample_unit="samples", source=str(path))
+        geometry = Geometry.regular(
+            array.shape, first_inline=0, first_crossline=0, sample_interval=1.0, sample_unit="samples", source=str(path)
+        )
     geometry = Geometry(**{**geometry.__dict__, "source": str(path)})
     try:
         return mask_nonfinite_traces(Cube(ArrayBackend(array), geometry, path, {"format": f"numpy {array.dtype}"}))

@@ -77,8 +77,9 @@ def check_free_space(path, needed: int, what: str = "the output") -> None:
     except OSError:
         return
     if needed + SPACE_MARGIN > free:
-        raise SeisfmError(f"{path}: not enough free space: {what} needs {format_bytes(needed)}, "
-                          f"{format_bytes(free)} free on {path.parent}")
+        raise SeisfmError(
+            f"{path}: not enough free space: {what} needs {format_bytes(needed)}, {format_bytes(free)} free on {path.parent}"
+        )
 
 
 def format_bytes(n: float) -> str:

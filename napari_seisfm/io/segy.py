@@ -23,9 +23,17 @@ from .output import atomic_output, prepare_output
 # sample format code -> bytes per sample (the codes segyio reads)
 FORMATS = {1: 4, 2: 4, 3: 2, 5: 4, 6: 8, 8: 1, 9: 8, 10: 4, 11: 2, 12: 8, 16: 1}
 FORMAT_NAMES = {
-    1: "4-byte IBM float", 2: "4-byte signed int", 3: "2-byte signed int", 5: "4-byte IEEE float",
-    6: "8-byte IEEE float", 8: "1-byte signed int", 9: "8-byte signed int", 10: "4-byte unsigned int",
-    11: "2-byte unsigned int", 12: "8-byte unsigned int", 16: "1-byte unsigned int",
+    1: "4-byte IBM float",
+    2: "4-byte signed int",
+    3: "2-byte signed int",
+    5: "4-byte IEEE float",
+    6: "8-byte IEEE float",
+    8: "1-byte signed int",
+    9: "8-byte signed int",
+    10: "4-byte unsigned int",
+    11: "2-byte unsigned int",
+    12: "8-byte unsigned int",
+    16: "1-byte unsigned int",
 }
 TEXT, BINARY, TRACE_HEADER = 3200, 400, 240
 MAX_SAMPLES = 1_000_000
@@ -69,7 +77,14 @@ def sniff(path: Path) -> dict:
             f"{path}: truncated or inconsistent SEG-Y: {data} bytes of traces is not a whole number of "
             f"{ns}-sample {FORMAT_NAMES[fmt]} traces ({n:.2f})"
         )
-    return {"endian": endian, "format": fmt, "format_name": FORMAT_NAMES[fmt], "samples": ns, "traces": data // trace_bytes, "extended_headers": n_ext}
+    return {
+        "endian": endian,
+        "format": fmt,
+        "format_name": FORMAT_NAMES[fmt],
+        "samples": ns,
+        "traces": data // trace_bytes,
+        "extended_headers": n_ext,
+    }
 
 
 # The unit of the sample axis when the caller does not give one. SEG-Y has no field for it that files set: the
@@ -89,7 +104,9 @@ def open_segy(path, *, iline: int = 189, xline: int = 193, sample_unit: str | No
         f = segyio.open(str(path), "r", iline=iline, xline=xline, endian=info["endian"])
         if len(f.offsets) > 1:
             f.close()
-            raise SeisfmError(f"{path}: pre-stack data ({len(f.offsets)} offsets per inline/crossline position); napari-seisfm needs a post-stack cube")
+            raise SeisfmError(
+                f"{path}: pre-stack data ({len(f.offsets)} offsets per inline/crossline position); napari-seisfm needs a post-stack cube"
+            )
     except SeisfmError:
         raise
     except Exception:
@@ -126,7 +143,9 @@ def _geometry(f, path, iline, xline, info, sample_unit):
     notes = []
     grid = _grid_from_headers(il, xl, ntr)
     if grid is None and np.unique(il).size == 1 and il[0] != 0 and _varies(f, segyio.TraceField.offset):
-        raise SeisfmError(f"{path}: pre-stack data ({ntr} traces at one inline/crossline position); napari-seisfm needs a post-stack cube")
+        raise SeisfmError(
+            f"{path}: pre-stack data ({ntr} traces at one inline/crossline position); napari-seisfm needs a post-stack cube"
+        )
     if grid is None:
         notes.append("no usable inline/crossline headers: opened as a plain collection of traces")
         warnings.warn(f"{path}: {notes[-1]}", stacklevel=3)
@@ -140,14 +159,22 @@ def _geometry(f, path, iline, xline, info, sample_unit):
         if duplicates:
             offsets = np.unique(np.asarray(f.attributes(segyio.TraceField.offset)[:]))
             what = f"{len(offsets)} offsets" if len(offsets) > 1 else f"{duplicates} repeated trace positions"
-            raise SeisfmError(f"{path}: pre-stack data ({what} per inline/crossline position); napari-seisfm needs a post-stack cube")
+            raise SeisfmError(
+                f"{path}: pre-stack data ({what} per inline/crossline position); napari-seisfm needs a post-stack cube"
+            )
         kind = "2d" if 1 in trace_map.shape else "3d"
     dead = trace_map < 0
     if dead.any():
         notes.append(f"{int(dead.sum())} missing traces on the {trace_map.shape[0]}x{trace_map.shape[1]} grid (dead-trace mask)")
     geometry = Geometry(
-        ilines=ilines, xlines=xlines, samples=samples, sample_unit=unit, kind=kind,
-        dead=dead if dead.any() else None, source=str(path), notes=tuple(notes),
+        ilines=ilines,
+        xlines=xlines,
+        samples=samples,
+        sample_unit=unit,
+        kind=kind,
+        dead=dead if dead.any() else None,
+        source=str(path),
+        notes=tuple(notes),
     )
     # segyio's own line readers only where its idea of the grid is exactly ours: a file whose line
     # headers are damaged may still look regular to segyio (it samples a few headers), and its
@@ -196,8 +223,6 @@ def _varies(f, field) -> bool:
     return np.unique(v).size > 1
 
 
-
-
 class SegyBackend:
     """Reads blocks by gathering traces; whole inlines, crosslines and time slices use segyio's fast paths."""
 
@@ -231,7 +256,9 @@ class SegyBackend:
                 # segyio's depth_slice walks every trace in C, reading one sample of each (in file order)
                 flat = np.asarray(self.f.depth_slice[index], np.float32).ravel()
                 if flat.size == self.trace_map.size:
-                    return flat.reshape(self.trace_map.shape) if self.sorting == "inline" else flat.reshape(self.trace_map.T.shape).T
+                    return (
+                        flat.reshape(self.trace_map.shape) if self.sorting == "inline" else flat.reshape(self.trace_map.T.shape).T
+                    )
             return self.read(slice(0, self.shape[0]), slice(0, self.shape[1]), slice(index, index + 1))[:, :, 0]
         sl = [slice(None), slice(None)]
         sl[axis] = slice(index, index + 1)
@@ -268,8 +295,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------- writing
-def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None = None, progress=None,
-               cancel=None) -> Path:
+def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None = None, progress=None, cancel=None) -> Path:
     """Write ``data`` (on ``cube``'s grid) as SEG-Y with the source file's text, binary and trace headers.
 
     The source sample format is kept when the data survive it exactly (float formats, or

@@ -85,7 +85,9 @@ def check_header(path: Path) -> dict:
             segy_ns = f.read(2)
         copies = {int.from_bytes(segy_ns, "big"), int.from_bytes(segy_ns, "little")}
         if copies != {0} and ns <= 0xFFFF and ns not in copies:
-            raise SeisfmError(f"{bad} {ns} samples per trace declared, {int.from_bytes(segy_ns, 'big')} in its SEG-Y binary header")
+            raise SeisfmError(
+                f"{bad} {ns} samples per trace declared, {int.from_bytes(segy_ns, 'big')} in its SEG-Y binary header"
+            )
     padded_entry = -(-entry // 512) * 512 if new else entry
     expected = (n_blocks + data_blocks) * BLOCK + n_arrays * padded_entry
     # NumpyConverter (write_sgz before it passed int32 line numbers) stores int64 header arrays
@@ -95,8 +97,14 @@ def check_header(path: Path) -> dict:
             f"{path}: truncated or inconsistent .sgz: its header describes {expected} bytes "
             f"({n_blocks} header blocks, {data_blocks} data blocks, {n_arrays} trace header arrays), the file has {size}"
         )
-    return {"samples": ns, "inlines": ni, "crosslines": nx, "traces": traces, "two_d": two_d,
-            "wide_headers": size == wide and size != expected}
+    return {
+        "samples": ns,
+        "inlines": ni,
+        "crosslines": nx,
+        "traces": traces,
+        "two_d": two_d,
+        "wide_headers": size == wide and size != expected,
+    }
 
 
 def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
@@ -128,7 +136,9 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
                 reader.get_unstructured_mask()  # fills reader.mask (the method itself returns None)
                 dead = ~np.asarray(reader.mask, bool).reshape(len(ilines), len(xlines))
                 if int((~dead).sum()) != reader.tracecount:
-                    raise SeisfmError(f"{path}: inconsistent .sgz: {int((~dead).sum())} live traces in the mask, {reader.tracecount} declared")
+                    raise SeisfmError(
+                        f"{path}: inconsistent .sgz: {int((~dead).sum())} live traces in the mask, {reader.tracecount} declared"
+                    )
                 notes.append(f"{int(dead.sum())} missing traces (dead-trace mask)")
             if 1 in (len(ilines), len(xlines)):
                 kind = "2d"
@@ -138,8 +148,16 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
     except Exception as exc:
         reader.close()
         raise SeisfmError(f"{path}: seismic-zfp cannot read its geometry: {exc}") from None
-    geometry = Geometry(ilines=ilines, xlines=xlines, samples=samples, sample_unit=sample_unit, kind=kind,
-                        dead=dead if dead is not None and dead.any() else None, source=str(path), notes=tuple(notes))
+    geometry = Geometry(
+        ilines=ilines,
+        xlines=xlines,
+        samples=samples,
+        sample_unit=sample_unit,
+        kind=kind,
+        dead=dead if dead is not None and dead.any() else None,
+        source=str(path),
+        notes=tuple(notes),
+    )
     info = {"format": f"seismic-zfp, {reader.rate} bits per voxel", "bits_per_voxel": reader.rate, "source": str(path)}
     try:
         return mask_nonfinite_traces(Cube(backend, geometry, path, info))
@@ -148,7 +166,9 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
         raise
     except Exception as exc:
         reader.close()
-        raise SeisfmError(f"{path}: seismic-zfp cannot read its data: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
+        raise SeisfmError(
+            f"{path}: seismic-zfp cannot read its data: {' '.join(str(exc).split()) or exc.__class__.__name__}"
+        ) from None
 
 
 def _check_axes(path, reader, samples, declared) -> None:
@@ -271,8 +291,12 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
     with atomic_output(path) as tmp:
         try:
             # int32 line numbers: seismic-zfp reads its trace header arrays as int32 whatever was written
-            conv = NumpyConverter(data, ilines=np.asarray(geometry.ilines, np.intc), xlines=np.asarray(geometry.xlines, np.intc),
-                                  samples=np.asarray(geometry.samples, np.float64))
+            conv = NumpyConverter(
+                data,
+                ilines=np.asarray(geometry.ilines, np.intc),
+                xlines=np.asarray(geometry.xlines, np.intc),
+                samples=np.asarray(geometry.samples, np.float64),
+            )
             conv.run(str(tmp), bits_per_voxel=bits_per_voxel)
         except OSError:
             raise  # read-only, disk full: named by the output, not its temporary file
@@ -305,8 +329,10 @@ def convert_segy(src, out, *, bits: int = 8, blockshape=None, overwrite: bool = 
             raise SeisfmError(f"{out}: blockshape {blockshape} must be three powers of two (one may be -1)")
         fixed = [b for b in blockshape if b != -1]
         if -1 not in blockshape and math.prod(fixed) * bits != 8 * BLOCK or math.prod(fixed) * bits > 8 * BLOCK:
-            raise SeisfmError(f"{out}: blockshape {blockshape} at {bits} bits is not one {BLOCK}-byte disk block "
-                              f"(inline x crossline x samples x bits must be {8 * BLOCK}; put -1 for one axis)")
+            raise SeisfmError(
+                f"{out}: blockshape {blockshape} at {bits} bits is not one {BLOCK}-byte disk block "
+                f"(inline x crossline x samples x bits must be {8 * BLOCK}; put -1 for one axis)"
+            )
     if src.suffix.lower() not in (".sgy", ".segy"):
         raise SeisfmError(f"{src}: not a SEG-Y file name (.sgy, .segy); `seisfm convert` reads SEG-Y")
     if out.suffix.lower() != ".sgz":
@@ -362,7 +388,9 @@ def _convert(src, tmp, out, geometry, bits, blockshape, progress) -> None:
             raise  # KeyboardInterrupt: nothing left behind
         if isinstance(exc, OSError) and exc.errno is not None:  # disk full, read-only: about the output, not the source
             raise write_failed(out, exc) from None
-        raise SeisfmError(f"{src}: seismic-zfp could not convert it: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
+        raise SeisfmError(
+            f"{src}: seismic-zfp could not convert it: {' '.join(str(exc).split()) or exc.__class__.__name__}"
+        ) from None
     finally:
         done.set()
     with open_sgz(tmp) as written:

@@ -68,12 +68,22 @@ def plan_for_viewer(path: Path, viewer) -> tuple[Path, Path]:
     from ..io import open_cube
     from ..store.interchange import plan_import
     from ..store.sources import open_source_array
+
     out = path.with_name(path.stem + ".features.zarr")
     command = f"`seisfm features import {path} --cube CUBE --out {out.name}` (with --layout/--stride/--origin if needed)"
-    cubes = [] if viewer is None else [Path(layer.metadata["path"]) for layer in viewer.layers
-                                       if layer.metadata.get("kind") == "seismic" and layer.metadata.get("path")]
+    cubes = (
+        []
+        if viewer is None
+        else [
+            Path(layer.metadata["path"])
+            for layer in viewer.layers
+            if layer.metadata.get("kind") == "seismic" and layer.metadata.get("path")
+        ]
+    )
     if not cubes:
-        raise SeisfmError(f"{path}: a feature array needs the cube it was computed on: open that cube (from a file) first, or run {command}")
+        raise SeisfmError(
+            f"{path}: a feature array needs the cube it was computed on: open that cube (from a file) first, or run {command}"
+        )
     fits, reasons = [], []
     with open_source_array(path) as src:
         for cube_path in dict.fromkeys(cubes):
@@ -92,7 +102,9 @@ def plan_for_viewer(path: Path, viewer) -> tuple[Path, Path]:
         except SeisfmError:
             source = None
         if source != str(path.resolve()):
-            raise SeisfmError(f"{out}: exists and was not imported from {path.name}; run {command.replace(out.name, 'OTHER.zarr')}")
+            raise SeisfmError(
+                f"{out}: exists and was not imported from {path.name}; run {command.replace(out.name, 'OTHER.zarr')}"
+            )
     return fits[0], out
 
 
@@ -126,7 +138,11 @@ def check_viewer_cubes(fv: FeatureVolume, viewer) -> None:
     """Refuse a store when the viewer shows cubes and none of them is the one it was extracted from."""
     if viewer is None:
         return
-    cubes = [layer for layer in viewer.layers if isinstance(layer.metadata.get("geometry"), dict) and "fingerprint" in layer.metadata["geometry"]]
+    cubes = [
+        layer
+        for layer in viewer.layers
+        if isinstance(layer.metadata.get("geometry"), dict) and "fingerprint" in layer.metadata["geometry"]
+    ]
     if cubes and not any(layer.metadata["geometry"]["fingerprint"] == fv.cube_fingerprint for layer in cubes):
         names = ", ".join(repr(layer.name) for layer in cubes)
         geo = fv.cube_summary
@@ -177,8 +193,16 @@ def _load_in_background(store, fn, *args, what: str, fv: FeatureVolume | None = 
         report(exc, what)
 
     background_job(viewer, fn, *args, what=what, on_done=done, on_error=failed)
-    kwargs = {"name": f"{name} (loading)", "rgb": True, "contrast_limits": (0, 255), "visible": False,
-              "opacity": COLOUR_OPACITY, "blending": "translucent", "metadata": meta, **placement}
+    kwargs = {
+        "name": f"{name} (loading)",
+        "rgb": True,
+        "contrast_limits": (0, 255),
+        "visible": False,
+        "opacity": COLOUR_OPACITY,
+        "blending": "translucent",
+        "metadata": meta,
+        **placement,
+    }
     kwargs.pop("axis_labels", None)
     return placeholder, kwargs, "image"
 
@@ -263,8 +287,9 @@ def _placement(fv: FeatureVolume) -> dict:
         geometry = geometry_from_summary(fv.cube_summary)
     except SeisfmError:  # no geometry recorded: grid in cube-index units
         return {"scale": tuple(float(s) for s in fv.grid.stride), "translate": tuple(float(o) for o in fv.grid.origin)}
-    return world_transform(geometry, fv.grid.stride, fv.grid.origin,
-                           exaggeration=exaggeration(_current_viewer(), fv.cube_fingerprint))
+    return world_transform(
+        geometry, fv.grid.stride, fv.grid.origin, exaggeration=exaggeration(_current_viewer(), fv.cube_fingerprint)
+    )
 
 
 def _current_viewer():

@@ -17,15 +17,30 @@ def synthetic_layers(shape=(128, 128, 128), seed=0):
     limit = float(np.percentile(np.abs(survey.amplitude), 99.5)) or 1.0  # robust: seabed and boulders are outliers
     seismic = (
         survey.amplitude,
-        {"name": f"synthetic seed {seed}", "colormap": "gray", "contrast_limits": (-limit, limit),
-         "metadata": {"kind": "seismic", "path": None, "geometry": geometry.summary(), "synthetic_seed": seed,
-                      "survey": survey_id}, **transform},
+        {
+            "name": f"synthetic seed {seed}",
+            "colormap": "gray",
+            "contrast_limits": (-limit, limit),
+            "metadata": {
+                "kind": "seismic",
+                "path": None,
+                "geometry": geometry.summary(),
+                "synthetic_seed": seed,
+                "survey": survey_id,
+            },
+            **transform,
+        },
         "image",
     )
     labels = (
         survey.labels,
-        {"name": "ground truth", "opacity": 0.4, "visible": False,  # the truth hides the seismic: one click shows it
-         "metadata": {"classes": dict(survey.classes), "geometry": geometry.summary(), "survey": survey_id}, **transform},
+        {
+            "name": "ground truth",
+            "opacity": 0.4,
+            "visible": False,  # the truth hides the seismic: one click shows it
+            "metadata": {"classes": dict(survey.classes), "geometry": geometry.summary(), "survey": survey_id},
+            **transform,
+        },
         "labels",
     )
     _orient_current_viewer()

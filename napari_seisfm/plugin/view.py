@@ -42,8 +42,12 @@ _FITTED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> 
 def survey_of(layer) -> str | None:
     """The survey (cube geometry fingerprint) ``layer`` belongs to, None for layers of no survey."""
     md = getattr(layer, "metadata", None) or {}
-    return (md.get("survey") or (md.get("geometry") or {}).get("fingerprint")
-            or (md.get("feature_volume") or {}).get("cube_fingerprint") or None)
+    return (
+        md.get("survey")
+        or (md.get("geometry") or {}).get("fingerprint")
+        or (md.get("feature_volume") or {}).get("cube_fingerprint")
+        or None
+    )
 
 
 def active_survey(viewer) -> str | None:

@@ -34,8 +34,14 @@ def write_layer(path: str, data, meta: dict) -> list[str]:
         raise SeisfmError(f"{path}: only 3-D layers on a cube grid can be exported, got {data.ndim}-D")
     grid = metadata.get("grid", {})
     with source_cube(metadata, data.shape) as cube:
-        out = export_volume(path, data, cube, stride=tuple(grid.get("stride", (1, 1, 1))), origin=tuple(grid.get("origin", (0, 0, 0))),
-                            labels=meta.get("layer_type") == "labels" or np.issubdtype(data.dtype, np.integer))
+        out = export_volume(
+            path,
+            data,
+            cube,
+            stride=tuple(grid.get("stride", (1, 1, 1))),
+            origin=tuple(grid.get("origin", (0, 0, 0))),
+            labels=meta.get("layer_type") == "labels" or np.issubdtype(data.dtype, np.integer),
+        )
     return [str(out)]
 
 

@@ -50,7 +50,7 @@ class Source:
         bi, bx = min(ni, BLOCK), min(nx, BLOCK)
         i0 = int(torch.randint(0, ni - bi + 1, (1,), generator=gen))
         x0 = int(torch.randint(0, nx - bx + 1, (1,), generator=gen))
-        raw = np.asarray(self.cube[i0:i0 + bi, x0:x0 + bx, :], np.float32)
+        raw = np.asarray(self.cube[i0 : i0 + bi, x0 : x0 + bx, :], np.float32)
         return _standardise(raw, self.normalisation)
 
 
@@ -133,7 +133,11 @@ class WindowSampler:
     def batch(self, step: int, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The training windows of ``step`` (same step, same windows)."""
         gen = step_generator(self.seed, self.rank, step)
-        k = int(torch.searchsorted(self.cumulative, torch.rand(1, generator=gen, dtype=torch.float64)).clamp(max=len(self.sources) - 1))
+        k = int(
+            torch.searchsorted(self.cumulative, torch.rand(1, generator=gen, dtype=torch.float64)).clamp(
+                max=len(self.sources) - 1
+            )
+        )
         vol = self._volume(k, step)
         return random_windows(vol, self.sources[k].kind, self.kind, self.window, batch, gen).to(device)
 
@@ -147,7 +151,9 @@ class WindowSampler:
         return self._blocks[key]
 
 
-def random_windows(vol: torch.Tensor, source_kind: str, tokenization: str, window: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+def random_windows(
+    vol: torch.Tensor, source_kind: str, tokenization: str, window: int, batch: int, gen: torch.Generator
+) -> torch.Tensor:
     """``batch`` random model inputs from one standardised volume (images: a stack of sections)."""
     from ..encoders.tokenizers import view_steps
     from ..encoders.vit_embedder import sample_views
@@ -161,14 +167,14 @@ def random_windows(vol: torch.Tensor, source_kind: str, tokenization: str, windo
         img = pick(vol.shape[0])
         if tokenization == "2d":
             x0, t0 = pick(vol.shape[1] - w + 1), pick(vol.shape[2] - w + 1)
-            return torch.stack([vol[i, a:a + w, b:b + w].T for i, a, b in zip(img.tolist(), x0.tolist(), t0.tolist())])
+            return torch.stack([vol[i, a : a + w, b : b + w].T for i, a, b in zip(img.tolist(), x0.tolist(), t0.tolist())])
         centre = torch.stack([torch.zeros(batch, dtype=torch.long), pick(vol.shape[1]), pick(vol.shape[2] - w + 1)], 1)
         steps = torch.as_tensor(view_steps(), dtype=torch.float32)
-        return torch.cat([sample_views(vol[i:i + 1], centre[j:j + 1], steps, w) for j, i in enumerate(img.tolist())])
+        return torch.cat([sample_views(vol[i : i + 1], centre[j : j + 1], steps, w) for j, i in enumerate(img.tolist())])
     ni, nx, nt = vol.shape
     if tokenization == "3d":
         a, b, c = pick(ni - w + 1), pick(nx - w + 1), pick(nt - w + 1)
-        return torch.stack([vol[i:i + w, x:x + w, t:t + w] for i, x, t in zip(a.tolist(), b.tolist(), c.tolist())])
+        return torch.stack([vol[i : i + w, x : x + w, t : t + w] for i, x, t in zip(a.tolist(), b.tolist(), c.tolist())])
     if tokenization == "2d":  # inline or crossline sections (rows time), whichever is long enough
         axes = [ax for ax, n in ((0, nx), (1, ni)) if n >= w]
         axis = torch.tensor(axes)[pick(len(axes))].tolist()
@@ -177,7 +183,7 @@ def random_windows(vol: torch.Tensor, source_kind: str, tokenization: str, windo
             line_n, along = (ni, nx) if ax == 0 else (nx, ni)
             line, x0 = int(r * line_n), int(torch.randint(0, along - w + 1, (1,), generator=gen))
             sec = vol[line] if ax == 0 else vol[:, line]
-            out.append(sec[x0:x0 + w, t0:t0 + w].T)
+            out.append(sec[x0 : x0 + w, t0 : t0 + w].T)
         return torch.stack(out)
     centre = torch.stack([pick(ni), pick(nx), pick(nt - w + 1)], 1)
     steps = torch.as_tensor(view_steps(), dtype=torch.float32)

@@ -27,8 +27,18 @@ def card_path(out_dir, name: str) -> Path:
     return Path(out_dir) / f"{name}{CARD_SUFFIX}"
 
 
-def write_model(out_dir, mae, settings: PretrainSettings, history: History, sources: list[str], *,
-                device: str, sampler=None, command: str = "", init: str = "") -> Path:
+def write_model(
+    out_dir,
+    mae,
+    settings: PretrainSettings,
+    history: History,
+    sources: list[str],
+    *,
+    device: str,
+    sampler=None,
+    command: str = "",
+    init: str = "",
+) -> Path:
     """Write weights, curves, pictures, then the card; returns the card's path."""
     from safetensors.torch import save_file
 
@@ -38,12 +48,19 @@ def write_model(out_dir, mae, settings: PretrainSettings, history: History, sour
     name = settings.name
     weights = out / f"{name}.safetensors"
     cfg = mae.cfg
-    meta = {"format": "seisfm-mae-1", "tokenization": cfg.tokenization, "size": settings.size,
-            "steps": str(len(history.loss)), "mask_ratio": str(cfg.mask_ratio)}
+    meta = {
+        "format": "seisfm-mae-1",
+        "tokenization": cfg.tokenization,
+        "size": settings.size,
+        "steps": str(len(history.loss)),
+        "mask_ratio": str(cfg.mask_ratio),
+    }
 
     def failed(path, exc):
-        return SeisfmError(f"{out}: could not write the model ({exc}); the run's checkpoint is kept, "
-                           "free space and write it again with seisfm pretrain --resume")
+        return SeisfmError(
+            f"{out}: could not write the model ({exc}); the run's checkpoint is kept, "
+            "free space and write it again with seisfm pretrain --resume"
+        )
 
     with atomic_output(weights, failed=failed) as tmp:
         save_file({k: v.detach().float().cpu().contiguous() for k, v in mae.state_dict().items()}, str(tmp), metadata=meta)
@@ -62,17 +79,28 @@ def write_model(out_dir, mae, settings: PretrainSettings, history: History, sour
     return card
 
 
-def card_text(settings: PretrainSettings, mae, history: History, sources: list[str], weights: str, sha256: str,
-              device: str, command: str, init: str = "") -> str:
+def card_text(
+    settings: PretrainSettings,
+    mae,
+    history: History,
+    sources: list[str],
+    weights: str,
+    sha256: str,
+    device: str,
+    command: str,
+    init: str = "",
+) -> str:
     cfg = mae.cfg
     nd = 3 if cfg.tokenization == "3d" else 2
     first = float(np.mean(history.loss[:50])) if history.loss else float("nan")
     last = float(np.mean(history.loss[-50:])) if history.loss else float("nan")
     minutes = history.elapsed[-1] / 60 if history.elapsed else 0.0
     data = ", ".join(sources)
-    source = (f"Pretrained with seisfm pretrain (MAE, {cfg.mask_ratio:.0%} masking) on {data}: "
-              f"{len(history.loss)} steps of batch {settings.batch_size}, {minutes:.1f} min on {device}. "
-              f"Normalised-pixel loss {first:.3f} (first 50 steps) -> {last:.3f} (last 50); predicting zeros scores 1.0.")
+    source = (
+        f"Pretrained with seisfm pretrain (MAE, {cfg.mask_ratio:.0%} masking) on {data}: "
+        f"{len(history.loss)} steps of batch {settings.batch_size}, {minutes:.1f} min on {device}. "
+        f"Normalised-pixel loss {first:.3f} (first 50 steps) -> {last:.3f} (last 50); predicting zeros scores 1.0."
+    )
     lines = [
         "# Written by seisfm pretrain; the weights hold the encoder and the MAE decoder.",
         f"id = {_q(settings.name)}",
@@ -149,7 +177,7 @@ def plot_losses(path: Path, h: History, title: str) -> None:
     if len(loss) >= 20:
         k = max(5, len(loss) // 50)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1:], smooth, color="C0", label=f"training ({k}-step mean)")
+        ax.plot(steps[k - 1 :], smooth, color="C0", label=f"training ({k}-step mean)")
     if h.val_loss:
         ax.plot(h.val_step, h.val_loss, "o-", color="C3", ms=3, label="held out")
     ax.axhline(1.0, color="k", ls=":", lw=0.8, label="predicting zeros")

@@ -46,7 +46,7 @@ class PretrainResult:
 
     @property
     def last_loss(self) -> float:
-        return float(np.mean(self.history.loss[-self.loss_window:]))
+        return float(np.mean(self.history.loss[-self.loss_window :]))
 
 
 def synthetic_source(seed: int, size: int = SYNTHETIC_SIZE, weight: float = 1.0) -> Source:
@@ -109,8 +109,10 @@ def prepare_out(out: Path, name: str, resume: bool) -> None:
         raise SeisfmError(f"{out}: already holds the finished model {name!r}; choose another --out")
     elif (out / CHECKPOINT).is_file():
         state = read_checkpoint(out)
-        raise SeisfmError(f"{out}: holds an unfinished run (step {state['step']} of {state['total']}); "
-                          "pass --resume to continue it, or choose another --out")
+        raise SeisfmError(
+            f"{out}: holds an unfinished run (step {state['step']} of {state['total']}); "
+            "pass --resume to continue it, or choose another --out"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -119,12 +121,34 @@ def prepare_out(out: Path, name: str, resume: bool) -> None:
         raise SeisfmError(f"{out}: cannot write the run here ({exc.strerror or exc})") from None
 
 
-def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None = None, tokenization: str = "2.5d",
-             size: str = "test", minutes: float | None = None, steps: int | None = None, batch_size: int = 32,
-             base_lr: float | None = None, mask_ratio: float = 0.85, weights=None, val=None, seed: int = 0,
-             device: str = "auto", init=None, resume: bool = False, install: bool = True, progress=None,
-             cancel=None, command: str = "", architecture: dict | None = None, sources: list[Source] | None = None,
-             checkpoint_every: int = 200) -> PretrainResult:
+def pretrain(
+    *,
+    out,
+    cubes=(),
+    images=(),
+    synthetic: int = 0,
+    name: str | None = None,
+    tokenization: str = "2.5d",
+    size: str = "test",
+    minutes: float | None = None,
+    steps: int | None = None,
+    batch_size: int = 32,
+    base_lr: float | None = None,
+    mask_ratio: float = 0.85,
+    weights=None,
+    val=None,
+    seed: int = 0,
+    device: str = "auto",
+    init=None,
+    resume: bool = False,
+    install: bool = True,
+    progress=None,
+    cancel=None,
+    command: str = "",
+    architecture: dict | None = None,
+    sources: list[Source] | None = None,
+    checkpoint_every: int = 200,
+) -> PretrainResult:
     """Train (or resume) a run in ``out``; returns where the model is. ``sources`` (ready
     :class:`Source` objects, e.g. arrays from a widget) are used instead of files when given."""
     out = Path(out).expanduser()
@@ -136,13 +160,22 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
         specs = list(state["sources"])
         given = source_specs(cubes, images, synthetic)
         if given and given != specs:
-            raise SeisfmError(f"{out}: --resume with other data than the run's ({', '.join(specs)}); "
-                              "give no cubes to resume with the run's own")
+            raise SeisfmError(
+                f"{out}: --resume with other data than the run's ({', '.join(specs)}); give no cubes to resume with the run's own"
+            )
     else:
         settings = PretrainSettings(
-            name=name or out.name, tokenization=tokenization, size=size, steps=steps, minutes=minutes,
-            batch_size=batch_size, base_lr=base_lr, mask_ratio=mask_ratio, seed=seed,
-            architecture=dict(architecture or {}), checkpoint_every=checkpoint_every,
+            name=name or out.name,
+            tokenization=tokenization,
+            size=size,
+            steps=steps,
+            minutes=minutes,
+            batch_size=batch_size,
+            base_lr=base_lr,
+            mask_ratio=mask_ratio,
+            seed=seed,
+            architecture=dict(architecture or {}),
+            checkpoint_every=checkpoint_every,
         )
         settings.check()
         specs = source_specs(cubes, images, synthetic) if sources is None else [s.name for s in sources]
@@ -158,14 +191,31 @@ def pretrain(*, out, cubes=(), images=(), synthetic: int = 0, name: str | None =
     val_sampler = None
     if val:
         val_sampler = WindowSampler([open_cube_source(val)], settings.tokenization, window_size(settings), seed=settings.seed + 1)
-    trainer = Pretrainer(settings, sampler, out, device=device, val_sampler=val_sampler, init=None if resume else init,
-                         resume=resume, sources=specs)
+    trainer = Pretrainer(
+        settings,
+        sampler,
+        out,
+        device=device,
+        val_sampler=val_sampler,
+        init=None if resume else init,
+        resume=resume,
+        sources=specs,
+    )
     try:
         history = trainer.run(progress=progress, cancel=cancel)
         if trainer.rank != 0:  # under torchrun rank 0 alone writes and lists the model
             return PretrainResult(out, settings.name, None, None, history)
-        card = write_model(out, trainer.mae, settings, history, specs, device=trainer.device.type,
-                           sampler=val_sampler or sampler, command=command, init=trainer.init_note)
+        card = write_model(
+            out,
+            trainer.mae,
+            settings,
+            history,
+            specs,
+            device=trainer.device.type,
+            sampler=val_sampler or sampler,
+            command=command,
+            init=trainer.init_note,
+        )
         installed = install_card(card, settings.name) if install else None
         return PretrainResult(out, settings.name, card, installed, history)
     finally:

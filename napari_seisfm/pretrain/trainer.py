@@ -125,8 +125,7 @@ def build_mae(settings: PretrainSettings):
     from ..encoders.vit import MaskedAutoencoder, config
 
     try:
-        cfg = config(settings.size, tokenization=settings.tokenization, mask_ratio=settings.mask_ratio,
-                     **settings.architecture)
+        cfg = config(settings.size, tokenization=settings.tokenization, mask_ratio=settings.mask_ratio, **settings.architecture)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             return MaskedAutoencoder(cfg)
@@ -158,9 +157,18 @@ def load_init(mae, path) -> str:
 class Pretrainer:
     """One pretraining run in ``out_dir``: call :meth:`run`."""
 
-    def __init__(self, settings: PretrainSettings, sampler: WindowSampler, out_dir, *, device="auto",
-                 val_sampler: WindowSampler | None = None, init=None, resume: bool = False,
-                 sources: list[str] | None = None):
+    def __init__(
+        self,
+        settings: PretrainSettings,
+        sampler: WindowSampler,
+        out_dir,
+        *,
+        device="auto",
+        val_sampler: WindowSampler | None = None,
+        init=None,
+        resume: bool = False,
+        sources: list[str] | None = None,
+    ):
         from ..encoders.vit_embedder import pick_device
 
         settings.check()
@@ -173,8 +181,7 @@ class Pretrainer:
         self.sources = list(sources or [s.name for s in sampler.sources])
         self.mae = build_mae(settings).to(self.device)
         self.init_note = f"{Path(init).expanduser().resolve()} ({load_init(self.mae, init)})" if init else ""
-        self.opt = torch.optim.AdamW(self.mae.parameters(), lr=settings.lr, betas=(0.9, 0.95),
-                                     weight_decay=settings.weight_decay)
+        self.opt = torch.optim.AdamW(self.mae.parameters(), lr=settings.lr, betas=(0.9, 0.95), weight_decay=settings.weight_decay)
         self.step, self.total, self.elapsed = 0, settings.steps, 0.0
         self.history = History()
         self._updating = False  # between the optimiser step and the step count: no checkpoint then
@@ -197,24 +204,34 @@ class Pretrainer:
         if self.rank != 0:
             return
         state = {
-            "format": FORMAT, "settings": asdict(self.settings), "sources": self.sources,
-            "weights": [src.weight for src in self.sampler.sources], "step": self.step,
-            "total": self.total, "elapsed": self.elapsed, "history": asdict(self.history), "init": self.init_note,
-            "model": self.mae.state_dict(), "optimizer": self.opt.state_dict(),
+            "format": FORMAT,
+            "settings": asdict(self.settings),
+            "sources": self.sources,
+            "weights": [src.weight for src in self.sampler.sources],
+            "step": self.step,
+            "total": self.total,
+            "elapsed": self.elapsed,
+            "history": asdict(self.history),
+            "init": self.init_note,
+            "model": self.mae.state_dict(),
+            "optimizer": self.opt.state_dict(),
         }
         try:
             with atomic_output(self.checkpoint_path, failed=lambda path, exc: exc) as tmp:
                 torch.save(state, tmp)
         except (OSError, RuntimeError) as exc:
-            raise SeisfmError(f"{self.checkpoint_path}: could not write the checkpoint ({exc}); "
-                              "the previous checkpoint, if any, is intact") from None
+            raise SeisfmError(
+                f"{self.checkpoint_path}: could not write the checkpoint ({exc}); the previous checkpoint, if any, is intact"
+            ) from None
 
     def _load_checkpoint(self) -> None:
         state = read_checkpoint(self.out)
         if state["settings"] != asdict(self.settings):
             diff = [k for k, v in state["settings"].items() if asdict(self.settings).get(k) != v]
-            raise SeisfmError(f"{self.checkpoint_path}: --resume with other settings ({', '.join(diff)}); "
-                              "resume with the run's own settings (seisfm pretrain --resume --out DIR)")
+            raise SeisfmError(
+                f"{self.checkpoint_path}: --resume with other settings ({', '.join(diff)}); "
+                "resume with the run's own settings (seisfm pretrain --resume --out DIR)"
+            )
         try:
             self.mae.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
@@ -237,8 +254,10 @@ class Pretrainer:
             while self.total is None or self.step < self.total:
                 if _is_set(cancel):
                     self.save_checkpoint()
-                    raise SeisfmCancelled(f"pretraining stopped at step {self.step} of {self.total}; "
-                                          f"resume with seisfm pretrain --resume --out {self.out}")
+                    raise SeisfmCancelled(
+                        f"pretraining stopped at step {self.step} of {self.total}; "
+                        f"resume with seisfm pretrain --resume --out {self.out}"
+                    )
                 loss, lr = self._train_step()
                 self.elapsed = time.perf_counter() - t_start
                 h = self.history
@@ -262,7 +281,12 @@ class Pretrainer:
                     h.val_loss.append(val)
                 if progress is not None and self.rank == 0:  # one progress bar, not one per rank
                     done = max(1, self.step - step_start)
-                    rate = done * s.batch_size * self.world / max(1e-9, self.elapsed - (h.elapsed[step_start - 1] if step_start else 0.0))
+                    rate = (
+                        done
+                        * s.batch_size
+                        * self.world
+                        / max(1e-9, self.elapsed - (h.elapsed[step_start - 1] if step_start else 0.0))
+                    )
                     progress(Progress(self.step, self.total or self.step + 1, loss, lr, rate, val))
                 if self.step % s.checkpoint_every == 0 or time.perf_counter() - last_ckpt > 120:
                     self.save_checkpoint()
@@ -289,8 +313,10 @@ class Pretrainer:
             value /= self.world
         if not torch.isfinite(value):
             self.save_checkpoint()
-            raise SeisfmError(f"pretraining diverged at step {self.step} (loss {value.item()}); "
-                              "the last checkpoint is kept: lower --base-lr or check the input data")
+            raise SeisfmError(
+                f"pretraining diverged at step {self.step} (loss {value.item()}); "
+                "the last checkpoint is kept: lower --base-lr or check the input data"
+            )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self._updating = True

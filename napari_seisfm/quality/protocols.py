@@ -123,8 +123,18 @@ def line_support(truth_grid: np.ndarray, classes, *, target: int | None = None, 
 
 
 # ---------------------------------------------------------------------- protocols
-def segmentation_quality(fm, truth_grid: np.ndarray, classes, *, method: str = "knn", n_per_class: int = 100,
-                         seed: int = 0, line: bool = False, target: int | None = None, **options) -> dict:
+def segmentation_quality(
+    fm,
+    truth_grid: np.ndarray,
+    classes,
+    *,
+    method: str = "knn",
+    n_per_class: int = 100,
+    seed: int = 0,
+    line: bool = False,
+    target: int | None = None,
+    **options,
+) -> dict:
     """Labelled points -> a segmenter by name -> mIoU over ``classes`` on every grid point."""
     from ..search import make_segmenter
 
@@ -142,17 +152,26 @@ def segmentation_quality(fm, truth_grid: np.ndarray, classes, *, method: str = "
     dt = time.perf_counter() - t0
     pred = np.where(result.classes > 0, result.classes - 1, -1)
     m, per = mean_iou(pred, truth_grid, classes)
-    return {"method": method, "classes": [int(c) for c in classes], "n_support": int(len(pts)),
-            "support": "line" if line else f"{n_per_class} per class", "line_inline": inline,
-            "miou": round(m, 4), "iou_per_class": {str(c): round(v, 4) for c, v in per.items()},
-            "seconds": round(dt, 3), "result": result, "support_points": pts, "support_labels": lab}
+    return {
+        "method": method,
+        "classes": [int(c) for c in classes],
+        "n_support": int(len(pts)),
+        "support": "line" if line else f"{n_per_class} per class",
+        "line_inline": inline,
+        "miou": round(m, 4),
+        "iou_per_class": {str(c): round(v, 4) for c, v in per.items()},
+        "seconds": round(dt, 3),
+        "result": result,
+        "support_points": pts,
+        "support_labels": lab,
+    }
 
 
-def knn_quality(fm, truth_grid: np.ndarray, classes, *, n_per_class: int = 100, k: int = 5, seed: int = 0,
-                weighted: bool = False) -> dict:
+def knn_quality(
+    fm, truth_grid: np.ndarray, classes, *, n_per_class: int = 100, k: int = 5, seed: int = 0, weighted: bool = False
+) -> dict:
     """The NCS protocol itself (kNN, k = 5): kept under its old name for the demo and the tests."""
-    r = segmentation_quality(fm, truth_grid, classes, method="knn", n_per_class=n_per_class, seed=seed, k=k,
-                             weighted=weighted)
+    r = segmentation_quality(fm, truth_grid, classes, method="knn", n_per_class=n_per_class, seed=seed, k=k, weighted=weighted)
     r["support"], r["k"] = r.pop("support_points"), k
     return r
 
@@ -176,8 +195,16 @@ def _centre_of_largest(mask: np.ndarray):
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(depth)), mask.shape)), int(sizes.max())
 
 
-def simulated_interpreter(fm, truth: np.ndarray, *, decision: str = "probe", grow: bool = True,
-                          max_clicks: int = MAX_CLICKS, trace: bool = False, **options) -> dict:
+def simulated_interpreter(
+    fm,
+    truth: np.ndarray,
+    *,
+    decision: str = "probe",
+    grow: bool = True,
+    max_clicks: int = MAX_CLICKS,
+    trace: bool = False,
+    **options,
+) -> dict:
     """Clicks against the product's mask until IoU reaches 0.8 or ``max_clicks`` (see the module doc).
     ``trace``: also return the clicks in order, ``"clicks": [(i, j, k, +1 positive / -1 negative), ...]``."""
     from ..search import make_search
@@ -208,16 +235,33 @@ def simulated_interpreter(fm, truth: np.ndarray, *, decision: str = "probe", gro
             clicks.append((*alarm, -1))
     ious += [ious[-1]] * (max_clicks - len(ious))  # a perfect mask stays perfect
     noc = next((i + 1 for i, v in enumerate(ious) if v >= NOC_IOU), max_clicks + 1)
-    out = {"decision": decision, "grow": grow, "iou_at": {str(c): ious[c - 1] for c in (1, 3, 5, 10) if c <= max_clicks},
-           "noc": noc, "ious": ious, "ms_per_click": round(1e3 * seconds / max(len(search.positives) + len(search.negatives), 1), 2),
-           "positives": len(search.positives), "negatives": len(search.negatives)}
+    out = {
+        "decision": decision,
+        "grow": grow,
+        "iou_at": {str(c): ious[c - 1] for c in (1, 3, 5, 10) if c <= max_clicks},
+        "noc": noc,
+        "ious": ious,
+        "ms_per_click": round(1e3 * seconds / max(len(search.positives) + len(search.negatives), 1), 2),
+        "positives": len(search.positives),
+        "negatives": len(search.negatives),
+    }
     if trace:
         out["clicks"] = clicks
     return out
 
 
-def click_quality(fm, truth_grid: np.ndarray, class_id: int, *, n_pos: int = 3, n_neg: int = 3, seed: int = 0,
-                  inline: int | None = None, decision: str = "centroid", grow: bool = False) -> dict:
+def click_quality(
+    fm,
+    truth_grid: np.ndarray,
+    class_id: int,
+    *,
+    n_pos: int = 3,
+    n_neg: int = 3,
+    seed: int = 0,
+    inline: int | None = None,
+    decision: str = "centroid",
+    grow: bool = False,
+) -> dict:
     """Fixed clicks on one inline -> map -> IoU (product mask and oracle) and AUC."""
     from ..search import make_search
 
@@ -232,9 +276,18 @@ def click_quality(fm, truth_grid: np.ndarray, class_id: int, *, n_pos: int = 3, 
     t = search.default_threshold(score)
     mask = product_mask(search, score, grow)
     return {
-        "class": int(class_id), "decision": decision, "grow": grow, "n_pos": len(pos), "n_neg": len(neg),
-        "grid_inline": inline, "threshold": round(t, 4), "selected_fraction": round(float(np.mean(mask)), 5),
-        "iou": round(iou(mask, truth), 4), "iou_best": round(best_iou(score, truth), 4),
-        "auc": round(auc(score, truth), 4), "map_ms": round(1e3 * t_map, 2),
-        "positives": pos.tolist(), "negatives": neg.tolist(),
+        "class": int(class_id),
+        "decision": decision,
+        "grow": grow,
+        "n_pos": len(pos),
+        "n_neg": len(neg),
+        "grid_inline": inline,
+        "threshold": round(t, 4),
+        "selected_fraction": round(float(np.mean(mask)), 5),
+        "iou": round(iou(mask, truth), 4),
+        "iou_best": round(best_iou(score, truth), 4),
+        "auc": round(auc(score, truth), 4),
+        "map_ms": round(1e3 * t_map, 2),
+        "positives": pos.tolist(),
+        "negatives": neg.tolist(),
     }

@@ -98,8 +98,14 @@ def prepare(size: int, seed: int, stride: int, workdir, model: str | None = None
     survey = make_survey((size, size, size), seed=seed, noise=noise)
     cube = Cube.from_array(survey.amplitude, survey_geometry(survey))
     t0 = time.perf_counter()
-    fv = extract_features(cube, Path(workdir) / f"features_{size}_{seed}_s{stride}.zarr", model=model, stride=stride,
-                          overwrite=True, embedder=embedder)
+    fv = extract_features(
+        cube,
+        Path(workdir) / f"features_{size}_{seed}_s{stride}.zarr",
+        model=model,
+        stride=stride,
+        overwrite=True,
+        embedder=embedder,
+    )
     fm = FeatureMatrix.from_volume(fv, cube=cube)
     return survey, cube, fm, P.grid_labels(survey.labels, fm.grid), {"extract_s": time.perf_counter() - t0, "model": fv.model}
 
@@ -112,14 +118,34 @@ def _segmentation_rows(fm, tasks: dict, methods, seed: int, base: dict, keep: di
             r = P.segmentation_quality(fm, truth, classes, method=method, seed=seed, **opts)
             if keep is not None and task == "classes":
                 keep[(task, method)] = r["result"]
-            rows.append({**base, "task": task, "method": method, "miou": r["miou"], "support": r["support"],
-                         "iou_per_class": r["iou_per_class"], "seconds": r["seconds"]})
+            rows.append(
+                {
+                    **base,
+                    "task": task,
+                    "method": method,
+                    "miou": r["miou"],
+                    "support": r["support"],
+                    "iou_per_class": r["iou_per_class"],
+                    "seconds": r["seconds"],
+                }
+            )
     return rows
 
 
-def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir, methods=METHODS,
-                   decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, targets=None, panels: dict | None = None,
-                   adapted=None) -> dict:
+def synthetic_case(
+    model: str,
+    size: int,
+    seed: int,
+    *,
+    stride: int = 2,
+    workdir,
+    methods=METHODS,
+    decisions=DECISIONS,
+    max_clicks: int = P.MAX_CLICKS,
+    targets=None,
+    panels: dict | None = None,
+    adapted=None,
+) -> dict:
     """Every protocol on one synthetic survey embedded by one model."""
     survey, _, fm, truth, times = prepare(size, seed, stride, workdir, embedder=make_embedder(model, adapted=adapted))
     t_embed = times["extract_s"]
@@ -128,16 +154,19 @@ def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir
     targets = [n for n in (targets or names[1:]) if n in survey.classes and (truth == survey.classes[n]).any()]
     base = {"model": model, "size": size, "seed": seed}
 
-    tasks = {"classes": (truth, [int(c) for c in np.unique(truth)], {}),
-             "packages": (packages, [int(c) for c in np.unique(packages)], {})}
+    tasks = {
+        "classes": (truth, [int(c) for c in np.unique(truth)], {}),
+        "packages": (packages, [int(c) for c in np.unique(packages)], {}),
+    }
     for name in targets:
         y = (truth == survey.classes[name]).astype(np.int16)
         tasks[f"{name} vs rest"] = (y, [0, 1], {"line": True, "target": 1} if name == "injectite" else {})
     kept = {}
     seg_rows = _segmentation_rows(fm, tasks, methods, seed, base, keep=kept if panels is not None else None)
     if panels is not None:
-        panel = panels.setdefault("classes", {"truth": truth, "names": names, "pred": {},
-                                              "inline": int(np.argmax((truth > 0).sum(axis=(1, 2))))})
+        panel = panels.setdefault(
+            "classes", {"truth": truth, "names": names, "pred": {}, "inline": int(np.argmax((truth > 0).sum(axis=(1, 2))))}
+        )
         first = not panel["pred"]  # every read-out of the first model; kNN and the default of the others
         for method in methods:
             if first or method in ("knn", DEFAULT_SEGMENTER):
@@ -151,8 +180,18 @@ def synthetic_case(model: str, size: int, seed: int, *, stride: int = 2, workdir
             click_rows.append({**base, "target": name, "protocol": "interpreter", **{k: v for k, v in r.items()}})
             if name in ("flat_spot", "salt"):
                 q = P.click_quality(fm, truth, survey.classes[name], n_pos=3, n_neg=3, seed=seed, decision=decision, grow=grow)
-                click_rows.append({**base, "target": name, "protocol": "3+3 clicks", "decision": decision, "grow": grow,
-                                   "iou": q["iou"], "iou_best": q["iou_best"], "auc": q["auc"]})
+                click_rows.append(
+                    {
+                        **base,
+                        "target": name,
+                        "protocol": "3+3 clicks",
+                        "decision": decision,
+                        "grow": grow,
+                        "iou": q["iou"],
+                        "iou_best": q["iou_best"],
+                        "auc": q["auc"],
+                    }
+                )
     extra = _facies_row(fm, packages, seed, base)
     return {"segmentation": seg_rows, "clicks": click_rows, "facies": extra, "embed_seconds": round(t_embed, 2)}
 
@@ -163,12 +202,27 @@ def _facies_row(fm, packages, seed, base) -> list[dict]:
 
     k = len(np.unique(packages))
     r = kmeans_facies(fm, k, seed=seed)
-    return [{**base, "k": k, "ari": round(float(adjusted_rand_index(r.classes.ravel(), packages.ravel())), 4),
-             "seconds": round(r.seconds, 3)}]
+    return [
+        {
+            **base,
+            "k": k,
+            "ari": round(float(adjusted_rand_index(r.classes.ravel(), packages.ravel())), 4),
+            "seconds": round(r.seconds, 3),
+        }
+    ]
 
 
-def image_task(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
-               seed: int = 0, n_per_class: int = 100, adapted=None) -> dict:
+def image_task(
+    path,
+    model: str,
+    *,
+    n_support_images: int = 100,
+    n_eval_images: int = 400,
+    stride: int = 2,
+    seed: int = 0,
+    n_per_class: int = 100,
+    adapted=None,
+) -> dict:
     """An image set embedded as a stack of sections: its FeatureMatrix, the truth on the grid, the support
     points (``n_per_class`` per class from the first ``n_sup`` images) and the images scored (the rest)."""
     from ..images import embed_images, load_image_set
@@ -195,8 +249,17 @@ def image_task(path, model: str, *, n_support_images: int = 100, n_eval_images: 
     support_truth[n_sup:] = -1  # labels come from the support images only
     classes = [int(c) for c in np.unique(truth)]
     pts, lab = P.sample_support(support_truth, classes, n_per_class, rng, fm.valid)
-    return {"name": s.name, "fm": fm, "truth": truth, "classes": classes, "points": pts, "labels": lab, "n_sup": n_sup,
-            "embed_seconds": t_embed, "n_per_class": n_per_class}
+    return {
+        "name": s.name,
+        "fm": fm,
+        "truth": truth,
+        "classes": classes,
+        "points": pts,
+        "labels": lab,
+        "n_sup": n_sup,
+        "embed_seconds": t_embed,
+        "n_per_class": n_per_class,
+    }
 
 
 def image_options(method: str, context=CONTEXT, smooth=SMOOTH) -> dict:
@@ -221,24 +284,63 @@ def image_rows(task: dict, model: str, seed: int, methods=METHODS, **options) ->
         result = make_segmenter(fm, task["points"], task["labels"], method, **image_options(method, **options)).segment()
         pred = result.classes[n_sup:] - 1
         m, per = P.mean_iou(pred, truth[n_sup:], classes)
-        rows.append({"model": model, "seed": seed, "task": f"images: {task['name']}", "method": method, "miou": round(m, 4),
-                     "iou_per_class": {str(c): round(v, 4) for c, v in per.items()},
-                     "support": f"{task['n_per_class']} per class", "support_images": n_sup,
-                     "eval_images": len(truth) - n_sup, "seconds": round(time.perf_counter() - t1, 3),
-                     "embed_seconds": round(task["embed_seconds"], 2)})
+        rows.append(
+            {
+                "model": model,
+                "seed": seed,
+                "task": f"images: {task['name']}",
+                "method": method,
+                "miou": round(m, 4),
+                "iou_per_class": {str(c): round(v, 4) for c, v in per.items()},
+                "support": f"{task['n_per_class']} per class",
+                "support_images": n_sup,
+                "eval_images": len(truth) - n_sup,
+                "seconds": round(time.perf_counter() - t1, 3),
+                "embed_seconds": round(task["embed_seconds"], 2),
+            }
+        )
     return rows
 
 
-def image_case(path, model: str, *, n_support_images: int = 100, n_eval_images: int = 400, stride: int = 2,
-               seed: int = 0, methods=METHODS, n_per_class: int = 100, adapted=None) -> list[dict]:
+def image_case(
+    path,
+    model: str,
+    *,
+    n_support_images: int = 100,
+    n_eval_images: int = 400,
+    stride: int = 2,
+    seed: int = 0,
+    methods=METHODS,
+    n_per_class: int = 100,
+    adapted=None,
+) -> list[dict]:
     """Support points from ``n_support_images`` images, mIoU over every grid pixel of ``n_eval_images`` others."""
-    task = image_task(path, model, n_support_images=n_support_images, n_eval_images=n_eval_images, stride=stride,
-                      seed=seed, n_per_class=n_per_class, adapted=adapted)
+    task = image_task(
+        path,
+        model,
+        n_support_images=n_support_images,
+        n_eval_images=n_eval_images,
+        stride=stride,
+        seed=seed,
+        n_per_class=n_per_class,
+        adapted=adapted,
+    )
     return image_rows(task, model, seed, methods)
 
 
-def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, seed: int = 0, methods=METHODS,
-              decisions=DECISIONS, max_clicks: int = P.MAX_CLICKS, adapted=None) -> dict:
+def cube_case(
+    cube_path,
+    labels_path,
+    model: str,
+    *,
+    stride: int = 2,
+    workdir,
+    seed: int = 0,
+    methods=METHODS,
+    decisions=DECISIONS,
+    max_clicks: int = P.MAX_CLICKS,
+    adapted=None,
+) -> dict:
     """A user's cube and label volume (same shape as the cube; 0 = a class too, as in the synthetic tasks)."""
     from ..extract import extract_features
     from ..io import open_cube
@@ -247,16 +349,21 @@ def cube_case(cube_path, labels_path, model: str, *, stride: int = 2, workdir, s
     labels = _read_label_volume(labels_path)
     cube = open_cube(cube_path)
     if labels.shape != tuple(cube.shape):
-        raise SeisfmError(f"{labels_path}: label volume {labels.shape} does not match the cube {tuple(cube.shape)} of {cube_path}")
-    fv = extract_features(cube, Path(workdir) / "user.zarr", embedder=make_embedder(model, adapted=adapted), stride=stride,
-                          overwrite=True)
+        raise SeisfmError(
+            f"{labels_path}: label volume {labels.shape} does not match the cube {tuple(cube.shape)} of {cube_path}"
+        )
+    fv = extract_features(
+        cube, Path(workdir) / "user.zarr", embedder=make_embedder(model, adapted=adapted), stride=stride, overwrite=True
+    )
     fm = FeatureMatrix.from_volume(fv, cube=cube)
     truth = P.grid_labels(labels, fm.grid)
     classes = [int(c) for c in np.unique(truth)]
     missing = sorted(set(int(c) for c in np.unique(labels)) - set(classes))
     if missing:
-        raise SeisfmError(f"{labels_path}: class {', '.join(map(str, missing))} has no labelled point on the stride-{stride} "
-                          "feature grid; label more of it or use --stride 1")
+        raise SeisfmError(
+            f"{labels_path}: class {', '.join(map(str, missing))} has no labelled point on the stride-{stride} "
+            "feature grid; label more of it or use --stride 1"
+        )
     if len(classes) < 2:
         raise SeisfmError(f"{labels_path}: only one class ({classes[0]}) on the feature grid; need two or more")
     base = {"model": model, "seed": seed, "cube": str(cube_path)}
@@ -294,10 +401,23 @@ def adapt(key: str, sources, workdir, steps: int, progress=print) -> Path:
     size = arch.pop("size", "micro")
     out = Path(workdir) / f"adapted-{key}"
     t0 = time.perf_counter()
-    r = pretrain(out=out, sources=sources, name=f"adapted-{key}", tokenization="2.5d", size=size, steps=steps,
-                 batch_size=32, seed=0, device="cpu", install=False, architecture=arch,
-                 checkpoint_every=10**9)
-    progress(f"adapted model {key}: {steps} steps in {time.perf_counter() - t0:.0f} s, loss {r.first_loss:.3f} -> {r.last_loss:.3f}")
+    r = pretrain(
+        out=out,
+        sources=sources,
+        name=f"adapted-{key}",
+        tokenization="2.5d",
+        size=size,
+        steps=steps,
+        batch_size=32,
+        seed=0,
+        device="cpu",
+        install=False,
+        architecture=arch,
+        checkpoint_every=10**9,
+    )
+    progress(
+        f"adapted model {key}: {steps} steps in {time.perf_counter() - t0:.0f} s, loss {r.first_loss:.3f} -> {r.last_loss:.3f}"
+    )
     return out
 
 
@@ -312,16 +432,42 @@ def _needs_adapting(models) -> bool:
     return any(ADAPTED in m.split("+") for m in models)
 
 
-def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=None, cube=None, labels=None,
-        synthetic: bool = True, max_clicks: int = P.MAX_CLICKS, targets=None, n_images=(100, 400),
-        adapt_steps: int = ADAPT_STEPS, methods=METHODS, decisions=DECISIONS, progress=print) -> dict:
+def run(
+    *,
+    models=None,
+    seeds=DEV_SEEDS,
+    sizes=(96,),
+    stride: int = 2,
+    images=None,
+    cube=None,
+    labels=None,
+    synthetic: bool = True,
+    max_clicks: int = P.MAX_CLICKS,
+    targets=None,
+    n_images=(100, 400),
+    adapt_steps: int = ADAPT_STEPS,
+    methods=METHODS,
+    decisions=DECISIONS,
+    progress=print,
+) -> dict:
     from ..synthetic import make_survey
 
     models = list(models or installed_models() + [CONTROL])
     methods = [m for m in METHODS if m in methods]  # the tables' order
-    out = {"models": models, "seeds": list(seeds), "sizes": list(sizes), "stride": stride, "methods": methods,
-           "decisions": [list(d) for d in decisions], "default_method": DEFAULT_SEGMENTER,
-           "segmentation": [], "clicks": [], "facies": [], "embed_seconds": [], "panels": {}}
+    out = {
+        "models": models,
+        "seeds": list(seeds),
+        "sizes": list(sizes),
+        "stride": stride,
+        "methods": methods,
+        "decisions": [list(d) for d in decisions],
+        "default_method": DEFAULT_SEGMENTER,
+        "segmentation": [],
+        "clicks": [],
+        "facies": [],
+        "embed_seconds": [],
+        "panels": {},
+    }
     if _needs_adapting(models):
         out["adapt_steps"] = adapt_steps
     adapted: dict[str, Path] = {}
@@ -342,10 +488,24 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                     for seed in seeds:
                         progress(f"synthetic {size}^3 seed {seed}: {model}")
                         panels = out["panels"] if (seed == seeds[0] and size == sizes[0]) else None
-                        ad = adapted_for(model, f"synthetic-{size}-{seed}", lambda: [_sources().array_source(
-                            "survey", make_survey((size, size, size), seed=seed).amplitude)])
-                        r = synthetic_case(model, size, seed, stride=stride, workdir=tmp, max_clicks=max_clicks,
-                                           targets=targets, panels=panels, adapted=ad, methods=methods, decisions=decisions)
+                        ad = adapted_for(
+                            model,
+                            f"synthetic-{size}-{seed}",
+                            lambda: [_sources().array_source("survey", make_survey((size, size, size), seed=seed).amplitude)],
+                        )
+                        r = synthetic_case(
+                            model,
+                            size,
+                            seed,
+                            stride=stride,
+                            workdir=tmp,
+                            max_clicks=max_clicks,
+                            targets=targets,
+                            panels=panels,
+                            adapted=ad,
+                            methods=methods,
+                            decisions=decisions,
+                        )
                         for key in ("segmentation", "clicks", "facies"):
                             out[key] += r[key]
                         out["embed_seconds"].append({"model": model, "size": size, "seed": seed, "seconds": r["embed_seconds"]})
@@ -355,8 +515,15 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
                     progress(f"images {Path(images).name} seed {seed}: {model}")
                     try:
                         ad = adapted_for(model, "images", lambda: [_sources().images_source(images)])
-                        out["segmentation"] += image_case(images, model, seed=seed, n_support_images=n_images[0],
-                                                          n_eval_images=n_images[1], adapted=ad, methods=methods)
+                        out["segmentation"] += image_case(
+                            images,
+                            model,
+                            seed=seed,
+                            n_support_images=n_images[0],
+                            n_eval_images=n_images[1],
+                            adapted=ad,
+                            methods=methods,
+                        )
                     except SeisfmError as exc:  # e.g. a 2.5-D model: an image has no neighbouring lines
                         progress(f"images: {model} skipped ({exc})")
                         out.setdefault("skipped", []).append({"model": model, "task": "images", "why": str(exc)})
@@ -365,8 +532,17 @@ def run(*, models=None, seeds=DEV_SEEDS, sizes=(96,), stride: int = 2, images=No
             for model in models:
                 progress(f"cube {Path(cube).name}: {model}")
                 ad = adapted_for(model, "cube", lambda: [_sources().open_cube_source(cube)])
-                r = cube_case(cube, labels, model, stride=stride, workdir=tmp, max_clicks=max_clicks, adapted=ad,
-                              methods=methods, decisions=decisions)
+                r = cube_case(
+                    cube,
+                    labels,
+                    model,
+                    stride=stride,
+                    workdir=tmp,
+                    max_clicks=max_clicks,
+                    adapted=ad,
+                    methods=methods,
+                    decisions=decisions,
+                )
                 out["segmentation"] += r["segmentation"]
                 out["clicks"] += r["clicks"]
     out["seconds"] = round(time.perf_counter() - t_all, 1)
@@ -395,9 +571,13 @@ def segmentation_tables(result: dict) -> list[str]:
     default = result.get("default_method", DEFAULT_SEGMENTER)
     lines = []
     for model in models:
-        lines += [f"**Segmentation from labelled points, {model}** (mIoU, mean over seeds; `knn` = the NCS protocol, k = 5; "
-                  f"`{default}` = the product's default; best read-out of each task in bold)", "",
-                  "| task | " + " | ".join(methods) + " | best |", "|---|" + "---|" * (len(methods) + 1)]
+        lines += [
+            f"**Segmentation from labelled points, {model}** (mIoU, mean over seeds; `knn` = the NCS protocol, k = 5; "
+            f"`{default}` = the product's default; best read-out of each task in bold)",
+            "",
+            "| task | " + " | ".join(methods) + " | best |",
+            "|---|" + "---|" * (len(methods) + 1),
+        ]
         means = {}
         for task in tasks:
             vals = {me: _mean(seg[(task, model, me)], "miou") for me in methods if seg.get((task, model, me))}
@@ -407,13 +587,19 @@ def segmentation_tables(result: dict) -> list[str]:
                 means.setdefault(me, {})[task] = v
             lines.append(_row(task, methods, vals))
         if len(synthetic) > 1:
-            vals = {me: float(np.mean([means[me][t] for t in synthetic])) for me in methods
-                    if me in means and all(t in means[me] for t in synthetic)}
+            vals = {
+                me: float(np.mean([means[me][t] for t in synthetic]))
+                for me in methods
+                if me in means and all(t in means[me] for t in synthetic)
+            }
             if vals:
                 lines.append(_row(f"mean of the {len(synthetic)} synthetic tasks", methods, vals))
         secs = {me: _mean([r for t in tasks for r in seg.get((t, model, me), [])], "seconds") for me in methods}
-        lines.append("| seconds (fit + every grid point), mean | " + " | ".join(
-            f"{secs[me]:.2f}" if np.isfinite(secs[me]) else "-" for me in methods) + " | |")
+        lines.append(
+            "| seconds (fit + every grid point), mean | "
+            + " | ".join(f"{secs[me]:.2f}" if np.isfinite(secs[me]) else "-" for me in methods)
+            + " | |"
+        )
         lines.append("")
     return lines
 
@@ -435,8 +621,11 @@ def _row(label: str, methods, vals: dict) -> str:
 
 def markdown(result: dict) -> str:
     """Tables of means over seeds and sizes: segmentation (kNN protocol vs default), clicks, facies."""
-    lines = [f"Models: {', '.join(result['models'])}; seeds {result['seeds']}; sizes {result['sizes']}; "
-             f"stride {result['stride']}; {result.get('seconds', '?')} s in all.", ""]
+    lines = [
+        f"Models: {', '.join(result['models'])}; seeds {result['seeds']}; sizes {result['sizes']}; "
+        f"stride {result['stride']}; {result.get('seconds', '?')} s in all.",
+        "",
+    ]
     lines += segmentation_tables(result)
     inter = defaultdict(list)
     fixed = defaultdict(list)
@@ -444,9 +633,13 @@ def markdown(result: dict) -> str:
         (inter if r["protocol"] == "interpreter" else fixed)[(r["target"], r["model"], r["decision"], r["grow"])].append(r)
     if inter:
         cap = max(len(r["ious"]) for rs in inter.values() for r in rs) + 1
-        lines += ["**Simulated interpreter** (IoU of the mask the product shows after n clicks; NoC@0.8: clicks to reach "
-                  f"IoU 0.8, {cap} = not within {cap - 1}; the fewest clicks per target and model in bold)", "",
-                  "| target | model | decision | IoU@1 | IoU@3 | IoU@5 | IoU@10 | NoC@0.8 | ms/click |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "**Simulated interpreter** (IoU of the mask the product shows after n clicks; NoC@0.8: clicks to reach "
+            f"IoU 0.8, {cap} = not within {cap - 1}; the fewest clicks per target and model in bold)",
+            "",
+            "| target | model | decision | IoU@1 | IoU@3 | IoU@5 | IoU@10 | NoC@0.8 | ms/click |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         best = defaultdict(lambda: np.inf)
         for (target, model, _, _), rs in inter.items():
             best[(target, model)] = min(best[(target, model)], round(_mean(rs, "noc"), 1))
@@ -456,22 +649,34 @@ def markdown(result: dict) -> str:
             f3 = lambda v: f"{v:.3f}" if np.isfinite(v) else "-"  # noqa: E731
             noc = round(_mean(rs, "noc"), 1)
             noc_cell = f"**{noc:.1f}**" if noc == best[(target, model)] and noc < cap else f"{noc:.1f}"
-            lines.append(f"| {target} | {model} | {label} | {f3(at(1))} | {f3(at(3))} | {f3(at(5))} | {f3(at(10))} | "
-                         f"{noc_cell} | {_mean(rs, 'ms_per_click'):.0f} |")
+            lines.append(
+                f"| {target} | {model} | {label} | {f3(at(1))} | {f3(at(3))} | {f3(at(5))} | {f3(at(10))} | "
+                f"{noc_cell} | {_mean(rs, 'ms_per_click'):.0f} |"
+            )
         lines.append("")
     if fixed:
-        lines += ["**3 + 3 fixed clicks on one inline** (IoU of the product's mask; oracle = best threshold; AUC of the map)", "",
-                  "| target | model | decision | IoU | IoU best (oracle) | AUC |", "|---|---|---|---|---|---|"]
+        lines += [
+            "**3 + 3 fixed clicks on one inline** (IoU of the product's mask; oracle = best threshold; AUC of the map)",
+            "",
+            "| target | model | decision | IoU | IoU best (oracle) | AUC |",
+            "|---|---|---|---|---|---|",
+        ]
         for (target, model, decision, grow), rs in fixed.items():
             label = decision + (" + connected" if grow else "")
-            lines.append(f"| {target} | {model} | {label} | {_mean(rs, 'iou'):.3f} | {_mean(rs, 'iou_best'):.3f} | {_mean(rs, 'auc'):.3f} |")
+            lines.append(
+                f"| {target} | {model} | {label} | {_mean(rs, 'iou'):.3f} | {_mean(rs, 'iou_best'):.3f} | {_mean(rs, 'auc'):.3f} |"
+            )
         lines.append("")
     if result["facies"]:
         fac = defaultdict(list)
         for r in result["facies"]:
             fac[r["model"]].append(r)
-        lines += ["**k-means facies vs packages** (adjusted Rand index; `seisfm cluster`'s k-means, k = number of packages)", "",
-                  "| model | ARI | seconds |", "|---|---|---|"]
+        lines += [
+            "**k-means facies vs packages** (adjusted Rand index; `seisfm cluster`'s k-means, k = number of packages)",
+            "",
+            "| model | ARI | seconds |",
+            "|---|---|---|",
+        ]
         for m, rs in fac.items():
             lines.append(f"| {m} | {_mean(rs, 'ari'):.3f} | {_mean(rs, 'seconds'):.2f} |")
     return "\n".join(lines).rstrip() + "\n"
@@ -530,7 +735,7 @@ def figures(result: dict, out_dir) -> list[Path]:
             ax.set_title(t, fontsize=9)
             ax.set_ylim(0, 1)
             ax.set_xlabel("clicks", fontsize=8)
-        for ax in axes.ravel()[len(targets):]:
+        for ax in axes.ravel()[len(targets) :]:
             ax.axis("off")
         axes[0, 0].set_ylabel("IoU")
         axes[0, 0].legend(fontsize=6)
@@ -553,8 +758,13 @@ def figures(result: dict, out_dir) -> list[Path]:
 
         cmap = plt.get_cmap("tab10")
         top = 9 if vmax < 10 else vmax
-        fig.legend(handles=[Patch(color=cmap(i / top), label=name) for i, name in enumerate(panel["names"])],
-                   loc="lower center", ncol=len(panel["names"]), fontsize=7, frameon=False)
+        fig.legend(
+            handles=[Patch(color=cmap(i / top), label=name) for i, name in enumerate(panel["names"])],
+            loc="lower center",
+            ncol=len(panel["names"]),
+            fontsize=7,
+            frameon=False,
+        )
         fig.suptitle(f"grid inline {il} (time down): ground truth and predictions from 100 points per class", fontsize=8)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         written.append(out_dir / "bench-panels.png")

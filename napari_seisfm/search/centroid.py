@@ -141,8 +141,9 @@ class CentroidSearch:
         return self.kernel.query_error(self.query())
 
     # ------------------------------------------------------------------ top matches
-    def top_matches(self, n: int = 20, *, radius: int = 2, exclude_clicks: bool = True,
-                    bodies=None, skip_bodies=()) -> list[Match]:
+    def top_matches(
+        self, n: int = 20, *, radius: int = 2, exclude_clicks: bool = True, bodies=None, skip_bodies=()
+    ) -> list[Match]:
         """The ``n`` best grid points, best first, no two within ``radius`` grid points of each other.
 
         Non-maximum suppression is greedy over the grid points in order of score (equal scores in grid

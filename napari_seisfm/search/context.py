@@ -89,8 +89,7 @@ def smooth_grid(channels: np.ndarray, sigma3, *, out: np.ndarray | None = None, 
     (``out=channels`` smooths in place); ``step()`` after each channel, for progress and cancel."""
     out = np.empty_like(channels) if out is None else out
     for c in range(channels.shape[-1]):
-        out[..., c] = ndimage.gaussian_filter(np.ascontiguousarray(channels[..., c]), sigma3, mode="nearest",
-                                              truncate=TRUNCATE)
+        out[..., c] = ndimage.gaussian_filter(np.ascontiguousarray(channels[..., c]), sigma3, mode="nearest", truncate=TRUNCATE)
         if step is not None:
             step()
     return out
@@ -256,17 +255,18 @@ class Context:
             offsets = [np.arange(-(len(k) // 2), len(k) // 2 + 1) for k in kern]
             weights = np.einsum("i,j,k->ijk", *kern).astype(np.float32).ravel()
             for a in range(0, len(points), chunk):
-                p = points[a:a + chunk]
+                p = points[a : a + chunk]
                 # neighbour indices per axis, clamped as mode="nearest" does
                 idx = [np.clip(p[:, ax, None] + offsets[ax][None, :], 0, shape[ax] - 1) for ax in range(3)]
-                flat = ((idx[0][:, :, None, None] * shape[1] + idx[1][:, None, :, None]) * shape[2]
-                        + idx[2][:, None, None, :]).reshape(len(p), -1)
+                flat = (
+                    (idx[0][:, :, None, None] * shape[1] + idx[1][:, None, :, None]) * shape[2] + idx[2][:, None, None, :]
+                ).reshape(len(p), -1)
                 ok = fm.valid[flat]
                 w = weights[None, :] * ok  # (n, m): invalid neighbours weigh nothing in the sum ...
                 rows = fm.vectors[flat].astype(np.float32)  # (n, m, d)
                 summed = np.matmul(w[:, None, :], rows)[:, 0] / scale
                 # ... and count as the mean (z = 0) in the standardised result
-                out[a:a + chunk, s] = (summed - st.mean * w.sum(axis=1, keepdims=True)) / st.std
+                out[a : a + chunk, s] = (summed - st.mean * w.sum(axis=1, keepdims=True)) / st.std
         return out
 
     def _stats(self):

@@ -90,12 +90,12 @@ class _Nearest:
         """Index of the nearest centroid per row (ties: the first)."""
         idx = np.empty(len(x), np.int32)
         for a in range(0, len(x), BLOCK):
-            idx[a:a + BLOCK] = np.argmax(self.dots(x[a:a + BLOCK]), axis=1)
+            idx[a : a + BLOCK] = np.argmax(self.dots(x[a : a + BLOCK]), axis=1)
         return idx
 
     def similarity(self, x: np.ndarray) -> np.ndarray:
         """Cosine to the nearest centroid per row."""
-        return np.concatenate([self.dots(x[a:a + BLOCK]).max(axis=1) for a in range(0, len(x), BLOCK)])
+        return np.concatenate([self.dots(x[a : a + BLOCK]).max(axis=1) for a in range(0, len(x), BLOCK)])
 
 
 # ---------------------------------------------------------------------- fit
@@ -133,7 +133,7 @@ def _cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray
     bounds = np.concatenate([[0], np.cumsum(counts)])
     # int8: exact integer sums; int32 holds 127 * 2^24 rows, int64 beyond
     acc = (np.int32 if len(x) <= 1 << 24 else np.int64) if x.dtype == np.int8 else np.float64
-    sums = np.stack([xs[bounds[j]:bounds[j + 1]].sum(axis=0, dtype=acc) for j in range(k)]).astype(np.float64)
+    sums = np.stack([xs[bounds[j] : bounds[j + 1]].sum(axis=0, dtype=acc) for j in range(k)]).astype(np.float64)
     return sums, counts
 
 
@@ -155,7 +155,7 @@ def _lloyd(x, k, *, dtype, quant_scale, rng, max_iterations, min_shift, threads,
         sums, counts = _cluster_sums(x, labels, k)
         empty = np.flatnonzero(counts == 0)
         if len(empty):  # restart empty clusters at the rows their centroids explain worst
-            worst = np.argsort(nearest.similarity(x), kind="stable")[:len(empty)]
+            worst = np.argsort(nearest.similarity(x), kind="stable")[: len(empty)]
             sums[empty] = np.asarray(x[worst], np.float64)
         norm = np.linalg.norm(sums, axis=1, keepdims=True)
         centroids = np.where(norm > 0, sums / np.maximum(norm, 1e-300), centroids)
@@ -169,19 +169,37 @@ def _usearch(x, k, *, dtype, max_iterations, min_shift, threads):
     if len(x) <= k:
         raise SeisfmError(f"usearch k-means needs more sample rows than k={k}, got {len(x)}")
     # max_seconds=0: no wall-clock stop, so only the data decides when it ends; seed: ignored by usearch 2.26
-    _, _, c = kmeans(np.ascontiguousarray(x), k, max_iterations=max_iterations, inertia_threshold=0.0,
-                     max_seconds=0.0, min_shifts=min_shift, seed=0, threads=threads, dtype=kind,
-                     metric_kind=MetricKind.Cos)
+    _, _, c = kmeans(
+        np.ascontiguousarray(x),
+        k,
+        max_iterations=max_iterations,
+        inertia_threshold=0.0,
+        max_seconds=0.0,
+        min_shifts=min_shift,
+        seed=0,
+        threads=threads,
+        dtype=kind,
+        metric_kind=MetricKind.Cos,
+    )
     c = np.asarray(c, np.float64)
     norm = np.linalg.norm(c, axis=1, keepdims=True)
     return np.where(norm > 0, c / np.maximum(norm, 1e-300), 0.0), max_iterations
 
 
 # ---------------------------------------------------------------------- public
-def kmeans_facies(features: FeatureMatrix, k: int, *, seed: int = 0, max_iterations: int = 50,
-                  sample: int | None = None, min_shift: float = 1e-3, engine: str = "lloyd",
-                  threads: int | None = None, progress: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> FaciesResult:
+def kmeans_facies(
+    features: FeatureMatrix,
+    k: int,
+    *,
+    seed: int = 0,
+    max_iterations: int = 50,
+    sample: int | None = None,
+    min_shift: float = 1e-3,
+    engine: str = "lloyd",
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> FaciesResult:
     """Cluster the valid grid points into ``k`` classes (1..k by size, 0 = no value); see the module docstring.
 
     ``progress(done, total)``: steps = fit iterations (at most ``max_iterations``) then assignment batches of
@@ -216,14 +234,24 @@ def kmeans_facies(features: FeatureMatrix, k: int, *, seed: int = 0, max_iterati
             progress(done, total)
 
     if engine == "lloyd":
-        centroids, iterations = _lloyd(x, k, dtype=features.dtype, quant_scale=features.quant_scale, rng=rng,
-                                       max_iterations=int(max_iterations), min_shift=min_shift, threads=threads,
-                                       step=step, cancel=cancel)
+        centroids, iterations = _lloyd(
+            x,
+            k,
+            dtype=features.dtype,
+            quant_scale=features.quant_scale,
+            rng=rng,
+            max_iterations=int(max_iterations),
+            min_shift=min_shift,
+            threads=threads,
+            step=step,
+            cancel=cancel,
+        )
     else:
         if cancel is not None and cancel():
             raise SeisfmCancelled("k-means stopped before the fit")
-        centroids, iterations = _usearch(x, k, dtype=features.dtype, max_iterations=int(max_iterations),
-                                         min_shift=min_shift, threads=threads)
+        centroids, iterations = _usearch(
+            x, k, dtype=features.dtype, max_iterations=int(max_iterations), min_shift=min_shift, threads=threads
+        )
     del x
     step(int(max_iterations))
 
@@ -232,7 +260,7 @@ def kmeans_facies(features: FeatureMatrix, k: int, *, seed: int = 0, max_iterati
     for b, a in enumerate(range(0, n, BATCH)):
         if cancel is not None and cancel():
             raise SeisfmCancelled(f"k-means assignment stopped after {a} of {n} grid points")
-        labels[a:a + BATCH] = nearest(features.vectors[a:a + BATCH])
+        labels[a : a + BATCH] = nearest(features.vectors[a : a + BATCH])
         step(int(max_iterations) + b + 1)
 
     counts = np.bincount(labels[valid_rows], minlength=k)
@@ -241,8 +269,15 @@ def kmeans_facies(features: FeatureMatrix, k: int, *, seed: int = 0, max_iterati
     rank[order] = np.arange(1, k + 1, dtype=np.int32)
     classes = rank[labels]
     classes[features.invalid_index] = 0
-    return FaciesResult(classes.reshape(features.shape), centroids[order].astype(np.float32),
-                        time.perf_counter() - t0, counts[order].astype(np.int64), int(iterations), len(rows), engine)
+    return FaciesResult(
+        classes.reshape(features.shape),
+        centroids[order].astype(np.float32),
+        time.perf_counter() - t0,
+        counts[order].astype(np.int64),
+        int(iterations),
+        len(rows),
+        engine,
+    )
 
 
 def adjusted_rand_index(a, b) -> float:

@@ -248,8 +248,9 @@ class _SupportInt8:
     def __call__(self, x: np.ndarray):
         torch = self._torch
         u8 = np.bitwise_xor(x.view(np.uint8), np.uint8(0x80))  # int8 + 128 as uint8, one pass
-        return torch.ops.onednn.qlinear_pointwise(torch.from_numpy(u8), 1.0, 128, self._w, self._ws, self._wz, None,
-                                                  1.0, 0, torch.float32, "none", [], "")
+        return torch.ops.onednn.qlinear_pointwise(
+            torch.from_numpy(u8), 1.0, 128, self._w, self._ws, self._wz, None, 1.0, 0, torch.float32, "none", [], ""
+        )
 
 
 class _SupportFloat:

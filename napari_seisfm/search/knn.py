@@ -87,7 +87,7 @@ def _topk_stable(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k >= n:
         order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(sims, order, 1)
-    cand = np.argpartition(-sims, k, axis=1)[:, :k + 1]
+    cand = np.argpartition(-sims, k, axis=1)[:, : k + 1]
     vals = np.take_along_axis(sims, cand, 1)
     order = np.lexsort((cand, -vals))  # per row: value descending, then column
     cand, vals = np.take_along_axis(cand, order, 1), np.take_along_axis(vals, order, 1)
@@ -137,8 +137,9 @@ class SliceFirst:
         region = [slice(None)] * 3
         region[axis] = slice(int(index), int(index) + 1)
         r = self.segment_region(tuple(region))
-        return Segmentation(r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis),
-                            r.class_ids, r.region)
+        return Segmentation(
+            r.classes.squeeze(axis), r.probabilities.squeeze(axis), r.confidence.squeeze(axis), r.class_ids, r.region
+        )
 
 
 # ---------------------------------------------------------------------- support sets
@@ -151,7 +152,9 @@ def support_from_points(features: FeatureMatrix, points, classes, *, space: str 
     return pts, cls
 
 
-def support_from_labels(labels: np.ndarray, grid: GridSpec, *, cube_shape=None, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+def support_from_labels(
+    labels: np.ndarray, grid: GridSpec, *, cube_shape=None, name: str = "labels"
+) -> tuple[np.ndarray, np.ndarray]:
     """A label volume on the feature grid or on the cube grid -> (grid indices (M, 3), classes (M,)).
 
     On the cube grid every labelled voxel is snapped to its nearest grid point; a grid point that gets
@@ -163,7 +166,11 @@ def support_from_labels(labels: np.ndarray, grid: GridSpec, *, cube_shape=None, 
     if labels.shape == tuple(grid.shape):
         pts = np.argwhere(labels > 0)
         return pts, labels[tuple(pts.T)].astype(int)
-    fits = tuple(cube_shape) == labels.shape if cube_shape is not None else GridSpec.for_cube(labels.shape, grid.stride).shape == tuple(grid.shape)
+    fits = (
+        tuple(cube_shape) == labels.shape
+        if cube_shape is not None
+        else GridSpec.for_cube(labels.shape, grid.stride).shape == tuple(grid.shape)
+    )
     if not fits:
         raise SeisfmError(
             f"{name}: shape {labels.shape} is neither the feature grid {tuple(grid.shape)} nor the cube "
@@ -172,7 +179,9 @@ def support_from_labels(labels: np.ndarray, grid: GridSpec, *, cube_shape=None, 
     vox = np.argwhere(labels > 0)
     cls = labels[tuple(vox.T)].astype(np.int64)
     flat = np.ravel_multi_index(tuple(grid.grid_index(vox).T), grid.shape) if len(vox) else np.zeros(0, np.int64)
-    pairs, counts = np.unique(np.stack([flat, cls], 1), axis=0, return_counts=True) if len(vox) else (np.zeros((0, 2), int), np.zeros(0, int))
+    pairs, counts = (
+        np.unique(np.stack([flat, cls], 1), axis=0, return_counts=True) if len(vox) else (np.zeros((0, 2), int), np.zeros(0, int))
+    )
     # per grid point keep the pair with most votes (rows sorted by flat, then class: first max wins)
     order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
     pairs = pairs[order]
@@ -212,8 +221,19 @@ class KnnSegmenter(SliceFirst):
     when torch is not installed).
     """
 
-    def __init__(self, features: FeatureMatrix, points, classes, *, k: int = 5, weighted: bool = False,
-                 threads: int | None = None, device: str | None = None, backend: str = "auto", block: int = BLOCK):
+    def __init__(
+        self,
+        features: FeatureMatrix,
+        points,
+        classes,
+        *,
+        k: int = 5,
+        weighted: bool = False,
+        threads: int | None = None,
+        device: str | None = None,
+        backend: str = "auto",
+        block: int = BLOCK,
+    ):
         self.features = features
         self.k = int(k)
         self.weighted = bool(weighted)
@@ -239,10 +259,9 @@ class KnnSegmenter(SliceFirst):
         self.device = device
         self.backend = self._dots.name
         # raw dot -> cosine: int8 stores hold round(v * quant_scale)
-        self._to_cos = np.float32(1.0 / features.quant_scale ** 2) if features.dtype == "int8" else np.float32(1.0)
+        self._to_cos = np.float32(1.0 / features.quant_scale**2) if features.dtype == "int8" else np.float32(1.0)
         # numpy: BLAS threads its own GEMM, argpartition holds the GIL -- worker threads would not help
-        self._pool = (ThreadPoolExecutor(self.threads) if self.threads > 1 and device == "cpu" and backend != "numpy"
-                      else None)
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and device == "cpu" and backend != "numpy" else None
 
     @property
     def n_support(self) -> int:
@@ -263,7 +282,7 @@ class KnnSegmenter(SliceFirst):
             idx = np.empty((len(x), k), np.intp)
             vals = np.empty((len(x), k), np.float32)
             for a in range(0, len(x), self.sub):
-                idx[a:a + self.sub], vals[a:a + self.sub] = self._neighbours(x[a:a + self.sub])
+                idx[a : a + self.sub], vals[a : a + self.sub] = self._neighbours(x[a : a + self.sub])
             return idx, vals
         sims = self._dots(x)
         if not isinstance(sims, np.ndarray) and sims.device.type == "cpu":
@@ -347,7 +366,7 @@ class KnnSegmenter(SliceFirst):
     def _classify_range(self, start: int, stop: int, classes, probs, conf) -> None:
         """Grid points ``start..stop-1`` (flat): blocks are views of the store, no gather."""
         v, ok = self.features.vectors, self.features.valid
-        self._run_blocks(lambda a, b: (v[start + a:start + b], ok[start + a:start + b]), stop - start, classes, probs, conf)
+        self._run_blocks(lambda a, b: (v[start + a : start + b], ok[start + a : start + b]), stop - start, classes, probs, conf)
 
     def classify(self, flat_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Classes, probabilities ``(M, C)`` and confidence for flat grid indices."""
@@ -366,9 +385,13 @@ class KnnSegmenter(SliceFirst):
         c, p, f = self.classify(flat)
         return Segmentation(c.reshape(sub), p.reshape(*sub, -1), f.reshape(sub), self.class_ids, region)
 
-
-    def segment(self, *, batch: int = 1 << 18, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> Segmentation:
+    def segment(
+        self,
+        *,
+        batch: int = 1 << 18,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Segmentation:
         """The whole grid in batches; ``progress(done, total)`` after each, ``cancel()`` True stops (SeisfmCancelled)."""
         fm = self.features
         n = fm.grid.size
@@ -382,5 +405,10 @@ class KnnSegmenter(SliceFirst):
             if progress is not None:
                 progress(b, n)
         shape = fm.shape
-        return Segmentation(classes.reshape(shape), probs.reshape(*shape, C), conf.reshape(shape), self.class_ids,
-                         tuple(slice(0, s) for s in shape))
+        return Segmentation(
+            classes.reshape(shape),
+            probs.reshape(*shape, C),
+            conf.reshape(shape),
+            self.class_ids,
+            tuple(slice(0, s) for s in shape),
+        )

@@ -107,7 +107,9 @@ class Library:
         path = Path(path)
         man = path / MANIFEST_FILE
         if not man.is_file():
-            raise SeisfmError(f"{path}: no survey library here (no {MANIFEST_FILE}); build one with `seisfm library add STORE...`")
+            raise SeisfmError(
+                f"{path}: no survey library here (no {MANIFEST_FILE}); build one with `seisfm library add STORE...`"
+            )
         try:
             manifest = json.loads(man.read_text())
         except (OSError, ValueError) as exc:
@@ -131,8 +133,10 @@ class Library:
         except Exception as exc:  # usearch raises RuntimeError/ValueError for damaged files
             raise SeisfmError(f"{f}: damaged usearch index ({exc}); delete {self.path} and add the stores again") from None
         if index is None or len(index) != self.size:
-            raise SeisfmError(f"{f}: the index holds {0 if index is None else len(index)} vectors but {MANIFEST_FILE} "
-                              f"lists {self.size} (an interrupted add?); delete {self.path} and add the stores again")
+            raise SeisfmError(
+                f"{f}: the index holds {0 if index is None else len(index)} vectors but {MANIFEST_FILE} "
+                f"lists {self.size} (an interrupted add?); delete {self.path} and add the stores again"
+            )
         return index
 
     # ------------------------------------------------------------------ what is in it
@@ -155,27 +159,55 @@ class Library:
     def info(self) -> dict:
         """What ``seisfm library info`` prints: model, size, index file, and each store with whether it is on disk."""
         f = self.path / INDEX_FILE
-        return {"library": str(self.path), "model": self.model, "dim": self.dim, "vectors": self.size,
-                "index_bytes": f.stat().st_size if f.is_file() else 0, "metric": "cos", "scalar": "i8",
-                "stores": [{"id": s["id"], "path": s["path"], "vectors": s["vectors"], "grid": s["grid_shape"],
-                            "index_step": s["step"], "on_disk": Path(s["path"]).exists(), "cube": entry_cube(s),
-                            "seabed": (s.get("seabed") or {}).get("note", "no seabed band (added before bands were picked)")}
-                           for s in self.stores]}
+        return {
+            "library": str(self.path),
+            "model": self.model,
+            "dim": self.dim,
+            "vectors": self.size,
+            "index_bytes": f.stat().st_size if f.is_file() else 0,
+            "metric": "cos",
+            "scalar": "i8",
+            "stores": [
+                {
+                    "id": s["id"],
+                    "path": s["path"],
+                    "vectors": s["vectors"],
+                    "grid": s["grid_shape"],
+                    "index_step": s["step"],
+                    "on_disk": Path(s["path"]).exists(),
+                    "cube": entry_cube(s),
+                    "seabed": (s.get("seabed") or {}).get("note", "no seabed band (added before bands were picked)"),
+                }
+                for s in self.stores
+            ],
+        }
 
     def check_compatible(self, model: str, dim: int, what) -> None:
         if self.model is not None and (model != self.model or int(dim) != int(self.dim)):
-            raise SeisfmError(f"{what}: model {model} ({dim}-d) does not match the library {self.path} "
-                              f"(model {self.model}, {self.dim}-d); a library holds one model")
+            raise SeisfmError(
+                f"{what}: model {model} ({dim}-d) does not match the library {self.path} "
+                f"(model {self.model}, {self.dim}-d); a library holds one model"
+            )
 
     def check_stores_on_disk(self) -> None:
         missing = [s["path"] for s in self.stores if not Path(s["path"]).exists()]
         if missing:
-            raise SeisfmError(f"{self.path}: store {missing[0]} listed in the library is missing from disk "
-                              f"({len(missing)} missing); put it back, or take it out with `seisfm library remove`")
+            raise SeisfmError(
+                f"{self.path}: store {missing[0]} listed in the library is missing from disk "
+                f"({len(missing)} missing); put it back, or take it out with `seisfm library remove`"
+            )
 
     # ------------------------------------------------------------------ search
-    def search(self, query: np.ndarray, top: int = 20, *, radius: int = 1, seabed: bool = False,
-               expansion: int = DEFAULT_EXPANSION, threads: int = 0) -> list[LibraryMatch]:
+    def search(
+        self,
+        query: np.ndarray,
+        top: int = 20,
+        *,
+        radius: int = 1,
+        seabed: bool = False,
+        expansion: int = DEFAULT_EXPANSION,
+        threads: int = 0,
+    ) -> list[LibraryMatch]:
         """The ``top`` places most similar (cosine) to one float query, over every store, best first.
 
         ``radius`` > 0: one entry per body, the hits of one store within ``radius`` indexed grid points of each
@@ -222,8 +254,12 @@ class Library:
                 break
             want = min(want * 4, limit)
         sid, grid, scores, keep, hits, inside = best
-        self.last = {"candidates": int(len(sid)), "seabed_left_out": int(inside.sum()), "entries": int(min(len(keep), top)),
-                     "seabed_bands": len(bands)}
+        self.last = {
+            "candidates": int(len(sid)),
+            "seabed_left_out": int(inside.sum()),
+            "entries": int(min(len(keep), top)),
+            "seabed_bands": len(bands),
+        }
         keep, hits = keep[:top], hits[:top]
         return self._matches(sid[keep], grid[keep], scores[keep], hits)
 
@@ -267,9 +303,18 @@ class Library:
                 cubes[int(i)] = entry_cube(st)
             c = GridSpec(tuple(st["grid_shape"]), tuple(st["stride"]), tuple(st["origin"])).cube_index(g)
             sv = _survey(st["geometry"], c[None])
-            out.append(LibraryMatch(rank, st["path"], tuple(int(x) for x in g), tuple(int(x) for x in c),
-                                    None if sv is None else tuple(float(x) for x in sv[0]), float(s),
-                                    cubes[int(i)], int(n)))
+            out.append(
+                LibraryMatch(
+                    rank,
+                    st["path"],
+                    tuple(int(x) for x in g),
+                    tuple(int(x) for x in c),
+                    None if sv is None else tuple(float(x) for x in sv[0]),
+                    float(s),
+                    cubes[int(i)],
+                    int(n),
+                )
+            )
         return out
 
     # ------------------------------------------------------------------ seabed bands
@@ -284,8 +329,9 @@ class Library:
                 try:
                     self._bands[int(e["id"])] = np.load(f) if f is not None else None
                 except (OSError, ValueError):
-                    raise SeisfmError(f"{f}: unreadable seabed band of {e['path']}; add the store again "
-                                      "(`seisfm library remove`, then `add`)") from None
+                    raise SeisfmError(
+                        f"{f}: unreadable seabed band of {e['path']}; add the store again (`seisfm library remove`, then `add`)"
+                    ) from None
         return self._bands
 
     def in_seabed_band(self, store, grid_index) -> bool:
@@ -360,8 +406,9 @@ def _write_json_atomic(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=1))
 
 
-def add_stores(library, stores, *, step=1, threads: int = 0,
-               progress: Callable[[str, int, int], None] | None = None) -> list[tuple[str, int]]:
+def add_stores(
+    library, stores, *, step=1, threads: int = 0, progress: Callable[[str, int, int], None] | None = None
+) -> list[tuple[str, int]]:
     """Add feature stores to the library folder (created if new): ``[(store, vectors added)]``; a store already
     in it adds 0. Every store is checked (complete, same model and dimension) before any vector is added."""
     from usearch.index import Index
@@ -375,8 +422,19 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
         else:
             if library.exists() and any(library.iterdir()):
                 raise SeisfmError(f"{library}: folder exists and is not a survey library; choose another --library")
-            lib = Library(library, {"format": FORMAT, "version": VERSION, "model": None, "dim": None,
-                                          "metric": "cos", "scalar": "i8", "next_id": 0, "stores": []})
+            lib = Library(
+                library,
+                {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "model": None,
+                    "dim": None,
+                    "metric": "cos",
+                    "scalar": "i8",
+                    "next_id": 0,
+                    "stores": [],
+                },
+            )
         known = {str(Path(s["path"]).resolve()): s for s in lib.stores}
         todo, report, seen, stale = [], [], set(), []
         for fv in volumes:
@@ -388,13 +446,18 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
                 continue
             seen.add(key)
             todo.append(fv)
-        backfill = [(known[str(fv.path.resolve())], fv) for fv in volumes
-                    if str(fv.path.resolve()) in known and not (known[str(fv.path.resolve())].get("seabed") or {}).get("file")]
+        backfill = [
+            (known[str(fv.path.resolve())], fv)
+            for fv in volumes
+            if str(fv.path.resolve()) in known and not (known[str(fv.path.resolve())].get("seabed") or {}).get("file")
+        ]
         model, dim = (lib.model, lib.dim) if len(stale) < len(lib.stores) else (None, None)
         for fv in todo:
             if model is not None and (fv.model != model or fv.dim != dim):
-                raise SeisfmError(f"{fv.path}: model {fv.model} ({fv.dim}-d) does not match the library {library} "
-                                  f"(model {model}, {dim}-d); a library holds one model")
+                raise SeisfmError(
+                    f"{fv.path}: model {fv.model} ({fv.dim}-d) does not match the library {library} "
+                    f"(model {model}, {dim}-d); a library holds one model"
+                )
             model, dim = fv.model, fv.dim
         man = lib.manifest
         if backfill:  # an older entry, or one whose cube was away when it was added: pick its band now
@@ -421,7 +484,7 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
             total = fv.grid.size
             for keys, vecs in _store_vectors(fv, step):
                 for a in range(0, len(keys), BATCH):
-                    index.add(keys[a:a + BATCH] | high, vecs[a:a + BATCH], threads=threads)
+                    index.add(keys[a : a + BATCH] | high, vecs[a : a + BATCH], threads=threads)
                 n += len(keys)
                 if progress is not None:
                     progress(str(fv.path), n, total)
@@ -437,10 +500,20 @@ def add_stores(library, stores, *, step=1, threads: int = 0,
 
 
 def _entry(fv: FeatureVolume) -> dict:
-    return {"path": str(fv.path.resolve()), "model": fv.model, "dim": fv.dim, "dtype": fv.dtype,
-            "grid_shape": list(fv.grid.shape), "stride": list(fv.grid.stride), "origin": list(fv.grid.origin),
-            "geometry": fv.cube_summary, "cube_fingerprint": fv.cube_fingerprint, "cube_content": fv.cube_content,
-            "checkpoint_sha256": fv.checkpoint_sha256, "cube": cube_path(fv.path, fv.cube_summary.get("source"))}
+    return {
+        "path": str(fv.path.resolve()),
+        "model": fv.model,
+        "dim": fv.dim,
+        "dtype": fv.dtype,
+        "grid_shape": list(fv.grid.shape),
+        "stride": list(fv.grid.stride),
+        "origin": list(fv.grid.origin),
+        "geometry": fv.cube_summary,
+        "cube_fingerprint": fv.cube_fingerprint,
+        "cube_content": fv.cube_content,
+        "checkpoint_sha256": fv.checkpoint_sha256,
+        "cube": cube_path(fv.path, fv.cube_summary.get("source")),
+    }
 
 
 def _signature(entry: dict) -> tuple:
@@ -497,8 +570,18 @@ def query_from_points(features, points, *, space: str = "survey") -> np.ndarray:
     return (q / norm).astype(np.float32)
 
 
-def search_library(library, features, points, *, space: str = "survey", top: int = 20, radius: int = 1,
-                   seabed: bool = False, model: str | None = None, expansion: int = DEFAULT_EXPANSION) -> list[LibraryMatch]:
+def search_library(
+    library,
+    features,
+    points,
+    *,
+    space: str = "survey",
+    top: int = 20,
+    radius: int = 1,
+    seabed: bool = False,
+    model: str | None = None,
+    expansion: int = DEFAULT_EXPANSION,
+) -> list[LibraryMatch]:
     """Clicks in one cube -> the best places across every cube of the library, one per body (what the dock's
     button calls); see :meth:`Library.search` for ``radius`` and ``seabed``.
 

@@ -72,8 +72,9 @@ class LinearModel:
         return (self.weight[:, 1] - self.weight[:, 0]).astype(np.float32), float(self.bias[1] - self.bias[0])
 
 
-def fit_logistic(z: np.ndarray, y: np.ndarray, n_classes: int, *, weights: np.ndarray | None = None,
-                 l2=1e-2, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def fit_logistic(
+    z: np.ndarray, y: np.ndarray, n_classes: int, *, weights: np.ndarray | None = None, l2=1e-2, max_iter: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression on standardised rows ``z`` (n, d), classes ``y`` in 0..C-1.
 
     Minimises the weighted mean cross-entropy plus ``l2 / 2 * |W|^2`` (the bias is not penalised; ``l2`` may
@@ -104,7 +105,7 @@ def _fit_logistic(z, y, n_classes, weights, l2, max_iter):
 
     def loss_and_grad(theta):
         W = theta[: d * n_classes].reshape(d, n_classes)
-        logits = z @ W + theta[d * n_classes:]
+        logits = z @ W + theta[d * n_classes :]
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
@@ -112,9 +113,10 @@ def _fit_logistic(z, y, n_classes, weights, l2, max_iter):
         g = (p - onehot) * w[:, None]
         return loss, np.concatenate([(z.T @ g + l2[:, None] * W).ravel(), g.sum(axis=0)])
 
-    r = optimize.minimize(loss_and_grad, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
-                          options={"maxiter": max_iter})
-    return r.x[: d * n_classes].reshape(d, n_classes), r.x[d * n_classes:]
+    r = optimize.minimize(
+        loss_and_grad, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+    )
+    return r.x[: d * n_classes].reshape(d, n_classes), r.x[d * n_classes :]
 
 
 def _fit_binary_newton(z, y, w, l2, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +139,15 @@ def _fit_binary_newton(z, y, w, l2, iterations: int = 50) -> tuple[np.ndarray, n
     return W, np.array([0.0, theta[d]])
 
 
-def fit_linear_model(features: FeatureMatrix, flat_index: np.ndarray, y: np.ndarray, n_classes: int, *,
-                     weights: np.ndarray | None = None, l2: float = 1e-2) -> LinearModel:
+def fit_linear_model(
+    features: FeatureMatrix,
+    flat_index: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    weights: np.ndarray | None = None,
+    l2: float = 1e-2,
+) -> LinearModel:
     """Fit on the stored vectors at ``flat_index`` and fold the standardisation into the weights."""
     st = Standardiser.of(features)
     x = features.decode(features.vectors[np.asarray(flat_index, int)])

@@ -91,8 +91,17 @@ class LinearSegmenter(SmoothedSegmenter):
 
     method = "linear"
 
-    def __init__(self, features: FeatureMatrix, points, classes, *, smooth=SMOOTH, l2: float = L2, context=CONTEXT,
-                 context_penalty: float = CONTEXT_PENALTY):
+    def __init__(
+        self,
+        features: FeatureMatrix,
+        points,
+        classes,
+        *,
+        smooth=SMOOTH,
+        l2: float = L2,
+        context=CONTEXT,
+        context_penalty: float = CONTEXT_PENALTY,
+    ):
         """``smooth``: Gaussian sigma in grid points, one number or one per axis (0 on an axis whose
         neighbours are unrelated, e.g. a stack of image patches). ``context``: scales (grid points, or
         per-axis triples) at which the smoothed vectors join the model's inputs (search/context.py)."""
@@ -107,7 +116,7 @@ class LinearSegmenter(SmoothedSegmenter):
         # context columns cost CONTEXT_PENALTY times more: the model leans on a point's own vector and takes
         # the neighbourhood only where that pays, so boundaries are not blurred (see the constant)
         penalty = np.full(z.shape[1], float(l2))
-        penalty[features.dim:] *= context_penalty
+        penalty[features.dim :] *= context_penalty
         W, b = fit_logistic(z, self.support_class, len(self.class_ids), l2=penalty)
         # channels = z @ weights: the plain logits, then one logit contribution per fine context scale (smoothed
         # later); a wide scale's contribution is made on its pooled grid once (pooled z @ W_i) and interpolated
@@ -115,7 +124,7 @@ class LinearSegmenter(SmoothedSegmenter):
         blocks, bias = [W[:d]], b.copy()
         self._fine, self._wide = [], []
         for i in range(len(self.scales)):
-            Wi = W[d * (1 + i):d * (2 + i)] / self.context.std[i][:, None]
+            Wi = W[d * (1 + i) : d * (2 + i)] / self.context.std[i][:, None]
             bias -= self.context.mean[i] @ Wi
             if self.context.is_wide(i):
                 pooled, coarse = self.context.pooled(i)
@@ -199,8 +208,9 @@ class LinearSegmenter(SmoothedSegmenter):
         fm = self.features
         shape = fm.shape
         region = box_index(shape, region)[0]
-        outer, sub, flat = box_index(shape, [slice(max(s.start - h, 0), min(s.stop + h, n))
-                                             for s, n, h in zip(region, shape, self.halo)])
+        outer, sub, flat = box_index(
+            shape, [slice(max(s.start - h, 0), min(s.stop + h, n)) for s, n, h in zip(region, shape, self.halo)]
+        )
         valid = fm.valid[flat]
         channels = self._channels(fm.vectors[flat], valid).reshape(1 + len(self._fine), -1, *sub)
         valid = valid.reshape(sub)
@@ -208,8 +218,13 @@ class LinearSegmenter(SmoothedSegmenter):
         crop = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         return self._result(np.ascontiguousarray(probs[crop]), valid[crop], region)
 
-    def segment(self, *, batch: int = 1 << 18, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> Segmentation:
+    def segment(
+        self,
+        *,
+        batch: int = 1 << 18,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Segmentation:
         """The whole grid: logit channels in batches, then the context and probability smoothing.
 
         ``progress(done, total)`` counts grid points, the smoothing steps reported as a second pass over

@@ -22,8 +22,17 @@ SPACES = ("grid", "cube", "survey")
 class FeatureMatrix:
     """The whole feature volume as one matrix; build with :meth:`open`, :meth:`from_volume` or :meth:`from_array`."""
 
-    def __init__(self, vectors: np.ndarray, valid: np.ndarray, grid: GridSpec, *, quant_scale: float = 1.0,
-                 cube_summary: dict | None = None, fingerprint: str | None = None, name: str = "features"):
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        valid: np.ndarray,
+        grid: GridSpec,
+        *,
+        quant_scale: float = 1.0,
+        cube_summary: dict | None = None,
+        fingerprint: str | None = None,
+        name: str = "features",
+    ):
         if vectors.ndim != 2 or len(vectors) != grid.size or valid.shape != (grid.size,):
             raise ValueError(f"vectors {vectors.shape} / valid {valid.shape} do not fit grid {grid.shape}")
         self.vectors = np.ascontiguousarray(vectors)
@@ -53,12 +62,28 @@ class FeatureMatrix:
         elif fingerprint is not None:
             fv.check_matches(fingerprint)
         vectors, valid = fv.load()  # damaged chunks come back invalid, with a StoreWarning
-        return cls(vectors, valid, fv.grid, quant_scale=fv.quant_scale, cube_summary=fv.cube_summary,
-                   fingerprint=fv.cube_fingerprint, name=str(fv.path))
+        return cls(
+            vectors,
+            valid,
+            fv.grid,
+            quant_scale=fv.quant_scale,
+            cube_summary=fv.cube_summary,
+            fingerprint=fv.cube_fingerprint,
+            name=str(fv.path),
+        )
 
     @classmethod
-    def from_array(cls, vectors, grid, *, valid=None, dtype: str | None = None, quant_scale: float = 127.0,
-                   cube_summary: dict | None = None, fingerprint: str | None = None) -> "FeatureMatrix":
+    def from_array(
+        cls,
+        vectors,
+        grid,
+        *,
+        valid=None,
+        dtype: str | None = None,
+        quant_scale: float = 127.0,
+        cube_summary: dict | None = None,
+        fingerprint: str | None = None,
+    ) -> "FeatureMatrix":
         """In-memory vectors ``(N, dim)`` or ``(gi, gx, gt, dim)`` on ``grid`` (a GridSpec or a grid shape).
 
         Float input is L2-normalised (rows with NaN/inf or zero norm become invalid) and stored as ``dtype``
@@ -105,8 +130,10 @@ class FeatureMatrix:
             try:
                 self._geometry = geometry_from_summary(self.cube_summary)
             except SeisfmError:
-                raise SeisfmError(f"{self.name}: the feature store has no usable cube geometry; "
-                                  "give grid or cube indices instead of survey coordinates") from None
+                raise SeisfmError(
+                    f"{self.name}: the feature store has no usable cube geometry; "
+                    "give grid or cube indices instead of survey coordinates"
+                ) from None
         return self._geometry
 
     def grid_to_survey(self, grid_index) -> tuple[float, float, float] | None:
@@ -164,7 +191,9 @@ class FeatureMatrix:
             self._kernels[key] = DotKernel(self.vectors, quant_scale=self.quant_scale, kernel=kernel, threads=threads)
         return self._kernels[key]
 
-    def dots(self, query: np.ndarray, out: np.ndarray | None = None, *, kernel: str = "auto", threads: int | None = None) -> np.ndarray:
+    def dots(
+        self, query: np.ndarray, out: np.ndarray | None = None, *, kernel: str = "auto", threads: int | None = None
+    ) -> np.ndarray:
         """``decode(vectors) @ query`` for every grid point, float32 ``(N,)``; invalid points NaN."""
         out = self.kernel(kernel, threads)(query, out)
         out[self.invalid_index] = np.nan

@@ -14,8 +14,9 @@ GRID_FORMATS = (".npy", ".zarr")
 CUBE_FORMATS = (".sgy", ".segy", ".sgz")
 
 
-def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, labels: bool = False,
-              full_resolution: bool = False) -> Path:
+def write_map(
+    path, data: np.ndarray, features: FeatureMatrix, *, cube=None, labels: bool = False, full_resolution: bool = False
+) -> Path:
     """Write a map on the feature grid; SEG-Y/.sgz (and ``full_resolution``) need the cube and go to its grid."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -29,8 +30,16 @@ def write_map(path, data: np.ndarray, features: FeatureMatrix, *, cube=None, lab
         return export_volume(path, data, cube, stride=features.grid.stride, origin=features.grid.origin, labels=labels)
     from ..export import write_array
 
-    return write_array(path, data, {"grid_shape": list(features.grid.shape), "stride": list(features.grid.stride),
-                                    "origin": list(features.grid.origin), "geometry": features.cube_summary})
+    return write_array(
+        path,
+        data,
+        {
+            "grid_shape": list(features.grid.shape),
+            "stride": list(features.grid.stride),
+            "origin": list(features.grid.origin),
+            "geometry": features.cube_summary,
+        },
+    )
 
 
 def optional_cube(cube_path):

@@ -52,9 +52,18 @@ class ProbeSearch(CentroidSearch):
 
     decision = "probe"
 
-    def __init__(self, features: FeatureMatrix, *, kernel: str = "auto", threads: int | None = None,
-                 background: int = BACKGROUND, background_weight: float = 1.0, l2: float = 1e-2, seed: int = 0,
-                 context=None):
+    def __init__(
+        self,
+        features: FeatureMatrix,
+        *,
+        kernel: str = "auto",
+        threads: int | None = None,
+        background: int = BACKGROUND,
+        background_weight: float = 1.0,
+        l2: float = 1e-2,
+        seed: int = 0,
+        context=None,
+    ):
         super().__init__(features, kernel=kernel, threads=threads)
         valid = np.flatnonzero(features.valid)
         take = min(int(background), len(valid))
@@ -91,9 +100,11 @@ class ProbeSearch(CentroidSearch):
         neg = sorted(fm.flat(g) for g in self.negatives)
         rows = np.asarray(pos + neg + list(self.background), int)
         y = np.r_[np.ones(len(pos), int), np.zeros(len(neg) + len(self.background), int)]
-        w = np.r_[np.full(len(pos), 1.0 / len(pos)),
-                  np.full(len(neg), 1.0 / max(len(neg), 1)),
-                  np.full(len(self.background), self.background_weight / max(len(self.background), 1))]
+        w = np.r_[
+            np.full(len(pos), 1.0 / len(pos)),
+            np.full(len(neg), 1.0 / max(len(neg), 1)),
+            np.full(len(self.background), self.background_weight / max(len(self.background), 1)),
+        ]
         return rows, y, w
 
     def query(self) -> np.ndarray:
@@ -120,7 +131,7 @@ class ProbeSearch(CentroidSearch):
         c -= float(st.mean @ q)
         fine, wide = [], []
         for i, sigma3 in enumerate(ctx.scales):
-            wi = theta[d * (1 + i):d * (2 + i)] / ctx.std[i]  # weights of the smoothed standardised vectors
+            wi = theta[d * (1 + i) : d * (2 + i)] / ctx.std[i]  # weights of the smoothed standardised vectors
             c -= float(ctx.mean[i] @ wi)
             if ctx.is_wide(i):
                 pooled, coarse = ctx.pooled(i)
@@ -197,8 +208,9 @@ class ProbeSearch(CentroidSearch):
         q = self.query()
         fine, wide = self._folded
         reach = self.inputs().reach
-        outer, osub, oflat = box_index(fm.shape, [slice(max(r.start - h, 0), min(r.stop + h, n))
-                                                  for r, n, h in zip(region, fm.shape, reach)])
+        outer, osub, oflat = box_index(
+            fm.shape, [slice(max(r.start - h, 0), min(r.stop + h, n)) for r, n, h in zip(region, fm.shape, reach)]
+        )
         keep = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         x = fm.decode(fm.vectors[oflat])
         ok = fm.valid[oflat]
@@ -245,8 +257,15 @@ class ReadoutProbe(ProbeSearch):
 
     decision = readout = "mlp"
 
-    def __init__(self, features: FeatureMatrix, *, min_positives: int = MIN_POSITIVES, min_negatives: int = MIN_NEGATIVES,
-                 readout_options: dict | None = None, **kw):
+    def __init__(
+        self,
+        features: FeatureMatrix,
+        *,
+        min_positives: int = MIN_POSITIVES,
+        min_negatives: int = MIN_NEGATIVES,
+        readout_options: dict | None = None,
+        **kw,
+    ):
         super().__init__(features, **kw)
         self.min_positives, self.min_negatives = int(min_positives), int(min_negatives)
         self.readout_options = dict(readout_options or {})
@@ -266,9 +285,18 @@ class ReadoutProbe(ProbeSearch):
 
             rows, y, w = self.training_set()
             X = self.rows_inputs(rows)
-            self.model = READOUTS[self.readout].on_rows(self.features, rows, y, w, smooth=0, context=self.context,
-                                                        seed=0, threads=self.kernel.threads, inputs=X,
-                                                        **self.readout_options)
+            self.model = READOUTS[self.readout].on_rows(
+                self.features,
+                rows,
+                y,
+                w,
+                smooth=0,
+                context=self.context,
+                seed=0,
+                threads=self.kernel.threads,
+                inputs=X,
+                **self.readout_options,
+            )
             s = self.model.segment().probabilities[..., 1].reshape(-1)
             s[~self.features.valid] = np.nan
             self._scores = s
@@ -276,8 +304,11 @@ class ReadoutProbe(ProbeSearch):
 
 
 def _decision(name: str) -> type:
-    return type(f"{name.capitalize()}Probe", (ReadoutProbe,), {"decision": name, "readout": name,
-                                                                "__doc__": f"ReadoutProbe with the {name} read-out."})
+    return type(
+        f"{name.capitalize()}Probe",
+        (ReadoutProbe,),
+        {"decision": name, "readout": name, "__doc__": f"ReadoutProbe with the {name} read-out."},
+    )
 
 
 READOUT_DECISIONS = {name: (ReadoutProbe if name == "mlp" else _decision(name)) for name in ("mlp", "forest", "boosting", "conv")}

@@ -112,8 +112,7 @@ class FeatureReadout(SmoothedSegmenter):
         self._fit_support(None)
 
     @classmethod
-    def on_rows(cls, features: FeatureMatrix, flat, y, weights, *, class_ids=(0, 1), inputs=None,
-                **options) -> "FeatureReadout":
+    def on_rows(cls, features: FeatureMatrix, flat, y, weights, *, class_ids=(0, 1), inputs=None, **options) -> "FeatureReadout":
         """A read-out fitted on chosen grid rows (flat indices, valid) with classes ``y`` (0..C-1) and row
         ``weights``, e.g. a click decision's clicks and background sample; ``inputs``: their inputs when the
         caller has them (:meth:`Inputs.at` of the same context), else computed."""
@@ -201,8 +200,13 @@ class FeatureReadout(SmoothedSegmenter):
         crop = tuple(slice(a.start - o.start, a.stop - o.start) for a, o in zip(region, outer))
         return self._result(np.ascontiguousarray(probs[crop]), valid[crop], region)
 
-    def segment(self, *, batch: int = SLAB_POINTS, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> Segmentation:
+    def segment(
+        self,
+        *,
+        batch: int = SLAB_POINTS,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Segmentation:
         """The whole grid: slabs of inlines (inputs with their halo, the model), then the smoothing.
 
         ``progress(done, total)`` counts grid points, the smoothing reported as a second pass over the grid;
@@ -270,14 +274,21 @@ class ForestSegmenter(FeatureReadout):
 
     def _check(self):
         if int(self.trees) < 1 or int(self.min_leaf) < 1:
-            raise SeisfmError(f"a forest needs at least one tree and leaves of one point or more, got {self.trees}, {self.min_leaf}")
+            raise SeisfmError(
+                f"a forest needs at least one tree and leaves of one point or more, got {self.trees}, {self.min_leaf}"
+            )
 
     def _fit(self, X, y, n_classes, weights):
         _sklearn()
         from sklearn.ensemble import RandomForestClassifier
 
-        self.model = RandomForestClassifier(n_estimators=self.trees, max_depth=self.depth, min_samples_leaf=self.min_leaf,
-                                            n_jobs=self.threads, random_state=self.seed)
+        self.model = RandomForestClassifier(
+            n_estimators=self.trees,
+            max_depth=self.depth,
+            min_samples_leaf=self.min_leaf,
+            n_jobs=self.threads,
+            random_state=self.seed,
+        )
         with threadpool_limits(limits=1):
             self.model.fit(X, y, sample_weight=weights)
 
@@ -295,14 +306,21 @@ class BoostingSegmenter(FeatureReadout):
 
     def _check(self):
         if int(self.rounds) < 1 or not float(self.rate) > 0 or int(self.leaves) < 2:
-            raise SeisfmError(f"boosting needs rounds >= 1, rate > 0 and leaves >= 2, got {self.rounds}, {self.rate}, {self.leaves}")
+            raise SeisfmError(
+                f"boosting needs rounds >= 1, rate > 0 and leaves >= 2, got {self.rounds}, {self.rate}, {self.leaves}"
+            )
 
     def _fit(self, X, y, n_classes, weights):
         _sklearn()
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        self.model = HistGradientBoostingClassifier(max_iter=self.rounds, learning_rate=self.rate, max_leaf_nodes=self.leaves,
-                                                    early_stopping=False, random_state=self.seed)
+        self.model = HistGradientBoostingClassifier(
+            max_iter=self.rounds,
+            learning_rate=self.rate,
+            max_leaf_nodes=self.leaves,
+            early_stopping=False,
+            random_state=self.seed,
+        )
         # one OpenMP thread: its threads spin-wait while the other core is busy (measured 3-20 x slower on a
         # shared 2-core machine, docs/scale.md "Threads on a busy machine"); the whole-grid pass runs slabs on worker threads instead
         with threadpool_limits(limits=1):
@@ -314,8 +332,17 @@ class BoostingSegmenter(FeatureReadout):
 
 
 # ---------------------------------------------------------------------- MLP (numpy)
-def fit_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, *, hidden: int = 32, l2: float = 1e-2, weights=None,
-            seed: int = 0, max_iter: int = 300):
+def fit_mlp(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    hidden: int = 32,
+    l2: float = 1e-2,
+    weights=None,
+    seed: int = 0,
+    max_iter: int = 300,
+):
     """One hidden layer, tanh: minimises the weighted mean cross-entropy + ``l2 / 2 * |W|^2`` (both weight
     matrices; biases free) with L-BFGS from a seeded start. Returns (W1, b1, W2, b2) float32."""
     from scipy import optimize
@@ -329,14 +356,15 @@ def fit_mlp(X: np.ndarray, y: np.ndarray, n_classes: int, *, hidden: int = 32, l
     onehot[np.arange(n), y] = 1.0
     rng = np.random.default_rng(seed)
     sizes = [(d, H), (H,), (H, C), (C,)]
-    theta0 = np.concatenate([rng.normal(0, 1 / np.sqrt(d), d * H), np.zeros(H), rng.normal(0, 1 / np.sqrt(H), H * C),
-                             np.zeros(C)])
+    theta0 = np.concatenate(
+        [rng.normal(0, 1 / np.sqrt(d), d * H), np.zeros(H), rng.normal(0, 1 / np.sqrt(H), H * C), np.zeros(C)]
+    )
 
     def unpack(theta):
         out, at = [], 0
         for s in sizes:
             k = int(np.prod(s))
-            out.append(theta[at:at + k].reshape(s))
+            out.append(theta[at : at + k].reshape(s))
             at += k
         return out
 
@@ -384,7 +412,7 @@ class MlpSegmenter(FeatureReadout):
         self._fine, self._wide = [], []
         blocks = [W1[:d]]
         for i, sigma3 in enumerate(self.scales):
-            Wi = W1[d * (1 + i):d * (2 + i)] / ctx.std[i][:, None]
+            Wi = W1[d * (1 + i) : d * (2 + i)] / ctx.std[i][:, None]
             b -= ctx.mean[i] @ Wi
             if ctx.is_wide(i):
                 pooled, coarse = ctx.pooled(i)
@@ -404,11 +432,11 @@ class MlpSegmenter(FeatureReadout):
         keep = tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer))
         channels = np.empty((len(oflat), self._first.shape[1]), np.float32)
         for a in range(0, len(oflat), 1 << 16):
-            channels[a:a + (1 << 16)] = self.inputs.z(oflat[a:a + (1 << 16)]) @ self._first
+            channels[a : a + (1 << 16)] = self.inputs.z(oflat[a : a + (1 << 16)]) @ self._first
         channels = channels.reshape(*osub, -1)
         h = channels[keep][..., :H] + self._first_bias
         for i, sigma3 in enumerate(self._fine):
-            h += smooth_box(channels[..., H * (1 + i):H * (2 + i)], sigma3, keep)
+            h += smooth_box(channels[..., H * (1 + i) : H * (2 + i)], sigma3, keep)
         for pooled, coarse in self._wide:
             h += pooled.box(coarse, region)
         return h
@@ -422,8 +450,8 @@ class MlpSegmenter(FeatureReadout):
         W1, b1, W2, b2 = self.params
         out = np.empty((len(X), W2.shape[1]), np.float32)
         for a in range(0, len(X), 1 << 16):
-            h = np.tanh(X[a:a + (1 << 16)] @ W1 + b1)
-            out[a:a + (1 << 16)] = softmax_(h @ W2 + b2)
+            h = np.tanh(X[a : a + (1 << 16)] @ W1 + b1)
+            out[a : a + (1 << 16)] = softmax_(h @ W2 + b2)
         return out
 
 
@@ -442,8 +470,10 @@ class ConvSegmenter(FeatureReadout):
         """``axes``: 1 where the head convolves along a grid axis, 0 where neighbours are unrelated (a stack
         of image patches: ``(0, 1, 1)``, a 2-D head)."""
         if min(int(self.channels), int(self.hidden), int(self.epochs)) < 1 or not float(self.lr) > 0:
-            raise SeisfmError(f"the conv head needs channels, hidden and epochs >= 1 and lr > 0, got {self.channels}, "
-                              f"{self.hidden}, {self.epochs}, {self.lr}")
+            raise SeisfmError(
+                f"the conv head needs channels, hidden and epochs >= 1 and lr > 0, got {self.channels}, "
+                f"{self.hidden}, {self.epochs}, {self.lr}"
+            )
         self.axes = tuple(int(bool(a)) for a in np.broadcast_to(np.asarray(self.axes), (3,)))
 
     @property
@@ -475,8 +505,9 @@ class ConvSegmenter(FeatureReadout):
         class Head(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.conv = nn.Sequential(nn.Conv3d(k, h, size), nn.GELU(), nn.Conv3d(h, h, size, dilation=2), nn.GELU(),
-                                          nn.Conv3d(h, n_classes, 1))
+                self.conv = nn.Sequential(
+                    nn.Conv3d(k, h, size), nn.GELU(), nn.Conv3d(h, h, size, dilation=2), nn.GELU(), nn.Conv3d(h, n_classes, 1)
+                )
                 self.point = nn.Linear(n_in, n_classes)
 
             def forward(self, patches, centre):
@@ -492,8 +523,9 @@ class ConvSegmenter(FeatureReadout):
         pts = np.stack(np.unravel_index(flat, fm.shape), 1)
         offs = [np.arange(-r, r + 1) for r in self.model_reach]
         idx = [np.clip(pts[:, ax, None] + offs[ax][None, :], 0, fm.shape[ax] - 1) for ax in range(3)]
-        nb = ((idx[0][:, :, None, None] * fm.shape[1] + idx[1][:, None, :, None]) * fm.shape[2]
-              + idx[2][:, None, None, :]).reshape(-1)
+        nb = (
+            (idx[0][:, :, None, None] * fm.shape[1] + idx[1][:, None, :, None]) * fm.shape[2] + idx[2][:, None, None, :]
+        ).reshape(-1)
         proj = self.inputs.z(nb) @ self._basis
         m = [len(o) for o in offs]
         return np.ascontiguousarray(proj.reshape(len(flat), *m, -1).transpose(0, 4, 1, 2, 3))
@@ -523,7 +555,7 @@ class ConvSegmenter(FeatureReadout):
                     for p, g, a, b in zip(params, grads, m1, m2):
                         a.mul_(0.9).add_(g, alpha=0.1)
                         b.mul_(0.999).addcmul_(g, g, value=0.001)
-                        p.sub_(self.lr * (a / (1 - 0.9 ** step)) / ((b / (1 - 0.999 ** step)).sqrt() + 1e-8))
+                        p.sub_(self.lr * (a / (1 - 0.9**step)) / ((b / (1 - 0.999**step)).sqrt() + 1e-8))
         finally:
             torch.set_num_threads(threads)
         self.net = net.eval()
@@ -545,8 +577,9 @@ class ConvSegmenter(FeatureReadout):
         torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                logits = self.net(torch.from_numpy(np.ascontiguousarray(proj.transpose(3, 0, 1, 2)))[None],
-                                  torch.from_numpy(X)[None])[0]
+                logits = self.net(
+                    torch.from_numpy(np.ascontiguousarray(proj.transpose(3, 0, 1, 2)))[None], torch.from_numpy(X)[None]
+                )[0]
         finally:
             torch.set_num_threads(threads)
         return softmax_(np.ascontiguousarray(logits.numpy().transpose(1, 2, 3, 0)))

@@ -85,8 +85,13 @@ def write_band(library: Path, sid: int, fv: FeatureVolume, cube_file: str | None
     name = f"seabed-{sid}.npy"
     with atomic_output(library / name) as tmp:
         np.save(tmp, band)
-    return {"file": name, "rows": [int(band.min()), int(band.max())], "std": SEABED_STD, "margin_steps": SEABED_MARGIN,
-            "note": f"seabed band picked from {cube_file}: grid rows 0-{int(band.max()) - 1} at most"}
+    return {
+        "file": name,
+        "rows": [int(band.min()), int(band.max())],
+        "std": SEABED_STD,
+        "margin_steps": SEABED_MARGIN,
+        "note": f"seabed band picked from {cube_file}: grid rows 0-{int(band.max()) - 1} at most",
+    }
 
 
 def remove_bands(library: Path, entries) -> None:

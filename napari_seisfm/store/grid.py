@@ -53,8 +53,10 @@ def check_stride(cube_shape, stride, source="the cube") -> tuple[int, int, int]:
     for axis, (n, s) in enumerate(zip(cube_shape, stride)):
         if n > 1 and s > n:
             name = ("inline", "crossline", "sample")[axis]
-            raise SeisfmError(f"stride {s} along {name} is longer than {source} ({int(n)} samples along it); "
-                              f"use a stride of at most {int(n)}, e.g. --stride 4")
+            raise SeisfmError(
+                f"stride {s} along {name} is longer than {source} ({int(n)} samples along it); "
+                f"use a stride of at most {int(n)}, e.g. --stride 4"
+            )
     return stride
 
 

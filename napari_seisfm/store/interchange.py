@@ -49,8 +49,9 @@ class ImportPlan:
     provenance: dict
 
 
-def plan_import(src: SourceArray, cube, *, layout=None, stride=None, origin=None, pca=None, model_name=None,
-                hash_source: bool = True) -> ImportPlan:
+def plan_import(
+    src: SourceArray, cube, *, layout=None, stride=None, origin=None, pca=None, model_name=None, hash_source: bool = True
+) -> ImportPlan:
     """Resolve layout, grid, dims and provenance of importing ``src`` against ``cube`` (flags first, then
     what the array's attributes / side-car say, then inference)."""
     meta = src.attrs
@@ -62,16 +63,24 @@ def plan_import(src: SourceArray, cube, *, layout=None, stride=None, origin=None
         layout = parse_layout(layout)
     if stride is None and meta.get("stride") is not None:
         stride = _triple_attr(src, meta["stride"], "stride")
-        origin = origin if origin is not None else (_triple_attr(src, meta["origin"], "origin") if meta.get("origin") is not None else None)
+        origin = (
+            origin
+            if origin is not None
+            else (_triple_attr(src, meta["origin"], "origin") if meta.get("origin") is not None else None)
+        )
     elif origin is None and meta.get("origin") is not None:
         origin = _triple_attr(src, meta["origin"], "origin")
     if stride is not None:
         stride = tuple(int(s) for s in stride)
     if exported and meta.get("cube_fingerprint") and meta["cube_fingerprint"] != cube.geometry.fingerprint():
         geo = meta.get("cube_geometry", {})
-        raise SeisfmError(f"{src.name}: exported from a store of another cube ({geo.get('source', '?')}, shape "
-                          f"{geo.get('shape', '?')}); it does not match {cube_name}")
-    layout, grid = fit_grid(src.shape, cube.shape, layout=layout, stride=stride, origin=origin, name=src.name, cube_name=cube_name)
+        raise SeisfmError(
+            f"{src.name}: exported from a store of another cube ({geo.get('source', '?')}, shape "
+            f"{geo.get('shape', '?')}); it does not match {cube_name}"
+        )
+    layout, grid = fit_grid(
+        src.shape, cube.shape, layout=layout, stride=stride, origin=origin, name=src.name, cube_name=cube_name
+    )
     dim_in = int(src.shape[layout.index("c")])
     if pca is None:  # exported stores hold reduced unit vectors already: a second centring only adds error
         pca = 0 if exported and meta.get("unit_vectors") else 64
@@ -137,9 +146,23 @@ def import_features(
         from ..io import open_cube
 
         with open_cube(cube) as opened:
-            return import_features(array, opened, out, layout=layout, stride=stride, origin=origin, dataset=dataset, pca=pca,
-                                   dtype=dtype, model_name=model_name, resume=resume, overwrite=overwrite, progress=progress,
-                                   cancel=cancel, chunks=chunks)
+            return import_features(
+                array,
+                opened,
+                out,
+                layout=layout,
+                stride=stride,
+                origin=origin,
+                dataset=dataset,
+                pca=pca,
+                dtype=dtype,
+                model_name=model_name,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+                cancel=cancel,
+                chunks=chunks,
+            )
     out = Path(out)
     dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPE_ALIASES.values():
@@ -147,9 +170,16 @@ def import_features(
     with open_source_array(array, dataset) as src:
         plan = plan_import(src, cube, layout=layout, stride=stride, origin=origin, pca=pca, model_name=model_name)
         fingerprint = cube.geometry.fingerprint()
-        wanted = {"model": plan.model, "stride": list(plan.grid.stride), "origin": list(plan.grid.origin),
-                  "grid_shape": list(plan.grid.shape), "cube_fingerprint": fingerprint, "dim_in": plan.dim_in,
-                  "dim": plan.dim, "dtype": dtype}
+        wanted = {
+            "model": plan.model,
+            "stride": list(plan.grid.stride),
+            "origin": list(plan.grid.origin),
+            "grid_shape": list(plan.grid.shape),
+            "cube_fingerprint": fingerprint,
+            "dim_in": plan.dim_in,
+            "dim": plan.dim,
+            "dtype": dtype,
+        }
         with StoreLock(out):
             state = store_state(out)
             content = cube_content_hash(cube)
@@ -161,7 +191,9 @@ def import_features(
                     raise SeisfmError(f"{out}: already exists; pass --overwrite to replace it")
                 fv = open_for_resume(out, wanted, content)
                 if fv.provenance.get("source_sha256") != plan.provenance["source_sha256"]:
-                    raise SeisfmError(f"{out}: already exists and was not imported from this {src.path.name}; pass --overwrite to replace it")
+                    raise SeisfmError(
+                        f"{out}: already exists and was not imported from this {src.path.name}; pass --overwrite to replace it"
+                    )
                 if fv.complete:
                     progress_.report(progress, *fv.progress())
                     return FeatureVolume.open(out)
@@ -169,8 +201,16 @@ def import_features(
                 chunks = tuple(int(c) for c in chunks)
                 basis = _fit_basis(src, plan, chunks, cancel) if plan.reduce else None
                 fv = FeatureVolume.create(
-                    out, grid=plan.grid, dim_in=plan.dim_in, dtype=dtype, model=plan.model, cube_fingerprint=fingerprint,
-                    cube_content=content, cube_summary=cube.geometry.summary(), pca=basis, chunks=chunks,
+                    out,
+                    grid=plan.grid,
+                    dim_in=plan.dim_in,
+                    dtype=dtype,
+                    model=plan.model,
+                    cube_fingerprint=fingerprint,
+                    cube_content=content,
+                    cube_summary=cube.geometry.summary(),
+                    pca=basis,
+                    chunks=chunks,
                     overwrite=overwrite or state in ("empty", "store", "half"),
                     provenance={**plan.provenance, "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                 )
@@ -237,8 +277,9 @@ def _fit_basis(src, plan: ImportPlan, chunks, cancel):
 # ---------------------------------------------------------------------------- export
 
 
-def export_features(store, out, *, dtype: str = "float32", overwrite: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> Path:
+def export_features(
+    store, out, *, dtype: str = "float32", overwrite: bool = False, progress: Callable[[int, int], None] | None = None
+) -> Path:
     """Write a complete store's vectors (decoded unit vectors, invalid points NaN) to ``.npy`` (with a
     ``<out>.json`` side-car) or HDF5 (dataset ``features`` with the same record in its ``seisfm``
     attribute), channel-last ``(il, xl, t, dim)``. Built in ``<out>.partial<suffix>`` and renamed when done (:func:`~napari_seisfm.io.output.atomic_output`)."""
@@ -274,8 +315,9 @@ def export_features(store, out, *, dtype: str = "float32", overwrite: bool = Fal
 def _write_npy(fv: FeatureVolume, f, shape, dtype, progress) -> None:
     """The .npy written with ordinary writes, never through a memory map: a full disk is then an OSError
     (ENOSPC), where a write into a mapped page beyond the disk's end is SIGBUS and kills the process."""
-    np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                             "fortran_order": False, "shape": tuple(int(n) for n in shape)})
+    np.lib.format.write_array_header_2_0(
+        f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(int(n) for n in shape)}
+    )
     start = f.tell()
     row = shape[2] * shape[3] * np.dtype(dtype).itemsize  # one (inline, crossline) position: all times, all dims
     f.truncate(start + shape[0] * shape[1] * row)
@@ -407,7 +449,11 @@ def describe_store(path) -> dict:
         "chunks_done": done,
         "chunks_total": total,
         "size_bytes": size,
-        "cube": {"source": geo.get("source"), "shape": geo.get("shape"), "fingerprint": fv.cube_fingerprint,
-                 "content_sha256": fv.cube_content},
+        "cube": {
+            "source": geo.get("source"),
+            "shape": geo.get("shape"),
+            "fingerprint": fv.cube_fingerprint,
+            "content_sha256": fv.cube_content,
+        },
         "provenance": fv.provenance,
     }

@@ -27,8 +27,24 @@ ARRAY_FORMAT = "seisfm-feature-array"  # what `export` writes beside / into the 
 SUFFIXES = (".npy", ".npz", ".zarr", ".h5", ".hdf5")
 AXES = ("il", "xl", "t", "c")
 LAYOUTS = (("il", "xl", "t", "c"), ("c", "il", "xl", "t"))  # tried in this order when --layout is not given
-AXIS_NAMES = {"il": "il", "inline": "il", "i": "il", "xl": "xl", "crossline": "xl", "x": "xl", "t": "t", "time": "t",
-              "z": "t", "depth": "t", "sample": "t", "c": "c", "channel": "c", "channels": "c", "feature": "c", "dim": "c"}
+AXIS_NAMES = {
+    "il": "il",
+    "inline": "il",
+    "i": "il",
+    "xl": "xl",
+    "crossline": "xl",
+    "x": "xl",
+    "t": "t",
+    "time": "t",
+    "z": "t",
+    "depth": "t",
+    "sample": "t",
+    "c": "c",
+    "channel": "c",
+    "channels": "c",
+    "feature": "c",
+    "dim": "c",
+}
 HASH_BLOCKS, HASH_BLOCK = 16, 2**20  # the source hash reads 16 blocks of 1 MiB spread over the file
 
 
@@ -66,7 +82,9 @@ class SourceArray:
         try:
             block = np.asarray(self.array[tuple(key)])
         except Exception as exc:  # truncated file, garbled chunk: the library's own error type
-            raise SeisfmError(f"{self.name}: cannot read it ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
+            raise SeisfmError(
+                f"{self.name}: cannot read it ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})"
+            ) from None
         return block.transpose([layout.index(a) for a in AXES])
 
     def close(self) -> None:
@@ -102,7 +120,9 @@ def open_source_array(path, dataset: str | None = None) -> SourceArray:
         raise SeisfmError(f"{path}: unsupported feature array type {suffix or '(none)'}; expected {', '.join(SUFFIXES)}")
     try:
         if len(src.shape) != 4:
-            raise SeisfmError(f"{src.name}: a feature array must be 4-D (three grid axes and the channels), got shape {src.shape}")
+            raise SeisfmError(
+                f"{src.name}: a feature array must be 4-D (three grid axes and the channels), got shape {src.shape}"
+            )
         if src.dtype.kind not in "fiu":
             raise SeisfmError(f"{src.name}: unsupported dtype {src.dtype}; expected float or integer values")
         if min(src.shape) < 1:
@@ -139,8 +159,10 @@ def _open_npz(path: Path, dataset) -> SourceArray:
     name = _pick(path, dataset, {k: h[1] for k, h in headers.items()}, "array")
     info, shape, fortran, dtype, _ = headers[name]
     if info.compress_type != zipfile.ZIP_STORED:
-        raise SeisfmError(f"{path}: array {name!r} is compressed (np.savez_compressed) and cannot be read in pieces; "
-                          "save it with np.save or np.savez")
+        raise SeisfmError(
+            f"{path}: array {name!r} is compressed (np.savez_compressed) and cannot be read in pieces; "
+            "save it with np.save or np.savez"
+        )
     with open(path, "rb") as f:
         f.seek(info.header_offset)
         local = f.read(30)
@@ -222,11 +244,15 @@ def _refuse_outside_data(path, name, ds) -> None:
         raise SeisfmError(f"{path}: dataset {name!r} has an unreadable storage layout ({exc.__class__.__name__})") from None
     if external:
         files = ", ".join(str(e[0]) for e in external[:3]) + (", ..." if len(external) > 3 else "")
-        raise SeisfmError(f"{path}: dataset {name!r} keeps its data in other files (HDF5 external storage: {files}); "
-                          "refused: a feature file must hold its own data")
+        raise SeisfmError(
+            f"{path}: dataset {name!r} keeps its data in other files (HDF5 external storage: {files}); "
+            "refused: a feature file must hold its own data"
+        )
     if virtual:
-        raise SeisfmError(f"{path}: dataset {name!r} is an HDF5 virtual dataset (its data comes from other files); "
-                          "refused: a feature file must hold its own data (copy it into a plain dataset)")
+        raise SeisfmError(
+            f"{path}: dataset {name!r} is an HDF5 virtual dataset (its data comes from other files); "
+            "refused: a feature file must hold its own data (copy it into a plain dataset)"
+        )
 
 
 def _refuse_links_out(path: Path) -> None:
@@ -238,8 +264,10 @@ def _refuse_links_out(path: Path) -> None:
             if p.is_symlink():
                 target = p.resolve()
                 if target != root and root not in target.parents:
-                    raise SeisfmError(f"{path}: {p.relative_to(path)} is a link to {target}, outside the array; "
-                                      "refused: a feature array must hold its own data")
+                    raise SeisfmError(
+                        f"{path}: {p.relative_to(path)} is a link to {target}, outside the array; "
+                        "refused: a feature array must hold its own data"
+                    )
 
 
 def _pick(path, wanted, shapes: dict, what: str) -> str:
@@ -328,7 +356,9 @@ def parse_layout(text) -> tuple[str, str, str, str]:
     """``"il,xl,t,c"`` / ``"c,il,xl,t"`` (any order of the four axes) -> the axis names in array order."""
     parts = tuple(AXIS_NAMES.get(p.strip().lower(), p.strip().lower()) for p in str(text).split(","))
     if sorted(parts) != sorted(AXES):
-        raise SeisfmError(f"--layout {text!r}: expected the four axes il, xl, t, c in the array's order (e.g. il,xl,t,c or c,il,xl,t)")
+        raise SeisfmError(
+            f"--layout {text!r}: expected the four axes il, xl, t, c in the array's order (e.g. il,xl,t,c or c,il,xl,t)"
+        )
     return parts
 
 
@@ -349,8 +379,9 @@ def _axis_strides(g: int, n: int, origin: int, stride: int | None) -> list[int]:
     return [s for s in range(1, n) if -(-(n - origin) // s) == g]
 
 
-def fit_grid(shape, cube_shape, *, layout=None, stride=None, origin=None, name="the array",
-             cube_name="the cube") -> tuple[tuple[str, ...], GridSpec]:
+def fit_grid(
+    shape, cube_shape, *, layout=None, stride=None, origin=None, name="the array", cube_name="the cube"
+) -> tuple[tuple[str, ...], GridSpec]:
     """The one ``(layout, GridSpec)`` under which a 4-D array of ``shape`` lies on the cube; a
     :class:`SeisfmError` listing the candidates when none or several fit. Without ``origin`` the grid
     starts at sample 0 (as `embed` writes it); without ``stride`` it is inferred per axis."""
@@ -373,7 +404,11 @@ def fit_grid(shape, cube_shape, *, layout=None, stride=None, origin=None, name="
     shape_txt = tuple(int(n) for n in cube_shape)
     if not fits:
         hint = ", ".join(f"stride {s} gives {GridSpec.for_cube(cube_shape, s).shape}" for s in (1, 2, 4, 8))
-        raise SeisfmError(f"{name}: its grid fits no stride of {cube_name} {shape_txt} ({'; '.join(reasons)}); "
-                          f"the cube's grids from 0: {hint}; check --layout, or give --stride and --origin")
-    listing = "; ".join(f"layout {layout_text(lay)} stride {g.stride}" for lay, g in fits[:6]) + ("; ..." if len(fits) > 6 else "")
+        raise SeisfmError(
+            f"{name}: its grid fits no stride of {cube_name} {shape_txt} ({'; '.join(reasons)}); "
+            f"the cube's grids from 0: {hint}; check --layout, or give --stride and --origin"
+        )
+    listing = "; ".join(f"layout {layout_text(lay)} stride {g.stride}" for lay, g in fits[:6]) + (
+        "; ..." if len(fits) > 6 else ""
+    )
     raise SeisfmError(f"{name}: {len(fits)} grids fit {cube_name} {shape_txt} ({listing}); choose with --layout and --stride")

@@ -178,9 +178,15 @@ class FeatureVolume:
         return mean, components
 
     def _damaged_basis(self, what: str):
-        rerun = "`seisfm features import ... --overwrite`" if self.provenance.get("imported_from") else "`seisfm embed ... --overwrite`"
-        raise SeisfmError(f"{self.path}: damaged PCA basis ({what}); every vector depends on it, so the store cannot be "
-                          f"repaired in place: rewrite it with {rerun}")
+        rerun = (
+            "`seisfm features import ... --overwrite`"
+            if self.provenance.get("imported_from")
+            else "`seisfm embed ... --overwrite`"
+        )
+        raise SeisfmError(
+            f"{self.path}: damaged PCA basis ({what}); every vector depends on it, so the store cannot be "
+            f"repaired in place: rewrite it with {rerun}"
+        )
 
     def _missing_chunk(self, array):
         """The first chunk of ``array`` whose file is gone (zarr would read it as fill values), or None."""
@@ -275,11 +281,21 @@ class FeatureVolume:
                         **({"provenance": provenance} if provenance else {}),
                     }
                 )
-                group.create_array("embeddings", shape=(*grid.shape, dim), chunks=(*chunks, dim), dtype=dtype, fill_value=0,
-                                   compressors=_compressors())
-                group.create_array("valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False, compressors=_compressors())
+                group.create_array(
+                    "embeddings",
+                    shape=(*grid.shape, dim),
+                    chunks=(*chunks, dim),
+                    dtype=dtype,
+                    fill_value=0,
+                    compressors=_compressors(),
+                )
+                group.create_array(
+                    "valid", shape=grid.shape, chunks=chunks, dtype=bool, fill_value=False, compressors=_compressors()
+                )
                 n_chunks = chunk_counts(grid.shape, chunks)
-                group.create_array("done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False, compressors=_compressors())
+                group.create_array(
+                    "done", shape=n_chunks, chunks=n_chunks, dtype=bool, fill_value=False, compressors=_compressors()
+                )
                 if pca is not None:
                     group.create_array("pca_mean", data=mean, compressors=_compressors())
                     group.create_array("pca_components", data=components, compressors=_compressors())
@@ -313,7 +329,9 @@ class FeatureVolume:
         fv = cls(group, path)
         if not allow_partial and not fv.complete:
             done, total = fv.progress()
-            raise SeisfmError(f"{path}: extraction incomplete ({done}/{total} chunks); run the extraction again to resume it (Extract dock or `seisfm embed`)")
+            raise SeisfmError(
+                f"{path}: extraction incomplete ({done}/{total} chunks); run the extraction again to resume it (Extract dock or `seisfm embed`)"
+            )
         return fv
 
     # ---------------------------------------------------------------- state
@@ -551,7 +569,9 @@ def open_for_resume(out: Path, wanted: dict, content: str | None = None) -> Feat
     attrs = fv._group.attrs
     diff = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in wanted.items() if k != "pca" and _norm(attrs.get(k)) != _norm(v)]
     if "pca" in wanted and wanted["pca"] != (fv.pca_components is not None):
-        diff.append(f"PCA {'on' if fv.pca_components is not None else 'off'} != {'on' if wanted['pca'] else 'off'} (--pca 0 is off)")
+        diff.append(
+            f"PCA {'on' if fv.pca_components is not None else 'off'} != {'on' if wanted['pca'] else 'off'} (--pca 0 is off)"
+        )
     if content is not None and fv.cube_content and fv.cube_content != content:
         diff.append(f"cube_content_sha256 {fv.cube_content!r} != {content!r} (another cube with the same geometry)")
     if diff:

@@ -53,8 +53,11 @@ def train_inversion(s, v, setup, cfg: VQConfig, steps: int, batch: int = 32, lr:
 
 @torch.no_grad()
 def mae(net, s, v) -> float:
-    return float(torch.cat([(net(s[i:i + 64]).clamp(-1, 1) - v[i:i + 64]).abs().flatten(1).mean(1)
-                            for i in range(0, s.shape[0], 64)]).mean())
+    return float(
+        torch.cat(
+            [(net(s[i : i + 64]).clamp(-1, 1) - v[i : i + 64]).abs().flatten(1).mean(1) for i in range(0, s.shape[0], 64)]
+        ).mean()
+    )
 
 
 def table3(generated, real, test, fractions, setup, cfg: VQConfig, steps: int, seed: int = 0) -> list[dict]:
@@ -64,8 +67,9 @@ def table3(generated, real, test, fractions, setup, cfg: VQConfig, steps: int, s
     rs, rv = real
 
     def row(name, s, v):
-        rows.append({"setting": name, "n_train": int(s.shape[0]),
-                     "mae": mae(train_inversion(s, v, setup, cfg, steps, seed=seed), *test)})
+        rows.append(
+            {"setting": name, "n_train": int(s.shape[0]), "mae": mae(train_inversion(s, v, setup, cfg, steps, seed=seed), *test)}
+        )
 
     row("generated", gs, gv)
     for f in fractions:

@@ -66,6 +66,7 @@ def setup_named(name: str) -> Setup:
 
 # ---- velocity maps -------------------------------------------------------------------------------
 
+
 def _layer_velocities(rng, n: int, vmin: float, vmax: float) -> np.ndarray:
     """Mostly increasing with depth, as in the FlatVel/CurveVel families, with the odd inversion."""
     v = np.sort(rng.uniform(vmin, vmax, n))
@@ -113,13 +114,14 @@ def velocity_maps(n: int, setup: Setup, kinds=KINDS, seed: int = 0) -> np.ndarra
     return np.stack([velocity_map(kinds[i % len(kinds)], g.nz, g.nx, rng, setup.vmin, setup.vmax) for i in range(n)])
 
 
-def generate_pairs(n: int, setup: Setup, kinds=KINDS, seed: int = 0, device=None, batch: int = 64,
-                   progress=None) -> tuple[np.ndarray, np.ndarray]:
+def generate_pairs(
+    n: int, setup: Setup, kinds=KINDS, seed: int = 0, device=None, batch: int = 64, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
     """(seismic (n, shots, nt, receivers), velocity (n, 1, nz, nx)) in OpenFWI's layout."""
     v = velocity_maps(n, setup, kinds, seed)
     out = []
     for i in range(0, n, batch):
-        out.append(simulate(v[i:i + batch], setup.geometry, device=device).cpu().numpy())
+        out.append(simulate(v[i : i + batch], setup.geometry, device=device).cpu().numpy())
         if progress:
             progress(min(i + batch, n), n)
     return np.concatenate(out), v[:, None]
@@ -127,12 +129,15 @@ def generate_pairs(n: int, setup: Setup, kinds=KINDS, seed: int = 0, device=None
 
 # ---- OpenFWI files ---------------------------------------------------------------------------------
 
+
 def open_pairs(seismic_path, velocity_path, setup: Setup) -> tuple[np.ndarray, np.ndarray]:
     """Memory-map an OpenFWI pair of files (data*.npy, model*.npy) after checking their shapes."""
     g = setup.geometry
     arrays = []
-    for path, want, what in ((seismic_path, (g.n_sources, g.nt, g.n_receivers), "seismic"),
-                             (velocity_path, (1, g.nz, g.nx), "velocity")):
+    for path, want, what in (
+        (seismic_path, (g.n_sources, g.nt, g.n_receivers), "seismic"),
+        (velocity_path, (1, g.nz, g.nx), "velocity"),
+    ):
         try:
             a = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as e:
@@ -155,6 +160,7 @@ def save_pairs(folder, seismic: np.ndarray, velocity: np.ndarray) -> tuple[Path,
 
 
 # ---- the study's preprocessing -----------------------------------------------------------------------
+
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):

@@ -101,13 +101,16 @@ class DDPM(nn.Module):
         self.cfg = cfg
         self.net = UNet(zdim, cfg)
         # latent diffusion's "linear" schedule: linear in sqrt(beta)
-        betas = torch.linspace(cfg.beta_start ** 0.5, cfg.beta_end ** 0.5, cfg.steps, dtype=torch.float64) ** 2
+        betas = torch.linspace(cfg.beta_start**0.5, cfg.beta_end**0.5, cfg.steps, dtype=torch.float64) ** 2
         ab = torch.cumprod(1 - betas, 0)
         ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
         for name, val in {
-            "betas": betas, "alphas_bar": ab, "alphas_bar_prev": ab_prev,
+            "betas": betas,
+            "alphas_bar": ab,
+            "alphas_bar_prev": ab_prev,
             "post_var": betas * (1 - ab_prev) / (1 - ab),
-            "post_c0": betas * ab_prev.sqrt() / (1 - ab), "post_ct": (1 - ab_prev) * (1 - betas).sqrt() / (1 - ab),
+            "post_c0": betas * ab_prev.sqrt() / (1 - ab),
+            "post_ct": (1 - ab_prev) * (1 - betas).sqrt() / (1 - ab),
         }.items():
             self.register_buffer(name, val.float(), persistent=False)
 

@@ -106,7 +106,7 @@ def _damping(n: int, pad: int, vmax: float, dx: float) -> np.ndarray:
     ramp = np.zeros(pad)
     ramp[:ramp_n] = ((np.arange(ramp_n, 0, -1) - 0.5) / ramp_n) ** 2 * d0
     d[:pad] = ramp
-    d[n - pad:] = ramp[::-1]
+    d[n - pad :] = ramp[::-1]
     return d
 
 
@@ -126,7 +126,7 @@ def simulate(velocity, geometry: Geometry = OPENFWI, *, device=None, batch: int 
     check_velocity(v)
     g.check(max(g.vmax, float(v.max())))
     if batch and v.shape[0] > batch:
-        out = torch.cat([simulate(v[i:i + batch], g) for i in range(0, v.shape[0], batch)])
+        out = torch.cat([simulate(v[i : i + batch], g) for i in range(0, v.shape[0], batch)])
     else:
         out = _propagate(v, g)
     return out[0] if single else out
@@ -173,9 +173,9 @@ def _propagate(v: torch.Tensor, g: Geometry) -> torch.Tensor:
         ui, up = u[inner], u_prev[inner]
         torch.mul(ui, two_s0, out=lap)
         for k in range(1, 5):
-            torch.add(u[:, :, h - k:h - k + hz, h:h + hx], u[:, :, h + k:h + k + hz, h:h + hx], out=part)
-            part += u[:, :, h:h + hz, h - k:h - k + hx]
-            part += u[:, :, h:h + hz, h + k:h + k + hx]
+            torch.add(u[:, :, h - k : h - k + hz, h : h + hx], u[:, :, h + k : h + k + hz, h : h + hx], out=part)
+            part += u[:, :, h : h + hz, h - k : h - k + hx]
+            part += u[:, :, h : h + hz, h + k : h + k + hx]
             part *= STENCIL[k]
             lap += part
         up *= a_minus  # a_minus u_prev

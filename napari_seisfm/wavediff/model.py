@@ -87,8 +87,10 @@ def load(path=None, device="cpu", expect: dict | None = None) -> tuple[WaveDiffu
         raise SeisfmError(f"{path}: not a seisfm wavediff model ({type(e).__name__}: {e})") from None
     if expect is not None and expect != cfg:
         diff = sorted(k for k in cfg if cfg.get(k) != expect.get(k))
-        raise SeisfmError(f"{path}: a model of another configuration (differs in {', '.join(diff)}); "
-                          "start a new run folder or use the same --setup/--size")
+        raise SeisfmError(
+            f"{path}: a model of another configuration (differs in {', '.join(diff)}); "
+            "start a new run folder or use the same --setup/--size"
+        )
     model = WaveDiffusion.from_config(cfg)
     try:
         state = load_file(str(path))

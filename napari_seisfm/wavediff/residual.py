@@ -60,8 +60,11 @@ def measure(model, seismic_model, n_random: int, points: int = 11, seed: int = 0
     mean = {k: float(v.mean()) for k, v in fwd.items()}
     back = {k: float(v.mean()) for k, v in bwd.items()}
     return {
-        "trained": mean[-1], "random": back[top], "denoised_random": back[-1],
+        "trained": mean[-1],
+        "random": back[top],
+        "denoised_random": back[-1],
         "forward": [[t, mean[t]] for t in steps],
         "backward": [[top - t, v] for t, v in sorted(back.items(), reverse=True)],  # backward step counted from noise
-        "n_trained": int(z0.shape[0]), "n_random": n_random,
+        "n_trained": int(z0.shape[0]),
+        "n_random": n_random,
     }

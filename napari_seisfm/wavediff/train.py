@@ -43,10 +43,15 @@ def _read_state(path: Path) -> dict:
     """The run's state.json, checked: a damaged or edited one is one line, not a KeyError mid-run."""
     try:
         state = json.loads(path.read_text())
-        ok = (isinstance(state, dict) and state.get("stage") in (1, 2, 3) and type(state.get("step")) is int
-              and state["step"] >= 0 and all(isinstance(state.get(k), list) for k in ("losses1", "losses2"))
-              and all(type(state.get(k)) is int and state[k] >= 0 for k in ("stage1_steps", "stage2_steps"))
-              and isinstance(state.get("seconds"), (int, float)))
+        ok = (
+            isinstance(state, dict)
+            and state.get("stage") in (1, 2, 3)
+            and type(state.get("step")) is int
+            and state["step"] >= 0
+            and all(isinstance(state.get(k), list) for k in ("losses1", "losses2"))
+            and all(type(state.get(k)) is int and state[k] >= 0 for k in ("stage1_steps", "stage2_steps"))
+            and isinstance(state.get("seconds"), (int, float))
+        )
     except (OSError, ValueError, RecursionError):
         ok = False
     if not ok:
@@ -65,10 +70,16 @@ def _load_optimizer(path: Path, opt, stage: int, device) -> None:
         from ..encoders.checkpoint import unpickling_refusal
 
         code, detail = unpickling_refusal(exc)
-        what = f"refused: it holds Python objects other than tensors ({detail}), never unpickled" if code else f"unreadable ({detail})"
+        what = (
+            f"refused: it holds Python objects other than tensors ({detail}), never unpickled"
+            if code
+            else f"unreadable ({detail})"
+        )
         raise SeisfmError(f"{path}: not an optimiser state: {what}; remove it to restart the optimiser") from None
     except Exception as exc:  # noqa: BLE001 - any other bytes fail the unpickler their own way
-        raise SeisfmError(f"{path}: not an optimiser state ({exc.__class__.__name__}); remove it to restart the optimiser") from None
+        raise SeisfmError(
+            f"{path}: not an optimiser state ({exc.__class__.__name__}); remove it to restart the optimiser"
+        ) from None
     if not isinstance(saved, dict) or not isinstance(saved.get("opt"), dict):
         raise SeisfmError(f"{path}: not an optimiser state of this run; remove it to restart the optimiser")
     if saved.get("stage") != stage:
@@ -76,15 +87,32 @@ def _load_optimizer(path: Path, opt, stage: int, device) -> None:
     try:
         opt.load_state_dict(saved["opt"])
     except Exception as exc:  # noqa: BLE001 - wrong groups, shapes or types: torch raises several kinds
-        raise SeisfmError(f"{path}: optimiser state does not fit this model ({exc.__class__.__name__}); "
-                          "remove it to restart the optimiser") from None
+        raise SeisfmError(
+            f"{path}: optimiser state does not fit this model ({exc.__class__.__name__}); remove it to restart the optimiser"
+        ) from None
 
 
-def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, stage1_steps: int | None = None,
-          stage2_steps: int | None = None,
-          batch_size: int = 32, lr1: float = 4.5e-4, lr2: float = 2e-4, seed: int = 0, device: str = "cpu",
-          resume: bool = False, name: str | None = None, command: str = "", checkpoint_every: int = 100,
-          progress=None, stop_after_s: float | None = None) -> dict:
+def train(
+    data,
+    out,
+    setup: Setup,
+    vq: VQConfig,
+    diffusion: DiffusionConfig,
+    *,
+    stage1_steps: int | None = None,
+    stage2_steps: int | None = None,
+    batch_size: int = 32,
+    lr1: float = 4.5e-4,
+    lr2: float = 2e-4,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    name: str | None = None,
+    command: str = "",
+    checkpoint_every: int = 100,
+    progress=None,
+    stop_after_s: float | None = None,
+) -> dict:
     """Train Stage 1 then Stage 2; returns the state (with `model` set once both are done).
 
     `stop_after_s` ends this call early with a checkpoint (the run continues with resume=True).
@@ -115,9 +143,19 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
         if state_path.exists():
             raise SeisfmError(f"{out}: a run is already here; add --resume to continue it or choose another folder")
         out.mkdir(parents=True, exist_ok=True)
-        state = {"stage": 1, "step": 0, "losses1": [], "losses2": [], "seconds": 0.0, "data": str(data), "n_pairs": n,
-                 "stage1_steps": 2000 if stage1_steps is None else stage1_steps,
-                 "stage2_steps": 2000 if stage2_steps is None else stage2_steps, "batch_size": batch_size, "seed": seed}
+        state = {
+            "stage": 1,
+            "step": 0,
+            "losses1": [],
+            "losses2": [],
+            "seconds": 0.0,
+            "data": str(data),
+            "n_pairs": n,
+            "stage1_steps": 2000 if stage1_steps is None else stage1_steps,
+            "stage2_steps": 2000 if stage2_steps is None else stage2_steps,
+            "batch_size": batch_size,
+            "seed": seed,
+        }
     opt = _optimizer(model, state["stage"], lr1, lr2)
     if resume and (out / "optimizer.pt").exists():
         _load_optimizer(out / "optimizer.pt", opt, state["stage"], device)
@@ -165,11 +203,19 @@ def train(data, out, setup: Setup, vq: VQConfig, diffusion: DiffusionConfig, *, 
         checkpoint()
     model.eval()
     name = name or out.name
-    extra = {"name": name, "command": command, "device": device, "data": state["data"], "n_pairs": state["n_pairs"],
-             "stage1_steps": state["stage1_steps"], "stage2_steps": state["stage2_steps"], "batch_size": state["batch_size"],
-             "minutes": round(state["seconds"] / 60, 2),
-             "stage1_loss_last_50": float(np.mean(state["losses1"][-50:])) if state["losses1"] else 0.0,
-             "stage2_loss_last_50": float(np.mean(state["losses2"][-50:])) if state["losses2"] else 0.0}
+    extra = {
+        "name": name,
+        "command": command,
+        "device": device,
+        "data": state["data"],
+        "n_pairs": state["n_pairs"],
+        "stage1_steps": state["stage1_steps"],
+        "stage2_steps": state["stage2_steps"],
+        "batch_size": state["batch_size"],
+        "minutes": round(state["seconds"] / 60, 2),
+        "stage1_loss_last_50": float(np.mean(state["losses1"][-50:])) if state["losses1"] else 0.0,
+        "stage2_loss_last_50": float(np.mean(state["losses2"][-50:])) if state["losses2"] else 0.0,
+    }
     state["model"] = str(save(model, out / name, extra))
     _write_state(state_path, state)
     return state

@@ -104,13 +104,21 @@ class Decoder(nn.Module):
         self.inp = nn.Conv2d(cfg.zdim, chans[0], 3, padding=1)
         self.stages = nn.ModuleList()
         for i, s in enumerate(strides):
-            self.stages.append(nn.ModuleDict({
-                "res": nn.Sequential(*[ResBlock(chans[i], chans[i]) for _ in range(cfg.res_blocks)]),
-                "conv": nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
-            }))
+            self.stages.append(
+                nn.ModuleDict(
+                    {
+                        "res": nn.Sequential(*[ResBlock(chans[i], chans[i]) for _ in range(cfg.res_blocks)]),
+                        "conv": nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
+                    }
+                )
+            )
         self.strides = strides
-        self.out = nn.Sequential(*[ResBlock(chans[-1], chans[-1]) for _ in range(cfg.res_blocks)],
-                                 nn.GroupNorm(norm_groups(chans[-1]), chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], cout, 3, padding=1))
+        self.out = nn.Sequential(
+            *[ResBlock(chans[-1], chans[-1]) for _ in range(cfg.res_blocks)],
+            nn.GroupNorm(norm_groups(chans[-1]), chans[-1]),
+            nn.SiLU(),
+            nn.Conv2d(chans[-1], cout, 3, padding=1),
+        )
 
     def forward(self, z):
         h = self.inp(z)

@@ -58,8 +58,9 @@ class CosmosCodec(Codec):
     kind = "neural"
     min_shape = (SIZE_MULTIPLE, SIZE_MULTIPLE)
 
-    def __init__(self, variant: str, cosmos_dir: str | Path | None = None, device: str | None = None,
-                 codebook_size: int = FSQ_CODEBOOK):
+    def __init__(
+        self, variant: str, cosmos_dir: str | Path | None = None, device: str | None = None, codebook_size: int = FSQ_CODEBOOK
+    ):
         canon = {k.lower(): k for k in VARIANTS}.get(variant.lower())
         if canon is None:
             raise SeisfmError(f"cosmos-{variant}: unknown tokenizer (known: {', '.join(VARIANTS)})")

@@ -41,7 +41,7 @@ class MeanAmplitudeEmbedder(Embedder):
             for b in range(n[1]):
                 for c in range(n[2]):
                     i, j, k = h[0] + a * stride[0], h[1] + b * stride[1], h[2] + c * stride[2]
-                    out[a, b, c] = block[i - r:i + r + 1, j - r:j + r + 1, k - r:k + r + 1].mean()
+                    out[a, b, c] = block[i - r : i + r + 1, j - r : j + r + 1, k - r : k + r + 1].mean()
         return out
 
 
@@ -53,4 +53,3 @@ def build(card: ModelCard, weights, **options) -> Embedder:
     """Builder: ``weights`` is the weights file (None for a family without weights); ``options`` are
     ``sha256, device, precision, batch_size, spacing, tiling`` (see ``encoders.base.family``)."""
     return MeanAmplitudeEmbedder(card)
-

@@ -10,7 +10,14 @@ from ..base import Embedder, ModelCard, family
 
 @family("2d", "2.5d", "3d", weights=True)
 def build(
-    card: ModelCard, weights: Path, *, sha256=None, device="auto", precision="auto", batch_size=None, spacing=None,
+    card: ModelCard,
+    weights: Path,
+    *,
+    sha256=None,
+    device="auto",
+    precision="auto",
+    batch_size=None,
+    spacing=None,
     tiling=None,
 ) -> Embedder:
     from ..checkpoint import load_encoder
@@ -22,6 +29,12 @@ def build(
     if sha256 and report.sha256 != sha256:
         raise SeisfmError(f"{weights}: sha256 {report.sha256} differs from the model card's {sha256}")
     return ViTEmbedder(
-        card, encoder, device=device, precision=precision, batch_size=batch_size, sha256=report.sha256, spacing=spacing,
+        card,
+        encoder,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        sha256=report.sha256,
+        spacing=spacing,
         tiling=tiling,
     )

@@ -21,9 +21,11 @@ class DisplayBox(QGroupBox):
         self.exaggeration.setRange(*display.EXAGGERATION_RANGE)
         self.exaggeration.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
         self.exaggeration.setKeyboardTracking(False)
-        self.exaggeration.setToolTip("vertical exaggeration of this survey: world time = ms x this factor (for every "
-                                     "layer of the survey, so clicks and overlays stay aligned); the default fills "
-                                     "the canvas with the section")
+        self.exaggeration.setToolTip(
+            "vertical exaggeration of this survey: world time = ms x this factor (for every "
+            "layer of the survey, so clicks and overlays stay aligned); the default fills "
+            "the canvas with the section"
+        )
         self.fit_button = QPushButton("Fit")
         self.fit_button.setToolTip(f"the default exaggeration for the seismic layer, and reset the view ({view.FIT_KEY})")
         self.position = QLabel("")

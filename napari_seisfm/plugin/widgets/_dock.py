@@ -56,9 +56,15 @@ class Dock(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.status = StatusLine()
-        self.jobs = JobController(self, run_buttons=[self.run_button], cancel_button=self.cancel_button,
-                                  progress_bar=self.progress, what=self.what, viewer=napari_viewer,
-                                  on_detail=self.say)
+        self.jobs = JobController(
+            self,
+            run_buttons=[self.run_button],
+            cancel_button=self.cancel_button,
+            progress_bar=self.progress,
+            what=self.what,
+            viewer=napari_viewer,
+            on_detail=self.say,
+        )
         for event in ("inserted", "removed", "reordered"):
             getattr(self.viewer.layers.events, event).connect(self.reset_choices)
         self._tabs = _TabWithSiblings(self)

@@ -62,11 +62,21 @@ class FilesBox(QGroupBox):
 
         self.dock.say(f"exporting {kind} to {path} ...")
         jobs = self.dock.jobs
-        return jobs.start(self.dock.session.export, path, data, cube, labels=labels, progress=jobs.report,
-                          cancel=jobs.cancel_event, on_done=wrote)
+        return jobs.start(
+            self.dock.session.export,
+            path,
+            data,
+            cube,
+            labels=labels,
+            progress=jobs.report,
+            cancel=jobs.cancel_event,
+            on_done=wrote,
+        )
 
     def _export_dialog(self, kind):
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", "", "SEG-Y (*.sgy *.segy);;seismic-zfp (*.sgz);;numpy (*.npy);;zarr (*.zarr)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Export {kind}", "", "SEG-Y (*.sgy *.segy);;seismic-zfp (*.sgz);;numpy (*.npy);;zarr (*.zarr)"
+        )
         if path:
             self.export(kind, path)
 
@@ -79,9 +89,12 @@ class FilesBox(QGroupBox):
             return {}
         layer = self.viewer.layers[name]
         survey = self.dock.survey
-        return {"labels": np.asarray(layer.data), "labels_name": name,
-                "labels_scale": tuple(float(v) for v in view.world_to_survey(self.viewer, layer.scale, survey)),
-                "labels_translate": tuple(float(v) for v in view.world_to_survey(self.viewer, layer.translate, survey))}
+        return {
+            "labels": np.asarray(layer.data),
+            "labels_name": name,
+            "labels_scale": tuple(float(v) for v in view.world_to_survey(self.viewer, layer.scale, survey)),
+            "labels_translate": tuple(float(v) for v in view.world_to_survey(self.viewer, layer.translate, survey)),
+        }
 
     def interpretation(self):
         """The current state as an :class:`~napari_seisfm.interpretation.Interpretation`."""
@@ -125,8 +138,10 @@ class FilesBox(QGroupBox):
         """The saved training labels into the layer of that name (reused, never a second "[1]" copy)."""
         survey = self.dock.survey
         if interp.labels_scale is not None:
-            kw = {"scale": tuple(view.to_world(self.viewer, interp.labels_scale, survey)),
-                  "translate": tuple(view.to_world(self.viewer, interp.labels_translate, survey))}
+            kw = {
+                "scale": tuple(view.to_world(self.viewer, interp.labels_scale, survey)),
+                "translate": tuple(view.to_world(self.viewer, interp.labels_translate, survey)),
+            }
         elif interp.labels.shape == tuple(self.dock.session.features.shape):  # no placement saved: infer it from the shape
             kw = {k: v for k, v in self.dock.grid_transform().items() if k != "axis_labels"}
         else:

@@ -53,10 +53,21 @@ class JobController:
     replaces that display; ``what``: the job's name in error messages.
     """
 
-    def __init__(self, widget, *, run_buttons=(), cancel_button=None, progress_bar=None,
-                 on_progress: Callable | None = None, what: str = "job", interval_ms: int = REFRESH_MS,
-                 keep_all: bool = False, viewer=None, wait_s: float = TEARDOWN_WAIT_S,
-                 on_detail: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        widget,
+        *,
+        run_buttons=(),
+        cancel_button=None,
+        progress_bar=None,
+        on_progress: Callable | None = None,
+        what: str = "job",
+        interval_ms: int = REFRESH_MS,
+        keep_all: bool = False,
+        viewer=None,
+        wait_s: float = TEARDOWN_WAIT_S,
+        on_detail: Callable[[str], None] | None = None,
+    ):
         self.widget = widget
         self.run_buttons = tuple(run_buttons)
         self.cancel_button = cancel_button
@@ -121,6 +132,7 @@ class JobController:
         connect = {"returned": self._returned, "errored": self._errored, "finished": self._finished}
         # one BLAS/OpenMP/torch thread per worker (napari_seisfm/threads.py), for the whole job
         if inspect.isgeneratorfunction(fn):
+
             def body():
                 try:
                     return (yield from _pinned_steps(fn(*args, **kwargs)))
@@ -130,6 +142,7 @@ class JobController:
             if on_yield is not None:
                 connect["yielded"] = lambda value: None if self.closed else on_yield(value)
         else:
+
             def body():
                 try:
                     with one_thread_per_worker():

@@ -20,13 +20,18 @@ class LibraryBox(QGroupBox):
         self.dock = dock
         self.viewer = dock.viewer
         self.matches: list = []
-        self.library = FileEdit(mode="d", label="library", tooltip="a folder made by `seisfm library add STORE...` "
-                                "(default: seisfm-library beside the feature store)")
+        self.library = FileEdit(
+            mode="d",
+            label="library",
+            tooltip="a folder made by `seisfm library add STORE...` (default: seisfm-library beside the feature store)",
+        )
         self.search_button = QPushButton("Search library")
         self.search_button.setToolTip("the positive clicks' mean vector against every cube of the library; one row per body")
         self.seabed = QCheckBox("seabed band")
-        self.seabed.setToolTip("also list places in the cubes' seabed bands (the water, the first strong reflector and "
-                               "one grid step under it); a click in the band searches it anyway")
+        self.seabed.setToolTip(
+            "also list places in the cubes' seabed bands (the water, the first strong reflector and "
+            "one grid step under it); a click in the band searches it anyway"
+        )
         self.results = QListWidget()
         self.results.setMaximumHeight(110)
         layout = QVBoxLayout(self)
@@ -62,8 +67,9 @@ class LibraryBox(QGroupBox):
             _notify.show_error(str(exc))
             return None
         self.dock.say(f"searching {library} ...")
-        return self.dock.jobs.start(_search, library, session.features, list(session.positives), top,
-                                    self.seabed.isChecked(), on_done=self._show)
+        return self.dock.jobs.start(
+            _search, library, session.features, list(session.positives), top, self.seabed.isChecked(), on_done=self._show
+        )
 
     def _show(self, found):
         matches, note = found
@@ -72,7 +78,9 @@ class LibraryBox(QGroupBox):
         for m in self.matches:
             where = m.survey or m.cube_index
             body = f"  ({m.hits} hits)" if m.hits > 1 else ""
-            self.results.addItem(f"{m.rank}. {Path(m.store).stem}  il {where[0]:g} xl {where[1]:g} t {where[2]:g}  {m.score:.3f}{body}")
+            self.results.addItem(
+                f"{m.rank}. {Path(m.store).stem}  il {where[0]:g} xl {where[1]:g} t {where[2]:g}  {m.score:.3f}{body}"
+            )
         cubes = len({m.store for m in self.matches})
         self.dock.say(f"library: {len(self.matches)} places in {cubes} cube(s) ({note}); activate a row to go there")
 

@@ -41,8 +41,14 @@ from ._jobs import JobController
 
 TRAINING = "training labels"
 FACIES = "facies (k-means)"
-LABELS = {"linear": "linear + smoothing", "forest": "random forest", "boosting": "gradient boosting", "mlp": "small MLP",
-          "conv": "conv head (torch)", "knn": "kNN (paper's protocol)"}
+LABELS = {
+    "linear": "linear + smoothing",
+    "forest": "random forest",
+    "boosting": "gradient boosting",
+    "mlp": "small MLP",
+    "conv": "conv head (torch)",
+    "knn": "kNN (paper's protocol)",
+}
 METHODS = [(LABELS.get(m, m), m) for m in SEGMENTERS]  # every read-out by name (search/methods.py)
 
 
@@ -64,8 +70,14 @@ class SegmentationBox(QGroupBox):
         self.training = QComboBox()
         self.new_labels_button = QPushButton("New training labels")
         self.method = ComboBox(choices=METHODS, value=DEFAULT_SEGMENTER, label="method")
-        self.smooth = FloatSpinBox(value=SMOOTH, min=0.0, max=10.0, step=0.5, label="smoothing",
-                                   tooltip="Gaussian smoothing of the class probabilities, in grid points (0: none)")
+        self.smooth = FloatSpinBox(
+            value=SMOOTH,
+            min=0.0,
+            max=10.0,
+            step=0.5,
+            label="smoothing",
+            tooltip="Gaussian smoothing of the class probabilities, in grid points (0: none)",
+        )
         self.k = SpinBox(value=5, min=1, max=100, label="k")
         self.weighted = CheckBox(value=False, text="distance-weighted")
         self.n_facies = SpinBox(value=8, min=2, max=64, label="facies k")
@@ -88,9 +100,15 @@ class SegmentationBox(QGroupBox):
         layout.addWidget(self.progress)
         layout.addWidget(self.legend)
 
-        self.jobs = JobController(self, run_buttons=[self.knn_button, self.facies_button], cancel_button=self.cancel_button,
-                                  progress_bar=self.progress, what="segmentation", viewer=self.viewer,
-                                  on_detail=self.dock.say)
+        self.jobs = JobController(
+            self,
+            run_buttons=[self.knn_button, self.facies_button],
+            cancel_button=self.cancel_button,
+            progress_bar=self.progress,
+            what="segmentation",
+            viewer=self.viewer,
+            on_detail=self.dock.say,
+        )
         self.legend.changed.connect(self._legend_changed)
         self.method.changed.connect(self._method_changed)
         for w in (self.k, self.weighted, self.smooth):
@@ -110,8 +128,9 @@ class SegmentationBox(QGroupBox):
     def apply_settings(self, value=None):
         """The form -> the session's segmentation settings (saved with the interpretation)."""
         if self.dock.session is not None:
-            self.dock.session.segmentation = SegmentationSettings(self.method.value, self.k.value, self.weighted.value,
-                                                                  self.smooth.value)
+            self.dock.session.segmentation = SegmentationSettings(
+                self.method.value, self.k.value, self.weighted.value, self.smooth.value
+            )
 
     def show_settings(self, s: SegmentationSettings):
         """The session's settings -> the form (an interpretation was opened)."""
@@ -124,8 +143,13 @@ class SegmentationBox(QGroupBox):
         """List the Labels layers one can paint training classes into."""
         current = self.training.currentText()
         self.training.clear()
-        self.training.addItems([layer.name for layer in self.viewer.layers
-                                if type(layer).__name__ == "Labels" and layer.name not in (KNN, FACIES, *exclude)])
+        self.training.addItems(
+            [
+                layer.name
+                for layer in self.viewer.layers
+                if type(layer).__name__ == "Labels" and layer.name not in (KNN, FACIES, *exclude)
+            ]
+        )
         if current:
             self.training.setCurrentText(current)
 
@@ -135,8 +159,9 @@ class SegmentationBox(QGroupBox):
         if self.dock.session is None:
             _notify.show_error("load a feature store first")
             return None
-        layer = self.viewer.add_labels(np.zeros(self.dock.session.features.shape, np.int32), name=TRAINING,
-                                       **self.dock.layer_kwargs())
+        layer = self.viewer.add_labels(
+            np.zeros(self.dock.session.features.shape, np.int32), name=TRAINING, **self.dock.layer_kwargs()
+        )
         layer.mode = "paint"
         layer.selected_label = 1
         self.training.setCurrentText(layer.name)
@@ -182,8 +207,13 @@ class SegmentationBox(QGroupBox):
             _notify.show_error("load a feature store first")
             return
         self.dock.say(f"k-means: {self.n_facies.value} facies ...")
-        self.jobs.start(self.dock.session.facies, self.n_facies.value, progress=self.jobs.report,
-                        cancel=self.jobs.cancel_event.is_set, on_done=self._on_facies)
+        self.jobs.start(
+            self.dock.session.facies,
+            self.n_facies.value,
+            progress=self.jobs.report,
+            cancel=self.jobs.cancel_event.is_set,
+            on_done=self._on_facies,
+        )
 
     # ------------------------------------------------------------------ results
     def _show_labels(self, name, classes, opacity=0.6):
@@ -236,8 +266,7 @@ class SegmentationBox(QGroupBox):
         layer = self._show_labels(FACIES, result.classes)
         ids = list(range(1, len(result.counts) + 1))
         colours = {c: np.asarray(layer.get_color(c), float) for c in ids}
-        self.legend.show_classes(ids, {c: f"facies {c}" for c in ids}, colours, result.classes, layer=layer,
-                                 hide_largest=False)
+        self.legend.show_classes(ids, {c: f"facies {c}" for c in ids}, colours, result.classes, layer=layer, hide_largest=False)
         self.dock.say(f"k-means: {len(result.counts)} facies in {result.seconds:.1f} s ({result.iterations} iterations)")
 
     def _legend_changed(self):

@@ -89,9 +89,14 @@ class ClickToMapWidget(Dock):
         inputs.addRow("features", with_browse(self.store, self._browse_store, "choose a feature store (.zarr folder)"))
 
         # --- click-to-map: parameters as a magicgui form, then the slider, click and match controls
-        self.decision = ComboBox(choices=DECISIONS, label="decision", tooltip=(
-            "probe: a logistic regression fitted to the clicks (map = probability of the target); "
-            "centroid: mean cosine to the positive clicks minus mean cosine to the negatives"))
+        self.decision = ComboBox(
+            choices=DECISIONS,
+            label="decision",
+            tooltip=(
+                "probe: a logistic regression fitted to the clicks (map = probability of the target); "
+                "centroid: mean cosine to the positive clicks minus mean cosine to the negatives"
+            ),
+        )
         self.connected = CheckBox(value=True, text="only bodies connected to the positive clicks")
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(*(int(round(v / THRESHOLD_STEP)) for v in THRESHOLD_RANGE))
@@ -124,8 +129,12 @@ class ClickToMapWidget(Dock):
             self.body.addWidget(box)
         self.body.addStretch()
         # one dock job at a time (load, export, library search): their buttons wait while one runs
-        self.jobs.run_buttons = (self.load_button, self.library.search_button, self.files.export_sim_button,
-                                 self.files.export_knn_button)
+        self.jobs.run_buttons = (
+            self.load_button,
+            self.library.search_button,
+            self.files.export_sim_button,
+            self.files.export_knn_button,
+        )
 
         self.load_button.clicked.connect(lambda: self.load_features())
         self.decision.changed.connect(self._decision_changed)
@@ -174,8 +183,11 @@ class ClickToMapWidget(Dock):
         super().reset_choices()
         if not hasattr(self, "store"):
             return
-        paths = [layer.metadata["path"] for layer in self.viewer.layers
-                 if layer.metadata.get("kind") == "features" and layer.metadata.get("path")]
+        paths = [
+            layer.metadata["path"]
+            for layer in self.viewer.layers
+            if layer.metadata.get("kind") == "features" and layer.metadata.get("path")
+        ]
         for p in paths:
             if self.store.findText(p) < 0:
                 self.store.addItem(p)
@@ -229,9 +241,15 @@ class ClickToMapWidget(Dock):
             return
         self.store.setCurrentText(path)
         self.say(f"loading {path} ...")
-        self.jobs.start(ClickToMapSession.open, path, fingerprint=fingerprint_of(seismic),
-                        cube_path=seismic.metadata.get("path"), decision=self.decision.value,
-                        connected=self.connected.value, on_done=lambda s: self._on_session(s, seismic))
+        self.jobs.start(
+            ClickToMapSession.open,
+            path,
+            fingerprint=fingerprint_of(seismic),
+            cube_path=seismic.metadata.get("path"),
+            decision=self.decision.value,
+            connected=self.connected.value,
+            on_done=lambda s: self._on_session(s, seismic),
+        )
 
     def _on_session(self, session: ClickToMapSession, seismic):
         self.session, self.seismic = session, seismic
@@ -239,8 +257,7 @@ class ClickToMapWidget(Dock):
         session.map_changed.connect(self._show_map)
         self.segmentation.apply_settings()
         self._ensure_points_layers()
-        view.on_exaggeration(self.viewer, lambda survey, _: self.show_clicks_across_slices()
-                             if survey == self.survey else None)
+        view.on_exaggeration(self.viewer, lambda survey, _: self.show_clicks_across_slices() if survey == self.survey else None)
         fm = session.features
         self.say(f"{fm.grid.shape} grid, stride {fm.grid.stride}, {fm.dim}-d {fm.dtype}. " + NO_POSITIVE)
         self._sync_from_layers()
@@ -248,8 +265,9 @@ class ClickToMapWidget(Dock):
     def grid_transform(self) -> dict:
         """scale/translate of a layer on the feature grid (survey units, the survey's exaggeration)."""
         fm = self.session.features
-        return display.world_transform(fm.cube_geometry, fm.grid.stride, fm.grid.origin,
-                                       exaggeration=view.exaggeration(self.viewer, self.survey))
+        return display.world_transform(
+            fm.cube_geometry, fm.grid.stride, fm.grid.origin, exaggeration=view.exaggeration(self.viewer, self.survey)
+        )
 
     def layer_kwargs(self, **metadata) -> dict:
         """What every layer this dock adds on the feature grid carries: placement and its survey."""
@@ -267,10 +285,18 @@ class ClickToMapWidget(Dock):
         for name, colour in ((POSITIVE, "lime"), (NEGATIVE, "magenta")):
             layer = self._layer(name)
             if layer is None:
-                layer = self.viewer.add_points(np.zeros((0, 3)), ndim=3, name=name, face_color=colour,
-                                               border_color="white", size=self._marker_size(),
-                                               projection_mode="rescale_linear", scale=self._points_scale(),
-                                               canvas_size_limits=MARKER_PIXELS, metadata={"survey": self.survey})
+                layer = self.viewer.add_points(
+                    np.zeros((0, 3)),
+                    ndim=3,
+                    name=name,
+                    face_color=colour,
+                    border_color="white",
+                    size=self._marker_size(),
+                    projection_mode="rescale_linear",
+                    scale=self._points_scale(),
+                    canvas_size_limits=MARKER_PIXELS,
+                    metadata={"survey": self.survey},
+                )
                 layer.events.data.connect(self._on_points_event)
             layer.current_face_color = colour
         self.show_clicks_across_slices()
@@ -321,8 +347,9 @@ class ClickToMapWidget(Dock):
         if self.session is None:
             return
         pos, neg = (self._layer(n) for n in (POSITIVE, NEGATIVE))
-        refused = self.session.set_clicks(*(np.asarray(layer.data if layer is not None else np.zeros((0, 3)), float)
-                                            for layer in (pos, neg)))
+        refused = self.session.set_clicks(
+            *(np.asarray(layer.data if layer is not None else np.zeros((0, 3)), float) for layer in (pos, neg))
+        )
         if refused:
             self._write_layers()
             _notify.show_error(f"click refused: {refused[0]}")
@@ -367,8 +394,9 @@ class ClickToMapWidget(Dock):
             return
         self._dirty = False
         region = self.visible_region() if s.features.grid.size > PREVIEW_POINTS else None
-        self.maps.start(_map_job, s, s.snapshot(), region, on_done=s.accept, on_yield=self._show_preview,
-                        on_finished=self._on_map_finished)
+        self.maps.start(
+            _map_job, s, s.snapshot(), region, on_done=s.accept, on_yield=self._show_preview, on_finished=self._on_map_finished
+        )
 
     def _on_map_finished(self):
         if self._dirty:
@@ -386,8 +414,14 @@ class ClickToMapWidget(Dock):
     def _set_similarity(self, data, limits):
         layer = self._layer(SIMILARITY)
         if layer is None:
-            self.viewer.add_image(data, name=SIMILARITY, colormap=dict(display.SIMILARITY_COLORMAP), blending="translucent",
-                                  contrast_limits=limits, **self.layer_kwargs(kind="similarity"))
+            self.viewer.add_image(
+                data,
+                name=SIMILARITY,
+                colormap=dict(display.SIMILARITY_COLORMAP),
+                blending="translucent",
+                contrast_limits=limits,
+                **self.layer_kwargs(kind="similarity"),
+            )
             self._raise_points()
         else:
             layer.data = data
@@ -493,10 +527,18 @@ class ClickToMapWidget(Dock):
         self.viewer.dims.set_point(list(range(3)), list(view.to_world(self.viewer, where, self.survey)))
         marker = self._layer(MATCH)
         if marker is None:
-            marker = self.viewer.add_points(np.asarray([where], float), name=MATCH, symbol="ring", face_color="yellow",
-                                            size=self._marker_size(2 * MARKER_CELLS), ndim=3, scale=self._points_scale(),
-                                            projection_mode="rescale_linear", metadata={"survey": self.survey},
-                                            canvas_size_limits=(2 * MARKER_PIXELS[0], 2 * MARKER_PIXELS[1]))
+            marker = self.viewer.add_points(
+                np.asarray([where], float),
+                name=MATCH,
+                symbol="ring",
+                face_color="yellow",
+                size=self._marker_size(2 * MARKER_CELLS),
+                ndim=3,
+                scale=self._points_scale(),
+                projection_mode="rescale_linear",
+                metadata={"survey": self.survey},
+                canvas_size_limits=(2 * MARKER_PIXELS[0], 2 * MARKER_PIXELS[1]),
+            )
             marker.editable = False
             self._raise_points()
         else:

@@ -112,26 +112,37 @@ class CodecWidget(Dock):
 
         from napari.layers import Image
 
-        self.layer = self.layer_picker("image layer", lambda ly: isinstance(ly, Image) and not ly.metadata.get("codec_result"),
-                                       tooltip="the section on screen of this layer is compared")
+        self.layer = self.layer_picker(
+            "image layer",
+            lambda ly: isinstance(ly, Image) and not ly.metadata.get("codec_result"),
+            tooltip="the section on screen of this layer is compared",
+        )
         self.mae_model = QComboBox()
         self.mae_model.setEditable(True)
         self.mae_model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.mae_model.setMinimumContentsLength(12)
-        self.mae_model.setToolTip("an MAE whose weights hold a decoder (seisfm pretrain): its id, or the run folder; "
-                                  "empty: no MAE rows")
+        self.mae_model.setToolTip(
+            "an MAE whose weights hold a decoder (seisfm pretrain): its id, or the run folder; empty: no MAE rows"
+        )
         self.mae_model.addItems(["", *self._decoder_models()])
         self.mae_model.lineEdit().setPlaceholderText("MAE with a decoder (optional)")
         # the settings of compare and of the masking study: a magicgui form
         self.region = ComboBox(choices=REGIONS, label="region")
-        self.codecs = LineEdit(value="default", label="codecs", tooltip=(
-            "comma-separated: default, cosmos, quant4..16, lz4, snappy, deflate, zstd, gdeflate, ans, "
-            "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ..."))
-        self.cosmos_dir = LineEdit(label="Cosmos folder",
-                                   tooltip="TorchScript files are code: they are loaded only from the folder you give here")
+        self.codecs = LineEdit(
+            value="default",
+            label="codecs",
+            tooltip=(
+                "comma-separated: default, cosmos, quant4..16, lz4, snappy, deflate, zstd, gdeflate, ans, "
+                "zfp-rate<R>, zfp-tol<T>, zfp-prec<P>, cosmos-CI8x8, ..."
+            ),
+        )
+        self.cosmos_dir = LineEdit(
+            label="Cosmos folder", tooltip="TorchScript files are code: they are loaded only from the folder you give here"
+        )
         self.cosmos_dir.native.setPlaceholderText("folder with Cosmos-Tokenizer-<variant>/ (optional)")
-        self.masking = LineEdit(value="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
-                                tooltip="fractions of latent tokens masked, in [0, 1)")
+        self.masking = LineEdit(
+            value="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", tooltip="fractions of latent tokens masked, in [0, 1)"
+        )
         mask_button = PushButton(text="Masking study")
         self.mask_button = mask_button.native  # a Qt button, like Compare: the job controller enables it
         self.sample_interval = FloatSpinBox(min=0, max=1000, label="sample interval")
@@ -140,11 +151,11 @@ class CodecWidget(Dock):
         self.lowpass = FloatSpinBox(min=0, max=10000, label="low-pass")
         _units(self.lowpass, " Hz", "off")
         self.trim = CheckBox(value=True, text="trim to multiples of 32 (as the paper)")
-        masking = Container(widgets=[self.masking, mask_button], layout="horizontal", labels=False,
-                            label="masked fractions")
+        masking = Container(widgets=[self.masking, mask_button], layout="horizontal", labels=False, label="masked fractions")
         masking.margins = (0, 0, 0, 0)
-        self.form = form(self.layer, self.region, self.codecs, self.cosmos_dir, masking, self.sample_interval,
-                         self.lowpass, self.trim)
+        self.form = form(
+            self.layer, self.region, self.codecs, self.cosmos_dir, masking, self.sample_interval, self.lowpass, self.trim
+        )
         from ...codecs.table import COLUMNS
 
         self.columns = COLUMNS
@@ -215,7 +226,7 @@ class CodecWidget(Dock):
         elif layer.ndim == 3:
             displayed = [d - (self.viewer.dims.ndim - layer.ndim) for d in self.viewer.dims.displayed]
             axis = ({0, 1, 2} - set(displayed)).pop()
-            point = layer.world_to_data(self.viewer.dims.point[-layer.ndim:])
+            point = layer.world_to_data(self.viewer.dims.point[-layer.ndim :])
             index = int(np.clip(round(float(point[axis])), 0, data.shape[axis] - 1))
             key = [slice(None)] * 3
             key[axis] = index
@@ -234,7 +245,7 @@ class CodecWidget(Dock):
         shape = np.array(section.shape)
         lo = np.clip(np.floor(corners[0]), 0, shape - 1).astype(int)
         hi = np.clip(np.ceil(corners[1]) + 1, lo + 1, shape).astype(int)
-        return section[lo[0]:hi[0], lo[1]:hi[1]], (int(lo[0]), int(lo[1]))
+        return section[lo[0] : hi[0], lo[1] : hi[1]], (int(lo[0]), int(lo[1]))
 
     def codec_names(self) -> list[str]:
         from ...codecs import expand_codecs
@@ -267,8 +278,16 @@ class CodecWidget(Dock):
         )
         self.show_results()  # laid out before the figure is drawn for its room
         self.say(f"comparing {len(names)} codecs on a {section.shape[0]}x{section.shape[1]} section ...")
-        self.jobs.start(_compare_and_draw, compare_with_mae, self.results.figure_size(), section, names, dt,
-                        on_done=lambda done: self._on_done(done, placement), **kwargs)
+        self.jobs.start(
+            _compare_and_draw,
+            compare_with_mae,
+            self.results.figure_size(),
+            section,
+            names,
+            dt,
+            on_done=lambda done: self._on_done(done, placement),
+            **kwargs,
+        )
 
     def run_masking(self):
         """Start the latent-masking study of the MAE model on the section on screen (in a thread)."""
@@ -287,9 +306,18 @@ class CodecWidget(Dock):
             self.error(exc)
             return
         dt = None if placement["axis"] == 2 else (self.sample_interval.value or None)
-        self.jobs.start(masking_study, section, model, fractions, sample_interval_ms=dt,
-                        lowpass_hz=self.lowpass.value or None, trim_multiple=32 if self.trim.value else 1,
-                        progress=self.jobs.report, cancel=self.jobs.cancel_event, on_done=self._on_masking_done)
+        self.jobs.start(
+            masking_study,
+            section,
+            model,
+            fractions,
+            sample_interval_ms=dt,
+            lowpass_hz=self.lowpass.value or None,
+            trim_multiple=32 if self.trim.value else 1,
+            progress=self.jobs.report,
+            cancel=self.jobs.cancel_event,
+            on_done=self._on_masking_done,
+        )
 
     def _on_masking_done(self, study):
         from ...codecs.mae_masking import masking_figure
@@ -342,9 +370,11 @@ class CodecWidget(Dock):
         pixmap.setDevicePixelRatio(dpr)
         self.results.show_picture(pixmap)
         info = comp.info()
-        self.say(f"{len(comp.rows)} codecs on {info['compared_shape'][0]}x{info['compared_shape'][1]} samples in "
-                 f"{info['total_s']:.2f} s: the table and plots are below the canvas; select a row to see its "
-                 "reconstruction and residual")
+        self.say(
+            f"{len(comp.rows)} codecs on {info['compared_shape'][0]}x{info['compared_shape'][1]} samples in "
+            f"{info['total_s']:.2f} s: the table and plots are below the canvas; select a row to see its "
+            "reconstruction and residual"
+        )
         first = next((i for i, r in enumerate(comp.rows) if r.ok and r.kind != "lossless"), None)
         if first is None:
             first = next((i for i, r in enumerate(comp.rows) if r.ok), None)
@@ -395,9 +425,15 @@ class CodecWidget(Dock):
                 layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
                 layer.metadata.update(meta)
             else:
-                self.viewer.add_image(data, name=layer_name, metadata={**meta, "survey": source.metadata.get("survey")},
-                                      colormap=source.colormap, contrast_limits=source.contrast_limits,
-                                      visible=suffix == "reconstruction", **kwargs)  # the residual: one click away
+                self.viewer.add_image(
+                    data,
+                    name=layer_name,
+                    metadata={**meta, "survey": source.metadata.get("survey")},
+                    colormap=source.colormap,
+                    contrast_limits=source.contrast_limits,
+                    visible=suffix == "reconstruction",
+                    **kwargs,
+                )  # the residual: one click away
         self.say(f"showing {name}: layers {source.name!r} codec reconstruction / residual")
 
     @staticmethod
@@ -412,7 +448,6 @@ class CodecWidget(Dock):
         for a, off in zip(keep, placement["offset"]):
             translate[a] += off * scale[a]
         return {"scale": tuple(scale), "translate": tuple(translate)}
-
 
 
 def _units(spin: FloatSpinBox, suffix: str, at_zero: str) -> None:

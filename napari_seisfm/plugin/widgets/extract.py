@@ -31,19 +31,42 @@ class ExtractWidget(Dock):
         self.cube = self.layer_picker("cube", is_cube_layer, tooltip="the seismic layer to embed")
         # the parameters: one widget per argument of extract_features
         self.model = ComboBox(choices=_model_ids(), label="model")
-        self.checkpoint = FileEdit(mode="r", filter="Weights (*.pth *.pt *.safetensors *.bin)", label="checkpoint",
-                                   tooltip="weights file (optional; default: the model card's)")
+        self.checkpoint = FileEdit(
+            mode="r",
+            filter="Weights (*.pth *.pt *.safetensors *.bin)",
+            label="checkpoint",
+            tooltip="weights file (optional; default: the model card's)",
+        )
         self.device = ComboBox(choices=["auto", "cpu", "cuda", "mps"], label="device")
         self.precision = ComboBox(choices=["auto", "fp32", "bf16", "fp16"], label="precision")
         self.stride = LineEdit(value="4", label="stride", tooltip="one number or three (inline,crossline,time), e.g. 4 or 4,4,2")
-        self.batch_size = SpinBox(value=0, min=0, max=65536, label="batch (0: auto)", tooltip="windows per forward pass (0: the model's)")
-        self.pca = SpinBox(value=64, min=0, max=4096, label="PCA dims (0: off)", tooltip="reduce to this many dimensions (0: keep all)")
+        self.batch_size = SpinBox(
+            value=0, min=0, max=65536, label="batch (0: auto)", tooltip="windows per forward pass (0: the model's)"
+        )
+        self.pca = SpinBox(
+            value=64, min=0, max=4096, label="PCA dims (0: off)", tooltip="reduce to this many dimensions (0: keep all)"
+        )
         self.dtype = ComboBox(choices=["i8", "f16", "f32"], label="dtype")
-        self.out = FileEdit(mode="w", filter="Feature store (*.zarr)", label="output",
-                            tooltip="FEATURES.zarr (default: next to the cube, as shown)")
+        self.out = FileEdit(
+            mode="w",
+            filter="Feature store (*.zarr)",
+            label="output",
+            tooltip="FEATURES.zarr (default: next to the cube, as shown)",
+        )
         self.overwrite = CheckBox(value=False, text="overwrite an existing store")
-        self.form = form(self.cube, self.model, self.checkpoint, self.device, self.precision, self.stride,
-                         self.batch_size, self.pca, self.dtype, self.out, self.overwrite)
+        self.form = form(
+            self.cube,
+            self.model,
+            self.checkpoint,
+            self.device,
+            self.precision,
+            self.stride,
+            self.batch_size,
+            self.pca,
+            self.dtype,
+            self.out,
+            self.overwrite,
+        )
         self.body.addWidget(self.form.native)
         self.add_job_row()
         self.body.addStretch()
@@ -75,8 +98,11 @@ class ExtractWidget(Dock):
         from ...parsing import parse_triple
 
         try:
-            hint = str(self._default_out(self._selected_layer(), self.model.value or None,
-                                         parse_triple(self.stride.value, "stride", "4 or 4,4,2")))
+            hint = str(
+                self._default_out(
+                    self._selected_layer(), self.model.value or None, parse_triple(self.stride.value, "stride", "4 or 4,4,2")
+                )
+            )
         except SeisfmError:
             hint = "FEATURES.zarr (default: next to the cube)"
         self.out.line_edit.native.setPlaceholderText(hint)
@@ -113,8 +139,7 @@ class ExtractWidget(Dock):
         )
         self._run = (layer, out)
         self.say(f"embedding {layer.name} into {out} ...")
-        self.jobs.start(_extract_and_view, extract_features, cube, out, kwargs, on_done=self._on_done,
-                        on_error=self._on_error)
+        self.jobs.start(_extract_and_view, extract_features, cube, out, kwargs, on_done=self._on_done, on_error=self._on_error)
 
     def cancel(self):
         """Stop within a step of the work; the finished chunks stay in the store and Run resumes it."""
@@ -133,11 +158,12 @@ class ExtractWidget(Dock):
         self.viewer.add_image(data, **kwargs)  # hidden: the colours must not cover the seismic
         picked = _hand_to_click_to_map(self.viewer, fv, self._run[0])
         done, total = fv.progress()
-        where = (f"the Click-to-map dock has it ({'loading' if picked == 'loading' else 'chosen'})"
-                 if picked else NEXT_STEP)
-        self.say(f"Feature store ready: {fv.path} ({total} chunk{'s' if total != 1 else ''}, {fv.grid.shape[0]}x{fv.grid.shape[1]}x"
-                 f"{fv.grid.shape[2]} grid, {fv.dim}-d). {where}. Its PCA colours are the hidden layer "
-                 f"{kwargs['name']!r}.")
+        where = f"the Click-to-map dock has it ({'loading' if picked == 'loading' else 'chosen'})" if picked else NEXT_STEP
+        self.say(
+            f"Feature store ready: {fv.path} ({total} chunk{'s' if total != 1 else ''}, {fv.grid.shape[0]}x{fv.grid.shape[1]}x"
+            f"{fv.grid.shape[2]} grid, {fv.dim}-d). {where}. Its PCA colours are the hidden layer "
+            f"{kwargs['name']!r}."
+        )
 
 
 def _extract_and_view(extract, cube, out, kwargs):

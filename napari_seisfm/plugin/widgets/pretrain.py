@@ -53,12 +53,16 @@ class PretrainWidget(Dock):
         self.val_losses: list[float] = []
 
         self.layer = self.layer_picker("seismic layer", _is_training_layer, tooltip="a 3-D seismic layer to train on")
-        self.heldout = self.layer_picker("held-out cube", lambda ly: _is_training_layer(ly) and _has_file(ly),
-                                         none=NO_HELDOUT,
-                                         tooltip="a cube file (layer opened from SEG-Y, .sgz or .npy) for a held-out loss")
+        self.heldout = self.layer_picker(
+            "held-out cube",
+            lambda ly: _is_training_layer(ly) and _has_file(ly),
+            none=NO_HELDOUT,
+            tooltip="a cube file (layer opened from SEG-Y, .sgz or .npy) for a held-out loss",
+        )
         # the parameters: one widget per argument of pretrain
-        self.size = ComboBox(choices=SIZES, label="model size",
-                             tooltip="ViT size: test trains in minutes on a CPU; tiny and small want a GPU")
+        self.size = ComboBox(
+            choices=SIZES, label="model size", tooltip="ViT size: test trains in minutes on a CPU; tiny and small want a GPU"
+        )
         self.tokenization = ComboBox(choices=TOKENIZATIONS, label="tokenization")
         self.budget = FloatSpinBox()
         self.budget_unit = ComboBox(choices=["minutes", "steps"])
@@ -70,9 +74,17 @@ class PretrainWidget(Dock):
         browse.max_width = 30
         # the devices torch sees are known once torch is imported, off the GUI thread (seconds on a cold machine)
         self.device = ComboBox(choices=["auto", "cpu"], label="device", tooltip="checking for GPUs ...")
-        self.form = form(self.layer, self.heldout, self.size, self.tokenization,
-                         row("budget", self.budget, self.budget_unit), self.batch_size, self.name,
-                         row("output folder", self.out, browse), self.device)
+        self.form = form(
+            self.layer,
+            self.heldout,
+            self.size,
+            self.tokenization,
+            row("budget", self.budget, self.budget_unit),
+            self.batch_size,
+            self.name,
+            row("output folder", self.out, browse),
+            self.device,
+        )
         self.progress.setTextVisible(False)
 
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -135,8 +147,7 @@ class PretrainWidget(Dock):
         self._refresh_run_button()
 
     def _browse_out(self, *_):
-        path = QFileDialog.getExistingDirectory(self, "Run folder (new, or an unfinished run to resume)",
-                                                str(_model_dir()))
+        path = QFileDialog.getExistingDirectory(self, "Run folder (new, or an unfinished run to resume)", str(_model_dir()))
         if path:
             self.out.value = path
 
@@ -151,7 +162,7 @@ class PretrainWidget(Dock):
         return _model_dir() / name, name
 
     def _folder_state(self) -> str:
-        """"new", "unfinished" (a checkpoint, no model) or "finished" (a model card)."""
+        """ "new", "unfinished" (a checkpoint, no model) or "finished" (a model card)."""
         out, _ = self.run_folder()
         if out.is_dir() and any(out.glob("*.toml")):
             return "finished"
@@ -192,10 +203,19 @@ class PretrainWidget(Dock):
             return
         budget = self.budget.value
         kwargs = dict(
-            out=out, name=name, tokenization=self.tokenization.value, size=self.size.value,
-            minutes=budget if self._minutes_mode else None, steps=None if self._minutes_mode else int(budget),
-            batch_size=self.batch_size.value, device=self.device.value, val=val, resume=resume,
-            progress=self.jobs.report, cancel=self.jobs.cancel_event, command="napari dock: Pretrain on this survey",
+            out=out,
+            name=name,
+            tokenization=self.tokenization.value,
+            size=self.size.value,
+            minutes=budget if self._minutes_mode else None,
+            steps=None if self._minutes_mode else int(budget),
+            batch_size=self.batch_size.value,
+            device=self.device.value,
+            val=val,
+            resume=resume,
+            progress=self.jobs.report,
+            cancel=self.jobs.cancel_event,
+            command="napari dock: Pretrain on this survey",
         )
         self._run_out, self._run_name = out, name
         self._latest = None
@@ -205,8 +225,7 @@ class PretrainWidget(Dock):
         self.progress.setRange(0, 0)  # busy until the first step
         self.progress.setTextVisible(True)
         self.say(("resuming" if resume else "starting") + f" {name} in {out} ...")
-        self.jobs.start(_train, given, kwargs, on_done=self._on_done, on_error=self._on_error,
-                        on_finished=self._on_finished)
+        self.jobs.start(_train, given, kwargs, on_done=self._on_done, on_error=self._on_error, on_finished=self._on_finished)
         self.progress.setFormat("step %v of %m")
 
     def cancel(self):
@@ -248,17 +267,20 @@ class PretrainWidget(Dock):
         picture = result.out / "reconstructions.png"
         shown = _show_extract_docks(self.viewer, result.model_id) if result.installed else 0
         if result.installed:
-            where = ("it is now in the Extract embeddings dock's model list" if shown
-                     else "the Extract embeddings dock lists it")
+            where = "it is now in the Extract embeddings dock's model list" if shown else "the Extract embeddings dock lists it"
             text = f"model {result.model_id!r} is ready: {where} (and seisfm embed --model {result.model_id})"
         else:
-            text = (f"model {result.model_id!r} is ready in {result.out}, but its id is taken by another model: "
-                    f"use it with seisfm embed --model {result.out}")
+            text = (
+                f"model {result.model_id!r} is ready in {result.out}, but its id is taken by another model: "
+                f"use it with seisfm embed --model {result.out}"
+            )
         self.message = text
         n = result.loss_window
-        self.say(f"{text}. Loss {result.first_loss:.3f} (mean of the first {n} steps) -> {result.last_loss:.3f} "
-                 f"(the last {n}) over {result.steps} steps. Folder {result.out}: the model, losses.png and "
-                 "reconstructions.png (below)")
+        self.say(
+            f"{text}. Loss {result.first_loss:.3f} (mean of the first {n} steps) -> {result.last_loss:.3f} "
+            f"(the last {n}) over {result.steps} steps. Folder {result.out}: the model, losses.png and "
+            "reconstructions.png (below)"
+        )
         if picture.is_file():
             self._show_thumbnail(picture)
         _notify.show_info(text)
@@ -338,8 +360,7 @@ class PretrainWidget(Dock):
         pix = QPixmap(str(path))
         if pix.isNull():
             return
-        self.thumbnail.setPixmap(pix.scaledToWidth(max(200, self.canvas.width()),
-                                                   Qt.TransformationMode.SmoothTransformation))
+        self.thumbnail.setPixmap(pix.scaledToWidth(max(200, self.canvas.width()), Qt.TransformationMode.SmoothTransformation))
         self.thumbnail.setToolTip(str(path))
 
 
@@ -356,8 +377,7 @@ def _train(given, kwargs):
         if any(s.partition(":")[0] not in ("cube", "images", "synthetic") for s in specs):
             spec = given[0] if given else None
             if specs != [spec]:
-                raise SeisfmError(f"{kwargs['out']}: this run trains on {', '.join(specs)}; select that layer "
-                                  "to resume it")
+                raise SeisfmError(f"{kwargs['out']}: this run trains on {', '.join(specs)}; select that layer to resume it")
             sources = [_open_source(given)]
     else:
         sources = [_open_source(given)]
@@ -372,7 +392,7 @@ def _open_source(given):
 
     spec, data = given
     if spec.startswith("cube:"):
-        src = open_cube_source(spec[len("cube:"):])
+        src = open_cube_source(spec[len("cube:") :])
     else:
         src = array_source(spec, np.asarray(data, dtype=np.float32))
     src.name = spec

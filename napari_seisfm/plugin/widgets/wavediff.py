@@ -55,8 +55,12 @@ def sample_pairs(model, n: int, seed: int, progress=None, cancel=None) -> dict:
     with torch.no_grad():
         s, v = model.decode(z)
     s_true = simulate_model_space(v, model.setup)
-    return {"seismic": s.numpy(), "velocity": velocity_from_model(v, model.setup).numpy(), "simulated": s_true.numpy(),
-            "deviation": (s - s_true).pow(2).flatten(1).mean(1).numpy()}
+    return {
+        "seismic": s.numpy(),
+        "velocity": velocity_from_model(v, model.setup).numpy(),
+        "simulated": s_true.numpy(),
+        "deviation": (s - s_true).pow(2).flatten(1).mean(1).numpy(),
+    }
 
 
 def _slice_on_screen(layer, viewer) -> np.ndarray:
@@ -65,7 +69,7 @@ def _slice_on_screen(layer, viewer) -> np.ndarray:
     data = np.asarray(layer.data)
     if data.ndim <= 2:
         return data
-    point = layer.world_to_data(viewer.dims.point[-layer.ndim:])
+    point = layer.world_to_data(viewer.dims.point[-layer.ndim :])
     lead = tuple(int(np.clip(round(float(point[k])), 0, data.shape[k] - 1)) for k in range(data.ndim - 2))
     return data[lead]
 
@@ -80,10 +84,14 @@ class WaveDiffWidget(Dock):
 
         self.model = None  # (path, WaveDiffusion) last loaded, in a worker
         self.results_viewer = None
-        self.layer = self.layer_picker("velocity layer", lambda ly: isinstance(ly, Image) and not ly.rgb,
-                                       tooltip="an Image layer of velocities in m/s (its slice on screen)")
-        self.model_path = LineEdit(label="model", tooltip="a .safetensors from seisfm wavediff train (empty: the "
-                                                          "bundled tiny model)")
+        self.layer = self.layer_picker(
+            "velocity layer",
+            lambda ly: isinstance(ly, Image) and not ly.rgb,
+            tooltip="an Image layer of velocities in m/s (its slice on screen)",
+        )
+        self.model_path = LineEdit(
+            label="model", tooltip="a .safetensors from seisfm wavediff train (empty: the bundled tiny model)"
+        )
         self.model_path.native.setPlaceholderText("bundled tiny model")
         self.n = SpinBox(value=4, min=1, max=64, label="pairs")
         self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
@@ -137,8 +145,9 @@ class WaveDiffWidget(Dock):
             return model, sample_pairs(model, self.n.value, self.seed.value, progress=progress, cancel=cancel)
 
         self.say("sampling ...")
-        return self.jobs.start(job, progress=self.jobs.report, cancel=self.jobs.cancel_event,
-                               on_done=lambda r: self._show_pairs(*r))
+        return self.jobs.start(
+            job, progress=self.jobs.report, cancel=self.jobs.cancel_event, on_done=lambda r: self._show_pairs(*r)
+        )
 
     # ------------------------------------------------------------------ results
     def _close_results(self):
@@ -178,8 +187,10 @@ class WaveDiffWidget(Dock):
         v.dims.axis_labels = AXES
         v.reset_view()
         self.gathers = gathers
-        self.say(f"{gathers.shape[0]} shot gathers of {gathers.shape[1]} samples x {gathers.shape[2]} receivers "
-                 f"({g.nt * g.dt:g} s, {g.dt * 1000:g} ms sampling) in the window {RESULTS_TITLE!r}")
+        self.say(
+            f"{gathers.shape[0]} shot gathers of {gathers.shape[1]} samples x {gathers.shape[2]} receivers "
+            f"({g.nt * g.dt:g} s, {g.dt * 1000:g} ms sampling) in the window {RESULTS_TITLE!r}"
+        )
 
     def _show_pairs(self, model, r):
         setup = model.setup
@@ -195,5 +206,8 @@ class WaveDiffWidget(Dock):
         v.reset_view()
         self.pairs = r
         dev = r["deviation"]
-        self.say(f"{len(dev)} pairs in the window {RESULTS_TITLE!r}; PDE deviation mean {dev.mean():.5f} (per pair: "
-                 + ", ".join(f"{d:.4f}" for d in dev) + ")")
+        self.say(
+            f"{len(dev)} pairs in the window {RESULTS_TITLE!r}; PDE deviation mean {dev.mean():.5f} (per pair: "
+            + ", ".join(f"{d:.4f}" for d in dev)
+            + ")"
+        )
