@@ -75,7 +75,7 @@ def main() -> None:
                 "help_over_import_cli": round(med["seisfm --help"] / med["import napari_seisfm.cli"], 2),
                 "help_over_bare": round(med["seisfm --help"] / med["bare interpreter"], 2),
                 "goal_help_cpu_s": 0.25,
-                "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
+                "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,  # noqa: SIM115
             },
             indent=2,
         )

@@ -75,9 +75,9 @@ def whole_cubes(sizes, workers, work: Path) -> list[dict]:
     rows = []
     for n in sizes:
         cube = synthetic_cube(n)
-        t_old, _ = timed(lambda: extract_features(cube, work / f"old{n}.zarr", embedder=Old(), overwrite=True))
+        t_old, _ = timed(lambda: extract_features(cube, work / f"old{n}.zarr", embedder=Old(), overwrite=True))  # noqa: B023
         c_old = CPU[-1]
-        t_new, fv = timed(lambda: extract_features(cube, work / f"new{n}.zarr", overwrite=True, workers=1))
+        t_new, fv = timed(lambda: extract_features(cube, work / f"new{n}.zarr", overwrite=True, workers=1))  # noqa: B023
         c_new = CPU[-1]
         row = {
             "cube": n,
@@ -92,7 +92,7 @@ def whole_cubes(sizes, workers, work: Path) -> list[dict]:
             "load_average": os.getloadavg()[0],
         }
         if workers > 1:
-            t_par, _ = timed(lambda: extract_features(cube, work / f"par{n}.zarr", overwrite=True, workers=workers))
+            t_par, _ = timed(lambda: extract_features(cube, work / f"par{n}.zarr", overwrite=True, workers=workers))  # noqa: B023
             row.update({f"new_{workers}_workers_s": t_par, f"speedup_{workers}_workers": t_old / t_par})
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
@@ -113,7 +113,7 @@ def chunk_projection(n_target: int = 1024, stride: int = 4, repeats: int = 1) ->
     for name, e in (("old", Old()), ("new", emb)):
         runs = []
         for _ in range(repeats):
-            runs.append((timed(lambda: e.embed_block(block, (stride,) * 3))[0], CPU[-1]))
+            runs.append((timed(lambda: e.embed_block(block, (stride,) * 3))[0], CPU[-1]))  # noqa: B023
         t[name], cpu[name] = min(r[0] for r in runs), min(r[1] for r in runs)
     volume = 0.0  # sum over chunks of block volume / full block volume
     per_axis = []

@@ -156,7 +156,7 @@ def extract(rev: str, dest: Path) -> str:
 
 def phase(args, cube, array, folder: Path, before_src: str | None) -> dict:
     runs: dict = {"baseline": [], "import": [], "import_before": [], "cli_start": [], "cli_start_before": []}
-    for r in range(args.reps):
+    for _r in range(args.reps):
         runs["baseline"].append(run_child({"kind": "baseline", "array": str(array)}))
         for key, src in (("import", str(REPO)), ("import_before", before_src)):
             if src is None:

@@ -83,14 +83,14 @@ def main(argv=None) -> int:
 
         def refit():
             fm.__dict__.get("_context_rows", {}).clear()  # forget the stroke's rows: every repetition computes them
-            make_segmenter(fm, pts[:-stroke], lab[:-stroke], name)
+            make_segmenter(fm, pts[:-stroke], lab[:-stroke], name)  # noqa: B023
             t0 = time.perf_counter()
-            seg = make_segmenter(fm, pts, lab, name)
+            seg = make_segmenter(fm, pts, lab, name)  # noqa: B023
             return time.perf_counter() - t0, seg
 
         fits = [refit() for _ in range(a.reps)]
         r["refit_s"], seg = float(np.median([f[0] for f in fits])), fits[-1][1]
-        r["slice_s"], s = _median(lambda: seg.segment_slice(0, mid), a.reps)
+        r["slice_s"], s = _median(lambda: seg.segment_slice(0, mid), a.reps)  # noqa: B023
         r["slice_accuracy"] = round(float(np.mean(s.classes - 1 == truth[mid])), 4)
         if name in whole:
             t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         print(json.dumps({name: out["readouts"][name]}), flush=True)
     base = out["readouts"].get("linear")
     if base:
-        for name, r in out["readouts"].items():
+        for name, r in out["readouts"].items():  # noqa: B007
             r["ratio_to_linear"] = {
                 k: round(r[k] / base[k], 2) for k in ("refit_s", "slice_s", "whole_s") if k in r and k in base and base[k] > 0
             }

@@ -73,8 +73,8 @@ def main():
             setup = SETUPS[name]
             v = torch.as_tensor(velocity_maps(args.n, setup, seed=1)).to(args.device)
             setups[name] = (setup, v)
-            batched = rate(lambda: simulate(v, setup.geometry), args.n)
-            single = rate(lambda: [simulate(m, setup.geometry) for m in v], args.n)
+            batched = rate(lambda: simulate(v, setup.geometry), args.n)  # noqa: B023
+            single = rate(lambda: [simulate(m, setup.geometry) for m in v], args.n)  # noqa: B023
             out[name] = {
                 "maps_per_s_batched": round(batched, 3),
                 "maps_per_s_single": round(single, 3),

@@ -74,10 +74,10 @@ def gui_latencies(app, viewer, session, geometry, points) -> tuple[list[float], 
         before, drawn_before = len(shown), len(drawn)
         t0 = time.perf_counter()
         viewer.layers[NEGATIVE if negative else POSITIVE].add(list(p))
-        wait_until(app, lambda: len(session.positives) + len(session.negatives) == i + 1, 10)
+        wait_until(app, lambda: len(session.positives) + len(session.negatives) == i + 1, 10)  # noqa: B023
         if not session.grid_positives:
             continue
-        wait_until(app, lambda: len(shown) > before and widget._map_worker is None, 120)
+        wait_until(app, lambda: len(shown) > before and widget._map_worker is None, 120)  # noqa: B023
         whole.append(shown[-1] - t0)
         section.append(drawn[drawn_before] - t0)  # the first redraw of the similarity layer after the click
     session.map_changed.disconnect()

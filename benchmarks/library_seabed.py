@@ -139,7 +139,7 @@ def measure(name: str, data: dict, work: Path, tag: str, every: int, keep_seabed
         "queries_in_the_librarys_band": int(np.sum(exempt)),
         "grid_points_in_the_librarys_band": round(in_picked / sum(g.size for g in grids.values()), 4),
         "library": str(lib_dir),
-        "options": {k: v for k, v in options.items()},
+        "options": dict(options.items()),
     }
 
 

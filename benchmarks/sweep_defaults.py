@@ -63,12 +63,12 @@ def main(argv=None) -> int:
         return sweep_readouts(a, seeds)
     grid = SEGMENT_GRID if a.what == "segment" else PROBE_GRID
     if a.what == "segment":  # smoothing and L2 without context, then context at the chosen smoothing
-        combos = [dict(smooth=s, l2=l2, context=()) for s, l2 in itertools.product(grid["smooth"], grid["l2"])]
-        combos += [dict(smooth=1.0, l2=l2, context=c) for c, l2 in itertools.product(grid["context"][1:], grid["l2"][:2])]
+        combos = [{"smooth": s, "l2": l2, "context": ()} for s, l2 in itertools.product(grid["smooth"], grid["l2"])]
+        combos += [{"smooth": 1.0, "l2": l2, "context": c} for c, l2 in itertools.product(grid["context"][1:], grid["l2"][:2])]
     elif a.what == "context-penalty":  # how much dearer the context columns are than a point's own vector
         grid = SEGMENT_GRID
         combos = [
-            dict(smooth=1.0, l2=1e-3, context=c, context_penalty=p_)
+            {"smooth": 1.0, "l2": 1e-3, "context": c, "context_penalty": p_}
             for c, p_ in itertools.product(((1.5,), (1.5, 3.0), (2.0, 4.0)), grid["context_penalty"])
         ]
     else:

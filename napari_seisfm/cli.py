@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             return _internal(exc, args)
         print(f"seisfm: error: {error}", file=sys.stderr)
         return 2
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         return _internal(exc, args)
     finally:
         warnings.showwarning = shown  # the CLI is also called in-process (tests, notebooks)

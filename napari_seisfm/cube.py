@@ -38,7 +38,7 @@ class Geometry:
     @classmethod
     def regular(
         cls, shape, *, first_inline=1, first_crossline=1, sample_interval=4.0, first_sample=0.0, sample_unit="ms", **kw
-    ) -> "Geometry":
+    ) -> Geometry:
         ni, nx, nt = shape
         return cls(
             ilines=np.arange(first_inline, first_inline + ni),
@@ -190,7 +190,7 @@ class Cube:
         self.info = dict(info or {})  # format details for `seisfm info` (sample format, endianness, ...)
 
     @classmethod
-    def from_array(cls, array, geometry: Geometry | None = None) -> "Cube":
+    def from_array(cls, array, geometry: Geometry | None = None) -> Cube:
         array = np.asarray(array) if not hasattr(array, "shape") else array
         geometry = geometry or Geometry.regular(array.shape, source="array")
         return cls(ArrayBackend(array), geometry)
@@ -334,7 +334,7 @@ def available_memory() -> int | None:
         import psutil
 
         return int(psutil.virtual_memory().available)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 

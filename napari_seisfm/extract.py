@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -251,19 +251,19 @@ def plan_store(cube, out, embedder, grid, wanted, out_dim, chunks, resume, overw
         return open_for_resume(out, wanted, content)
     elif state == "other":
         raise SeisfmError(f"{out}: exists and is not a feature store; refusing to overwrite it")
-    return dict(
-        grid=grid,
-        dim_in=embedder.dim,
-        dtype=wanted["dtype"],
-        model=embedder.card.id,
-        cube_fingerprint=wanted["cube_fingerprint"],
-        cube_content=content,
-        cube_summary=cube.geometry.summary(),
-        checkpoint_sha256=embedder.checkpoint_sha256(),
-        normalisation=estimate_normalisation(cube),
-        chunks=_chunks(chunks, embedder, grid),
-        overwrite=bool(overwrite or state == "empty"),
-    )
+    return {
+        "grid": grid,
+        "dim_in": embedder.dim,
+        "dtype": wanted["dtype"],
+        "model": embedder.card.id,
+        "cube_fingerprint": wanted["cube_fingerprint"],
+        "cube_content": content,
+        "cube_summary": cube.geometry.summary(),
+        "checkpoint_sha256": embedder.checkpoint_sha256(),
+        "normalisation": estimate_normalisation(cube),
+        "chunks": _chunks(chunks, embedder, grid),
+        "overwrite": bool(overwrite or state == "empty"),
+    }
 
 
 def _workers(workers, embedder, n_chunks) -> int:

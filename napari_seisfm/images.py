@@ -20,9 +20,9 @@ inline section per image for 2d ViT models, the section mirrored into identical 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -124,7 +124,7 @@ def _schema():
     global _SCHEMA
     if _SCHEMA is not None:
         return _SCHEMA
-    from typing import Annotated, Literal, Optional, Union
+    from typing import Annotated, Literal
 
     from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -136,25 +136,24 @@ def _schema():
         model_config = ConfigDict(strict=True, extra="ignore")  # keys of later versions are ignored, not trusted
 
     class CubeRef(Model):
-        path: Optional[Text] = None
-        fingerprint: Optional[Annotated[str, Field(max_length=128)]] = None
+        path: Text | None = None
+        fingerprint: Annotated[str, Field(max_length=128)] | None = None
 
     class FeaturesRef(Model):
-        path: Optional[Text] = None
+        path: Text | None = None
 
     class Params(Model):
-        k: Optional[Annotated[int, Field(ge=1, le=100_000)]] = None
-        weighted: Optional[bool] = None
-        threshold: Optional[Finite] = None
-        method: Optional[Annotated[str, Field(max_length=64)]] = None
-        smooth: Optional[
-            Union[
-                Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)],
-                Annotated[list[Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]], Field(min_length=3, max_length=3)],
-            ]
-        ] = None
-        decision: Optional[Annotated[str, Field(max_length=64)]] = None
-        connected: Optional[bool] = None
+        k: Annotated[int, Field(ge=1, le=100000)] | None = None
+        weighted: bool | None = None
+        threshold: Finite | None = None
+        method: Annotated[str, Field(max_length=64)] | None = None
+        smooth: (
+            Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+            | Annotated[list[Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]], Field(min_length=3, max_length=3)]
+            | None
+        ) = None
+        decision: Annotated[str, Field(max_length=64)] | None = None
+        connected: bool | None = None
 
         @field_validator("method")
         @classmethod
@@ -177,22 +176,22 @@ def _schema():
     class Labels(Model):
         file: Annotated[str, Field(min_length=5, max_length=255, pattern=r"^[^/\\]+\.npz$")]
         shape: Annotated[list[Annotated[int, Field(ge=1, le=10_000_000)]], Field(min_length=3, max_length=3)]
-        scale: Optional[
-            Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)]
-        ] = None
-        translate: Optional[Point] = None
-        name: Optional[Annotated[str, Field(max_length=256)]] = None
-        count: Optional[Annotated[int, Field(ge=0)]] = None
+        scale: Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)] | None = (
+            None
+        )
+        translate: Point | None = None
+        name: Annotated[str, Field(max_length=256)] | None = None
+        count: Annotated[int, Field(ge=0)] | None = None
 
     class InterpretationFile(Model):
         format: Literal["seisfm-interpretation"]
         version: Annotated[int, Field(ge=1, le=VERSION)] = 1
-        cube: Optional[CubeRef] = None
-        features: Optional[FeaturesRef] = None
+        cube: CubeRef | None = None
+        features: FeaturesRef | None = None
         positives: Annotated[list[Point], Field(max_length=MAX_CLICKS)] = []
         negatives: Annotated[list[Point], Field(max_length=MAX_CLICKS)] = []
-        params: Optional[Params] = None
-        labels: Optional[Labels] = None
+        params: Params | None = None
+        labels: Labels | None = None
 
     _SCHEMA = InterpretationFile
     return _SCHEMA

@@ -29,10 +29,10 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

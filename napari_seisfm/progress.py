@@ -11,8 +11,8 @@ hook is per thread, so chunks embedded in parallel threads each report to their 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 from .errors import SeisfmCancelled
 

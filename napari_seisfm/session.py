@@ -152,7 +152,7 @@ class ClickToMapSession:
         self.result: MapResult | None = None
 
     @classmethod
-    def open(cls, path, *, cube=None, fingerprint: str | None = None, **kw) -> "ClickToMapSession":
+    def open(cls, path, *, cube=None, fingerprint: str | None = None, **kw) -> ClickToMapSession:
         """A session on a feature store; with ``cube`` or its ``fingerprint``, refuse a store of another cube."""
         fm = FeatureMatrix.open(path, cube=cube, fingerprint=fingerprint)
         if cube is not None:
@@ -341,7 +341,7 @@ class ClickToMapSession:
         region, shape, flat = box_index(fm.shape, region)
         with self._lock:
             search = self._synced(snapshot)
-            if hasattr(search, "scores_box"):  # the probe with context: the box plus the halo its scales reach
+            if hasattr(search, "scores_box"):  # the probe with context: the box plus the halo its scales reach  # noqa: SIM108
                 score = search.scores_box(region)
             else:
                 score = search.scores_at(flat).reshape(shape)

@@ -57,7 +57,7 @@ def _set_this_thread_openmp(n: int) -> None:
 
         for lib in ThreadpoolController().select(user_api="openmp").lib_controllers:
             lib.set_num_threads(n)
-    except Exception:  # pragma: no cover
+    except Exception:  # pragma: no cover  # noqa: BLE001
         pass
 
 
@@ -72,7 +72,7 @@ def _pin() -> dict:
         from threadpoolctl import threadpool_limits
 
         saved["pools"] = threadpool_limits(limits=1)
-    except Exception:  # pragma: no cover - threadpoolctl is a dependency; a broken library must not stop a job
+    except Exception:  # pragma: no cover - threadpoolctl is a dependency; a broken library must not stop a job  # noqa: BLE001
         saved["pools"] = None
     saved["openblas"] = _openblas_one_thread()
     return saved
@@ -96,7 +96,7 @@ def _openblas_one_thread() -> list:
             if fn is not None:
                 fn.restype = ctypes.c_int
                 out.append((fn, int(fn(1))))
-    except Exception:  # pragma: no cover - an unusual BLAS build: threadpoolctl's limit is all there is
+    except Exception:  # pragma: no cover - an unusual BLAS build: threadpoolctl's limit is all there is  # noqa: BLE001
         pass
     return out
 

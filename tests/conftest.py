@@ -53,3 +53,16 @@ def refused_with(reader, path, messages: list) -> str:
     assert reader(str(path)) == [(None,)]
     assert len(messages) == before + 1
     return messages[-1]
+
+
+GUI_FIXTURES = {"make_napari_viewer", "make_napari_viewer_proxy", "qtbot"}
+GUI_DIR = Path(__file__).resolve().parent / "gui"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark as ``gui`` (needs a display and OpenGL) every test under tests/gui/ and every test that takes a
+    viewer or qtbot, directly or through its fixtures: ``-m "not gui"`` then runs without a display."""
+    gui = pytest.mark.gui
+    for item in items:
+        if GUI_DIR in Path(str(item.fspath)).resolve().parents or GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(gui)

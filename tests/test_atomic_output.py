@@ -39,30 +39,28 @@ def test_replaces_an_old_file_and_an_old_folder(tmp_path):
 def test_any_error_leaves_the_old_output_and_no_temporary(tmp_path, error):
     out = tmp_path / "a.txt"
     out.write_text("old")
-    with pytest.raises(type(error)):
-        with atomic_output(out) as tmp:
-            tmp.write_text("half")
-            raise error
+    with pytest.raises(type(error)), atomic_output(out) as tmp:
+        tmp.write_text("half")
+        raise error
     assert out.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
 
 
 def test_an_oserror_is_one_line_naming_the_output(tmp_path):
     out = tmp_path / "m.npy"
-    with pytest.raises(SeisfmError) as err:
-        with atomic_output(out) as tmp:
-            tmp.write_bytes(b"half")
-            raise OSError(28, os.strerror(28), str(tmp))
+    with pytest.raises(SeisfmError) as err, atomic_output(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(28, os.strerror(28), str(tmp))
     assert str(err.value) == f"{out}: cannot write it ({os.strerror(28)})"
     assert ".partial" not in str(err.value) and not list(tmp_path.iterdir())
 
 
 def test_a_caller_words_its_own_error(tmp_path):
     out = tmp_path / "w.safetensors"
-    with pytest.raises(RuntimeError, match="resume"):
+    with pytest.raises(RuntimeError, match="resume"):  # noqa: SIM117
         with atomic_output(out, failed=lambda path, exc: RuntimeError(f"{path.name}: {exc.strerror}; resume")):
             raise OSError(30, os.strerror(30))
-    with pytest.raises(OSError):  # ... or lets the OSError through as it was
+    with pytest.raises(OSError):  # ... or lets the OSError through as it was  # noqa: SIM117
         with atomic_output(out, failed=lambda path, exc: exc):
             raise OSError(30, os.strerror(30))
     assert not list(tmp_path.iterdir())

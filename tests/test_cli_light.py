@@ -39,7 +39,7 @@ def test_bench_help_lists_what_bench_runs():
     from napari_seisfm.quality import suite
 
     assert help_readouts(method_names.SEGMENTERS) == tuple(suite.METHODS)
-    assert method_names.DECISIONS == tuple(d for d, _ in suite.DECISIONS)
+    assert tuple(d for d, _ in suite.DECISIONS) == method_names.DECISIONS
 
 
 def test_help_shows_the_choices_and_defaults(capsys):

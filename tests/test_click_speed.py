@@ -64,7 +64,7 @@ def test_the_probe_sigmoid_in_cache_equals_the_sigmoid_pass_of_before_bit_for_bi
     probe.add((10, 2, 17), negative=True)
     s = probe.scores()
     np.testing.assert_array_equal(s, old_probe_scores(probe, threads))
-    assert 0 < np.nanmin(s) and np.nanmax(s) < 1
+    assert np.nanmin(s) > 0 and np.nanmax(s) < 1
 
 
 def test_the_cached_map_is_read_only_so_no_caller_needs_a_copy():

@@ -337,4 +337,4 @@ def test_probe_map_is_the_same_with_one_or_two_threads_on_a_large_grid():
         s.add((60, 60, 30), negative=True)
         maps.append(s.score_map().copy())
     np.testing.assert_array_equal(maps[0], maps[1])
-    assert 0 <= maps[0].min() and maps[0].max() <= 1
+    assert maps[0].min() >= 0 and maps[0].max() <= 1

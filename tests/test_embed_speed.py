@@ -109,7 +109,7 @@ def test_chunks_in_threads_write_the_same_store_and_stop_on_cancel(tmp_path):
     from napari_seisfm.errors import SeisfmCancelled
 
     cube, _ = _standardised((32, 32, 48), seed=8)
-    kw = dict(stride=4, chunks=(4, 4, 4))  # 12 chunks: the PCA fit's 8 first, then 4 in threads
+    kw = {"stride": 4, "chunks": (4, 4, 4)}  # 12 chunks: the PCA fit's 8 first, then 4 in threads
     one = extract_features(cube, tmp_path / "one.zarr", workers=1, **kw)
     seen = []
 

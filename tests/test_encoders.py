@@ -46,16 +46,16 @@ def sample_input(enc: ViTEncoder, batch: int = 2, seed: int = 1) -> torch.Tensor
 def micro_card(kind: str, **kw) -> ModelCard:
     p = 8
     nd = 3 if kind == "3d" else 2
-    base = dict(
-        id=f"micro-{kind}",
-        name="micro",
-        tokenization=kind,
-        dim=64,
-        patch=(p,) * nd,
-        window=(32,) * nd,
-        checkpoint=f"micro-{kind}.safetensors",
-        extra={"architecture": {"size": "test"}},
-    )
+    base = {
+        "id": f"micro-{kind}",
+        "name": "micro",
+        "tokenization": kind,
+        "dim": 64,
+        "patch": (p,) * nd,
+        "window": (32,) * nd,
+        "checkpoint": f"micro-{kind}.safetensors",
+        "extra": {"architecture": {"size": "test"}},
+    }
     base.update(kw)
     return ModelCard(**base)
 

@@ -65,7 +65,7 @@ def test_cancel_after_the_first_report_stops_between_batches_and_resumes(one_chu
     assert n_full > 4 * len(passes)
     partial = FeatureVolume.open(out, allow_partial=True)
     assert not partial.complete and partial.progress() == (0, 1)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017
         FeatureVolume.open(out)  # never presented as complete
     fv = extract_features(cube, out, embedder=emb, pca=0)
     assert fv.complete

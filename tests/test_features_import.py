@@ -452,12 +452,12 @@ def test_click_to_map_dock_on_an_imported_store(make_napari_viewer, qtbot, data,
         viewer.add_image(image, **kwargs)
         widget = ClickToMapWidget(viewer)
         widget.load_features(str(store))
-        qtbot.waitUntil(lambda: widget.features is not None, timeout=10_000)
+        qtbot.waitUntil(lambda: widget.features is not None, timeout=10_000)  # noqa: B023
         g = cube.geometry
         viewer.layers[POSITIVE].add([g.ilines[8], g.xlines[12], g.samples[32]])
         viewer.layers[NEGATIVE].add([g.ilines[32], g.xlines[28], g.samples[8]])
         qtbot.waitUntil(
-            lambda: widget.result is not None and not widget.map_running and widget.session.is_current(widget.result),
+            lambda: widget.result is not None and not widget.map_running and widget.session.is_current(widget.result),  # noqa: B023
             timeout=10_000,
         )
         maps.append(np.asarray(viewer.layers[SIMILARITY].data))

@@ -119,7 +119,7 @@ def test_extract_single_line_cube_matches_mirrored_extraction(tmp_path, axis):
     line = _section((40, 90), seed=2, muted=False)
     shape = (1, 40, 90) if axis == 0 else (40, 1, 90)
     cube = Cube.from_array(line.reshape(shape), Geometry.regular(shape))
-    kw = dict(stride=(1, 3, 2), pca=0, dtype="f32")
+    kw = {"stride": (1, 3, 2), "pca": 0, "dtype": "f32"}
     fast = extract_features(cube, tmp_path / "fast.zarr", **kw)
     slow = extract_features(cube, tmp_path / "slow.zarr", embedder=Mirrored(), **kw)
     (a, ok_a), (b, ok_b) = fast.load(), slow.load()
@@ -239,11 +239,11 @@ def test_embed_images_blank_image_and_progress_and_cancel():
 @pytest.mark.parametrize(
     "kw, words",
     [
-        (dict(images=np.zeros((4, 4))), "N x H x W"),
-        (dict(images=np.zeros((0, 4, 4))), "N x H x W"),
-        (dict(images=np.zeros((1, 4, 4)), stride=0), "stride 0"),
-        (dict(images=np.zeros((1, 4, 4)), stride=(1, 2, 3)), "stride"),
-        (dict(images=np.zeros((1, 4, 4)), model="no-such-model"), "no-such-model"),
+        ({"images": np.zeros((4, 4))}, "N x H x W"),
+        ({"images": np.zeros((0, 4, 4))}, "N x H x W"),
+        ({"images": np.zeros((1, 4, 4)), "stride": 0}, "stride 0"),
+        ({"images": np.zeros((1, 4, 4)), "stride": (1, 2, 3)}, "stride"),
+        ({"images": np.zeros((1, 4, 4)), "model": "no-such-model"}, "no-such-model"),
     ],
 )
 def test_embed_images_errors(kw, words):

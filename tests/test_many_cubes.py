@@ -298,9 +298,9 @@ def test_a_worker_running_several_tasks_at_once(survey_dir, tmp_path):
             n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0", silence_logs=50
         ) as cluster,
         distributed.Client(cluster) as c,
+        distributed.get_task_stream(c) as ts,
     ):
-        with distributed.get_task_stream(c) as ts:
-            embed_many([survey_dir / "cubes" / "area2.npy"], tmp_path / "out", client=c, **OPTIONS)
+        embed_many([survey_dir / "cubes" / "area2.npy"], tmp_path / "out", client=c, **OPTIONS)
     spans = sorted(
         (t["startstops"][0]["start"], t["startstops"][0]["stop"]) for t in ts.data if str(t["key"]).startswith("chunk-")
     )

@@ -26,7 +26,7 @@ from napari_seisfm.pretrain.run import pretrain
 from napari_seisfm.pretrain.trainer import PROBE_TOTAL, Pretrainer, PretrainSettings, build_mae, learning_rate, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = dict(size="test", batch_size=2, device="cpu")
+FAST = {"size": "test", "batch_size": 2, "device": "cpu"}
 CLI_FAST = ["--batch-size", "2", "--device", "cpu"]
 
 

@@ -29,7 +29,7 @@ def lines(text: str) -> list[str]:
 
 def one_line_error(capsys, *argv, match: str) -> str:
     assert cli([str(a) for a in argv]) == 2
-    err = [ln for ln in lines(capsys.readouterr().err)]
+    err = list(lines(capsys.readouterr().err))
     assert len(err) == 1 and err[0].startswith("seisfm: error:") and match in err[0], err
     return err[0]
 

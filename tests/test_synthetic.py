@@ -99,7 +99,7 @@ def test_every_class_present_with_plausible_size(survey):
     assert 0.001 < frac["flat_spot"] < 0.02
     assert 0.0005 < frac["injectite"] < 0.02
     assert 0.01 < frac["fault"] < 0.08
-    assert 30 <= survey.masks["boulder"].sum() and frac["boulder"] < 0.002
+    assert survey.masks["boulder"].sum() >= 30 and frac["boulder"] < 0.002
     assert 0.001 < frac["channel"] < 0.03
     assert 0.001 < frac["truncation"] < 0.015
 
@@ -431,15 +431,15 @@ def test_more_noise_hides_the_flat_spot_contrast(clean):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        (dict(shape=(31, 64, 64)), "at least 32"),
-        (dict(shape=(64, 64)), "three axes"),
-        (dict(shape="big"), "three integers"),
-        (dict(shape=(64, 64, 64), seed=-1), "seed"),
-        (dict(shape=(64, 64, 64), noise=-0.1), "noise"),
-        (dict(shape=(64, 64, 64), noise=float("nan")), "noise"),
-        (dict(shape=(64, 64, 64), features=("salt", "volcano")), "volcano"),
-        (dict(shape=(64, 64, 64), sample_interval_ms=0), "sample interval"),
-        (dict(shape=(64, 64, 64), peak_hz=200.0), "peak frequency"),
+        ({"shape": (31, 64, 64)}, "at least 32"),
+        ({"shape": (64, 64)}, "three axes"),
+        ({"shape": "big"}, "three integers"),
+        ({"shape": (64, 64, 64), "seed": -1}, "seed"),
+        ({"shape": (64, 64, 64), "noise": -0.1}, "noise"),
+        ({"shape": (64, 64, 64), "noise": float("nan")}, "noise"),
+        ({"shape": (64, 64, 64), "features": ("salt", "volcano")}, "volcano"),
+        ({"shape": (64, 64, 64), "sample_interval_ms": 0}, "sample interval"),
+        ({"shape": (64, 64, 64), "peak_hz": 200.0}, "peak frequency"),
     ],
 )
 def test_bad_arguments_raise_one_line_errors(kwargs, words):

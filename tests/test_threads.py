@@ -86,9 +86,8 @@ def test_nested_and_concurrent_blocks_restore_only_when_the_last_one_ends(fresh_
     t = threading.Thread(target=job)
     t.start()
     inside.wait(10)
-    with threads.one_thread_per_worker():
-        with threads.one_thread_per_worker():
-            assert blas_threads() == {1}
+    with threads.one_thread_per_worker(), threads.one_thread_per_worker():
+        assert blas_threads() == {1}
     assert blas_threads() == {1}, "the other job is still running: it keeps its single thread"
     release.set()
     t.join(10)
@@ -135,7 +134,7 @@ def _task_ticks() -> dict:
     out = {}
     for t in os.listdir("/proc/self/task"):
         try:
-            f = open(f"/proc/self/task/{t}/stat").read().rsplit(")", 1)[1].split()
+            f = open(f"/proc/self/task/{t}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
         except OSError:  # a thread that ended meanwhile
             continue
         out[int(t)] = int(f[11]) + int(f[12])  # utime + stime, clock ticks

@@ -146,7 +146,7 @@ def test_save_load_round_trip_and_configuration_check(tmp_path):
 
 def test_training_is_resumable_and_refuses_mixups(data_dir, tmp_path):
     run = tmp_path / "run"
-    kw = dict(stage1_steps=4, stage2_steps=3, batch_size=4, checkpoint_every=2)
+    kw = {"stage1_steps": 4, "stage2_steps": 3, "batch_size": 4, "checkpoint_every": 2}
     part = train(data_dir, run, MICRO, VQ, DIFF, stop_after_s=0, **kw)
     assert part["stage"] == 1 and part["step"] == 1 and "model" not in part
     with pytest.raises(SeisfmError, match="already here; add --resume"):

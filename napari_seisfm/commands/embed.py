@@ -102,18 +102,18 @@ def run(args) -> int:
     from ..progress_bar import ProgressBar
 
     stride = args.stride
-    options = dict(
-        model=args.model,
-        checkpoint=args.checkpoint,
-        stride=stride,
-        pca=args.pca,
-        dtype=args.dtype,
-        device=args.device,
-        precision=args.precision,
-        batch_size=args.batch_size,
-        resume=args.resume,
-        overwrite=args.overwrite,
-    )
+    options = {
+        "model": args.model,
+        "checkpoint": args.checkpoint,
+        "stride": stride,
+        "pca": args.pca,
+        "dtype": args.dtype,
+        "device": args.device,
+        "precision": args.precision,
+        "batch_size": args.batch_size,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+    }
     if len(args.cubes) > 1 or Path(args.cubes[0]).is_dir():
         return run_survey(args, options)
     if args.scheduler or args.workers:

@@ -375,7 +375,7 @@ def _key(steps) -> tuple:
     return tuple((name, arg.tobytes() if isinstance(arg, np.ndarray) else arg) for name, arg in steps)
 
 
-def _operator(n: int, steps: tuple, start: int, step: int, count: int) -> "_Operator":
+def _operator(n: int, steps: tuple, start: int, step: int, count: int) -> _Operator:
     return _operator_cached(n, _key(steps), start, step, count)
 
 
@@ -449,7 +449,7 @@ class _Sampler:
         self.halo = tuple(halo)
         self.region = region or tuple(slice(0, n) for n in shape)
 
-    def crop(self, margin: int, axes=(0, 1, 2)) -> "_Sampler":
+    def crop(self, margin: int, axes=(0, 1, 2)) -> _Sampler:
         """The same grid, with fields covering only ``margin`` samples around the grid points along ``axes``."""
         region = []
         for k, (n, idx) in enumerate(zip(self.shape, self.index)):

@@ -176,7 +176,7 @@ def adapt(encoder: nn.Module, sd: dict[str, torch.Tensor], report: LoadReport) -
         if k == "pos_embed" or k == "patch_embed.pos_embed":
             _take_pos_embed(encoder, v, report)
             continue
-        if k == "patch_embed.proj.weight" and k in ours and v.ndim == ours[k].ndim:
+        if k == "patch_embed.proj.weight" and k in ours and v.ndim == ours[k].ndim:  # noqa: SIM102
             if v.shape[1] != 1 and ours[k].shape[1] == 1 and v.shape[2:] == ours[k].shape[2:]:
                 report.notes.append(f"patch projection: {v.shape[1]} input channels averaged into 1")
                 v = v.mean(dim=1, keepdim=True)

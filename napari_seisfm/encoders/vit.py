@@ -38,7 +38,7 @@ class ViTConfig:
     decoder_heads: int = 16
     mask_ratio: float = 0.85  # NCS-models pretraining
 
-    def with_(self, **kw) -> "ViTConfig":
+    def with_(self, **kw) -> ViTConfig:
         return replace(self, **kw)
 
 

@@ -21,7 +21,7 @@ def open_npy(path) -> Cube:
     path = Path(path)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise SeisfmError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
     if array.ndim == 2:  # a 2D section (traces, samples)
         array = array[None]

@@ -109,13 +109,13 @@ def open_segy(path, *, iline: int = 189, xline: int = 193, sample_unit: str | No
             )
     except SeisfmError:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001
         f = None
     try:
         if f is None:
             f = segyio.open(str(path), "r", iline=iline, xline=xline, endian=info["endian"], ignore_geometry=True)
         f.mmap()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise SeisfmError(f"{path}: segyio cannot read it: {_one_line(exc)}") from None
     try:
         backend, geometry = _geometry(f, path, iline, xline, info, sample_unit)
@@ -186,7 +186,7 @@ def _geometry(f, path, iline, xline, info, sample_unit):
 def _same_lines(f, ilines, xlines) -> bool:
     try:
         return np.array_equal(np.asarray(f.ilines), ilines) and np.array_equal(np.asarray(f.xlines), xlines)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -325,19 +325,18 @@ def write_like(path, data: np.ndarray, cube: Cube, *, sample_format: int | None 
     pos = np.argwhere(trace_map >= 0)
     tr = trace_map[trace_map >= 0]
     values = data.astype(np.float32)
-    with atomic_output(path) as tmp, _segy_errors(path):
-        with segyio.create(str(tmp), spec) as dst:
-            dst.text[0] = src.text[0]
-            for i in range(1, spec.ext_headers + 1):
-                dst.text[i] = src.text[i]
-            dst.bin = src.bin
-            dst.bin.update({3225: fmt})
-            dst.header = src.header
-            for n, ((i, j), t) in enumerate(zip(pos, tr)):
-                if n % 1024 == 0:
-                    check(cancel, f"export of {path.name} stopped; nothing was written")
-                    report(progress, n, len(tr))
-                dst.trace[int(t)] = values[i, j]
+    with atomic_output(path) as tmp, _segy_errors(path), segyio.create(str(tmp), spec) as dst:
+        dst.text[0] = src.text[0]
+        for i in range(1, spec.ext_headers + 1):
+            dst.text[i] = src.text[i]
+        dst.bin = src.bin
+        dst.bin.update({3225: fmt})
+        dst.header = src.header
+        for n, ((i, j), t) in enumerate(zip(pos, tr)):
+            if n % 1024 == 0:
+                check(cancel, f"export of {path.name} stopped; nothing was written")
+                report(progress, n, len(tr))
+            dst.trace[int(t)] = values[i, j]
     return path
 
 
@@ -349,7 +348,7 @@ def _segy_errors(path):
         yield
     except (SeisfmError, OSError):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise SeisfmError(f"{path}: could not write SEG-Y: {_one_line(exc)}") from None
 
 
@@ -382,15 +381,14 @@ def write_segy(path, data: np.ndarray, geometry: Geometry, *, text: str | None =
     dt = geometry.spacing[2]
     dt_us = int(round(dt * 1000)) if geometry.sample_unit in ("ms", "samples") else int(round(dt))
     path = prepare_output(path)
-    with atomic_output(path) as tmp, _segy_errors(path):
-        with segyio.create(str(tmp), spec) as f:
-            header = text or f"napari-seisfm export of {geometry.source or 'an array'}; {ni}x{nx}x{nt}, {geometry.sample_unit}"
-            f.text[0] = segyio.tools.wrap(header)
-            f.bin.update({3217: dt_us, 3221: nt, 3225: 5, 3255: 1 if geometry.sample_unit == "m" else 0})
-            delay = int(round(float(geometry.samples[0])))
-            for i, il in enumerate(geometry.ilines):
-                for j, xl in enumerate(geometry.xlines):
-                    t = i * nx + j
-                    f.header[t] = {189: int(il), 193: int(xl), 1: t + 1, 115: nt, 117: dt_us, 109: delay}
-                f.iline[int(il)] = data[i]
+    with atomic_output(path) as tmp, _segy_errors(path), segyio.create(str(tmp), spec) as f:
+        header = text or f"napari-seisfm export of {geometry.source or 'an array'}; {ni}x{nx}x{nt}, {geometry.sample_unit}"
+        f.text[0] = segyio.tools.wrap(header)
+        f.bin.update({3217: dt_us, 3221: nt, 3225: 5, 3255: 1 if geometry.sample_unit == "m" else 0})
+        delay = int(round(float(geometry.samples[0])))
+        for i, il in enumerate(geometry.ilines):
+            for j, xl in enumerate(geometry.xlines):
+                t = i * nx + j
+                f.header[t] = {189: int(il), 193: int(xl), 1: t + 1, 115: nt, 117: dt_us, 109: delay}
+            f.iline[int(il)] = data[i]
     return path

@@ -114,7 +114,7 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
     declared = check_header(path)
     try:
         reader = SgzReader(str(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise SeisfmError(f"{path}: seismic-zfp cannot read it: {' '.join(str(exc).split()) or exc.__class__.__name__}") from None
     try:
         if getattr(reader, "is_4d", False):
@@ -145,7 +145,7 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
     except SeisfmError:
         reader.close()
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         reader.close()
         raise SeisfmError(f"{path}: seismic-zfp cannot read its geometry: {exc}") from None
     geometry = Geometry(
@@ -164,7 +164,7 @@ def open_sgz(path, *, sample_unit: str = "ms") -> Cube:
     except SeisfmError:
         reader.close()
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         reader.close()
         raise SeisfmError(
             f"{path}: seismic-zfp cannot read its data: {' '.join(str(exc).split()) or exc.__class__.__name__}"
@@ -211,7 +211,7 @@ def _check_coordinates(path, reader, samples, per_trace: bool = True) -> None:
     try:
         binary = reader.get_file_binary_header()
         segy_dt = int(binary[3217])
-    except Exception:
+    except Exception:  # noqa: BLE001
         segy_dt = 0
     template = getattr(reader, "segy_traceheader_template", {}) or {}
     trace_dt = template.get(117)  # the trace headers' sample interval, when the same in every trace
@@ -238,7 +238,7 @@ def _check_coordinates(path, reader, samples, per_trace: bool = True) -> None:
         for i, j in picks:
             try:
                 value = int(np.frombuffer(reader.file.read_range(reader.file, int(offset) + 4 * (i * nx + j), 4), "<i4")[0])
-            except Exception:
+            except Exception:  # noqa: BLE001
                 return
             expect = int((ilines, xlines)[axis][(i, j)[axis]])
             if value != 0 and value != expect:  # 0: no trace there (irregular surveys)
@@ -300,7 +300,7 @@ def write_sgz(path, data: np.ndarray, geometry: Geometry, *, bits_per_voxel: int
             conv.run(str(tmp), bits_per_voxel=bits_per_voxel)
         except OSError:
             raise  # read-only, disk full: named by the output, not its temporary file
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise SeisfmError(f"{path}: could not write .sgz: {' '.join(str(exc).split())}") from None
     return path
 

@@ -297,7 +297,7 @@ def _current_viewer():
         import napari
 
         return napari.current_viewer()
-    except Exception:  # no Qt / no viewer: nothing to check against
+    except Exception:  # no Qt / no viewer: nothing to check against  # noqa: BLE001
         return None
 
 

@@ -54,7 +54,7 @@ def get_reader(path):
 def _ndim(path: Path) -> int | None:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False).ndim
-    except Exception:  # open_cube says what is wrong with it
+    except Exception:  # open_cube says what is wrong with it  # noqa: BLE001
         return None
 
 

@@ -32,10 +32,10 @@ from ..display import (
 )
 
 FIT_KEY = "Shift-F"
-_FACTORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> {survey: factor}
-_LISTENERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> [callback(survey, factor)]
-_HOOKED: "weakref.WeakSet" = weakref.WeakSet()  # viewers whose status bar, fit key and canvas watch are set up
-_FITTED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> camera (center, zoom) after our last fit
+_FACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> {survey: factor}
+_LISTENERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> [callback(survey, factor)]
+_HOOKED: weakref.WeakSet = weakref.WeakSet()  # viewers whose status bar, fit key and canvas watch are set up
+_FITTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> camera (center, zoom) after our last fit
 
 
 # ---------------------------------------------------------------------- which survey a layer belongs to
@@ -235,7 +235,7 @@ def hook_viewer(viewer) -> None:
         return
     _HOOKED.add(viewer)
     viewer.events.status.connect(lambda event=None: _survey_status_bar(viewer))
-    try:
+    try:  # noqa: SIM105
         viewer.bind_key(FIT_KEY, lambda v: fit(v), overwrite=False)
     except (ValueError, TypeError):  # the key is the user's already
         pass

@@ -37,7 +37,7 @@ def warm_up(*modules: str) -> threading.Thread | None:
 
 def _import(names) -> None:
     for name in names:
-        try:
+        try:  # noqa: SIM105
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a warm-up that fails costs nothing: the real import will say why
             pass

@@ -177,7 +177,7 @@ def synthetic_case(
         target = truth == survey.classes[name]
         for decision, grow in decisions:
             r = P.simulated_interpreter(fm, target, decision=decision, grow=grow, max_clicks=max_clicks)
-            click_rows.append({**base, "target": name, "protocol": "interpreter", **{k: v for k, v in r.items()}})
+            click_rows.append({**base, "target": name, "protocol": "interpreter", **dict(r.items())})
             if name in ("flat_spot", "salt"):
                 q = P.click_quality(fm, truth, survey.classes[name], n_pos=3, n_neg=3, seed=seed, decision=decision, grow=grow)
                 click_rows.append(
@@ -358,7 +358,7 @@ def cube_case(
     fm = FeatureMatrix.from_volume(fv, cube=cube)
     truth = P.grid_labels(labels, fm.grid)
     classes = [int(c) for c in np.unique(truth)]
-    missing = sorted(set(int(c) for c in np.unique(labels)) - set(classes))
+    missing = sorted({int(c) for c in np.unique(labels)} - set(classes))
     if missing:
         raise SeisfmError(
             f"{labels_path}: class {', '.join(map(str, missing))} has no labelled point on the stride-{stride} "
@@ -491,7 +491,7 @@ def run(
                         ad = adapted_for(
                             model,
                             f"synthetic-{size}-{seed}",
-                            lambda: [_sources().array_source("survey", make_survey((size, size, size), seed=seed).amplitude)],
+                            lambda: [_sources().array_source("survey", make_survey((size, size, size), seed=seed).amplitude)],  # noqa: B023
                         )
                         r = synthetic_case(
                             model,
@@ -644,7 +644,7 @@ def markdown(result: dict) -> str:
         for (target, model, _, _), rs in inter.items():
             best[(target, model)] = min(best[(target, model)], round(_mean(rs, "noc"), 1))
         for (target, model, decision, grow), rs in inter.items():
-            at = lambda c: np.mean([r["ious"][c - 1] if c <= len(r["ious"]) else np.nan for r in rs])  # noqa: E731
+            at = lambda c: np.mean([r["ious"][c - 1] if c <= len(r["ious"]) else np.nan for r in rs])  # noqa: B023, E731
             label = decision + (" + connected" if grow else "") + (" (default)" if decision == DEFAULT_DECISION else "")
             f3 = lambda v: f"{v:.3f}" if np.isfinite(v) else "-"  # noqa: E731
             noc = round(_mean(rs, "noc"), 1)

@@ -133,7 +133,7 @@ class Pooled:
         self.grid = self._pool(standardise)
 
     @classmethod
-    def of(cls, features: FeatureMatrix, standardise, factors) -> "Pooled":
+    def of(cls, features: FeatureMatrix, standardise, factors) -> Pooled:
         cache = features.__dict__.setdefault("_pooled", {})
         key = tuple(int(f) for f in factors)
         if key not in cache:

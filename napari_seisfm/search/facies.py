@@ -20,8 +20,8 @@ largest dot product, and a centroid is the normalised sum of its points (spheric
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -43,7 +43,7 @@ BLOCK_ROWS = 1 << 15  # rows per SimSIMD call: 2 MiB of int8 x 64 in, 128 KiB of
 # came after usearch (another plugin, a notebook). tests/test_search_usearch.py checks both orders.
 SIMSIMD_SAFE = "simsimd" in sys.modules or "usearch.compiled" not in sys.modules
 for _name in ("simsimd", "numkong") if SIMSIMD_SAFE else ("numkong",):
-    try:
+    try:  # noqa: SIM105
         __import__(_name)
     except ImportError:  # pragma: no cover - optional kernels
         pass
@@ -223,7 +223,7 @@ def onednn_int8_available() -> bool:
                 w[16:24] = -127
                 got = _SupportInt8(w)(x).numpy()
                 _ONEDNN_OK = bool(np.array_equal(got, x.astype(np.int64) @ w.astype(np.int64).T))
-        except Exception:  # pragma: no cover - depends on the torch build
+        except Exception:  # pragma: no cover - depends on the torch build  # noqa: BLE001
             _ONEDNN_OK = False
     return _ONEDNN_OK
 

@@ -25,9 +25,9 @@ without a valid embedding get class 0, probabilities 0 and confidence NaN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -26,9 +26,9 @@ every listed store on disk (a match must be openable), and says which one is mis
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -102,7 +102,7 @@ class Library:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, path, *, view: bool = True) -> "Library":
+    def open(cls, path, *, view: bool = True) -> Library:
         """A library folder; ``view``: memory-map the index (search) instead of loading it (adding)."""
         path = Path(path)
         man = path / MANIFEST_FILE
@@ -130,7 +130,7 @@ class Library:
             raise SeisfmError(f"{self.path}: the index {INDEX_FILE} is missing; delete the folder and add the stores again")
         try:
             index = Index.restore(str(f), view=view)
-        except Exception as exc:  # usearch raises RuntimeError/ValueError for damaged files
+        except Exception as exc:  # usearch raises RuntimeError/ValueError for damaged files  # noqa: BLE001
             raise SeisfmError(f"{f}: damaged usearch index ({exc}); delete {self.path} and add the stores again") from None
         if index is None or len(index) != self.size:
             raise SeisfmError(

@@ -35,7 +35,7 @@ class Standardiser:
     std: np.ndarray
 
     @classmethod
-    def of(cls, features: FeatureMatrix, *, sample: int = STATS_SAMPLE, seed: int = 0) -> "Standardiser":
+    def of(cls, features: FeatureMatrix, *, sample: int = STATS_SAMPLE, seed: int = 0) -> Standardiser:
         cached = getattr(features, "_standardiser", None)
         if cached is not None:
             return cached

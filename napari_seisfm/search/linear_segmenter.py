@@ -16,8 +16,8 @@ from carries the smoothing's halo).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage

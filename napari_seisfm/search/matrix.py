@@ -50,13 +50,13 @@ class FeatureMatrix:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def open(cls, path, *, cube=None, fingerprint: str | None = None) -> "FeatureMatrix":
+    def open(cls, path, *, cube=None, fingerprint: str | None = None) -> FeatureMatrix:
         """Load a complete feature store; with ``cube`` (or its fingerprint) refuse one from another cube
         (``cube`` also compares the hash of sampled traces, which tells cubes of one geometry apart)."""
         return cls.from_volume(FeatureVolume.open(path), cube=cube, fingerprint=fingerprint)
 
     @classmethod
-    def from_volume(cls, fv: FeatureVolume, *, cube=None, fingerprint: str | None = None) -> "FeatureMatrix":
+    def from_volume(cls, fv: FeatureVolume, *, cube=None, fingerprint: str | None = None) -> FeatureMatrix:
         if cube is not None:  # geometry, and sampled traces when the store recorded them
             fv.check_cube(cube)
         elif fingerprint is not None:
@@ -83,7 +83,7 @@ class FeatureMatrix:
         quant_scale: float = 127.0,
         cube_summary: dict | None = None,
         fingerprint: str | None = None,
-    ) -> "FeatureMatrix":
+    ) -> FeatureMatrix:
         """In-memory vectors ``(N, dim)`` or ``(gi, gx, gt, dim)`` on ``grid`` (a GridSpec or a grid shape).
 
         Float input is L2-normalised (rows with NaN/inf or zero norm become invalid) and stored as ``dtype``

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -112,7 +112,7 @@ class FeatureReadout(SmoothedSegmenter):
         self._fit_support(None)
 
     @classmethod
-    def on_rows(cls, features: FeatureMatrix, flat, y, weights, *, class_ids=(0, 1), inputs=None, **options) -> "FeatureReadout":
+    def on_rows(cls, features: FeatureMatrix, flat, y, weights, *, class_ids=(0, 1), inputs=None, **options) -> FeatureReadout:
         """A read-out fitted on chosen grid rows (flat indices, valid) with classes ``y`` (0..C-1) and row
         ``weights``, e.g. a click decision's clicks and background sample; ``inputs``: their inputs when the
         caller has them (:meth:`Inputs.at` of the same context), else computed."""

@@ -35,18 +35,18 @@ class Bodies:
         self.n = int(n)
 
     @classmethod
-    def above(cls, score_map: np.ndarray, threshold: float) -> "Bodies":
+    def above(cls, score_map: np.ndarray, threshold: float) -> Bodies:
         """The regions of ``score >= threshold`` (no-value points never)."""
         s = np.asarray(score_map)
         return cls.of_index(s.shape, np.flatnonzero(s.reshape(-1) >= threshold))
 
     @classmethod
-    def of_mask(cls, mask: np.ndarray) -> "Bodies":
+    def of_mask(cls, mask: np.ndarray) -> Bodies:
         mask = np.asarray(mask, bool)
         return cls.of_index(mask.shape, np.flatnonzero(mask.reshape(-1)))
 
     @classmethod
-    def of_index(cls, shape, index: np.ndarray) -> "Bodies":
+    def of_index(cls, shape, index: np.ndarray) -> Bodies:
         """From the sorted flat indices of the True points of a grid of ``shape``."""
         shape = tuple(int(s) for s in shape)
         size = int(np.prod(shape))

@@ -22,7 +22,7 @@ class GridSpec:
     origin: tuple[int, int, int] = (0, 0, 0)
 
     @classmethod
-    def for_cube(cls, cube_shape, stride) -> "GridSpec":
+    def for_cube(cls, cube_shape, stride) -> GridSpec:
         stride = _triple(stride)
         shape = tuple(-(-int(n) // s) for n, s in zip(cube_shape, stride))
         return cls(shape=shape, stride=stride)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -26,7 +27,7 @@ class StoreLock:
         self.path = self.store.with_name(self.store.name + ".lock")
         self._key = str(self.path.absolute())
 
-    def __enter__(self) -> "StoreLock":
+    def __enter__(self) -> StoreLock:
         self.acquire()
         return self
 
@@ -71,10 +72,8 @@ class StoreLock:
         except FileNotFoundError:
             return  # someone else took it over first: try again
         if read_lock(aside) != stale:  # a live lock slipped in between our read and the rename: put it back
-            try:
+            with contextlib.suppress(OSError):
                 _link(aside, self.path)
-            except OSError:
-                pass
         aside.unlink(missing_ok=True)
 
     def release(self) -> None:

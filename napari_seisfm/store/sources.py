@@ -13,9 +13,9 @@ import json
 import os
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class SourceArray:
             key[layout.index(axis)] = sl
         try:
             block = np.asarray(self.array[tuple(key)])
-        except Exception as exc:  # truncated file, garbled chunk: the library's own error type
+        except Exception as exc:  # truncated file, garbled chunk: the library's own error type  # noqa: BLE001
             raise SeisfmError(
                 f"{self.name}: cannot read it ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})"
             ) from None
@@ -92,7 +92,7 @@ class SourceArray:
             self._closer()
             self._closer = None
 
-    def __enter__(self) -> "SourceArray":
+    def __enter__(self) -> SourceArray:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -136,7 +136,7 @@ def open_source_array(path, dataset: str | None = None) -> SourceArray:
 def _open_npy(path: Path) -> SourceArray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise SeisfmError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())[:120]})") from None
     return SourceArray(path, "npy", array, attrs=_sidecar_attrs(path))
 
@@ -154,7 +154,7 @@ def _open_npz(path: Path, dataset) -> SourceArray:
                 try:
                     with zf.open(info) as f:
                         headers[info.filename[:-4]] = (info, *_npy_header(f))
-                except Exception:
+                except Exception:  # noqa: BLE001
                     continue  # not an array member
     name = _pick(path, dataset, {k: h[1] for k, h in headers.items()}, "array")
     info, shape, fortran, dtype, _ = headers[name]
@@ -195,7 +195,7 @@ def _open_zarr(path: Path, dataset) -> SourceArray:
 
     try:
         node = zarr.open(str(path), mode="r")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise SeisfmError(f"{path}: not a readable zarr array or group ({exc.__class__.__name__})") from None
     if isinstance(node, zarr.Group):
         if node.attrs.get("format") == FORMAT:

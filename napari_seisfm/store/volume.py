@@ -28,8 +28,8 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class FeatureVolume:
             self._read_layout(group)
         except SeisfmError:
             raise
-        except Exception as exc:  # KeyError for a missing attribute or array, zarr's own for garbled metadata
+        except Exception as exc:  # KeyError for a missing attribute or array, zarr's own for garbled metadata  # noqa: BLE001
             if isinstance(exc, KeyError) and exc.args:
                 what = repr(exc.args[0])
             else:  # the array being opened, not the error's class (it used to say 'JSONDecodeError')
@@ -162,7 +162,7 @@ class FeatureVolume:
                 self._damaged_basis(f"{name} chunk {lost} missing")
             try:
                 arrays[name] = np.asarray(array[...], np.float32)
-            except Exception as exc:  # garbled bytes, checksum mismatch: the codec's own error type
+            except Exception as exc:  # garbled bytes, checksum mismatch: the codec's own error type  # noqa: BLE001
                 self._damaged_basis(f"{name} {_chunk_error(exc)}")
         mean, components = arrays["pca_mean"], arrays["pca_components"]
         dim_in = dim_in if dim_in is not None else (components.shape[-1] if components.ndim == 2 else -1)
@@ -195,7 +195,7 @@ class FeatureVolume:
             for idx in itertools.product(*(range(n) for n in grid)):
                 if not (self.path / array.basename / array.metadata.encode_chunk_key(idx)).is_file():
                     return idx
-        except Exception:  # not a local directory store: only reading can tell
+        except Exception:  # not a local directory store: only reading can tell  # noqa: BLE001
             return None
         return None
 
@@ -205,7 +205,7 @@ class FeatureVolume:
         verified on every read, so :meth:`verify` (`seisfm check`) finds any flipped bit."""
         try:
             return any(getattr(c, "to_dict", lambda: {})().get("name") == "crc32c" for c in self.embeddings.compressors)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return False
 
     # ---------------------------------------------------------------- create / open
@@ -228,7 +228,7 @@ class FeatureVolume:
         chunks: tuple[int, int, int] = (16, 16, 16),
         overwrite: bool = False,
         provenance: dict | None = None,
-    ) -> "FeatureVolume":
+    ) -> FeatureVolume:
         """Start a new store; with ``overwrite=False`` an existing path is an error.
 
         Built in ``<path>.creating`` and renamed into place under the store lock, so a kill at any moment
@@ -311,7 +311,7 @@ class FeatureVolume:
             return cls(zarr.open_group(str(path), mode="r+"), path)
 
     @classmethod
-    def open(cls, path, *, allow_partial: bool = False, mode: str = "r") -> "FeatureVolume":
+    def open(cls, path, *, allow_partial: bool = False, mode: str = "r") -> FeatureVolume:
         import zarr
 
         path = Path(path)
@@ -320,7 +320,7 @@ class FeatureVolume:
         try:
             group = zarr.open_group(str(path), mode=mode)
             fmt = group.attrs.get("format")
-        except Exception as exc:  # zarr raises many types for non-stores
+        except Exception as exc:  # zarr raises many types for non-stores  # noqa: BLE001
             raise SeisfmError(f"{path}: not a feature store ({exc.__class__.__name__})") from None
         if fmt != FORMAT:
             raise SeisfmError(f"{path}: not a napari-seisfm feature store")
@@ -448,7 +448,7 @@ class FeatureVolume:
         every_chunk = bool(self._group.attrs.get("every_chunk_written", False))
         try:
             done = np.asarray(self._done[...], bool)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             done, done_error = None, exc.__class__.__name__
         for idx, sl in self.chunk_slices():
             problems = []
@@ -492,11 +492,11 @@ class FeatureVolume:
             key = array.metadata.encode_chunk_key(tuple(int(c) for c in chunk_coords))
             if not (self.path / array.basename / key).is_file():
                 return None, "missing"
-        except Exception:  # not a local directory store: only the read can tell
+        except Exception:  # not a local directory store: only the read can tell  # noqa: BLE001
             pass
         try:
             data = np.asarray(array[sl])
-        except Exception as exc:  # truncated or garbled bytes: the codec's own error type
+        except Exception as exc:  # truncated or garbled bytes: the codec's own error type  # noqa: BLE001
             return None, _chunk_error(exc)
         return data, None
 
@@ -509,13 +509,13 @@ class FeatureVolume:
         Callers hold the :class:`StoreLock`."""
         try:
             done = np.asarray(self._done[...], bool)
-        except Exception:  # the flags themselves are damaged: redo everything
+        except Exception:  # the flags themselves are damaged: redo everything  # noqa: BLE001
             done = np.ones(self._done.shape, bool)
             chunk_indices = [idx for idx, _ in self.chunk_slices()]
         for idx in chunk_indices:
             done[tuple(idx)] = False
             for array, coords in ((self.embeddings, (*idx, 0)), (self.valid, tuple(idx))):
-                try:  # a garbled file is never read again, even by a partial-chunk write
+                try:  # a garbled file is never read again, even by a partial-chunk write  # noqa: SIM105
                     (self.path / array.basename / array.metadata.encode_chunk_key(coords)).unlink(missing_ok=True)
                 except OSError:
                     pass

@@ -83,7 +83,7 @@ def load(path=None, device="cpu", expect: dict | None = None) -> tuple[WaveDiffu
 
         with safe_open(str(path), "pt") as f:
             cfg = json.loads((f.metadata() or {})["config"])
-    except Exception as e:  # safetensors raises its own error type for a damaged header
+    except Exception as e:  # safetensors raises its own error type for a damaged header  # noqa: BLE001
         raise SeisfmError(f"{path}: not a seisfm wavediff model ({type(e).__name__}: {e})") from None
     if expect is not None and expect != cfg:
         diff = sorted(k for k in cfg if cfg.get(k) != expect.get(k))
@@ -94,7 +94,7 @@ def load(path=None, device="cpu", expect: dict | None = None) -> tuple[WaveDiffu
     model = WaveDiffusion.from_config(cfg)
     try:
         state = load_file(str(path))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001
         raise SeisfmError(f"{path}: damaged weights ({type(e).__name__}: {e})") from None
     if not model.vq_cfg.two_vq:
         state.update({k.replace("vqae.vq_s.", "vqae.vq_v."): v for k, v in state.items() if k.startswith("vqae.vq_s.")})

@@ -103,7 +103,7 @@ class Decoder(nn.Module):
         chans = [cfg.ch * cfg.mults[min(n - i, len(cfg.mults) - 1)] for i in range(n + 1)]
         self.inp = nn.Conv2d(cfg.zdim, chans[0], 3, padding=1)
         self.stages = nn.ModuleList()
-        for i, s in enumerate(strides):
+        for i, _s in enumerate(strides):
             self.stages.append(
                 nn.ModuleDict(
                     {

@@ -11,7 +11,7 @@ to do next (:meth:`say`). Docks of this plugin opened side by side become tabs o
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from magicgui.widgets import ComboBox, Container
 from qtpy.QtCore import QEvent, QObject, Qt

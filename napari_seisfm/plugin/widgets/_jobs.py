@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 from qtpy.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from qtpy.QtWidgets import QMainWindow
@@ -41,7 +41,7 @@ from . import _notify
 REFRESH_MS = 150  # progress shown at most ~7 times a second
 TEARDOWN_WAIT_S = 1.0  # how long closing the viewer waits for a cancelled job to stop (cancel is heard within a step)
 QUIT_WAIT_S = 30.0  # how long quitting the application waits for cancelled jobs, so Python never shuts down under them
-_RUNNING: "weakref.WeakSet" = weakref.WeakSet()  # controllers whose job has not returned yet
+_RUNNING: weakref.WeakSet = weakref.WeakSet()  # controllers whose job has not returned yet
 
 
 class JobController:
@@ -254,14 +254,14 @@ class JobController:
         self.closed = True
         self.cancel_event.set()
         if self.on_teardown is not None:
-            try:
+            try:  # noqa: SIM105
                 self.on_teardown()
             except RuntimeError:  # its Qt objects went first
                 pass
         worker = self.worker
         if worker is not None:
             worker.quit()  # napari's abort flag: the result of a job that still finishes is dropped
-        try:
+        try:  # noqa: SIM105
             self._timer.stop()
         except RuntimeError:  # the timer went with the widget
             pass

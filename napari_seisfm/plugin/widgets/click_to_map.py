@@ -208,7 +208,7 @@ class ClickToMapWidget(Dock):
         return layer
 
     def _layer(self, name):
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return self.viewer.layers.get(name, None)
 
     def offer_store(self, path, layer) -> str | None:
         """A store just extracted from ``layer``'s cube (the Extract dock): chosen here, and loaded when no

@@ -268,14 +268,14 @@ class CodecWidget(Dock):
         dt = self.sample_interval.value or None
         if placement["axis"] == 2:  # a time slice has no time axis
             dt = None
-        kwargs = dict(
-            lowpass_hz=self.lowpass.value or None,
-            trim_multiple=32 if self.trim.value else 1,
-            cosmos_dir=self.cosmos_dir.value.strip() or None,
-            progress=self.jobs.report,
-            cancel=self.jobs.cancel_event,
-            mae_model=self.mae_model.currentText().strip() or None,
-        )
+        kwargs = {
+            "lowpass_hz": self.lowpass.value or None,
+            "trim_multiple": 32 if self.trim.value else 1,
+            "cosmos_dir": self.cosmos_dir.value.strip() or None,
+            "progress": self.jobs.report,
+            "cancel": self.jobs.cancel_event,
+            "mae_model": self.mae_model.currentText().strip() or None,
+        }
         self.show_results()  # laid out before the figure is drawn for its room
         self.say(f"comparing {len(names)} codecs on a {section.shape[0]}x{section.shape[1]} section ...")
         self.jobs.start(

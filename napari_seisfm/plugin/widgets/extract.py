@@ -124,19 +124,19 @@ class ExtractWidget(Dock):
         except SeisfmError as exc:
             self.error(exc)
             return
-        kwargs = dict(
-            model=model,
-            checkpoint=_path(self.checkpoint),
-            stride=stride,
-            pca=self.pca.value,
-            dtype=self.dtype.value,
-            device=self.device.value,
-            precision=self.precision.value,
-            batch_size=self.batch_size.value or None,
-            overwrite=self.overwrite.value,
-            progress=self.jobs.report,
-            cancel=self.jobs.cancel_event,
-        )
+        kwargs = {
+            "model": model,
+            "checkpoint": _path(self.checkpoint),
+            "stride": stride,
+            "pca": self.pca.value,
+            "dtype": self.dtype.value,
+            "device": self.device.value,
+            "precision": self.precision.value,
+            "batch_size": self.batch_size.value or None,
+            "overwrite": self.overwrite.value,
+            "progress": self.jobs.report,
+            "cancel": self.jobs.cancel_event,
+        }
         self._run = (layer, out)
         self.say(f"embedding {layer.name} into {out} ...")
         self.jobs.start(_extract_and_view, extract_features, cube, out, kwargs, on_done=self._on_done, on_error=self._on_error)

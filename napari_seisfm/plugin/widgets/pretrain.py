@@ -202,21 +202,21 @@ class PretrainWidget(Dock):
             self._show_error(exc)
             return
         budget = self.budget.value
-        kwargs = dict(
-            out=out,
-            name=name,
-            tokenization=self.tokenization.value,
-            size=self.size.value,
-            minutes=budget if self._minutes_mode else None,
-            steps=None if self._minutes_mode else int(budget),
-            batch_size=self.batch_size.value,
-            device=self.device.value,
-            val=val,
-            resume=resume,
-            progress=self.jobs.report,
-            cancel=self.jobs.cancel_event,
-            command="napari dock: Pretrain on this survey",
-        )
+        kwargs = {
+            "out": out,
+            "name": name,
+            "tokenization": self.tokenization.value,
+            "size": self.size.value,
+            "minutes": budget if self._minutes_mode else None,
+            "steps": None if self._minutes_mode else int(budget),
+            "batch_size": self.batch_size.value,
+            "device": self.device.value,
+            "val": val,
+            "resume": resume,
+            "progress": self.jobs.report,
+            "cancel": self.jobs.cancel_event,
+            "command": "napari dock: Pretrain on this survey",
+        }
         self._run_out, self._run_name = out, name
         self._latest = None
         self.result = None

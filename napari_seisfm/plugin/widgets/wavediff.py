@@ -152,7 +152,7 @@ class WaveDiffWidget(Dock):
     # ------------------------------------------------------------------ results
     def _close_results(self):
         if self.results_viewer is not None:
-            try:
+            try:  # noqa: SIM105
                 self.results_viewer.close()
             except RuntimeError:  # closed by the user already
                 pass

@@ -79,7 +79,7 @@ def test_red_white_blue_is_in_the_colormap_list_after_opening_a_cube(make_napari
     viewer = make_napari_viewer()
     s = make_survey((32, 32, 32), seed=0)
     path = write_npy(tmp_path / "c.npy", s.amplitude, survey_geometry(s))
-    for data, kwargs, kind in get_reader(str(path))(str(path)):
+    for data, kwargs, _kind in get_reader(str(path))(str(path)):
         layer = viewer.add_image(data, **kwargs)
     assert "seismic red-white-blue" in AVAILABLE_COLORMAPS
     layer.colormap = "seismic red-white-blue"  # what choosing it in the layer controls does
