@@ -325,3 +325,17 @@ def test_no_private_name_is_imported_across_modules():
         if (_module(path), full) not in KNOWN_PRIVATE
     ]
     assert not bad, "private names used across modules (make them public or keep them in their module):\n" + "\n".join(bad)
+
+
+LONG_MODULES = {"napari_seisfm/synthetic.py"}  # the synthetic geology: one generator, read top to bottom
+MAX_LINES = 600
+
+
+def test_no_module_is_over_600_lines():
+    """One room per concept: a module that grows past this is split by what it is about."""
+    long = [
+        f"{p.relative_to(REPO)}: {n}"
+        for p in sorted(PKG.rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_LINES and str(p.relative_to(REPO)) not in LONG_MODULES
+    ]
+    assert not long, "modules over 600 lines:\n" + "\n".join(long)

@@ -18,7 +18,8 @@ from .protocols import (
     segmentation_quality,
     simulated_interpreter,
 )
-from .suite import ADAPT_STEPS, DEV_SEEDS, REPORT_SEEDS, figures, markdown, prepare, run, to_json
+from .report import figures, markdown, to_json
+from .suite import ADAPT_STEPS, DEV_SEEDS, REPORT_SEEDS, prepare, run
 
 __all__ = [
     "MAX_CLICKS",

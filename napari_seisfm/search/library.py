@@ -37,6 +37,7 @@ from ..io.output import atomic_output
 from ..store.grid import GridSpec
 from ..store.lock import StoreLock
 from ..store.volume import FeatureVolume
+from .region import bodies_per_store
 from .seabed import cube_path, entry_cube, remove_bands, write_band
 
 FORMAT = "seisfm-library"
@@ -244,7 +245,7 @@ class Library:
             inside = self._in_band(sid, grid, bands)
             keep = np.flatnonzero(~inside)
             if radius > 0:
-                keep, hits = _bodies(sid[keep], grid[keep], keep, radius, self._steps())
+                keep, hits = bodies_per_store(sid[keep], grid[keep], keep, radius, self._steps())
             else:
                 hits = np.ones(len(keep), np.int64)
             if best is not None and len(keep) <= len(best[3]):
@@ -344,35 +345,6 @@ class Library:
                 g = tuple(int(v) for v in grid_index)
                 return band is not None and g[2] < int(band[g[0], g[1]])
         return False
-
-
-def _bodies(sid: np.ndarray, grid: np.ndarray, order: np.ndarray, radius: int, steps: dict):
-    """Group hits (best first) into bodies per store: hits within ``radius`` indexed grid points of each other
-    (Chebyshev, in units of the store's index step) are chained into one. Returns (``order`` at each body's
-    best hit, the number of hits per body), bodies best first."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    best, size = [], []
-    for i in np.unique(sid):
-        at = np.flatnonzero(sid == i)  # best first: usearch returns hits by distance
-        if len(at) == 1:
-            best.append(at)
-            size.append([1])
-            continue
-        pts = grid[at] / steps.get(int(i), np.ones(3))
-        pairs = cKDTree(pts).query_pairs(r=radius + 1e-6, p=np.inf, output_type="ndarray")
-        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(at), len(at)))
-        _, labels = connected_components(graph, directed=False)
-        _, first, counts = np.unique(labels, return_index=True, return_counts=True)
-        best.append(at[first])
-        size.append(counts)
-    if not best:
-        return order[:0], np.zeros(0, np.int64)
-    best, size = np.concatenate(best), np.concatenate(size)
-    rank = np.argsort(best, kind="stable")  # positions in the best-first hit list = score order
-    return order[best[rank]], size[rank].astype(np.int64)
 
 
 # ---------------------------------------------------------------------- building

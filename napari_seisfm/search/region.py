@@ -152,3 +152,33 @@ def auto_threshold(score_map: np.ndarray, positives) -> float:
     if not vals:
         raise SeisfmError("add a positive click first")
     return min(vals)
+
+
+def bodies_per_store(sid: np.ndarray, grid: np.ndarray, order: np.ndarray, radius: int, steps: dict):
+    """The survey library's one entry per body (the in-cube match list's rule, across stores). Group hits (best
+    first) into bodies per store: hits within ``radius`` indexed grid points of each other
+    (Chebyshev, in units of the store's index step) are chained into one. Returns (``order`` at each body's
+    best hit, the number of hits per body), bodies best first."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    best, size = [], []
+    for i in np.unique(sid):
+        at = np.flatnonzero(sid == i)  # best first: usearch returns hits by distance
+        if len(at) == 1:
+            best.append(at)
+            size.append([1])
+            continue
+        pts = grid[at] / steps.get(int(i), np.ones(3))
+        pairs = cKDTree(pts).query_pairs(r=radius + 1e-6, p=np.inf, output_type="ndarray")
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(at), len(at)))
+        _, labels = connected_components(graph, directed=False)
+        _, first, counts = np.unique(labels, return_index=True, return_counts=True)
+        best.append(at[first])
+        size.append(counts)
+    if not best:
+        return order[:0], np.zeros(0, np.int64)
+    best, size = np.concatenate(best), np.concatenate(size)
+    rank = np.argsort(best, kind="stable")  # positions in the best-first hit list = score order
+    return order[best[rank]], size[rank].astype(np.int64)
