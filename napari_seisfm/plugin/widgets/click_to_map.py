@@ -208,7 +208,8 @@ class ClickToMapWidget(Dock):
         return layer
 
     def _layer(self, name):
-        return self.viewer.layers.get(name, None)
+        layers = self.viewer.layers
+        return layers[name] if name in layers else None  # noqa: SIM401 - napari's LayerList has no .get
 
     def offer_store(self, path, layer) -> str | None:
         """A store just extracted from ``layer``'s cube (the Extract dock): chosen here, and loaded when no
