@@ -14,7 +14,9 @@ of the grid, with the halo it needs) <= 0.5 s; the whole grid <= 15 s on 2 cores
   others' reused; median of ``--reps``); ``slice_s``: the visible slice (median); ``whole_s``: every grid point
   (only for the read-outs in ``--whole``; a forest over 16.7 M points takes many minutes).
 - Click maps: the linear probe and the nonlinear decision (``mlp``) after 3 positive and 2 negative clicks:
-  the section preview and the whole map.
+  ``prepare_s`` (the one-off work the dock does while loading the store: the context's statistics and the
+  background's inputs), the section preview and the whole map after the first 5 clicks (``first_*``), then
+  after one more click (``next_*``: what each later click costs).
 
 Baseline in the same run: the linear read-out (the previous default); every time is also given as a ratio to
 the linear read-out's. Prints JSON with the load average before and after.
@@ -53,6 +55,11 @@ def main(argv=None) -> int:
     p.add_argument("--whole", default="linear,mlp", help="read-outs timed on the whole grid (default: %(default)s)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--no-clicks", action="store_true", help="skip the click maps")
+    p.add_argument(
+        "--decisions",
+        default="probe-plain,probe,mlp",
+        help="click decisions timed; probe-plain: without context (default: %(default)s)",
+    )
     a = p.parse_args(argv)
     fm, truth = store(a.size, a.dim, a.classes)
     rng = np.random.default_rng(1)
@@ -110,21 +117,45 @@ def main(argv=None) -> int:
         target = truth == a.classes // 2
         where, bg = np.argwhere(target), np.argwhere(~target)
         clicks = {}
-        for decision in ("probe", "mlp"):
-            s = make_search(fm, decision)
+        section = np.ravel_multi_index(np.ix_([mid], np.arange(fm.shape[1]), np.arange(fm.shape[2])), fm.shape).ravel()
+        box = (slice(mid, mid + 1), slice(0, fm.shape[1]), slice(0, fm.shape[2]))
+
+        def preview_of(search):  # the section on screen as the session computes it (ClickToMapSession.preview)
+            return search.scores_box(box) if hasattr(search, "scores_box") else search.scores_at(section)
+
+        for decision in a.decisions.split(","):
+            if decision == "probe-plain":  # the baseline: the probe without context (the default before issue 22)
+                from napari_seisfm.search import ProbeSearch
+
+                s = ProbeSearch(fm, context=())
+            else:
+                s = make_search(fm, decision)
+            t0 = time.perf_counter()
+            s.prepare()  # what the dock does while loading the store
+            prepare = time.perf_counter() - t0
             for i in (0, len(where) // 3, 2 * len(where) // 3):
                 s.add(tuple(where[i]))
             for i in (0, len(bg) // 2):
                 s.add(tuple(bg[i]), negative=True)
-            section = np.ravel_multi_index(np.ix_([mid], np.arange(fm.shape[1]), np.arange(fm.shape[2])), fm.shape).ravel()
             t0 = time.perf_counter()
-            s.scores_at(section)
+            preview_of(s)
             preview = time.perf_counter() - t0
             t0 = time.perf_counter()
             m = s.score_map()
+            whole = time.perf_counter() - t0
+            # one more click, as in a session: the one-off statistics and the background's rows are cached
+            s.add(tuple(where[len(where) // 2]))
+            t0 = time.perf_counter()
+            preview_of(s)
+            next_preview = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            s.score_map()
             clicks[decision] = {
-                "preview_s": round(preview, 3),
-                "map_s": round(time.perf_counter() - t0, 2),
+                "prepare_s": round(prepare, 2),
+                "first_preview_s": round(preview, 3),
+                "first_map_s": round(whole, 2),
+                "next_preview_s": round(next_preview, 3),
+                "next_map_s": round(time.perf_counter() - t0, 2),
                 "iou": round(float(np.sum((m >= 0.5) & target) / np.sum((m >= 0.5) | target)), 4),
             }
             print(json.dumps({f"click {decision}": clicks[decision]}), flush=True)

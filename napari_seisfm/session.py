@@ -160,6 +160,14 @@ class ClickToMapSession:
             fingerprint = cube.geometry.fingerprint()
         return cls(fm, features_path=str(path), cube_fingerprint=fingerprint or fm.fingerprint, **kw)
 
+    def prepared(self) -> ClickToMapSession:
+        """This session with its decision's click-independent work done (:meth:`CentroidSearch.prepare`): call
+        it where waiting is expected (loading the store, in a worker), so the first click is as quick as the
+        next."""
+        with self._lock:
+            self._synced(self.snapshot()).prepare()
+        return self
+
     # ------------------------------------------------------------------ clicks
     @property
     def positives(self) -> list[tuple[float, float, float]]:

@@ -274,3 +274,17 @@ def test_export_given_a_cube_path_closes_the_cube_it_opens(tmp_path):
         assert c.shape == (24, 20, 64)
     with open_cube(src) as c:  # the check sees an open cube
         assert open_on_cube() >= 1
+
+
+def test_a_prepared_session_did_the_first_clicks_one_off_work_and_maps_the_same():
+    """The probe's context statistics and background rows are computed when the store is loaded (the dock's
+    loading job), not at the first click; the maps are the same as without preparing."""
+    plain = ClickToMapSession(two_bodies(), decision="probe", kernel="numpy")
+    ready = ClickToMapSession(two_bodies(), decision="probe", kernel="numpy").prepared()
+    search = ready._search
+    assert search.context and set(search.background.tolist()) <= set(search._rows)  # the background's inputs are in
+    for s in (plain, ready):
+        s.add_click((2, 2, 2), space="grid")
+        s.add_click((9, 9, 9), negative=True, space="grid")
+    np.testing.assert_array_equal(plain.compute().score, ready.compute().score)
+    assert ClickToMapSession(two_bodies(), decision="centroid", kernel="numpy").prepared()._search.decision == "centroid"

@@ -51,6 +51,10 @@ class CentroidSearch:
         self._scores: np.ndarray | None = None  # flat cache of the last map
 
     # ------------------------------------------------------------------ clicks
+    def prepare(self) -> None:
+        """Work every click needs and no click changes, done before the first click (the session does it
+        when a store is loaded). Nothing for this rule: its map is one dot product."""
+
     def _clicks(self, negative: bool) -> list:
         return self.negatives if negative else self.positives
 

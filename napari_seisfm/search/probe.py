@@ -85,6 +85,12 @@ class ProbeSearch(CentroidSearch):
             self._inputs = Inputs(self.features, self.context)
         return self._inputs
 
+    def prepare(self) -> None:
+        """The background sample's inputs with their context, before the first click (0.5 s on a 256^3 grid,
+        benchmarks/bench_readouts.py): the first click then costs what every later one does."""
+        if self.context:
+            self.rows_inputs(self.background)
+
     def rows_inputs(self, rows: np.ndarray) -> np.ndarray:
         """Inputs of flat grid rows, cached: the background sample is computed once per search."""
         new = [r for r in dict.fromkeys(rows.tolist()) if r not in self._rows]

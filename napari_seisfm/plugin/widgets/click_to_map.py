@@ -242,15 +242,17 @@ class ClickToMapWidget(Dock):
             return
         self.store.setCurrentText(path)
         self.say(f"loading {path} ...")
-        self.jobs.start(
-            ClickToMapSession.open,
-            path,
-            fingerprint=fingerprint_of(seismic),
-            cube_path=seismic.metadata.get("path"),
-            decision=self.decision.value,
-            connected=self.connected.value,
-            on_done=lambda s: self._on_session(s, seismic),
-        )
+        options = {
+            "fingerprint": fingerprint_of(seismic),
+            "cube_path": seismic.metadata.get("path"),
+            "decision": self.decision.value,
+            "connected": self.connected.value,
+        }
+
+        def load():  # the decision's one-off work too (seconds on a big grid): the first click is as quick as the next
+            return ClickToMapSession.open(path, **options).prepared()
+
+        self.jobs.start(load, on_done=lambda s: self._on_session(s, seismic))
 
     def _on_session(self, session: ClickToMapSession, seismic):
         self.session, self.seismic = session, seismic
