@@ -201,9 +201,11 @@ def pretrain(
         resume=resume,
         sources=specs,
     )
+    finished = False
     try:
         history = trainer.run(progress=progress, cancel=cancel)
         if trainer.rank != 0:  # under torchrun rank 0 alone writes and lists the model
+            finished = True
             return PretrainResult(out, settings.name, None, None, history)
         card = write_model(
             out,
@@ -217,10 +219,11 @@ def pretrain(
             init=trainer.init_note,
         )
         installed = install_card(card, settings.name) if install else None
+        finished = True
         return PretrainResult(out, settings.name, card, installed, history)
     finally:
         if trainer.world > 1:
-            end_distributed()
+            end_distributed(together=finished)
 
 
 def window_size(settings: PretrainSettings) -> int:

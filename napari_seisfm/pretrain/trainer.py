@@ -367,9 +367,14 @@ def _dist_rank_world(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def end_distributed() -> None:
-    """Leave the process group (torchrun runs): call once the run is over on every rank."""
+def end_distributed(*, together: bool = True) -> None:
+    """Leave the process group (torchrun runs): call once the run is over on every rank. ``together``: wait
+    for every rank first (a rank that tore the group down while rank 0 still wrote the model aborted with
+    "terminate called without an active exception", once in a full test run); after an error, leave at once
+    (the other ranks may never arrive)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if together:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
