@@ -14,8 +14,8 @@ import threading
 
 # what napari imports for the first Labels layer (measured: pandas for its features table, skimage's colour
 # conversions, scipy.linalg), what the maps use, and the interpretation core the Click-to-map dock builds on
-# when a finished extraction hands it the store (0.3-0.4 s on the GUI thread, measured with the walkthrough)
-LAYERS = ("pandas", "skimage.color", "skimage.exposure", "scipy.linalg", "scipy.ndimage", "napari_seisfm.session")
+# when a finished extraction hands it the store (0.2 s of GUI-thread CPU otherwise: docs/desk.md)
+FIRST_USE = ("pandas", "skimage.color", "skimage.exposure", "scipy.linalg", "scipy.ndimage", "napari_seisfm.session")
 TORCH = ("torch",)  # the torch-backed docks: pretraining, WaveDiffusion, ViT extraction, MAE codecs
 
 _started: set[str] = set()
@@ -23,8 +23,8 @@ _lock = threading.Lock()
 
 
 def warm_up(*modules: str) -> threading.Thread | None:
-    """Import ``modules`` (default: what the first layers need) in a background thread, once per process."""
-    names = [m for m in (modules or LAYERS) if m not in sys.modules]
+    """Import ``modules`` (default: FIRST_USE, what the first layers and maps need) in a background thread, once per process."""
+    names = [m for m in (modules or FIRST_USE) if m not in sys.modules]
     with _lock:
         names = [m for m in names if m not in _started]
         _started.update(names)

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import SeisfmError
-from ..warmup import LAYERS, TORCH, warm_up
+from ..warmup import FIRST_USE, TORCH, warm_up
 from . import _notify
 from ._jobs import JobController
 from ._scroll import scrolling_layout
@@ -68,7 +68,7 @@ class Dock(QWidget):
         for event in ("inserted", "removed", "reordered"):
             getattr(self.viewer.layers.events, event).connect(self.reset_choices)
         self._tabs = _TabWithSiblings(self)
-        warm_up(*LAYERS, *(TORCH if self.needs_torch else ()))
+        warm_up(*FIRST_USE, *(TORCH if self.needs_torch else ()))
 
     # ------------------------------------------------------------------ building
     def layer_picker(self, label: str, accepts: Callable, *, none: str | None = None, tooltip: str = "") -> ComboBox:
